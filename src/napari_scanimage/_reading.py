@@ -1,0 +1,152 @@
+"""Picklable reader specs and per-thread file readers shared by NumPy and dask reads.
+
+A :class:`ReaderSpec` names files and their page counts only: every process indexes a file
+once (cached by path, size and modification time) and every thread keeps its own open
+:class:`~napari_scanimage.io.tiff.PageReader`, so dask graphs never carry an open handle.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import FormatError
+from .io.tiff import PageIndex, PageReader, index_pages
+from .layout import FileTable, Layout, Selection
+
+__all__ = ["BlockReader", "ReaderSpec", "close_readers", "register_index"]
+
+_index_lock = threading.Lock()
+_indexes: dict[tuple[str, int, int], PageIndex] = {}
+_local = threading.local()
+_all_readers: weakref.WeakSet[PageReader] = weakref.WeakSet()
+
+
+def _file_key(path: str) -> tuple[str, int, int]:
+    st = os.stat(path)
+    return (path, st.st_size, st.st_mtime_ns)
+
+
+def register_index(index: PageIndex) -> None:
+    """Make an index built elsewhere available to readers in this process."""
+    with _index_lock:
+        _indexes[_file_key(index.path)] = index
+
+
+def _get_index(path: str) -> PageIndex:
+    try:
+        key = _file_key(path)
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot be read any more ({exc.strerror}); check that the "
+                          "file still exists and the drive is mounted") from exc
+    index = _indexes.get(key)
+    if index is None:
+        index = index_pages(path)
+        with _index_lock:
+            _indexes[key] = index
+    return index
+
+
+def _reader(path: str) -> PageReader:
+    readers = getattr(_local, "readers", None)
+    if readers is None:
+        readers = _local.readers = {}
+    reader = readers.get(path)
+    if reader is None or reader._fh.closed:
+        reader = readers[path] = PageReader(_get_index(path))
+        _all_readers.add(reader)
+    return reader
+
+
+@atexit.register
+def _close_all() -> None:
+    for reader in list(_all_readers):
+        reader.close()
+
+
+def close_readers(paths) -> None:
+    """Close every cached reader (all threads) of ``paths`` and forget their indexes."""
+    paths = set(map(str, paths))
+    for reader in list(_all_readers):
+        if reader.index.path in paths:
+            reader.close()
+    with _index_lock:
+        for key in [k for k in _indexes if k[0] in paths]:
+            del _indexes[key]
+
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    """Files of one recording and how many pages each contributes (picklable)."""
+
+    paths: tuple[str, ...]
+    pages_per_file: tuple[int, ...]
+    frame_shape: tuple[int, int]
+    dtype: str
+
+    @property
+    def files(self) -> FileTable:
+        return FileTable(self.pages_per_file)
+
+    def read_pages(self, pages: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Read global ``pages`` (any shape) into an array of shape ``pages.shape + (Y, X)``."""
+        pages = np.asarray(pages, dtype=np.int64)
+        if out is None:
+            out = np.empty(pages.shape + self.frame_shape, dtype=self.dtype)
+        flat_out = out.reshape((-1,) + self.frame_shape)
+        files, local = self.files.locate(pages.ravel())
+        for k in np.unique(files).tolist():
+            sel = np.flatnonzero(files == k)
+            reader = _reader(self.paths[k])
+            if len(sel) == len(files):
+                reader.read_into(local, flat_out)
+            else:
+                block = np.empty((len(sel),) + self.frame_shape, dtype=self.dtype)
+                reader.read_into(local[sel], block)
+                flat_out[sel] = block
+        return out
+
+    def description(self, page: int) -> str:
+        files, local = self.files.locate(np.array([page]))
+        return _reader(self.paths[int(files[0])]).description(int(local[0]))
+
+
+@dataclass(frozen=True)
+class BlockReader:
+    """Reads output time rows of one :class:`Selection` (the function inside dask tasks)."""
+
+    spec: ReaderSpec
+    layout: Layout
+    selection: Selection
+
+    @property
+    def out_dtype(self) -> np.dtype:
+        if self.selection.slice_sample == "mean":
+            return np.dtype(np.float32)
+        return np.dtype(self.spec.dtype)
+
+    def out_shape(self, rows: int) -> tuple[int, ...]:
+        return (rows, *self.selection.leading_shape(self.layout)[1:], *self.spec.frame_shape)
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Output rows ``start:stop`` as one array (pages read straight into it)."""
+        pages = self.selection.pages(self.layout, start, stop)  # (n, nz, nf)
+        sel = self.selection
+        if sel.slice_sample == "mean":
+            raw = self.spec.read_pages(pages)
+            out = raw.mean(axis=2, dtype=np.float32)
+        else:
+            out = self.spec.read_pages(pages)
+            if sel.slice_sample != "axis":
+                out = out[:, :, 0]
+        if not (sel.volumetric and sel.plane is None):
+            out = out[:, 0]
+        return out
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        return self.rows(start, stop)

@@ -1,0 +1,298 @@
+"""The public entry point: open a ScanImage recording as a :class:`Dataset`.
+
+Functions
+---------
+open_dataset
+    Open one file, or the multi-file series it belongs to, or an explicit list of files.
+
+Classes
+-------
+Dataset
+    Metadata (``info``, ``metadata``), lazy arrays (``array``), direct reads (``read``),
+    per-sample ``timestamps`` and ``frame_indices``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ._reading import BlockReader, ReaderSpec, close_readers, register_index
+from .errors import FormatError, SelectionError, TimestampWarning
+from .io.scanimage import AcquisitionInfo, acquisition_info, read_static_metadata
+from .io.series import check_frame_continuity, discover_series
+from .io.tiff import PageIndex, index_pages
+from .layout import Layout, Selection, SliceSample
+
+__all__ = ["Dataset", "open_dataset"]
+
+CHUNK_BYTES = 4 * 2**20  # dask chunk target: a few frames, so a viewer step stays ~1 ms
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def open_dataset(path: str | os.PathLike, *,
+                 file_paths: Sequence[str | os.PathLike] | None = None) -> Dataset:
+    """Open a ScanImage recording.
+
+    Parameters
+    ----------
+    path : path-like
+        Any file of the recording.  A file of a split acquisition
+        (``<base>_<acq>_<file>.tif``) opens the whole acquisition.
+    file_paths : sequence of path-like, optional
+        Explicit files in acquisition order; overrides discovery.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    FormatError
+        The file is not a ScanImage TIFF or is corrupt.
+    LayoutError
+        Fewer pages than one volume needs.
+    """
+    if file_paths is not None:
+        paths = [Path(p) for p in file_paths]
+        if not paths:
+            raise FormatError("file_paths is empty; give at least one ScanImage file")
+    else:
+        paths = discover_series(path)
+    for p in paths:
+        if not p.is_file():
+            raise FormatError(f"{p}: no such file")
+    return Dataset(paths)
+
+
+class Dataset:
+    """One ScanImage recording (one file or a series), read lazily.
+
+    Use :func:`open_dataset` to create one.  Closing (or leaving a ``with`` block) releases the
+    file handles held in this process; dask arrays made earlier reopen files when computed.
+    """
+
+    def __init__(self, paths: Sequence[Path]):
+        self.paths = tuple(Path(p) for p in paths)
+        static = read_static_metadata(self.paths[0])
+        self._static = static
+        info = acquisition_info(static)
+        self._indexes: list[PageIndex] = [index_pages(p) for p in self.paths]
+        first = self._indexes[0]
+        for ix in self._indexes[1:]:
+            if ix.shape != first.shape or ix.dtype != first.dtype:
+                raise FormatError(f"{ix.path}: pages are {ix.shape} {ix.dtype}, but "
+                                  f"{first.path} has {first.shape} {first.dtype}; the files "
+                                  "do not belong to one recording")
+        for ix in self._indexes:
+            register_index(ix)
+        self.spec = ReaderSpec(tuple(str(p) for p in self.paths),
+                               tuple(len(ix) for ix in self._indexes), first.shape,
+                               first.dtype.str)
+        self.layout = Layout.from_counts(
+            num_channels=info.num_channels, num_planes=info.num_planes,
+            frames_per_slice=info.frames_per_slice, num_flyback=info.num_flyback,
+            total_pages=self.spec.files.total_pages, source=self.paths[0].name)
+        self.info: AcquisitionInfo = dataclasses.replace(
+            info, num_volumes=self.layout.num_volumes, num_flyback=self.layout.num_flyback,
+            frame_shape=first.shape, dtype=first.dtype)
+        self._metadata: dict | None = None
+        self._frame_values: dict[tuple[int, str], str | None] = {}
+        if len(self.paths) > 1:
+            self._check_series()
+
+    # -- metadata -------------------------------------------------------------------------
+    @property
+    def metadata(self) -> dict:
+        """Static ScanImage metadata as a dict of parsed values (``SI.…`` keys), plus
+        ``RoiGroups`` when the file stores them."""
+        if self._metadata is None:
+            meta = dict(self._static.values.items())
+            if self._static.roi_groups is not None:
+                meta["RoiGroups"] = self._static.roi_groups.get("RoiGroups",
+                                                                self._static.roi_groups)
+            self._metadata = meta
+        return self._metadata
+
+    def frame_description(self, page: int) -> dict[str, str]:
+        """Per-frame description of global raw ``page`` as {key: raw value text}."""
+        from .io.scanimage import parse_frame_description
+
+        return parse_frame_description(self.spec.description(int(page)))
+
+    def _frame_value(self, page: int, key: str) -> str | None:
+        cache_key = (page, key)
+        if cache_key not in self._frame_values:
+            self._frame_values[cache_key] = self.frame_description(page).get(key)
+        return self._frame_values[cache_key]
+
+    def _frame_number(self, page: int) -> float | None:
+        value = self._frame_value(page, "frameNumbers")
+        m = _NUMBER.search(value or "")
+        return float(m.group()) if m else None
+
+    def _check_series(self) -> None:
+        starts = self.spec.files.starts
+        bounds = [(self._frame_number(int(starts[k])), self._frame_number(int(starts[k + 1]) - 1))
+                  for k in range(len(self.paths))]
+        check_frame_continuity(self.paths, bounds)
+
+    # -- selection ------------------------------------------------------------------------
+    def channel_index(self, channel: int | str) -> int:
+        """Index of a channel given by index or by name."""
+        if isinstance(channel, str):
+            names = self.info.channel_names
+            if channel in names:
+                return names.index(channel)
+            raise SelectionError(f"no channel named {channel!r}; channels are "
+                                 f"{', '.join(map(repr, names))}")
+        return int(channel)
+
+    def selection(self, channel: int | str = 0, *, plane: int | None = None,
+                  slice_sample: SliceSample = 0) -> Selection:
+        return Selection.make(self.layout, self.channel_index(channel), plane, slice_sample)
+
+    def _block_reader(self, channel, plane, slice_sample) -> BlockReader:
+        return BlockReader(self.spec, self.layout, self.selection(channel, plane=plane,
+                                                                  slice_sample=slice_sample))
+
+    # -- data -----------------------------------------------------------------------------
+    def array(self, channel: int | str = 0, *, plane: int | None = None,
+              slice_sample: SliceSample = 0):
+        """Lazy dask array of one channel.
+
+        Parameters
+        ----------
+        channel : int or str
+            Channel index (in saved order) or name.
+        plane : int, optional
+            One plane (negative counts from the end); None keeps all planes.
+        slice_sample : int or {"mean", "interleave", "axis"}
+            With several frames per slice: pick sample k, average them, interleave them into
+            time, or keep them on an extra axis after z.
+
+        Returns
+        -------
+        dask.array.Array
+            (T, Z, Y, X); (T, Y, X) when planar or ``plane`` is given; an extra sample axis
+            after z for ``"axis"``; T·F time rows for ``"interleave"``.
+        """
+        import dask.array as da
+        from dask.base import tokenize
+
+        block = self._block_reader(channel, plane, slice_sample)
+        leading = block.selection.leading_shape(self.layout)
+        n_rows = leading[0]
+        row_bytes = int(np.prod(block.out_shape(1))) * block.out_dtype.itemsize
+        per_chunk = max(1, CHUNK_BYTES // max(row_bytes, 1))
+        starts = list(range(0, n_rows, per_chunk))
+        stats = [os.stat(p) for p in self.spec.paths]
+        name = "scanimage-" + tokenize(self.spec, [(s.st_size, s.st_mtime_ns) for s in stats],
+                                       block.layout, block.selection)
+        ndim = len(leading) + 2
+        zeros = (0,) * (ndim - 1)
+        dsk = {(name, i) + zeros: (block, s, min(s + per_chunk, n_rows))
+               for i, s in enumerate(starts)}
+        chunks = (tuple(min(per_chunk, n_rows - s) for s in starts),
+                  *((n,) for n in block.out_shape(1)[1:]))
+        return da.Array(dsk, name, chunks, dtype=block.out_dtype,
+                        meta=np.empty((0,) * ndim, dtype=block.out_dtype))
+
+    def read(self, channel: int | str = 0, *, plane: int | None = None,
+             slice_sample: SliceSample = 0, times: slice | Sequence[int] | None = None
+             ) -> np.ndarray:
+        """Read (part of) one channel into memory, bypassing dask.
+
+        Same parameters and axes as :meth:`array`; ``times`` picks time rows (a slice or
+        indices; default all).
+        """
+        block = self._block_reader(channel, plane, slice_sample)
+        n_rows = block.selection.num_times(self.layout)
+        if times is None:
+            return block.rows(0, n_rows)
+        if isinstance(times, slice):
+            start, stop, step = times.indices(n_rows)
+            if step == 1:
+                return block.rows(start, max(start, stop))
+            rows = np.arange(start, stop, step)
+        else:
+            rows = np.asarray(times, dtype=np.int64)
+            rows = np.where(rows < 0, rows + n_rows, rows)
+            if rows.size and (rows.min() < 0 or rows.max() >= n_rows):
+                raise SelectionError(f"time index out of range 0–{n_rows - 1}")
+        parts = [block.rows(int(r), int(r) + 1) for r in rows]
+        return (np.concatenate(parts) if parts
+                else np.empty(block.out_shape(0), block.out_dtype))
+
+    # -- time -----------------------------------------------------------------------------
+    def frame_indices(self, plane: int = -1, *, slice_sample: SliceSample | None = None
+                      ) -> np.ndarray:
+        """Global raw page index (channel 0) of each sample of ``plane``, int64.
+
+        Shape (T,) when there is one frame per slice or ``slice_sample`` is an int or "mean"
+        (first sample's page); (T, F) for None/"axis" with F > 1; (T·F,) for "interleave".
+        """
+        F = self.layout.frames_per_slice
+        mode = ("axis" if F > 1 else 0) if slice_sample is None else slice_sample
+        sel = Selection.make(self.layout, 0, plane, mode)
+        pages = sel.pages(self.layout, 0, sel.num_times(self.layout))[:, 0, :]
+        if mode == "axis":
+            return pages
+        return pages[:, 0]
+
+    def timestamps(self, plane: int = -1, *, slice_sample: SliceSample | None = None
+                   ) -> np.ndarray:
+        """Acquisition time in seconds of each sample (``frameTimestamps_sec``), float64.
+
+        Same shape rules as :meth:`frame_indices`; "mean" gives the mean time of the samples.
+        Falls back to frame number ÷ frame rate (with a :class:`TimestampWarning`) when the
+        file has no per-frame timestamps.
+        """
+        mode = slice_sample
+        if mode == "mean":
+            return self.timestamps(plane, slice_sample="axis").reshape(
+                self.layout.num_volumes, -1).mean(axis=1)
+        pages = self.frame_indices(plane, slice_sample=mode)
+        flat = pages.ravel()
+        values = np.empty(flat.shape, dtype=np.float64)
+        missing = False
+        for i, page in enumerate(flat.tolist()):
+            raw = self._frame_value(page, "frameTimestamps_sec")
+            m = _NUMBER.search(raw or "")
+            if m is None:
+                missing = True
+                break
+            values[i] = float(m.group())
+        if missing:
+            rate = self.info.frame_rate
+            if not rate:
+                raise FormatError(f"{self.paths[0]}: no per-frame timestamps and no frame rate "
+                                  "in the metadata; times cannot be derived")
+            warnings.warn(f"{self.paths[0].name}: no frameTimestamps_sec in the frame "
+                          f"descriptions; using frame number / {rate:g} Hz",
+                          TimestampWarning, stacklevel=2)
+            values = (flat // self.layout.num_channels) / rate
+        return values.reshape(pages.shape)
+
+    # -- lifetime -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release file handles held by this process for these files."""
+        close_readers(self.spec.paths)
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        i = self.info
+        return (f"<Dataset {self.paths[0].name}{f' +{len(self.paths) - 1} files' if len(self.paths) > 1 else ''}: "
+                f"{i.num_volumes} × {i.num_planes} planes × {i.frames_per_slice} samples, "
+                f"{i.num_channels} ch {i.channel_names}, {i.frame_shape} {i.dtype}>")

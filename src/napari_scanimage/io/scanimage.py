@@ -1,0 +1,409 @@
+"""ScanImage static metadata, every generation, without evaluating file text.
+
+Functions
+---------
+read_static_metadata
+    Header text of a ScanImage TIFF (2016+ block, SI 5/4 description, SI 3.x ``state.`` lines).
+acquisition_info
+    :class:`AcquisitionInfo` (channels, planes, frames per slice, flyback, rates, geometry).
+parse_value
+    MATLAB literal → Python value (via ``tifffile.matlabstr2py``, never ``eval``).
+parse_frame_description
+    Per-frame ``key = value`` text (or its JSON variant) → dict of raw strings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ..errors import FormatError
+from .tiff import _Walker, read_header
+
+__all__ = [
+    "SI_MAGIC",
+    "AcquisitionInfo",
+    "StaticMetadata",
+    "acquisition_info",
+    "parse_frame_description",
+    "parse_value",
+    "read_static_metadata",
+]
+
+SI_MAGIC = 117637889  # 0x07030301, at byte 16 of 2016+ files and .siff
+
+
+@lru_cache(maxsize=4096)
+def parse_value(text: str) -> Any:
+    """Convert one MATLAB literal (``[1 2;3 4]``, ``{'a' 'b'}``, ``true``, ``Inf``) to Python."""
+    import tifffile
+
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return tifffile.matlabstr2py(text)
+    except Exception:  # unusual literals stay text rather than failing the whole file
+        return text
+
+
+class RawMetadata(Mapping):
+    """Mapping of metadata key → parsed value; values are parsed on first access."""
+
+    def __init__(self, raw: dict[str, str]):
+        self._raw = raw
+        self._parsed: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._parsed[key]
+        except KeyError:
+            value = self._parsed[key] = parse_value(self._raw[key])
+            return value
+
+    def __iter__(self):
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def raw(self, key: str) -> str:
+        """The value exactly as written in the file."""
+        return self._raw[key]
+
+
+@dataclass(frozen=True)
+class StaticMetadata:
+    """Static (acquisition-wide) metadata of a ScanImage file.
+
+    ``values`` keys are normalised: ``SI.…`` (2016+ and SI 5), ``SI4.…`` (SI 4) and
+    ``state.…`` (SI 3.x).
+    """
+
+    generation: str  # "2016+", "SI5", "SI4", "SI3"
+    values: RawMetadata
+    roi_groups: dict | None = None
+    tiff_format_version: int | None = None
+    header_length: int = 0
+
+
+def _split_lines(text: str, sep: str, strip_prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.split(sep):
+        key, eq, value = line.partition("=")
+        if not eq:
+            continue
+        key = key.strip()
+        if strip_prefix and key.startswith(strip_prefix):
+            key = key[len(strip_prefix):]
+        if key and " " not in key:
+            out[key] = value.strip()
+    return out
+
+
+def _first_description(fh, size: int, path: str) -> str:
+    import mmap
+
+    header = read_header(fh.read(16), path)
+    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        walker = _Walker(mm, size, header, path, ())
+        arrays, *_ = walker.walk(header.first_ifd, max_pages=1)
+        if not arrays["description_lengths"]:
+            return ""
+        off, length = arrays["description_offsets"][0], arrays["description_lengths"][0]
+        return bytes(mm[off: off + length]).rstrip(b"\0").decode("utf-8", "replace")
+
+
+def read_static_metadata(path: str | os.PathLike) -> StaticMetadata:
+    """Read the static ScanImage metadata of one file, touching only the bytes it needs.
+
+    Raises
+    ------
+    FormatError
+        If the file is not TIFF, not ScanImage, or its header block is corrupt.
+    """
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(32)
+        header = read_header(head, path)
+        if header.bigtiff and len(head) >= 32:
+            magic, version, n_text, n_roi = struct.unpack_from(header.byteorder + "4I", head, 16)
+            if magic == SI_MAGIC:
+                if 32 + n_text + n_roi > size or n_text == 0:
+                    raise FormatError(
+                        f"{path}: ScanImage header block declares {n_text} + {n_roi} bytes but "
+                        f"the file holds {size}; the header is corrupt")
+                block = fh.read(n_text + n_roi)
+                text = block[:n_text].rstrip(b"\0").decode("utf-8", "replace")
+                rois = None
+                if n_roi:
+                    roi_text = block[n_text:].rstrip(b"\0").decode("utf-8", "replace").strip()
+                    try:
+                        rois = json.loads(roi_text) if roi_text else None
+                    except ValueError:
+                        rois = None
+                raw = _split_lines(text, "\n")
+                if not any(k.startswith("SI.") for k in raw):
+                    raise FormatError(f"{path}: ScanImage header block holds no SI.* keys; "
+                                      "the header is corrupt")
+                return StaticMetadata("2016+", RawMetadata(raw), rois, version, 32 + n_text + n_roi)
+        fh.seek(0)
+        desc = _first_description(fh, size, path)
+    if desc.startswith("state."):
+        return StaticMetadata("SI3", RawMetadata(_split_lines(desc, "\r")))
+    if "scanimage.SI4." in desc:
+        return StaticMetadata("SI4", RawMetadata(_split_lines(desc, "\n", "scanimage.")))
+    if "scanimage.SI." in desc:
+        return StaticMetadata("SI5", RawMetadata(_split_lines(desc, "\n", "scanimage.")))
+    raise FormatError(f"{path}: a TIFF file, but not written by ScanImage (no ScanImage header "
+                      "or description); open it with napari's default TIFF reader")
+
+
+def parse_frame_description(text: str) -> dict[str, str]:
+    """Per-frame description → {key: raw value string} (``key = value`` lines or JSON)."""
+    text = text.strip("\0 \r\n")
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return {}
+        flat = data.get("frameData", data) if isinstance(data, dict) else {}
+        return {k: json.dumps(v) if not isinstance(v, str) else v for k, v in flat.items()}
+    sep = "\r" if "\n" not in text else "\n"
+    return _split_lines(text, sep, "scanimage.")
+
+
+@dataclass(frozen=True)
+class AcquisitionInfo:
+    """What a ScanImage recording is, from its static metadata (plus page facts when known).
+
+    Attributes
+    ----------
+    channel_ids : tuple of int
+        Saved hardware channels, 1-based, in page order.
+    channel_names : tuple of str
+    num_planes : int
+        Slices per volume (``actualNumSlices`` over a stale ``numSlices``); 1 when planar.
+    frames_per_slice : int
+        Saved frames per slice (after ``logAverageFactor``); 1 when planar.
+    num_flyback : int
+        Flyback frames written after each volume's slices.
+    frame_rate, volume_rate : float or None
+        Hz.  ``volume_rate`` is the rate of time samples (volumes, or frames when planar).
+    pixel_size_um : tuple (y, x) of float or None
+    z_step_um : float or None
+    """
+
+    version: str
+    generation: str
+    channel_ids: tuple[int, ...]
+    channel_names: tuple[str, ...]
+    num_planes: int
+    frames_per_slice: int
+    num_flyback: int
+    frame_rate: float | None
+    volume_rate: float | None
+    pixel_size_um: tuple[float, float] | None
+    z_step_um: float | None
+    bidirectional: bool
+    mroi: bool
+    is_flim: bool
+    log_average_factor: int = 1
+    frames_per_file: int | None = None
+    stack_mode: str = "fast"
+    lines_per_frame: int | None = None
+    pixels_per_line: int | None = None
+    # facts from the pages, filled in by the Dataset
+    num_volumes: int | None = None
+    frame_shape: tuple[int, int] | None = None
+    dtype: np.dtype | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.channel_ids)
+
+    @property
+    def volumetric(self) -> bool:
+        return self.num_planes > 1
+
+
+def _get(values: Mapping, *keys: str, default: Any = None) -> Any:
+    for key in keys:
+        if key in values:
+            value = values[key]
+            if value is not None and value != []:
+                return value
+    return default
+
+
+def _as_int_list(value: Any) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [int(value)]
+    if isinstance(value, list):
+        flat: list[int] = []
+        for v in value:
+            flat += _as_int_list(v)
+        return flat
+    return []
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _channels(meta: StaticMetadata) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    v = meta.values
+    if meta.generation == "SI3":
+        ids = [n for n in range(1, 9) if _get(v, f"state.acq.savingChannel{n}") == 1]
+        if not ids:
+            ids = [n for n in range(1, 9) if _get(v, f"state.acq.acquiringChannel{n}") == 1]
+        return tuple(ids or [1]), tuple(f"Channel {n}" for n in ids or [1])
+    ids = _as_int_list(_get(v, "SI.hChannels.channelSave", "SI.hChannels.channelsSave",
+                            "SI4.channelsSave", "SI.hChannels.channelsActive",
+                            "SI4.channelsActive"))
+    ids = ids or [1]
+    names = _get(v, "SI.hChannels.channelName", "SI4.channelsName")
+    names = names if isinstance(names, list) else []
+    out = []
+    for n in ids:
+        name = names[n - 1] if 0 < n <= len(names) and isinstance(names[n - 1], str) else ""
+        out.append(name.strip() or f"Channel {n}")
+    return tuple(ids), tuple(out)
+
+
+def _pixel_size(v: Mapping, lines: int | None, pixels: int | None):
+    fov = _get(v, "SI.hRoiManager.imagingFovUm")
+    if not (isinstance(fov, list) and len(fov) >= 3 and lines and pixels):
+        return None
+    try:
+        corners = np.asarray(fov, dtype=float).reshape(-1, 2)
+    except (TypeError, ValueError):
+        return None
+    width = float(np.ptp(corners[:, 0]))
+    height = float(np.ptp(corners[:, 1]))
+    if width <= 0 or height <= 0:
+        return None
+    return (height / lines, width / pixels)
+
+
+def acquisition_info(meta: StaticMetadata, *, is_flim: bool = False) -> AcquisitionInfo:
+    """Derive the acquisition layout and rates from static metadata (FORMATS.md §1.3)."""
+    v = meta.values
+    ids, names = _channels(meta)
+    if meta.generation == "SI3":
+        return _info_si3(meta, ids, names)
+    si4 = meta.generation == "SI4"
+    slices = _get(v, "SI.hStackManager.actualNumSlices", "SI.hStackManager.numSlices",
+                  "SI.hFastZ.numSlices", "SI4.stackNumSlices", default=1)
+    enable = _get(v, "SI.hStackManager.enable")
+    if enable is False:
+        slices = 1
+    num_planes = max(int(_num(slices) or 1), 1)
+    average = max(int(_num(_get(v, "SI.hScan2D.logAverageFactor", "SI4.acqNumAveragedFrames",
+                                default=1)) or 1), 1)
+    fps = _num(_get(v, "SI.hStackManager.framesPerSlice", "SI4.acqNumFrames", default=1)) or 1
+    frames_per_slice = max(int(fps) // average, 1) if num_planes > 1 else 1
+    flyback = 0
+    if num_planes > 1:
+        with_fb = _num(_get(v, "SI.hStackManager.numFramesPerVolumeWithFlyback"))
+        without = _num(_get(v, "SI.hStackManager.numFramesPerVolume"))
+        if with_fb is not None and without is not None:
+            flyback = int(with_fb - without)
+        elif _get(v, "SI.hFastZ.discardFlybackFrames", "SI4.fastZDiscardFlybackFrames"):
+            flyback = int(_num(_get(v, "SI.hFastZ.numDiscardFlybackFrames",
+                                    "SI4.fastZNumDiscardFrames", default=0)) or 0)
+        flyback = max(flyback, 0)
+    frame_rate = _num(_get(v, "SI.hRoiManager.scanFrameRate", "SI4.scanFrameRate"))
+    if num_planes > 1:
+        volume_rate = _num(_get(v, "SI.hRoiManager.scanVolumeRate"))
+        if volume_rate is None and frame_rate:
+            volume_rate = frame_rate / (num_planes * frames_per_slice * average + flyback)
+    else:
+        volume_rate = frame_rate / average if frame_rate else None
+    lines = _num(_get(v, "SI.hRoiManager.linesPerFrame", "SI4.scanLinesPerFrame"))
+    pixels = _num(_get(v, "SI.hRoiManager.pixelsPerLine", "SI4.scanPixelsPerLine"))
+    lines_i, pixels_i = (int(lines) if lines else None), (int(pixels) if pixels else None)
+    z_step = _num(_get(v, "SI.hStackManager.actualStackZStepSize",
+                       "SI.hStackManager.stackZStepSize", "SI4.stackZStepSize"))
+    zs = _get(v, "SI.hStackManager.zs")
+    if isinstance(zs, list) and len(zs) > 1 and all(_num(z) is not None for z in zs):
+        z_step = abs(float(zs[1]) - float(zs[0])) or z_step
+    major = _get(v, "SI.VERSION_MAJOR", default="")
+    minor = _get(v, "SI.VERSION_MINOR", default="")
+    version = f"{major}.{minor}".strip(".") if major != "" else ("4" if si4 else "5")
+    per_file = _num(_get(v, "SI.hScan2D.logFramesPerFile", "SI4.loggingFramesPerFile"))
+    return AcquisitionInfo(
+        version=str(version),
+        generation=meta.generation,
+        channel_ids=ids,
+        channel_names=names,
+        num_planes=num_planes,
+        frames_per_slice=frames_per_slice,
+        num_flyback=flyback,
+        frame_rate=frame_rate,
+        volume_rate=volume_rate,
+        pixel_size_um=_pixel_size(v, lines_i, pixels_i),
+        z_step_um=abs(z_step) if z_step else None,
+        bidirectional=bool(_get(v, "SI.hScan2D.bidirectional", "SI4.bidirectionalScan",
+                                default=False)),
+        mroi=bool(_get(v, "SI.hRoiManager.mroiEnable", default=False)),
+        is_flim=is_flim or "SI.hScan2D.hAcq.Tau_bins" in v,
+        log_average_factor=average,
+        frames_per_file=int(per_file) if per_file else None,
+        stack_mode=str(_get(v, "SI.hStackManager.stackMode", default="fast")),
+        lines_per_frame=lines_i,
+        pixels_per_line=pixels_i,
+    )
+
+
+def _info_si3(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]):
+    v = meta.values
+    slices = max(int(_num(_get(v, "state.acq.numberOfZSlices", default=1)) or 1), 1)
+    frames = max(int(_num(_get(v, "state.acq.numberOfFrames", default=1)) or 1), 1)
+    averaging = bool(_get(v, "state.acq.averaging", default=0))
+    frame_rate = _num(_get(v, "state.acq.frameRate"))
+    # SI 3 stacks: every slice gets its frames (or one average) before the stage moves
+    frames_per_slice = (1 if averaging else frames) if slices > 1 else 1
+    volume_rate = None
+    if frame_rate:
+        volume_rate = frame_rate / (slices * frames) if slices > 1 else frame_rate
+        if slices == 1 and averaging:
+            volume_rate = frame_rate / frames
+    lines = _num(_get(v, "state.acq.linesPerFrame"))
+    pixels = _num(_get(v, "state.acq.pixelsPerLine"))
+    z_step = _num(_get(v, "state.acq.zStepSize"))
+    return AcquisitionInfo(
+        version=str(_get(v, "state.software.version", default="3")),
+        generation="SI3",
+        channel_ids=ids,
+        channel_names=names,
+        num_planes=slices,
+        frames_per_slice=frames_per_slice,
+        num_flyback=0,
+        frame_rate=frame_rate,
+        volume_rate=volume_rate,
+        pixel_size_um=None,
+        z_step_um=abs(z_step) if z_step else None,
+        bidirectional=bool(_get(v, "state.acq.bidirectionalScan", default=False)),
+        mroi=False,
+        is_flim=False,
+        lines_per_frame=int(lines) if lines else None,
+        pixels_per_line=int(pixels) if pixels else None,
+        stack_mode="slow" if slices > 1 else "fast",
+    )

@@ -1,0 +1,529 @@
+"""TIFF page indexing and reading, tuned for ScanImage files.
+
+Functions
+---------
+index_pages
+    Walk the IFD chain of a classic or BigTIFF file once into a :class:`PageIndex`.
+read_description
+    Read one page's ImageDescription bytes.
+PageReader
+    Read pages of one file into NumPy arrays (memory map for plain pages, tifffile otherwise).
+
+Only the entries a reader needs are kept: data offset, byte count, description offset and
+length, as int64 arrays.  Uncompressed single-strip pages are read straight from a memory map;
+anything else (compressed, tiled, multi-strip, odd bit depths) falls back to tifffile.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import warnings
+from dataclasses import dataclass, field
+from operator import itemgetter
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FormatError, TruncatedFileWarning
+
+__all__ = ["PageIndex", "PageReader", "index_pages", "read_description", "read_header"]
+
+_TAG_WIDTH, _TAG_HEIGHT, _TAG_BPS, _TAG_COMPRESSION = 256, 257, 258, 259
+_TAG_DESCRIPTION, _TAG_STRIP_OFFSETS, _TAG_SPP, _TAG_STRIP_BYTES = 270, 273, 277, 279
+_TAG_PLANAR, _TAG_TILE_WIDTH, _TAG_SAMPLE_FORMAT = 284, 322, 339
+# tags whose values must agree with the first page for the memory-map fast path
+_FORMAT_TAGS = (_TAG_WIDTH, _TAG_HEIGHT, _TAG_BPS, _TAG_COMPRESSION, _TAG_SPP, _TAG_SAMPLE_FORMAT)
+_SAMPLE_KIND = {1: "u", 2: "i", 3: "f"}
+
+
+@dataclass(frozen=True)
+class TiffHeader:
+    """The first bytes of a TIFF file: byte order, BigTIFF flag and first IFD offset."""
+
+    byteorder: str  # '<' or '>'
+    bigtiff: bool
+    first_ifd: int
+
+
+def read_header(head: bytes, path: str | os.PathLike = "") -> TiffHeader:
+    """Parse the 8- or 16-byte TIFF header.
+
+    Raises
+    ------
+    FormatError
+        If the bytes are not a TIFF header.
+    """
+    if len(head) < 8 or head[:2] not in (b"II", b"MM"):
+        raise FormatError(f"{path}: not a TIFF file (first bytes {head[:4]!r}); "
+                          "open a ScanImage .tif or .siff file")
+    bo = "<" if head[:2] == b"II" else ">"
+    magic = struct.unpack_from(bo + "H", head, 2)[0]
+    if magic == 42:
+        return TiffHeader(bo, False, struct.unpack_from(bo + "I", head, 4)[0])
+    if magic == 43 and len(head) >= 16:
+        return TiffHeader(bo, True, struct.unpack_from(bo + "Q", head, 8)[0])
+    raise FormatError(f"{path}: not a TIFF file (magic number {magic}); "
+                      "open a ScanImage .tif or .siff file")
+
+
+@dataclass(frozen=True, eq=False)
+class PageIndex:
+    """Where every page of one TIFF file lives.
+
+    Attributes
+    ----------
+    path : str
+    data_offsets, byte_counts : int64 arrays
+        First strip offset and byte count of each page (single-strip pages).
+    description_offsets, description_lengths : int64 arrays
+        ImageDescription position (0 length when absent).
+    shape : tuple[int, int]
+        (height, width) of the first page.
+    dtype : numpy.dtype
+    direct : bool
+        True when every page is uncompressed, single strip, and the same shape and type as the
+        first, so it can be read from a memory map.
+    file_size : int
+    truncated : bool
+        The file ends inside a page; that page and any after it are not indexed.
+    extra : dict
+        Values of further requested tags from the first page.
+    """
+
+    path: str
+    data_offsets: np.ndarray
+    byte_counts: np.ndarray
+    description_offsets: np.ndarray
+    description_lengths: np.ndarray
+    shape: tuple[int, int]
+    dtype: np.dtype
+    direct: bool
+    file_size: int
+    bigtiff: bool
+    byteorder: str
+    truncated: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.data_offsets)
+
+
+def _entry_format(bigtiff: bool, bo: str, count: int) -> struct.Struct:
+    key = (bigtiff, bo, count)
+    fmt = _ENTRY_STRUCTS.get(key)
+    if fmt is None:
+        if bigtiff:
+            fmt = struct.Struct(bo + "Q" + "HHQQ" * count + "Q")
+        else:
+            fmt = struct.Struct(bo + "H" + "HHII" * count + "I")
+        _ENTRY_STRUCTS[key] = fmt
+    return fmt
+
+
+_ENTRY_STRUCTS: dict[tuple[bool, str, int], struct.Struct] = {}
+
+
+class _Walker:
+    """Sequential IFD walk over a memory map; one `struct.unpack_from` per regular page."""
+
+    def __init__(self, buf, size: int, header: TiffHeader, path: str, extra_tags: tuple[int, ...]):
+        self.buf, self.size, self.path = buf, size, path
+        self.bo, self.big = header.byteorder, header.bigtiff
+        self.count_fmt = struct.Struct(self.bo + ("Q" if self.big else "H"))
+        self.entry_size = 20 if self.big else 12
+        self.count_size = 8 if self.big else 2
+        self.inline = 8 if self.big else 4
+        self.extra_tags = extra_tags
+        self.layout_key: tuple | None = None
+
+    def _unpack_ifd(self, offset: int, page: int):
+        """Return (tags, types, counts, values, next_offset) or None when cut by EOF."""
+        if offset + self.count_size > self.size:
+            return None
+        count = self.count_fmt.unpack_from(self.buf, offset)[0]
+        if count == 0 or count > 4096:
+            raise FormatError(f"{self.path}: page {page}: IFD at byte {offset} declares {count} "
+                              "tags; the file is corrupt (re-export or recover it from the rig)")
+        fmt = _entry_format(self.big, self.bo, count)
+        if offset + fmt.size > self.size:
+            return None
+        vals = fmt.unpack_from(self.buf, offset)
+        return vals, fmt.size
+
+    def walk(self, first: int, max_pages: int = -1) -> tuple[dict[str, list[int]], bool, dict, dict]:
+        offsets: list[int] = []
+        nbytes: list[int] = []
+        doffs: list[int] = []
+        dlens: list[int] = []
+        direct = True
+        truncated = False
+        first_format: tuple | None = None
+        extra: dict = {}
+        ifd = first
+        prev_ifd = -1
+        stride = 0
+        page = 0
+        seen: set[int] | None = None
+        big = self.big
+        shift_short = (48 if big else 16) if self.bo == ">" else 0
+        cache_key = None
+        getter = None
+        while ifd and page != max_pages:
+            if ifd < 8:
+                raise FormatError(f"{self.path}: page {page}: IFD offset {ifd} points into the "
+                                  "file header; the file is corrupt")
+            if ifd >= self.size:
+                # A file cut while ScanImage was writing points one stride past its end.
+                if page and ifd <= prev_ifd + 2 * stride + 65536:
+                    truncated = True
+                    break
+                raise FormatError(f"{self.path}: page {page}: IFD offset {ifd} is beyond the end "
+                                  f"of the file ({self.size} bytes); the file is corrupt")
+            if ifd <= prev_ifd:
+                seen = seen if seen is not None else set()
+                if ifd in seen or len(seen) > self.size // 16:
+                    raise FormatError(f"{self.path}: page {page}: IFD chain loops back to byte "
+                                      f"{ifd}; the file is corrupt")
+                seen.add(ifd)
+            got = self._unpack_ifd(ifd, page)
+            if got is None:
+                truncated = True
+                break
+            vals, ifd_size = got
+            tags = vals[1:-1:4]
+            if cache_key != tags:
+                cache_key = tags
+                pos = {t: i for i, t in enumerate(tags)}
+                missing = [t for t in (_TAG_WIDTH, _TAG_HEIGHT, _TAG_STRIP_OFFSETS) if t not in pos]
+                if missing:
+                    raise FormatError(f"{self.path}: page {page}: required TIFF tags {missing} "
+                                      "are missing; the file is corrupt")
+                fields = []
+                for t in (_TAG_STRIP_OFFSETS, _TAG_STRIP_BYTES, _TAG_DESCRIPTION) + _FORMAT_TAGS:
+                    if t in pos:  # (type, count, value) of the entry
+                        fields += [1 + 4 * pos[t] + 1, 1 + 4 * pos[t] + 2, 1 + 4 * pos[t] + 3]
+                    else:
+                        fields += [-1, -1, -1]
+                getter = itemgetter(*[f if f >= 0 else 0 for f in fields])
+                absent = [i for i, f in enumerate(fields) if f < 0]
+                # an inline description sits in the value field of its own entry
+                desc_inline_rel = (self.count_size + self.entry_size * pos[_TAG_DESCRIPTION]
+                                   + (12 if big else 8) if _TAG_DESCRIPTION in pos else 0)
+                tiled = _TAG_TILE_WIDTH in pos
+                if not extra and self.extra_tags:
+                    extra = {t: vals[1 + 4 * pos[t] + 3] for t in self.extra_tags if t in pos}
+                    extra.update({("count", t): vals[1 + 4 * pos[t] + 2]
+                                  for t in self.extra_tags if t in pos})
+            got_fields = list(getter(vals))
+            for i in absent:
+                got_fields[i] = None
+            (so_type, so_count, so_val, sb_type, sb_count, sb_val, d_type, d_count, d_val,
+             *fmt_fields) = got_fields
+            fmt_values = tuple(fmt_fields[2::3])
+            if shift_short:
+                fmt_values = tuple(v >> shift_short if v is not None and t == 3 else v
+                                   for t, v in zip(fmt_fields[0::3], fmt_values))
+                if so_type == 3:
+                    so_val >>= shift_short
+                if sb_type == 3:
+                    sb_val >>= shift_short
+            if first_format is None:
+                first_format = fmt_values
+            if (so_count != 1 or sb_count != 1 or tiled or fmt_values != first_format
+                    or sb_val is None):
+                direct = False
+            if d_count:
+                d_off = d_val if d_count > self.inline else ifd + desc_inline_rel
+            else:
+                d_off, d_count = 0, 0
+            # multi-strip pages hold offsets to arrays here; tifffile checks those on read
+            data_end = so_val + (sb_val or 0) if so_count == 1 and sb_count == 1 else 0
+            end = max(data_end, d_off + (d_count or 0))
+            if end > self.size:
+                truncated = True
+                break
+            offsets.append(so_val)
+            nbytes.append(sb_val or 0)
+            doffs.append(d_off)
+            dlens.append(d_count)
+            nxt = vals[-1]
+            stride = ifd - prev_ifd if prev_ifd >= 0 else ifd_size
+            prev_ifd = ifd
+            ifd = nxt
+            page += 1
+        arrays = {"data_offsets": offsets, "byte_counts": nbytes,
+                  "description_offsets": doffs, "description_lengths": dlens}
+        info = {"first_format": first_format, "next": ifd, "tags": cache_key}
+        return arrays, direct, info, {"truncated": truncated, "extra": extra}
+
+
+class _Gatherer:
+    """Read fixed-size values at ``pos + c`` for many IFD positions ``pos`` and a constant ``c``.
+
+    Positions are grouped once by their alignment so that each read is one fancy index into an
+    aligned view of the buffer.
+    """
+
+    def __init__(self, buf: np.ndarray, pos: np.ndarray):
+        self.buf, self.pos = buf, pos
+        rem = pos % 8
+        order = np.argsort(rem, kind="stable")
+        bounds = np.flatnonzero(np.diff(rem[order])) + 1
+        self.groups = [(int(rem[g[0]]), g, pos[g]) for g in np.split(order, bounds) if len(g)]
+        self.views: dict[tuple[int, np.dtype], np.ndarray] = {}
+
+    def get(self, c: int, dtype: np.dtype) -> np.ndarray:
+        size = dtype.itemsize
+        out = np.empty(len(self.pos), dtype)
+        for r8, idx, p in self.groups:
+            r = (r8 + c) % size
+            view = self.views.get((r, dtype))
+            if view is None:
+                n = (len(self.buf) - r) // size
+                view = self.views[(r, dtype)] = self.buf[r: r + n * size].view(dtype)
+            out[idx] = view[(p + (c - r)) // size]
+        return out
+
+
+def _fast_walk(walker: _Walker, mm, header: TiffHeader, first_tags: tuple, start: int):
+    """Index a file whose IFDs all share the first page's tag layout, or return None.
+
+    The chain is followed with one unpack per page (the next-IFD field of a same-sized IFD);
+    everything else is gathered and checked with vectorised NumPy afterwards.  Any surprise
+    (different tag count or layout, out-of-range offsets, loops, truncation) returns None and the
+    careful per-page walk takes over.
+    """
+    size, big, bo = walker.size, header.bigtiff, header.byteorder
+    count = len(first_tags)
+    ifd_size = walker.count_size + walker.entry_size * count + (8 if big else 4)
+    next_rel = ifd_size - (8 if big else 4)
+    unpack_next = struct.Struct(bo + ("Q" if big else "I")).unpack_from
+    ifds: list[int] = []
+    ifd = start
+    last = 0
+    limit = size - ifd_size
+    if start > limit:
+        return None
+    try:
+        while ifd:
+            if ifd <= last or ifd > limit:
+                return None
+            ifds.append(ifd)
+            last = ifd
+            ifd = unpack_next(mm, ifd + next_rel)[0]
+    except struct.error:
+        return None
+    pos = np.asarray(ifds, dtype=np.int64)
+    buf = np.frombuffer(mm, dtype=np.uint8)
+    gather = _Gatherer(buf, pos)
+    word = np.dtype(bo + ("u8" if big else "u4"))
+    cnt_dtype = np.dtype(bo + ("u8" if big else "u2"))
+    if not (gather.get(0, cnt_dtype) == count).all():
+        return None
+    where = {t: i for i, t in enumerate(first_tags)}
+    head_dtype = np.dtype(bo + "u4")  # tag and type, checked for every page
+
+    def entry(tag: int) -> tuple[np.ndarray, np.ndarray]:
+        at = walker.count_size + walker.entry_size * where[tag]
+        head = gather.get(at, head_dtype)
+        if not (head == head[0]).all():
+            raise LookupError
+        return gather.get(at + 4, word), gather.get(at + 4 + word.itemsize, word)
+
+    try:
+        fields = {t: entry(t) for t in (_TAG_STRIP_OFFSETS, _TAG_STRIP_BYTES, _TAG_DESCRIPTION)
+                  + _FORMAT_TAGS + (_TAG_TILE_WIDTH,) if t in where}
+    except LookupError:
+        return None
+    for t in _FORMAT_TAGS + (_TAG_TILE_WIDTH,):
+        if t in fields and not all((a == a[0]).all() for a in fields[t]):
+            return None
+    if _TAG_TILE_WIDTH in fields or _TAG_STRIP_BYTES not in fields:
+        return None
+    (so_count, so_val), (sb_count, sb_val) = fields[_TAG_STRIP_OFFSETS], fields[_TAG_STRIP_BYTES]
+    if not ((so_count == 1).all() and (sb_count == 1).all()):
+        return None
+    if bo == ">":  # inline SHORT values sit in the high bytes of a big-endian value field
+        return None
+    data_offsets = so_val.astype(np.int64)
+    byte_counts = sb_val.astype(np.int64)
+    if _TAG_DESCRIPTION in fields:
+        d_count, d_val = (a.astype(np.int64) for a in fields[_TAG_DESCRIPTION])
+        inline = d_count <= walker.inline
+        rel = walker.count_size + walker.entry_size * where[_TAG_DESCRIPTION] + 4 + word.itemsize
+        d_off = np.where(inline, pos + rel, d_val)
+    else:
+        d_count = d_off = np.zeros(len(pos), np.int64)
+    if (data_offsets + byte_counts > size).any() or (d_off + d_count > size).any():
+        return None
+    return {"data_offsets": data_offsets, "byte_counts": byte_counts,
+            "description_offsets": d_off, "description_lengths": d_count}
+
+
+def _dtype_from_format(fmt: tuple, path: str) -> tuple[tuple[int, int], np.dtype | None, bool]:
+    """(height, width), sample dtype (None if unusual) and whether plain memory-map reads work."""
+    width, height, bps, compression, spp, sample_format = fmt
+    if width is None or height is None:
+        raise FormatError(f"{path}: first page has no width/height tags; the file is corrupt")
+    kind = _SAMPLE_KIND.get(sample_format or 1)
+    dtype = np.dtype(f"{kind}{bps // 8}") if kind and bps in (8, 16, 32, 64) else None
+    plain = dtype is not None and compression in (None, 1) and (spp or 1) == 1
+    return (int(height), int(width)), dtype, plain
+
+
+def index_pages(path: str | os.PathLike, *, extra_tags: tuple[int, ...] = ()) -> PageIndex:
+    """Walk the IFD chain of a TIFF file once.
+
+    Parameters
+    ----------
+    path : path-like
+        Classic TIFF or BigTIFF file, either byte order.
+    extra_tags : tuple of int
+        Further tags whose value (and count) on the first page to return in ``PageIndex.extra``.
+
+    Returns
+    -------
+    PageIndex
+
+    Raises
+    ------
+    FormatError
+        Not a TIFF file, no pages, or a corrupt IFD (offset out of range, loop, missing tags).
+
+    Warns
+    -----
+    TruncatedFileWarning
+        When the file ends inside a page: complete pages are indexed, the rest are not.
+    """
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        header = read_header(head, path)
+        if size == 0:
+            raise FormatError(f"{path}: file is empty")
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            walker = _Walker(mm, size, header, path, extra_tags)
+            # the first pages may differ (some writers put extra tags on page 0): walk two
+            # carefully, then the rest in bulk if they repeat the second page's layout
+            arrays, direct, info, more = walker.walk(header.first_ifd, max_pages=2)
+            fast = None
+            if direct and info["next"] and not more["truncated"]:
+                fast = _fast_walk(walker, mm, header, info["tags"], info["next"])
+            if fast is not None:
+                arrays = {k: np.concatenate([np.asarray(v, np.int64), fast[k]])
+                          for k, v in arrays.items()}
+            else:
+                arrays, direct, info, more = walker.walk(header.first_ifd)
+    n = len(arrays["data_offsets"])
+    if n == 0:
+        if more["truncated"]:
+            raise FormatError(f"{path}: the file ends before its first page is complete "
+                              f"({size} bytes); nothing can be read")
+        raise FormatError(f"{path}: TIFF file holds no pages")
+    shape, dtype, plain = _dtype_from_format(info["first_format"], path)
+    if not plain:
+        direct = False
+    else:
+        expected = shape[0] * shape[1] * dtype.itemsize
+        if direct and (np.asarray(arrays["byte_counts"]) != expected).any():
+            direct = False
+    if more["truncated"]:
+        warnings.warn(f"{Path(path).name}: the file ends inside page {n} "
+                      f"({size} bytes); using the {n} complete pages", TruncatedFileWarning,
+                      stacklevel=2)
+    return PageIndex(
+        path=path,
+        data_offsets=np.asarray(arrays["data_offsets"], dtype=np.int64),
+        byte_counts=np.asarray(arrays["byte_counts"], dtype=np.int64),
+        description_offsets=np.asarray(arrays["description_offsets"], dtype=np.int64),
+        description_lengths=np.asarray(arrays["description_lengths"], dtype=np.int64),
+        shape=shape,
+        dtype=dtype if dtype is not None else _dtype_via_tifffile(path),
+        direct=direct,
+        file_size=size,
+        bigtiff=header.bigtiff,
+        byteorder=header.byteorder,
+        truncated=more["truncated"],
+        extra=more["extra"],
+    )
+
+
+def _dtype_via_tifffile(path: str) -> np.dtype:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        return np.dtype(tif.pages.first.dtype)
+
+
+def read_description(fh, index: PageIndex, page: int) -> str:
+    """Return the ImageDescription text of ``page`` ('' when absent)."""
+    length = int(index.description_lengths[page])
+    if length == 0:
+        return ""
+    fh.seek(int(index.description_offsets[page]))
+    return fh.read(length).rstrip(b"\0").decode("utf-8", "replace")
+
+
+class PageReader:
+    """Read pages of one indexed file.
+
+    Holds one open file handle (and memory map); not shared between threads — make one per
+    thread.  Plain pages are copied straight out of the memory map; other pages are decoded by
+    tifffile.
+    """
+
+    def __init__(self, index: PageIndex):
+        self.index = index
+        self._fh = open(index.path, "rb")
+        self._mm = None
+        self._tiff = None
+        if index.direct:
+            self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+        dt = index.dtype.newbyteorder(index.byteorder)
+        self._file_dtype = dt
+
+    def read_into(self, pages: np.ndarray, out: np.ndarray) -> None:
+        """Copy ``pages`` (local page numbers) into ``out`` of shape (len(pages), Y, X)."""
+        index = self.index
+        if self._mm is not None:
+            mm = self._mm
+            count = index.shape[0] * index.shape[1]
+            dt = self._file_dtype
+            offsets = index.data_offsets
+            for i, p in enumerate(pages.tolist()):
+                src = np.frombuffer(mm, dtype=dt, count=count, offset=int(offsets[p]))
+                out[i] = src.reshape(index.shape)
+            return
+        if self._tiff is None:
+            import tifffile
+
+            self._tiff = tifffile.TiffFile(self._fh)
+        tpages = self._tiff.pages
+        for i, p in enumerate(pages.tolist()):
+            try:
+                out[i] = tpages[int(p)].asarray()
+            except Exception as exc:  # tifffile raises many types on broken pages
+                raise FormatError(f"{index.path}: page {p} cannot be decoded ({exc})") from exc
+
+    def description(self, page: int) -> str:
+        return read_description(self._fh, self.index, page)
+
+    def close(self) -> None:
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:  # arrays still view the map; the OS frees it with them
+                pass
+            self._mm = None
+        if self._tiff is not None:
+            self._tiff = None
+        self._fh.close()
+
+    def __enter__(self) -> PageReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
