@@ -1,0 +1,108 @@
+"""napari reader: ScanImage TIFF → one image layer per channel.
+
+``get_reader`` does a cheap header check and returns None for files that are not ScanImage,
+so napari can hand them to another reader.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..dataset import Dataset, open_dataset
+from ..errors import ScanImageError
+from ..io.scanimage import read_static_metadata
+from ..io.series import natural_key
+
+__all__ = ["dataset_layers", "get_reader", "read_scanimage"]
+
+_SUFFIXES = (".tif", ".tiff")
+_NAMED_COLOURS = ("green", "red", "blue", "cyan", "magenta", "yellow")
+_CYCLE = ("green", "magenta", "cyan", "yellow", "red", "blue")
+
+
+def _paths(path: str | Sequence[str]) -> list[str]:
+    return [os.fspath(path)] if isinstance(path, (str, os.PathLike)) else [os.fspath(p) for p in path]
+
+
+def get_reader(path: str | Sequence[str]) -> Callable | None:
+    """Return a reader function when every path is a ScanImage TIFF, else None."""
+    paths = _paths(path)
+    if not paths or not all(p.lower().endswith(_SUFFIXES) for p in paths):
+        return None
+    try:
+        read_static_metadata(paths[0])
+    except (ScanImageError, OSError):
+        return None
+    return read_scanimage
+
+
+def read_scanimage(path: str | Sequence[str]) -> list[tuple]:
+    """Open the recording and return napari layer data (one image layer per channel)."""
+    paths = _paths(path)
+    if len(paths) > 1:
+        dataset = open_dataset(paths[0], file_paths=sorted(paths, key=natural_key))
+    else:
+        dataset = open_dataset(paths[0])
+    return dataset_layers(dataset)
+
+
+def channel_colormap(name: str, index: int, count: int) -> str:
+    """Colormap for a channel: its colour when the name says one, else a fixed cycle."""
+    lower = name.lower()
+    for colour in _NAMED_COLOURS:
+        if colour in lower:
+            return colour
+    if count == 1:
+        return "gray"
+    return _CYCLE[index % len(_CYCLE)]
+
+
+def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
+                   plane: int | None = None, slice_sample=None) -> list[tuple]:
+    """Layer data tuples for ``dataset``: (dask array, layer kwargs, "image") per channel."""
+    info = dataset.info
+    if slice_sample is None:
+        slice_sample = "axis" if info.frames_per_slice > 1 else 0
+    channels = range(info.num_channels) if channels is None else channels
+    t_step = 1.0 / info.volume_rate if info.volume_rate else 1.0
+    if slice_sample == "interleave":
+        t_step /= info.frames_per_slice
+    pixel = info.pixel_size_um or (1.0, 1.0)
+    layers = []
+    for c in channels:
+        sel = dataset.selection(c, plane=plane, slice_sample=slice_sample)
+        data = dataset.array(c, plane=plane, slice_sample=slice_sample)
+        labels = sel.axis_labels()
+        scale_of = {"t": t_step, "z": info.z_step_um or 1.0, "sample": 1.0,
+                    "y": pixel[0], "x": pixel[1]}
+        units = {"t": "s", "z": "µm", "sample": "", "y": "µm", "x": "µm"}
+        name = info.channel_names[c]
+        kwargs = {
+            "name": name,
+            "scale": tuple(scale_of[a] for a in labels),
+            "axis_labels": labels,
+            "units": tuple(units[a] or "pixel" for a in labels),
+            "colormap": channel_colormap(name, c, info.num_channels),
+            "blending": "additive" if info.num_channels > 1 else "translucent_no_depth",
+            "contrast_limits": _contrast_limits(dataset, c, plane, slice_sample),
+            "metadata": {"scanimage": {"path": str(dataset.paths[0]),
+                                       "files": [str(p) for p in dataset.paths],
+                                       "channel": c, "plane": plane,
+                                       "slice_sample": slice_sample},
+                         "scanimage_dataset": dataset},
+        }
+        layers.append((data, kwargs, "image"))
+    return layers
+
+
+def _contrast_limits(dataset: Dataset, channel: int, plane, slice_sample) -> tuple[float, float]:
+    """Limits from one time row (a few frames read once), so napari need not scan the data."""
+    frame = dataset.read(channel, plane=plane, slice_sample=slice_sample, times=[0])
+    lo, hi = np.percentile(frame, [0.5, 99.8]) if frame.size else (0.0, 1.0)
+    if hi <= lo:
+        hi = lo + 1
+    return (float(lo), float(hi))
