@@ -342,8 +342,11 @@ def acquisition_info(meta: StaticMetadata, *, is_flim: bool = False) -> Acquisit
     z_step = _num(_get(v, "SI.hStackManager.actualStackZStepSize",
                        "SI.hStackManager.stackZStepSize", "SI4.stackZStepSize"))
     zs = _get(v, "SI.hStackManager.zs")
-    if isinstance(zs, list) and len(zs) > 1 and all(_num(z) is not None for z in zs):
-        z_step = abs(float(zs[1]) - float(zs[0])) or z_step
+    if isinstance(zs, list) and all(_num(z) is not None for z in zs):
+        # zs repeats each slice's z once per frame when frames per slice > 1
+        levels = np.unique(np.asarray(zs, dtype=float))
+        if len(levels) > 1:
+            z_step = float(np.median(np.diff(levels)))
     major = _get(v, "SI.VERSION_MAJOR", default="")
     minor = _get(v, "SI.VERSION_MINOR", default="")
     version = f"{major}.{minor}".strip(".") if major != "" else ("4" if si4 else "5")
