@@ -1,0 +1,63 @@
+"""napari reader: npe2 discovery, layers in a real viewer, None for foreign files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_scanimage.gui.reader import get_reader
+from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+
+LAYOUT = SyntheticLayout(channels=(1, 3), channel_names=("Green", "Red"), num_planes=3,
+                         frames_per_slice=2, num_flyback=1, num_volumes=4, frames_per_file=10,
+                         frame_rate=40.0, z_step_um=2.5, fov_um=96.0, height=24, width=32)
+
+
+@pytest.fixture
+def series(tmp_path):
+    return write_scanimage_tiff(tmp_path / "rec.tif", LAYOUT)
+
+
+def test_get_reader_declines_foreign_files(tmp_path):
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, np.zeros((4, 8, 8), np.uint16), photometric="minisblack")
+    assert get_reader(str(plain)) is None
+    assert get_reader(str(tmp_path / "notes.txt")) is None
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"II*\x00garbage")
+    assert get_reader(str(broken)) is None
+
+
+def test_npe2_read_without_viewer(series):
+    import npe2
+
+    layers = npe2.read([str(series.paths[1])], stack=False, plugin_name="napari-scanimage")
+    assert [kw["name"] for _, kw, _ in layers] == ["Green", "Red"]
+    data, kwargs, kind = layers[1]
+    assert kind == "image"
+    assert data.shape == (4, 3, 2, 24, 32)  # t, z, sample, y, x
+    assert kwargs["axis_labels"] == ("t", "z", "sample", "y", "x")
+    volume_period = (3 * 2 + 1) / 40.0
+    np.testing.assert_allclose(kwargs["scale"], (volume_period, 2.5, 1.0, 4.0, 3.0), rtol=1e-4)
+    assert kwargs["colormap"] == "red"
+    np.testing.assert_array_equal(np.asarray(data[2, 1, 1]),
+                                  series.page(series.page_index(2, 1, 1, 1)))
+
+
+@pytest.mark.gui
+def test_viewer_open_shows_layers(make_napari_viewer, qtbot, series):
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(series.paths[0]), plugin="napari-scanimage")
+    assert [layer.name for layer in layers] == ["Green", "Red"]
+    green = viewer.layers["Green"]
+    assert green.data.shape == (4, 3, 2, 24, 32)
+    np.testing.assert_allclose(green.scale[-2:], (4.0, 3.0))
+    assert tuple(viewer.dims.axis_labels) == ("t", "z", "sample", "y", "x")
+    viewer.dims.set_current_step(0, 3)
+    viewer.dims.set_current_step(1, 2)
+    qtbot.wait(20)
+    shown = np.asarray(green._slice.image.view)
+    np.testing.assert_array_equal(shown, series.page(series.page_index(3, 2, 0, 0)))
+    # metadata carries the source for later docks
+    assert green.metadata["scanimage"]["files"] == [str(p) for p in series.paths]
