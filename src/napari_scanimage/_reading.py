@@ -2,12 +2,13 @@
 
 A :class:`ReaderSpec` names files and their page counts only: every process indexes a file
 once (cached by path, size and modification time) and every thread keeps its own open
-:class:`~napari_scanimage.io.tiff.PageReader`, so dask graphs never carry an open handle.
+:class:`~napari_scanimage.io.pages.PageReader`, so dask graphs never carry an open handle.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import threading
 import weakref
@@ -15,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FormatError
-from .io.tiff import PageIndex, PageReader, index_pages
+from .errors import FormatError, LayoutError
+from .io.pages import PageReader
+from .io.tiff import PageIndex, index_pages
 from .layout import FileTable, Layout, Selection
 
 __all__ = ["BlockReader", "ReaderSpec", "close_readers", "register_index"]
@@ -57,7 +59,7 @@ def _reader(path: str) -> PageReader:
     if readers is None:
         readers = _local.readers = {}
     reader = readers.get(path)
-    if reader is None or reader._fh.closed:
+    if reader is None or reader.closed:
         reader = readers[path] = PageReader(_get_index(path))
         _all_readers.add(reader)
     return reader
@@ -89,7 +91,7 @@ class ReaderSpec:
     frame_shape: tuple[int, int]
     dtype: str
 
-    @property
+    @functools.cached_property
     def files(self) -> FileTable:
         return FileTable(self.pages_per_file)
 
@@ -99,7 +101,13 @@ class ReaderSpec:
         if out is None:
             out = np.empty(pages.shape + self.frame_shape, dtype=self.dtype)
         flat_out = out.reshape((-1,) + self.frame_shape)
-        files, local = self.files.locate(pages.ravel())
+        flat = pages.ravel()
+        if len(self.paths) == 1:  # the common case: no file lookup
+            if flat.size and (flat.min() < 0 or flat.max() >= self.pages_per_file[0]):
+                raise LayoutError(f"page index out of range 0–{self.pages_per_file[0] - 1}")
+            _reader(self.paths[0]).read_into(flat, flat_out)
+            return out
+        files, local = self.files.locate(flat)
         for k in np.unique(files).tolist():
             sel = np.flatnonzero(files == k)
             reader = _reader(self.paths[k])
@@ -135,15 +143,17 @@ class BlockReader:
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Output rows ``start:stop`` as one array (pages read straight into it)."""
-        pages = self.selection.pages(self.layout, start, stop)  # (n, nz, nf)
+        return self.rows_at(np.arange(start, stop, dtype=np.int64))
+
+    def rows_at(self, rows: np.ndarray) -> np.ndarray:
+        """Output rows ``rows`` (int indices) as one array, in one read."""
+        pages = self.selection.pages_at(self.layout, rows)  # (n, nz, nf)
         sel = self.selection
+        out = self.spec.read_pages(pages)
         if sel.slice_sample == "mean":
-            raw = self.spec.read_pages(pages)
-            out = raw.mean(axis=2, dtype=np.float32)
-        else:
-            out = self.spec.read_pages(pages)
-            if sel.slice_sample != "axis":
-                out = out[:, :, 0]
+            out = out.mean(axis=2, dtype=np.float32)
+        elif sel.slice_sample != "axis":
+            out = out[:, :, 0]
         if not (sel.volumetric and sel.plane is None):
             out = out[:, 0]
         return out

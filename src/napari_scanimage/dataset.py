@@ -217,18 +217,13 @@ class Dataset:
         if times is None:
             return block.rows(0, n_rows)
         if isinstance(times, slice):
-            start, stop, step = times.indices(n_rows)
-            if step == 1:
-                return block.rows(start, max(start, stop))
-            rows = np.arange(start, stop, step)
+            rows = np.arange(*times.indices(n_rows), dtype=np.int64)
         else:
-            rows = np.asarray(times, dtype=np.int64)
+            rows = np.asarray(times, dtype=np.int64).reshape(-1)
             rows = np.where(rows < 0, rows + n_rows, rows)
             if rows.size and (rows.min() < 0 or rows.max() >= n_rows):
                 raise SelectionError(f"time index out of range 0–{n_rows - 1}")
-        parts = [block.rows(int(r), int(r) + 1) for r in rows]
-        return (np.concatenate(parts) if parts
-                else np.empty(block.out_shape(0), block.out_dtype))
+        return block.rows_at(rows)
 
     # -- time -----------------------------------------------------------------------------
     def frame_indices(self, plane: int = -1, *, slice_sample: SliceSample | None = None

@@ -12,6 +12,7 @@ FileTable
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Literal, Union
@@ -166,7 +167,11 @@ class Selection:
         ``nf`` is the number of samples combined or stacked per output frame (1 for a picked
         sample and for ``"interleave"``).
         """
-        rows = np.arange(start, stop, dtype=np.int64)
+        return self.pages_at(layout, np.arange(start, stop, dtype=np.int64))
+
+    def pages_at(self, layout: Layout, rows: np.ndarray) -> np.ndarray:
+        """Pages for output time rows ``rows`` (int array), shape (len(rows), nz, nf)."""
+        rows = np.asarray(rows, dtype=np.int64)
         planes = (np.arange(layout.num_planes, dtype=np.int64) if self.plane is None
                   else np.array([self.plane], dtype=np.int64))
         F = layout.frames_per_slice
@@ -188,7 +193,7 @@ class FileTable:
 
     pages_per_file: tuple[int, ...]
 
-    @property
+    @functools.cached_property
     def starts(self) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(self.pages_per_file, dtype=np.int64)])
 

@@ -164,7 +164,7 @@ def test_compressed_pages_fall_back_to_tifffile(tmp_path):
             writer.write(page, compression="zlib", description=description, metadata=None)
     index = index_pages(comp)
     assert not index.direct and len(index) == 4
-    from napari_scanimage.io.tiff import PageReader
+    from napari_scanimage.io.pages import PageReader
 
     out = np.empty((4, 32, 48), np.int16)
     with PageReader(index) as reader:

@@ -159,7 +159,7 @@ def test_lazy_graph_is_picklable_and_chunks_agree(tmp_path):
 
 def test_opening_realises_no_pixel_data(tmp_path, monkeypatch):
     truth = write_scanimage_tiff(tmp_path / "n.tif", SyntheticLayout(num_volumes=5))
-    from napari_scanimage.io import tiff
+    from napari_scanimage.io import pages as tiff
 
     calls = []
     original = tiff.PageReader.read_into

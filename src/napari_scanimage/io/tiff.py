@@ -4,14 +4,9 @@ Functions
 ---------
 index_pages
     Walk the IFD chain of a classic or BigTIFF file once into a :class:`PageIndex`.
-read_description
-    Read one page's ImageDescription bytes.
-PageReader
-    Read pages of one file into NumPy arrays (memory map for plain pages, tifffile otherwise).
 
 Only the entries a reader needs are kept: data offset, byte count, description offset and
-length, as int64 arrays.  Uncompressed single-strip pages are read straight from a memory map;
-anything else (compressed, tiled, multi-strip, odd bit depths) falls back to tifffile.
+length, as int64 arrays; :mod:`napari_scanimage.io.pages` reads the pages.
 """
 
 from __future__ import annotations
@@ -28,7 +23,7 @@ import numpy as np
 
 from ..errors import FormatError, TruncatedFileWarning
 
-__all__ = ["PageIndex", "PageReader", "index_pages", "read_description", "read_header"]
+__all__ = ["PageIndex", "index_pages", "read_header"]
 
 _TAG_WIDTH, _TAG_HEIGHT, _TAG_BPS, _TAG_COMPRESSION = 256, 257, 258, 259
 _TAG_DESCRIPTION, _TAG_STRIP_OFFSETS, _TAG_SPP, _TAG_STRIP_BYTES = 270, 273, 277, 279
@@ -36,6 +31,7 @@ _TAG_PLANAR, _TAG_TILE_WIDTH, _TAG_SAMPLE_FORMAT = 284, 322, 339
 # tags whose values must agree with the first page for the memory-map fast path
 _FORMAT_TAGS = (_TAG_WIDTH, _TAG_HEIGHT, _TAG_BPS, _TAG_COMPRESSION, _TAG_SPP, _TAG_SAMPLE_FORMAT)
 _SAMPLE_KIND = {1: "u", 2: "i", 3: "f"}
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 6: 1, 7: 1, 8: 2, 9: 4, 13: 4, 16: 8, 17: 8, 18: 8}
 
 
 @dataclass(frozen=True)
@@ -167,7 +163,10 @@ class _Walker:
         page = 0
         seen: set[int] | None = None
         big = self.big
-        shift_short = (48 if big else 16) if self.bo == ">" else 0
+        field_bytes = 8 if big else 4
+        # big-endian files keep a short inline value in the first bytes of the value field
+        shifts = ({t: 8 * (field_bytes - n) for t, n in _TYPE_SIZES.items() if n < field_bytes}
+                  if self.bo == ">" else {})
         cache_key = None
         getter = None
         while ifd and page != max_pages:
@@ -222,13 +221,13 @@ class _Walker:
             (so_type, so_count, so_val, sb_type, sb_count, sb_val, d_type, d_count, d_val,
              *fmt_fields) = got_fields
             fmt_values = tuple(fmt_fields[2::3])
-            if shift_short:
-                fmt_values = tuple(v >> shift_short if v is not None and t == 3 else v
+            if shifts:
+                fmt_values = tuple(v >> shifts.get(t, 0) if v is not None else v
                                    for t, v in zip(fmt_fields[0::3], fmt_values))
-                if so_type == 3:
-                    so_val >>= shift_short
-                if sb_type == 3:
-                    sb_val >>= shift_short
+                if so_count == 1:
+                    so_val >>= shifts.get(so_type, 0)
+                if sb_count == 1 and sb_val is not None:
+                    sb_val >>= shifts.get(sb_type, 0)
             if first_format is None:
                 first_format = fmt_values
             if (so_count != 1 or sb_count != 1 or tiled or fmt_values != first_format
@@ -456,74 +455,3 @@ def _dtype_via_tifffile(path: str) -> np.dtype:
 
     with tifffile.TiffFile(path) as tif:
         return np.dtype(tif.pages.first.dtype)
-
-
-def read_description(fh, index: PageIndex, page: int) -> str:
-    """Return the ImageDescription text of ``page`` ('' when absent)."""
-    length = int(index.description_lengths[page])
-    if length == 0:
-        return ""
-    fh.seek(int(index.description_offsets[page]))
-    return fh.read(length).rstrip(b"\0").decode("utf-8", "replace")
-
-
-class PageReader:
-    """Read pages of one indexed file.
-
-    Holds one open file handle (and memory map); not shared between threads — make one per
-    thread.  Plain pages are copied straight out of the memory map; other pages are decoded by
-    tifffile.
-    """
-
-    def __init__(self, index: PageIndex):
-        self.index = index
-        self._fh = open(index.path, "rb")
-        self._mm = None
-        self._tiff = None
-        if index.direct:
-            self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
-        dt = index.dtype.newbyteorder(index.byteorder)
-        self._file_dtype = dt
-
-    def read_into(self, pages: np.ndarray, out: np.ndarray) -> None:
-        """Copy ``pages`` (local page numbers) into ``out`` of shape (len(pages), Y, X)."""
-        index = self.index
-        if self._mm is not None:
-            mm = self._mm
-            count = index.shape[0] * index.shape[1]
-            dt = self._file_dtype
-            offsets = index.data_offsets
-            for i, p in enumerate(pages.tolist()):
-                src = np.frombuffer(mm, dtype=dt, count=count, offset=int(offsets[p]))
-                out[i] = src.reshape(index.shape)
-            return
-        if self._tiff is None:
-            import tifffile
-
-            self._tiff = tifffile.TiffFile(self._fh)
-        tpages = self._tiff.pages
-        for i, p in enumerate(pages.tolist()):
-            try:
-                out[i] = tpages[int(p)].asarray()
-            except Exception as exc:  # tifffile raises many types on broken pages
-                raise FormatError(f"{index.path}: page {p} cannot be decoded ({exc})") from exc
-
-    def description(self, page: int) -> str:
-        return read_description(self._fh, self.index, page)
-
-    def close(self) -> None:
-        if self._mm is not None:
-            try:
-                self._mm.close()
-            except BufferError:  # arrays still view the map; the OS frees it with them
-                pass
-            self._mm = None
-        if self._tiff is not None:
-            self._tiff = None
-        self._fh.close()
-
-    def __enter__(self) -> PageReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -1,0 +1,154 @@
+"""Read indexed TIFF pages into NumPy arrays.
+
+Classes
+-------
+PageReader
+    Pages of one file: plain pages by ``os.preadv`` (large frames) or strided memory-map copies
+    (small frames); anything else decoded by tifffile.
+
+Functions
+---------
+read_description
+    One page's ImageDescription text.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+import numpy as np
+
+from ..errors import FormatError
+from .tiff import PageIndex
+
+__all__ = ["PageReader", "read_description"]
+
+# Frames at least this large are read with one preadv each: no page-table cost and no mapped
+# file pages counted against the process.  Smaller frames are copied from a memory map in runs
+# of equal stride, one NumPy copy per run instead of one per page.
+PREAD_MIN_BYTES = 64 * 1024
+_HAS_PREADV = hasattr(os, "preadv")
+
+
+def read_description(fh, index: PageIndex, page: int) -> str:
+    """Return the ImageDescription text of ``page`` ('' when absent)."""
+    length = int(index.description_lengths[page])
+    if length == 0:
+        return ""
+    fh.seek(int(index.description_offsets[page]))
+    return fh.read(length).rstrip(b"\0").decode("utf-8", "replace")
+
+
+def _runs(offsets: np.ndarray) -> list[tuple[int, int, int]]:
+    """Split page offsets into runs (start, stop, stride) with a constant positive stride.
+
+    A stride of 0 marks a single page.
+    """
+    n = len(offsets)
+    if n < 2:
+        return [(0, n, 0)] if n else []
+    diffs = np.diff(offsets)
+    # diffs[a:b] constant → pages a .. b-1 step by diffs[a]; page b starts the next run
+    starts = [0, *(np.flatnonzero(diffs[1:] != diffs[:-1]) + 1).tolist()]
+    stops = [*starts[1:], n]
+    runs = []
+    for start, stop in zip(starts, stops):
+        stride = int(diffs[start]) if start < n - 1 else 0
+        if stride > 0:
+            runs.append((start, stop, stride))
+        else:
+            runs += [(k, k + 1, 0) for k in range(start, stop)]
+    return runs
+
+
+class PageReader:
+    """Read pages of one indexed file.
+
+    Holds one open file (and memory map for small frames); not shared between threads — make
+    one per thread.
+    """
+
+    def __init__(self, index: PageIndex):
+        self.index = index
+        self._fh = open(index.path, "rb")
+        self._fd = self._fh.fileno()
+        self._buf: np.ndarray | None = None
+        self._mm = None
+        self._tiff = None
+        self.frame_bytes = index.shape[0] * index.shape[1] * index.dtype.itemsize
+        self._swap = index.byteorder != ("<" if np.little_endian else ">")
+        self._pread = index.direct and _HAS_PREADV and self.frame_bytes >= PREAD_MIN_BYTES
+        if index.direct and not self._pread:
+            self._mm = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+            self._buf = np.frombuffer(self._mm, dtype=np.uint8)
+
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
+
+    def read_into(self, pages: np.ndarray, out: np.ndarray) -> None:
+        """Copy ``pages`` (local page numbers) into ``out`` of shape (len(pages), Y, X).
+
+        ``out`` must be C-contiguous with the index's dtype (native byte order).
+        """
+        index = self.index
+        if not index.direct:
+            self._read_tifffile(pages, out)
+            return
+        offsets = index.data_offsets[np.asarray(pages, dtype=np.int64)]
+        flat = out.reshape(len(offsets), -1).view(np.uint8)
+        if self._pread:
+            fd, nbytes, preadv = self._fd, self.frame_bytes, os.preadv
+            for i, off in enumerate(offsets.tolist()):
+                if preadv(fd, [flat[i]], off) != nbytes:
+                    raise FormatError(f"{index.path}: page {int(pages[i])} ends early; the "
+                                      "file was shortened while open")
+        else:
+            buf, nbytes = self._buf, self.frame_bytes
+            for start, stop, stride in _runs(offsets):
+                first = int(offsets[start])
+                if stride == 0:
+                    flat[start] = buf[first: first + nbytes]
+                else:
+                    src = np.lib.stride_tricks.as_strided(
+                        buf[first:], shape=(stop - start, nbytes), strides=(stride, 1),
+                        writeable=False)
+                    flat[start:stop] = src
+        if self._swap:
+            out.byteswap(inplace=True)
+
+    def _read_tifffile(self, pages: np.ndarray, out: np.ndarray) -> None:
+        if self._tiff is None:
+            import tifffile
+
+            self._tiff = tifffile.TiffFile(self.index.path)  # own handle, from byte 0
+        tpages = self._tiff.pages
+        for i, p in enumerate(np.asarray(pages).tolist()):
+            try:
+                out[i] = tpages[int(p)].asarray()
+            except Exception as exc:  # tifffile raises many types on broken pages
+                raise FormatError(f"{self.index.path}: page {p} cannot be decoded ({exc})") \
+                    from exc
+
+    def description(self, page: int) -> str:
+        return read_description(self._fh, self.index, page)
+
+    def close(self) -> None:
+        self._buf = None
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:  # arrays still view the map; the OS frees it with them
+                pass
+            self._mm = None
+        if self._tiff is not None:
+            self._tiff.close()
+            self._tiff = None
+        self._fh.close()
+
+    def __enter__(self) -> PageReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,52 @@
+"""Page index and page reads against tifffile, for both read paths and both byte orders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_scanimage.errors import FormatError
+from napari_scanimage.io.pages import PREAD_MIN_BYTES, PageReader, _runs
+from napari_scanimage.io.tiff import index_pages
+
+
+@pytest.mark.parametrize("shape", [(9, 13), (200, 256)])  # memory-map runs / preadv
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+@pytest.mark.parametrize("bigtiff", [False, True])
+def test_reads_match_tifffile(tmp_path, shape, byteorder, bigtiff):
+    rng = np.random.default_rng(1)
+    data = rng.integers(-30000, 30000, size=(12, *shape)).astype(np.int16)
+    path = tmp_path / "x.tif"
+    with tifffile.TiffWriter(path, bigtiff=bigtiff, byteorder=byteorder) as writer:
+        for k, frame in enumerate(data):  # descriptions of varying length: irregular strides
+            writer.write(frame, description="d" * (20 + 7 * (k % 3)), metadata=None,
+                         photometric="minisblack")
+    index = index_pages(path)
+    assert index.direct and len(index) == 12 and index.dtype == np.int16
+    pages = np.array([11, 0, 3, 4, 5, 6, 6, 2])
+    out = np.empty((len(pages), *shape), np.int16)
+    with PageReader(index) as reader:
+        assert reader._pread is (data[0].nbytes >= PREAD_MIN_BYTES)
+        reader.read_into(pages, out)
+        assert reader.description(4) == "d" * 27
+    np.testing.assert_array_equal(out, data[pages])
+
+
+def test_runs_cover_every_offset():
+    offsets = np.array([0, 10, 20, 25, 30, 35, 100, 90, 90])
+    runs = _runs(offsets)
+    got = [offsets[a] + s * k for a, b, s in runs for k in range(b - a)]
+    np.testing.assert_array_equal(got, offsets)
+    assert (0, 2, 10) in runs and (2, 5, 5) in runs
+
+
+def test_file_shortened_while_open(tmp_path):
+    data = np.ones((3, 256, 256), np.uint16)
+    path = tmp_path / "grow.tif"
+    tifffile.imwrite(path, data, metadata=None, photometric="minisblack")
+    index = index_pages(path)
+    with open(path, "r+b") as fh:
+        fh.truncate(int(index.data_offsets[2]) + 100)
+    with PageReader(index) as reader, pytest.raises(FormatError, match="page 2 ends early"):
+        reader.read_into(np.array([2]), np.empty((1, 256, 256), np.uint16))
