@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,14 +42,56 @@ __all__ = [
 SI_MAGIC = 117637889  # 0x07030301, at byte 16 of 2016+ files and .siff
 
 
+_WORDS = {"true": True, "false": False, "Inf": math.inf, "-Inf": -math.inf, "NaN": math.nan}
+_PLAIN_STRING = re.compile(r"^'([^']*)'$")
+_NUMBER_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _scalar(token: str) -> Any:
+    if token in _WORDS:
+        return _WORDS[token]
+    if _NUMBER_TEXT.match(token):
+        value = float(token)
+        return int(value) if value.is_integer() and "." not in token and "e" not in \
+            token.lower() else value
+    raise ValueError(token)
+
+
+def _simple_literal(text: str) -> Any:
+    """The literal forms ScanImage headers mostly use; ValueError for anything else."""
+    m = _PLAIN_STRING.match(text)
+    if m:
+        return m.group(1)
+    if text.startswith("[") and text.endswith("]"):
+        body = text[1:-1].strip()
+        if not body:
+            return []
+        rows = [[_scalar(t) for t in row.replace(",", " ").split()] for row in body.split(";")]
+        return rows[0] if len(rows) == 1 else rows
+    if text.startswith("{") and text.endswith("}"):
+        body = text[1:-1].strip()
+        items = re.findall(r"'([^']*)'", body)
+        if re.sub(r"'[^']*'", "", body).strip(" ,"):
+            raise ValueError(text)
+        return items
+    return _scalar(text)
+
+
 @lru_cache(maxsize=4096)
 def parse_value(text: str) -> Any:
-    """Convert one MATLAB literal (``[1 2;3 4]``, ``{'a' 'b'}``, ``true``, ``Inf``) to Python."""
-    import tifffile
+    """Convert one MATLAB literal (``[1 2;3 4]``, ``{'a' 'b'}``, ``true``, ``Inf``) to Python.
 
+    Common forms are parsed here; the rest by ``tifffile.matlabstr2py`` (never ``eval``).
+    """
     text = text.strip()
     if not text:
         return None
+    try:
+        return _simple_literal(text)
+    except ValueError:
+        pass
+    import tifffile
+
     try:
         return tifffile.matlabstr2py(text)
     except Exception:  # unusual literals stay text rather than failing the whole file
