@@ -103,6 +103,7 @@ class Dataset:
             info, num_volumes=self.layout.num_volumes, num_flyback=self.layout.num_flyback,
             frame_shape=first.shape, dtype=first.dtype)
         self._metadata: dict | None = None
+        self._blocks: dict[tuple, BlockReader] = {}
         self._frame_values: dict[tuple[int, str], str | None] = {}
         if len(self.paths) > 1:
             self._check_series()
@@ -159,8 +160,13 @@ class Dataset:
         return Selection.make(self.layout, self.channel_index(channel), plane, slice_sample)
 
     def _block_reader(self, channel, plane, slice_sample) -> BlockReader:
-        return BlockReader(self.spec, self.layout, self.selection(channel, plane=plane,
-                                                                  slice_sample=slice_sample))
+        key = (channel, plane, slice_sample)
+        block = self._blocks.get(key)
+        if block is None:  # cached: single-frame reads are dominated by fixed costs
+            block = self._blocks[key] = BlockReader(
+                self.spec, self.layout, self.selection(channel, plane=plane,
+                                                       slice_sample=slice_sample))
+        return block
 
     # -- data -----------------------------------------------------------------------------
     def array(self, channel: int | str = 0, *, plane: int | None = None,
@@ -220,9 +226,11 @@ class Dataset:
             rows = np.arange(*times.indices(n_rows), dtype=np.int64)
         else:
             rows = np.asarray(times, dtype=np.int64).reshape(-1)
-            rows = np.where(rows < 0, rows + n_rows, rows)
-            if rows.size and (rows.min() < 0 or rows.max() >= n_rows):
-                raise SelectionError(f"time index out of range 0–{n_rows - 1}")
+            if rows.size:
+                if rows.min() < 0:
+                    rows = np.where(rows < 0, rows + n_rows, rows)
+                if rows.min() < 0 or rows.max() >= n_rows:
+                    raise SelectionError(f"time index out of range 0–{n_rows - 1}")
         return block.rows_at(rows)
 
     # -- time -----------------------------------------------------------------------------

@@ -53,7 +53,7 @@ class Layout:
 
     def page(self, t, z, f, c) -> np.ndarray:
         """Global raw page index (broadcasting int64 arithmetic)."""
-        t, z, f, c = (np.asarray(a, dtype=np.int64) for a in (t, z, f, c))
+        t, z, f = (np.asarray(a, dtype=np.int64) for a in (t, z, f))
         return t * self.pages_per_volume + (z * self.frames_per_slice + f) * self.num_channels + c
 
     def table(self) -> np.ndarray:

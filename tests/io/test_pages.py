@@ -27,7 +27,7 @@ def test_reads_match_tifffile(tmp_path, shape, byteorder, bigtiff):
     pages = np.array([11, 0, 3, 4, 5, 6, 6, 2])
     out = np.empty((len(pages), *shape), np.int16)
     with PageReader(index) as reader:
-        assert reader._pread is (data[0].nbytes >= PREAD_MIN_BYTES)
+        assert reader._pread is (data[0].nbytes >= PREAD_MIN_BYTES)  # with >= 4 pages
         reader.read_into(pages, out)
         assert reader.description(4) == "d" * 27
     np.testing.assert_array_equal(out, data[pages])
@@ -41,12 +41,16 @@ def test_runs_cover_every_offset():
     assert (0, 2, 10) in runs and (2, 5, 5) in runs
 
 
-def test_file_shortened_while_open(tmp_path):
-    data = np.ones((3, 256, 256), np.uint16)
+@pytest.mark.parametrize("shape, pages", [((256, 256), [2]), ((256, 256), [0, 1, 2, 2, 1]),
+                                          ((16, 16), [2])])
+def test_file_shortened_while_open(tmp_path, shape, pages):
+    """A typed error, not a crash (a mapped page past the end would raise SIGBUS)."""
+    data = np.ones((3, *shape), np.uint16)
     path = tmp_path / "grow.tif"
     tifffile.imwrite(path, data, metadata=None, photometric="minisblack")
     index = index_pages(path)
-    with open(path, "r+b") as fh:
-        fh.truncate(int(index.data_offsets[2]) + 100)
-    with PageReader(index) as reader, pytest.raises(FormatError, match="page 2 ends early"):
-        reader.read_into(np.array([2]), np.empty((1, 256, 256), np.uint16))
+    with PageReader(index) as reader:
+        with open(path, "r+b") as fh:
+            fh.truncate(int(index.data_offsets[2]) + 100)
+        with pytest.raises(FormatError, match="page 2 ends early"):
+            reader.read_into(np.array(pages), np.empty((len(pages), *shape), np.uint16))

@@ -24,10 +24,12 @@ from .tiff import PageIndex
 
 __all__ = ["PageReader", "read_description"]
 
-# Frames at least this large are read with one preadv each: no page-table cost and no mapped
-# file pages counted against the process.  Smaller frames are copied from a memory map in runs
-# of equal stride, one NumPy copy per run instead of one per page.
+# Reads of many large frames use one preadv per frame: no page-table cost and no mapped file
+# pages counted against the process.  Small frames, and reads of a few frames (a viewer step,
+# where latency matters most), are copied from a memory map, small frames in runs of equal
+# stride (one NumPy copy per run instead of one per page).
 PREAD_MIN_BYTES = 64 * 1024
+PREAD_MIN_PAGES = 4
 _HAS_PREADV = hasattr(os, "preadv")
 
 
@@ -79,7 +81,7 @@ class PageReader:
         self.frame_bytes = index.shape[0] * index.shape[1] * index.dtype.itemsize
         self._swap = index.byteorder != ("<" if np.little_endian else ">")
         self._pread = index.direct and _HAS_PREADV and self.frame_bytes >= PREAD_MIN_BYTES
-        if index.direct and not self._pread:
+        if index.direct:
             self._mm = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
             self._buf = np.frombuffer(self._mm, dtype=np.uint8)
 
@@ -98,7 +100,7 @@ class PageReader:
             return
         offsets = index.data_offsets[np.asarray(pages, dtype=np.int64)]
         flat = out.reshape(len(offsets), -1).view(np.uint8)
-        if self._pread:
+        if self._pread and len(offsets) >= PREAD_MIN_PAGES:
             fd, nbytes, preadv = self._fd, self.frame_bytes, os.preadv
             for i, off in enumerate(offsets.tolist()):
                 if preadv(fd, [flat[i]], off) != nbytes:
@@ -106,6 +108,12 @@ class PageReader:
                                       "file was shortened while open")
         else:
             buf, nbytes = self._buf, self.frame_bytes
+            # touching a mapped page past the end of a shortened file would kill the process
+            end = int(offsets.max()) + nbytes
+            if end > len(buf) or end > os.fstat(self._fd).st_size:
+                last = int(pages[int(np.argmax(offsets))])
+                raise FormatError(f"{index.path}: page {last} ends early; the file was "
+                                  "shortened while open")
             for start, stop, stride in _runs(offsets):
                 first = int(offsets[start])
                 if stride == 0:

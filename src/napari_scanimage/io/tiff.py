@@ -33,6 +33,7 @@ _FORMAT_TAGS = (_TAG_WIDTH, _TAG_HEIGHT, _TAG_BPS, _TAG_COMPRESSION, _TAG_SPP, _
 _SAMPLE_KIND = {1: "u", 2: "i", 3: "f"}
 # pages this far apart are indexed with pread: mapping them would pull whole file regions in
 SPARSE_STRIDE = 64 * 1024
+WINDOW_BYTES = 4 * 2**20
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 6: 1, 7: 1, 8: 2, 9: 4, 13: 4, 16: 8, 17: 8, 18: 8}
 
 
@@ -288,15 +289,15 @@ class _Gatherer:
         return out
 
 
-def _fast_walk(walker: _Walker, mm, header: TiffHeader, first_tags: tuple, start: int,
-               fd: int | None = None):
+def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, start: int,
+               sparse: bool):
     """Index a file whose IFDs all share the first page's tag layout, or return None.
 
     The chain is followed with one unpack per page (the next-IFD field of a same-sized IFD);
     everything else is gathered and checked with vectorised NumPy afterwards.  Any surprise
     (different tag count or layout, out-of-range offsets, loops, truncation) returns None and the
-    careful per-page walk takes over.  With ``fd`` (files whose pages are large) each IFD is
-    read with ``os.pread`` instead of through the map, so indexing maps no file pages.
+    careful per-page walk takes over.  IFDs are read with ``os.pread`` (one at a time when
+    ``sparse``, else in windows), so indexing maps no file pages and memory stays bounded.
     """
     size, big, bo = walker.size, header.bigtiff, header.byteorder
     count = len(first_tags)
@@ -309,27 +310,28 @@ def _fast_walk(walker: _Walker, mm, header: TiffHeader, first_tags: tuple, start
     limit = size - ifd_size
     if start > limit:
         return None
+    # IFD bytes are copied out of windows read with pread: a dense file (small frames) is read
+    # in large windows, a sparse one (large frames) one IFD at a time; nothing stays mapped
+    window = ifd_size if sparse else max(WINDOW_BYTES, ifd_size)
     copies = bytearray()
+    block, block_start, block_end = b"", 0, 0
     try:
         while ifd:
             if ifd <= last or ifd > limit:
                 return None
             ifds.append(ifd)
             last = ifd
-            if fd is None:
-                ifd = unpack_next(mm, ifd + next_rel)[0]
-            else:
-                raw = os.pread(fd, ifd_size, ifd)
-                copies += raw
-                ifd = unpack_next(raw, next_rel)[0]
+            if ifd + ifd_size > block_end:
+                block = os.pread(fd, window, ifd)
+                block_start, block_end = ifd, ifd + len(block)
+            rel = ifd - block_start
+            copies += block[rel: rel + ifd_size]
+            ifd = unpack_next(block, rel + next_rel)[0]
     except struct.error:
         return None
     pos = np.asarray(ifds, dtype=np.int64)
-    if fd is None:
-        gather = _Gatherer(np.frombuffer(mm, dtype=np.uint8), pos)
-    else:  # the IFD copies sit back to back
-        gather = _Gatherer(np.frombuffer(bytes(copies), dtype=np.uint8),
-                           np.arange(len(pos), dtype=np.int64) * ifd_size)
+    gather = _Gatherer(np.frombuffer(bytes(copies), dtype=np.uint8),
+                       np.arange(len(pos), dtype=np.int64) * ifd_size)
     word = np.dtype(bo + ("u8" if big else "u4"))
     cnt_dtype = np.dtype(bo + ("u8" if big else "u2"))
     if not (gather.get(0, cnt_dtype) == count).all():
@@ -424,8 +426,8 @@ def index_pages(path: str | os.PathLike, *, extra_tags: tuple[int, ...] = ()) ->
             fast = None
             if direct and info["next"] and not more["truncated"]:
                 sparse = info["next"] - header.first_ifd >= 2 * SPARSE_STRIDE  # two pages
-                fast = _fast_walk(walker, mm, header, info["tags"], info["next"],
-                                  fd=fh.fileno() if sparse else None)
+                fast = _fast_walk(walker, fh.fileno(), header, info["tags"], info["next"],
+                                  sparse)
             if fast is not None:
                 arrays = {k: np.concatenate([np.asarray(v, np.int64), fast[k]])
                           for k, v in arrays.items()}
