@@ -14,8 +14,10 @@ read_description
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -30,6 +32,13 @@ __all__ = ["PageReader", "read_description"]
 # stride (one NumPy copy per run instead of one per page).
 PREAD_MIN_BYTES = 64 * 1024
 PREAD_MIN_PAGES = 4
+PARALLEL_MIN_PAGES = 32
+_CPUS = os.cpu_count() or 1
+
+
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=min(_CPUS, 4), thread_name_prefix="scanimage-read")
 _HAS_PREADV = hasattr(os, "preadv")
 
 
@@ -101,11 +110,13 @@ class PageReader:
         offsets = index.data_offsets[np.asarray(pages, dtype=np.int64)]
         flat = out.reshape(len(offsets), -1).view(np.uint8)
         if self._pread and len(offsets) >= PREAD_MIN_PAGES:
-            fd, nbytes, preadv = self._fd, self.frame_bytes, os.preadv
-            for i, off in enumerate(offsets.tolist()):
-                if preadv(fd, [flat[i]], off) != nbytes:
-                    raise FormatError(f"{index.path}: page {int(pages[i])} ends early; the "
-                                      "file was shortened while open")
+            n = len(offsets)
+            if n >= PARALLEL_MIN_PAGES and _CPUS > 1:  # preadv releases the GIL
+                parts = np.array_split(np.arange(n), min(_CPUS, 4))
+                list(_pool().map(lambda idx: self._pread_pages(pages, offsets, flat, idx),
+                                 parts))
+            else:
+                self._pread_pages(pages, offsets, flat, range(n))
         else:
             buf, nbytes = self._buf, self.frame_bytes
             # touching a mapped page past the end of a shortened file would kill the process
@@ -125,6 +136,13 @@ class PageReader:
                     flat[start:stop] = src
         if self._swap:
             out.byteswap(inplace=True)
+
+    def _pread_pages(self, pages, offsets, flat, indices) -> None:
+        fd, nbytes, preadv = self._fd, self.frame_bytes, os.preadv
+        for i in indices:
+            if preadv(fd, [flat[i]], int(offsets[i])) != nbytes:
+                raise FormatError(f"{self.index.path}: page {int(pages[i])} ends early; the "
+                                  "file was shortened while open")
 
     def _read_tifffile(self, pages: np.ndarray, out: np.ndarray) -> None:
         if self._tiff is None:

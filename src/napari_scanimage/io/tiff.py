@@ -330,7 +330,7 @@ def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, 
     except struct.error:
         return None
     pos = np.asarray(ifds, dtype=np.int64)
-    gather = _Gatherer(np.frombuffer(bytes(copies), dtype=np.uint8),
+    gather = _Gatherer(np.frombuffer(copies, dtype=np.uint8),
                        np.arange(len(pos), dtype=np.int64) * ifd_size)
     word = np.dtype(bo + ("u8" if big else "u4"))
     cnt_dtype = np.dtype(bo + ("u8" if big else "u2"))

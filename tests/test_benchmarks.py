@@ -1,0 +1,20 @@
+"""Smoke runs of the benchmarks (the full sizes are run by hand; see benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_bench_tiff_smoke(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "bench_tiff.py"), "--size", "smoke",
+                           "--dir", str(tmp_path), "--repeat", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert len(rows) >= 10  # header + every measurement
+    assert any("index all" in row for row in rows)
+    assert any("random single frame" in row for row in rows)
