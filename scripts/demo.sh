@@ -9,18 +9,8 @@
 # side can also start its own virtual X server; this just makes it independent of that).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PYTHON="${PYTHON:-python3}"
-export UV_PYTHON_DOWNLOADS=never
-
-bash "$ROOT/scripts/setup.sh"
-
-# uv from PATH, or the one setup.sh installed with pip (maybe not on PATH).
-if command -v uv >/dev/null 2>&1 && uv --version >/dev/null 2>&1; then
-    UV=uv
-else
-    UV="$("$PYTHON" -c 'import uv; print(uv.find_uv_bin())')"
-fi
+# shellcheck source=scripts/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"   # set-up; defines ROOT, PYTHON, UV
 
 screenshot=0
 for arg in "$@"; do

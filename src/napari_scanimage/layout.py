@@ -100,6 +100,16 @@ class Layout:
         return layout
 
 
+def _wrap_index(value: int, size: int, message: str) -> int:
+    """``value`` in range(size), negative counting from the end; SelectionError otherwise."""
+    index = int(value)
+    if index < 0:
+        index += size
+    if not 0 <= index < size:
+        raise SelectionError(message)
+    return index
+
+
 @dataclass(frozen=True)
 class Selection:
     """What :meth:`Dataset.array` shows: one channel, all planes or one, a slice-sample mode.
@@ -120,24 +130,17 @@ class Selection:
             raise SelectionError(f"channel index {channel_index} does not exist; the dataset "
                                  f"has {layout.num_channels} channel(s)")
         if plane is not None:
-            plane = int(plane)
-            if plane < 0:
-                plane += layout.num_planes
-            if not 0 <= plane < layout.num_planes:
-                raise SelectionError(f"plane {plane} does not exist; the dataset has "
-                                     f"{layout.num_planes} plane(s) (0–{layout.num_planes - 1})")
+            plane = _wrap_index(plane, layout.num_planes,
+                                f"plane {plane} does not exist; the dataset has "
+                                f"{layout.num_planes} plane(s) (0–{layout.num_planes - 1})")
         if isinstance(slice_sample, str):
             if slice_sample not in _MODES:
                 raise SelectionError(f"slice_sample {slice_sample!r} is not one of an int, "
                                      f"{', '.join(map(repr, _MODES))}")
         else:
-            k = int(slice_sample)
-            if k < 0:
-                k += layout.frames_per_slice
-            if not 0 <= k < layout.frames_per_slice:
-                raise SelectionError(f"slice sample {slice_sample} does not exist; there are "
-                                     f"{layout.frames_per_slice} frames per slice")
-            slice_sample = k
+            slice_sample = _wrap_index(slice_sample, layout.frames_per_slice,
+                                       f"slice sample {slice_sample} does not exist; there are "
+                                       f"{layout.frames_per_slice} frames per slice")
         return cls(channel_index, plane, slice_sample, layout.num_planes > 1)
 
     def num_times(self, layout: Layout) -> int:
