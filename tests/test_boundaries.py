@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "napari_scanimage"
-GUI_IMPORT = re.compile(r"^\s*(import|from)\s+(napari|qtpy|magicgui|pyqtgraph|PyQt[56]|PySide[26])\b",
-                        re.M)
+GUI_IMPORT = re.compile(
+    r"^\s*(import|from)\s+(napari|qtpy|magicgui|pyqtgraph|PyQt[56]|PySide[26])\b", re.M)
 
 
 def test_core_does_not_import_gui_toolkits_in_source():

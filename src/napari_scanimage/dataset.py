@@ -296,6 +296,7 @@ class Dataset:
 
     def __repr__(self) -> str:
         i = self.info
-        return (f"<Dataset {self.paths[0].name}{f' +{len(self.paths) - 1} files' if len(self.paths) > 1 else ''}: "
+        more = f" +{len(self.paths) - 1} files" if len(self.paths) > 1 else ""
+        return (f"<Dataset {self.paths[0].name}{more}: "
                 f"{i.num_volumes} × {i.num_planes} planes × {i.frames_per_slice} samples, "
                 f"{i.num_channels} ch {i.channel_names}, {i.frame_shape} {i.dtype}>")

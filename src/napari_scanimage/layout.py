@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from .errors import IncompleteVolumeWarning, LayoutError, SelectionError
 
 __all__ = ["FileTable", "Layout", "Selection", "SliceSample"]
 
-SliceSample = Union[int, Literal["mean", "interleave", "axis"]]
+SliceSample = int | Literal["mean", "interleave", "axis"]
 _MODES = ("mean", "interleave", "axis")
 
 

@@ -52,7 +52,7 @@ class _Tissue:
         yy, xx = np.mgrid[:H, :W]
         background = ndimage.gaussian_filter(rng.normal(size=(Z, H, W)), (0, 6, 6))
         self.background = 300 + 2000 * (background - background.min()) / np.ptp(background)
-        for z in range(Z):
+        for _plane in range(Z):
             n = 25
             cy, cx = rng.uniform(8, H - 8, n), rng.uniform(8, W - 8, n)
             radius = rng.uniform(2.5, 4.5, n)
@@ -62,8 +62,8 @@ class _Tissue:
             kernel = np.exp(-np.arange(40) / 8.0)
             traces = np.array([np.convolve(s, kernel)[:n_samples] for s in spikes]) * 3000
             self.cells.append((blobs.reshape(n, -1), traces, rng.uniform(800, 2000, n)))
-        self.shifts = np.round(ndimage.gaussian_filter1d(rng.normal(size=(layout.num_volumes + 1, 2)),
-                                                         3, axis=0) * 4).astype(int)
+        drift = rng.normal(size=(layout.num_volumes + 1, 2))
+        self.shifts = np.round(ndimage.gaussian_filter1d(drift, 3, axis=0) * 4).astype(int)
         self.rng_seed = seed
 
     def page(self, g: int) -> np.ndarray:

@@ -183,7 +183,8 @@ def test_every_sample_is_the_tifffile_page_the_formula_names(name, tmp_path):
                         assert np.array_equal(pages[t, z, f], truth.page(g))
             # the other selections, from the same tifffile pages
             for k in range(F):
-                np.testing.assert_array_equal(ds.read(c, slice_sample=k), _planar(pages[:, :, k], Z))
+                np.testing.assert_array_equal(ds.read(c, slice_sample=k),
+                                              _planar(pages[:, :, k], Z))
             np.testing.assert_allclose(ds.read(c, slice_sample="mean"),
                                        _planar(pages.astype(np.float64).mean(axis=2), Z), rtol=1e-6)
             interleaved = pages.transpose(0, 2, 1, 3, 4).reshape(T * F, Z, Y, X)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -25,7 +24,9 @@ _CYCLE = ("green", "magenta", "cyan", "yellow", "red", "blue")
 
 
 def _paths(path: str | Sequence[str]) -> list[str]:
-    return [os.fspath(path)] if isinstance(path, (str, os.PathLike)) else [os.fspath(p) for p in path]
+    if isinstance(path, (str, os.PathLike)):
+        return [os.fspath(path)]
+    return [os.fspath(p) for p in path]
 
 
 def get_reader(path: str | Sequence[str]) -> Callable | None:

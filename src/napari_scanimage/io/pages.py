@@ -64,7 +64,7 @@ def _runs(offsets: np.ndarray) -> list[tuple[int, int, int]]:
     starts = [0, *(np.flatnonzero(diffs[1:] != diffs[:-1]) + 1).tolist()]
     stops = [*starts[1:], n]
     runs = []
-    for start, stop in zip(starts, stops):
+    for start, stop in zip(starts, stops, strict=True):
         stride = int(diffs[start]) if start < n - 1 else 0
         if stride > 0:
             runs.append((start, stop, stride))

@@ -151,7 +151,8 @@ class _Walker:
         vals = fmt.unpack_from(self.buf, offset)
         return vals, fmt.size
 
-    def walk(self, first: int, max_pages: int = -1) -> tuple[dict[str, list[int]], bool, dict, dict]:
+    def walk(self, first: int, max_pages: int = -1
+             ) -> tuple[dict[str, list[int]], bool, dict, dict]:
         offsets: list[int] = []
         nbytes: list[int] = []
         doffs: list[int] = []
@@ -226,7 +227,7 @@ class _Walker:
             fmt_values = tuple(fmt_fields[2::3])
             if shifts:
                 fmt_values = tuple(v >> shifts.get(t, 0) if v is not None else v
-                                   for t, v in zip(fmt_fields[0::3], fmt_values))
+                                   for t, v in zip(fmt_fields[0::3], fmt_values, strict=True))
                 if so_count == 1:
                     so_val >>= shifts.get(so_type, 0)
                 if sb_count == 1 and sb_val is not None:
