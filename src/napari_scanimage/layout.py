@@ -56,12 +56,6 @@ class Layout:
         t, z, f = (np.asarray(a, dtype=np.int64) for a in (t, z, f))
         return t * self.pages_per_volume + (z * self.frames_per_slice + f) * self.num_channels + c
 
-    def table(self) -> np.ndarray:
-        """The full page table, shape (T, Z, F, C), int64."""
-        t, z, f, c = np.ogrid[: self.num_volumes, : self.num_planes, : self.frames_per_slice,
-                              : self.num_channels]
-        return self.page(t, z, f, c)
-
     @classmethod
     def from_counts(cls, *, num_channels: int, num_planes: int, frames_per_slice: int,
                     num_flyback: int, total_pages: int, source: str = "") -> Layout:

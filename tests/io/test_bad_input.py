@@ -139,17 +139,18 @@ def test_explicit_file_list_overrides_discovery(tmp_path):
     np.testing.assert_array_equal(ds.read(0)[5], truth.page(5))
 
 
-def test_natural_sort_beyond_five_digits(tmp_path):
-    truth = write_scanimage_tiff(tmp_path / "run.tif", SyntheticLayout(num_volumes=4,
+def test_series_order_is_numeric_beyond_five_digits(tmp_path):
+    """ScanImage widens the file counter past 99999: order by number, not by text."""
+    truth = write_scanimage_tiff(tmp_path / "run.tif", SyntheticLayout(num_volumes=3,
                                                                        frames_per_file=1))
-    # ScanImage widens the counter past 99999; "100000" must sort after "00004"
-    last = truth.paths[-1]
-    renamed = last.with_name("run_00001_100000.tif")
-    last.rename(renamed)
-    from napari_scanimage.io.series import natural_key
-
-    names = sorted([p.name for p in truth.paths[:-1]] + [renamed.name], key=natural_key)
-    assert names[-1] == "run_00001_100000.tif"
+    last = truth.paths[-1].rename(tmp_path / "run_00001_100000.tif")
+    (tmp_path / "run_00001_00003.tif").unlink(missing_ok=True)
+    truth.paths[1].rename(tmp_path / "run_00001_99999.tif")
+    with pytest.warns(SeriesWarning, match="missing"):
+        ds = nsi.open_dataset(last)
+    assert [p.name for p in ds.paths] == ["run_00001_00001.tif", "run_00001_99999.tif",
+                                          "run_00001_100000.tif"]
+    np.testing.assert_array_equal(ds.read(0)[2], truth.page(2))
 
 
 def test_compressed_pages_fall_back_to_tifffile(tmp_path):

@@ -20,7 +20,7 @@ import os
 import re
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -157,7 +157,7 @@ def _first_description(fh, size: int, path: str) -> str:
 
     header = read_header(fh.read(16), path)
     with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        walker = _Walker(mm, size, header, path, ())
+        walker = _Walker(mm, size, header, path)
         arrays, *_ = walker.walk(header.first_ifd, max_pages=1)
         if not arrays["description_lengths"]:
             return ""
@@ -269,7 +269,6 @@ class AcquisitionInfo:
     num_volumes: int | None = None
     frame_shape: tuple[int, int] | None = None
     dtype: np.dtype | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def num_channels(self) -> int:

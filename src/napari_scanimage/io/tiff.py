@@ -15,7 +15,7 @@ import mmap
 import os
 import struct
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 
@@ -87,8 +87,6 @@ class PageIndex:
     file_size : int
     truncated : bool
         The file ends inside a page; that page and any after it are not indexed.
-    extra : dict
-        Values of further requested tags from the first page.
     """
 
     path: str
@@ -103,7 +101,6 @@ class PageIndex:
     bigtiff: bool
     byteorder: str
     truncated: bool = False
-    extra: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.data_offsets)
@@ -127,18 +124,17 @@ _ENTRY_STRUCTS: dict[tuple[bool, str, int], struct.Struct] = {}
 class _Walker:
     """Sequential IFD walk over a memory map; one `struct.unpack_from` per regular page."""
 
-    def __init__(self, buf, size: int, header: TiffHeader, path: str, extra_tags: tuple[int, ...]):
+    def __init__(self, buf, size: int, header: TiffHeader, path: str):
         self.buf, self.size, self.path = buf, size, path
         self.bo, self.big = header.byteorder, header.bigtiff
         self.count_fmt = struct.Struct(self.bo + ("Q" if self.big else "H"))
         self.entry_size = 20 if self.big else 12
         self.count_size = 8 if self.big else 2
         self.inline = 8 if self.big else 4
-        self.extra_tags = extra_tags
         self.layout_key: tuple | None = None
 
     def _unpack_ifd(self, offset: int, page: int):
-        """Return (tags, types, counts, values, next_offset) or None when cut by EOF."""
+        """(all unpacked values: count, 4 per entry, next offset; IFD size) or None at EOF."""
         if offset + self.count_size > self.size:
             return None
         count = self.count_fmt.unpack_from(self.buf, offset)[0]
@@ -160,7 +156,6 @@ class _Walker:
         direct = True
         truncated = False
         first_format: tuple | None = None
-        extra: dict = {}
         ifd = first
         prev_ifd = -1
         stride = 0
@@ -215,10 +210,6 @@ class _Walker:
                 desc_inline_rel = (self.count_size + self.entry_size * pos[_TAG_DESCRIPTION]
                                    + (12 if big else 8) if _TAG_DESCRIPTION in pos else 0)
                 tiled = _TAG_TILE_WIDTH in pos
-                if not extra and self.extra_tags:
-                    extra = {t: vals[1 + 4 * pos[t] + 3] for t in self.extra_tags if t in pos}
-                    extra.update({("count", t): vals[1 + 4 * pos[t] + 2]
-                                  for t in self.extra_tags if t in pos})
             got_fields = list(getter(vals))
             for i in absent:
                 got_fields[i] = None
@@ -259,7 +250,7 @@ class _Walker:
         arrays = {"data_offsets": offsets, "byte_counts": nbytes,
                   "description_offsets": doffs, "description_lengths": dlens}
         info = {"first_format": first_format, "next": ifd, "tags": cache_key}
-        return arrays, direct, info, {"truncated": truncated, "extra": extra}
+        return arrays, direct, info, truncated
 
 
 class _Gatherer:
@@ -388,15 +379,13 @@ def _dtype_from_format(fmt: tuple, path: str) -> tuple[tuple[int, int], np.dtype
     return (int(height), int(width)), dtype, plain
 
 
-def index_pages(path: str | os.PathLike, *, extra_tags: tuple[int, ...] = ()) -> PageIndex:
+def index_pages(path: str | os.PathLike) -> PageIndex:
     """Walk the IFD chain of a TIFF file once.
 
     Parameters
     ----------
     path : path-like
         Classic TIFF or BigTIFF file, either byte order.
-    extra_tags : tuple of int
-        Further tags whose value (and count) on the first page to return in ``PageIndex.extra``.
 
     Returns
     -------
@@ -420,12 +409,12 @@ def index_pages(path: str | os.PathLike, *, extra_tags: tuple[int, ...] = ()) ->
         if size == 0:
             raise FormatError(f"{path}: file is empty")
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            walker = _Walker(mm, size, header, path, extra_tags)
+            walker = _Walker(mm, size, header, path)
             # the first pages may differ (some writers put extra tags on page 0): walk two
             # carefully, then the rest in bulk if they repeat the second page's layout
-            arrays, direct, info, more = walker.walk(header.first_ifd, max_pages=2)
+            arrays, direct, info, truncated = walker.walk(header.first_ifd, max_pages=2)
             fast = None
-            if direct and info["next"] and not more["truncated"]:
+            if direct and info["next"] and not truncated:
                 sparse = info["next"] - header.first_ifd >= 2 * SPARSE_STRIDE  # two pages
                 fast = _fast_walk(walker, fh.fileno(), header, info["tags"], info["next"],
                                   sparse)
@@ -433,10 +422,10 @@ def index_pages(path: str | os.PathLike, *, extra_tags: tuple[int, ...] = ()) ->
                 arrays = {k: np.concatenate([np.asarray(v, np.int64), fast[k]])
                           for k, v in arrays.items()}
             else:
-                arrays, direct, info, more = walker.walk(header.first_ifd)
+                arrays, direct, info, truncated = walker.walk(header.first_ifd)
     n = len(arrays["data_offsets"])
     if n == 0:
-        if more["truncated"]:
+        if truncated:
             raise FormatError(f"{path}: the file ends before its first page is complete "
                               f"({size} bytes); nothing can be read")
         raise FormatError(f"{path}: TIFF file holds no pages")
@@ -447,7 +436,7 @@ def index_pages(path: str | os.PathLike, *, extra_tags: tuple[int, ...] = ()) ->
         expected = shape[0] * shape[1] * dtype.itemsize
         if direct and (np.asarray(arrays["byte_counts"]) != expected).any():
             direct = False
-    if more["truncated"]:
+    if truncated:
         warnings.warn(f"{Path(path).name}: the file ends inside page {n} "
                       f"({size} bytes); using the {n} complete pages", TruncatedFileWarning,
                       stacklevel=2)
@@ -463,8 +452,7 @@ def index_pages(path: str | os.PathLike, *, extra_tags: tuple[int, ...] = ()) ->
         file_size=size,
         bigtiff=header.bigtiff,
         byteorder=header.byteorder,
-        truncated=more["truncated"],
-        extra=more["extra"],
+        truncated=truncated,
     )
 
 
