@@ -28,6 +28,7 @@ __all__ = ["PageIndex", "index_pages", "read_header"]
 _TAG_WIDTH, _TAG_HEIGHT, _TAG_BPS, _TAG_COMPRESSION = 256, 257, 258, 259
 _TAG_DESCRIPTION, _TAG_STRIP_OFFSETS, _TAG_SPP, _TAG_STRIP_BYTES = 270, 273, 277, 279
 _TAG_PLANAR, _TAG_TILE_WIDTH, _TAG_SAMPLE_FORMAT = 284, 322, 339
+_TAG_SIFF = 907  # ScanImage-FLIM photon encoding: 0 raw, 1 compressed
 # tags whose values must agree with the first page for the memory-map fast path
 _FORMAT_TAGS = (_TAG_WIDTH, _TAG_HEIGHT, _TAG_BPS, _TAG_COMPRESSION, _TAG_SPP, _TAG_SAMPLE_FORMAT)
 _SAMPLE_KIND = {1: "u", 2: "i", 3: "f"}
@@ -84,6 +85,9 @@ class PageIndex:
     direct : bool
         True when every page is uncompressed, single strip, and the same shape and type as the
         first, so it can be read from a memory map.
+    siff_flags : int8 array or None
+        Tag 907 of each page (0 raw photons, 1 compressed, -1 absent); None when no page has
+        it (an ordinary TIFF).
     file_size : int
     truncated : bool
         The file ends inside a page; that page and any after it are not indexed.
@@ -101,6 +105,7 @@ class PageIndex:
     bigtiff: bool
     byteorder: str
     truncated: bool = False
+    siff_flags: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.data_offsets)
@@ -153,6 +158,7 @@ class _Walker:
         nbytes: list[int] = []
         doffs: list[int] = []
         dlens: list[int] = []
+        siff: list[int] = []
         direct = True
         truncated = False
         first_format: tuple | None = None
@@ -199,7 +205,8 @@ class _Walker:
                     raise FormatError(f"{self.path}: page {page}: required TIFF tags {missing} "
                                       "are missing; the file is corrupt")
                 fields = []
-                for t in (_TAG_STRIP_OFFSETS, _TAG_STRIP_BYTES, _TAG_DESCRIPTION) + _FORMAT_TAGS:
+                for t in (_TAG_STRIP_OFFSETS, _TAG_STRIP_BYTES, _TAG_DESCRIPTION,
+                          _TAG_SIFF) + _FORMAT_TAGS:
                     if t in pos:  # (type, count, value) of the entry
                         fields += [1 + 4 * pos[t] + 1, 1 + 4 * pos[t] + 2, 1 + 4 * pos[t] + 3]
                     else:
@@ -214,7 +221,7 @@ class _Walker:
             for i in absent:
                 got_fields[i] = None
             (so_type, so_count, so_val, sb_type, sb_count, sb_val, d_type, d_count, d_val,
-             *fmt_fields) = got_fields
+             sf_type, _, sf_val, *fmt_fields) = got_fields
             fmt_values = tuple(fmt_fields[2::3])
             if shifts:
                 fmt_values = tuple(v >> shifts.get(t, 0) if v is not None else v
@@ -223,6 +230,8 @@ class _Walker:
                     so_val >>= shifts.get(so_type, 0)
                 if sb_count == 1 and sb_val is not None:
                     sb_val >>= shifts.get(sb_type, 0)
+                if sf_val is not None:
+                    sf_val >>= shifts.get(sf_type, 0)
             if first_format is None:
                 first_format = fmt_values
             if (so_count != 1 or sb_count != 1 or tiled or fmt_values != first_format
@@ -242,13 +251,14 @@ class _Walker:
             nbytes.append(sb_val or 0)
             doffs.append(d_off)
             dlens.append(d_count)
+            siff.append(-1 if sf_val is None else min(int(sf_val), 127))
             nxt = vals[-1]
             stride = ifd - prev_ifd if prev_ifd >= 0 else ifd_size
             prev_ifd = ifd
             ifd = nxt
             page += 1
         arrays = {"data_offsets": offsets, "byte_counts": nbytes,
-                  "description_offsets": doffs, "description_lengths": dlens}
+                  "description_offsets": doffs, "description_lengths": dlens, "siff": siff}
         info = {"first_format": first_format, "next": ifd, "tags": cache_key}
         return arrays, direct, info, truncated
 
@@ -339,8 +349,9 @@ def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, 
         return gather.get(at + 4, word), gather.get(at + 4 + word.itemsize, word)
 
     try:
-        fields = {t: entry(t) for t in (_TAG_STRIP_OFFSETS, _TAG_STRIP_BYTES, _TAG_DESCRIPTION)
-                  + _FORMAT_TAGS + (_TAG_TILE_WIDTH,) if t in where}
+        fields = {t: entry(t) for t in (_TAG_STRIP_OFFSETS, _TAG_STRIP_BYTES, _TAG_DESCRIPTION,
+                                        _TAG_SIFF) + _FORMAT_TAGS + (_TAG_TILE_WIDTH,)
+                  if t in where}
     except LookupError:
         return None
     for t in _FORMAT_TAGS + (_TAG_TILE_WIDTH,):
@@ -364,8 +375,10 @@ def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, 
         d_count = d_off = np.zeros(len(pos), np.int64)
     if (data_offsets + byte_counts > size).any() or (d_off + d_count > size).any():
         return None
+    siff = (np.minimum(fields[_TAG_SIFF][1], 127).astype(np.int64) if _TAG_SIFF in fields
+            else np.full(len(pos), -1, np.int64))
     return {"data_offsets": data_offsets, "byte_counts": byte_counts,
-            "description_offsets": d_off, "description_lengths": d_count}
+            "description_offsets": d_off, "description_lengths": d_count, "siff": siff}
 
 
 def _dtype_from_format(fmt: tuple, path: str) -> tuple[tuple[int, int], np.dtype | None, bool]:
@@ -453,6 +466,7 @@ def index_pages(path: str | os.PathLike) -> PageIndex:
         bigtiff=header.bigtiff,
         byteorder=header.byteorder,
         truncated=truncated,
+        siff_flags=siff if (siff := np.asarray(arrays["siff"], np.int8)).max() >= 0 else None,
     )
 
 

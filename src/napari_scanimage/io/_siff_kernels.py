@@ -1,0 +1,230 @@
+"""Compiled photon loops for `.siff` pages (numba, ``nogil``; threads come from the caller).
+
+Every kernel walks a list of pages given by parallel arrays:
+
+``kinds``   0 raw (u64 records ``y|x|tau``), 1 compressed (u16 raster + grouped u16 times)
+``starts``  byte offset S of the photon strip
+``counts``  photons in the strip (raw: bytes ÷ 8, compressed: bytes ÷ 2)
+``rasters`` byte offset of the compressed u16 intensity raster (S − 2·H·W)
+``rows``    output row each page accumulates into (pages sharing a row must be in one call)
+
+The file is seen through views of one memory map: ``v64[r]`` is the u64 view starting at byte
+``r`` (so byte offset S is element ``S // 8`` of ``v64[S % 8]``), likewise ``v16[S % 2]``.
+A per-page ``status`` reports what was wrong instead of raising inside compiled code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+OK, BAD_COORD, BAD_COUNT, OVERFLOW = 0, 1, 2, 3
+_LOW32 = np.uint64(0xFFFFFFFF)
+_U16 = np.uint64(0xFFFF)
+_S48 = np.uint64(48)
+_S32 = np.uint64(32)
+
+
+@njit(nogil=True, cache=True)
+def intensity(v64, v16, kinds, starts, counts, rasters, height, width, out, status):
+    """Photon counts per pixel of each page into ``out[i]`` (flat H·W, uint16)."""
+    npix = height * width
+    for i in range(kinds.shape[0]):
+        row = out[i]
+        n = counts[i]
+        if kinds[i] == 0:
+            for k in range(npix):
+                row[k] = 0
+            view = v64[starts[i] % 8]
+            base = starts[i] // 8
+            for j in range(n):
+                rec = view[base + j]
+                y = np.int64(rec >> _S48)
+                x = np.int64((rec >> _S32) & _U16)
+                if y >= height or x >= width:
+                    status[i] = BAD_COORD
+                    break
+                p = y * width + x
+                if row[p] < 65535:
+                    row[p] += 1
+        else:
+            view = v16[rasters[i] % 2]
+            base = rasters[i] // 2
+            total = 0
+            for k in range(npix):
+                c = view[base + k]
+                row[k] = c
+                total += c
+            if total != n:
+                status[i] = BAD_COUNT
+
+
+@njit(nogil=True, cache=True)
+def histogram(v64, v16, kinds, starts, counts, rasters, rows, planes, mask, use_mask,
+              height, width, out, status, maxtau):
+    """Arrival-time counts of each page added to ``out[rows[i]]``; with ``use_mask`` only the
+    photons whose pixel is set in ``mask[planes[i]]`` (flat H·W, uint8)."""
+    npix = height * width
+    cap = out.shape[1]
+    for i in range(kinds.shape[0]):
+        hist = out[rows[i]]
+        n = counts[i]
+        if kinds[i] == 0:
+            view = v64[starts[i] % 8]
+            base = starts[i] // 8
+            m = mask[planes[i]]
+            for j in range(n):
+                rec = view[base + j]
+                if use_mask:
+                    y = np.int64(rec >> _S48)
+                    x = np.int64((rec >> _S32) & _U16)
+                    if y >= height or x >= width:
+                        status[i] = BAD_COORD
+                        break
+                    if m[y * width + x] == 0:
+                        continue
+                tau = np.int64(rec & _LOW32)
+                if tau >= cap:
+                    status[i] = OVERFLOW
+                    if tau > maxtau[i]:
+                        maxtau[i] = tau
+                    continue
+                hist[tau] += 1
+        else:
+            view = v16[starts[i] % 2]
+            base = starts[i] // 2
+            if not use_mask:
+                for j in range(n):
+                    tau = np.int64(view[base + j])
+                    if tau >= cap:
+                        status[i] = OVERFLOW
+                        if tau > maxtau[i]:
+                            maxtau[i] = tau
+                        continue
+                    hist[tau] += 1
+                continue
+            m = mask[planes[i]]
+            rview = v16[rasters[i] % 2]
+            rbase = rasters[i] // 2
+            pos = 0
+            for k in range(npix):
+                c = np.int64(rview[rbase + k])
+                if pos + c > n:
+                    status[i] = BAD_COUNT
+                    break
+                if m[k] != 0:
+                    for j in range(pos, pos + c):
+                        tau = np.int64(view[base + j])
+                        if tau >= cap:
+                            status[i] = OVERFLOW
+                            if tau > maxtau[i]:
+                                maxtau[i] = tau
+                            continue
+                        hist[tau] += 1
+                pos += c
+            if status[i] == OK and pos != n:
+                status[i] = BAD_COUNT
+
+
+@njit(nogil=True, cache=True)
+def mask_sums(v64, v16, kinds, starts, counts, rasters, rows, planes, indptr, indices,
+              height, width, out_n, out_tau, status):
+    """Photon count and arrival-time sum of every mask, per output row.
+
+    Masks are a CSR table per plane: the masks containing pixel ``p`` of plane ``z`` are
+    ``indices[indptr[z, p]:indptr[z, p + 1]]``.  ``out_n`` and ``out_tau`` are (rows, masks).
+    """
+    npix = height * width
+    for i in range(kinds.shape[0]):
+        cn = out_n[rows[i]]
+        ct = out_tau[rows[i]]
+        ptr = indptr[planes[i]]
+        n = counts[i]
+        if kinds[i] == 0:
+            view = v64[starts[i] % 8]
+            base = starts[i] // 8
+            for j in range(n):
+                rec = view[base + j]
+                y = np.int64(rec >> _S48)
+                x = np.int64((rec >> _S32) & _U16)
+                if y >= height or x >= width:
+                    status[i] = BAD_COORD
+                    break
+                p = y * width + x
+                a = ptr[p]
+                b = ptr[p + 1]
+                if a == b:
+                    continue
+                tau = np.int64(rec & _LOW32)
+                for q in range(a, b):
+                    r = indices[q]
+                    cn[r] += 1
+                    ct[r] += tau
+        else:
+            view = v16[starts[i] % 2]
+            base = starts[i] // 2
+            rview = v16[rasters[i] % 2]
+            rbase = rasters[i] // 2
+            pos = 0
+            for k in range(npix):
+                c = np.int64(rview[rbase + k])
+                if pos + c > n:
+                    status[i] = BAD_COUNT
+                    break
+                a = ptr[k]
+                b = ptr[k + 1]
+                if a != b and c:
+                    s = 0
+                    for j in range(pos, pos + c):
+                        s += np.int64(view[base + j])
+                    for q in range(a, b):
+                        r = indices[q]
+                        cn[r] += c
+                        ct[r] += s
+                pos += c
+            if status[i] == OK and pos != n:
+                status[i] = BAD_COUNT
+
+
+@njit(nogil=True, cache=True)
+def pixel_sums(v64, v16, kinds, starts, counts, rasters, rows, height, width,
+               out_n, out_tau, status):
+    """Photon count and arrival-time sum per pixel, added to ``out_n[rows[i]]`` (flat H·W)."""
+    npix = height * width
+    for i in range(kinds.shape[0]):
+        cn = out_n[rows[i]]
+        ct = out_tau[rows[i]]
+        n = counts[i]
+        if kinds[i] == 0:
+            view = v64[starts[i] % 8]
+            base = starts[i] // 8
+            for j in range(n):
+                rec = view[base + j]
+                y = np.int64(rec >> _S48)
+                x = np.int64((rec >> _S32) & _U16)
+                if y >= height or x >= width:
+                    status[i] = BAD_COORD
+                    break
+                p = y * width + x
+                cn[p] += 1
+                ct[p] += np.int64(rec & _LOW32)
+        else:
+            view = v16[starts[i] % 2]
+            base = starts[i] // 2
+            rview = v16[rasters[i] % 2]
+            rbase = rasters[i] // 2
+            pos = 0
+            for k in range(npix):
+                c = np.int64(rview[rbase + k])
+                if pos + c > n:
+                    status[i] = BAD_COUNT
+                    break
+                if c:
+                    s = 0
+                    for j in range(pos, pos + c):
+                        s += np.int64(view[base + j])
+                    cn[k] += c
+                    ct[k] += s
+                pos += c
+            if status[i] == OK and pos != n:
+                status[i] = BAD_COUNT

@@ -1,0 +1,475 @@
+"""ScanImage-FLIM `.siff` pages: photons, intensity, arrival-time histograms and sums.
+
+Classes
+-------
+FlimSettings
+    Arrival-time bins of a recording: number, width, laser period.
+SiffReader
+    Photon-level reads of the pages of one indexed `.siff` file (FORMATS §2).
+
+Every operation has two engines: compiled loops (:mod:`._siff_kernels`, numba, run on a few
+threads over blocks of pages straight from a memory map) and a plain NumPy path
+(``engine="numpy"``) that decodes pages one at a time; the tests hold them equal.  Set
+``NAPARI_SCANIMAGE_ENGINE=numpy`` to use the NumPy path everywhere.
+
+Arrival times are never wrapped: histograms are as long as the latest arrival time seen (at
+least ``num_bins``); a time beyond :data:`MAX_BINS_FACTOR` × ``num_bins`` is taken as corruption
+and raises :class:`~napari_scanimage.errors.FormatError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import mmap
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import FormatError
+from .tiff import PageIndex
+
+__all__ = ["FlimSettings", "SiffReader", "flim_settings"]
+
+RAW, COMPRESSED = 0, 1
+MAX_BINS_FACTOR = 4
+PARALLEL_MIN_PHOTONS = 1 << 18
+_CPUS = os.cpu_count() or 1
+
+
+def default_engine() -> str:
+    if os.environ.get("NAPARI_SCANIMAGE_ENGINE", "").lower() == "numpy":
+        return "numpy"
+    try:
+        from . import _siff_kernels  # noqa: F401
+    except ImportError:  # numba missing or broken on this platform
+        return "numpy"
+    return "numba"
+
+
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=min(_CPUS, 8), thread_name_prefix="scanimage-siff")
+
+
+@dataclass(frozen=True)
+class FlimSettings:
+    """Arrival-time bins of a `.siff` recording.
+
+    Attributes
+    ----------
+    num_bins : int
+        ``SI.hScan2D.hAcq.Tau_bins``: bins per laser period as configured.
+    bin_width_ps : float or None
+        Width of one bin: 5 ps · 2^binResolution unless overridden; None when unknown.
+    laser_period_ps : float or None
+        1 / laser rate (``SI.hScan2D.hAcq.countrates[0]``) when the file states it.
+    bin_resolution : int or None
+    """
+
+    num_bins: int
+    bin_width_ps: float | None
+    laser_period_ps: float | None = None
+    bin_resolution: int | None = None
+
+    @property
+    def bin_width_ns(self) -> float:
+        if self.bin_width_ps is None:
+            raise FormatError("the arrival-time bin width is unknown (no binResolution in the "
+                              "file); open it with open_dataset(..., bin_width_ps=...)")
+        return self.bin_width_ps / 1000.0
+
+    @property
+    def period_bins(self) -> float | None:
+        """Laser period in bins, when both are known."""
+        if self.laser_period_ps is None or self.bin_width_ps is None:
+            return None
+        return self.laser_period_ps / self.bin_width_ps
+
+
+def _number(value) -> float | None:
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    if isinstance(value, np.ndarray):
+        value = value.ravel()[0] if value.size else None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def flim_settings(values: Mapping[str, object], *, bin_width_ps: float | None = None,
+                  path: str = "") -> FlimSettings:
+    """FLIM settings from static metadata values (``SI.hScan2D.hAcq.*``)."""
+    bins = _number(values.get("SI.hScan2D.hAcq.Tau_bins"))
+    if bins is None or bins < 1 or bins > 1 << 20:
+        raise FormatError(f"{path}: no valid SI.hScan2D.hAcq.Tau_bins in the header "
+                          f"(found {values.get('SI.hScan2D.hAcq.Tau_bins')!r}); this is not "
+                          "a readable ScanImage-FLIM file")
+    res = _number(values.get("SI.hScan2D.hAcq.binResolution"))
+    resolution = int(res) if res is not None and 0 <= res <= 24 else None
+    if bin_width_ps is None and resolution is not None:
+        bin_width_ps = 5.0 * 2**resolution
+    if bin_width_ps is not None and not bin_width_ps > 0:
+        raise ValueError(f"bin_width_ps must be positive, got {bin_width_ps!r}")
+    rate = _number(values.get("SI.hScan2D.hAcq.countrates"))
+    period = 1e12 / rate if rate and rate > 0 else None
+    return FlimSettings(int(bins), None if bin_width_ps is None else float(bin_width_ps),
+                        period, resolution)
+
+
+class SiffReader:
+    """Photon-level reads of one indexed `.siff` file.
+
+    Page arguments are page indices local to this file.  Not shared between threads (each
+    thread opens its own); the compiled loops run on an internal pool.
+    """
+
+    def __init__(self, index: PageIndex, engine: str | None = None):
+        if index.siff_flags is None:
+            raise FormatError(f"{index.path}: not a .siff file (no page has tag 907)")
+        self.index = index
+        self.path = index.path
+        self.engine = engine or default_engine()
+        self.height, self.width = index.shape
+        npix = self.height * self.width
+        self._fd = os.open(index.path, os.O_RDONLY)
+        self._mm = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) if index.file_size else None
+        buf = (np.frombuffer(self._mm, np.uint8) if self._mm is not None
+               else np.zeros(8, np.uint8))
+        size = len(buf)
+        self._buf = buf
+        self._v64 = tuple(buf[r: r + (size - r) // 8 * 8].view("<u8") for r in range(8))
+        self._v16 = tuple(buf[r: r + (size - r) // 2 * 2].view("<u2") for r in range(2))
+        self.kinds = index.siff_flags.astype(np.int64)
+        self.starts = index.data_offsets
+        nbytes = index.byte_counts
+        self.counts = np.where(self.kinds == RAW, nbytes // 8, nbytes // 2)
+        self.rasters = self.starts - 2 * npix
+        desc_end = index.description_offsets
+        self._bad = np.full(len(index), "", dtype=object)
+        self._bad[(self.kinds != RAW) & (self.kinds != COMPRESSED)] = "is not a .siff frame"
+        self._bad[(self.kinds == RAW) & (nbytes % 8 != 0)] = (
+            "has a raw photon strip whose length is not a multiple of 8 bytes")
+        self._bad[(self.kinds == COMPRESSED) & (nbytes % 2 != 0)] = (
+            "has a compressed photon strip of an odd number of bytes")
+        self._bad[(self.kinds == COMPRESSED) & (self.rasters < desc_end)] = (
+            "has no room for its intensity raster before the photon strip")
+        self._bad_any = bool((self._bad != "").any())
+
+    # -- housekeeping ---------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self._v64 = self._v16 = ()
+            self._buf = None
+            if self._mm is not None:
+                try:
+                    self._mm.close()
+                except BufferError:  # views still alive elsewhere; the map goes with them
+                    pass
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> SiffReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check(self, pages: np.ndarray) -> None:
+        if self._fd < 0:
+            raise FormatError(f"{self.path}: reader is closed")
+        if pages.size and (pages.min() < 0 or pages.max() >= len(self.kinds)):
+            raise FormatError(f"{self.path}: page index out of range 0–{len(self.kinds) - 1}")
+        if self._bad_any:
+            bad = self._bad[pages]
+            hit = np.flatnonzero(bad != "")
+            if hit.size:
+                raise FormatError(f"{self.path}: page {int(pages[hit[0]])} {bad[hit[0]]}; the "
+                                  "file is corrupt from there (earlier pages can be read)")
+        if os.fstat(self._fd).st_size < self.index.file_size:
+            raise FormatError(f"{self.path}: the file became shorter while open; reopen it")
+
+    def _raise_status(self, pages: np.ndarray, status: np.ndarray,
+                      maxtau: np.ndarray | None = None, cap: int = 0) -> None:
+        hit = np.flatnonzero(status)
+        if not hit.size:
+            return
+        i = int(hit[0])
+        page, code = int(pages[i]), int(status[i])
+        if code == 1:
+            what = f"has a photon outside the {self.height}×{self.width} frame"
+        elif code == 2:
+            what = "has an intensity raster that does not match its photon count"
+        else:
+            tau = int(maxtau[i]) if maxtau is not None else -1
+            what = (f"has arrival time bin {tau}, beyond {cap} ({MAX_BINS_FACTOR}× Tau_bins); "
+                    "Tau_bins or the photon data is wrong")
+        raise FormatError(f"{self.path}: page {page} {what}; the file is corrupt there "
+                          "(other pages can still be read)")
+
+    # -- NumPy reference path ---------------------------------------------------------------
+    def photons(self, page: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(y, x, tau) int64 arrays of every photon of ``page``, in storage order (raw: arrival
+        order; compressed: grouped by pixel in raster order)."""
+        pages = np.array([page], dtype=np.int64)
+        self._check(pages)
+        n, start = int(self.counts[page]), int(self.starts[page])
+        H, W = self.height, self.width
+        if self.kinds[page] == RAW:
+            rec = self._buf[start: start + 8 * n].view("<u8")
+            y = (rec >> np.uint64(48)).astype(np.int64)
+            x = ((rec >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.int64)
+            tau = (rec & np.uint64(0xFFFFFFFF)).astype(np.int64)
+            if n and (y.max() >= H or x.max() >= W):
+                self._raise_status(pages, np.array([1]))
+            return y, x, tau
+        raster = self._buf[int(self.rasters[page]): start].view("<u2").astype(np.int64)
+        if int(raster.sum()) != n:
+            self._raise_status(pages, np.array([2]))
+        pix = np.repeat(np.arange(H * W, dtype=np.int64), raster)
+        tau = self._buf[start: start + 2 * n].view("<u2").astype(np.int64)
+        return pix // W, pix % W, tau
+
+    def _numpy_loop(self, pages, rows, body) -> None:
+        for page, row in zip(pages.tolist(), rows.tolist(), strict=True):
+            y, x, tau = self.photons(page)
+            body(page, row, y * self.width + x, tau)
+
+    # -- operations -----------------------------------------------------------------------
+    def intensity(self, pages, out: np.ndarray | None = None) -> np.ndarray:
+        """Photon counts per pixel of ``pages``: uint16 (n, Y, X)."""
+        pages = np.asarray(pages, dtype=np.int64).reshape(-1)
+        self._check(pages)
+        npix = self.height * self.width
+        if out is None:
+            out = np.empty((len(pages), self.height, self.width), np.uint16)
+        flat = out.reshape(len(pages), npix)
+        if self.engine == "numpy":
+            for i, page in enumerate(pages.tolist()):
+                y, x, _ = self.photons(page)
+                counts = np.bincount(y * self.width + x, minlength=npix)
+                flat[i] = np.minimum(counts, 65535)
+            return out
+        from . import _siff_kernels as K
+
+        status = np.zeros(len(pages), np.int8)
+
+        def run(sl):
+            K.intensity(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
+                        self.counts[pages[sl]], self.rasters[pages[sl]], self.height,
+                        self.width, flat[sl], status[sl])
+
+        self._parallel(pages, np.arange(len(pages)), run)
+        self._raise_status(pages, status)
+        return out
+
+    def capacity(self, num_bins: int) -> int:
+        return MAX_BINS_FACTOR * max(int(num_bins), 16)
+
+    def histogram(self, pages, rows, nrows: int, num_bins: int, *,
+                  mask: np.ndarray | None = None, planes=None) -> np.ndarray:
+        """Arrival-time counts: int64 (nrows, L), page ``pages[i]`` adding to row ``rows[i]``.
+
+        ``mask`` is bool (Zm, Y, X): only photons in ``mask[planes[i]]`` count.  L is
+        ``num_bins`` or, when later photons arrive, the latest arrival time + 1.
+        """
+        pages, rows = self._sorted(pages, rows)
+        cap = self.capacity(num_bins)
+        planes = self._planes(pages, planes, mask)
+        flat_mask = (np.zeros((1, 1), np.uint8) if mask is None
+                     else np.ascontiguousarray(mask.reshape(len(mask), -1), dtype=np.uint8))
+        if self.engine == "numpy":
+            out = np.zeros((nrows, cap), np.int64)
+            plane_of = dict(zip(pages.tolist(), planes.tolist(), strict=True))
+
+            def body(page, row, pix, tau):
+                if mask is not None:
+                    tau = tau[flat_mask[plane_of[page]][pix] != 0]
+                if tau.size and tau.max() >= cap:
+                    self._raise_status(np.array([page]), np.array([3]), np.array([tau.max()]),
+                                       cap)
+                out[row] += np.bincount(tau, minlength=cap)
+
+            self._numpy_loop(pages, rows, body)
+            return self._trim(out, num_bins)
+        from . import _siff_kernels as K
+
+        status = np.zeros(len(pages), np.int8)
+        maxtau = np.zeros(len(pages), np.int64)
+        pooled = nrows == 1
+        outs: list[np.ndarray] = []
+
+        def run(sl):
+            out = np.zeros((nrows, cap), np.int64) if pooled else shared
+            K.histogram(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
+                        self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl], planes[sl],
+                        flat_mask, mask is not None, self.height, self.width, out,
+                        status[sl], maxtau[sl])
+            if pooled:
+                outs.append(out)
+
+        shared = None if pooled else np.zeros((nrows, cap), np.int64)
+        self._parallel(pages, rows, run)
+        self._raise_status(pages, status, maxtau, cap)
+        out = (sum(outs[1:], outs[0]) if outs else np.zeros((1, cap), np.int64)) \
+            if pooled else shared
+        return self._trim(out, num_bins)
+
+    def mask_sums(self, pages, rows, nrows: int, indptr: np.ndarray, indices: np.ndarray,
+                  nmasks: int, planes=None) -> tuple[np.ndarray, np.ndarray]:
+        """Photon counts and arrival-time sums per mask: two int64 (nrows, nmasks) arrays.
+
+        Masks come as a CSR table per plane (see :func:`masks_to_csr`); ``planes[i]`` picks the
+        table row of page ``pages[i]``.
+        """
+        pages, rows = self._sorted(pages, rows)
+        planes = self._planes(pages, planes, indptr)
+        out_n = np.zeros((nrows, nmasks), np.int64)
+        out_t = np.zeros((nrows, nmasks), np.int64)
+        if self.engine == "numpy":
+            plane_of = dict(zip(pages.tolist(), planes.tolist(), strict=True))
+
+            def body(page, row, pix, tau):
+                ptr = indptr[plane_of[page]]
+                reps = ptr[pix + 1] - ptr[pix]
+                owners = indices[np.repeat(ptr[pix], reps) + _ranges(reps)]
+                out_n[row] += np.bincount(owners, minlength=nmasks)
+                out_t[row] += np.bincount(owners, weights=np.repeat(tau, reps),
+                                          minlength=nmasks).astype(np.int64)
+
+            self._numpy_loop(pages, rows, body)
+            return out_n, out_t
+        from . import _siff_kernels as K
+
+        status = np.zeros(len(pages), np.int8)
+        pooled = nrows == 1
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+
+        def run(sl):
+            a, b = ((np.zeros_like(out_n), np.zeros_like(out_t)) if pooled else (out_n, out_t))
+            K.mask_sums(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
+                        self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl], planes[sl],
+                        indptr, indices, self.height, self.width, a, b, status[sl])
+            if pooled:
+                parts.append((a, b))
+
+        self._parallel(pages, rows, run)
+        self._raise_status(pages, status)
+        for a, b in parts:
+            out_n += a
+            out_t += b
+        return out_n, out_t
+
+    def pixel_sums(self, pages, rows, nrows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Photon counts and arrival-time sums per pixel: int64 (nrows, Y, X) each."""
+        pages, rows = self._sorted(pages, rows)
+        npix = self.height * self.width
+        out_n = np.zeros((nrows, npix), np.int64)
+        out_t = np.zeros((nrows, npix), np.int64)
+        if self.engine == "numpy":
+            def body(page, row, pix, tau):
+                out_n[row] += np.bincount(pix, minlength=npix)
+                out_t[row] += np.bincount(pix, weights=tau, minlength=npix).astype(np.int64)
+
+            self._numpy_loop(pages, rows, body)
+        else:
+            from . import _siff_kernels as K
+
+            status = np.zeros(len(pages), np.int8)
+
+            def run(sl):
+                K.pixel_sums(self._v64, self._v16, self.kinds[pages[sl]],
+                             self.starts[pages[sl]], self.counts[pages[sl]],
+                             self.rasters[pages[sl]], rows[sl], self.height, self.width,
+                             out_n, out_t, status[sl])
+
+            self._parallel(pages, rows, run)
+            self._raise_status(pages, status)
+        shape = (nrows, self.height, self.width)
+        return out_n.reshape(shape), out_t.reshape(shape)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _sorted(self, pages, rows) -> tuple[np.ndarray, np.ndarray]:
+        pages = np.asarray(pages, dtype=np.int64).reshape(-1)
+        rows = np.broadcast_to(np.asarray(rows, dtype=np.int64), pages.shape).reshape(-1)
+        self._check(pages)
+        if rows.size > 1 and (np.diff(rows) < 0).any():
+            order = np.argsort(rows, kind="stable")
+            pages, rows = pages[order], rows[order]
+        return pages, np.ascontiguousarray(rows)
+
+    def _planes(self, pages, planes, table) -> np.ndarray:
+        if planes is None:
+            return np.zeros(len(pages), np.int64)
+        planes = np.broadcast_to(np.asarray(planes, np.int64), pages.shape).reshape(-1)
+        if table is not None and planes.size and (planes.min() < 0
+                                                  or planes.max() >= len(table)):
+            raise ValueError("mask plane index out of range")
+        return np.ascontiguousarray(planes)
+
+    def _parallel(self, pages: np.ndarray, rows: np.ndarray,
+                  run: Callable[[slice], None]) -> None:
+        """Call ``run`` on slices of ``pages`` (split at row changes) on the thread pool."""
+        n = len(pages)
+        if n == 0:
+            return
+        photons = self.counts[pages]
+        total = int(photons.sum())
+        n_chunks = min(n, 4 * _CPUS) if total >= PARALLEL_MIN_PHOTONS and _CPUS > 1 else 1
+        if n_chunks == 1:
+            run(slice(0, n))
+            return
+        cum = np.cumsum(photons + 64)  # a page costs something even without photons
+        cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n_chunks) / n_chunks)
+        cuts = np.searchsorted(rows, rows[np.minimum(cuts, n - 1)], side="left")
+        bounds = np.unique(np.concatenate([[0], cuts, [n]]))
+        slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        for f in [_pool().submit(run, sl) for sl in slices]:
+            f.result()
+
+    @staticmethod
+    def _trim(out: np.ndarray, num_bins: int) -> np.ndarray:
+        used = np.flatnonzero(out.any(axis=0))
+        length = max(int(num_bins), int(used[-1]) + 1 if used.size else 0)
+        return out[:, :length]
+
+
+def _ranges(lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(n)`` for each n in ``lengths``."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total, dtype=np.int64) - starts
+
+
+def masks_to_csr(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR membership table of bool masks (R, Zm, Y, X): ``indptr`` (Zm, Y·X + 1) and
+    ``indices`` (mask numbers), so that the masks holding pixel p of plane z are
+    ``indices[indptr[z, p]:indptr[z, p + 1]]``."""
+    R, Zm = masks.shape[:2]
+    flat = masks.reshape(R, Zm, -1)
+    npix = flat.shape[2]
+    per_plane = []
+    indptr = np.zeros((Zm, npix + 1), np.int64)
+    offset = 0
+    for z in range(Zm):
+        r, p = np.nonzero(flat[:, z, :])
+        order = np.argsort(p, kind="stable")
+        r, p = r[order], p[order]
+        counts = np.bincount(p, minlength=npix)
+        indptr[z, 1:] = offset + np.cumsum(counts)
+        indptr[z, 0] = offset
+        offset += len(r)
+        per_plane.append(r.astype(np.int64))
+    indices = np.concatenate(per_plane) if per_plane else np.zeros(0, np.int64)
+    return indptr, indices
