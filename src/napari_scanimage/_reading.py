@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import FormatError, LayoutError
 from .io.pages import PageReader
+from .io.siff import SiffReader
 from .io.tiff import PageIndex, index_pages
 from .layout import FileTable, Layout, Selection
 
@@ -26,7 +27,7 @@ __all__ = ["BlockReader", "ReaderSpec", "close_readers", "register_index"]
 _index_lock = threading.Lock()
 _indexes: dict[tuple[str, int, int], PageIndex] = {}
 _local = threading.local()
-_all_readers: weakref.WeakSet[PageReader] = weakref.WeakSet()
+_all_readers: weakref.WeakSet[PageReader | SiffReader] = weakref.WeakSet()
 
 
 def _file_key(path: str) -> tuple[str, int, int]:
@@ -54,13 +55,16 @@ def _get_index(path: str) -> PageIndex:
     return index
 
 
-def _reader(path: str) -> PageReader:
+def _reader(path: str) -> PageReader | SiffReader:
+    """This thread's open reader of ``path``: a SiffReader for `.siff` files."""
     readers = getattr(_local, "readers", None)
     if readers is None:
         readers = _local.readers = {}
     reader = readers.get(path)
     if reader is None or reader.closed:
-        reader = readers[path] = PageReader(_get_index(path))
+        index = _get_index(path)
+        cls = PageReader if index.siff_flags is None else SiffReader
+        reader = readers[path] = cls(index)
         _all_readers.add(reader)
     return reader
 
@@ -123,18 +127,47 @@ class ReaderSpec:
         files, local = self.files.locate(np.array([page]))
         return _reader(self.paths[int(files[0])]).description(int(local[0]))
 
+    def by_file(self, pages: np.ndarray):
+        """Yield (reader, local pages, positions in ``pages``) for each file ``pages`` touch."""
+        flat = np.asarray(pages, dtype=np.int64).reshape(-1)
+        files, local = self.files.locate(flat)
+        for k in np.unique(files).tolist():
+            sel = np.flatnonzero(files == k)
+            yield _reader(self.paths[k]), local[sel], sel
+
+
+    def pixel_sums(self, pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`.siff` photon counts and arrival-time sums per pixel of ``pages`` (any shape):
+        two int64 arrays of shape ``pages.shape + (Y, X)``."""
+        pages = np.asarray(pages, dtype=np.int64)
+        flat = pages.reshape(-1)
+        counts = np.empty((flat.size, *self.frame_shape), np.int64)
+        sums = np.empty_like(counts)
+        for reader, local, sel in self.by_file(flat):
+            n, t = reader.pixel_sums(local, np.arange(len(local)), len(local))
+            counts[sel], sums[sel] = n, t
+        shape = pages.shape + self.frame_shape
+        return counts.reshape(shape), sums.reshape(shape)
+
 
 @dataclass(frozen=True)
 class BlockReader:
-    """Reads output time rows of one :class:`Selection` (the function inside dask tasks)."""
+    """Reads output time rows of one :class:`Selection` (the function inside dask tasks).
+
+    ``product`` is ``"intensity"`` (pixel values; photon counts for `.siff`) or ``"lifetime"``
+    (`.siff` only: mean photon arrival time per pixel in ns, NaN without photons; samples
+    averaged with ``"mean"`` pool their photons).
+    """
 
     spec: ReaderSpec
     layout: Layout
     selection: Selection
+    product: str = "intensity"
+    bin_width_ns: float = 0.0
 
     @property
     def out_dtype(self) -> np.dtype:
-        if self.selection.slice_sample == "mean":
+        if self.selection.slice_sample == "mean" or self.product == "lifetime":
             return np.dtype(np.float32)
         return np.dtype(self.spec.dtype)
 
@@ -149,10 +182,17 @@ class BlockReader:
         """Output rows ``rows`` (int indices) as one array, in one read."""
         pages = self.selection.pages_at(self.layout, rows)  # (n, nz, nf)
         sel = self.selection
-        out = self.spec.read_pages(pages)
-        if sel.slice_sample == "mean":
-            out = out.mean(axis=2, dtype=np.float32)
-        elif sel.slice_sample != "axis":
+        if self.product == "lifetime":
+            counts, sums = self.spec.pixel_sums(pages)
+            if sel.slice_sample == "mean":  # pool the samples' photons
+                counts, sums = counts.sum(axis=2, keepdims=True), sums.sum(axis=2, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = (sums * self.bin_width_ns / counts).astype(np.float32)
+        else:
+            out = self.spec.read_pages(pages)
+            if sel.slice_sample == "mean":
+                out = out.mean(axis=2, dtype=np.float32, keepdims=True)
+        if sel.slice_sample != "axis":
             out = out[:, :, 0]
         if not (sel.volumetric and sel.plane is None):
             out = out[:, 0]

@@ -23,21 +23,28 @@ from pathlib import Path
 
 import numpy as np
 
+from ._photons import PhotonMethods
 from ._reading import BlockReader, ReaderSpec, close_readers, register_index
 from .errors import FormatError, SelectionError, TimestampWarning
 from .io.scanimage import AcquisitionInfo, acquisition_info, read_static_metadata
 from .io.series import check_frame_continuity, discover_series
+from .io.siff import flim_settings
 from .io.tiff import PageIndex, index_pages
-from .layout import Layout, Selection, SliceSample
+from .layout import Layout, Selection, SliceSample, time_rows
 
 __all__ = ["Dataset", "open_dataset"]
 
 CHUNK_BYTES = 4 * 2**20  # dask chunk target: a few frames, so a viewer step stays ~1 ms
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_INTEGER = re.compile(r"[-+]?\d+")
+# frame-description key of each clock (epoch clocks: integer ns, `.siff` files)
+CLOCKS = {"experiment": "frameTimestamps_sec", "epoch_laser": "epoch",
+          "epoch_system": "mostRecentSystemTimestamp_epoch"}
 
 
 def open_dataset(path: str | os.PathLike, *,
-                 file_paths: Sequence[str | os.PathLike] | None = None) -> Dataset:
+                 file_paths: Sequence[str | os.PathLike] | None = None,
+                 bin_width_ps: float | None = None) -> Dataset:
     """Open a ScanImage recording.
 
     Parameters
@@ -47,6 +54,9 @@ def open_dataset(path: str | os.PathLike, *,
         (``<base>_<acq>_<file>.tif``) opens the whole acquisition.
     file_paths : sequence of path-like, optional
         Explicit files in acquisition order; overrides discovery.
+    bin_width_ps : float, optional
+        `.siff` only: arrival-time bin width, overriding 5 ps · 2^binResolution from the
+        header (older FLIM drivers used a 20 ps base, which the file does not state).
 
     Returns
     -------
@@ -68,24 +78,31 @@ def open_dataset(path: str | os.PathLike, *,
     for p in paths:
         if not p.is_file():
             raise FormatError(f"{p}: no such file")
-    return Dataset(paths)
+    return Dataset(paths, bin_width_ps=bin_width_ps)
 
 
-class Dataset:
+class Dataset(PhotonMethods):
     """One ScanImage recording (one file or a series), read lazily.
 
     Use :func:`open_dataset` to create one.  Closing (or leaving a ``with`` block) releases the
     file handles held in this process; dask arrays made earlier reopen files when computed.
     """
 
-    def __init__(self, paths: Sequence[Path]):
+    def __init__(self, paths: Sequence[Path], *, bin_width_ps: float | None = None):
         self.paths = tuple(Path(p) for p in paths)
         static = read_static_metadata(self.paths[0])
         self._static = static
-        info = acquisition_info(static)
         self._indexes: list[PageIndex] = [index_pages(p) for p in self.paths]
         first = self._indexes[0]
+        siff = first.siff_flags is not None
+        info = acquisition_info(static, is_flim=siff)
+        self._flim = (flim_settings(static.values, bin_width_ps=bin_width_ps,
+                                    path=str(self.paths[0])) if siff else None)
+        dtype = np.dtype(np.uint16) if siff else first.dtype  # `.siff`: photon counts
         for ix in self._indexes[1:]:
+            if (ix.siff_flags is not None) != siff:
+                raise FormatError(f"{ix.path}: mixes .siff and TIFF files in one recording; "
+                                  "open them separately")
             if ix.shape != first.shape or ix.dtype != first.dtype:
                 raise FormatError(f"{ix.path}: pages are {ix.shape} {ix.dtype}, but "
                                   f"{first.path} has {first.shape} {first.dtype}; the files "
@@ -94,14 +111,14 @@ class Dataset:
             register_index(ix)
         self.spec = ReaderSpec(tuple(str(p) for p in self.paths),
                                tuple(len(ix) for ix in self._indexes), first.shape,
-                               first.dtype.str)
+                               dtype.str)
         self.layout = Layout.from_counts(
             num_channels=info.num_channels, num_planes=info.num_planes,
             frames_per_slice=info.frames_per_slice, num_flyback=info.num_flyback,
             total_pages=self.spec.files.total_pages, source=self.paths[0].name)
         self.info: AcquisitionInfo = dataclasses.replace(
             info, num_volumes=self.layout.num_volumes, num_flyback=self.layout.num_flyback,
-            frame_shape=first.shape, dtype=first.dtype)
+            frame_shape=first.shape, dtype=dtype)
         self._metadata: dict | None = None
         self._blocks: dict[tuple, BlockReader] = {}
         self._frame_values: dict[tuple[int, str], str | None] = {}
@@ -189,10 +206,12 @@ class Dataset:
             (T, Z, Y, X); (T, Y, X) when planar or ``plane`` is given; an extra sample axis
             after z for ``"axis"``; T·F time rows for ``"interleave"``.
         """
+        return self._dask_array(self._block_reader(channel, plane, slice_sample))
+
+    def _dask_array(self, block: BlockReader):
         import dask.array as da
         from dask.base import tokenize
 
-        block = self._block_reader(channel, plane, slice_sample)
         leading = block.selection.leading_shape(self.layout)
         n_rows = leading[0]
         row_bytes = int(np.prod(block.out_shape(1))) * block.out_dtype.itemsize
@@ -200,7 +219,8 @@ class Dataset:
         starts = list(range(0, n_rows, per_chunk))
         stats = [os.stat(p) for p in self.spec.paths]
         name = "scanimage-" + tokenize(self.spec, [(s.st_size, s.st_mtime_ns) for s in stats],
-                                       block.layout, block.selection)
+                                       block.layout, block.selection, block.product,
+                                       block.bin_width_ns)
         ndim = len(leading) + 2
         zeros = (0,) * (ndim - 1)
         dsk = {(name, i) + zeros: (block, s, min(s + per_chunk, n_rows))
@@ -222,16 +242,7 @@ class Dataset:
         n_rows = block.selection.num_times(self.layout)
         if times is None:
             return block.rows(0, n_rows)
-        if isinstance(times, slice):
-            rows = np.arange(*times.indices(n_rows), dtype=np.int64)
-        else:
-            rows = np.asarray(times, dtype=np.int64).reshape(-1)
-            if rows.size:
-                if rows.min() < 0:
-                    rows = np.where(rows < 0, rows + n_rows, rows)
-                if rows.min() < 0 or rows.max() >= n_rows:
-                    raise SelectionError(f"time index out of range 0–{n_rows - 1}")
-        return block.rows_at(rows)
+        return block.rows_at(time_rows(times, n_rows))
 
     # -- time -----------------------------------------------------------------------------
     def frame_indices(self, plane: int = -1, *, slice_sample: SliceSample | None = None
@@ -249,29 +260,48 @@ class Dataset:
             return pages
         return pages[:, 0]
 
-    def timestamps(self, plane: int = -1, *, slice_sample: SliceSample | None = None
-                   ) -> np.ndarray:
-        """Acquisition time in seconds of each sample (``frameTimestamps_sec``), float64.
+    def timestamps(self, plane: int = -1, *, slice_sample: SliceSample | None = None,
+                   clock: str = "experiment") -> np.ndarray:
+        """Acquisition time of each sample.
 
         Same shape rules as :meth:`frame_indices`; "mean" gives the mean time of the samples.
-        Falls back to frame number ÷ frame rate (with a :class:`TimestampWarning`) when the
-        file has no per-frame timestamps.
+
+        Parameters
+        ----------
+        clock : {"experiment", "epoch_laser", "epoch_system"}
+            ``"experiment"``: seconds since the acquisition started (``frameTimestamps_sec``),
+            float64; without per-frame timestamps, frame number ÷ frame rate with a
+            :class:`TimestampWarning`.  `.siff` files also have ``"epoch_laser"`` (``epoch``:
+            ns since the Unix epoch counted from laser pulses; low jitter, slow drift) and
+            ``"epoch_system"`` (``mostRecentSystemTimestamp_epoch``: the system clock, updated
+            about once a second), both int64 nanoseconds.
         """
+        if clock not in CLOCKS:
+            raise SelectionError(f"clock {clock!r} is not one of {', '.join(map(repr, CLOCKS))}")
+        if clock != "experiment":
+            self._require_siff(f"{clock} timestamps")
         mode = slice_sample
         if mode == "mean":
-            return self.timestamps(plane, slice_sample="axis").reshape(
-                self.layout.num_volumes, -1).mean(axis=1)
+            axis = self.timestamps(plane, slice_sample="axis", clock=clock).reshape(
+                self.layout.num_volumes, -1)
+            if clock == "experiment":
+                return axis.mean(axis=1)
+            return axis[:, 0] + (axis - axis[:, :1]).mean(axis=1).round().astype(np.int64)
         pages = self.frame_indices(plane, slice_sample=mode)
         flat = pages.ravel()
-        values = np.empty(flat.shape, dtype=np.float64)
+        key = CLOCKS[clock]
+        pattern, kind = (_NUMBER, np.float64) if clock == "experiment" else (_INTEGER, np.int64)
+        values = np.empty(flat.shape, dtype=kind)
         missing = False
         for i, page in enumerate(flat.tolist()):
-            raw = self._frame_value(page, "frameTimestamps_sec")
-            m = _NUMBER.search(raw or "")
+            m = pattern.search(self._frame_value(page, key) or "")
             if m is None:
                 missing = True
                 break
-            values[i] = float(m.group())
+            values[i] = kind(m.group()) if kind is np.float64 else int(m.group())
+        if missing and clock != "experiment":
+            raise FormatError(f"{self.paths[0]}: frame descriptions have no {key} values; "
+                              f"the {clock} clock is not available (use clock='experiment')")
         if missing:
             rate = self.info.frame_rate
             if not rate:
@@ -283,7 +313,13 @@ class Dataset:
             values = (flat // self.layout.num_channels) / rate
         return values.reshape(pages.shape)
 
-    # -- lifetime -------------------------------------------------------------------------
+    def _file_indexes(self):
+        """(path, first global page, PageIndex) of each file."""
+        starts = self.spec.files.starts
+        for k, ix in enumerate(self._indexes):
+            yield self.paths[k], int(starts[k]), ix
+
+    # -- housekeeping ---------------------------------------------------------------------
     def close(self) -> None:
         """Release file handles held by this process for these files."""
         close_readers(self.spec.paths)

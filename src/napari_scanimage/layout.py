@@ -184,6 +184,27 @@ class Selection:
                            self.channel)
 
 
+def time_rows(times, n_rows: int) -> np.ndarray:
+    """Time rows selected by ``times`` (None = all, a slice, or indices; negative counts from
+    the end) as int64 indices in range."""
+    if times is None:
+        return np.arange(n_rows, dtype=np.int64)
+    if isinstance(times, slice):
+        return np.arange(*times.indices(n_rows), dtype=np.int64)
+    try:
+        rows = np.asarray(times).reshape(-1)
+        if rows.size and not np.issubdtype(rows.dtype, np.integer):
+            raise TypeError
+        rows = rows.astype(np.int64)
+    except (TypeError, ValueError):
+        raise SelectionError(f"times must be a slice or integer indices, got {times!r}") from None
+    if rows.size:
+        rows = np.where(rows < 0, rows + n_rows, rows)
+        if rows.min() < 0 or rows.max() >= n_rows:
+            raise SelectionError(f"time index out of range 0–{n_rows - 1}")
+    return rows
+
+
 @dataclass(frozen=True)
 class FileTable:
     """Global page numbers over a series of files (pages of all files concatenated)."""

@@ -1,4 +1,5 @@
-"""napari reader: ScanImage TIFF → one image layer per channel.
+"""napari reader: ScanImage TIFF and ScanImage-FLIM `.siff` → one image layer per channel
+(photon counts for `.siff`), plus optional lifetime layers for `.siff`.
 
 ``get_reader`` does a cheap header check and returns None for files that are not ScanImage,
 so napari can hand them to another reader.
@@ -12,13 +13,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..dataset import Dataset, open_dataset
-from ..errors import ScanImageError
+from ..errors import ScanImageError, SelectionError
 from ..io.scanimage import read_static_metadata
 from ..io.series import natural_key
 
 __all__ = ["dataset_layers", "get_reader", "read_scanimage"]
 
-_SUFFIXES = (".tif", ".tiff")
+_SUFFIXES = (".tif", ".tiff", ".siff")
 _NAMED_COLOURS = ("green", "red", "blue", "cyan", "magenta", "yellow")
 _CYCLE = ("green", "magenta", "cyan", "yellow", "red", "blue")
 
@@ -30,7 +31,7 @@ def _paths(path: str | Sequence[str]) -> list[str]:
 
 
 def get_reader(path: str | Sequence[str]) -> Callable | None:
-    """Return a reader function when every path is a ScanImage TIFF, else None."""
+    """Return a reader function when every path is a ScanImage TIFF or `.siff`, else None."""
     paths = _paths(path)
     if not paths or not all(p.lower().endswith(_SUFFIXES) for p in paths):
         return None
@@ -63,8 +64,16 @@ def channel_colormap(name: str, index: int, count: int) -> str:
 
 
 def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
-                   plane: int | None = None, slice_sample=None) -> list[tuple]:
-    """Layer data tuples for ``dataset``: (dask array, layer kwargs, "image") per channel."""
+                   plane: int | None = None, slice_sample=None,
+                   lifetime: bool = False) -> list[tuple]:
+    """Layer data tuples for ``dataset``: (dask array, layer kwargs, "image") per channel.
+
+    With ``lifetime`` (`.siff` only) each channel also gets a "<name> lifetime" layer: mean
+    photon arrival time per pixel in ns, from the same photons as the intensity layer.
+    """
+    if lifetime and not dataset.is_siff:
+        raise SelectionError(f"{dataset.paths[0].name} is not a .siff file; lifetime layers "
+                             "need photon arrival times")
     info = dataset.info
     if slice_sample is None:
         slice_sample = "axis" if info.frames_per_slice > 1 else 0
@@ -97,7 +106,24 @@ def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
                          "scanimage_dataset": dataset},
         }
         layers.append((data, kwargs, "image"))
+        if lifetime:
+            tau = dataset.lifetime_array(c, plane=plane, slice_sample=slice_sample)
+            meta = {"scanimage": {**kwargs["metadata"]["scanimage"], "product": "lifetime"},
+                    "scanimage_dataset": dataset}
+            layers.append((tau, {**kwargs, "name": f"{name} lifetime", "colormap": "turbo",
+                                 "blending": "translucent_no_depth",
+                                 "contrast_limits": _lifetime_limits(tau), "metadata": meta},
+                           "image"))
     return layers
+
+
+def _lifetime_limits(tau) -> tuple[float, float]:
+    frame = np.asarray(tau[0], dtype=np.float64)
+    good = frame[np.isfinite(frame)]
+    if not good.size:
+        return (0.0, 1.0)
+    lo, hi = np.percentile(good, [2, 98])
+    return (float(lo), float(hi if hi > lo else lo + 1))
 
 
 def _contrast_limits(dataset: Dataset, channel: int, plane, slice_sample) -> tuple[float, float]:

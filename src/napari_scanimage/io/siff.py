@@ -216,6 +216,18 @@ class SiffReader:
         raise FormatError(f"{self.path}: page {page} {what}; the file is corrupt there "
                           "(other pages can still be read)")
 
+    def description(self, page: int) -> str:
+        """The frame description text of ``page`` ('' when absent)."""
+        start = int(self.index.description_offsets[page])
+        length = int(self.index.description_lengths[page])
+        if self._fd < 0:
+            raise FormatError(f"{self.path}: reader is closed")
+        return bytes(self._buf[start: start + length]).rstrip(b"\0").decode("utf-8", "replace")
+
+    def read_into(self, pages, out: np.ndarray) -> None:
+        """Intensity (photon counts) of ``pages`` into ``out`` (n, Y, X) uint16."""
+        self.intensity(pages, out)
+
     # -- NumPy reference path ---------------------------------------------------------------
     def photons(self, page: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(y, x, tau) int64 arrays of every photon of ``page``, in storage order (raw: arrival

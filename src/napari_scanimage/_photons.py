@@ -1,0 +1,264 @@
+"""Photon-level methods of :class:`~napari_scanimage.Dataset` for ScanImage-FLIM `.siff` files.
+
+Kept apart from ``dataset.py`` so that the TIFF path stays small; :class:`PhotonMethods` is a
+mixin that needs the dataset's ``spec``, ``layout``, ``paths`` and ``_flim``.
+"""
+
+from __future__ import annotations
+
+import mmap
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import SelectionError
+from .io.siff import FlimSettings, masks_to_csr
+from .layout import Selection, time_rows
+
+__all__ = ["Event", "PhotonMethods", "PhotonSums"]
+
+_APPENDED = b"\nAppended text = "
+_TEXT_TIME = re.compile(r"(?:^|\n)Text timestamp = ([^\n]*)")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+class Event(NamedTuple):
+    """A text annotation appended to a frame during acquisition."""
+
+    page: int  #: global raw page index
+    time_s: float | None  #: frameTimestamps_sec of that page
+    text: str
+    text_time_s: float | None  #: the annotation's own timestamp, when stored
+
+
+@dataclass(frozen=True)
+class PhotonSums:
+    """Photons inside masks, per mask, time sample and plane.
+
+    Attributes
+    ----------
+    counts, arrival_sums : int64 arrays (R, T, Z)
+        Photon count and sum of arrival-time bins of each mask; all frames-per-slice samples
+        of a plane are pooled.  Z is 1 for planar data.
+    bin_width_ps : float or None
+    """
+
+    counts: np.ndarray
+    arrival_sums: np.ndarray
+    bin_width_ps: float | None
+
+    def mean_arrival_bins(self, *, pool_planes: bool = True) -> np.ndarray:
+        """Mean arrival time in bins: (R, T) pooled over planes, else (R, T, Z); NaN where a
+        mask caught no photon."""
+        n, s = self.counts, self.arrival_sums
+        if pool_planes:
+            n, s = n.sum(axis=2), s.sum(axis=2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return s / n
+
+    def mean_arrival_ns(self, *, pool_planes: bool = True) -> np.ndarray:
+        """Mean arrival time in ns (see :meth:`mean_arrival_bins`)."""
+        if self.bin_width_ps is None:
+            raise SelectionError("the bin width is unknown; reopen with bin_width_ps=...")
+        return self.mean_arrival_bins(pool_planes=pool_planes) * (self.bin_width_ps / 1000.0)
+
+
+class PhotonMethods:
+    """Photons, arrival-time histograms, mask sums, lifetimes and annotations (`.siff`)."""
+
+    _flim: FlimSettings | None
+
+    @property
+    def is_siff(self) -> bool:
+        """True for ScanImage-FLIM `.siff` recordings (photon data)."""
+        return self._flim is not None
+
+    @property
+    def flim(self) -> FlimSettings:
+        """Arrival-time bins of the recording (`.siff` only)."""
+        return self._require_siff("FLIM settings")
+
+    def _require_siff(self, what: str) -> FlimSettings:
+        if self._flim is None:
+            raise SelectionError(f"{self.paths[0].name} is not a .siff file: {what} exist only "
+                                 "for ScanImage-FLIM recordings")
+        return self._flim
+
+    def photons(self, page: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(y, x, tau) int64 arrays of every photon of global raw ``page``.
+
+        Raw files give photons in arrival order; compressed files grouped by pixel in raster
+        order.  ``tau`` is the arrival-time bin, never wrapped.
+        """
+        self._require_siff("photons")
+        total = self.spec.files.total_pages
+        if not -total <= int(page) < total:
+            raise SelectionError(f"page {page} does not exist; the recording has {total} "
+                                 "pages (flyback pages included)")
+        page = int(page) % total
+        ((reader, local, _),) = self.spec.by_file(np.array([page]))
+        return reader.photons(int(local[0]))
+
+    def _volume_pages(self, channel, times) -> tuple[np.ndarray, np.ndarray]:
+        """Pages (n, Z, F) of all planes and samples of the selected time samples, and the
+        selected time rows."""
+        sel = Selection.make(self.layout, self.channel_index(channel), None, "axis")
+        rows = time_rows(times, self.layout.num_volumes)
+        return sel.pages_at(self.layout, rows), rows
+
+    def histogram(self, channel: int | str = 0, *, times=None, mask: np.ndarray | None = None,
+                  per_frame: bool = False) -> np.ndarray:
+        """Arrival-time histogram of one channel.
+
+        Parameters
+        ----------
+        channel : int or str
+        times : slice or sequence of int, optional
+            Time samples (volumes) to include; default all.  Every plane and frames-per-slice
+            sample of a time sample is included; flyback frames are not.
+        mask : bool array (Y, X) or (Z, Y, X), optional
+            Only photons in these pixels (per plane for 3-D masks).
+        per_frame : bool
+            One histogram per selected time sample instead of one pooled histogram.
+
+        Returns
+        -------
+        numpy.ndarray
+            uint64 (L,) or (n, L).  L = ``flim.num_bins``, longer when photons arrive at or
+            after ``num_bins`` (such arrival times are kept, never wrapped).
+        """
+        flim = self._require_siff("arrival-time histograms")
+        pages, _ = self._volume_pages(channel, times)
+        n, Z, F = pages.shape
+        planes = np.broadcast_to(np.arange(Z)[None, :, None], pages.shape)
+        table = None
+        if mask is not None:
+            table = self._mask_table(mask, "mask")
+            if len(table) == 1:
+                planes = np.zeros(pages.shape, np.int64)
+        rows = (np.broadcast_to(np.arange(n)[:, None, None], pages.shape) if per_frame
+                else np.zeros(pages.shape, np.int64))
+        nrows = n if per_frame else 1
+        out = np.zeros((nrows, flim.num_bins), np.uint64)
+        for reader, local, sel in self.spec.by_file(pages):
+            part = reader.histogram(local, rows.reshape(-1)[sel], nrows, flim.num_bins,
+                                    mask=table, planes=planes.reshape(-1)[sel])
+            if part.shape[1] > out.shape[1]:
+                out = np.pad(out, ((0, 0), (0, part.shape[1] - out.shape[1])))
+            out[:, : part.shape[1]] += part.astype(np.uint64)
+        return out if per_frame else out[0]
+
+    def _mask_table(self, mask, name: str) -> np.ndarray:
+        """(Zm, Y, X) bool with Zm 1 or the number of planes."""
+        m = np.asarray(mask)
+        if m.dtype != bool:
+            raise SelectionError(f"{name} must be a bool array, got {m.dtype}")
+        Y, X = self.spec.frame_shape
+        if m.ndim == 2:
+            m = m[None]
+        if m.ndim != 3 or m.shape[1:] != (Y, X) or m.shape[0] not in (1, self.layout.num_planes):
+            raise SelectionError(f"{name} of shape {np.shape(mask)} does not fit frames of "
+                                 f"{Y}×{X} with {self.layout.num_planes} plane(s); give (Y, X) "
+                                 "or (Z, Y, X)")
+        return m
+
+    def photon_sums(self, masks, channel: int | str = 0, *, times=None) -> PhotonSums:
+        """Photon counts and arrival-time sums inside each of several masks, in one pass.
+
+        Parameters
+        ----------
+        masks : bool array (R, Y, X) or (R, Z, Y, X), or a sequence of (Y, X)/(Z, Y, X) masks
+            A 2-D mask applies to every plane.
+        channel : int or str
+        times : slice or sequence of int, optional
+            Time samples (volumes); default all.
+
+        Returns
+        -------
+        PhotonSums
+        """
+        flim = self._require_siff("photon sums")
+        tables = [self._mask_table(m, f"mask {i}") for i, m in enumerate(_mask_list(masks))]
+        if not tables:
+            raise SelectionError("no masks given")
+        Z = self.layout.num_planes
+        Zm = max(len(t) for t in tables)
+        stack = np.stack([np.broadcast_to(t, (Zm, *t.shape[1:])) for t in tables])
+        indptr, indices = masks_to_csr(stack)
+        pages, rows_t = self._volume_pages(channel, times)
+        n = len(rows_t)
+        zs = np.broadcast_to(np.arange(Z)[None, :, None], pages.shape)
+        rows = np.broadcast_to(np.arange(n)[:, None, None], pages.shape) * Z + zs
+        planes = zs if Zm > 1 else np.zeros(pages.shape, np.int64)
+        R = len(tables)
+        counts = np.zeros((n * Z, R), np.int64)
+        sums = np.zeros((n * Z, R), np.int64)
+        for reader, local, sel in self.spec.by_file(pages):
+            c, s = reader.mask_sums(local, rows.reshape(-1)[sel], n * Z, indptr, indices, R,
+                                    planes=planes.reshape(-1)[sel])
+            counts += c
+            sums += s
+        shape = (n, Z, R)
+        return PhotonSums(counts.reshape(shape).transpose(2, 0, 1).copy(),
+                          sums.reshape(shape).transpose(2, 0, 1).copy(), flim.bin_width_ps)
+
+    def lifetime_array(self, channel: int | str = 0, *, plane: int | None = None,
+                       slice_sample=0):
+        """Lazy mean photon arrival time per pixel in ns: float32 dask array, same axes as
+        :meth:`array`, NaN where a pixel has no photon.
+
+        Intensity (:meth:`array`) and lifetime come from the same photons.  No IRF offset is
+        subtracted (that is the FLIM fit's job).  ``slice_sample="mean"`` pools the samples'
+        photons.
+        """
+        flim = self._require_siff("lifetime images")
+        from ._reading import BlockReader
+
+        block = BlockReader(self.spec, self.layout,
+                            self.selection(channel, plane=plane, slice_sample=slice_sample),
+                            product="lifetime", bin_width_ns=flim.bin_width_ns)
+        return self._dask_array(block)
+
+    def events(self) -> list[Event]:
+        """Text annotations appended to frames (``Appended text`` in the frame descriptions)."""
+        found: list[Event] = []
+        for path, index_start, index in self._file_indexes():
+            if not index.file_size:
+                continue
+            with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                hits = []
+                pos = mm.find(_APPENDED)
+                while pos >= 0:
+                    hits.append(pos)
+                    pos = mm.find(_APPENDED, pos + 1)
+            if not hits:
+                continue
+            starts = index.description_offsets
+            ends = starts + index.description_lengths
+            order = np.argsort(starts)
+            at = np.searchsorted(starts[order], hits, side="right") - 1
+            for h, k in zip(hits, at.tolist(), strict=True):
+                if k < 0 or h >= ends[order[k]]:
+                    continue
+                page = int(order[k]) + index_start
+                desc = self.frame_description(page)
+                text = desc.get("Appended text", "")
+                found.append(Event(page, _float(desc.get("frameTimestamps_sec")), text,
+                                   _float(desc.get("Text timestamp"))))
+        return sorted(found)
+
+
+def _mask_list(masks) -> list:
+    if isinstance(masks, np.ndarray):
+        return list(masks) if masks.ndim >= 3 else [masks]
+    if isinstance(masks, Sequence):
+        return list(masks)
+    raise SelectionError(f"masks must be an array or a sequence of arrays, got {type(masks)}")
+
+
+def _float(text: str | None) -> float | None:
+    m = _NUMBER.search(text or "")
+    return float(m.group()) if m else None
