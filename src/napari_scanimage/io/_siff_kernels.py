@@ -228,3 +228,15 @@ def pixel_sums(v64, v16, kinds, starts, counts, rasters, rows, height, width,
                 pos += c
             if status[i] == OK and pos != n:
                 status[i] = BAD_COUNT
+
+
+@njit(nogil=True, cache=True)
+def raster_totals(v16, rasters, npix, out):
+    """Sum of each compressed page's u16 intensity raster into ``out`` (int64)."""
+    for i in range(rasters.shape[0]):
+        view = v16[rasters[i] % 2]
+        base = rasters[i] // 2
+        total = 0
+        for k in range(npix):
+            total += np.int64(view[base + k])
+        out[i] = total

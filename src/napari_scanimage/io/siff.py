@@ -160,6 +160,8 @@ class SiffReader:
         self._bad[(self.kinds == COMPRESSED) & (self.rasters < desc_end)] = (
             "has no room for its intensity raster before the photon strip")
         self._bad_any = bool((self._bad != "").any())
+        # compressed pages whose raster total has been checked against their photon count
+        self._verified = self.kinds != COMPRESSED
 
     # -- housekeeping ---------------------------------------------------------------------
     @property
@@ -297,6 +299,8 @@ class SiffReader:
         pages, rows = self._sorted(pages, rows)
         cap = self.capacity(num_bins)
         planes = self._planes(pages, planes, mask)
+        if mask is None:  # the photon loop does not read the rasters: check them once
+            self._verify(pages)
         flat_mask = (np.zeros((1, 1), np.uint8) if mask is None
                      else np.ascontiguousarray(mask.reshape(len(mask), -1), dtype=np.uint8))
         if self.engine == "numpy":
@@ -410,6 +414,27 @@ class SiffReader:
         return out_n.reshape(shape), out_t.reshape(shape)
 
     # -- helpers --------------------------------------------------------------------------
+    def _verify(self, pages: np.ndarray) -> None:
+        todo = np.unique(pages[~self._verified[pages]])
+        if not todo.size:
+            return
+        npix = self.height * self.width
+        totals = np.zeros(len(todo), np.int64)
+        if self.engine == "numpy":
+            for i, page in enumerate(todo.tolist()):
+                a = int(self.rasters[page])
+                totals[i] = self._buf[a: a + 2 * npix].view("<u2").sum(dtype=np.int64)
+        else:
+            from . import _siff_kernels as K
+
+            def run(sl):
+                K.raster_totals(self._v16, self.rasters[todo[sl]], npix, totals[sl])
+
+            self._parallel(todo, np.arange(len(todo)), run)
+        bad = totals != self.counts[todo]
+        self._raise_status(todo, bad.astype(np.int8) * 2)
+        self._verified[todo] = True
+
     def _sorted(self, pages, rows) -> tuple[np.ndarray, np.ndarray]:
         pages = np.asarray(pages, dtype=np.int64).reshape(-1)
         rows = np.broadcast_to(np.asarray(rows, dtype=np.int64), pages.shape).reshape(-1)
