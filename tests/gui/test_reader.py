@@ -61,3 +61,64 @@ def test_viewer_open_shows_layers(make_napari_viewer, qtbot, series):
     np.testing.assert_array_equal(shown, series.page(series.page_index(3, 2, 0, 0)))
     # metadata carries the source for later docks
     assert green.metadata["scanimage"]["files"] == [str(p) for p in series.paths]
+
+
+@pytest.fixture
+def siff_file(shared_data):
+    path = shared_data / "independent" / "siff_raw.siff"
+    if not path.is_file():
+        pytest.skip(f"independent .siff file not found at {path}")
+    return path
+
+
+def test_npe2_reads_siff(siff_file):
+    import npe2
+
+    truth = np.load(str(siff_file).replace(".siff", "_truth.npz"))
+    layers = npe2.read([str(siff_file)], stack=False, plugin_name="napari-scanimage")
+    assert [kw["name"] for _, kw, _ in layers] == ["Channel 1", "Channel 2"]
+    data, kwargs, _ = layers[0]
+    assert data.shape == (6, 2, 20, 28) and data.dtype == np.uint16
+    assert kwargs["axis_labels"] == ("t", "z", "y", "x")
+    np.testing.assert_allclose(kwargs["scale"], (1 / 9.9957, 1.0, 10.0, 200 / 28), rtol=1e-4)
+    np.testing.assert_array_equal(np.asarray(data), truth["intensity_channel0"])
+
+
+def test_lifetime_layers_on_request(siff_file):
+    from napari_scanimage import open_dataset
+    from napari_scanimage.gui.reader import dataset_layers
+
+    with open_dataset(siff_file) as ds:
+        layers = dataset_layers(ds, lifetime=True, plane=1)
+        assert [kw["name"] for _, kw, _ in layers] == [
+            "Channel 1", "Channel 1 lifetime", "Channel 2", "Channel 2 lifetime"]
+        tau, kwargs, _ = layers[1]
+        assert tau.shape == (6, 20, 28) and tau.dtype == np.float32
+        assert kwargs["axis_labels"] == ("t", "y", "x")
+        assert kwargs["metadata"]["scanimage"]["product"] == "lifetime"
+        lo, hi = kwargs["contrast_limits"]
+        assert 0 < lo < hi < 120 * 0.02
+        counts = np.asarray(layers[0][0])
+        assert (np.isnan(np.asarray(tau)) == (counts == 0)).all()
+
+
+def test_lifetime_layers_refused_for_tiff(series):
+    from napari_scanimage import open_dataset
+    from napari_scanimage.errors import SelectionError
+    from napari_scanimage.gui.reader import dataset_layers
+
+    with open_dataset(series.paths[0]) as ds, pytest.raises(SelectionError, match="not a .siff"):
+        dataset_layers(ds, lifetime=True)
+
+
+@pytest.mark.gui
+def test_viewer_opens_siff(make_napari_viewer, qtbot, siff_file):
+    truth = np.load(str(siff_file).replace(".siff", "_truth.npz"))
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(siff_file), plugin="napari-scanimage")
+    assert [layer.name for layer in layers] == ["Channel 1", "Channel 2"]
+    viewer.dims.set_current_step(0, 4)
+    viewer.dims.set_current_step(1, 1)
+    qtbot.wait(20)
+    shown = np.asarray(viewer.layers["Channel 2"]._slice.image.view)
+    np.testing.assert_array_equal(shown, truth["intensity_channel1"][4, 1])
