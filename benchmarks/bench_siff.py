@@ -168,8 +168,9 @@ def main(argv=None) -> int:
     if args.rss_child:
         rss_child(args.rss_child)
         return 0
-    import corrosiffpy  # noqa: F401 - the reference must be installed (testing extra)
     from importlib.metadata import version
+
+    import corrosiffpy  # noqa: F401 - the reference must be installed (testing extra)
 
     os.makedirs(args.dir, exist_ok=True)
     print(f"environment: python {platform.python_version()}, numpy {np.__version__}, "
