@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import tifffile
 
 from napari_scanimage.cli import main
@@ -28,3 +29,15 @@ def test_info_bad_file_exits_non_zero(tmp_path, capsys):
     assert main(["info", str(plain)]) == 2
     err = capsys.readouterr().err
     assert "not written by ScanImage" in err and err.count("\n") == 1
+
+
+def test_info_siff(shared_data, capsys):
+    path = shared_data / "independent" / "siff_raw.siff"
+    if not path.is_file():
+        pytest.skip(f"independent .siff file not found at {path}")
+    assert main(["info", str(path), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["is_flim"] is True
+    assert record["siff"] == {"num_bins": 120, "bin_width_ps": 20.0, "laser_period_ps": 12500.0,
+                              "photon_encoding": ["raw"]}
+    assert (record["num_volumes"], record["num_planes"], record["num_flyback"]) == (6, 2, 1)

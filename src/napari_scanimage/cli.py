@@ -45,6 +45,12 @@ def _info(args: argparse.Namespace) -> int:
             "mroi": info.mroi,
             "is_flim": info.is_flim,
         }
+        if ds.is_siff:
+            flim = ds.flim
+            record["siff"] = {"num_bins": flim.num_bins, "bin_width_ps": flim.bin_width_ps,
+                              "laser_period_ps": flim.laser_period_ps,
+                              "photon_encoding": sorted({"raw", "compressed"}
+                                                        & set(_encodings(ds)))}
     if args.json:
         print(json.dumps(record, indent=2))
     else:
@@ -52,6 +58,12 @@ def _info(args: argparse.Namespace) -> int:
         for key, value in record.items():
             print(f"{key:<{width}}  {value}")
     return 0
+
+
+def _encodings(ds) -> list[str]:
+    names = {0: "raw", 1: "compressed"}
+    return [names[int(k)] for _, _, ix in ds._file_indexes() for k in set(ix.siff_flags.tolist())
+            if int(k) in names]
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -65,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="ScanImage recordings in napari and scripts")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="print the layout and metadata of a recording")
-    p.add_argument("file", help="a ScanImage .tif (any file of a series)")
+    p.add_argument("file", help="a ScanImage .tif (any file of a series) or .siff")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_info)
     p = sub.add_parser("demo", help="open napari with sample data and every dock")
