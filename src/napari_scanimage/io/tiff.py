@@ -33,7 +33,7 @@ _TAG_SIFF = 907  # ScanImage-FLIM photon encoding: 0 raw, 1 compressed
 _FORMAT_TAGS = (_TAG_WIDTH, _TAG_HEIGHT, _TAG_BPS, _TAG_COMPRESSION, _TAG_SPP, _TAG_SAMPLE_FORMAT)
 _SAMPLE_KIND = {1: "u", 2: "i", 3: "f"}
 # pages this far apart are indexed with pread: mapping them would pull whole file regions in
-SPARSE_STRIDE = 64 * 1024
+SPARSE_STRIDE = 8 * 1024
 WINDOW_BYTES = 4 * 2**20
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 6: 1, 7: 1, 8: 2, 9: 4, 13: 4, 16: 8, 17: 8, 18: 8}
 
