@@ -18,3 +18,14 @@ def test_bench_tiff_smoke(tmp_path):
     assert len(rows) >= 10  # header + every measurement
     assert any("index all" in row for row in rows)
     assert any("random single frame" in row for row in rows)
+
+
+def test_bench_siff_smoke(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "bench_siff.py"), "--size", "smoke",
+                           "--dir", str(tmp_path), "--repeat", "2"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + 2 * 6  # header, 6 rows per encoding
+    for kind in ("raw", "compressed"):
+        assert sum(row.startswith(f"| {kind} |") for row in rows) == 6

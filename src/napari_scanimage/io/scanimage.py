@@ -138,7 +138,10 @@ class StaticMetadata:
     header_length: int = 0
 
 
-def _split_lines(text: str, sep: str, strip_prefix: str = "") -> dict[str, str]:
+def _split_lines(text: str, sep: str, strip_prefix: str = "", spaces: bool = False
+                 ) -> dict[str, str]:
+    """``key = value`` lines → dict; keys with spaces only when ``spaces`` (`.siff` frame
+    keys such as ``sync Stamps`` and ``Appended text``)."""
     out: dict[str, str] = {}
     for line in text.split(sep):
         key, eq, value = line.partition("=")
@@ -147,7 +150,7 @@ def _split_lines(text: str, sep: str, strip_prefix: str = "") -> dict[str, str]:
         key = key.strip()
         if strip_prefix and key.startswith(strip_prefix):
             key = key[len(strip_prefix):]
-        if key and " " not in key:
+        if key and (spaces or " " not in key):
             out[key] = value.strip()
     return out
 
@@ -222,7 +225,7 @@ def parse_frame_description(text: str) -> dict[str, str]:
         flat = data.get("frameData", data) if isinstance(data, dict) else {}
         return {k: json.dumps(v) if not isinstance(v, str) else v for k, v in flat.items()}
     sep = "\r" if "\n" not in text else "\n"
-    return _split_lines(text, sep, "scanimage.")
+    return _split_lines(text, sep, "scanimage.", spaces=True)
 
 
 @dataclass(frozen=True)
