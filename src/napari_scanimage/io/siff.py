@@ -37,6 +37,11 @@ __all__ = ["FlimSettings", "SiffReader", "flim_settings"]
 RAW, COMPRESSED = 0, 1
 MAX_BINS_FACTOR = 4
 PARALLEL_MIN_PHOTONS = 1 << 18
+# Work is split into pieces of at most this many file bytes; after each piece its pages are
+# dropped from this process's mapping (they stay in the page cache), so resident memory does
+# not grow with the file.
+PIECE_BYTES = 32 << 20
+_PAGE = mmap.PAGESIZE
 _CPUS = os.cpu_count() or 1
 
 
@@ -334,7 +339,7 @@ class SiffReader:
                 outs.append(out)
 
         shared = None if pooled else np.zeros((nrows, cap), np.int64)
-        self._parallel(pages, rows, run)
+        self._parallel(pages, rows, run, pooled)
         self._raise_status(pages, status, maxtau, cap)
         out = (sum(outs[1:], outs[0]) if outs else np.zeros((1, cap), np.int64)) \
             if pooled else shared
@@ -378,7 +383,7 @@ class SiffReader:
             if pooled:
                 parts.append((a, b))
 
-        self._parallel(pages, rows, run)
+        self._parallel(pages, rows, run, pooled)
         self._raise_status(pages, status)
         for a, b in parts:
             out_n += a
@@ -453,25 +458,57 @@ class SiffReader:
             raise ValueError("mask plane index out of range")
         return np.ascontiguousarray(planes)
 
-    def _parallel(self, pages: np.ndarray, rows: np.ndarray,
-                  run: Callable[[slice], None]) -> None:
-        """Call ``run`` on slices of ``pages`` (split at row changes) on the thread pool."""
+    def _parallel(self, pages: np.ndarray, rows: np.ndarray, run: Callable[[slice], None],
+                  pooled: bool = False) -> None:
+        """Call ``run`` on slices of ``pages`` on the thread pool.
+
+        Slices split at row changes, so no two share an output row, unless ``pooled`` (each
+        slice then has its own output).
+        """
         n = len(pages)
         if n == 0:
             return
-        photons = self.counts[pages]
-        total = int(photons.sum())
-        n_chunks = min(n, 4 * _CPUS) if total >= PARALLEL_MIN_PHOTONS and _CPUS > 1 else 1
+        nbytes = self.index.byte_counts[pages] + 2 * self.height * self.width * (
+            self.kinds[pages] == COMPRESSED)
+        total = int(nbytes.sum())
+        parallel = int(self.counts[pages].sum()) >= PARALLEL_MIN_PHOTONS and _CPUS > 1
+        n_chunks = min(n, max(4 * _CPUS if parallel else 1, -(-total // PIECE_BYTES)))
         if n_chunks == 1:
             run(slice(0, n))
             return
-        cum = np.cumsum(photons + 64)  # a page costs something even without photons
+        cum = np.cumsum(nbytes + 256)  # a page costs something even without photons
         cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n_chunks) / n_chunks)
-        cuts = np.searchsorted(rows, rows[np.minimum(cuts, n - 1)], side="left")
+        if not pooled:
+            cuts = np.searchsorted(rows, rows[np.minimum(cuts, n - 1)], side="left")
         bounds = np.unique(np.concatenate([[0], cuts, [n]]))
         slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        for f in [_pool().submit(run, sl) for sl in slices]:
+
+        def piece(sl):
+            run(sl)
+            self._advise(self._span(pages[sl]), mmap.MADV_DONTNEED)
+
+        if not parallel:
+            for sl in slices:
+                piece(sl)
+            return
+        for f in [_pool().submit(piece, sl) for sl in slices]:
             f.result()
+
+    def _span(self, pages: np.ndarray) -> tuple[int, int]:
+        """Whole memory pages inside the file bytes that ``pages`` read."""
+        lo = int(np.where(self.kinds[pages] == COMPRESSED, self.rasters[pages],
+                          self.starts[pages]).min())
+        hi = int((self.starts[pages] + self.index.byte_counts[pages]).max())
+        return -(-lo // _PAGE) * _PAGE, hi // _PAGE * _PAGE
+
+    def _advise(self, span: tuple[int, int], advice: int) -> None:
+        lo, hi = span
+        if self._mm is None or hi - lo < 16 * _PAGE:
+            return
+        try:
+            self._mm.madvise(advice, lo, hi - lo)
+        except (OSError, ValueError, AttributeError):  # not on this platform or kernel
+            pass
 
     @staticmethod
     def _trim(out: np.ndarray, num_bins: int) -> np.ndarray:

@@ -263,32 +263,15 @@ class _Walker:
         return arrays, direct, info, truncated
 
 
-class _Gatherer:
-    """Read fixed-size values at ``pos + c`` for many IFD positions ``pos`` and a constant ``c``.
+class _Columns:
+    """Fixed-size fields at byte ``c`` of many equal-sized IFD copies laid end to end."""
 
-    Positions are grouped once by their alignment so that each read is one fancy index into an
-    aligned view of the buffer.
-    """
-
-    def __init__(self, buf: np.ndarray, pos: np.ndarray):
-        self.buf, self.pos = buf, pos
-        rem = pos % 8
-        order = np.argsort(rem, kind="stable")
-        bounds = np.flatnonzero(np.diff(rem[order])) + 1
-        self.groups = [(int(rem[g[0]]), g, pos[g]) for g in np.split(order, bounds) if len(g)]
-        self.views: dict[tuple[int, np.dtype], np.ndarray] = {}
+    def __init__(self, copies: bytes | bytearray, ifd_size: int):
+        self.rows = np.frombuffer(copies, dtype=np.uint8).reshape(-1, ifd_size)
 
     def get(self, c: int, dtype: np.dtype) -> np.ndarray:
-        size = dtype.itemsize
-        out = np.empty(len(self.pos), dtype)
-        for r8, idx, p in self.groups:
-            r = (r8 + c) % size
-            view = self.views.get((r, dtype))
-            if view is None:
-                n = (len(self.buf) - r) // size
-                view = self.views[(r, dtype)] = self.buf[r: r + n * size].view(dtype)
-            out[idx] = view[(p + (c - r)) // size]
-        return out
+        column = np.ascontiguousarray(self.rows[:, c: c + dtype.itemsize])
+        return column.view(dtype).reshape(-1)
 
 
 def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, start: int,
@@ -316,8 +299,20 @@ def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, 
     # in large windows, a sparse one (large frames) one IFD at a time; nothing stays mapped
     window = ifd_size if sparse else max(WINDOW_BYTES, ifd_size)
     copies = bytearray()
+    blocks: list[bytes] = []
     block, block_start, block_end = b"", 0, 0
     try:
+        if sparse:  # one pread per IFD: the tightest loop
+            pread, append = os.pread, ifds.append
+            while ifd:
+                if ifd <= last or ifd > limit:
+                    return None
+                append(ifd)
+                last = ifd
+                block = pread(fd, ifd_size, ifd)
+                blocks.append(block)
+                ifd = unpack_next(block, next_rel)[0]
+            copies = b"".join(blocks)
         while ifd:
             if ifd <= last or ifd > limit:
                 return None
@@ -332,8 +327,7 @@ def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, 
     except struct.error:
         return None
     pos = np.asarray(ifds, dtype=np.int64)
-    gather = _Gatherer(np.frombuffer(copies, dtype=np.uint8),
-                       np.arange(len(pos), dtype=np.int64) * ifd_size)
+    gather = _Columns(copies, ifd_size)
     word = np.dtype(bo + ("u8" if big else "u4"))
     cnt_dtype = np.dtype(bo + ("u8" if big else "u2"))
     if not (gather.get(0, cnt_dtype) == count).all():
