@@ -46,8 +46,8 @@ MiB = 2**20
 
 def ensure_file(path: str, volumes: int, compressed: bool) -> bool:
     meta_path = path + ".json"
-    want = {"volumes": volumes, "compressed": compressed, "photons": PHOTONS, "layout": _LAY,
-            "version": 1}
+    want = json.loads(json.dumps({"volumes": volumes, "compressed": compressed,
+                                  "photons": PHOTONS, "layout": _LAY, "version": 1}))
     if os.path.exists(path) and os.path.exists(meta_path):
         with open(meta_path) as fh:
             meta = json.load(fh)

@@ -9,7 +9,9 @@ SiffReader
 
 Every operation has two engines: compiled loops (:mod:`._siff_kernels`, numba, run on a few
 threads over blocks of pages straight from a memory map) and a plain NumPy path
-(``engine="numpy"``) that decodes pages one at a time; the tests hold them equal.  Set
+(``engine="numpy"``) that decodes pages one at a time; the tests hold them equal.  The default,
+``"auto"``, compiles for large jobs and keeps small ones (a viewer step) on NumPy until the
+kernels are loaded, so opening a file never waits for numba.  Set
 ``NAPARI_SCANIMAGE_ENGINE=numpy`` to use the NumPy path everywhere.
 
 Arrival times are never wrapped: histograms are as long as the latest arrival time seen (at
@@ -23,6 +25,7 @@ import functools
 import math
 import mmap
 import os
+import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +40,8 @@ __all__ = ["FlimSettings", "SiffReader", "flim_settings"]
 RAW, COMPRESSED = 0, 1
 MAX_BINS_FACTOR = 4
 PARALLEL_MIN_PHOTONS = 1 << 18
+SMALL_JOB_PHOTONS = 1 << 16
+_KERNELS = __name__.rsplit(".", 1)[0] + "._siff_kernels"
 # Work is split into pieces of at most this many file bytes; after each piece its pages are
 # dropped from this process's mapping (they stay in the page cache), so resident memory does
 # not grow with the file.
@@ -48,11 +53,11 @@ _CPUS = os.cpu_count() or 1
 def default_engine() -> str:
     if os.environ.get("NAPARI_SCANIMAGE_ENGINE", "").lower() == "numpy":
         return "numpy"
-    try:
-        from . import _siff_kernels  # noqa: F401
-    except ImportError:  # numba missing or broken on this platform
+    import importlib.util
+
+    if importlib.util.find_spec("numba") is None:  # not installed on this platform
         return "numpy"
-    return "numba"
+    return "auto"
 
 
 @functools.lru_cache(maxsize=1)
@@ -272,7 +277,7 @@ class SiffReader:
         if out is None:
             out = np.empty((len(pages), self.height, self.width), np.uint16)
         flat = out.reshape(len(pages), npix)
-        if self.engine == "numpy":
+        if not self._compiled(pages):
             for i, page in enumerate(pages.tolist()):
                 y, x, _ = self.photons(page)
                 counts = np.bincount(y * self.width + x, minlength=npix)
@@ -308,7 +313,7 @@ class SiffReader:
             self._verify(pages)
         flat_mask = (np.zeros((1, 1), np.uint8) if mask is None
                      else np.ascontiguousarray(mask.reshape(len(mask), -1), dtype=np.uint8))
-        if self.engine == "numpy":
+        if not self._compiled(pages):
             out = np.zeros((nrows, cap), np.int64)
             plane_of = dict(zip(pages.tolist(), planes.tolist(), strict=True))
 
@@ -356,7 +361,7 @@ class SiffReader:
         planes = self._planes(pages, planes, indptr)
         out_n = np.zeros((nrows, nmasks), np.int64)
         out_t = np.zeros((nrows, nmasks), np.int64)
-        if self.engine == "numpy":
+        if not self._compiled(pages):
             plane_of = dict(zip(pages.tolist(), planes.tolist(), strict=True))
 
             def body(page, row, pix, tau):
@@ -396,7 +401,7 @@ class SiffReader:
         npix = self.height * self.width
         out_n = np.zeros((nrows, npix), np.int64)
         out_t = np.zeros((nrows, npix), np.int64)
-        if self.engine == "numpy":
+        if not self._compiled(pages):
             def body(page, row, pix, tau):
                 out_n[row] += np.bincount(pix, minlength=npix)
                 out_t[row] += np.bincount(pix, weights=tau, minlength=npix).astype(np.int64)
@@ -419,13 +424,22 @@ class SiffReader:
         return out_n.reshape(shape), out_t.reshape(shape)
 
     # -- helpers --------------------------------------------------------------------------
+    def _compiled(self, pages: np.ndarray) -> bool:
+        """Use the compiled loops?  Small jobs (a viewer step) take the NumPy path until the
+        kernels are loaded, so opening a file never waits for numba."""
+        if self.engine != "auto":
+            return self.engine == "numba"
+        if _KERNELS in sys.modules:
+            return True
+        return int(self.counts[pages].sum()) >= SMALL_JOB_PHOTONS
+
     def _verify(self, pages: np.ndarray) -> None:
         todo = np.unique(pages[~self._verified[pages]])
         if not todo.size:
             return
         npix = self.height * self.width
         totals = np.zeros(len(todo), np.int64)
-        if self.engine == "numpy":
+        if not self._compiled(pages):
             for i, page in enumerate(todo.tolist()):
                 a = int(self.rasters[page])
                 totals[i] = self._buf[a: a + 2 * npix].view("<u2").sum(dtype=np.int64)
