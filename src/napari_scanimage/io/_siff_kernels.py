@@ -25,6 +25,14 @@ _S48 = np.uint64(48)
 _S32 = np.uint64(32)
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _raster_sum(rview, rbase, start, stop):
+    total = 0
+    for k in range(start, stop):
+        total += np.int64(rview[rbase + k])
+    return total
+
+
 @njit(nogil=True, cache=True)
 def intensity(v64, v16, kinds, starts, counts, rasters, height, width, out, status):
     """Photon counts per pixel of each page into ``out[i]`` (flat H·W, uint16)."""
@@ -61,9 +69,10 @@ def intensity(v64, v16, kinds, starts, counts, rasters, height, width, out, stat
 
 @njit(nogil=True, cache=True)
 def histogram(v64, v16, kinds, starts, counts, rasters, rows, planes, mask, use_mask,
-              height, width, out, status, maxtau):
+              uptr, upix, height, width, out, status, maxtau):
     """Arrival-time counts of each page added to ``out[rows[i]]``; with ``use_mask`` only the
-    photons whose pixel is set in ``mask[planes[i]]`` (flat H·W, uint8)."""
+    photons whose pixel is set in ``mask[planes[i]]`` (flat H·W, uint8), whose set pixels of
+    plane z are also listed, ascending, in ``upix[uptr[z]:uptr[z + 1]]``."""
     npix = height * width
     cap = out.shape[1]
     for i in range(kinds.shape[0]):
@@ -103,36 +112,40 @@ def histogram(v64, v16, kinds, starts, counts, rasters, rows, planes, mask, use_
                         continue
                     hist[tau] += 1
                 continue
-            m = mask[planes[i]]
+            z = planes[i]
             rview = v16[rasters[i] % 2]
             rbase = rasters[i] // 2
             pos = 0
-            for k in range(npix):
+            prev = 0
+            for u in range(uptr[z], uptr[z + 1]):  # only the masked pixels' photons
+                k = upix[u]
+                pos += _raster_sum(rview, rbase, prev, k)
                 c = np.int64(rview[rbase + k])
+                prev = k + 1
                 if pos + c > n:
                     status[i] = BAD_COUNT
                     break
-                if m[k] != 0:
-                    for j in range(pos, pos + c):
-                        tau = np.int64(view[base + j])
-                        if tau >= cap:
-                            status[i] = OVERFLOW
-                            if tau > maxtau[i]:
-                                maxtau[i] = tau
-                            continue
-                        hist[tau] += 1
+                for j in range(pos, pos + c):
+                    tau = np.int64(view[base + j])
+                    if tau >= cap:
+                        status[i] = OVERFLOW
+                        if tau > maxtau[i]:
+                            maxtau[i] = tau
+                        continue
+                    hist[tau] += 1
                 pos += c
-            if status[i] == OK and pos != n:
+            if status[i] == OK and pos + _raster_sum(rview, rbase, prev, npix) != n:
                 status[i] = BAD_COUNT
 
 
 @njit(nogil=True, cache=True)
 def mask_sums(v64, v16, kinds, starts, counts, rasters, rows, planes, indptr, indices,
-              height, width, out_n, out_tau, status):
+              uptr, upix, height, width, out_n, out_tau, status):
     """Photon count and arrival-time sum of every mask, per output row.
 
     Masks are a CSR table per plane: the masks containing pixel ``p`` of plane ``z`` are
-    ``indices[indptr[z, p]:indptr[z, p + 1]]``.  ``out_n`` and ``out_tau`` are (rows, masks).
+    ``indices[indptr[z, p]:indptr[z, p + 1]]``; the pixels of plane z in any mask are
+    ``upix[uptr[z]:uptr[z + 1]]``, ascending.  ``out_n`` and ``out_tau`` are (rows, masks).
     """
     npix = height * width
     for i in range(kinds.shape[0]):
@@ -163,26 +176,29 @@ def mask_sums(v64, v16, kinds, starts, counts, rasters, rows, planes, indptr, in
         else:
             view = v16[starts[i] % 2]
             base = starts[i] // 2
+            z = planes[i]
             rview = v16[rasters[i] % 2]
             rbase = rasters[i] // 2
             pos = 0
-            for k in range(npix):
+            prev = 0
+            for u in range(uptr[z], uptr[z + 1]):  # only pixels inside some mask
+                k = upix[u]
+                pos += _raster_sum(rview, rbase, prev, k)
                 c = np.int64(rview[rbase + k])
+                prev = k + 1
                 if pos + c > n:
                     status[i] = BAD_COUNT
                     break
-                a = ptr[k]
-                b = ptr[k + 1]
-                if a != b and c:
+                if c:
                     s = 0
                     for j in range(pos, pos + c):
                         s += np.int64(view[base + j])
-                    for q in range(a, b):
+                    for q in range(ptr[k], ptr[k + 1]):
                         r = indices[q]
                         cn[r] += c
                         ct[r] += s
                 pos += c
-            if status[i] == OK and pos != n:
+            if status[i] == OK and pos + _raster_sum(rview, rbase, prev, npix) != n:
                 status[i] = BAD_COUNT
 
 

@@ -313,6 +313,7 @@ class SiffReader:
             self._verify(pages)
         flat_mask = (np.zeros((1, 1), np.uint8) if mask is None
                      else np.ascontiguousarray(mask.reshape(len(mask), -1), dtype=np.uint8))
+        uptr, upix = _pixel_lists(flat_mask != 0)
         if not self._compiled(pages):
             out = np.zeros((nrows, cap), np.int64)
             plane_of = dict(zip(pages.tolist(), planes.tolist(), strict=True))
@@ -338,7 +339,7 @@ class SiffReader:
             out = np.zeros((nrows, cap), np.int64) if pooled else shared
             K.histogram(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
                         self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl], planes[sl],
-                        flat_mask, mask is not None, self.height, self.width, out,
+                        flat_mask, mask is not None, uptr, upix, self.height, self.width, out,
                         status[sl], maxtau[sl])
             if pooled:
                 outs.append(out)
@@ -379,12 +380,14 @@ class SiffReader:
         status = np.zeros(len(pages), np.int8)
         pooled = nrows == 1
         parts: list[tuple[np.ndarray, np.ndarray]] = []
+        uptr, upix = _pixel_lists(indptr[:, 1:] > indptr[:, :-1])
 
         def run(sl):
             a, b = ((np.zeros_like(out_n), np.zeros_like(out_t)) if pooled else (out_n, out_t))
             K.mask_sums(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
                         self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl], planes[sl],
-                        indptr, indices, self.height, self.width, a, b, status[sl])
+                        indptr, indices, uptr, upix, self.height, self.width, a, b,
+                        status[sl])
             if pooled:
                 parts.append((a, b))
 
@@ -529,6 +532,13 @@ class SiffReader:
         used = np.flatnonzero(out.any(axis=0))
         length = max(int(num_bins), int(used[-1]) + 1 if used.size else 0)
         return out[:, :length]
+
+
+def _pixel_lists(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Set pixels of each row of a (Zm, H·W) bool table as CSR: ``uptr`` (Zm + 1), ``upix``."""
+    counts = table.sum(axis=1)
+    uptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return uptr, np.nonzero(table)[1].astype(np.int64)
 
 
 def _ranges(lengths: np.ndarray) -> np.ndarray:
