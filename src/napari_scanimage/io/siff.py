@@ -42,10 +42,12 @@ MAX_BINS_FACTOR = 4
 PARALLEL_MIN_PHOTONS = 1 << 18
 SMALL_JOB_PHOTONS = 1 << 16
 _KERNELS = __name__.rsplit(".", 1)[0] + "._siff_kernels"
-# Work is split into pieces of at most this many file bytes; after each piece its pages are
-# dropped from this process's mapping (they stay in the page cache), so resident memory does
-# not grow with the file.
+# Work is split into pieces of at most this many file bytes.  In files larger than
+# MAPPED_BUDGET each piece's file pages are dropped from this process's mapping after use (they
+# stay in the page cache), so resident memory stays bounded however large the file; smaller
+# files stay mapped between calls (faster repeats).
 PIECE_BYTES = 32 << 20
+MAPPED_BUDGET = 256 << 20
 _PAGE = mmap.PAGESIZE
 _CPUS = os.cpu_count() or 1
 
@@ -500,9 +502,12 @@ class SiffReader:
         bounds = np.unique(np.concatenate([[0], cuts, [n]]))
         slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
+        release = self.index.file_size > MAPPED_BUDGET
+
         def piece(sl):
             run(sl)
-            self._advise(self._span(pages[sl]), mmap.MADV_DONTNEED)
+            if release:
+                self._advise(self._span(pages[sl]), mmap.MADV_DONTNEED)
 
         if not parallel:
             for sl in slices:
