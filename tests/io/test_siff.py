@@ -263,3 +263,12 @@ def test_absurd_arrival_time_names_page(tmp_path):
         with pytest.raises(FormatError, match=r"page 6 has arrival time bin 1000000000"):
             ds.histogram(0)
         assert ds.photons(6)[2][0] == 10**9  # the raw photon is still there to inspect
+
+
+def test_unknown_tag_is_read_where_the_reference_panics(volume):
+    """Every IFD of the fixture carries tag 65000; corrosiffpy 0.1.2 panics on it."""
+    with pytest.raises(BaseException) as excinfo:
+        corrosiffpy.open_file(str(volume.path)).get_frames(frames=[0])
+    assert "Panic" in excinfo.typename
+    with nsi.open_dataset(volume.path) as ds:
+        np.testing.assert_array_equal(ds.read(1, slice_sample="axis"), volume.intensity(1))

@@ -22,17 +22,16 @@ and raises :class:`~napari_scanimage.errors.FormatError`.
 from __future__ import annotations
 
 import functools
-import math
 import mmap
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import FormatError
+from .siff_settings import FlimSettings, flim_settings
 from .tiff import PageIndex
 
 __all__ = ["FlimSettings", "SiffReader", "flim_settings"]
@@ -65,73 +64,6 @@ def default_engine() -> str:
 @functools.lru_cache(maxsize=1)
 def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=min(_CPUS, 8), thread_name_prefix="scanimage-siff")
-
-
-@dataclass(frozen=True)
-class FlimSettings:
-    """Arrival-time bins of a `.siff` recording.
-
-    Attributes
-    ----------
-    num_bins : int
-        ``SI.hScan2D.hAcq.Tau_bins``: bins per laser period as configured.
-    bin_width_ps : float or None
-        Width of one bin: 5 ps · 2^binResolution unless overridden; None when unknown.
-    laser_period_ps : float or None
-        1 / laser rate (``SI.hScan2D.hAcq.countrates[0]``) when the file states it.
-    bin_resolution : int or None
-    """
-
-    num_bins: int
-    bin_width_ps: float | None
-    laser_period_ps: float | None = None
-    bin_resolution: int | None = None
-
-    @property
-    def bin_width_ns(self) -> float:
-        if self.bin_width_ps is None:
-            raise FormatError("the arrival-time bin width is unknown (no binResolution in the "
-                              "file); open it with open_dataset(..., bin_width_ps=...)")
-        return self.bin_width_ps / 1000.0
-
-    @property
-    def period_bins(self) -> float | None:
-        """Laser period in bins, when both are known."""
-        if self.laser_period_ps is None or self.bin_width_ps is None:
-            return None
-        return self.laser_period_ps / self.bin_width_ps
-
-
-def _number(value) -> float | None:
-    if isinstance(value, (list, tuple)):
-        value = value[0] if value else None
-    if isinstance(value, np.ndarray):
-        value = value.ravel()[0] if value.size else None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
-def flim_settings(values: Mapping[str, object], *, bin_width_ps: float | None = None,
-                  path: str = "") -> FlimSettings:
-    """FLIM settings from static metadata values (``SI.hScan2D.hAcq.*``)."""
-    bins = _number(values.get("SI.hScan2D.hAcq.Tau_bins"))
-    if bins is None or bins < 1 or bins > 1 << 20:
-        raise FormatError(f"{path}: no valid SI.hScan2D.hAcq.Tau_bins in the header "
-                          f"(found {values.get('SI.hScan2D.hAcq.Tau_bins')!r}); this is not "
-                          "a readable ScanImage-FLIM file")
-    res = _number(values.get("SI.hScan2D.hAcq.binResolution"))
-    resolution = int(res) if res is not None and 0 <= res <= 24 else None
-    if bin_width_ps is None and resolution is not None:
-        bin_width_ps = 5.0 * 2**resolution
-    if bin_width_ps is not None and not bin_width_ps > 0:
-        raise ValueError(f"bin_width_ps must be positive, got {bin_width_ps!r}")
-    rate = _number(values.get("SI.hScan2D.hAcq.countrates"))
-    period = 1e12 / rate if rate and rate > 0 else None
-    return FlimSettings(int(bins), None if bin_width_ps is None else float(bin_width_ps),
-                        period, resolution)
 
 
 class SiffReader:
