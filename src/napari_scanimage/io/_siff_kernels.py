@@ -26,6 +26,31 @@ _S32 = np.uint64(32)
 
 
 @njit(nogil=True, cache=True, inline="always")
+def _pixel(rec, height, width):
+    """Flat pixel index of a raw photon record, or -1 when it lies outside the frame."""
+    y = np.int64(rec >> _S48)
+    x = np.int64((rec >> _S32) & _U16)
+    if y >= height or x >= width:
+        return -1
+    return y * width + x
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _count_u16(view, start, stop, hist, status, maxtau, i):
+    """Add the u16 arrival times ``view[start:stop]`` to ``hist``; times past its end mark
+    page ``i`` as OVERFLOW and keep the largest in ``maxtau[i]``."""
+    cap = hist.shape[0]
+    for j in range(start, stop):
+        tau = np.int64(view[j])
+        if tau >= cap:
+            status[i] = OVERFLOW
+            if tau > maxtau[i]:
+                maxtau[i] = tau
+            continue
+        hist[tau] += 1
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _raster_sum(rview, rbase, start, stop):
     total = 0
     for k in range(start, stop):
@@ -46,13 +71,10 @@ def intensity(v64, v16, kinds, starts, counts, rasters, height, width, out, stat
             view = v64[starts[i] % 8]
             base = starts[i] // 8
             for j in range(n):
-                rec = view[base + j]
-                y = np.int64(rec >> _S48)
-                x = np.int64((rec >> _S32) & _U16)
-                if y >= height or x >= width:
+                p = _pixel(view[base + j], height, width)
+                if p < 0:
                     status[i] = BAD_COORD
                     break
-                p = y * width + x
                 if row[p] < 65535:
                     row[p] += 1
         else:
@@ -85,12 +107,11 @@ def histogram(v64, v16, kinds, starts, counts, rasters, rows, planes, mask, use_
             for j in range(n):
                 rec = view[base + j]
                 if use_mask:
-                    y = np.int64(rec >> _S48)
-                    x = np.int64((rec >> _S32) & _U16)
-                    if y >= height or x >= width:
+                    p = _pixel(rec, height, width)
+                    if p < 0:
                         status[i] = BAD_COORD
                         break
-                    if m[y * width + x] == 0:
+                    if m[p] == 0:
                         continue
                 tau = np.int64(rec & _LOW32)
                 if tau >= cap:
@@ -103,14 +124,7 @@ def histogram(v64, v16, kinds, starts, counts, rasters, rows, planes, mask, use_
             view = v16[starts[i] % 2]
             base = starts[i] // 2
             if not use_mask:
-                for j in range(n):
-                    tau = np.int64(view[base + j])
-                    if tau >= cap:
-                        status[i] = OVERFLOW
-                        if tau > maxtau[i]:
-                            maxtau[i] = tau
-                        continue
-                    hist[tau] += 1
+                _count_u16(view, base, base + n, hist, status, maxtau, i)
                 continue
             z = planes[i]
             rview = v16[rasters[i] % 2]
@@ -125,14 +139,7 @@ def histogram(v64, v16, kinds, starts, counts, rasters, rows, planes, mask, use_
                 if pos + c > n:
                     status[i] = BAD_COUNT
                     break
-                for j in range(pos, pos + c):
-                    tau = np.int64(view[base + j])
-                    if tau >= cap:
-                        status[i] = OVERFLOW
-                        if tau > maxtau[i]:
-                            maxtau[i] = tau
-                        continue
-                    hist[tau] += 1
+                _count_u16(view, base + pos, base + pos + c, hist, status, maxtau, i)
                 pos += c
             if status[i] == OK and pos + _raster_sum(rview, rbase, prev, npix) != n:
                 status[i] = BAD_COUNT
@@ -158,12 +165,10 @@ def mask_sums(v64, v16, kinds, starts, counts, rasters, rows, planes, indptr, in
             base = starts[i] // 8
             for j in range(n):
                 rec = view[base + j]
-                y = np.int64(rec >> _S48)
-                x = np.int64((rec >> _S32) & _U16)
-                if y >= height or x >= width:
+                p = _pixel(rec, height, width)
+                if p < 0:
                     status[i] = BAD_COORD
                     break
-                p = y * width + x
                 a = ptr[p]
                 b = ptr[p + 1]
                 if a == b:
@@ -199,50 +204,6 @@ def mask_sums(v64, v16, kinds, starts, counts, rasters, rows, planes, indptr, in
                         ct[r] += s
                 pos += c
             if status[i] == OK and pos + _raster_sum(rview, rbase, prev, npix) != n:
-                status[i] = BAD_COUNT
-
-
-@njit(nogil=True, cache=True)
-def pixel_sums(v64, v16, kinds, starts, counts, rasters, rows, height, width,
-               out_n, out_tau, status):
-    """Photon count and arrival-time sum per pixel, added to ``out_n[rows[i]]`` (flat H·W)."""
-    npix = height * width
-    for i in range(kinds.shape[0]):
-        cn = out_n[rows[i]]
-        ct = out_tau[rows[i]]
-        n = counts[i]
-        if kinds[i] == 0:
-            view = v64[starts[i] % 8]
-            base = starts[i] // 8
-            for j in range(n):
-                rec = view[base + j]
-                y = np.int64(rec >> _S48)
-                x = np.int64((rec >> _S32) & _U16)
-                if y >= height or x >= width:
-                    status[i] = BAD_COORD
-                    break
-                p = y * width + x
-                cn[p] += 1
-                ct[p] += np.int64(rec & _LOW32)
-        else:
-            view = v16[starts[i] % 2]
-            base = starts[i] // 2
-            rview = v16[rasters[i] % 2]
-            rbase = rasters[i] // 2
-            pos = 0
-            for k in range(npix):
-                c = np.int64(rview[rbase + k])
-                if pos + c > n:
-                    status[i] = BAD_COUNT
-                    break
-                if c:
-                    s = 0
-                    for j in range(pos, pos + c):
-                        s += np.int64(view[base + j])
-                    cn[k] += c
-                    ct[k] += s
-                pos += c
-            if status[i] == OK and pos != n:
                 status[i] = BAD_COUNT
 
 

@@ -106,6 +106,7 @@ class SiffReader:
         self._bad_any = bool((self._bad != "").any())
         # compressed pages whose raster total has been checked against their photon count
         self._verified = self.kinds != COMPRESSED
+        self._identity: tuple[np.ndarray, np.ndarray] | None = None  # pixel_sums' mask table
 
     # -- housekeeping ---------------------------------------------------------------------
     @property
@@ -333,30 +334,14 @@ class SiffReader:
         return out_n, out_t
 
     def pixel_sums(self, pages, rows, nrows: int) -> tuple[np.ndarray, np.ndarray]:
-        """Photon counts and arrival-time sums per pixel: int64 (nrows, Y, X) each."""
-        pages, rows = self._sorted(pages, rows)
+        """Photon counts and arrival-time sums per pixel: int64 (nrows, Y, X) each (every
+        pixel is its own mask)."""
         npix = self.height * self.width
-        out_n = np.zeros((nrows, npix), np.int64)
-        out_t = np.zeros((nrows, npix), np.int64)
-        if not self._compiled(pages):
-            def body(page, row, pix, tau):
-                out_n[row] += np.bincount(pix, minlength=npix)
-                out_t[row] += np.bincount(pix, weights=tau, minlength=npix).astype(np.int64)
-
-            self._numpy_loop(pages, rows, body)
-        else:
-            from . import _siff_kernels as K
-
-            status = np.zeros(len(pages), np.int8)
-
-            def run(sl):
-                K.pixel_sums(self._v64, self._v16, self.kinds[pages[sl]],
-                             self.starts[pages[sl]], self.counts[pages[sl]],
-                             self.rasters[pages[sl]], rows[sl], self.height, self.width,
-                             out_n, out_t, status[sl])
-
-            self._parallel(pages, rows, run)
-            self._raise_status(pages, status)
+        if self._identity is None:
+            self._identity = (np.arange(npix + 1, dtype=np.int64)[None],
+                              np.arange(npix, dtype=np.int64))
+        indptr, indices = self._identity
+        out_n, out_t = self.mask_sums(pages, rows, nrows, indptr, indices, npix)
         shape = (nrows, self.height, self.width)
         return out_n.reshape(shape), out_t.reshape(shape)
 
