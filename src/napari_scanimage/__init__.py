@@ -5,7 +5,10 @@ Public API
 open_dataset
     Open a ScanImage recording (one file or a multi-file series) as a :class:`Dataset`.
 Dataset
-    Metadata, lazy dask arrays, timestamps and frame indices of one recording.
+    Metadata, lazy dask arrays, timestamps and frame indices of one recording; for `.siff`
+    files also photons, arrival-time histograms, mask sums and lifetime images.
+FlimSettings, PhotonSums, Event
+    What ``Dataset.flim``, ``Dataset.photon_sums`` and ``Dataset.events`` return.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Dataset",
+    "Event",
+    "FlimSettings",
     "FormatError",
     "LayoutError",
+    "PhotonSums",
     "ScanImageError",
     "SelectionError",
     "__version__",
@@ -30,4 +36,12 @@ def __getattr__(name: str):  # lazy import keeps `import napari_scanimage` cheap
         from . import dataset
 
         return getattr(dataset, name)
+    if name in ("Event", "PhotonSums"):
+        from . import _photons
+
+        return getattr(_photons, name)
+    if name == "FlimSettings":
+        from .io.siff_settings import FlimSettings
+
+        return FlimSettings
     raise AttributeError(name)
