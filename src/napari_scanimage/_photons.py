@@ -6,6 +6,7 @@ mixin that needs the dataset's ``spec``, ``layout``, ``paths`` and ``_flim``.
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import re
 from collections.abc import Sequence
@@ -80,6 +81,14 @@ class PhotonMethods:
     def flim(self) -> FlimSettings:
         """Arrival-time bins of the recording (`.siff` only)."""
         return self._require_siff("FLIM settings")
+
+    def set_bin_width_ps(self, bin_width_ps: float) -> None:
+        """Override the arrival-time bin width (ps) for lifetimes made from now on."""
+        flim = self._require_siff("arrival-time bins")
+        if not (isinstance(bin_width_ps, (int, float)) and bin_width_ps > 0):
+            raise SelectionError(f"bin width must be a positive number of ps, got "
+                                 f"{bin_width_ps!r}")
+        self._flim = dataclasses.replace(flim, bin_width_ps=float(bin_width_ps))
 
     def _require_siff(self, what: str) -> FlimSettings:
         if self._flim is None:

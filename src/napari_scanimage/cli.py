@@ -4,8 +4,8 @@ Sub-commands
 ------------
 info FILE [--json]
     Print what a recording holds (layout, rates, geometry).
-demo [--screenshot PATH]
-    Open napari with the sample data and the plugin's docks; with ``--screenshot`` render the
+demo [--screenshot PATH] [--sample NAME]
+    Open napari with a sample recording and the plugin's docks; with ``--screenshot`` render the
     whole window to a PNG (on a virtual X server when there is no display) and exit.
 """
 
@@ -69,7 +69,7 @@ def _encodings(ds) -> list[str]:
 def _demo(args: argparse.Namespace) -> int:
     from .gui.demo import run_demo
 
-    return run_demo(screenshot=args.screenshot)
+    return run_demo(screenshot=args.screenshot, sample=args.sample)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="open napari with sample data and every dock")
     p.add_argument("--screenshot", metavar="PATH",
                    help="render the window to PATH (PNG) and exit; works without a display")
+    p.add_argument("--sample", choices=("volume_2ch", "flim_2ch"), default="volume_2ch",
+                   help="which sample recording to open (default: the volumetric TIFF)")
     p.set_defaults(func=_demo)
     return parser
 

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["run_demo", "virtual_display"]
+__all__ = ["add_docks", "build_viewer", "run_demo", "virtual_display"]
 
 
 class virtual_display:
@@ -47,30 +47,42 @@ class virtual_display:
             os.environ.pop("DISPLAY", None)
 
 
-def build_viewer(show: bool = True):
-    """A napari viewer with the volumetric sample open and the plugin's docks added."""
+def add_docks(viewer) -> dict:
+    """Add every dock of the plugin to ``viewer``; returns {name: widget}."""
+    from .metadata import MetadataDock
+    from .selection import SelectionDock
+
+    docks = {"Selection": SelectionDock(viewer), "Metadata": MetadataDock(viewer)}
+    for name, widget in docks.items():
+        viewer.window.add_dock_widget(widget, name=name, area="right")
+    return docks
+
+
+def build_viewer(show: bool = True, sample: str = "volume_2ch"):
+    """A napari viewer with a sample recording open and the plugin's docks added."""
     import napari
 
     from ..sample import sample_path
 
     viewer = napari.Viewer(title="napari-scanimage demo", show=show)
-    viewer.open(str(sample_path("volume_2ch")), plugin="napari-scanimage")
+    viewer.open(str(sample_path(sample)), plugin="napari-scanimage")
     viewer.dims.ndisplay = 2
     viewer.dims.set_current_step(0, 5)
+    add_docks(viewer)
     return viewer
 
 
-def run_demo(screenshot: str | None = None) -> int:
+def run_demo(screenshot: str | None = None, sample: str = "volume_2ch") -> int:
     if screenshot is None:
         import napari
 
-        build_viewer()
+        build_viewer(sample=sample)
         napari.run()
         return 0
     with virtual_display():
         from qtpy.QtWidgets import QApplication
 
-        viewer = build_viewer(show=True)
+        viewer = build_viewer(show=True, sample=sample)
         viewer.window.resize(1500, 950)
         for _ in range(20):
             QApplication.processEvents()

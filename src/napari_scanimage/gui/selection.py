@@ -1,0 +1,217 @@
+"""Selection dock: which channels, planes, slice samples (and `.siff` lifetimes) are shown.
+
+:func:`apply_selection` does the work (also usable from scripts with a viewer); the dock is a
+thin Qt form around it.  Layers are matched by dataset, channel and product ("intensity" or
+"lifetime"): a matching layer gets its new data, scale and axis labels in place (contrast,
+colormap and visibility kept; when the number of axes changes it is replaced at the same
+position with the same look), new channels are added and deselected channels removed.  Other
+layers (ROIs, other files) are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..dataset import Dataset
+from ..errors import ScanImageError
+from .reader import dataset_layers
+
+__all__ = ["SelectionDock", "apply_selection", "datasets_in", "layer_key"]
+
+_KEPT = ("contrast_limits", "colormap", "opacity", "visible", "blending", "gamma")
+
+
+def layer_key(layer) -> tuple[int, str] | None:
+    """(channel, product) of a layer made by this plugin, else None."""
+    meta = getattr(layer, "metadata", {}).get("scanimage")
+    if not isinstance(meta, dict) or "channel" not in meta:
+        return None
+    return int(meta["channel"]), meta.get("product", "intensity")
+
+
+def datasets_in(viewer) -> list[Dataset]:
+    """Datasets shown by the viewer's layers, in layer order, each once."""
+    found: list[Dataset] = []
+    for layer in viewer.layers:
+        ds = layer.metadata.get("scanimage_dataset")
+        if isinstance(ds, Dataset) and all(ds is not d for d in found):
+            found.append(ds)
+    return found
+
+
+def apply_selection(viewer, dataset: Dataset, *, channels: Sequence[int] | None = None,
+                    plane: int | None = None, slice_sample=None, lifetime: bool = False,
+                    bin_width_ps: float | None = None) -> list:
+    """Show ``dataset`` with this selection; returns its layers in order."""
+    if bin_width_ps is not None and dataset.is_siff and bin_width_ps != dataset.flim.bin_width_ps:
+        dataset.set_bin_width_ps(bin_width_ps)
+    specs = dataset_layers(dataset, channels=channels, plane=plane, slice_sample=slice_sample,
+                           lifetime=lifetime)
+    mine = [layer for layer in viewer.layers
+            if layer.metadata.get("scanimage_dataset") is dataset and layer_key(layer)]
+    existing = {layer_key(layer): layer for layer in mine}
+    shown: list = []
+    for data, kwargs, _ in specs:
+        meta = kwargs["metadata"]["scanimage"]
+        layer = existing.pop((int(meta["channel"]), meta.get("product", "intensity")), None)
+        if layer is not None and layer.ndim == data.ndim:
+            layer.data = data
+            layer.scale = kwargs["scale"]
+            layer.axis_labels = kwargs["axis_labels"]
+            layer.units = kwargs["units"]
+            layer.metadata = kwargs["metadata"]
+            shown.append(layer)
+            continue
+        if layer is not None:  # a different number of axes: replace it where it was
+            kwargs = {**kwargs, **{name: getattr(layer, name) for name in _KEPT}}
+            position = viewer.layers.index(layer)
+            viewer.layers.remove(layer)
+        elif shown:
+            position = viewer.layers.index(shown[-1]) + 1
+        else:
+            rest = [viewer.layers.index(x) for x in existing.values()]
+            position = min(rest) if rest else len(viewer.layers)
+        new = viewer.add_image(data, **kwargs)
+        viewer.layers.move(viewer.layers.index(new), position)
+        shown.append(new)
+    for layer in existing.values():  # channels (or lifetimes) no longer selected
+        viewer.layers.remove(layer)
+    return shown
+
+
+class SelectionDock(QWidget):
+    """Channels, plane, slice-sample mode, lifetime layers and bin width of one dataset."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.dataset_box = QComboBox()
+        self.channels = QListWidget()
+        self.channels.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        self.channels.setMaximumHeight(90)
+        self.plane = QComboBox()
+        self.sample = QComboBox()
+        self.lifetime = QCheckBox("lifetime layers (mean arrival time, ns)")
+        self.bin_width = QDoubleSpinBox()
+        self.bin_width.setRange(0.1, 10000.0)
+        self.bin_width.setDecimals(2)
+        self.bin_width.setSuffix(" ps")
+        self.apply_button = QPushButton("Apply")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("recording", self.dataset_box)
+        form.addRow("channels", self.channels)
+        form.addRow("plane", self.plane)
+        form.addRow("slice sample", self.sample)
+        form.addRow("", self.lifetime)
+        form.addRow("arrival bin", self.bin_width)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.apply_button)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        self._datasets: list[Dataset] = []
+        self.dataset_box.currentIndexChanged.connect(self._load_dataset)
+        self.apply_button.clicked.connect(self.apply)
+        napari_viewer.layers.events.inserted.connect(self._refresh)
+        napari_viewer.layers.events.removed.connect(self._refresh)
+        self._refresh()
+        if not self._datasets:
+            self._load_dataset()
+
+    @property
+    def dataset(self) -> Dataset | None:
+        i = self.dataset_box.currentIndex()
+        return self._datasets[i] if 0 <= i < len(self._datasets) else None
+
+    def _refresh(self, event=None) -> None:
+        datasets = datasets_in(self.viewer)
+        if [id(d) for d in datasets] == [id(d) for d in self._datasets]:
+            return
+        current = self.dataset
+        self._datasets = datasets
+        self.dataset_box.blockSignals(True)
+        self.dataset_box.clear()
+        self.dataset_box.addItems([d.paths[0].name for d in datasets])
+        if current is not None and any(current is d for d in datasets):
+            self.dataset_box.setCurrentIndex([id(d) for d in datasets].index(id(current)))
+        self.dataset_box.blockSignals(False)
+        self._load_dataset()
+
+    def _load_dataset(self, index: int | None = None) -> None:
+        ds = self.dataset
+        self.setEnabled(ds is not None)
+        self.channels.clear()
+        self.plane.clear()
+        self.sample.clear()
+        if ds is None:
+            self.status.setText("open a ScanImage recording to choose what is shown")
+            return
+        info = ds.info
+        shown = {layer_key(layer) for layer in self.viewer.layers
+                 if layer.metadata.get("scanimage_dataset") is ds}
+        for c, name in enumerate(info.channel_names):
+            self.channels.addItem(name)
+            self.channels.item(c).setSelected((c, "intensity") in shown or not shown)
+        self.plane.addItem("all planes", None)
+        for z in range(info.num_planes):
+            self.plane.addItem(f"plane {z}", z)
+        self.plane.setEnabled(info.num_planes > 1)
+        for f in range(info.frames_per_slice):
+            self.sample.addItem(f"sample {f}", f)
+        for mode in ("mean", "interleave", "axis"):
+            self.sample.addItem(mode, mode)
+        self.sample.setEnabled(info.frames_per_slice > 1)
+        current = self._current_selection(ds)
+        if current is not None:
+            plane, mode = current
+            self.plane.setCurrentIndex(self.plane.findData(plane) if plane is not None else 0)
+            self.sample.setCurrentIndex(max(self.sample.findData(mode), 0))
+        self.lifetime.setEnabled(ds.is_siff)
+        self.bin_width.setEnabled(ds.is_siff)
+        self.lifetime.setChecked(any(key and key[1] == "lifetime" for key in shown))
+        if ds.is_siff and ds.flim.bin_width_ps:
+            self.bin_width.setValue(ds.flim.bin_width_ps)
+        self.status.setText(repr(ds).strip("<>"))
+
+    def _current_selection(self, ds: Dataset):
+        for layer in self.viewer.layers:
+            meta = layer.metadata.get("scanimage")
+            if layer.metadata.get("scanimage_dataset") is ds and isinstance(meta, dict):
+                return meta.get("plane"), meta.get("slice_sample")
+        return None
+
+    def apply(self) -> list:
+        """Show the dataset with the form's selection (layers updated in place)."""
+        ds = self.dataset
+        if ds is None:
+            return []
+        channels = [i for i in range(self.channels.count()) if self.channels.item(i).isSelected()]
+        if not channels:
+            self.status.setText("select at least one channel")
+            return []
+        try:
+            layers = apply_selection(
+                self.viewer, ds, channels=channels, plane=self.plane.currentData(),
+                slice_sample=self.sample.currentData() if ds.info.frames_per_slice > 1 else 0,
+                lifetime=self.lifetime.isChecked() and ds.is_siff,
+                bin_width_ps=self.bin_width.value() if ds.is_siff else None)
+        except (ScanImageError, ValueError) as exc:
+            self.status.setText(f"could not apply: {exc}")
+            return []
+        self.status.setText(f"showing {len(layers)} layer(s) of {ds.paths[0].name}")
+        return layers
