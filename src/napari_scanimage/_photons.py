@@ -223,12 +223,8 @@ class PhotonMethods:
         subtracted (that is the FLIM fit's job).  ``slice_sample="mean"`` pools the samples'
         photons.
         """
-        flim = self._require_siff("lifetime images")
-        from ._reading import BlockReader
-
-        block = BlockReader(self.spec, self.layout,
-                            self.selection(channel, plane=plane, slice_sample=slice_sample),
-                            product="lifetime", bin_width_ns=flim.bin_width_ns)
+        self._require_siff("lifetime images")
+        block = self._block_reader(channel, plane, slice_sample, "lifetime")
         return self._dask_array(block)
 
     def events(self) -> list[Event]:

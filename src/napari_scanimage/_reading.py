@@ -22,7 +22,7 @@ from .io.siff import SiffReader
 from .io.tiff import PageIndex, index_pages
 from .layout import FileTable, Layout, Selection
 
-__all__ = ["BlockReader", "ReaderSpec", "close_readers", "register_index"]
+__all__ = ["BlockReader", "LazyArray", "ReaderSpec", "close_readers", "register_index"]
 
 _index_lock = threading.Lock()
 _indexes: dict[tuple[str, int, int], PageIndex] = {}
@@ -200,3 +200,55 @@ class BlockReader:
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
         return self.rows(start, stop)
+
+
+class LazyArray:
+    """Read-only array over one selection without dask: indexing reads only the time rows it
+    needs, in one call (a viewer step costs the page reads and little else).
+
+    Supports the basic indexing napari and NumPy code use (ints, slices, Ellipsis, integer
+    arrays on the time axis) and ``np.asarray``; :meth:`to_dask` gives the equivalent dask
+    array.
+    """
+
+    def __init__(self, block: BlockReader, to_dask=None):
+        self.block = block
+        self.shape = block.out_shape(block.selection.leading_shape(block.layout)[0])
+        self.dtype = block.out_dtype
+        self._to_dask = to_dask
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"LazyArray(shape={self.shape}, dtype={self.dtype})"
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            at = next(i for i, k in enumerate(key) if k is Ellipsis)
+            fill = (slice(None),) * (self.ndim - len(key) + 1)
+            key = key[:at] + fill + key[at + 1:]
+        if len(key) > self.ndim:
+            raise IndexError(f"too many indices for an array of {self.ndim} dimensions")
+        first = key[0] if key else slice(None)
+        rows = np.arange(self.shape[0], dtype=np.int64)[first]
+        if np.ndim(rows) == 0:
+            return self.block.rows_at(np.array([rows], dtype=np.int64))[0][key[1:]]
+        return self.block.rows_at(rows)[(slice(None), *key[1:])]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[...]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def to_dask(self):
+        """The same data as a dask array (as :meth:`Dataset.array` gives it)."""
+        return self._to_dask()

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ._photons import PhotonMethods
-from ._reading import BlockReader, ReaderSpec, close_readers, register_index
+from ._reading import BlockReader, LazyArray, ReaderSpec, close_readers, register_index
 from .errors import FormatError, SelectionError, TimestampWarning
 from .io.scanimage import AcquisitionInfo, acquisition_info, read_static_metadata
 from .io.series import check_frame_continuity, discover_series
@@ -176,14 +176,26 @@ class Dataset(PhotonMethods):
                   slice_sample: SliceSample = 0) -> Selection:
         return Selection.make(self.layout, self.channel_index(channel), plane, slice_sample)
 
-    def _block_reader(self, channel, plane, slice_sample) -> BlockReader:
-        key = (channel, plane, slice_sample)
+    def _block_reader(self, channel, plane, slice_sample, product: str = "intensity"
+                      ) -> BlockReader:
+        bin_ns = self.flim.bin_width_ns if product == "lifetime" else 0.0
+        key = (channel, plane, slice_sample, product, bin_ns)
         block = self._blocks.get(key)
         if block is None:  # cached: single-frame reads are dominated by fixed costs
             block = self._blocks[key] = BlockReader(
-                self.spec, self.layout, self.selection(channel, plane=plane,
-                                                       slice_sample=slice_sample))
+                self.spec, self.layout,
+                self.selection(channel, plane=plane, slice_sample=slice_sample), product, bin_ns)
         return block
+
+    def frames(self, channel: int | str = 0, *, plane: int | None = None,
+               slice_sample: SliceSample = 0, product: str = "intensity") -> LazyArray:
+        """Like :meth:`array` (``product="lifetime"``: :meth:`lifetime_array`), as a light
+        lazy array without dask: indexing reads just the time rows asked for.  This is what
+        napari layers hold; ``.to_dask()`` gives the dask array."""
+        if product not in ("intensity", "lifetime"):
+            raise SelectionError(f"product {product!r} is not 'intensity' or 'lifetime'")
+        block = self._block_reader(channel, plane, slice_sample, product)
+        return LazyArray(block, lambda: self._dask_array(block))
 
     # -- data -----------------------------------------------------------------------------
     def array(self, channel: int | str = 0, *, plane: int | None = None,

@@ -232,3 +232,26 @@ def test_real_headers(tmp_path, shared_data, header):
     assert ds.info.num_planes == lay.num_planes
     assert ds.info.bidirectional is lay.bidirectional
     check_all_modes(ds, truth)
+
+
+@pytest.mark.parametrize(("plane", "mode"), [(None, "axis"), (1, "mean"), (None, "interleave"),
+                                             (2, 1)])
+def test_frames_lazy_array_matches_dask(tmp_path, plane, mode):
+    lay = SyntheticLayout(channels=(1, 2), num_planes=3, frames_per_slice=2, num_flyback=1,
+                          num_volumes=5, height=12, width=10)
+    path = write_scanimage_tiff(tmp_path / "f.tif", lay).paths[0]
+    with nsi.open_dataset(path) as ds:
+        lazy = ds.frames(1, plane=plane, slice_sample=mode)
+        whole = ds.array(1, plane=plane, slice_sample=mode).compute()
+        assert lazy.shape == whole.shape and lazy.dtype == whole.dtype
+        assert lazy.ndim == whole.ndim and lazy.size == whole.size and len(lazy) == len(whole)
+        np.testing.assert_array_equal(np.asarray(lazy), whole)
+        np.testing.assert_array_equal(lazy.to_dask().compute(), whole)
+        keys = [3, -1, slice(1, None, 2), (2, Ellipsis, 4), (Ellipsis, 3, slice(2, 5)),
+                np.array([4, 0, 2]), (slice(None), 0)]
+        for key in keys:
+            np.testing.assert_array_equal(lazy[key], whole[key])
+        with pytest.raises(IndexError):
+            lazy[(0,) * (whole.ndim + 1)]
+        with pytest.raises(IndexError):
+            lazy[len(whole)]

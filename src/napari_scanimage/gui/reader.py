@@ -85,7 +85,7 @@ def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
     layers = []
     for c in channels:
         sel = dataset.selection(c, plane=plane, slice_sample=slice_sample)
-        data = dataset.array(c, plane=plane, slice_sample=slice_sample)
+        data = dataset.frames(c, plane=plane, slice_sample=slice_sample)
         labels = sel.axis_labels()
         scale_of = {"t": t_step, "z": info.z_step_um or 1.0, "sample": 1.0,
                     "y": pixel[0], "x": pixel[1]}
@@ -107,7 +107,7 @@ def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
         }
         layers.append((data, kwargs, "image"))
         if lifetime:
-            tau = dataset.lifetime_array(c, plane=plane, slice_sample=slice_sample)
+            tau = dataset.frames(c, plane=plane, slice_sample=slice_sample, product="lifetime")
             meta = {"scanimage": {**kwargs["metadata"]["scanimage"], "product": "lifetime"},
                     "scanimage_dataset": dataset}
             layers.append((tau, {**kwargs, "name": f"{name} lifetime", "colormap": "turbo",

@@ -1,0 +1,141 @@
+"""Time per time-slider step in a real napari viewer, with the plugin's docks open and closed.
+
+Run from the repository root (a virtual X server is started when there is no display)::
+
+    .venv/bin/python benchmarks/bench_scrub.py [--size {smoke,full}] [--dir DIR] [--steps N]
+
+Full size: a 512×512 int16 volumetric ScanImage TIFF (2 channels, 4 planes + 1 flyback,
+2 frames per slice, 60 volumes), generated once into ``--dir``.  The viewer opens it with the
+plugin's reader (both channels, t/z/sample axes); each step moves the time slider by one and
+waits until napari has sliced the new frames and the canvas has drawn them.  Reported: median
+and 90th percentile per step with the docks (selection + metadata) open and closed, and the
+step-rate ratio (docks closed time ÷ docks open time; 1.0 = the docks cost nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+
+SIZES = {
+    "full": SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=4,
+                            frames_per_slice=2, num_flyback=1, num_volumes=60, height=512,
+                            width=512),
+    "smoke": SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=2,
+                             frames_per_slice=2, num_flyback=1, num_volumes=12, height=128,
+                             width=128),
+}
+
+
+def ensure_file(folder: str, size: str) -> str:
+    layout = SIZES[size]
+    path = os.path.join(folder, f"scrub_{size}.tif")
+    expected = layout.total_pages * (layout.height * layout.width * 2)
+    if not (os.path.exists(path) and os.path.getsize(path) > expected):
+        os.makedirs(folder, exist_ok=True)
+        write_scanimage_tiff(path, layout)
+    with open(path, "rb") as fh:  # page cache warm: we time the viewer, not the disk
+        while fh.read(64 << 20):
+            pass
+    return path
+
+
+def time_steps(viewer, steps: int) -> dict[str, list[float]]:
+    """Seconds per time step over ``steps`` steps: "slice" (the slider moves, napari slices
+    every layer and the docks react; synchronous) and "slice + draw" (until the window has
+    repainted)."""
+    from qtpy.QtWidgets import QApplication
+
+    canvas = viewer.window._qt_viewer.canvas.native
+    n_times = int(viewer.dims.nsteps[0])
+    out: dict[str, list[float]] = {"slice": [], "slice + draw": []}
+    for k in range(steps + 3):
+        t0 = time.perf_counter()
+        viewer.dims.set_current_step(0, (viewer.dims.current_step[0] + 1) % n_times)
+        t1 = time.perf_counter()
+        QApplication.processEvents()
+        canvas.repaint()  # draw now, not at the next idle moment
+        QApplication.processEvents()
+        if k >= 3:  # first steps warm caches and shaders
+            out["slice"].append(t1 - t0)
+            out["slice + draw"].append(time.perf_counter() - t0)
+    return out
+
+
+def run(path: str, steps: int, rounds: int = 4) -> dict[str, dict[str, list[float]]]:
+    """Step timings with the docks closed and open (alternating rounds, so drift in the
+    machine's speed hits both alike), and with the same frames as in-memory NumPy layers (what
+    napari itself costs per step)."""
+    import napari
+
+    from napari_scanimage import open_dataset
+    from napari_scanimage.gui.demo import add_docks
+
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1500, 950)
+    viewer.open(path, plugin="napari-scanimage")
+    results: dict[str, dict[str, list[float]]] = {}
+
+    def add(name, got):
+        for what, times in got.items():
+            results.setdefault(name, {}).setdefault(what, []).extend(times)
+
+    per_round = max(steps // rounds, 5)
+    for _ in range(rounds):
+        add("docks closed", time_steps(viewer, per_round))
+        docks = add_docks(viewer)
+        add("docks open", time_steps(viewer, per_round))
+        for dock in docks.values():
+            viewer.window.remove_dock_widget(dock)
+    viewer.layers.clear()
+    with open_dataset(path) as ds:  # the same frames, in memory: napari's own cost per step
+        for c in range(ds.info.num_channels):
+            viewer.add_image(ds.read(c, slice_sample="axis"), name=f"numpy {c}",
+                             blending="additive", contrast_limits=(0, 30000))
+    add("NumPy layers, no docks (napari alone)", time_steps(viewer, steps))
+    viewer.close()
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(),
+                                                      "napari_scanimage_bench"))
+    parser.add_argument("--steps", type=int, default=100)
+    args = parser.parse_args(argv)
+    path = ensure_file(args.dir, args.size)
+    from napari_scanimage.gui.demo import virtual_display
+
+    with virtual_display():
+        results = run(path, args.steps)
+    lay = SIZES[args.size]
+    print(f"file: {path} ({lay.height}×{lay.width}, {lay.num_channels} channels, "
+          f"{lay.num_planes} planes, {lay.frames_per_slice} samples, {lay.num_volumes} volumes)")
+    print("\n| viewer | measured | median per step | p90 | steps/s |\n|---|---|---|---|---|")
+    medians: dict[tuple[str, str], float] = {}
+    for name, parts in results.items():
+        for what, times in parts.items():
+            med = medians[(name, what)] = statistics.median(times)
+            print(f"| {name} | {what} | {med * 1e3:.2f} ms | "
+                  f"{np.percentile(times, 90) * 1e3:.2f} ms | {1 / med:.0f} |")
+    for what in ("slice", "slice + draw"):
+        opened = medians[("docks open", what)]
+        print(f"{what}: {opened * 1e3:.2f} ms per step with docks; step rate with docks open = "
+              f"{medians[('docks closed', what)] / opened:.2f}× the rate with them closed; "
+              f"napari alone with in-memory NumPy layers "
+              f"{medians[('NumPy layers, no docks (napari alone)', what)] * 1e3:.2f} ms")
+    print("targets: ≤ 20 ms median per step with docks open; ≥ 0.9× the rate without them")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
