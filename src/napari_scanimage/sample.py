@@ -3,12 +3,15 @@
 Functions
 ---------
 sample_path
-    Path of a sample recording, written (once) with :mod:`napari_scanimage.io.synthetic`.
+    Path of a sample recording, written (once) with :mod:`napari_scanimage.io.synthetic`
+    (``volume_2ch``: ScanImage TIFF) or :mod:`napari_scanimage.io.synthetic_siff`
+    (``flim_2ch``: planar ScanImage-FLIM ``.siff``).
 cache_dir
     Folder holding generated samples (``$NAPARI_SCANIMAGE_CACHE`` overrides it).
 
 The content looks like tissue: cells with calcium-like transients in a green channel, a static
-red structural channel, mild motion and shot noise.
+red structural channel, mild motion and shot noise.  In the FLIM sample the green cell bodies
+have a 2.6 ns lifetime and the green background 0.9 ns; red photons have 1.6 ns.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from .io.synthetic import SyntheticLayout, write_scanimage_tiff
+from .io.synthetic_siff import write_siff
 
 __all__ = ["SAMPLES", "cache_dir", "sample_path"]
 
@@ -29,7 +33,11 @@ SAMPLES = {
         channels=(1, 2), channel_names=("Green", "Red"), num_planes=4, frames_per_slice=2,
         num_flyback=1, num_volumes=40, height=128, width=128, frame_rate=60.0, z_step_um=10.0,
         fov_um=300.0, bidirectional=True),
+    "flim_2ch": SyntheticLayout(
+        channels=(1, 2), channel_names=("Green", "Red"), num_volumes=360, height=256, width=256,
+        frame_rate=30.0, fov_um=250.0, bidirectional=True),
 }
+FLIM_TAUS_NS = ((0.9, 2.6), (1.6,))  # green: background, cell bodies; red
 
 
 def cache_dir() -> Path:
@@ -86,16 +94,77 @@ class _Tissue:
         return np.minimum(rng.poisson(np.maximum(image, 0) * 0.5) * 2, 32000).astype(lay.dtype)
 
 
+class _FlimTissue:
+    """Expected photons per pixel and page of a planar 2-channel FLIM sample: Gaussian cells,
+    green calcium transients (spikes * exponential kernel), static red, smooth drift of up to 3
+    pixels.  About 0.08 photons per pixel and frame on average, a few in active cells.
+
+    Ground truth: ``cell_labels`` (Y, X) (0 background, k: cell k-1), ``lifetime_map`` (1 in
+    cell bodies), ``traces`` (cells, T) added green rate at a cell's centre, ``shifts`` (T, 2).
+    """
+
+    def __init__(self, layout: SyntheticLayout, seed: int = 11, n_cells: int = 60):
+        rng = np.random.default_rng(seed)
+        self.layout = layout
+        T, H, W = layout.num_volumes, layout.height, layout.width
+        yy, xx = np.mgrid[:H, :W]
+        cy, cx = rng.uniform(10, H - 10, n_cells), rng.uniform(10, W - 10, n_cells)
+        radius = rng.uniform(4.0, 6.5, n_cells)
+        d2 = (yy[None] - cy[:, None, None]) ** 2 + (xx[None] - cx[:, None, None]) ** 2
+        blobs = np.exp(-d2 / (2 * (0.6 * radius[:, None, None]) ** 2))  # 0.25 at the edge
+        self.cell_labels = np.where(blobs.max(0) > 0.25, blobs.argmax(0) + 1, 0)
+        self.lifetime_map = (self.cell_labels > 0).astype(np.uint8)  # index into FLIM_TAUS_NS
+        texture = ndimage.gaussian_filter(rng.normal(size=(2, H, W)), (0, 8, 8))
+        texture = (texture - texture.min()) / np.ptp(texture)
+        blobs = blobs.reshape(n_cells, -1)
+        self.cell, self.pixel = np.nonzero(blobs > 1e-3)  # sparse blobs: a fast rate()
+        self.weight = blobs[self.cell, self.pixel]
+        self.baseline = rng.uniform(0.25, 0.45, n_cells)
+        spikes = rng.random((n_cells, T)) < 0.5 / layout.frame_rate  # 0.5 spikes/s
+        kernel = np.exp(-np.arange(int(3 * layout.frame_rate)) / (0.6 * layout.frame_rate))
+        amplitude = rng.uniform(0.6, 1.2, (n_cells, 1))
+        self.traces = np.array([np.convolve(s, kernel)[:T] for s in spikes]) * amplitude
+        self.green = 0.02 + 0.05 * texture[0] + (self.baseline @ blobs).reshape(H, W)
+        self.red = 0.02 + 0.05 * texture[1] + 0.45 * blobs.sum(0).reshape(H, W)
+        drift = ndimage.gaussian_filter1d(rng.normal(size=(T, 2)), 12, axis=0)
+        self.shifts = np.round(drift * (3.0 / np.abs(drift).max(0))).astype(np.int64)
+
+    def rate(self, g: int) -> np.ndarray:
+        """Expected photon counts (Y, X) of page g (unshifted; write_siff applies the drift)."""
+        t, c = divmod(g, self.layout.num_channels)  # planar: one page per channel and volume
+        if c:
+            return self.red
+        extra = np.bincount(self.pixel, self.weight * self.traces[self.cell, t],
+                            minlength=self.green.size)  # fmt: skip
+        return self.green + extra.reshape(self.green.shape)
+
+
+def _write_tiff(path: str, layout: SyntheticLayout) -> None:
+    write_scanimage_tiff(path, layout, content=_Tissue(layout).page)
+
+
+def _write_flim(path: str, layout: SyntheticLayout) -> None:
+    tissue = _FlimTissue(layout)
+    write_siff(path, layout, rate_map=tissue.rate, lifetime_map=tissue.lifetime_map,
+               motion=tissue.shifts, taus_ns=FLIM_TAUS_NS, irf_offset_ns=0.5, keep_truth=False,
+               seed=11)  # fmt: skip
+
+
+_FILES = {"volume_2ch": ("volume_2ch_v1.tif", _write_tiff),
+          "flim_2ch": ("flim_2ch_v1.siff", _write_flim)}
+
+
 def sample_path(name: str = "volume_2ch") -> Path:
     """Path of sample ``name``; written on first use (atomically, so never half a file)."""
     layout = SAMPLES[name]
-    target = cache_dir() / f"{name}_v1.tif"
+    filename, write = _FILES[name]
+    target = cache_dir() / filename
     if not target.exists():
-        tissue = _Tissue(layout)
-        fd, tmp = tempfile.mkstemp(suffix=".tif", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix,
+                                   dir=target.parent)  # fmt: skip
         os.close(fd)
         try:
-            write_scanimage_tiff(tmp, layout, content=tissue.page)
+            write(tmp, layout)
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):

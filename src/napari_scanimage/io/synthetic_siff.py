@@ -12,7 +12,7 @@ import os
 import pathlib
 import re
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,7 +123,11 @@ class SyntheticSiff:
     annotations : dict
         Page -> appended text (see :meth:`annotation_timestamps`).
     rate_maps, motion, static_text : numpy.ndarray, numpy.ndarray or None, str
-        (C, Y, X) unshifted pixel probabilities; (T, 2) (dy, dx) per volume; static header.
+        (C, Y, X) unshifted pixel probabilities (None with ``rate_map``); (T, 2) (dy, dx) per
+        volume; static header.
+    lifetime_map, component_counts : numpy.ndarray or None
+        (Y, X) lifetime index per unshifted pixel, and (C, K) non-late photons drawn with each
+        lifetime of each channel (both None without ``lifetime_map``).
     """
 
     path: pathlib.Path
@@ -143,6 +147,8 @@ class SyntheticSiff:
     rate_maps: np.ndarray | None = field(default=None, repr=False)
     motion: np.ndarray | None = field(default=None, repr=False)
     static_text: str = field(default="", repr=False)
+    lifetime_map: np.ndarray | None = field(default=None, repr=False)
+    component_counts: np.ndarray | None = field(default=None, repr=False)
     _pix: np.ndarray | None = field(default=None, repr=False)
     _tau: np.ndarray | None = field(default=None, repr=False)
 
@@ -192,15 +198,21 @@ class SyntheticSiff:
     def expected_histogram(self, channel: int, length: int | None = None) -> np.ndarray:
         """float64 expected counts of arrival bins 0..length-1 for the channel's photon number
         (late photons excluded): periodic exponential mixture convolved with the Gaussian IRF,
-        integrated over each bin."""
+        integrated over each bin.  With a ``lifetime_map`` the mixture weights are the photon
+        numbers drawn with each lifetime (:attr:`component_counts`), not ``fractions``."""
         length = self.num_bins + 64 if length is None else int(length)
-        sel = slice(channel, None, self.layout.num_channels)
-        n = float((self.photon_counts[sel] - self.late_counts[sel]).sum())
-        p = _bin_probabilities([1000.0 * t for t in self.taus_ns[channel]],
-                               self.fractions[channel], 1000.0 * self.irf_offset_ns,
-                               1000.0 * self.irf_width_ns, self.laser_period_ps,
-                               self.bin_width_ps, length)  # fmt: skip
-        return n * p
+        taus = [1000.0 * t for t in self.taus_ns[channel]]
+        if self.component_counts is None:
+            sel = slice(channel, None, self.layout.num_channels)
+            weights = [float((self.photon_counts[sel] - self.late_counts[sel]).sum())]
+            parts = [(taus, self.fractions[channel])]
+        else:
+            weights = self.component_counts[channel, : len(taus)].astype(float).tolist()
+            parts = [([t], [1.0]) for t in taus]
+        return sum((w * _bin_probabilities(t, f, 1000.0 * self.irf_offset_ns,
+                                           1000.0 * self.irf_width_ns, self.laser_period_ps,
+                                           self.bin_width_ps, length)
+                    for w, (t, f) in zip(weights, parts, strict=True)), np.zeros(length))
 
     def _clock(self, key: str | None = None) -> np.ndarray:
         frames = np.arange(self.total_pages) // self.layout.num_channels
@@ -254,24 +266,62 @@ def _channel_models(C: int, taus_ns, fractions) -> tuple[tuple, tuple]:
     return tuple(taus), tuple(fracs)
 
 
+def _rate_photons(rng: np.random.Generator, rate_map: Callable[[int], np.ndarray],
+                  pages: np.ndarray, active: np.ndarray, H: int, W: int,
+                  ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Photons of each page and pixel of each photon (raster order in a page), Poisson with mean
+    ``rate_map(g)`` per pixel: one unit-rate Poisson process along the pages' cumulative rate."""
+    npix = H * W
+    maps = np.zeros((pages.size, npix))
+    for i in np.flatnonzero(active):
+        mp = np.asarray(rate_map(int(pages[i])), np.float64)
+        if mp.shape != (H, W) or not np.isfinite(mp).all() or mp.min(initial=0.0) < 0:
+            raise ValueError(f"rate_map({pages[i]}) must be a finite, >= 0 map of shape {H, W}")
+        maps[i] = mp.ravel()
+    cum = np.cumsum(maps.ravel())
+    total = float(cum[-1])
+    pts = np.cumsum(rng.standard_exponential(int(total + 6 * math.sqrt(total)) + 16))
+    while pts[-1] < total:  # rarely: extend the process
+        pts = np.concatenate([pts, pts[-1] + np.cumsum(rng.standard_exponential(1 << 12))])
+    idx = np.searchsorted(cum, pts[pts < total], side="right")  # cum[idx-1] <= pt < cum[idx]
+    return np.bincount(idx // npix, minlength=pages.size), idx % npix
+
+
 def _block_photons(rng: np.random.Generator, m: dict, g0: int, N: np.ndarray,
-                   n_norm: np.ndarray, late: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel index and arrival bin of every photon of pages g0.. (page-major, arrival order)."""
+                   n_norm: np.ndarray, late: np.ndarray, pix_in: np.ndarray | None,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
+    """Pixel index and arrival bin of every photon of pages g0.. (page-major, arrival order),
+    and with a lifetime map the (C*K,) counts of non-late photons per channel and lifetime."""
     C, H, W, npix, K = m["C"], m["H"], m["W"], m["H"] * m["W"], m["K"]
     total, starts = int(N.sum()), np.cumsum(N) - N
     ph_c = np.repeat((np.arange(N.size) + g0) % C, N)
-    u = rng.random(total) * npix  # alias sampling of the pixel
-    k = np.minimum(u.astype(np.int64), npix - 1)
-    idx = ph_c * npix + k
-    pix = np.where(u - k < m["prob"][idx], k, m["alias"][idx])
+    normal = None  # photons before each page's late ones (None: all)
+    if late.any():
+        normal = np.arange(total) - np.repeat(starts, N) < np.repeat(n_norm, N)
+    if pix_in is None:
+        u = rng.random(total) * npix  # alias sampling of the pixel
+        k = np.minimum(u.astype(np.int64), npix - 1)
+        idx = ph_c * npix + k
+        pix = np.where(u - k < m["prob"][idx], k, m["alias"][idx])
+    elif normal is not None:  # rate maps; late photons in any pixel
+        pix = rng.integers(0, npix, total)
+        pix[normal] = pix_in
+    else:
+        pix = pix_in
+    pix0 = pix  # the lifetime map moves with the pattern
     if m["motion"] is not None:
         shift = m["motion"][np.arange(g0, g0 + N.size) // m["ppv"]]
         y, x = np.divmod(pix, W)
         pix = (y + np.repeat(shift[:, 0], N)) % H * W + (x + np.repeat(shift[:, 1], N)) % W
     time = rng.standard_exponential(total, np.float32)  # float32: ~1e-3 ps resolution
-    comp, u = ph_c * K, rng.random(total, np.float32) if K > 1 else None
-    for j in range(K - 1):  # lifetime component of each photon
-        comp += u >= m["cum"][:, j][ph_c]
+    ncomp = None
+    if m["lmap"] is not None:  # a channel with fewer lifetimes uses its last one
+        comp = ph_c * K + np.minimum(m["lmap"][pix0], m["last"][ph_c])
+        ncomp = np.bincount(comp if normal is None else comp[normal], minlength=C * K)
+    else:
+        comp, u = ph_c * K, rng.random(total, np.float32) if K > 1 else None
+        for j in range(K - 1):  # lifetime component of each photon
+            comp += u >= m["cum"][:, j][ph_c]
     time *= m["tau_ps"][comp]
     irf = rng.standard_normal(total, np.float32)  # Gaussian IRF
     irf *= m["irf"][1]
@@ -286,7 +336,7 @@ def _block_photons(rng: np.random.Generator, m: dict, g0: int, N: np.ndarray,
         tau[a + int(n_norm[i]): b] = m["num_bins"] + rng.integers(0, LATE_SPAN, int(late[i]))
         perm = a + rng.permutation(b - a)
         pix[a:b], tau[a:b] = pix[perm], tau[perm]
-    return pix, tau
+    return pix, tau, ncomp
 
 
 def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: bool = False,
@@ -299,8 +349,9 @@ def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: 
                late_pages: Mapping[int, int] | None = None, motion: np.ndarray | None = None,
                annotations: Mapping[int, str] | None = None,
                extra_tags: Mapping[int, int] | None = None, keep_truth: bool = True,
-               seed: int = 0,
-               header: str | os.PathLike | None = None) -> SyntheticSiff:  # fmt: skip
+               seed: int = 0, header: str | os.PathLike | None = None,
+               rate_map: Callable[[int], np.ndarray] | None = None,
+               lifetime_map: np.ndarray | None = None) -> SyntheticSiff:  # fmt: skip
     """Write a synthetic ScanImage-FLIM ``.siff`` file with known photons.
 
     Parameters
@@ -316,6 +367,16 @@ def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: 
     taus_ns, fractions : sequence of sequence of float
         Lifetimes (ns) and photon fractions per channel (recycled over channels); a single
         lifetime ignores its fractions.
+    rate_map : callable, optional
+        ``rate_map(g)`` -> (Y, X) finite non-negative expected photon counts of non-flyback,
+        non-empty page g (channel, volume and plane follow from g via the layout, see
+        :meth:`SyntheticLayout.page_index`); counts are Poisson per pixel and replace the blob
+        pattern (``photons_per_frame`` is ignored, ``rate_maps`` is None).  A page's photons
+        are then in raster order; its late photons are in random pixels.
+    lifetime_map : numpy.ndarray, optional
+        (Y, X) integers (or bool) k in [0, K): a pixel's photons have the single lifetime
+        ``taus_ns[c][k]`` (a channel with fewer lifetimes uses its last one) instead of the
+        mixture; ``fractions`` are then unused.  Like the pattern it is rolled by ``motion``.
     irf_offset_ns, irf_width_ns : float
         Gaussian IRF centre and standard deviation (ns).
     laser_period_ps, bin_resolution, num_bins : float, int, int or None
@@ -351,6 +412,13 @@ def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: 
     if compressed and max(num_bins + LATE_SPAN, n_period) > 65536:
         raise ValueError("compressed arrival times are u16: num_bins + 40 must be <= 65536")
     taus, fracs = _channel_models(C, taus_ns, fractions)
+    K = max(len(t) for t in taus)
+    lmap = None if lifetime_map is None else np.asarray(lifetime_map)
+    if lmap is not None:
+        if lmap.shape != (H, W) or lmap.dtype.kind not in "biu" or not (
+                lmap.size and 0 <= lmap.min() and lmap.max() < K):  # fmt: skip
+            raise ValueError(f"lifetime_map must be ({H}, {W}) integers in [0, {K})")
+        lmap = lmap.astype(np.int64).ravel()
     flyback = (np.arange(G) % ppv) // C >= lay.num_planes * lay.frames_per_slice
     empty_pages, late_pages = [int(g) for g in empty_pages], dict(late_pages or {})
     annotations = {int(g): str(v) for g, v in (annotations or {}).items()}
@@ -368,17 +436,23 @@ def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: 
         motion, n_vol = np.asarray(motion, np.int64), -(-G // ppv)
         if motion.ndim != 2 or motion.shape[1] != 2 or motion.shape[0] < n_vol:
             raise ValueError(f"motion must be ({n_vol}, 2) integer (dy, dx) shifts")
-    maps = _rate_maps(C, H, W, seed)
-    prob, alias = map(np.concatenate, zip(*(_alias_table(mp.ravel()) for mp in maps), strict=True))
-    K = max(len(t) for t in taus)
+    maps = prob = alias = None
+    if rate_map is None:
+        maps = _rate_maps(C, H, W, seed)
+        prob, alias = map(np.concatenate,
+                          zip(*(_alias_table(mp.ravel()) for mp in maps), strict=True))
     m = {"C": C, "H": H, "W": W, "K": K, "ppv": ppv, "motion": motion, "bw": bw,
          "period": period, "n_period": n_period, "num_bins": num_bins, "prob": prob,
+         "lmap": lmap, "last": np.array([len(t) - 1 for t in taus]),
          "tau_ps": 1e3 * np.array([t + (1.0,) * (K - len(t)) for t in taus], np.float32).ravel(),
          "cum": np.array([np.cumsum(f + (0.0,) * (K - len(f))) for f in fracs], np.float32),
          "alias": alias, "irf": (1000.0 * irf_offset_ns, 1000.0 * irf_width_ns)}  # fmt: skip
     rng = np.random.default_rng([seed, 0xF11])
-    n_norm = np.where(flyback | empty, 0, rng.poisson(photons_per_frame, G)).astype(np.int64)
-    counts = n_norm + late
+    skip = flyback | empty
+    n_norm = np.zeros(G, np.int64)  # with rate_map: drawn per block
+    if rate_map is None:
+        n_norm = np.where(skip, 0, rng.poisson(photons_per_frame, G)).astype(np.int64)
+    counts, ncomp = n_norm + late, np.zeros(C * K, np.int64)
 
     lines = [ln for ln in _si.scanimage_static_text(lay, header).split("\n")
              if ln and ln.split(" = ", 1)[0] not in _FLIM_KEYS]  # FLIM keys replaced
@@ -399,6 +473,8 @@ def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: 
     ifd_b, raster_b, rec_b = ifd_dtype.itemsize, 2 * H * W if compressed else 0, (8, 2)[compressed]
     per_block = max(1, min(_BLOCK_PHOTONS // max(1, int(photons_per_frame)), 1 << 14,
                            _BLOCK_PIXELS // (H * W) if compressed else G))  # fmt: skip
+    if rate_map is not None:  # the block's rate maps are held as float64
+        per_block = max(1, min(_BLOCK_PIXELS // (H * W), 1 << 14))
     truth = [(np.zeros(0, np.int32), np.zeros(0, np.uint32))]
     pad = (len(static) + len(roi)) & 1  # IFDs on word boundaries
     pos = 32 + len(static) + len(roi) + pad
@@ -407,9 +483,15 @@ def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: 
                              _si.TIFF_FORMAT_VERSION, len(static), len(roi)))  # fmt: skip
         fh.write(static + roi + b"\x00" * pad)
         for g0 in range(0, G, per_block):
-            g1 = min(G, g0 + per_block)
+            g1, pix_in = min(G, g0 + per_block), None
+            if rate_map is not None:
+                n_norm[g0:g1], pix_in = _rate_photons(rng, rate_map, np.arange(g0, g1),
+                                                      ~skip[g0:g1], H, W)  # fmt: skip
+                counts[g0:g1] = n_norm[g0:g1] + late[g0:g1]
             n, N = g1 - g0, counts[g0:g1]
-            pix, tau = _block_photons(rng, m, g0, N, n_norm[g0:g1], late[g0:g1])
+            pix, tau, nc = _block_photons(rng, m, g0, N, n_norm[g0:g1], late[g0:g1], pix_in)
+            if nc is not None:
+                ncomp += nc
             if compressed:  # arrival times are iid of pixels: group pixels, keep tau order
                 raster = np.bincount(np.repeat(np.arange(n) * (H * W), N) + pix,
                                      minlength=n * H * W).reshape(n, H * W)  # fmt: skip
@@ -446,4 +528,6 @@ def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: 
     pix_all, tau_all = map(np.concatenate, zip(*truth, strict=True)) if keep_truth else (None,) * 2
     return SyntheticSiff(pathlib.Path(path), lay, bool(compressed), num_bins, bw, period, taus,
                          fracs, float(irf_offset_ns), float(irf_width_ns), G, counts, late,
-                         annotations, maps, motion, text, pix_all, tau_all)
+                         annotations, maps, motion, text,
+                         None if lmap is None else lmap.reshape(H, W),
+                         None if lmap is None else ncomp.reshape(C, K), pix_all, tau_all)
