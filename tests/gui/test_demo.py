@@ -28,3 +28,21 @@ def test_demo_screenshot(tmp_path):
     assert canvas[..., 1].max() > 150 and canvas[..., 0].max() > 150  # green and red layers
     # the layer list names both channels: the window is not blank around the canvas either
     assert image[:, :300].std() > 10
+
+
+def test_documentation_screenshots(tmp_path):
+    """The docs' screenshot script renders real windows: the FLIM view shows lifetime colours
+    and the docks."""
+    env = dict(os.environ, NAPARI_SCANIMAGE_CACHE=str(tmp_path / "cache"))
+    code = ("from napari_scanimage.gui.screenshots import render; "
+            f"render({str(tmp_path)!r}, names=['flim.png'])")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from imageio.v3 import imread
+
+    image = imread(tmp_path / "flim.png")[..., :3].astype(float)
+    canvas = image[100:800, 400:1050]
+    coloured = (canvas.max(axis=2) - canvas.min(axis=2)) > 60  # turbo: saturated hues
+    assert coloured.mean() > 0.01
+    assert image[:, 1150:].std() > 10  # the dock column is drawn

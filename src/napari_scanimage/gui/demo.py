@@ -58,8 +58,9 @@ def add_docks(viewer) -> dict:
     return docks
 
 
-def build_viewer(show: bool = True, sample: str = "volume_2ch"):
-    """A napari viewer with a sample recording open and the plugin's docks added."""
+def build_viewer(show: bool = True, sample: str = "volume_2ch", with_docks: bool = False):
+    """A napari viewer with a sample recording open and the plugin's docks added (returned
+    too, as ``(viewer, docks)``, with ``with_docks``)."""
     import napari
 
     from ..sample import sample_path
@@ -68,8 +69,8 @@ def build_viewer(show: bool = True, sample: str = "volume_2ch"):
     viewer.open(str(sample_path(sample)), plugin="napari-scanimage")
     viewer.dims.ndisplay = 2
     viewer.dims.set_current_step(0, 5)
-    add_docks(viewer)
-    return viewer
+    docks = add_docks(viewer)
+    return (viewer, docks) if with_docks else viewer
 
 
 def run_demo(screenshot: str | None = None, sample: str = "volume_2ch") -> int:

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -109,6 +110,7 @@ class SelectionDock(QWidget):
         self.bin_width.setRange(0.1, 10000.0)
         self.bin_width.setDecimals(2)
         self.bin_width.setSuffix(" ps")
+        self.bin_width.setSpecialValueText("— (TIFF)")
         self.apply_button = QPushButton("Apply")
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -123,7 +125,7 @@ class SelectionDock(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.apply_button)
         layout.addWidget(self.status)
-        layout.addStretch(1)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self._datasets: list[Dataset] = []
         self.dataset_box.currentIndexChanged.connect(self._load_dataset)
         self.apply_button.clicked.connect(self.apply)
@@ -184,8 +186,8 @@ class SelectionDock(QWidget):
         self.lifetime.setEnabled(ds.is_siff)
         self.bin_width.setEnabled(ds.is_siff)
         self.lifetime.setChecked(any(key and key[1] == "lifetime" for key in shown))
-        if ds.is_siff and ds.flim.bin_width_ps:
-            self.bin_width.setValue(ds.flim.bin_width_ps)
+        self.bin_width.setValue(ds.flim.bin_width_ps or 20.0 if ds.is_siff
+                                else self.bin_width.minimum())
         self.status.setText(repr(ds).strip("<>"))
 
     def _current_selection(self, ds: Dataset):

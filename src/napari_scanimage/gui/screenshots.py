@@ -1,0 +1,73 @@
+"""Regenerate the documentation screenshots from real napari windows.
+
+    python -m napari_scanimage.gui.screenshots [OUT_DIR]     # default: docs/images
+
+Each view is built the way a user would get it (sample data, the plugin's docks, a selection
+applied through the dock's code path) and rendered whole; a virtual X server is started when
+there is no display.  ``scripts/screenshots.sh`` runs this in the project environment.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["VIEWS", "render"]
+
+
+def _settle(viewer) -> None:
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(25):
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def _volume(viewer, docks) -> None:
+    viewer.dims.set_current_step(0, 5)
+    docks["Metadata"].tree.topLevelItem(0).setExpanded(True)
+
+
+def _flim(viewer, docks) -> None:
+    dock = docks["Selection"]
+    dock.lifetime.setChecked(True)
+    dock.apply()
+    viewer.layers["Red"].visible = False
+    viewer.layers["Red lifetime"].visible = False
+    viewer.layers["Green"].visible = False
+    viewer.dims.set_current_step(0, 120)
+    viewer.layers.selection.active = viewer.layers["Green lifetime"]
+    docks["Metadata"].search.setText("hAcq")
+
+
+#: file name → (sample, how to set the view up)
+VIEWS = {"demo.png": ("volume_2ch", _volume), "flim.png": ("flim_2ch", _flim)}
+
+
+def render(out_dir: str | Path = "docs/images", names=None) -> list[Path]:
+    """Write the screenshots (all, or those in ``names``) into ``out_dir``."""
+    from .demo import build_viewer, virtual_display
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with virtual_display():
+        for name, (sample, setup) in VIEWS.items():
+            if names is not None and name not in names:
+                continue
+            viewer, docks = build_viewer(show=True, sample=sample, with_docks=True)
+            viewer.window.resize(1500, 950)
+            _settle(viewer)
+            setup(viewer, docks)
+            _settle(viewer)
+            path = out_dir / name
+            viewer.screenshot(str(path), canvas_only=False)
+            viewer.close()
+            written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for p in render(sys.argv[1] if len(sys.argv) > 1 else "docs/images"):
+        print(f"wrote {p}")
