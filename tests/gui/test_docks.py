@@ -134,3 +134,14 @@ def test_metadata_dock_follows_the_slider(make_napari_viewer, qtbot, recording):
             visible.append(item.text(0))
         stack += [item.child(i) for i in range(item.childCount())]
     assert "scanFrameRate" in visible and "channelSave" not in visible
+
+
+def test_docks_from_the_plugins_menu(make_napari_viewer, qtbot, recording):
+    """The manifest's widget contributions build both docks for a viewer."""
+    viewer = make_napari_viewer()
+    viewer.open(str(recording.paths[0]), plugin="napari-scanimage")
+    _, selection = viewer.window.add_plugin_dock_widget("napari-scanimage", "Selection")
+    _, metadata = viewer.window.add_plugin_dock_widget("napari-scanimage", "Metadata")
+    assert isinstance(selection, SelectionDock) and isinstance(metadata, MetadataDock)
+    assert selection.dataset is viewer.layers["Green"].metadata["scanimage_dataset"]
+    assert metadata.value_of("SI.hStackManager.actualNumSlices") == "3"
