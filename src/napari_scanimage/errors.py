@@ -14,6 +14,7 @@ __all__ = [
     "TruncatedFileWarning",
     "SeriesWarning",
     "IncompleteVolumeWarning",
+    "EmptyRoiWarning",
     "TimestampWarning",
 ]
 
@@ -52,3 +53,7 @@ class IncompleteVolumeWarning(ScanImageWarning):
 
 class TimestampWarning(ScanImageWarning):
     """Per-frame timestamps are missing; times are derived from the nominal rate."""
+
+
+class EmptyRoiWarning(ScanImageWarning):
+    """An ROI covers no pixel of the frames (its trace is NaN)."""

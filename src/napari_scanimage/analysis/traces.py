@@ -1,0 +1,286 @@
+"""ROI traces: every ROI's signal over time in one pass over the frames.
+
+Functions
+---------
+traces
+    Mean, sum or dF/F of every ROI, as a :class:`Traces` result.
+iter_traces
+    The same as a generator that yields progress (for workers that report and can stop).
+
+Masks become one sparse matrix (ROIs × plane·Y·X); each block of time rows is read once, only
+the pixel columns some ROI uses are gathered, and one sparse product gives every ROI's sum for
+every plane.  Memory is bounded by the block size, whatever the file size.  Blocks can run on
+any dask scheduler (``scheduler=``); the arithmetic is the same, so results are identical.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage, sparse
+
+from ..errors import EmptyRoiWarning, SelectionError
+
+__all__ = ["Traces", "iter_traces", "neuropil_masks", "traces"]
+
+KINDS = ("mean", "sum", "dff")
+BLOCK_BYTES = 64 << 20  # frames read per block
+
+
+@dataclass(frozen=True)
+class Traces:
+    """Traces of several ROIs.
+
+    Attributes
+    ----------
+    values : float64 (n_rois, T)
+    names : list of str
+    time : float64 (T,)
+        Seconds from the start of the acquisition.
+    channel : str
+    kind : str
+        "mean", "sum" or "dff".
+    per_plane : float64 (n_rois, T, Z)
+        Sums (kind "sum") or means (otherwise, before dF/F) of each ROI within each plane;
+        NaN where the ROI has no pixel in that plane.
+    """
+
+    values: np.ndarray
+    names: list[str]
+    time: np.ndarray
+    channel: str
+    kind: str
+    per_plane: np.ndarray = field(repr=False)
+
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """Write a tidy CSV (time_s, roi, channel, metric, value), atomically."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent or ".")
+        try:
+            with os.fdopen(fd, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["time_s", "roi", "channel", "metric", "value"])
+                for r, name in enumerate(self.names):
+                    for t, v in zip(self.time.tolist(), self.values[r].tolist(), strict=True):
+                        writer.writerow([repr(t), name, self.channel, self.kind, repr(v)])
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+
+def neuropil_masks(masks: sparse.csr_matrix, shape: tuple[int, int, int], *, inner: int = 2,
+                   outer: int = 8) -> sparse.csr_matrix:
+    """Annulus around each ROI (per plane): pixels between ``inner`` and ``outer`` pixels from
+    it, minus every ROI's pixels.  Same layout as ``masks`` (n_rois, Z·Y·X)."""
+    Z, Y, X = shape
+    union = np.asarray(masks.sum(axis=0)).reshape(Z, Y, X) > 0
+    rows = []
+    for r in range(masks.shape[0]):
+        m = masks[r].toarray().reshape(Z, Y, X)
+        ring = np.zeros_like(m)
+        for z in range(Z):
+            if m[z].any():
+                grown = ndimage.binary_dilation(m[z], iterations=outer)
+                near = ndimage.binary_dilation(m[z], iterations=inner)
+                ring[z] = grown & ~near & ~union[z]
+        rows.append(sparse.csr_matrix(ring.reshape(1, -1)))
+    return sparse.vstack(rows, format="csr") if rows else masks.copy()
+
+
+def _block_sums(block, rows: np.ndarray, planes: list[tuple[np.ndarray, sparse.csr_matrix]]
+                ) -> np.ndarray:
+    """Per-plane sums (n_masks, n_rows, Z) of one block of time rows; ``planes`` holds, per
+    plane, the flat pixel columns some mask uses and the masks' weights on them."""
+    flat = block.rows_at(rows).reshape(len(rows), -1)  # (n, Z·Y·X)
+    # only the pixels some mask uses are converted and multiplied
+    return np.stack([w @ flat[:, cols].astype(np.float64).T for cols, w in planes], axis=2)
+
+
+def iter_traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
+                slice_sample="mean", percentile: float = 8.0, window_s: float | None = None,
+                neuropil: float | None = None, neuropil_radii: tuple[int, int] = (2, 8),
+                times=None, scheduler=None
+                ) -> Iterator[tuple[int, int]]:
+    """Generator form of :func:`traces`: yields (blocks done, blocks) and returns Traces."""
+    if kind not in KINDS:
+        raise SelectionError(f"kind {kind!r} is not one of {', '.join(map(repr, KINDS))}")
+    info = dataset.info
+    Z = info.num_planes
+    Y, X = info.frame_shape
+    masks, names = _masks_of(rois, (Y, X), Z)
+    n_rois = masks.shape[0]
+    if neuropil is not None:
+        masks = sparse.vstack([masks, neuropil_masks(masks, (Z, Y, X), inner=neuropil_radii[0],
+                                                     outer=neuropil_radii[1])], format="csr")
+    weights = masks.astype(np.float64).tocsc()
+    used = np.flatnonzero(np.diff(weights.indptr))  # columns (pixels) any mask uses
+    planes = []
+    for z in range(Z):
+        cols = used[(used >= z * Y * X) & (used < (z + 1) * Y * X)]
+        planes.append((cols, weights[:, cols].tocsr()))
+    counts = np.stack([np.asarray(masks[:, z * Y * X:(z + 1) * Y * X].sum(axis=1)).ravel()
+                       for z in range(Z)], axis=1).astype(np.float64)  # (n_masks, Z)
+    if info.frames_per_slice == 1:
+        slice_sample = 0
+    elif slice_sample == "axis":
+        raise SelectionError("traces need one value per time: use a sample index, 'mean' or "
+                             "'interleave' for slice_sample")
+    block = dataset._block_reader(channel, None, slice_sample)
+    n_rows = block.selection.num_times(dataset.layout)
+    rows_all = np.arange(n_rows, dtype=np.int64) if times is None else \
+        np.arange(n_rows, dtype=np.int64)[times]
+    row_bytes = Y * X * Z * block.out_dtype.itemsize
+    per_block = max(1, BLOCK_BYTES // max(row_bytes, 1))
+    chunks = [rows_all[i:i + per_block] for i in range(0, len(rows_all), per_block)]
+    sums = np.zeros((masks.shape[0], len(rows_all), Z))
+    yield 0, len(chunks)
+    if scheduler is None:
+        at = 0
+        for k, rows in enumerate(chunks):
+            sums[:, at:at + len(rows)] = _block_sums(block, rows, planes)
+            at += len(rows)
+            yield k + 1, len(chunks)
+    else:
+        import dask
+
+        tasks = [dask.delayed(_block_sums)(block, rows, planes) for rows in chunks]
+        parts = dask.compute(*tasks, scheduler=scheduler)
+        at = 0
+        for part in parts:
+            sums[:, at:at + part.shape[1]] = part
+            at += part.shape[1]
+        yield len(chunks), len(chunks)
+    return _finish(dataset, block, rows_all, sums, counts, names, n_rois, kind, percentile,
+                   window_s, neuropil, slice_sample)
+
+
+def _finish(dataset, block, rows, sums, counts, names, n_rois, kind, percentile, window_s,
+            neuropil, slice_sample) -> Traces:
+    total = sums.sum(axis=2)
+    npix = counts.sum(axis=1)
+    empty = npix[:n_rois] == 0
+    if empty.any():
+        warnings.warn(f"ROI(s) {', '.join(n for n, e in zip(names, empty, strict=True) if e)} "
+                      "cover no pixel of the frames; their traces are NaN", EmptyRoiWarning,
+                      stacklevel=3)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = total / npix[:, None]
+        plane_means = sums / counts[:, None, :]
+    if kind == "sum":
+        values = total[:n_rois].copy()
+        values[empty] = np.nan
+        per_plane = np.where(counts[:n_rois, None, :] > 0, sums[:n_rois], np.nan)
+    else:
+        values = means[:n_rois].copy()
+        per_plane = plane_means[:n_rois]
+        if neuropil is not None:
+            values = values - neuropil * means[n_rois:]
+    time = _time(dataset, block, rows, slice_sample)
+    if kind == "dff":
+        values = dff(values, time, percentile=percentile, window_s=window_s)
+    channel = dataset.info.channel_names[block.selection.channel]
+    return Traces(values, list(names), time, channel, kind, per_plane)
+
+
+def dff(values: np.ndarray, time: np.ndarray, *, percentile: float = 8.0,
+        window_s: float | None = None) -> np.ndarray:
+    """(F − F0) / F0 per row; F0 = ``percentile`` of the whole row, or a running percentile over
+    ``window_s`` seconds (edges repeat the nearest value)."""
+    if window_s is None:
+        f0 = np.nanpercentile(values, percentile, axis=1, keepdims=True) if values.size else \
+            values
+    else:
+        dt = float(np.median(np.diff(time))) if len(time) > 1 else 1.0
+        size = max(1, int(round(window_s / dt)) if dt > 0 else 1)
+        f0 = np.stack([ndimage.percentile_filter(row, percentile, size=size, mode="nearest")
+                       for row in values]) if len(values) else values
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (values - f0) / f0
+
+
+def _time(dataset, block, rows, slice_sample) -> np.ndarray:
+    times = dataset.timestamps(0, slice_sample=slice_sample)
+    return np.asarray(times, dtype=np.float64)[rows]
+
+
+def _masks_of(rois, frame_shape, num_planes) -> tuple[sparse.csr_matrix, list[str]]:
+    """Accept a RoiSet (``.masks()``, ``.names``) or {name: bool (Y, X) / (Z, Y, X)}."""
+    if hasattr(rois, "masks") and hasattr(rois, "names"):
+        m = sparse.csr_matrix(rois.masks(frame_shape, num_planes), dtype=bool)
+        names = list(rois.names)
+    elif isinstance(rois, dict):
+        names, rows = [], []
+        for name, mask in rois.items():
+            a = np.asarray(mask, dtype=bool)
+            if a.shape == frame_shape:
+                a = np.broadcast_to(a, (num_planes, *frame_shape))
+            if a.shape != (num_planes, *frame_shape):
+                raise SelectionError(f"mask {name!r} has shape {np.shape(mask)}; frames are "
+                                     f"{frame_shape} with {num_planes} plane(s)")
+            names.append(str(name))
+            rows.append(sparse.csr_matrix(a.reshape(1, -1)))
+        if not rows:
+            raise SelectionError("no ROIs given")
+        m = sparse.vstack(rows, format="csr")
+    else:
+        raise SelectionError(f"rois must be a RoiSet or a dict of masks, got {type(rois)}")
+    if m.shape[1] != num_planes * frame_shape[0] * frame_shape[1]:
+        raise SelectionError(f"ROI masks cover {m.shape[1]} pixels; the recording has "
+                             f"{num_planes} plane(s) of {frame_shape}")
+    return m, names
+
+
+def traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
+           slice_sample="mean", percentile: float = 8.0, window_s: float | None = None,
+           neuropil: float | None = None, neuropil_radii: tuple[int, int] = (2, 8),
+           times: slice | Sequence[int] | None = None, scheduler=None,
+           progress: Callable[[int, int], None] | None = None) -> Traces:
+    """Every ROI's trace over time, in one pass over the frames.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    rois : RoiSet or dict of name → bool mask (Y, X) or (Z, Y, X)
+        A 2-D ROI without a plane covers every plane (pooled); a per-plane ROI only its plane.
+    channel : int or str
+    kind : {"mean", "sum", "dff"}
+        Mean or sum of the ROI's pixels; dF/F = (F − F0) / F0 of the mean.
+    slice_sample : int or {"mean", "interleave"}
+        With several frames per slice: one sample, their mean, or each as a time point.
+    percentile, window_s : float
+        F0 for dF/F: this percentile of the whole trace, or of a running window of
+        ``window_s`` seconds.
+    neuropil : float, optional
+        Subtract ``neuropil`` × the mean of an annulus around each ROI (``neuropil_radii``
+        pixels, other ROIs excluded) before dF/F.
+    times : slice or indices, optional
+        Time rows; default all.
+    scheduler : str or dask client, optional
+        Run the blocks on this dask scheduler ("threads", "processes", a distributed Client).
+    progress : callable(done, total), optional
+
+    Returns
+    -------
+    Traces
+    """
+    gen = iter_traces(dataset, rois, channel=channel, kind=kind, slice_sample=slice_sample,
+                      percentile=percentile, window_s=window_s, neuropil=neuropil,
+                      neuropil_radii=neuropil_radii, times=times, scheduler=scheduler)
+    while True:
+        try:
+            done, total = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(done, total)
