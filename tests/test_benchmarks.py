@@ -36,3 +36,9 @@ def test_bench_scrub_smoke(tmp_path):
     out, rows = run_bench("bench_scrub.py", tmp_path, "--steps", "8")
     assert len(rows) == 1 + 3 * 2  # header; slice and slice + draw for three viewers
     assert any(line.startswith("slice: ") for line in out.splitlines())
+
+
+def test_bench_traces_smoke(tmp_path):
+    _, rows = run_bench("bench_traces.py", tmp_path, "--repeat", "1")
+    assert len(rows) == 1 + 5  # header, 4 timings, RSS
+    assert any(row.startswith("| traces, 50 ROIs, sum") for row in rows)

@@ -31,7 +31,7 @@ from ..errors import EmptyRoiWarning, SelectionError
 __all__ = ["Traces", "iter_traces", "neuropil_masks", "traces"]
 
 KINDS = ("mean", "sum", "dff")
-BLOCK_BYTES = 64 << 20  # frames read per block
+BLOCK_BYTES = 8 << 20  # frames per block: small enough to be summed while still in cache
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,26 @@ def neuropil_masks(masks: sparse.csr_matrix, shape: tuple[int, int, int], *, inn
     return sparse.vstack(rows, format="csr") if rows else masks.copy()
 
 
-def _block_sums(block, rows: np.ndarray, planes: list[tuple[np.ndarray, sparse.csr_matrix]]
-                ) -> np.ndarray:
-    """Per-plane sums (n_masks, n_rows, Z) of one block of time rows; ``planes`` holds, per
-    plane, the flat pixel columns some mask uses and the masks' weights on them."""
-    flat = block.rows_at(rows).reshape(len(rows), -1)  # (n, Z·Y·X)
-    # only the pixels some mask uses are converted and multiplied
+def _read_block(block, rows: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:
+    """Frames of time rows ``rows`` as (n, Z·Y·X); read into ``buffer`` when the selection
+    needs no averaging (one page per frame)."""
+    pages = block.selection.pages_at(block.layout, rows)  # (n, nz, nf)
+    if buffer is not None and pages.shape[2] == 1:
+        out = buffer[: len(rows)].reshape((len(rows), pages.shape[1], *block.spec.frame_shape))
+        block.spec.read_pages(pages[:, :, 0], out=out)
+        return out.reshape(len(rows), -1)
+    return block.rows_at(rows).reshape(len(rows), -1)
+
+
+def _sums(flat: np.ndarray, planes: list[tuple[np.ndarray, sparse.csr_matrix]]) -> np.ndarray:
+    """Per-plane sums (n_masks, n_rows, Z): ``planes`` holds, per plane, the flat pixel columns
+    some mask uses and the masks' weights on them; only those pixels are converted."""
     return np.stack([w @ flat[:, cols].astype(np.float64).T for cols, w in planes], axis=2)
+
+
+def _block_sums(block, rows: np.ndarray, planes) -> np.ndarray:
+    """Per-plane sums of one block of time rows (the unit of work on dask schedulers)."""
+    return _sums(_read_block(block, rows), planes)
 
 
 def iter_traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
@@ -145,12 +158,21 @@ def iter_traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
     chunks = [rows_all[i:i + per_block] for i in range(0, len(rows_all), per_block)]
     sums = np.zeros((masks.shape[0], len(rows_all), Z))
     yield 0, len(chunks)
-    if scheduler is None:
+    if scheduler is None:  # read the next block while this one is summed (double buffering)
+        from concurrent.futures import ThreadPoolExecutor
+
+        n_flat = Z * Y * X
+        buffers = [np.empty((per_block, n_flat), block.out_dtype) for _ in range(2)]
         at = 0
-        for k, rows in enumerate(chunks):
-            sums[:, at:at + len(rows)] = _block_sums(block, rows, planes)
-            at += len(rows)
-            yield k + 1, len(chunks)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scanimage-traces") as pool:
+            pending = pool.submit(_read_block, block, chunks[0], buffers[0]) if chunks else None
+            for k, rows in enumerate(chunks):
+                flat = pending.result()
+                if k + 1 < len(chunks):
+                    pending = pool.submit(_read_block, block, chunks[k + 1], buffers[(k + 1) % 2])
+                sums[:, at:at + len(rows)] = _sums(flat, planes)
+                at += len(rows)
+                yield k + 1, len(chunks)
     else:
         import dask
 
@@ -221,18 +243,24 @@ def _masks_of(rois, frame_shape, num_planes) -> tuple[sparse.csr_matrix, list[st
         names = list(rois.names)
     elif isinstance(rois, dict):
         names, rows = [], []
+        npix = frame_shape[0] * frame_shape[1]
         for name, mask in rois.items():
             a = np.asarray(mask, dtype=bool)
-            if a.shape == frame_shape:
-                a = np.broadcast_to(a, (num_planes, *frame_shape))
-            if a.shape != (num_planes, *frame_shape):
+            if a.shape == frame_shape:  # every plane: the same pixels at each plane's offset
+                flat = np.flatnonzero(a)
+                cols = (flat[None, :] + npix * np.arange(num_planes)[:, None]).ravel()
+            elif a.shape == (num_planes, *frame_shape):
+                cols = np.flatnonzero(a)
+            else:
                 raise SelectionError(f"mask {name!r} has shape {np.shape(mask)}; frames are "
                                      f"{frame_shape} with {num_planes} plane(s)")
             names.append(str(name))
-            rows.append(sparse.csr_matrix(a.reshape(1, -1)))
+            rows.append(cols)
         if not rows:
             raise SelectionError("no ROIs given")
-        m = sparse.vstack(rows, format="csr")
+        indptr = np.concatenate([[0], np.cumsum([len(c) for c in rows])])
+        m = sparse.csr_matrix((np.ones(int(indptr[-1]), bool), np.concatenate(rows), indptr),
+                              shape=(len(rows), num_planes * npix))
     else:
         raise SelectionError(f"rois must be a RoiSet or a dict of masks, got {type(rois)}")
     if m.shape[1] != num_planes * frame_shape[0] * frame_shape[1]:
