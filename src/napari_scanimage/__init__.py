@@ -9,6 +9,10 @@ Dataset
     files also photons, arrival-time histograms, mask sums and lifetime images.
 FlimSettings, PhotonSums, Event
     What ``Dataset.flim``, ``Dataset.photon_sums`` and ``Dataset.events`` return.
+RoiSet
+    Named, coloured ROIs (from masks, napari layers, JSON or ImageJ files) and their masks.
+traces
+    Every ROI's mean, sum or dF/F over time in one pass (a ``Traces`` result).
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ __all__ = [
     "FormatError",
     "LayoutError",
     "PhotonSums",
+    "RoiSet",
     "ScanImageError",
     "SelectionError",
     "__version__",
     "open_dataset",
+    "traces",
 ]
 
 
@@ -40,6 +46,14 @@ def __getattr__(name: str):  # lazy import keeps `import napari_scanimage` cheap
         from . import _photons
 
         return getattr(_photons, name)
+    if name == "RoiSet":
+        from .analysis.rois import RoiSet
+
+        return RoiSet
+    if name == "traces":
+        from .analysis.traces import traces
+
+        return traces
     if name == "FlimSettings":
         from .io.siff_settings import FlimSettings
 
