@@ -1,0 +1,1 @@
+"""Analysis without a GUI: ROIs and their traces."""

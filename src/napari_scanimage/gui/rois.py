@@ -1,0 +1,372 @@
+"""ROI dock: the ROIs of a Shapes (or Labels) layer as a list — name, plane, colour — kept in
+step with the layer; rename, delete, select ↔ highlight, "all planes", save / load (JSON) and
+ImageJ export.
+
+ROI names and the all-planes flag live in the Shapes layer's ``features`` ("name",
+"all_planes"), so they travel with the shapes; :func:`layer_rois` turns a layer into a
+:class:`~napari_scanimage.analysis.rois.RoiSet` for traces, saving and exports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..analysis.rois import RoiSet
+from ..errors import ScanImageError
+from .selection import datasets_in
+
+__all__ = ["RoiDock", "image_layer_for", "layer_rois", "roi_names"]
+
+
+def image_layer_for(viewer, dataset=None):
+    """The first image layer of ``dataset`` (or of any recording) in the viewer."""
+    for layer in viewer.layers:
+        ds = layer.metadata.get("scanimage_dataset")
+        if ds is not None and (dataset is None or ds is dataset):
+            return layer
+    return None
+
+
+def roi_names(layer) -> list[str]:
+    """Names of a Shapes layer's ROIs ("roi k" where the features have none)."""
+    n = len(layer.data)
+    names = list(layer.features["name"]) if "name" in layer.features else []
+    return [str(names[k]) if k < len(names) and isinstance(names[k], str) and names[k]
+            else f"roi {k + 1}" for k in range(n)]
+
+
+def _flags(layer) -> list[bool]:
+    """The "all planes" flag of each shape (False where unset: new shapes get NaN)."""
+    values = list(layer.features["all_planes"]) if "all_planes" in layer.features else []
+    return [k < len(values) and isinstance(values[k], (bool, np.bool_)) and bool(values[k])
+            for k in range(len(layer.data))]
+
+
+def _plane_axis(image_layer, ndim: int) -> int | None:
+    labels = tuple(image_layer.axis_labels) if image_layer is not None else ()
+    if "z" in labels and len(labels) == ndim:
+        return labels.index("z")
+    return None
+
+
+def layer_rois(layer, dataset, image_layer=None) -> RoiSet:
+    """RoiSet of a Shapes or Labels layer for ``dataset`` (frame shape and planes from it)."""
+    info = dataset.info
+    kwargs = dict(frame_shape=info.frame_shape, num_planes=info.num_planes,
+                  source=str(dataset.paths[0]))
+    if layer.__class__.__name__ == "Labels":
+        return RoiSet.from_layer(np.asarray(layer.data), **kwargs)
+    n = len(layer.data)
+    all_planes = _flags(layer)
+    axis = _plane_axis(image_layer, layer.ndim)
+    planes = []
+    for k, verts in enumerate(layer.data):
+        if all_planes[k]:
+            planes.append(None)
+        elif axis is not None and info.num_planes > 1:
+            planes.append(int(np.clip(np.round(np.asarray(verts)[0, axis]), 0,
+                                      info.num_planes - 1)))
+        else:
+            planes.append(None)
+    colours = list(np.asarray(layer.edge_color).reshape(-1, 4)[:n])  # RGBA → "#rrggbb"
+    return RoiSet.from_layer([np.asarray(v)[:, -2:] for v in layer.data],
+                             shape_types=list(layer.shape_type), planes=planes,
+                             edge_widths=list(np.broadcast_to(layer.edge_width, (n,))),
+                             names=roi_names(layer), colours=colours, **kwargs)
+
+
+class RoiDock(QWidget):
+    """List of the ROIs of a Shapes layer, kept in step with it."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.layer_box = QComboBox()
+        self.new_button = QPushButton("New ROI layer")
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["name", "plane", "all planes", "colour"])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.delete_button = QPushButton("Delete")
+        self.save_button = QPushButton("Save…")
+        self.load_button = QPushButton("Load…")
+        self.imagej_button = QPushButton("ImageJ zip…")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        top = QHBoxLayout()
+        top.addWidget(self.layer_box, 1)
+        top.addWidget(self.new_button)
+        buttons = QHBoxLayout()
+        for b in (self.delete_button, self.save_button, self.load_button, self.imagej_button):
+            buttons.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.table)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        self._layer = None
+        self._updating = False
+        self.layer_box.currentIndexChanged.connect(self._choose_layer)
+        self.new_button.clicked.connect(self.new_layer)
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.save_button.clicked.connect(lambda: self._file_dialog("save"))
+        self.load_button.clicked.connect(lambda: self._file_dialog("load"))
+        self.imagej_button.clicked.connect(lambda: self._file_dialog("imagej"))
+        self.table.itemChanged.connect(self._item_changed)
+        self.table.itemSelectionChanged.connect(self._select_shapes)
+        napari_viewer.layers.events.inserted.connect(self._refresh_layers)
+        napari_viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # -- layers ---------------------------------------------------------------------------
+    @property
+    def layer(self):
+        return self._layer
+
+    @property
+    def dataset(self):
+        found = datasets_in(self.viewer)
+        return found[0] if found else None
+
+    def _refresh_layers(self, event=None) -> None:
+        shapes = [layer for layer in self.viewer.layers if layer.__class__.__name__ == "Shapes"]
+        self.layer_box.blockSignals(True)
+        self.layer_box.clear()
+        self.layer_box.addItems([layer.name for layer in shapes])
+        if self._layer is not None and self._layer in shapes:
+            self.layer_box.setCurrentIndex(shapes.index(self._layer))
+        self.layer_box.blockSignals(False)
+        self._shapes = shapes
+        self._choose_layer()
+
+    def _choose_layer(self, index=None) -> None:
+        i = self.layer_box.currentIndex()
+        layer = self._shapes[i] if 0 <= i < len(self._shapes) else None
+        if layer is self._layer:
+            return
+        if self._layer is not None:
+            self._layer.events.data.disconnect(self._sync_table)
+            self._layer.events.highlight.disconnect(self._select_rows)
+        self._layer = layer
+        if layer is not None:
+            layer.events.data.connect(self._sync_table)
+            layer.events.highlight.connect(self._select_rows)
+        self._sync_table()
+
+    def new_layer(self):
+        """Add an empty ROI Shapes layer matching the recording's axes and scale."""
+        image = image_layer_for(self.viewer, self.dataset)
+        kwargs = {}
+        if image is not None:
+            kwargs = dict(ndim=image.ndim, scale=image.scale, axis_labels=image.axis_labels,
+                          units=image.units)
+        layer = self.viewer.add_shapes(name="ROIs", edge_width=1.5, edge_color="yellow",
+                                       face_color="transparent", **kwargs)
+        layer.mode = "add_polygon"
+        self._refresh_layers()
+        self.layer_box.setCurrentIndex(self._shapes.index(layer))
+        return layer
+
+    # -- table <-> layer ------------------------------------------------------------------
+    def _ensure_features(self) -> None:
+        layer = self._layer
+        n = len(layer.data)
+        names = roi_names(layer)
+        taken: set[str] = set()
+        for k, name in enumerate(names):  # new shapes get a fresh, unique name
+            while name in taken:
+                name = f"roi {k + 1 + len(taken)}"
+            names[k] = name
+            taken.add(name)
+        all_planes = _flags(layer)
+        features = layer.features.copy() if len(layer.features) == n else None
+        import pandas as pd
+
+        features = pd.DataFrame({"name": names, "all_planes": all_planes}) if features is None \
+            else features.assign(name=names, all_planes=all_planes)
+        layer.features = features
+
+    def _sync_table(self, event=None) -> None:
+        if self._updating:
+            return
+        self._updating = True
+        try:
+            layer = self._layer
+            self.table.setRowCount(0)
+            if layer is None:
+                self.status.setText("choose or create a Shapes layer for ROIs")
+                return
+            self._ensure_features()
+            rois = None
+            ds = self.dataset
+            if ds is not None and len(layer.data):
+                try:
+                    rois = layer_rois(layer, ds, image_layer_for(self.viewer, ds))
+                except (ScanImageError, ValueError) as exc:
+                    self.status.setText(f"ROIs cannot be used: {exc}")
+            names = roi_names(layer)
+            flags = list(layer.features["all_planes"])
+            self.table.setRowCount(len(names))
+            for k, name in enumerate(names):
+                plane = "all" if rois is None or rois.planes[k] is None else str(rois.planes[k])
+                self.table.setItem(k, 0, QTableWidgetItem(name))
+                item = QTableWidgetItem(plane)
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                self.table.setItem(k, 1, item)
+                check = QTableWidgetItem("")
+                check.setFlags((check.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                               & ~Qt.ItemFlag.ItemIsEditable)
+                check.setCheckState(Qt.CheckState.Checked if flags[k] else Qt.CheckState.Unchecked)
+                self.table.setItem(k, 2, check)
+                colour = QTableWidgetItem("")
+                rgba = np.asarray(layer.edge_color)[k]
+                colour.setBackground(QColor(*(int(255 * c) for c in rgba[:3])))
+                colour.setFlags(colour.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                self.table.setItem(k, 3, colour)
+            self.status.setText(f"{len(names)} ROI(s) in {layer.name}")
+        finally:
+            self._updating = False
+
+    def _item_changed(self, item: QTableWidgetItem) -> None:
+        if self._updating or self._layer is None:
+            return
+        k = item.row()
+        features = self._layer.features.copy()
+        if item.column() == 0:
+            new = item.text().strip()
+            if not new or new in set(features["name"]) - {features["name"].iloc[k]}:
+                self.status.setText(f"name {new!r} is empty or taken")
+                self._sync_table()
+                return
+            features.loc[k, "name"] = new
+        elif item.column() == 2:
+            features.loc[k, "all_planes"] = item.checkState() == Qt.CheckState.Checked
+        else:
+            return
+        self._layer.features = features
+        self._layer.events.data(value=self._layer.data)  # listeners (trace plot) refresh
+        self._sync_table()
+
+    def rename(self, old: str, new: str) -> None:
+        row = roi_names(self._layer).index(old)
+        self.table.item(row, 0).setText(new)
+
+    def set_all_planes(self, name: str, value: bool) -> None:
+        row = roi_names(self._layer).index(name)
+        self.table.item(row, 2).setCheckState(Qt.CheckState.Checked if value
+                                              else Qt.CheckState.Unchecked)
+
+    def _select_shapes(self) -> None:
+        if self._updating or self._layer is None:
+            return
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        self._layer.selected_data = rows
+
+    def _select_rows(self, event=None) -> None:
+        if self._layer is None:
+            return
+        selected = set(self._layer.selected_data)
+        current = {i.row() for i in self.table.selectedIndexes()}
+        if selected == current:
+            return
+        self._updating = True
+        try:
+            self.table.clearSelection()
+            for row in sorted(selected):
+                if row < self.table.rowCount():
+                    self.table.selectRow(row)
+        finally:
+            self._updating = False
+
+    def delete_selected(self) -> None:
+        if self._layer is None:
+            return
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        if rows:
+            self._layer.selected_data = set(rows)
+            self._layer.remove_selected()
+
+    # -- files ----------------------------------------------------------------------------
+    def roi_set(self) -> RoiSet:
+        if self._layer is None or self.dataset is None:
+            raise ScanImageError("no ROI layer or no recording open")
+        return layer_rois(self._layer, self.dataset, image_layer_for(self.viewer, self.dataset))
+
+    def save(self, path: str | Path) -> None:
+        self.roi_set().save(path)
+        self.status.setText(f"saved {len(self._layer.data)} ROI(s) to {Path(path).name}")
+
+    def export_imagej(self, path: str | Path) -> None:
+        self.roi_set().to_imagej(path)
+        self.status.setText(f"exported ImageJ ROIs to {Path(path).name}")
+
+    def load(self, path: str | Path):
+        """Load ROIs (JSON or ImageJ) into a new ROI layer; refused with a message when they
+        do not fit the recording."""
+        ds = self.dataset
+        info = ds.info if ds is not None else None
+        kwargs = dict(frame_shape=info.frame_shape, num_planes=info.num_planes) if info else {}
+        path = Path(path)
+        reader = RoiSet.from_imagej if path.suffix.lower() in (".zip", ".roi") else RoiSet.load
+        rois = reader(path, **kwargs)
+        layer = self.new_layer()
+        image = image_layer_for(self.viewer, ds)
+        axis = _plane_axis(image, layer.ndim)
+        step = list(self.viewer.dims.current_step)[-layer.ndim:]
+        data, types = [], []
+        for roi in rois:
+            if roi.vertices is None:
+                continue  # mask ROIs have no outline to draw
+            lead = np.array([step[: layer.ndim - 2]] * len(roi.vertices), dtype=float)
+            if axis is not None and roi.plane is not None:
+                lead[:, axis] = roi.plane
+            data.append(np.hstack([lead, roi.vertices]))
+            types.append({"mask": "polygon", "line": "path"}.get(roi.kind, roi.kind))
+        self._updating = True
+        try:
+            layer.add(data, shape_type=types, edge_color=[r.colour for r in rois
+                                                          if r.vertices is not None])
+        finally:
+            self._updating = False
+        import pandas as pd
+
+        kept = [r for r in rois if r.vertices is not None]
+        layer.features = pd.DataFrame({"name": [r.name for r in kept],
+                                       "all_planes": [r.plane is None for r in kept]})
+        self._sync_table()
+        return layer
+
+    def _file_dialog(self, what: str) -> None:
+        try:
+            if what == "load":
+                path, _ = QFileDialog.getOpenFileName(self, "Load ROIs", "",
+                                                      "ROIs (*.json *.zip *.roi)")
+                if path:
+                    self.load(path)
+            elif what == "save":
+                path, _ = QFileDialog.getSaveFileName(self, "Save ROIs", "rois.json",
+                                                      "ROIs (*.json)")
+                if path:
+                    self.save(path)
+            else:
+                path, _ = QFileDialog.getSaveFileName(self, "Export ImageJ ROIs", "rois.zip",
+                                                      "ImageJ ROI zip (*.zip)")
+                if path:
+                    self.export_imagej(path)
+        except (ScanImageError, OSError, ValueError) as exc:
+            self.status.setText(f"{what} failed: {exc}")

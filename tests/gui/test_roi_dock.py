@@ -1,0 +1,80 @@
+"""ROI dock in a real viewer: list ↔ layer, rename, planes, delete, save / load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_scanimage.analysis.rois import RoiSet
+from napari_scanimage.gui.rois import RoiDock
+from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+
+pytestmark = pytest.mark.gui
+
+LAYOUT = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=3,
+                         num_flyback=1, num_volumes=4, height=24, width=32)
+
+
+@pytest.fixture
+def viewer_with_recording(make_napari_viewer, tmp_path):
+    written = write_scanimage_tiff(tmp_path / "rec.tif", LAYOUT)
+    viewer = make_napari_viewer()
+    viewer.open(str(written.paths[0]), plugin="napari-scanimage")
+    return viewer
+
+
+def square(t, z, y, x, size=5):
+    return np.array([[t, z, y, x], [t, z, y, x + size], [t, z, y + size, x + size],
+                     [t, z, y + size, x]], float)
+
+
+def test_roi_dock_lists_edits_and_round_trips(viewer_with_recording, qtbot, tmp_path):
+    viewer = viewer_with_recording
+    dock = RoiDock(viewer)
+    qtbot.addWidget(dock)
+    layer = dock.new_layer()
+    assert layer.ndim == 4 and dock.layer is layer
+    layer.add([square(0, 1, 2, 3), square(0, 2, 10, 12, 6)], shape_type="rectangle")
+    assert dock.table.rowCount() == 2
+    assert [dock.table.item(k, 0).text() for k in range(2)] == ["roi 1", "roi 2"]
+    assert [dock.table.item(k, 1).text() for k in range(2)] == ["1", "2"]  # drawn planes
+    dock.rename("roi 2", "cell A")
+    dock.set_all_planes("roi 1", True)
+    rois = dock.roi_set()
+    assert rois.names == ["roi 1", "cell A"] and rois.planes == [None, 2]
+    masks = rois.masks((24, 32), 3).toarray().reshape(2, 3, 24, 32)
+    assert masks[0].all(axis=0).sum() == masks[0][0].sum() > 0  # every plane
+    assert masks[1][2].sum() > 0 and masks[1][:2].sum() == 0  # plane 2 only
+    # select in the list → highlighted in the layer, and back
+    dock.table.selectRow(1)
+    assert layer.selected_data == {1}
+    layer.selected_data = {0}
+    layer.events.highlight()
+    assert {i.row() for i in dock.table.selectedIndexes()} == {0}
+    path = tmp_path / "rois.json"
+    dock.save(path)
+    loaded = dock.load(path)
+    assert roi_names_of(loaded) == ["roi 1", "cell A"]
+    again = RoiSet.load(path, frame_shape=(24, 32), num_planes=3)
+    np.testing.assert_array_equal(again.masks((24, 32), 3).toarray(), rois.masks((24, 32),
+                                                                                  3).toarray())
+    # delete
+    dock.layer_box.setCurrentIndex(0)
+    dock.table.selectRow(0)
+    dock.delete_selected()
+    assert dock.table.rowCount() == 1 and dock.table.item(0, 0).text() == "cell A"
+
+
+def roi_names_of(layer):
+    return list(layer.features["name"])
+
+
+def test_loading_rois_of_another_frame_shape_is_refused(viewer_with_recording, qtbot,
+                                                         tmp_path):
+    other = RoiSet.from_masks({"x": np.ones((10, 10), bool)})
+    path = tmp_path / "other.json"
+    other.save(path)
+    dock = RoiDock(viewer_with_recording)
+    qtbot.addWidget(dock)
+    with pytest.raises(Exception, match="10×10|10x10|frame"):
+        dock.load(path)
