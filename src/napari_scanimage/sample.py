@@ -26,7 +26,7 @@ from scipy import ndimage
 from .io.synthetic import SyntheticLayout, write_scanimage_tiff
 from .io.synthetic_siff import write_siff
 
-__all__ = ["SAMPLES", "cache_dir", "sample_path"]
+__all__ = ["SAMPLES", "active_cells", "cache_dir", "sample_path"]
 
 SAMPLES = {
     "volume_2ch": SyntheticLayout(
@@ -57,6 +57,7 @@ class _Tissue:
         H, W, Z = layout.height, layout.width, layout.num_planes
         n_samples = layout.num_volumes * layout.frames_per_slice + 1
         self.cells = []
+        self.centres = []  # per plane: (cy, cx, radius) of each cell
         yy, xx = np.mgrid[:H, :W]
         background = ndimage.gaussian_filter(rng.normal(size=(Z, H, W)), (0, 6, 6))
         self.background = 300 + 2000 * (background - background.min()) / np.ptp(background)
@@ -70,6 +71,7 @@ class _Tissue:
             kernel = np.exp(-np.arange(40) / 8.0)
             traces = np.array([np.convolve(s, kernel)[:n_samples] for s in spikes]) * 3000
             self.cells.append((blobs.reshape(n, -1), traces, rng.uniform(800, 2000, n)))
+            self.centres.append((cy, cx, radius))
         drift = rng.normal(size=(layout.num_volumes + 1, 2))
         self.shifts = np.round(ndimage.gaussian_filter1d(drift, 3, axis=0) * 4).astype(int)
         self.rng_seed = seed
@@ -110,6 +112,7 @@ class _FlimTissue:
         yy, xx = np.mgrid[:H, :W]
         cy, cx = rng.uniform(10, H - 10, n_cells), rng.uniform(10, W - 10, n_cells)
         radius = rng.uniform(4.0, 6.5, n_cells)
+        self.centres = [(cy, cx, 0.6 * radius)]  # one plane
         d2 = (yy[None] - cy[:, None, None]) ** 2 + (xx[None] - cx[:, None, None]) ** 2
         blobs = np.exp(-d2 / (2 * (0.6 * radius[:, None, None]) ** 2))  # 0.25 at the edge
         self.cell_labels = np.where(blobs.max(0) > 0.25, blobs.argmax(0) + 1, 0)
@@ -137,6 +140,31 @@ class _FlimTissue:
         extra = np.bincount(self.pixel, self.weight * self.traces[self.cell, t],
                             minlength=self.green.size)  # fmt: skip
         return self.green + extra.reshape(self.green.shape)
+
+
+def active_cells(name: str = "volume_2ch", count: int = 4, plane: int = 0
+                 ) -> list[tuple[float, float, float]]:
+    """(y, x, radius) of the ``count`` most active cells of a sample's ``plane`` (for demo ROIs),
+    away from the frame edges."""
+    layout = SAMPLES[name]
+    if name == "flim_2ch":
+        tissue = _FlimTissue(layout)
+        traces = tissue.traces
+    else:
+        tissue = _Tissue(layout)
+        traces = tissue.cells[plane][1]
+    cy, cx, radius = tissue.centres[plane]
+    margin = 12
+    inside = (cy > margin) & (cy < layout.height - margin) & (cx > margin) & \
+        (cx < layout.width - margin)
+    order = [k for k in np.argsort(-traces.std(axis=1)) if inside[k]]
+    chosen: list[int] = []
+    for k in order:  # skip cells overlapping one already chosen
+        if all(np.hypot(cy[k] - cy[j], cx[k] - cx[j]) > radius[k] + radius[j] for j in chosen):
+            chosen.append(k)
+        if len(chosen) == count:
+            break
+    return [(float(cy[k]), float(cx[k]), float(radius[k])) for k in chosen]
 
 
 def _write_tiff(path: str, layout: SyntheticLayout) -> None:

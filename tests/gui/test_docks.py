@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from napari_scanimage.gui.metadata import MetadataDock
+from napari_scanimage.gui.rois import RoiDock
 from napari_scanimage.gui.selection import SelectionDock
+from napari_scanimage.gui.traces import TracePlotDock
 from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
@@ -137,11 +139,15 @@ def test_metadata_dock_follows_the_slider(make_napari_viewer, qtbot, recording):
 
 
 def test_docks_from_the_plugins_menu(make_napari_viewer, qtbot, recording):
-    """The manifest's widget contributions build both docks for a viewer."""
+    """The manifest's widget contributions build every dock for a viewer."""
     viewer = make_napari_viewer()
     viewer.open(str(recording.paths[0]), plugin="napari-scanimage")
     _, selection = viewer.window.add_plugin_dock_widget("napari-scanimage", "Selection")
     _, metadata = viewer.window.add_plugin_dock_widget("napari-scanimage", "Metadata")
     assert isinstance(selection, SelectionDock) and isinstance(metadata, MetadataDock)
+    _, rois = viewer.window.add_plugin_dock_widget("napari-scanimage", "ROIs")
+    _, traces = viewer.window.add_plugin_dock_widget("napari-scanimage", "Traces")
+    assert isinstance(rois, RoiDock) and isinstance(traces, TracePlotDock)
+    assert traces.channel_box.count() == 2 and rois.layer is None
     assert selection.dataset is viewer.layers["Green"].metadata["scanimage_dataset"]
     assert metadata.value_of("SI.hStackManager.actualNumSlices") == "3"

@@ -23,9 +23,9 @@ def viewer_with_recording(make_napari_viewer, tmp_path):
     return viewer
 
 
-def square(t, z, y, x, size=5):
-    return np.array([[t, z, y, x], [t, z, y, x + size], [t, z, y + size, x + size],
-                     [t, z, y + size, x]], float)
+def square(z, y, x, size=5):
+    return np.array([[z, y, x], [z, y, x + size], [z, y + size, x + size], [z, y + size, x]],
+                    float)
 
 
 def test_roi_dock_lists_edits_and_round_trips(viewer_with_recording, qtbot, tmp_path):
@@ -33,8 +33,8 @@ def test_roi_dock_lists_edits_and_round_trips(viewer_with_recording, qtbot, tmp_
     dock = RoiDock(viewer)
     qtbot.addWidget(dock)
     layer = dock.new_layer()
-    assert layer.ndim == 4 and dock.layer is layer
-    layer.add([square(0, 1, 2, 3), square(0, 2, 10, 12, 6)], shape_type="rectangle")
+    assert layer.ndim == 3 and dock.layer is layer  # z, y, x: shown at every time
+    layer.add([square(1, 2, 3), square(2, 10, 12, 6)], shape_type="rectangle")
     assert dock.table.rowCount() == 2
     assert [dock.table.item(k, 0).text() for k in range(2)] == ["roi 1", "roi 2"]
     assert [dock.table.item(k, 1).text() for k in range(2)] == ["1", "2"]  # drawn planes

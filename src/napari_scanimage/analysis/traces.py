@@ -16,6 +16,7 @@ any dask scheduler (``scheduler=``); the arithmetic is the same, so results are 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import tempfile
 import warnings
@@ -65,11 +66,7 @@ class Traces:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent or ".")
         try:
             with os.fdopen(fd, "w", newline="") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(["time_s", "roi", "channel", "metric", "value"])
-                for r, name in enumerate(self.names):
-                    for t, v in zip(self.time.tolist(), self.values[r].tolist(), strict=True):
-                        writer.writerow([repr(t), name, self.channel, self.kind, repr(v)])
+                self._write_rows(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -77,6 +74,19 @@ class Traces:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return path
+
+    def csv_text(self) -> str:
+        """The tidy CSV as text (for the clipboard)."""
+        out = io.StringIO(newline="")
+        self._write_rows(out)
+        return out.getvalue()
+
+    def _write_rows(self, fh) -> None:
+        writer = csv.writer(fh)
+        writer.writerow(["time_s", "roi", "channel", "metric", "value"])
+        for r, name in enumerate(self.names):
+            for t, v in zip(self.time.tolist(), self.values[r].tolist(), strict=True):
+                writer.writerow([repr(t), name, self.channel, self.kind, repr(v)])
 
 
 def neuropil_masks(masks: sparse.csr_matrix, shape: tuple[int, int, int], *, inner: int = 2,

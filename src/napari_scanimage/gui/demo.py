@@ -8,7 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["add_docks", "build_viewer", "run_demo", "virtual_display"]
+import numpy as np
+
+__all__ = ["add_demo_rois", "add_docks", "build_viewer", "run_demo", "virtual_display"]
 
 
 class virtual_display:
@@ -50,12 +52,42 @@ class virtual_display:
 def add_docks(viewer) -> dict:
     """Add every dock of the plugin to ``viewer``; returns {name: widget}."""
     from .metadata import MetadataDock
+    from .rois import RoiDock
     from .selection import SelectionDock
+    from .traces import TracePlotDock
 
-    docks = {"Selection": SelectionDock(viewer), "Metadata": MetadataDock(viewer)}
+    docks = {"Selection": SelectionDock(viewer), "Metadata": MetadataDock(viewer),
+             "ROIs": RoiDock(viewer), "Traces": TracePlotDock(viewer)}
     for name, widget in docks.items():
-        viewer.window.add_dock_widget(widget, name=name, area="right")
+        viewer.window.add_dock_widget(widget, name=name,
+                                      area="bottom" if name == "Traces" else "right")
     return docks
+
+
+def add_demo_rois(viewer, docks: dict, sample: str) -> None:
+    """An ROI layer with ellipses on the most active cells of the plane on show."""
+    from ..analysis.rois import PALETTE
+    from ..sample import active_cells
+    from .rois import plane_axis, image_layer_for
+
+    image = image_layer_for(viewer)
+    labels = list(image.axis_labels)
+    plane = 0
+    if "z" in labels:
+        plane = int(viewer.dims.current_step[viewer.dims.ndim - image.ndim + labels.index("z")])
+    layer = docks["ROIs"].new_layer()
+    axis = plane_axis(image, layer.ndim)
+    shapes = []
+    for cy, cx, r in active_cells(sample, 4, plane):
+        r = 1.8 * r
+        corners = np.array([[cy - r, cx - r], [cy - r, cx + r], [cy + r, cx + r],
+                            [cy + r, cx - r]])
+        front = np.zeros((4, layer.ndim - 2))
+        if axis is not None:
+            front[:, axis] = plane
+        shapes.append(np.hstack([front, corners]))
+    layer.add(shapes, shape_type="ellipse", edge_color=list(PALETTE[:len(shapes)]))
+    layer.mode = "pan_zoom"
 
 
 def build_viewer(show: bool = True, sample: str = "volume_2ch", with_docks: bool = False):
@@ -70,7 +102,24 @@ def build_viewer(show: bool = True, sample: str = "volume_2ch", with_docks: bool
     viewer.dims.ndisplay = 2
     viewer.dims.set_current_step(0, 5)
     docks = add_docks(viewer)
+    add_demo_rois(viewer, docks, sample)
     return (viewer, docks) if with_docks else viewer
+
+
+def settle(docks: dict | None = None, timeout: float = 60.0) -> None:
+    """Process events until the traces are drawn (screenshots show finished docks)."""
+    from qtpy.QtWidgets import QApplication
+
+    deadline = time.monotonic() + timeout
+    for _ in range(25):
+        QApplication.processEvents()
+        time.sleep(0.02)
+    traces = (docks or {}).get("Traces")
+    while traces is not None and time.monotonic() < deadline and \
+            (traces.busy or traces._timer.isActive()):
+        QApplication.processEvents()
+        time.sleep(0.02)
+    QApplication.processEvents()
 
 
 def run_demo(screenshot: str | None = None, sample: str = "volume_2ch") -> int:
@@ -83,11 +132,9 @@ def run_demo(screenshot: str | None = None, sample: str = "volume_2ch") -> int:
     with virtual_display():
         from qtpy.QtWidgets import QApplication
 
-        viewer = build_viewer(show=True, sample=sample)
+        viewer, docks = build_viewer(show=True, sample=sample, with_docks=True)
         viewer.window.resize(1500, 950)
-        for _ in range(20):
-            QApplication.processEvents()
-            time.sleep(0.02)
+        settle(docks)
         Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
         viewer.screenshot(screenshot, canvas_only=False)
         viewer.close()

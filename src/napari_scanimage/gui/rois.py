@@ -58,10 +58,13 @@ def _flags(layer) -> list[bool]:
             for k in range(len(layer.data))]
 
 
-def _plane_axis(image_layer, ndim: int) -> int | None:
+def plane_axis(image_layer, ndim: int) -> int | None:
+    """Axis of a ``ndim``-D ROI layer that lies on the image's plane axis (napari aligns
+    layers by their trailing axes), or None."""
     labels = tuple(image_layer.axis_labels) if image_layer is not None else ()
-    if "z" in labels and len(labels) == ndim:
-        return labels.index("z")
+    if "z" in labels:
+        axis = labels.index("z") + ndim - len(labels)
+        return axis if 0 <= axis < ndim - 2 else None
     return None
 
 
@@ -74,7 +77,7 @@ def layer_rois(layer, dataset, image_layer=None) -> RoiSet:
         return RoiSet.from_layer(np.asarray(layer.data), **kwargs)
     n = len(layer.data)
     all_planes = _flags(layer)
-    axis = _plane_axis(image_layer, layer.ndim)
+    axis = plane_axis(image_layer, layer.ndim)
     planes = []
     for k, verts in enumerate(layer.data):
         if all_planes[k]:
@@ -169,12 +172,19 @@ class RoiDock(QWidget):
         self._sync_table()
 
     def new_layer(self):
-        """Add an empty ROI Shapes layer matching the recording's axes and scale."""
+        """Add an empty ROI Shapes layer on the recording's axes after time (z, y, x or y, x,
+        with its scale; with several samples per slice also that axis, between z and y):
+        ROIs belong to a plane, not to a time, so they show at every time point."""
         image = image_layer_for(self.viewer, self.dataset)
         kwargs = {}
         if image is not None:
-            kwargs = dict(ndim=image.ndim, scale=image.scale, axis_labels=image.axis_labels,
-                          units=image.units)
+            labels = tuple(image.axis_labels)
+            # napari aligns layers by their trailing axes: keep every axis after time
+            first = labels.index("t") + 1 if "t" in labels else 0
+            keep = list(range(min(first, image.ndim - 2), image.ndim))
+            kwargs = dict(ndim=len(keep), scale=[image.scale[k] for k in keep],
+                          axis_labels=[labels[k] for k in keep],
+                          units=[image.units[k] for k in keep])
         layer = self.viewer.add_shapes(name="ROIs", edge_width=1.5, edge_color="yellow",
                                        face_color="transparent", **kwargs)
         layer.mode = "add_polygon"
@@ -326,7 +336,7 @@ class RoiDock(QWidget):
         rois = reader(path, **kwargs)
         layer = self.new_layer()
         image = image_layer_for(self.viewer, ds)
-        axis = _plane_axis(image, layer.ndim)
+        axis = plane_axis(image, layer.ndim)
         step = list(self.viewer.dims.current_step)[-layer.ndim:]
         data, types = [], []
         for roi in rois:

@@ -10,18 +10,9 @@ there is no display.  ``scripts/screenshots.sh`` runs this in the project enviro
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 __all__ = ["VIEWS", "render"]
-
-
-def _settle(viewer) -> None:
-    from qtpy.QtWidgets import QApplication
-
-    for _ in range(25):
-        QApplication.processEvents()
-        time.sleep(0.02)
 
 
 def _volume(viewer, docks) -> None:
@@ -47,7 +38,7 @@ VIEWS = {"demo.png": ("volume_2ch", _volume), "flim.png": ("flim_2ch", _flim)}
 
 def render(out_dir: str | Path = "docs/images", names=None) -> list[Path]:
     """Write the screenshots (all, or those in ``names``) into ``out_dir``."""
-    from .demo import build_viewer, virtual_display
+    from .demo import build_viewer, settle, virtual_display
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -58,9 +49,9 @@ def render(out_dir: str | Path = "docs/images", names=None) -> list[Path]:
                 continue
             viewer, docks = build_viewer(show=True, sample=sample, with_docks=True)
             viewer.window.resize(1500, 950)
-            _settle(viewer)
+            settle(docks)
             setup(viewer, docks)
-            _settle(viewer)
+            settle(docks)
             path = out_dir / name
             viewer.screenshot(str(path), canvas_only=False)
             viewer.close()

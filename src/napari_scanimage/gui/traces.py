@@ -1,0 +1,280 @@
+"""Trace plot dock: one curve per ROI of a Shapes / Labels layer, in the ROI's colour.
+
+Traces are computed in a worker thread (progress bar, cancel) with the same
+:func:`~napari_scanimage.analysis.traces.iter_traces` the library and CLI use.  Each ROI's trace
+is cached under its geometry and the settings, so editing one ROI recomputes only that one;
+renaming or recolouring recomputes nothing.  Export as tidy CSV or copy to the clipboard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+)
+
+from ..analysis.rois import Roi, RoiSet
+from ..analysis.traces import Traces, iter_traces
+from ..errors import ScanImageError
+from .plot import PlotDock
+from .rois import image_layer_for, layer_rois
+from .selection import datasets_in
+
+__all__ = ["TracePlotDock", "roi_signature"]
+
+METRICS = {"mean": "mean", "sum": "sum", "dF/F": "dff"}
+DEBOUNCE_MS = 200
+
+
+def roi_signature(roi: Roi) -> str:
+    """What a trace depends on (geometry, plane, width), not the name or colour."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{roi.kind}|{roi.plane}|{roi.width}".encode())
+    if roi.vertices is not None:
+        h.update(np.ascontiguousarray(roi.vertices, np.float64).tobytes())
+    if roi.mask is not None:
+        h.update(repr(np.shape(roi.mask)).encode())
+        h.update(np.packbits(np.asarray(roi.mask, bool)).tobytes())
+    return h.hexdigest()
+
+
+def _run(dataset, rois, channel, kind, slice_sample):
+    """Worker body: yields (done, total); returns Traces."""
+    gen = iter_traces(dataset, rois, channel=channel, kind=kind, slice_sample=slice_sample)
+    while True:
+        try:
+            yield next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+class TracePlotDock(PlotDock):
+    """Traces of the ROIs in a Shapes or Labels layer, linked to the viewer's time."""
+
+    def __init__(self, napari_viewer):
+        super().__init__(napari_viewer, y_label="mean")
+        self.layer_box = QComboBox()
+        self.channel_box = QComboBox()
+        self.metric_box = QComboBox()
+        self.metric_box.addItems(list(METRICS))
+        self.export_button = QPushButton("CSV…")
+        self.copy_button = QPushButton("Copy")
+        self.cancel_button = QPushButton("Cancel")
+        self.progress = QProgressBar()
+        self.progress.setMaximumHeight(12)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        top = QHBoxLayout()
+        for w in (self.layer_box, self.channel_box, self.metric_box):
+            top.addWidget(w, 1)
+        bottom = QHBoxLayout()
+        for w in (self.progress, self.cancel_button, self.export_button, self.copy_button):
+            bottom.addWidget(w)
+        self.layout_.insertLayout(0, top)
+        self.layout_.addLayout(bottom)
+        self.layout_.addWidget(self.status)
+        self._set_busy(False)
+        self._layers: list = []
+        self._layer = None
+        self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # key → (values, per_plane)
+        self._times: dict[tuple, np.ndarray] = {}
+        self._worker = None
+        self._pending: tuple | None = None
+        self.result: Traces | None = None
+        self.computed_rois = 0  # ROIs computed (not taken from the cache) since creation
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(self.refresh)
+        self.layer_box.currentIndexChanged.connect(self._choose_layer)
+        self.channel_box.currentIndexChanged.connect(self.schedule)
+        self.metric_box.currentIndexChanged.connect(self.schedule)
+        self.export_button.clicked.connect(self._export_dialog)
+        self.copy_button.clicked.connect(self.copy_to_clipboard)
+        self.cancel_button.clicked.connect(self.cancel)
+        napari_viewer.layers.events.inserted.connect(self._refresh_layers)
+        napari_viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # -- sources ----------------------------------------------------------------------------
+    @property
+    def dataset(self):
+        found = datasets_in(self.viewer)
+        return found[0] if found else None
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def _refresh_layers(self, event=None) -> None:
+        layers = [layer for layer in self.viewer.layers
+                  if layer.__class__.__name__ in ("Shapes", "Labels")]
+        ds = self.dataset
+        names = list(ds.info.channel_names) if ds is not None else []
+        if [self.channel_box.itemText(i) for i in range(self.channel_box.count())] != names:
+            self.channel_box.blockSignals(True)
+            self.channel_box.clear()
+            self.channel_box.addItems(names)
+            self.channel_box.blockSignals(False)
+        self.layer_box.blockSignals(True)
+        self.layer_box.clear()
+        self.layer_box.addItems([layer.name for layer in layers])
+        if self._layer in layers:
+            self.layer_box.setCurrentIndex(layers.index(self._layer))
+        self.layer_box.blockSignals(False)
+        self._layers = layers
+        self._choose_layer()
+
+    def _choose_layer(self, index=None) -> None:
+        i = self.layer_box.currentIndex()
+        layer = self._layers[i] if 0 <= i < len(self._layers) else None
+        if layer is not self._layer:
+            for name in ("data", "paint", "features", "edge_color"):
+                if self._layer is not None and hasattr(self._layer.events, name):
+                    getattr(self._layer.events, name).disconnect(self.schedule)
+            self._layer = layer
+            for name in ("data", "paint", "features", "edge_color"):
+                if layer is not None and hasattr(layer.events, name):
+                    getattr(layer.events, name).connect(self.schedule)
+        self.schedule()
+
+    def select_layer(self, layer) -> None:
+        self.layer_box.setCurrentIndex(self._layers.index(layer))
+
+    # -- computing --------------------------------------------------------------------------
+    def schedule(self, event=None) -> None:
+        """Recompute after edits settle (a drag emits many events)."""
+        self._timer.start()
+
+    def _request(self):
+        """(dataset, RoiSet, channel, kind, slice_sample, image layer) for the current state."""
+        ds, layer = self.dataset, self._layer
+        if ds is None or layer is None:
+            return None
+        image = image_layer_for(self.viewer, ds)
+        rois = layer_rois(layer, ds, image)
+        if not len(rois):
+            return None
+        meta = image.metadata.get("scanimage", {}) if image is not None else {}
+        sample = meta.get("slice_sample", "mean")
+        sample = "mean" if sample in (None, "axis") else sample
+        channel = max(self.channel_box.currentIndex(), 0)
+        return ds, rois, channel, METRICS[self.metric_box.currentText()], sample, image
+
+    def refresh(self) -> None:
+        """Compute the traces missing from the cache (in a worker), then draw."""
+        try:
+            request = self._request()
+        except (ScanImageError, ValueError) as exc:
+            self.status.setText(f"ROIs cannot be used: {exc}")
+            return
+        if request is None:
+            self.set_curves(np.zeros(0), {})
+            self.result = None
+            self.status.setText("draw ROIs in a Shapes or Labels layer over a recording")
+            return
+        ds, rois, channel, kind, sample, image = request
+        self.image_layer = image
+        self.plot.setLabel("left", self.metric_box.currentText())
+        settings = (id(ds), channel, kind, sample)
+        keys = [(roi_signature(r), *settings) for r in rois]
+        missing = [k for k, key in enumerate(keys) if key not in self._cache]
+        if not missing:
+            self._draw(rois, keys, settings)
+            return
+        if self._worker is not None:  # a newer request replaces the running one
+            self._pending = request
+            self._worker.quit()
+            return
+        subset = RoiSet([rois[k] for k in missing], frame_shape=rois.frame_shape,
+                        num_planes=rois.num_planes)
+        self._start(ds, subset, [keys[k] for k in missing], channel, kind, sample, settings)
+
+    def _start(self, ds, subset, keys, channel, kind, sample, settings) -> None:
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(_run, ds, subset, channel, kind, sample, _start_thread=False)
+        self._worker = worker
+        self._set_busy(True)
+        self.status.setText(f"computing {len(subset)} trace(s)…")
+
+        def progress(value):
+            done, total = value
+            self.progress.setMaximum(max(total, 1))
+            self.progress.setValue(done)
+
+        def returned(result: Traces):
+            for k, key in enumerate(keys):
+                self._cache[key] = (result.values[k], result.per_plane[k])
+            self._times[settings] = result.time
+            self.computed_rois += len(keys)
+
+        def finished():
+            self._worker = None
+            self._set_busy(False)
+            self._pending = None
+            self.refresh()  # draws, or computes what changed meanwhile
+
+        def errored(exc):
+            self.status.setText(f"traces failed: {exc}")
+
+        worker.yielded.connect(progress)
+        worker.returned.connect(returned)
+        worker.errored.connect(errored)
+        worker.finished.connect(finished)
+        worker.start()
+
+    def cancel(self) -> None:
+        """Stop the running computation; what is cached stays."""
+        if self._worker is not None:
+            self._pending = None
+            self._worker.quit()
+            self.status.setText("cancelled")
+
+    def _set_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if not busy:
+            self.progress.setValue(0)
+
+    def _draw(self, rois: RoiSet, keys: list[tuple], settings: tuple) -> None:
+        time = self._times[settings]
+        values = np.stack([self._cache[key][0] for key in keys]) if keys else \
+            np.zeros((0, len(time)))
+        per_plane = np.stack([self._cache[key][1] for key in keys]) if keys else \
+            np.zeros((0, len(time), 1))
+        ds = self.dataset
+        channel = ds.info.channel_names[settings[1]] if ds is not None else ""
+        self.result = Traces(values, rois.names, time, channel, settings[2], per_plane)
+        self.set_curves(time, dict(zip(rois.names, values, strict=True)), rois.colours)
+        self.status.setText(f"{len(rois)} ROI(s), {channel}, {self.metric_box.currentText()}")
+
+    # -- export -----------------------------------------------------------------------------
+    def export_csv(self, path: str | Path) -> Path:
+        if self.result is None:
+            raise ScanImageError("no traces to export yet")
+        return self.result.to_csv(path)
+
+    def copy_to_clipboard(self) -> str:
+        text = self.result.csv_text() if self.result is not None else ""
+        QApplication.clipboard().setText(text)
+        return text
+
+    def _export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export traces", "traces.csv", "CSV (*.csv)")
+        if path:
+            try:
+                self.export_csv(path)
+                self.status.setText(f"wrote {Path(path).name}")
+            except (ScanImageError, OSError) as exc:
+                self.status.setText(f"export failed: {exc}")
