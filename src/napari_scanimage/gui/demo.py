@@ -68,7 +68,7 @@ def add_demo_rois(viewer, docks: dict, sample: str) -> None:
     """An ROI layer with ellipses on the most active cells of the plane on show."""
     from ..analysis.rois import PALETTE
     from ..sample import active_cells
-    from .rois import plane_axis, image_layer_for
+    from .rois import image_layer_for, plane_axis
 
     image = image_layer_for(viewer)
     labels = list(image.axis_labels)
@@ -130,7 +130,6 @@ def run_demo(screenshot: str | None = None, sample: str = "volume_2ch") -> int:
         napari.run()
         return 0
     with virtual_display():
-        from qtpy.QtWidgets import QApplication
 
         viewer, docks = build_viewer(show=True, sample=sample, with_docks=True)
         viewer.window.resize(1500, 950)
