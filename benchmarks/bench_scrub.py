@@ -9,7 +9,10 @@ Full size: a 512×512 int16 volumetric ScanImage TIFF (2 channels, 4 planes + 1 
 plugin's reader (both channels, t/z/sample axes); each step moves the time slider by one and
 waits until napari has sliced the new frames and the canvas has drawn them.  Reported: median
 and 90th percentile per step with the docks (selection + metadata) open and closed, and the
-step-rate ratio (docks closed time ÷ docks open time; 1.0 = the docks cost nothing).
+step-rate ratio (docks closed time ÷ docks open time; 1.0 = the docks cost nothing).  "Docks
+open" is every dock of the demo — selection, metadata, ROI list and the trace plot showing 10
+ROIs' curves with its cursor following the slider; a Shapes layer with those ROIs is in the
+viewer in both configurations.
 """
 
 from __future__ import annotations
@@ -70,6 +73,22 @@ def time_steps(viewer, steps: int) -> dict[str, list[float]]:
     return out
 
 
+N_ROIS = 10
+
+
+def add_rois(layer, frame_shape) -> None:
+    """``N_ROIS`` ellipses spread over the frame, on plane 0."""
+    H, W = frame_shape
+    rng = np.random.default_rng(3)
+    shapes = []
+    for _ in range(N_ROIS):
+        cy, cx, r = rng.uniform(0.15, 0.85) * H, rng.uniform(0.15, 0.85) * W, 0.04 * H
+        box = np.array([[cy - r, cx - r], [cy - r, cx + r], [cy + r, cx + r], [cy + r, cx - r]])
+        shapes.append(np.hstack([np.zeros((4, layer.ndim - 2)), box]))
+    layer.add(shapes, shape_type="ellipse")
+    layer.mode = "pan_zoom"
+
+
 def run(path: str, steps: int, rounds: int = 4) -> dict[str, dict[str, list[float]]]:
     """Step timings with the docks closed and open (alternating rounds, so drift in the
     machine's speed hits both alike), and with the same frames as in-memory NumPy layers (what
@@ -77,11 +96,15 @@ def run(path: str, steps: int, rounds: int = 4) -> dict[str, dict[str, list[floa
     import napari
 
     from napari_scanimage import open_dataset
-    from napari_scanimage.gui.demo import add_docks
+    from napari_scanimage.gui.demo import add_docks, settle
 
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1500, 950)
     viewer.open(path, plugin="napari-scanimage")
+    docks = add_docks(viewer)  # an ROI layer stays in the viewer in both configurations
+    add_rois(docks["ROIs"].new_layer(), viewer.layers["Green"].data.shape[-2:])
+    for dock in docks.values():
+        viewer.window.remove_dock_widget(dock)
     results: dict[str, dict[str, list[float]]] = {}
 
     def add(name, got):
@@ -92,6 +115,8 @@ def run(path: str, steps: int, rounds: int = 4) -> dict[str, dict[str, list[floa
     for _ in range(rounds):
         add("docks closed", time_steps(viewer, per_round))
         docks = add_docks(viewer)
+        settle(docks)  # the trace plot has its curves before timing starts
+        assert len(docks["Traces"].curves) == N_ROIS
         add("docks open", time_steps(viewer, per_round))
         for dock in docks.values():
             viewer.window.remove_dock_widget(dock)
