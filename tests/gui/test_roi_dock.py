@@ -78,3 +78,39 @@ def test_loading_rois_of_another_frame_shape_is_refused(viewer_with_recording, q
     qtbot.addWidget(dock)
     with pytest.raises(Exception, match="10×10|10x10|frame"):
         dock.load(path)
+
+
+def test_labels_layer_rois(viewer_with_recording, qtbot, tmp_path):
+    viewer = viewer_with_recording
+    data = np.zeros((3, 24, 32), np.int32)  # (z, y, x): aligned with the recording's planes
+    data[1, 2:6, 3:9] = 2
+    data[0, 10:14, 10:20] = 5
+    data[2, 10:14, 10:20] = 5
+    labels = viewer.add_labels(data, name="cells")
+    dock = RoiDock(viewer)
+    qtbot.addWidget(dock)
+    dock.layer_box.setCurrentIndex(dock._shapes.index(labels))
+    assert dock.layer is labels
+    assert [dock.table.item(k, 0).text() for k in range(2)] == ["label 2", "label 5"]
+    assert [dock.table.item(k, 1).text() for k in range(2)] == ["1", "0, 2"]
+    dock.rename("label 2", "soma")
+    rois = dock.roi_set()
+    assert rois.names == ["soma", "label 5"]
+    dense = rois.masks((24, 32), 3).toarray().reshape(2, 3, 24, 32)
+    np.testing.assert_array_equal(dense[0], data == 2)
+    np.testing.assert_array_equal(dense[1], data == 5)
+    dock.table.selectRow(1)
+    assert labels.selected_label == 5
+    labels.selected_label = 2
+    assert {i.row() for i in dock.table.selectedIndexes()} == {0}
+    path = tmp_path / "labels.json"
+    dock.save(path)
+    loaded = dock.load(path)  # mask ROIs come back as a Labels layer
+    assert loaded.__class__.__name__ == "Labels" and dock.layer is loaded
+    again = dock.roi_set()
+    assert again.names == ["soma", "label 5"]
+    assert (again.masks((24, 32), 3) != rois.masks((24, 32), 3)).nnz == 0
+    dock.layer_box.setCurrentIndex(dock._shapes.index(labels))
+    dock.table.selectRow(1)
+    dock.delete_selected()
+    assert dock.table.rowCount() == 1 and not (np.asarray(labels.data) == 5).any()

@@ -237,7 +237,8 @@ class RoiSet(Sequence):
 
         ``data`` is a Shapes layer's list of vertex arrays (the last two columns are y, x)
         with their ``shape_types``, or a Labels layer's integer array — (Y, X) for every plane,
-        or (…, Z, Y, X) with ``num_planes`` planes (labels on other leading axes are pooled).
+        or (…, Z, Y, X) with ``num_planes`` planes (labels on other leading axes are pooled);
+        for labels, ``names`` and ``colours`` may be dicts keyed by label value.
         """
         if isinstance(data, np.ndarray) and data.dtype.kind in "iub" and data.ndim >= 2:
             return cls._from_labels(data, names, colours, frame_shape, num_planes, source)
@@ -277,12 +278,16 @@ class RoiSet(Sequence):
         else:  # no plane axis: labels on every leading axis are pooled
             per_plane = _pool_labels(a.reshape(-1, 1, *a.shape[-2:]))
         values = [int(v) for v in np.unique(per_plane) if v != 0]
-        masks = {}
-        for k, value in enumerate(values):
+        masks, chosen = {}, []
+        for k, value in enumerate(values):  # names / colours: by position or {value: ...}
             m = per_plane == value
-            name = names[k] if names is not None and k < len(names) else f"label {value}"
-            masks[name] = m[0] if per_plane.shape[0] == 1 else m
-        out = cls.from_masks(masks, colours=colours, source=source)
+            name = names.get(value) if isinstance(names, Mapping) else \
+                names[k] if names is not None and k < len(names) else None
+            masks[str(name or f"label {value}")] = m[0] if per_plane.shape[0] == 1 else m
+            colour = colours.get(value) if isinstance(colours, Mapping) else \
+                colours[k] if colours is not None and k < len(colours) else None
+            chosen.append(_hex(colour) if colour is not None else PALETTE[k % len(PALETTE)])
+        out = cls.from_masks(masks, colours=chosen, source=source)
         out.num_planes = num_planes if num_planes is not None else out.num_planes
         out.frame_shape = tuple(a.shape[-2:])
         return out

@@ -30,6 +30,15 @@ from qtpy.QtWidgets import (
 
 from ..analysis.rois import RoiSet
 from ..errors import ScanImageError
+from ._labels import (
+    delete_labels,
+    is_labels,
+    label_colours,
+    label_names,
+    label_values,
+    mask_layer_data,
+    rename_label,
+)
 from .selection import datasets_in
 
 __all__ = ["RoiDock", "image_layer_for", "layer_rois", "roi_names"]
@@ -59,6 +68,32 @@ def _flags(layer) -> list[bool]:
             for k in range(len(layer.data))]
 
 
+def roi_axes(image) -> dict:
+    """Axes, scale and units for an ROI layer over ``image``: every axis after time (z, y, x
+    or y, x; with several samples per slice also that axis, between z and y), since napari
+    aligns layers by their trailing axes.  ROIs then show at every time point."""
+    if image is None:
+        return {}
+    labels = tuple(image.axis_labels)
+    first = labels.index("t") + 1 if "t" in labels else 0
+    keep = list(range(min(first, image.ndim - 2), image.ndim))
+    return dict(ndim=len(keep), scale=[image.scale[k] for k in keep],
+                axis_labels=[labels[k] for k in keep], units=[image.units[k] for k in keep])
+
+
+def _fixed(text: str) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+    return item
+
+
+def _plane_text(roi) -> str:
+    if roi.kind == "mask" and roi.mask is not None and roi.mask.ndim == 3:
+        planes = np.flatnonzero(roi.mask.reshape(roi.mask.shape[0], -1).any(axis=1))
+        return ", ".join(map(str, planes))
+    return "all" if roi.plane is None else str(roi.plane)
+
+
 def plane_axis(image_layer, ndim: int) -> int | None:
     """Axis of a ``ndim``-D ROI layer that lies on the image's plane axis (napari aligns
     layers by their trailing axes), or None."""
@@ -70,12 +105,19 @@ def plane_axis(image_layer, ndim: int) -> int | None:
 
 
 def layer_rois(layer, dataset, image_layer=None) -> RoiSet:
-    """RoiSet of a Shapes or Labels layer for ``dataset`` (frame shape and planes from it)."""
-    info = dataset.info
+    """RoiSet of a Shapes or Labels layer for ``dataset`` (frame shape and planes from it;
+    without a dataset, the ROIs as drawn)."""
+    info = dataset.info if dataset is not None else None
     kwargs = dict(frame_shape=info.frame_shape, num_planes=info.num_planes,
-                  source=str(dataset.paths[0]))
-    if layer.__class__.__name__ == "Labels":
-        return RoiSet.from_layer(np.asarray(layer.data), **kwargs)
+                  source=str(dataset.paths[0])) if info is not None else {}
+    if is_labels(layer):
+        values = label_values(layer)
+        data = np.asarray(layer.data)
+        axis = plane_axis(image_layer, layer.ndim)
+        if axis is not None:  # planes third from last; other leading axes are pooled
+            data = np.moveaxis(data, axis, -3)
+        return RoiSet.from_layer(data, names=label_names(layer, values),
+                                 colours=label_colours(layer, values), **kwargs)
     n = len(layer.data)
     all_planes = _flags(layer)
     axis = plane_axis(image_layer, layer.ndim)
@@ -83,7 +125,7 @@ def layer_rois(layer, dataset, image_layer=None) -> RoiSet:
     for k, verts in enumerate(layer.data):
         if all_planes[k]:
             planes.append(None)
-        elif axis is not None and info.num_planes > 1:
+        elif axis is not None and info is not None and info.num_planes > 1:
             planes.append(int(np.clip(np.round(np.asarray(verts)[0, axis]), 0,
                                       info.num_planes - 1)))
         else:
@@ -96,7 +138,7 @@ def layer_rois(layer, dataset, image_layer=None) -> RoiSet:
 
 
 class RoiDock(QWidget):
-    """List of the ROIs of a Shapes layer, kept in step with it."""
+    """List of the ROIs of a Shapes or Labels layer, kept in step with it."""
 
     def __init__(self, napari_viewer):
         super().__init__()
@@ -153,7 +195,8 @@ class RoiDock(QWidget):
         return found[0] if found else None
 
     def _refresh_layers(self, event=None) -> None:
-        shapes = [layer for layer in self.viewer.layers if layer.__class__.__name__ == "Shapes"]
+        shapes = [layer for layer in self.viewer.layers
+                  if layer.__class__.__name__ in ("Shapes", "Labels")]
         self.layer_box.blockSignals(True)
         self.layer_box.clear()
         self.layer_box.addItems([layer.name for layer in shapes])
@@ -168,29 +211,23 @@ class RoiDock(QWidget):
         layer = self._shapes[i] if 0 <= i < len(self._shapes) else None
         if layer is self._layer:
             return
-        if self._layer is not None:
-            self._layer.events.data.disconnect(self._sync_table)
-            self._layer.events.highlight.disconnect(self._select_rows)
+        for old, connect in ((self._layer, False), (layer, True)):
+            if old is None:
+                continue
+            pairs = ((old.events.data, self._sync_table),
+                     (old.events.paint if is_labels(old) else old.events.highlight,
+                      self._sync_table if is_labels(old) else self._select_rows),
+                     *(((old.events.selected_label, self._select_rows),) if is_labels(old)
+                       else ()))
+            for emitter, slot in pairs:
+                emitter.connect(slot) if connect else emitter.disconnect(slot)
         self._layer = layer
-        if layer is not None:
-            layer.events.data.connect(self._sync_table)
-            layer.events.highlight.connect(self._select_rows)
         self._sync_table()
 
     def new_layer(self):
-        """Add an empty ROI Shapes layer on the recording's axes after time (z, y, x or y, x,
-        with its scale; with several samples per slice also that axis, between z and y):
-        ROIs belong to a plane, not to a time, so they show at every time point."""
-        image = image_layer_for(self.viewer, self.dataset)
-        kwargs = {}
-        if image is not None:
-            labels = tuple(image.axis_labels)
-            # napari aligns layers by their trailing axes: keep every axis after time
-            first = labels.index("t") + 1 if "t" in labels else 0
-            keep = list(range(min(first, image.ndim - 2), image.ndim))
-            kwargs = dict(ndim=len(keep), scale=[image.scale[k] for k in keep],
-                          axis_labels=[labels[k] for k in keep],
-                          units=[image.units[k] for k in keep])
+        """Add an empty ROI Shapes layer on the recording's axes after time
+        (:func:`roi_axes`): ROIs belong to a plane, not to a time."""
+        kwargs = roi_axes(image_layer_for(self.viewer, self.dataset))
         layer = self.viewer.add_shapes(name="ROIs", edge_width=1.5, edge_color="yellow",
                                        face_color="transparent", **kwargs)
         layer.mode = "add_polygon"
@@ -224,37 +261,33 @@ class RoiDock(QWidget):
         try:
             layer = self._layer
             self.table.setRowCount(0)
+            self._rois = RoiSet()
             if layer is None:
-                self.status.setText("choose or create a Shapes layer for ROIs")
+                self.status.setText("choose or create a Shapes (or Labels) layer for ROIs")
                 return
-            self._ensure_features()
-            rois = None
+            if not is_labels(layer):
+                self._ensure_features()
             ds = self.dataset
-            if ds is not None and len(layer.data):
-                try:
-                    rois = layer_rois(layer, ds, image_layer_for(self.viewer, ds))
-                except (ScanImageError, ValueError) as exc:
-                    self.status.setText(f"ROIs cannot be used: {exc}")
-            names = roi_names(layer)
-            flags = list(layer.features["all_planes"])
-            self.table.setRowCount(len(names))
-            for k, name in enumerate(names):
-                plane = "all" if rois is None or rois.planes[k] is None else str(rois.planes[k])
-                self.table.setItem(k, 0, QTableWidgetItem(name))
-                item = QTableWidgetItem(plane)
-                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-                self.table.setItem(k, 1, item)
-                check = QTableWidgetItem("")
-                check.setFlags((check.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                               & ~Qt.ItemFlag.ItemIsEditable)
+            try:
+                self._rois = layer_rois(layer, ds, image_layer_for(self.viewer, ds))
+            except (ScanImageError, ValueError) as exc:
+                self.status.setText(f"ROIs cannot be used: {exc}")
+                return
+            flags = _flags(layer) if not is_labels(layer) else \
+                [p is None for p in self._rois.planes]
+            self.table.setRowCount(len(self._rois))
+            for k, roi in enumerate(self._rois):
+                self.table.setItem(k, 0, QTableWidgetItem(roi.name))
+                self.table.setItem(k, 1, _fixed(_plane_text(roi)))
+                check = _fixed("")
+                if not is_labels(layer):  # a label's planes are where it is painted
+                    check.setFlags(check.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 check.setCheckState(Qt.CheckState.Checked if flags[k] else Qt.CheckState.Unchecked)
                 self.table.setItem(k, 2, check)
-                colour = QTableWidgetItem("")
-                rgba = np.asarray(layer.edge_color)[k]
-                colour.setBackground(QColor(*(int(255 * c) for c in rgba[:3])))
-                colour.setFlags(colour.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                colour = _fixed("")
+                colour.setBackground(QColor(roi.colour))
                 self.table.setItem(k, 3, colour)
-            self.status.setText(f"{len(names)} ROI(s) in {layer.name}")
+            self.status.setText(f"{len(self._rois)} ROI(s) in {layer.name}")
         finally:
             self._updating = False
 
@@ -262,10 +295,21 @@ class RoiDock(QWidget):
         if self._updating or self._layer is None:
             return
         k = item.row()
+        names = self._rois.names
+        if item.column() == 0 and is_labels(self._layer):
+            new = item.text().strip()
+            if not new or new in set(names) - {names[k]}:
+                self.status.setText(f"name {new!r} is empty or taken")
+                self._sync_table()
+                return
+            rename_label(self._layer, label_values(self._layer)[k], new)
+            self._layer.events.paint()  # listeners (trace plot) refresh
+            self._sync_table()
+            return
         features = self._layer.features.copy()
         if item.column() == 0:
             new = item.text().strip()
-            if not new or new in set(features["name"]) - {features["name"].iloc[k]}:
+            if not new or new in set(names) - {names[k]}:
                 self.status.setText(f"name {new!r} is empty or taken")
                 self._sync_table()
                 return
@@ -279,24 +323,33 @@ class RoiDock(QWidget):
         self._sync_table()
 
     def rename(self, old: str, new: str) -> None:
-        row = roi_names(self._layer).index(old)
+        row = self._rois.names.index(old)
         self.table.item(row, 0).setText(new)
 
     def set_all_planes(self, name: str, value: bool) -> None:
-        row = roi_names(self._layer).index(name)
+        row = self._rois.names.index(name)
         self.table.item(row, 2).setCheckState(Qt.CheckState.Checked if value
                                               else Qt.CheckState.Unchecked)
 
     def _select_shapes(self) -> None:
         if self._updating or self._layer is None:
             return
-        rows = {i.row() for i in self.table.selectedIndexes()}
-        self._layer.selected_data = rows
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        if is_labels(self._layer):
+            if rows:
+                self._layer.selected_label = label_values(self._layer)[rows[0]]
+            return
+        self._layer.selected_data = set(rows)
 
     def _select_rows(self, event=None) -> None:
         if self._layer is None:
             return
-        selected = set(self._layer.selected_data)
+        if is_labels(self._layer):
+            values = label_values(self._layer)
+            label = self._layer.selected_label
+            selected = {values.index(label)} if label in values else set()
+        else:
+            selected = set(self._layer.selected_data)
         current = {i.row() for i in self.table.selectedIndexes()}
         if selected == current:
             return
@@ -313,7 +366,10 @@ class RoiDock(QWidget):
         if self._layer is None:
             return
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
-        if rows:
+        if rows and is_labels(self._layer):
+            values = label_values(self._layer)
+            delete_labels(self._layer, [values[r] for r in rows])
+        elif rows:
             self._layer.selected_data = set(rows)
             self._layer.remove_selected()
 
@@ -324,8 +380,9 @@ class RoiDock(QWidget):
         return layer_rois(self._layer, self.dataset, image_layer_for(self.viewer, self.dataset))
 
     def save(self, path: str | Path) -> None:
-        self.roi_set().save(path)
-        self.status.setText(f"saved {len(self._layer.data)} ROI(s) to {Path(path).name}")
+        rois = self.roi_set()
+        rois.save(path)
+        self.status.setText(f"saved {len(rois)} ROI(s) to {Path(path).name}")
 
     def export_imagej(self, path: str | Path) -> None:
         self.roi_set().to_imagej(path)
@@ -340,6 +397,11 @@ class RoiDock(QWidget):
         path = Path(path)
         reader = RoiSet.from_imagej if path.suffix.lower() in (".zip", ".roi") else RoiSet.load
         rois = reader(path, **kwargs)
+        masks = RoiSet([r for r in rois if r.vertices is None])
+        if len(masks) and info is not None:  # mask ROIs go to a Labels layer
+            self._load_masks(masks, info, path.stem)
+        if len(masks) == len(rois):
+            return self._layer
         layer = self.new_layer()
         image = image_layer_for(self.viewer, ds)
         axis = plane_axis(image, layer.ndim)
@@ -365,6 +427,23 @@ class RoiDock(QWidget):
         layer.features = pd.DataFrame({"name": [r.name for r in kept],
                                        "all_planes": [r.plane is None for r in kept]})
         self._sync_table()
+        return layer
+
+    def _load_masks(self, masks: RoiSet, info, name: str):
+        """A Labels layer on the ROI axes (see :func:`roi_axes`) holding mask ROIs."""
+        data, names = mask_layer_data(masks, info.frame_shape, info.num_planes)
+        kwargs = roi_axes(image_layer_for(self.viewer, self.dataset))
+        if kwargs:
+            planes = data if data.ndim == 3 else np.broadcast_to(data, (1, *data.shape))
+            shape = [{"z": info.num_planes}.get(a, 1) for a in kwargs["axis_labels"][:-2]]
+            if "z" not in kwargs["axis_labels"]:
+                planes = planes.max(axis=0, keepdims=True)
+            data = planes.reshape(*shape, *info.frame_shape)
+            kwargs.pop("ndim")
+        layer = self.viewer.add_labels(data, name=f"{name} labels", **kwargs)
+        layer.metadata = {**layer.metadata, "roi_names": names}
+        self._refresh_layers()
+        self.layer_box.setCurrentIndex(self._shapes.index(layer))
         return layer
 
     def _file_dialog(self, what: str) -> None:

@@ -1,0 +1,58 @@
+"""ROIs held by a napari Labels layer: one ROI per label value.
+
+Names live in the layer's metadata (``roi_names``: {value: name}); colours are the layer's own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NAMES_KEY = "roi_names"
+
+
+def is_labels(layer) -> bool:
+    return layer is not None and layer.__class__.__name__ == "Labels"
+
+
+def label_values(layer) -> list[int]:
+    values = np.unique(np.asarray(layer.data))
+    return [int(v) for v in values if v != 0]
+
+
+def label_names(layer, values: list[int] | None = None) -> dict[int, str]:
+    """{value: name}, "label v" where the user gave none."""
+    given = layer.metadata.get(NAMES_KEY, {})
+    values = label_values(layer) if values is None else values
+    return {v: str(given.get(v, f"label {v}")) for v in values}
+
+
+def label_colours(layer, values: list[int]) -> dict[int, np.ndarray]:
+    return {v: np.asarray(layer.get_color(v), np.float64) for v in values}
+
+
+def rename_label(layer, value: int, name: str) -> None:
+    names = dict(layer.metadata.get(NAMES_KEY, {}))
+    names[int(value)] = name
+    layer.metadata = {**layer.metadata, NAMES_KEY: names}
+
+
+def delete_labels(layer, values: list[int]) -> None:
+    """Erase these labels (their pixels become 0) and forget their names."""
+    data = np.asarray(layer.data)
+    gone = np.isin(data, values)
+    if gone.any():
+        layer.data = np.where(gone, 0, data).astype(data.dtype)
+    names = {v: n for v, n in layer.metadata.get(NAMES_KEY, {}).items() if v not in values}
+    layer.metadata = {**layer.metadata, NAMES_KEY: names}
+
+
+def mask_layer_data(rois, frame_shape, num_planes: int) -> tuple[np.ndarray, dict[int, str]]:
+    """A labels array ((Z, Y, X), or (Y, X) for one plane) holding the mask ROIs of ``rois``
+    (label k + 1 for the k-th), and their names."""
+    masks = rois.masks(frame_shape, num_planes).toarray().reshape(len(rois), num_planes,
+                                                                   *frame_shape)
+    data = np.zeros((num_planes, *frame_shape), np.int32)
+    for k in range(len(rois)):
+        data[masks[k]] = k + 1
+    names = {k + 1: r.name for k, r in enumerate(rois)}
+    return (data[0] if num_planes == 1 else data), names
