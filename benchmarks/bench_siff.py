@@ -18,17 +18,15 @@ RSS rows run in fresh subprocesses.  No napari / Qt imports.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
+from _common import median_time, parser
 
 from napari_scanimage import open_dataset
 from napari_scanimage.io.synthetic import SyntheticLayout
@@ -64,16 +62,6 @@ def warm_cache(path: str) -> None:
     with open(path, "rb") as fh:
         while fh.read(64 * MiB):
             pass
-
-
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm-up: compiled kernels loaded, buffers touched
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def fmt_t(s: float) -> str:
@@ -169,13 +157,7 @@ def rss_child(path: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="full")
-    parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(),
-                                                      "napari_scanimage_bench"))
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = parser(__doc__, SIZES, repeat=5).parse_args(argv)
     if args.rss_child:
         rss_child(args.rss_child)
         return 0

@@ -17,16 +17,13 @@ cache warm:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
 
 import numpy as np
+from _common import median_time, parser
 
 from napari_scanimage import open_dataset
 from napari_scanimage.analysis.traces import traces
@@ -66,16 +63,6 @@ def disc_masks(shape, n=N_ROIS, seed=5) -> dict[str, np.ndarray]:
     return out
 
 
-def median_time(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def memmap_copy(ds) -> np.ndarray:
     index = ds._indexes[0]
     sel = ds.selection(0, slice_sample=0)
@@ -105,13 +92,7 @@ def rss_child(path: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="full")
-    parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(),
-                                                      "napari_scanimage_bench"))
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = parser(__doc__, SIZES, repeat=3).parse_args(argv)
     if args.rss_child:
         rss_child(args.rss_child)
         return 0

@@ -17,12 +17,12 @@ have a 2.6 ns lifetime and the green background 0.9 ns; red photons have 1.6 ns.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from ._atomic import replacing
 from .io.synthetic import SyntheticLayout, write_scanimage_tiff
 from .io.synthetic_siff import write_siff
 
@@ -188,13 +188,6 @@ def sample_path(name: str = "volume_2ch") -> Path:
     filename, write = _FILES[name]
     target = cache_dir() / filename
     if not target.exists():
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix,
-                                   dir=target.parent)  # fmt: skip
-        os.close(fd)
-        try:
+        with replacing(target) as tmp:
             write(tmp, layout)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return target

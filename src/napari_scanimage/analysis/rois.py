@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from .._atomic import atomic_write
 from ..errors import FormatError, ScanImageWarning, SelectionError
 
 __all__ = ["Roi", "RoiSet", "KINDS", "FORMAT", "VERSION"]
@@ -344,7 +344,7 @@ class RoiSet(Sequence):
         """Write the ROIs as versioned JSON, atomically (the old file stays until replaced)."""
         path = Path(path)
         text = json.dumps(self.to_dict(), indent=1)
-        _atomic_write(path, text.encode())
+        atomic_write(path, text.encode())
         return path
 
     @classmethod
@@ -396,7 +396,7 @@ class RoiSet(Sequence):
 
         path = Path(path)
         data = _imagej.encode(self._rois)
-        _atomic_write(path, data)
+        atomic_write(path, data)
         return path
 
     @classmethod
@@ -447,20 +447,6 @@ def _roi_from_dict(d: dict) -> Roi:
     plane = d.get("plane")
     return Roi(str(d["name"]), str(kind), verts, None if plane is None else int(plane),
                str(d.get("colour", PALETTE[0])), float(d.get("width", 1.0)))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent if str(path.parent)
-                               else ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _pool_labels(stack: np.ndarray) -> np.ndarray:

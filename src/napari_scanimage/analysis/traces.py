@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage, sparse
 
+from .._atomic import atomic_write
 from ..errors import EmptyRoiWarning, SelectionError
 
 __all__ = ["Traces", "iter_traces", "neuropil_masks", "traces"]
@@ -62,18 +62,7 @@ class Traces:
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write a tidy CSV (time_s, roi, channel, metric, value), atomically."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "w", newline="") as fh:
-                self._write_rows(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return atomic_write(path, self.csv_text().encode())
 
     def csv_text(self) -> str:
         """The tidy CSV as text (for the clipboard)."""
