@@ -33,7 +33,7 @@ def test_bench_siff_smoke(tmp_path):
 
 
 def test_bench_scrub_smoke(tmp_path):
-    out, rows = run_bench("bench_scrub.py", tmp_path, "--steps", "8")
+    out, rows = run_bench("bench_scrub.py", tmp_path, "--steps", "8", "--rounds", "2")
     assert len(rows) == 1 + 3 * 2  # header; slice and slice + draw for three viewers
     assert any(line.startswith("slice: ") for line in out.splitlines())
 

@@ -122,6 +122,7 @@ def test_metadata_dock_follows_the_slider(make_napari_viewer, qtbot, recording):
         viewer.dims.set_current_step(1, z)
         viewer.dims.set_current_step(2, f)
         page = recording.page_index(t, z, f, 1)
+        qtbot.waitUntil(lambda page=page: dock.page == page, timeout=2000)  # after the step
         assert dock.page == page
         want = recording.description(page)
         number = [line for line in want.splitlines() if line.startswith("frameNumbers")][0]

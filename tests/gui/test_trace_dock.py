@@ -86,6 +86,12 @@ def test_curves_cursor_click_edit_export(setup, qtbot, tmp_path):
     assert len(clicks) == 1
     assert viewer.dims.current_step[axis] == 4
     assert dock.cursor.value() == pytest.approx(t[4])
+    # a closed (hidden) dock idles while the slider moves and catches up when shown
+    dock.hide()
+    viewer.dims.set_point(axis, 2 * step)
+    assert dock.cursor.value() == pytest.approx(t[4])
+    dock.show()
+    assert dock.cursor.value() == pytest.approx(t[2])
     # editing one ROI recomputes only that one; renaming recomputes nothing
     data = list(layer.data)
     data[1] = rect(2, 0.5, 0.5, 4, 4)

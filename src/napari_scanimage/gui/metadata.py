@@ -4,10 +4,12 @@ the frame under the time slider, in one searchable tree."""
 from __future__ import annotations
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from ..dataset import Dataset
 from ..errors import ScanImageError
+from ._idle import IdleWhenHidden
 
 __all__ = ["MetadataDock", "current_page", "format_value"]
 
@@ -22,6 +24,18 @@ def format_value(value) -> str:
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
 
+def _data_point(viewer, layer) -> np.ndarray:
+    """The viewer's point in ``layer``'s data coordinates.  Layers made by this plugin carry
+    only a scale (and maybe a translation): that is computed directly, since napari's general
+    ``world_to_data`` costs milliseconds per slider step."""
+    point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim:]
+    affine, rotate = np.asarray(layer.affine.affine_matrix), np.asarray(layer.rotate)
+    if np.array_equal(affine, np.eye(len(affine))) and np.array_equal(rotate, np.eye(
+            len(rotate))) and not np.any(layer.shear) and len(point) == layer.ndim:
+        return (point - np.asarray(layer.translate)) / np.asarray(layer.scale)
+    return np.asarray(layer.world_to_data(viewer.dims.point), dtype=float)
+
+
 def current_page(viewer, layer) -> int | None:
     """Global raw page shown by ``layer`` at the viewer's current position (the first sample's
     page for "mean"), or None for layers not made by this plugin."""
@@ -32,7 +46,7 @@ def current_page(viewer, layer) -> int | None:
     sel = ds.selection(meta["channel"], plane=meta.get("plane"),
                        slice_sample=meta.get("slice_sample", 0))
     labels = sel.axis_labels()[:-2]
-    coords = np.asarray(layer.world_to_data(viewer.dims.point), dtype=float)[: len(labels)]
+    coords = _data_point(viewer, layer)[: len(labels)]
     lead = np.round(coords).astype(int)
     shape = sel.leading_shape(ds.layout)
     lead = np.clip(lead, 0, np.asarray(shape) - 1)
@@ -53,7 +67,7 @@ def _add_tree(parent: QTreeWidgetItem, value) -> None:
             _add_tree(QTreeWidgetItem(parent, [f"[{i}]", ""]), sub)
 
 
-class MetadataDock(QWidget):
+class MetadataDock(IdleWhenHidden, QWidget):
     """Searchable tree: current frame description, static SI.* metadata by module, ROI groups."""
 
     def __init__(self, napari_viewer):
@@ -75,7 +89,12 @@ class MetadataDock(QWidget):
         self._frame_items: dict[str, QTreeWidgetItem] = {}
         self._page: int | None = None
         self.search.textChanged.connect(self._filter)
-        napari_viewer.dims.events.current_step.connect(self._update_frame)
+        # the frame description is read after the step, once per burst of slider moves
+        self._frame_timer = QTimer(self)
+        self._frame_timer.setSingleShot(True)
+        self._frame_timer.setInterval(0)
+        self._frame_timer.timeout.connect(self._update_frame)
+        napari_viewer.dims.events.current_step.connect(self._schedule_frame)
         napari_viewer.layers.selection.events.active.connect(self._follow_layer)
         napari_viewer.layers.events.inserted.connect(self._follow_layer)
         napari_viewer.layers.events.removed.connect(self._follow_layer)
@@ -124,7 +143,16 @@ class MetadataDock(QWidget):
             _add_tree(QTreeWidgetItem(self.tree, ["ROI groups", ""]), ds.metadata["RoiGroups"])
         self._filter(self.search.text())
 
+    def catch_up(self) -> None:
+        self._update_frame()
+
+    def _schedule_frame(self, event=None) -> None:
+        if not self.hidden:
+            self._frame_timer.start()
+
     def _update_frame(self, event=None) -> None:
+        if self.hidden:
+            return
         layer = self._layer()
         if layer is None or self._frame_root is None:
             return

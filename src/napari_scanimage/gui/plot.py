@@ -14,6 +14,8 @@ import pyqtgraph as pg
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
+from ._idle import IdleWhenHidden
+
 __all__ = ["PlotDock", "time_axis"]
 
 
@@ -26,7 +28,7 @@ def time_axis(viewer, image_layer) -> tuple[int, float] | None:
     return world, float(image_layer.scale[k])
 
 
-class PlotDock(QWidget):
+class PlotDock(IdleWhenHidden, QWidget):
     """A plot whose x axis is the recording's time (s), with a cursor at the viewer's time."""
 
     def __init__(self, napari_viewer, *, y_label: str = "", x_label: str = "time (s)"):
@@ -89,7 +91,12 @@ class PlotDock(QWidget):
         axis, step = found
         return int(round(float(self.viewer.dims.point[axis]) / step)) if step else 0
 
+    def catch_up(self) -> None:
+        self._move_cursor()
+
     def _move_cursor(self, event=None) -> None:
+        if self.hidden:
+            return
         row = self.current_row()
         if row is None or not len(self.x):
             self.cursor.setVisible(False)
