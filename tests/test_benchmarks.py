@@ -42,3 +42,10 @@ def test_bench_traces_smoke(tmp_path):
     _, rows = run_bench("bench_traces.py", tmp_path, "--repeat", "1")
     assert len(rows) == 1 + 5  # header, 4 timings, RSS
     assert any(row.startswith("| traces, 50 ROIs, sum") for row in rows)
+
+
+def test_bench_registration_smoke(tmp_path):
+    _, rows = run_bench("bench_registration.py", tmp_path)
+    assert len(rows) == 1 + 6  # header, 3 methods, 2 speed ratios, accuracy
+    assert any(row.startswith("| speed ratio ours / scikit-image |") for row in rows)
+    assert any(row.startswith("| speed ratio ours / bare FFT") for row in rows)

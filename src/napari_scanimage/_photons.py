@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .analysis.shifting import raw_coordinates, shift_mask
 from .errors import SelectionError
 from .io.siff import FlimSettings, masks_to_csr
 from .layout import Selection, time_rows
@@ -24,6 +25,7 @@ __all__ = ["Event", "PhotonMethods", "PhotonSums"]
 _APPENDED = b"\nAppended text = "
 _TEXT_TIME = re.compile(r"(?:^|\n)Text timestamp = ([^\n]*)")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_TABLE_BYTES = 64 << 20  # registered photon work: per-group mask tables per kernel call
 
 
 class Event(NamedTuple):
@@ -119,7 +121,7 @@ class PhotonMethods:
         return sel.pages_at(self.layout, rows), rows
 
     def histogram(self, channel: int | str = 0, *, times=None, mask: np.ndarray | None = None,
-                  per_frame: bool = False) -> np.ndarray:
+                  per_frame: bool = False, registration=None) -> np.ndarray:
         """Arrival-time histogram of one channel.
 
         Parameters
@@ -132,6 +134,11 @@ class PhotonMethods:
             Only photons in these pixels (per plane for 3-D masks).
         per_frame : bool
             One histogram per selected time sample instead of one pooled histogram.
+        registration : Registration, optional
+            Motion registration of this recording: ``mask`` is then drawn on the registered
+            frames, and each photon counts where the registration moves it (whole pixels:
+            shifts and bidirectional phase are rounded, as :meth:`Registration.integer`).
+            Without a mask only photons that stay inside the registered frame count.
 
         Returns
         -------
@@ -140,7 +147,7 @@ class PhotonMethods:
             after ``num_bins`` (such arrival times are kept, never wrapped).
         """
         flim = self._require_siff("arrival-time histograms")
-        pages, _ = self._volume_pages(channel, times)
+        pages, rows_t = self._volume_pages(channel, times)
         n, Z, F = pages.shape
         planes = np.broadcast_to(np.arange(Z)[None, :, None], pages.shape)
         table = None
@@ -151,14 +158,45 @@ class PhotonMethods:
         rows = (np.broadcast_to(np.arange(n)[:, None, None], pages.shape) if per_frame
                 else np.zeros(pages.shape, np.int64))
         nrows = n if per_frame else 1
+        if registration is None:
+            passes = [(slice(None), planes.reshape(-1), table)]
+        else:
+            Y, X = self.spec.frame_shape
+            table = np.ones((1, Y, X), bool) if table is None else table
+            passes = ((at, group, np.stack([shift_mask(table[z], (dy, dx), bidi_phase=p)
+                                            for z, dy, dx in keys]))
+                      for at, group, keys, p in self._shift_groups(registration, rows_t, F,
+                                                                   len(table), Y * X))
         out = np.zeros((nrows, flim.num_bins), np.uint64)
-        for reader, local, sel in self.spec.by_file(pages):
-            part = reader.histogram(local, rows.reshape(-1)[sel], nrows, flim.num_bins,
-                                    mask=table, planes=planes.reshape(-1)[sel])
-            if part.shape[1] > out.shape[1]:
-                out = np.pad(out, ((0, 0), (0, part.shape[1] - out.shape[1])))
-            out[:, : part.shape[1]] += part.astype(np.uint64)
+        for at, group_planes, group_table in passes:
+            group_pages, group_rows = pages.reshape(-1)[at], rows.reshape(-1)[at]
+            for reader, local, sel in self.spec.by_file(group_pages):
+                part = reader.histogram(local, group_rows[sel], nrows, flim.num_bins,
+                                        mask=group_table, planes=group_planes[sel])
+                if part.shape[1] > out.shape[1]:
+                    out = np.pad(out, ((0, 0), (0, part.shape[1] - out.shape[1])))
+                out[:, : part.shape[1]] += part.astype(np.uint64)
         return out if per_frame else out[0]
+
+    def _shift_groups(self, registration, rows_t: np.ndarray, F: int, Zm: int, npix: int):
+        """Pages of the selected volumes grouped by (mask plane, dy, dx), in batches whose
+        per-group mask tables stay small: yields (positions in the (n, Z, F) pages, group of
+        each within the batch, the batch's (mask plane, dy, dx) keys, bidirectional phase).
+
+        Shifts and phase are rounded to whole pixels (photons move by whole pixels)."""
+        registration.check_fits(self.layout.num_volumes, self.layout.num_planes,
+                                self.spec.frame_shape)
+        shifts = np.round(registration.shifts[rows_t]).astype(np.int64)  # (n, Z, 2)
+        n, Z = shifts.shape[:2]
+        z = np.broadcast_to(np.arange(Z)[None, :] if Zm > 1 else 0, (n, Z))
+        keys = np.stack([z, shifts[..., 0], shifts[..., 1]], axis=-1).reshape(-1, 3)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        group = np.repeat(inverse.reshape(-1), F)  # pages are (n, Z, F) in C order
+        p = int(np.round(registration.bidi_phase))
+        per_batch = max(1, _TABLE_BYTES // (8 * (npix + 1)))
+        for g0 in range(0, len(uniq), per_batch):
+            at = np.flatnonzero((group >= g0) & (group < g0 + per_batch))
+            yield at, group[at] - g0, uniq[g0:g0 + per_batch].tolist(), p
 
     def _mask_table(self, mask, name: str) -> np.ndarray:
         """(Zm, Y, X) bool with Zm 1 or the number of planes."""
@@ -174,7 +212,8 @@ class PhotonMethods:
                                  "or (Z, Y, X)")
         return m
 
-    def photon_sums(self, masks, channel: int | str = 0, *, times=None) -> PhotonSums:
+    def photon_sums(self, masks, channel: int | str = 0, *, times=None,
+                    registration=None) -> PhotonSums:
         """Photon counts and arrival-time sums inside each of several masks, in one pass.
 
         Parameters
@@ -184,6 +223,9 @@ class PhotonMethods:
         channel : int or str
         times : slice or sequence of int, optional
             Time samples (volumes); default all.
+        registration : Registration, optional
+            Masks are drawn on the registered frames; each photon counts where the
+            registration moves it (whole pixels, see :meth:`histogram`).
 
         Returns
         -------
@@ -196,35 +238,47 @@ class PhotonMethods:
         Z = self.layout.num_planes
         Zm = max(len(t) for t in tables)
         stack = np.stack([np.broadcast_to(t, (Zm, *t.shape[1:])) for t in tables])
-        indptr, indices = masks_to_csr(stack)
         pages, rows_t = self._volume_pages(channel, times)
         n = len(rows_t)
         zs = np.broadcast_to(np.arange(Z)[None, :, None], pages.shape)
         rows = np.broadcast_to(np.arange(n)[:, None, None], pages.shape) * Z + zs
         planes = zs if Zm > 1 else np.zeros(pages.shape, np.int64)
+        if registration is None:
+            passes = [(slice(None), planes.reshape(-1), masks_to_csr(stack))]
+        else:
+            Y, X = self.spec.frame_shape
+            where = [np.nonzero(stack[:, z]) for z in range(Zm)]  # (mask, y, x) per plane
+            passes = ((at, group, _shifted_csr(where, keys, (Y, X), p))
+                      for at, group, keys, p in self._shift_groups(registration, rows_t,
+                                                                   pages.shape[2], Zm, Y * X))
         R = len(tables)
         counts = np.zeros((n * Z, R), np.int64)
         sums = np.zeros((n * Z, R), np.int64)
-        for reader, local, sel in self.spec.by_file(pages):
-            c, s = reader.mask_sums(local, rows.reshape(-1)[sel], n * Z, indptr, indices, R,
-                                    planes=planes.reshape(-1)[sel])
-            counts += c
-            sums += s
+        for at, group_planes, (indptr, indices) in passes:
+            group_pages, group_rows = pages.reshape(-1)[at], rows.reshape(-1)[at]
+            for reader, local, sel in self.spec.by_file(group_pages):
+                c, s = reader.mask_sums(local, group_rows[sel], n * Z, indptr, indices, R,
+                                        planes=group_planes[sel])
+                counts += c
+                sums += s
         shape = (n, Z, R)
         return PhotonSums(counts.reshape(shape).transpose(2, 0, 1).copy(),
                           sums.reshape(shape).transpose(2, 0, 1).copy(), flim.bin_width_ps)
 
     def lifetime_array(self, channel: int | str = 0, *, plane: int | None = None,
-                       slice_sample=0):
+                       slice_sample=0, registration=None):
         """Lazy mean photon arrival time per pixel in ns: float32 dask array, same axes as
         :meth:`array`, NaN where a pixel has no photon.
 
         Intensity (:meth:`array`) and lifetime come from the same photons.  No IRF offset is
         subtracted (that is the FLIM fit's job).  ``slice_sample="mean"`` pools the samples'
-        photons.
+        photons.  With a ``registration`` the photon counts and arrival sums of every pixel are
+        moved by whole pixels (shifts and bidirectional phase rounded) before dividing, so each
+        lifetime still comes from whole photons.
         """
         self._require_siff("lifetime images")
-        block = self._block_reader(channel, plane, slice_sample, "lifetime")
+        block = self._block_reader(channel, plane, slice_sample, "lifetime",
+                                   registration=registration)
         return self._dask_array(block)
 
     def events(self) -> list[Event]:
@@ -254,6 +308,26 @@ class PhotonMethods:
                 found.append(Event(page, _float(desc.get("frameTimestamps_sec")), text,
                                    _float(desc.get("Text timestamp"))))
         return sorted(found)
+
+
+def _shifted_csr(where, keys, frame_shape, bidi_phase: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR membership table (as :func:`masks_to_csr`) with one row per (mask plane, dy, dx) key:
+    the masks' pixels ``where[plane]`` = (mask, y, x) moved to raw-frame coordinates."""
+    Y, X = frame_shape
+    npix = Y * X
+    indptr = np.zeros((len(keys), npix + 1), np.int64)
+    parts = []
+    offset = 0
+    for j, (z, dy, dx) in enumerate(keys):
+        r, y, x = where[z]
+        ry, rx, inside = raw_coordinates(y, x, (dy, dx), frame_shape, bidi_phase=bidi_phase)
+        pix = ry[inside] * X + rx[inside]
+        order = np.argsort(pix, kind="stable")
+        indptr[j, 0] = offset
+        indptr[j, 1:] = offset + np.cumsum(np.bincount(pix, minlength=npix))
+        offset += len(pix)
+        parts.append(r[inside][order].astype(np.int64))
+    return indptr, np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _mask_list(masks) -> list:

@@ -13,14 +13,19 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .analysis.shifting import apply_shifts, correct_bidi
 from .errors import FormatError, LayoutError
 from .io.pages import PageReader
 from .io.siff import SiffReader
 from .io.tiff import PageIndex, index_pages
 from .layout import FileTable, Layout, Selection
+
+if TYPE_CHECKING:
+    from .analysis.registration import Registration
 
 __all__ = ["BlockReader", "LazyArray", "ReaderSpec", "close_readers", "register_index"]
 
@@ -157,6 +162,11 @@ class BlockReader:
     ``product`` is ``"intensity"`` (pixel values; photon counts for `.siff`) or ``"lifetime"``
     (`.siff` only: mean photon arrival time per pixel in ns, NaN without photons; samples
     averaged with ``"mean"`` pool their photons).
+
+    With a ``registration`` every frame is corrected on read (bidirectional phase, then the
+    shift of its volume and plane; see :mod:`.analysis.shifting`) with ``shift_mode``
+    ``"integer"`` (exact copies, dtype kept), ``"bilinear"`` or ``"fourier"`` (float32).
+    Lifetimes always move photon counts and arrival sums by whole pixels before dividing.
     """
 
     spec: ReaderSpec
@@ -164,10 +174,14 @@ class BlockReader:
     selection: Selection
     product: str = "intensity"
     bin_width_ns: float = 0.0
+    registration: Registration | None = None
+    shift_mode: str = "integer"
 
     @property
     def out_dtype(self) -> np.dtype:
         if self.selection.slice_sample == "mean" or self.product == "lifetime":
+            return np.dtype(np.float32)
+        if self.registration is not None and self.shift_mode != "integer":
             return np.dtype(np.float32)
         return np.dtype(self.spec.dtype)
 
@@ -186,12 +200,16 @@ class BlockReader:
             counts, sums = self.spec.pixel_sums(pages)
             if sel.slice_sample == "mean":  # pool the samples' photons
                 counts, sums = counts.sum(axis=2, keepdims=True), sums.sum(axis=2, keepdims=True)
+            if self.registration is not None:  # move the photons: whole pixels, exact
+                counts, sums = (self._register(a, rows, "integer") for a in (counts, sums))
             with np.errstate(invalid="ignore", divide="ignore"):
                 out = (sums * self.bin_width_ns / counts).astype(np.float32)
         else:
             out = self.spec.read_pages(pages)
             if sel.slice_sample == "mean":
                 out = out.mean(axis=2, dtype=np.float32, keepdims=True)
+            if self.registration is not None:
+                out = self._register(out, rows, self.shift_mode)
         if sel.slice_sample != "axis":
             out = out[:, :, 0]
         if not (sel.volumetric and sel.plane is None):
@@ -200,6 +218,24 @@ class BlockReader:
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
         return self.rows(start, stop)
+
+    def row_shifts(self, rows: np.ndarray) -> np.ndarray:
+        """Registration shifts (n, nz, 2) of output time rows ``rows``: a row's volume and the
+        selection's planes."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.selection.slice_sample == "interleave":
+            rows = rows // self.layout.frames_per_slice
+        planes = (slice(None) if self.selection.plane is None
+                  else slice(self.selection.plane, self.selection.plane + 1))
+        return self.registration.shifts[rows][:, planes]
+
+    def _register(self, frames: np.ndarray, rows: np.ndarray, mode: str) -> np.ndarray:
+        """Bidirectional correction and shifts applied to frames (n, nz, nf, Y, X); the
+        ``"integer"`` mode rounds the bidirectional phase too (an exact copy)."""
+        reg = self.registration
+        p = float(np.round(reg.bidi_phase)) if mode == "integer" else reg.bidi_phase
+        frames = correct_bidi(frames, p)
+        return apply_shifts(frames, self.row_shifts(rows)[:, :, None], mode)
 
 
 class LazyArray:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ._photons import PhotonMethods
 from ._reading import BlockReader, LazyArray, ReaderSpec, close_readers, register_index
+from .analysis.shifting import MODES
 from .errors import FormatError, SelectionError, TimestampWarning
 from .io.scanimage import AcquisitionInfo, acquisition_info, read_static_metadata
 from .io.series import check_frame_continuity, discover_series
@@ -176,30 +177,52 @@ class Dataset(PhotonMethods):
                   slice_sample: SliceSample = 0) -> Selection:
         return Selection.make(self.layout, self.channel_index(channel), plane, slice_sample)
 
-    def _block_reader(self, channel, plane, slice_sample, product: str = "intensity"
-                      ) -> BlockReader:
+    def _block_reader(self, channel, plane, slice_sample, product: str = "intensity", *,
+                      registration=None, shift_mode: str | None = None) -> BlockReader:
         bin_ns = self.flim.bin_width_ns if product == "lifetime" else 0.0
-        key = (channel, plane, slice_sample, product, bin_ns)
-        block = self._blocks.get(key)
+        mode = self._shift_mode(registration, shift_mode, product)
+        key = (channel, plane, slice_sample, product, bin_ns,
+               None if registration is None else id(registration), mode)
+        block = self._blocks.get(key)  # (a cached reader keeps its registration alive)
         if block is None:  # cached: single-frame reads are dominated by fixed costs
             block = self._blocks[key] = BlockReader(
                 self.spec, self.layout,
-                self.selection(channel, plane=plane, slice_sample=slice_sample), product, bin_ns)
+                self.selection(channel, plane=plane, slice_sample=slice_sample), product, bin_ns,
+                registration, mode)
         return block
 
+    def _shift_mode(self, registration, shift_mode: str | None, product: str) -> str:
+        """The shift mode to read with (default: ``"integer"`` for `.siff` photon counts,
+        ``"bilinear"`` for TIFF), after checking that ``registration`` fits this recording."""
+        if shift_mode is not None and shift_mode not in MODES:
+            raise SelectionError(f"shift_mode {shift_mode!r} is not one of "
+                                 f"{', '.join(map(repr, MODES))}")
+        if registration is None:
+            return "integer"
+        registration.check_fits(self.layout.num_volumes, self.info.num_planes,
+                                self.spec.frame_shape)
+        if product == "lifetime":
+            if shift_mode not in (None, "integer"):
+                raise SelectionError("lifetime images move photons by whole pixels only; use "
+                                     "shift_mode='integer' (or leave it unset)")
+            return "integer"
+        return shift_mode or ("integer" if self.is_siff else "bilinear")
+
     def frames(self, channel: int | str = 0, *, plane: int | None = None,
-               slice_sample: SliceSample = 0, product: str = "intensity") -> LazyArray:
+               slice_sample: SliceSample = 0, product: str = "intensity",
+               registration=None, shift_mode: str | None = None) -> LazyArray:
         """Like :meth:`array` (``product="lifetime"``: :meth:`lifetime_array`), as a light
         lazy array without dask: indexing reads just the time rows asked for.  This is what
         napari layers hold; ``.to_dask()`` gives the dask array."""
         if product not in ("intensity", "lifetime"):
             raise SelectionError(f"product {product!r} is not 'intensity' or 'lifetime'")
-        block = self._block_reader(channel, plane, slice_sample, product)
+        block = self._block_reader(channel, plane, slice_sample, product,
+                                   registration=registration, shift_mode=shift_mode)
         return LazyArray(block, lambda: self._dask_array(block))
 
     # -- data -----------------------------------------------------------------------------
     def array(self, channel: int | str = 0, *, plane: int | None = None,
-              slice_sample: SliceSample = 0):
+              slice_sample: SliceSample = 0, registration=None, shift_mode: str | None = None):
         """Lazy dask array of one channel.
 
         Parameters
@@ -211,14 +234,31 @@ class Dataset(PhotonMethods):
         slice_sample : int or {"mean", "interleave", "axis"}
             With several frames per slice: pick sample k, average them, interleave them into
             time, or keep them on an extra axis after z.
+        registration : Registration, optional
+            Motion registration of this recording (:mod:`.analysis.registration`), applied on
+            read: each frame is corrected for the bidirectional phase and moved back by the
+            shift of its volume and plane (every sample of a volume alike); pixels brought in
+            from outside the frame are 0.
+        shift_mode : {"integer", "bilinear", "fourier"}, optional
+            How shifts are applied (:func:`.analysis.shifting.apply_shifts`): ``"integer"``
+            rounds shifts and phase to whole pixels and copies exactly (dtype kept; the default
+            for `.siff`, so photon counts stay counts); ``"bilinear"`` (default for TIFF) and
+            ``"fourier"`` give float32.
 
         Returns
         -------
         dask.array.Array
             (T, Z, Y, X); (T, Y, X) when planar or ``plane`` is given; an extra sample axis
             after z for ``"axis"``; T·F time rows for ``"interleave"``.
+
+        Raises
+        ------
+        SelectionError
+            The registration is for another layout (time points, planes, frame shape).
         """
-        return self._dask_array(self._block_reader(channel, plane, slice_sample))
+        return self._dask_array(self._block_reader(channel, plane, slice_sample,
+                                                   registration=registration,
+                                                   shift_mode=shift_mode))
 
     def _dask_array(self, block: BlockReader):
         import dask.array as da
@@ -230,9 +270,11 @@ class Dataset(PhotonMethods):
         per_chunk = max(1, CHUNK_BYTES // max(row_bytes, 1))
         starts = list(range(0, n_rows, per_chunk))
         stats = [os.stat(p) for p in self.spec.paths]
+        reg = block.registration
+        moved = () if reg is None else (reg.shifts, reg.bidi_phase, block.shift_mode)
         name = "scanimage-" + tokenize(self.spec, [(s.st_size, s.st_mtime_ns) for s in stats],
                                        block.layout, block.selection, block.product,
-                                       block.bin_width_ns)
+                                       block.bin_width_ns, *moved)
         ndim = len(leading) + 2
         zeros = (0,) * (ndim - 1)
         dsk = {(name, i) + zeros: (block, s, min(s + per_chunk, n_rows))
@@ -243,14 +285,15 @@ class Dataset(PhotonMethods):
                         meta=np.empty((0,) * ndim, dtype=block.out_dtype))
 
     def read(self, channel: int | str = 0, *, plane: int | None = None,
-             slice_sample: SliceSample = 0, times: slice | Sequence[int] | None = None
-             ) -> np.ndarray:
+             slice_sample: SliceSample = 0, times: slice | Sequence[int] | None = None,
+             registration=None, shift_mode: str | None = None) -> np.ndarray:
         """Read (part of) one channel into memory, bypassing dask.
 
         Same parameters and axes as :meth:`array`; ``times`` picks time rows (a slice or
         indices; default all).
         """
-        block = self._block_reader(channel, plane, slice_sample)
+        block = self._block_reader(channel, plane, slice_sample, registration=registration,
+                                   shift_mode=shift_mode)
         n_rows = block.selection.num_times(self.layout)
         if times is None:
             return block.rows(0, n_rows)

@@ -150,5 +150,7 @@ def test_docks_from_the_plugins_menu(make_napari_viewer, qtbot, recording):
     _, traces = viewer.window.add_plugin_dock_widget("napari-scanimage", "Traces")
     assert isinstance(rois, RoiDock) and isinstance(traces, TracePlotDock)
     assert traces.channel_box.count() == 2 and rois.layer is None
+    _, registration = viewer.window.add_plugin_dock_widget("napari-scanimage", "Registration")
+    assert registration.channel_box.count() == 2 and registration.plane_box.count() == 4
     assert selection.dataset is viewer.layers["Green"].metadata["scanimage_dataset"]
     assert metadata.value_of("SI.hStackManager.actualNumSlices") == "3"

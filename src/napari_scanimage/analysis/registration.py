@@ -1,4 +1,4 @@
-"""Rigid motion registration of ScanImage recordings, and its result.
+"""Rigid motion registration of ScanImage recordings (:func:`register`), and its result.
 
 Conventions
 -----------
@@ -18,6 +18,8 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +27,15 @@ import numpy as np
 
 from .._atomic import atomic_write
 from ..errors import FormatError, SelectionError
+from ._phasecorr import _bidi_cross, _bidi_peak, estimate_shifts, make_reference
+from .shifting import correct_bidi
 
-__all__ = ["FORMAT", "VERSION", "Registration"]
+__all__ = ["FORMAT", "VERSION", "Registration", "iter_register", "register"]
 
 FORMAT = "napari-scanimage-registration"
 VERSION = 1
+BLOCK_BYTES = 64 << 20  # frames read per block of the pass over the recording
+SMOOTH_SIGMA = 1.15  # px: Gaussian the phase correlation is smoothed with (see _phasecorr)
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,3 +142,180 @@ class Registration:
         return cls(arrays["shifts"], arrays["correlation"], arrays["reference"],
                    str(header.get("channel", "")), float(header.get("bidi_phase", 0.0)),
                    dict(header.get("settings") or {}), header.get("source"))
+
+
+# -- estimation ---------------------------------------------------------------------------
+def _channel_of(dataset, channel) -> int:
+    names = dataset.info.channel_names
+    c = dataset.channel_index(channel)
+    if not 0 <= c < len(names):
+        raise SelectionError(f"channel {channel!r} does not exist; the recording has "
+                             f"{len(names)} channel(s): {', '.join(map(repr, names))} — give an "
+                             f"index 0–{len(names) - 1} or a name")
+    return c
+
+
+def _planes_of(planes, num_planes: int) -> list[int]:
+    if planes is None:
+        return list(range(num_planes))
+    try:
+        wanted = [int(p) for p in planes]
+    except (TypeError, ValueError):
+        raise SelectionError(f"planes must be a list of plane indices, got {planes!r}") from None
+    out = set()
+    for p in wanted:
+        if not -num_planes <= p < num_planes:
+            raise SelectionError(f"plane {p} does not exist; the recording has {num_planes} "
+                                 f"plane(s) (0–{num_planes - 1})")
+        out.add(p % num_planes)
+    if not out:
+        raise SelectionError("planes is empty; give at least one plane index, or None for all")
+    return sorted(out)
+
+
+def _read(dataset, channel: int, planes: list[int], num_planes: int, slice_sample, rows
+          ) -> np.ndarray:
+    """Frames (n, len(planes), Y, X) of time rows ``rows`` (a slice or indices)."""
+    if len(planes) == 1:
+        return dataset.read(channel, plane=planes[0], slice_sample=slice_sample,
+                            times=rows)[:, None]
+    data = dataset.read(channel, slice_sample=slice_sample, times=rows)
+    return data if len(planes) == num_planes else data[:, planes]
+
+
+def iter_register(dataset, *, channel: int | str = 0, planes: Sequence[int] | None = None,
+                  reference_frames: int = 200, max_shift: float | None = None,
+                  subpixel: bool = True, bidi: bool = False, block_frames: int | None = None
+                  ) -> Iterator[tuple[int, int]]:
+    """Generator form of :func:`register`: yields (steps done, steps) and returns the
+    :class:`Registration`."""
+    info = dataset.info
+    c = _channel_of(dataset, channel)
+    Z = int(info.num_planes)
+    Y, X = (int(n) for n in info.frame_shape)
+    if min(Y, X) < 8:
+        raise SelectionError(f"frames of {Y}×{X} pixels are too small to register (need at "
+                             "least 8×8)")
+    est = _planes_of(planes, Z)
+    slice_sample = "mean" if info.frames_per_slice > 1 else 0
+    T = int(dataset.selection(c, slice_sample=slice_sample).num_times(dataset.layout))
+    if T < 1:
+        raise SelectionError(f"{dataset.paths[0].name} has no complete time point to register")
+    if max_shift is None:
+        max_shift = max(1, round(0.1 * min(Y, X)))
+    if not np.isfinite(max_shift) or max_shift < 1:
+        raise SelectionError(f"max_shift is {max_shift!r} pixels; give at least 1 (or None for "
+                             f"a tenth of the frame, {max(1, round(0.1 * min(Y, X)))} px)")
+    max_shift = int(min(int(max_shift), (min(Y, X) - 3) // 2))
+    if int(reference_frames) < 1:
+        raise SelectionError(f"reference_frames is {reference_frames!r}; give at least 1")
+    n_read = len(est) if len(est) < Z else Z
+    if block_frames is None:
+        block_frames = max(1, BLOCK_BYTES // (n_read * Y * X * 4))
+    elif int(block_frames) < 1:
+        raise SelectionError(f"block_frames is {block_frames!r}; give at least 1 (or None)")
+    block_frames = int(block_frames)
+
+    blocks = [slice(s, min(s + block_frames, T)) for s in range(0, T, block_frames)]
+    total = Z + len(blocks)
+    done = 0
+    yield done, total
+
+    ref_rows = np.unique(np.round(np.linspace(0, T - 1, min(int(reference_frames), T)))
+                         ).astype(np.int64)
+    phase = 0.0
+    if bidi:
+        cross = 0
+        for z in est:
+            cross = cross + _bidi_cross(
+                dataset.read(c, plane=z, slice_sample=slice_sample, times=ref_rows))
+        phase = _bidi_peak(cross, X, 10, SMOOTH_SIGMA)
+    reference = np.zeros((Z, Y, X), np.float32)
+    for z in range(Z):
+        frames = dataset.read(c, plane=z, slice_sample=slice_sample, times=ref_rows)
+        if phase:
+            frames = correct_bidi(frames, phase)
+        if z in est:
+            reference[z] = make_reference(frames, max_shift=max_shift,
+                                          smooth_sigma=SMOOTH_SIGMA)
+        else:  # not registered: the plain mean, for display
+            reference[z] = frames.mean(axis=0, dtype=np.float64)
+        del frames
+        done += 1
+        yield done, total
+
+    shifts = np.zeros((T, Z, 2))
+    correlation = np.full((T, Z), np.nan)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scanimage-register") as pool:
+        pending = pool.submit(_read, dataset, c, est, Z, slice_sample, blocks[0])
+        for k, rows in enumerate(blocks):
+            data = pending.result()
+            if k + 1 < len(blocks):  # read the next block while this one is estimated
+                pending = pool.submit(_read, dataset, c, est, Z, slice_sample, blocks[k + 1])
+            for i, z in enumerate(est):
+                frames = data[:, i]
+                if phase:
+                    frames = correct_bidi(frames, phase)
+                s, peak = estimate_shifts(frames, reference[z], max_shift=max_shift,
+                                          subpixel=subpixel, smooth_sigma=SMOOTH_SIGMA)
+                shifts[rows, z] = s
+                correlation[rows, z] = peak
+            del data
+            done += 1
+            yield done, total
+
+    settings = {"method": "phase correlation", "channel": c, "planes": est,
+                "reference_frames": len(ref_rows), "max_shift": max_shift,
+                "subpixel": bool(subpixel), "bidi": bool(bidi), "block_frames": block_frames,
+                "slice_sample": slice_sample, "smooth_sigma": SMOOTH_SIGMA}
+    return Registration(shifts, correlation, reference, channel=info.channel_names[c],
+                        bidi_phase=float(phase), settings=settings,
+                        source=str(dataset.paths[0]))
+
+
+def register(dataset, *, channel: int | str = 0, planes: Sequence[int] | None = None,
+             reference_frames: int = 200, max_shift: float | None = None,
+             subpixel: bool = True, bidi: bool = False, block_frames: int | None = None,
+             progress: Callable[[int, int], None] | None = None) -> Registration:
+    """Rigid motion registration of a recording, per plane, by phase correlation.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    channel : int or str
+        Channel the shifts are estimated on (they apply to every channel).
+    planes : list of int, optional
+        Planes to register (default all); the others get zero shifts and NaN correlation.
+    reference_frames : int
+        Frames, spread evenly over the recording, that each plane's reference is built from.
+    max_shift : float, optional
+        Largest shift searched along y and x, in pixels (default a tenth of the frame).
+    subpixel : bool
+        Subpixel shifts (else whole pixels).
+    bidi : bool
+        Estimate the odd-line offset of bidirectional scanning on the reference frames and
+        correct it before estimating shifts (stored in ``bidi_phase``).
+    block_frames : int, optional
+        Time rows read at once (default: about 64 MB of frames).
+    progress : callable(done, total), optional
+
+    Returns
+    -------
+    Registration
+
+    Raises
+    ------
+    SelectionError
+        The channel or a plane does not exist, ``max_shift`` < 1, or there is nothing to
+        register.
+    """
+    gen = iter_register(dataset, channel=channel, planes=planes,
+                        reference_frames=reference_frames, max_shift=max_shift,
+                        subpixel=subpixel, bidi=bidi, block_frames=block_frames)
+    while True:
+        try:
+            done, total = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(done, total)

@@ -99,9 +99,9 @@ def neuropil_masks(masks: sparse.csr_matrix, shape: tuple[int, int, int], *, inn
 
 def _read_block(block, rows: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:
     """Frames of time rows ``rows`` as (n, Z·Y·X); read into ``buffer`` when the selection
-    needs no averaging (one page per frame)."""
+    needs no averaging (one page per frame) and no registration."""
     pages = block.selection.pages_at(block.layout, rows)  # (n, nz, nf)
-    if buffer is not None and pages.shape[2] == 1:
+    if buffer is not None and pages.shape[2] == 1 and block.registration is None:
         out = buffer[: len(rows)].reshape((len(rows), pages.shape[1], *block.spec.frame_shape))
         block.spec.read_pages(pages[:, :, 0], out=out)
         return out.reshape(len(rows), -1)
@@ -122,7 +122,7 @@ def _block_sums(block, rows: np.ndarray, planes) -> np.ndarray:
 def iter_traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
                 slice_sample="mean", percentile: float = 8.0, window_s: float | None = None,
                 neuropil: float | None = None, neuropil_radii: tuple[int, int] = (2, 8),
-                times=None, scheduler=None
+                times=None, scheduler=None, registration=None, shift_mode: str | None = None
                 ) -> Iterator[tuple[int, int]]:
     """Generator form of :func:`traces`: yields (blocks done, blocks) and returns Traces."""
     if kind not in KINDS:
@@ -148,7 +148,8 @@ def iter_traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
     elif slice_sample == "axis":
         raise SelectionError("traces need one value per time: use a sample index, 'mean' or "
                              "'interleave' for slice_sample")
-    block = dataset._block_reader(channel, None, slice_sample)
+    block = dataset._block_reader(channel, None, slice_sample, registration=registration,
+                                  shift_mode=shift_mode)
     n_rows = block.selection.num_times(dataset.layout)
     rows_all = np.arange(n_rows, dtype=np.int64) if times is None else \
         np.arange(n_rows, dtype=np.int64)[times]
@@ -161,7 +162,8 @@ def iter_traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
         from concurrent.futures import ThreadPoolExecutor
 
         n_flat = Z * Y * X
-        buffers = [np.empty((per_block, n_flat), block.out_dtype) for _ in range(2)]
+        buffers = ([np.empty((per_block, n_flat), block.out_dtype) for _ in range(2)]
+                   if block.registration is None else [None, None])
         at = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scanimage-traces") as pool:
             pending = pool.submit(_read_block, block, chunks[0], buffers[0]) if chunks else None
@@ -272,7 +274,8 @@ def traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
            slice_sample="mean", percentile: float = 8.0, window_s: float | None = None,
            neuropil: float | None = None, neuropil_radii: tuple[int, int] = (2, 8),
            times: slice | Sequence[int] | None = None, scheduler=None,
-           progress: Callable[[int, int], None] | None = None) -> Traces:
+           progress: Callable[[int, int], None] | None = None, registration=None,
+           shift_mode: str | None = None) -> Traces:
     """Every ROI's trace over time, in one pass over the frames.
 
     Parameters
@@ -296,6 +299,11 @@ def traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
     scheduler : str or dask client, optional
         Run the blocks on this dask scheduler ("threads", "processes", a distributed Client).
     progress : callable(done, total), optional
+    registration : Registration, optional
+        Motion registration of the recording: traces of the registered frames (ROIs drawn on
+        them), as :meth:`Dataset.read` gives them with ``registration``.
+    shift_mode : {"integer", "bilinear", "fourier"}, optional
+        How the shifts are applied (default: whole pixels for `.siff`, bilinear for TIFF).
 
     Returns
     -------
@@ -303,7 +311,8 @@ def traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
     """
     gen = iter_traces(dataset, rois, channel=channel, kind=kind, slice_sample=slice_sample,
                       percentile=percentile, window_s=window_s, neuropil=neuropil,
-                      neuropil_radii=neuropil_radii, times=times, scheduler=scheduler)
+                      neuropil_radii=neuropil_radii, times=times, scheduler=scheduler,
+                      registration=registration, shift_mode=shift_mode)
     while True:
         try:
             done, total = next(gen)

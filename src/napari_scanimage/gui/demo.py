@@ -52,15 +52,20 @@ class virtual_display:
 def add_docks(viewer) -> dict:
     """Add every dock of the plugin to ``viewer``; returns {name: widget}."""
     from .metadata import MetadataDock
+    from .registration import RegistrationDock
     from .rois import RoiDock
     from .selection import SelectionDock
     from .traces import TracePlotDock
 
     docks = {"Selection": SelectionDock(viewer), "Metadata": MetadataDock(viewer),
-             "ROIs": RoiDock(viewer), "Traces": TracePlotDock(viewer)}
-    for name, widget in docks.items():
-        viewer.window.add_dock_widget(widget, name=name,
-                                      area="bottom" if name == "Traces" else "right")
+             "ROIs": RoiDock(viewer), "Registration": RegistrationDock(viewer),
+             "Traces": TracePlotDock(viewer)}
+    added = {}
+    for name, widget in docks.items():  # registration shares a tab with the ROI list
+        added[name] = viewer.window.add_dock_widget(
+            widget, name=name, area="bottom" if name == "Traces" else "right",
+            tabify=name == "Registration")
+    added["ROIs"].raise_()
     return docks
 
 

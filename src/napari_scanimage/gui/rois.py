@@ -81,6 +81,18 @@ def roi_axes(image) -> dict:
                 axis_labels=[labels[k] for k in keep], units=[image.units[k] for k in keep])
 
 
+def on_roi_axes(planes: np.ndarray, axes: dict, reduce=np.max) -> np.ndarray:
+    """Per-plane images (Z, Y, X) — or one (Y, X) — laid out on the :func:`roi_axes` ``axes``
+    (a length-1 sample axis where there is one; planes reduced with ``reduce`` when the
+    recording has no z axis)."""
+    planes = planes if planes.ndim == 3 else planes[None]
+    labels = list(axes["axis_labels"])
+    if "z" not in labels:
+        planes = reduce(planes, axis=0, keepdims=True)
+    shape = [planes.shape[0] if a == "z" else 1 for a in labels[:-2]]
+    return planes.reshape(*shape, *planes.shape[-2:])
+
+
 def _fixed(text: str) -> QTableWidgetItem:
     item = QTableWidgetItem(text)
     item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
@@ -434,11 +446,7 @@ class RoiDock(QWidget):
         data, names = mask_layer_data(masks, info.frame_shape, info.num_planes)
         kwargs = roi_axes(image_layer_for(self.viewer, self.dataset))
         if kwargs:
-            planes = data if data.ndim == 3 else np.broadcast_to(data, (1, *data.shape))
-            shape = [{"z": info.num_planes}.get(a, 1) for a in kwargs["axis_labels"][:-2]]
-            if "z" not in kwargs["axis_labels"]:
-                planes = planes.max(axis=0, keepdims=True)
-            data = planes.reshape(*shape, *info.frame_shape)
+            data = on_roi_axes(data, kwargs, reduce=np.max)
             kwargs.pop("ndim")
         layer = self.viewer.add_labels(data, name=f"{name} labels", **kwargs)
         layer.metadata = {**layer.metadata, "roi_names": names}

@@ -1,0 +1,106 @@
+"""Summary images for checking motion registration: mean, max, standard deviation and local
+correlation of each plane, over raw or registered frames, in one pass.
+
+The local-correlation image gives each pixel the mean Pearson correlation of its time course with
+its 8 neighbours': sharp cell outlines when the frames are aligned, blur when they wobble.
+Running sums (first and second moments and the products with 4 neighbour offsets) are kept in
+float64, so memory is a few images per plane whatever the recording's length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+__all__ = ["KINDS", "iter_summary_images", "summary_images"]
+
+KINDS = ("mean", "max", "std", "local correlation")
+BLOCK_BYTES = 32 << 20
+_OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))  # the other 4 of the 8 neighbours are mirrors
+
+
+def _views(a: np.ndarray, dy: int, dx: int):
+    """(a at p, a at p + (dy, dx)) over the pixels where both exist (last two axes)."""
+    Y, X = a.shape[-2:]
+    ys, yd = slice(0, Y - dy), slice(dy, Y)
+    xs, xd = (slice(0, X - dx), slice(dx, X)) if dx >= 0 else (slice(-dx, X), slice(0, X + dx))
+    return a[..., ys, xs], a[..., yd, xd]
+
+
+class _Moments:
+    def __init__(self, shape: tuple[int, int, int]):
+        self.n = 0
+        self.s1 = np.zeros(shape)
+        self.s2 = np.zeros(shape)
+        self.mx = np.full(shape, -np.inf)
+        self.cross = [np.zeros(_views(self.s1, dy, dx)[0].shape) for dy, dx in _OFFSETS]
+
+    def add(self, block: np.ndarray) -> None:
+        """block: (n, Z, Y, X)."""
+        b = block.astype(np.float64, copy=False)
+        self.n += len(b)
+        self.s1 += b.sum(axis=0)
+        self.s2 += np.einsum("tzyx,tzyx->zyx", b, b)
+        np.maximum(self.mx, b.max(axis=0), out=self.mx)
+        for acc, (dy, dx) in zip(self.cross, _OFFSETS, strict=True):
+            p, q = _views(b, dy, dx)
+            acc += np.einsum("tzyx,tzyx->zyx", p, q)
+
+    def images(self) -> dict[str, np.ndarray]:
+        n = max(self.n, 1)
+        mean = self.s1 / n
+        var = np.maximum(self.s2 / n - mean * mean, 0.0)
+        std = np.sqrt(var)
+        total = np.zeros_like(mean)
+        count = np.zeros_like(mean)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for acc, (dy, dx) in zip(self.cross, _OFFSETS, strict=True):
+                mp, mq = _views(mean, dy, dx)
+                sp, sq = _views(std, dy, dx)
+                r = np.where((sp > 0) & (sq > 0), (acc / n - mp * mq) / (sp * sq), 0.0)
+                for side in _views(total, dy, dx):  # both pixels of the pair get r
+                    side += r
+                for side in _views(count, dy, dx):
+                    side += 1
+            corr = total / count
+        return {"mean": mean.astype(np.float32), "max": self.mx.astype(np.float32),
+                "std": std.astype(np.float32),
+                "local correlation": np.nan_to_num(corr).astype(np.float32)}
+
+
+def iter_summary_images(dataset, *, channel: int | str = 0, registration=None,
+                        times=None) -> Iterator[tuple[int, int]]:
+    """Generator: yields (blocks done, blocks) and returns {kind: float32 (Z, Y, X)}.
+
+    Frames are one per volume (the mean of the samples when there are several per slice);
+    with ``registration`` they are read registered (see ``Dataset.read``)."""
+    info = dataset.info
+    Z, (Y, X) = info.num_planes, info.frame_shape
+    sample = "mean" if info.frames_per_slice > 1 else 0
+    n_rows = dataset.selection(channel, slice_sample=sample).num_times(dataset.layout)
+    rows = np.arange(n_rows, dtype=np.int64) if times is None else \
+        np.arange(n_rows, dtype=np.int64)[times]
+    per_block = max(1, BLOCK_BYTES // (Z * Y * X * 8))
+    chunks = [rows[i:i + per_block] for i in range(0, len(rows), per_block)]
+    moments = _Moments((Z, Y, X))
+    extra = {} if registration is None else {"registration": registration}
+    yield 0, len(chunks)
+    for k, chunk in enumerate(chunks):
+        block = dataset.read(channel, slice_sample=sample, times=chunk, **extra)
+        moments.add(block.reshape(len(chunk), Z, Y, X))
+        yield k + 1, len(chunks)
+    return moments.images()
+
+
+def summary_images(dataset, *, channel: int | str = 0, registration=None, times=None,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+    """Mean, max, std and local-correlation images (float32 (Z, Y, X) each) of one channel."""
+    gen = iter_summary_images(dataset, channel=channel, registration=registration, times=times)
+    while True:
+        try:
+            done, total = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(done, total)

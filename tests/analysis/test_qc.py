@@ -1,0 +1,57 @@
+"""Summary images against brute-force NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import napari_scanimage as nsi
+from napari_scanimage.analysis import qc
+from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+
+LAYOUT = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=2,
+                         frames_per_slice=2, num_flyback=1, num_volumes=9, height=12, width=14)
+
+
+def brute_local_corr(frames):  # (T, Y, X)
+    T, Y, X = frames.shape
+    out = np.zeros((Y, X))
+    for y in range(Y):
+        for x in range(X):
+            rs = []
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    yy, xx = y + dy, x + dx
+                    if (dy or dx) and 0 <= yy < Y and 0 <= xx < X:
+                        a, b = frames[:, y, x], frames[:, yy, xx]
+                        rs.append(0.0 if a.std() == 0 or b.std() == 0
+                                  else np.corrcoef(a, b)[0, 1])
+            out[y, x] = np.mean(rs)
+    return out
+
+
+def test_summary_images_equal_brute_force(tmp_path, monkeypatch):
+    written = write_scanimage_tiff(tmp_path / "rec.tif", LAYOUT)
+    monkeypatch.setattr(qc, "BLOCK_BYTES", 2 * 2 * 12 * 14 * 8)  # 2 volumes per block
+    with nsi.open_dataset(written.paths[0]) as ds:
+        frames = ds.read("Red", slice_sample="mean").astype(np.float64)  # (T, Z, Y, X)
+        seen = []
+        got = qc.summary_images(ds, channel="Red", progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (5, 5) and set(got) == set(qc.KINDS)
+    np.testing.assert_allclose(got["mean"], frames.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(got["max"], frames.max(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(got["std"], frames.std(axis=0), rtol=1e-4)
+    for z in range(2):
+        np.testing.assert_allclose(got["local correlation"][z], brute_local_corr(frames[:, z]),
+                                   atol=1e-4)
+
+
+def test_constant_pixels_give_zero_correlation(tmp_path):
+    layout = SyntheticLayout(channels=(1,), num_volumes=4, height=6, width=7)
+    written = write_scanimage_tiff(tmp_path / "flat.tif", layout,
+                                   content=lambda g: np.full((6, 7), 100, np.int16))
+    with nsi.open_dataset(written.paths[0]) as ds:
+        got = qc.summary_images(ds)
+    assert got["mean"].shape == (1, 6, 7) and np.all(got["std"] == 0)
+    assert np.all(got["local correlation"] == 0)
+    assert got["max"].max() == pytest.approx(100)

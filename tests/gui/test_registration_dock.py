@@ -1,0 +1,104 @@
+"""Registration dock in a real viewer: cancel, run, registered and summary layers, plots, files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_scanimage.gui.registration import RegistrationDock
+from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+
+pytestmark = pytest.mark.gui
+
+LAYOUT = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=2,
+                         num_flyback=1, num_volumes=16, height=64, width=64)
+
+
+def texture(seed, size=96):
+    rng = np.random.default_rng(seed)
+    img = ndimage.gaussian_filter(rng.normal(size=(size, size)), 2.0)
+    return 1000 + 3000 * (img - img.min()) / np.ptp(img)
+
+
+SHIFTS = np.random.default_rng(4).integers(-4, 5, size=(LAYOUT.num_volumes, 2))
+SHIFTS[0] = 0
+BASE = [texture(z) for z in range(LAYOUT.num_planes)]
+
+
+def content(g):
+    """Page g: plane z's texture with volume t's content displaced by SHIFTS[t]."""
+    t, rest = divmod(g, LAYOUT.pages_per_volume)
+    frame, c = divmod(rest, LAYOUT.num_channels)
+    z = min(frame, LAYOUT.num_planes - 1)
+    dy, dx = SHIFTS[t]
+    img = BASE[z][16 - dy:80 - dy, 16 - dx:80 - dx]  # content moved by (+dy, +dx)
+    return (img * (1 + 0.3 * c)).astype(np.int16)
+
+
+@pytest.fixture
+def viewer_and_dock(make_napari_viewer, qtbot, tmp_path):
+    written = write_scanimage_tiff(tmp_path / "moving.tif", LAYOUT, content=content)
+    viewer = make_napari_viewer()
+    viewer.open(str(written.paths[0]), plugin="napari-scanimage")
+    dock = RegistrationDock(viewer)
+    qtbot.addWidget(dock)
+    return viewer, dock
+
+
+def test_cancel_then_run_to_the_end(viewer_and_dock, qtbot, tmp_path):
+    viewer, dock = viewer_and_dock
+    names = [layer.name for layer in viewer.layers]
+    dock.run()
+    dock.cancel()  # before the first block is done: stops at the first progress report
+    qtbot.waitUntil(lambda: not dock.busy, timeout=30000)
+    assert dock.result is None and [layer.name for layer in viewer.layers] == names
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
+    result = dock.result
+    assert result is not None and result.shifts.shape == (16, 2, 2)
+    got = result.shifts - result.shifts[0]  # relative to volume 0 (the reference may be offset)
+    np.testing.assert_allclose(got, np.broadcast_to(SHIFTS[:, None, :], got.shape), atol=0.15)
+    assert np.all(result.correlation > 0.5)
+    # registered layers next to the raw ones, showing aligned frames
+    reg = viewer.layers["Green registered"]
+    assert viewer.layers["Red registered"].scale.tolist() == viewer.layers["Red"].scale.tolist()
+    frames = np.asarray(reg.data[:])  # (T, Z, Y, X)
+    inner = frames[:, :, 8:-8, 8:-8]
+    spread = np.abs(inner - inner.mean(axis=0)).max()
+    raw_inner = np.asarray(viewer.layers["Green"].data[:])[:, :, 8:-8, 8:-8].astype(float)
+    assert spread < 0.05 * np.abs(raw_inner - raw_inner.mean(axis=0)).max()
+    # summary images before / after, and the plots
+    qc_layers = [layer for layer in viewer.layers if "scanimage_qc" in layer.metadata]
+    assert len(qc_layers) == 8
+    assert viewer.layers["Green local correlation (registered)"].data.shape == (2, 64, 64)
+    before = viewer.layers["Green std (raw)"].data[:, 8:-8, 8:-8]
+    after = viewer.layers["Green std (registered)"].data[:, 8:-8, 8:-8]
+    assert np.median(after) < 0.1 * np.median(before)  # the frames no longer move
+    assert len(dock.shift_plot.curves) == 4 and len(dock.corr_plot.curves) == 2
+    np.testing.assert_array_equal(dock.shift_plot.curves["dx z1"].getData()[1],
+                                  result.shifts[:, 1, 1])
+    viewer.dims.set_point(0, 5 * viewer.layers["Green"].scale[0])
+    assert dock.shift_plot.cursor.value() == pytest.approx(dock.shift_plot.x[5])
+    # views
+    dock.set_view("side by side")
+    assert viewer.canvas.grid.enabled and reg.visible and viewer.layers["Green"].visible
+    dock.set_view("raw")
+    assert not viewer.canvas.grid.enabled and not reg.visible and viewer.layers["Green"].visible
+    # save / load
+    path = dock.save(tmp_path / "shifts.npz")
+    loaded = dock.load(path)
+    np.testing.assert_array_equal(loaded.shifts, result.shifts)
+    assert sum(layer.name == "Green registered" for layer in viewer.layers) == 1
+
+
+def test_loading_shifts_of_another_recording_is_refused(viewer_and_dock, tmp_path):
+    from napari_scanimage.analysis.registration import Registration
+    from napari_scanimage.errors import SelectionError
+
+    _, dock = viewer_and_dock
+    other = Registration(np.zeros((5, 2, 2)), np.ones((5, 2)), np.zeros((2, 64, 64)))
+    path = other.save(tmp_path / "other.npz")
+    with pytest.raises(SelectionError, match="5 time points"):
+        dock.load(path)
+    assert dock.result is None
