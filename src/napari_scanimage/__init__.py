@@ -13,6 +13,9 @@ RoiSet
     Named, coloured ROIs (from masks, napari layers, JSON or ImageJ files) and their masks.
 traces
     Every ROI's mean, sum or dF/F over time in one pass (a ``Traces`` result).
+register, Registration
+    Rigid motion registration (subpixel phase correlation) and its result, applied lazily
+    with ``Dataset.array(..., registration=)`` and ``traces(..., registration=)``.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ __all__ = [
     "FormatError",
     "LayoutError",
     "PhotonSums",
+    "Registration",
     "RoiSet",
     "ScanImageError",
     "SelectionError",
     "__version__",
     "open_dataset",
+    "register",
     "traces",
 ]
 
@@ -50,6 +55,10 @@ def __getattr__(name: str):  # lazy import keeps `import napari_scanimage` cheap
         from .analysis.rois import RoiSet
 
         return RoiSet
+    if name in ("register", "Registration"):
+        from .analysis import registration
+
+        return getattr(registration, name)
     if name == "traces":
         from .analysis.traces import traces
 

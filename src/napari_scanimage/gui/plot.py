@@ -39,6 +39,8 @@ class PlotDock(IdleWhenHidden, QWidget):
         self.plot.setLabel("bottom", x_label)
         self.plot.setLabel("left", y_label)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # 0.4, not "400 m"
+        self.plot.setMinimumHeight(60)
         self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.cursor = pg.InfiniteLine(angle=90, movable=False,
                                       pen=pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DashLine))

@@ -32,8 +32,28 @@ def _flim(viewer, docks) -> None:
     docks["Metadata"].search.setText("hAcq")
 
 
+def _registration(viewer, docks) -> None:
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    dock = docks["Registration"]
+    dock.parentWidget().raise_()
+    dock.run()
+    deadline = time.monotonic() + 120
+    while dock.busy and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.02)
+    viewer.dims.set_current_step(0, 20)
+    for layer in viewer.layers:
+        if layer.name == "Green local correlation (registered)":
+            layer.visible = True
+            viewer.layers.selection.active = layer
+
+
 #: file name → (sample, how to set the view up)
-VIEWS = {"demo.png": ("volume_2ch", _volume), "flim.png": ("flim_2ch", _flim)}
+VIEWS = {"demo.png": ("volume_2ch", _volume), "flim.png": ("flim_2ch", _flim),
+         "registration.png": ("volume_2ch", _registration)}
 
 
 def render(out_dir: str | Path = "docs/images", names=None) -> list[Path]:
