@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -63,6 +64,15 @@ def _stages(ds, channel, planes, settings):
     return result, images
 
 
+def _row(*widgets) -> QWidget:
+    box = QWidget()
+    row = QHBoxLayout(box)
+    row.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        row.addWidget(w, 1 if isinstance(w, (QComboBox, QSpinBox, QDoubleSpinBox)) else 0)
+    return box
+
+
 class RegistrationDock(QWidget):
     """Run, inspect, save and load motion registration of the recording in the viewer."""
 
@@ -76,7 +86,8 @@ class RegistrationDock(QWidget):
         self.reference_spin.setValue(200)
         self.max_shift_spin = QDoubleSpinBox()
         self.max_shift_spin.setRange(0, 10000)
-        self.max_shift_spin.setSpecialValueText("auto (10 % of the frame)")
+        self.max_shift_spin.setSpecialValueText("auto")
+        self.max_shift_spin.setToolTip("0 = auto: a tenth of the frame")
         self.subpixel = QCheckBox("subpixel")
         self.subpixel.setChecked(True)
         self.bidi = QCheckBox("bidirectional phase")
@@ -91,25 +102,25 @@ class RegistrationDock(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         form = QFormLayout()
-        form.addRow("align on channel", self.channel_box)
-        form.addRow("planes", self.plane_box)
-        form.addRow("reference frames", self.reference_spin)
-        form.addRow("max shift (px)", self.max_shift_spin)
-        form.addRow("", self.subpixel)
-        form.addRow("", self.bidi)
+        form.addRow("align on", _row(self.channel_box, self.plane_box))
+        form.addRow("reference frames", _row(self.reference_spin, QLabel("max shift (px)"),
+                                             self.max_shift_spin))
+        form.addRow("", _row(self.subpixel, self.bidi))
         form.addRow("show", self.view_box)
         buttons = QHBoxLayout()
         for b in (self.run_button, self.cancel_button, self.save_button, self.load_button):
             buttons.addWidget(b)
         self.shift_plot = PlotDock(napari_viewer, y_label="shift (px)")
         self.corr_plot = PlotDock(napari_viewer, y_label="correlation")
+        self.plots = QTabWidget()
+        self.plots.addTab(self.shift_plot, "shifts")
+        self.plots.addTab(self.corr_plot, "correlation with the reference")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        layout.addWidget(self.shift_plot, 2)
-        layout.addWidget(self.corr_plot, 1)
+        layout.addWidget(self.plots, 1)
         self.result: Registration | None = None
         self.layers: list = []  # layers this dock added (registered and summary images)
         self._worker = None

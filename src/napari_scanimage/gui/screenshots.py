@@ -45,6 +45,7 @@ def _registration(viewer, docks) -> None:
         QApplication.processEvents()
         time.sleep(0.02)
     viewer.dims.set_current_step(0, 20)
+    viewer.reset_view()
     for layer in viewer.layers:
         if layer.name == "Green local correlation (registered)":
             layer.visible = True
