@@ -49,9 +49,12 @@ def viewer_and_dock(make_napari_viewer, qtbot, tmp_path):
 def test_cancel_then_run_to_the_end(viewer_and_dock, qtbot, tmp_path):
     viewer, dock = viewer_and_dock
     names = [layer.name for layer in viewer.layers]
+    seen = []
     dock.run()
-    dock.cancel()  # before the first block is done: stops at the first progress report
-    qtbot.waitUntil(lambda: not dock.busy, timeout=30000)
+    dock._worker.yielded.connect(lambda value: (seen.append(value), dock.cancel()))
+    qtbot.waitUntil(lambda: not dock.busy, timeout=30000)  # cancelled at the first report
+    stage, done, total = seen[0]
+    assert stage == "registering" and done < total
     assert dock.result is None and [layer.name for layer in viewer.layers] == names
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
@@ -85,6 +88,23 @@ def test_cancel_then_run_to_the_end(viewer_and_dock, qtbot, tmp_path):
     assert viewer.canvas.grid.enabled and reg.visible and viewer.layers["Green"].visible
     dock.set_view("raw")
     assert not viewer.canvas.grid.enabled and not reg.visible and viewer.layers["Green"].visible
+    # traces of the registered frames
+    from napari_scanimage import traces
+    from napari_scanimage.gui.traces import TracePlotDock
+
+    plot = TracePlotDock(viewer)
+    qtbot.addWidget(plot)
+    rois = viewer.add_shapes([np.array([[1, 20.5, 20.5], [1, 20.5, 30.5], [1, 30.5, 30.5],
+                                        [1, 30.5, 20.5]])], shape_type="rectangle", ndim=3)
+    plot.select_layer(rois)
+    qtbot.waitUntil(lambda: plot.result is not None and not plot.busy, timeout=30000)
+    assert plot.registration() is result and plot.registered.isChecked()
+    mask = np.zeros((2, 64, 64), bool)
+    mask[1, 21:31, 21:31] = True
+    ds = viewer.layers["Green"].metadata["scanimage_dataset"]
+    want = traces(ds, {"roi 1": mask}, registration=result)
+    np.testing.assert_allclose(plot.result.values, want.values, rtol=1e-12)
+    assert not np.allclose(want.values, traces(ds, {"roi 1": mask}).values)
     # save / load
     path = dock.save(tmp_path / "shifts.npz")
     loaded = dock.load(path)

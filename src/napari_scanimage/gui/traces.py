@@ -15,6 +15,7 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QApplication,
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -48,9 +49,10 @@ def roi_signature(roi: Roi) -> str:
     return h.hexdigest()
 
 
-def _run(dataset, rois, channel, kind, slice_sample):
+def _run(dataset, rois, channel, kind, slice_sample, registration=None):
     """Worker body: yields (done, total); returns Traces."""
-    gen = iter_traces(dataset, rois, channel=channel, kind=kind, slice_sample=slice_sample)
+    gen = iter_traces(dataset, rois, channel=channel, kind=kind, slice_sample=slice_sample,
+                      registration=registration)
     while True:
         try:
             yield next(gen)
@@ -67,6 +69,9 @@ class TracePlotDock(PlotDock):
         self.channel_box = QComboBox()
         self.metric_box = QComboBox()
         self.metric_box.addItems(list(METRICS))
+        self.registered = QCheckBox("registered")
+        self.registered.setToolTip("traces of the registered frames (after Registration)")
+        self.registered.setChecked(True)
         self.export_button = QPushButton("CSV…")
         self.copy_button = QPushButton("Copy")
         self.cancel_button = QPushButton("Cancel")
@@ -77,6 +82,7 @@ class TracePlotDock(PlotDock):
         top = QHBoxLayout()
         for w in (self.layer_box, self.channel_box, self.metric_box):
             top.addWidget(w, 1)
+        top.addWidget(self.registered)
         bottom = QHBoxLayout()
         for w in (self.progress, self.cancel_button, self.export_button, self.copy_button):
             bottom.addWidget(w)
@@ -99,6 +105,7 @@ class TracePlotDock(PlotDock):
         self.layer_box.currentIndexChanged.connect(self._choose_layer)
         self.channel_box.currentIndexChanged.connect(self.schedule)
         self.metric_box.currentIndexChanged.connect(self.schedule)
+        self.registered.toggled.connect(self.schedule)
         self.export_button.clicked.connect(self._export_dialog)
         self.copy_button.clicked.connect(self.copy_to_clipboard)
         self.cancel_button.clicked.connect(self.cancel)
@@ -133,6 +140,7 @@ class TracePlotDock(PlotDock):
             self.layer_box.setCurrentIndex(layers.index(self._layer))
         self.layer_box.blockSignals(False)
         self._layers = layers
+        self.registered.setVisible(self.registration() is not None)
         self._choose_layer()
 
     def _choose_layer(self, index=None) -> None:
@@ -147,6 +155,14 @@ class TracePlotDock(PlotDock):
                 if layer is not None and hasattr(layer.events, name):
                     getattr(layer.events, name).connect(self.schedule)
         self.schedule()
+
+    def registration(self):
+        """The registration shown in the viewer (by the Registration dock), if any."""
+        for layer in self.viewer.layers:
+            reg = layer.metadata.get("scanimage_registration")
+            if reg is not None:
+                return reg
+        return None
 
     def select_layer(self, layer) -> None:
         self.layer_box.setCurrentIndex(self._layers.index(layer))
@@ -169,7 +185,8 @@ class TracePlotDock(PlotDock):
         sample = meta.get("slice_sample", "mean")
         sample = "mean" if sample in (None, "axis") else sample
         channel = max(self.channel_box.currentIndex(), 0)
-        return ds, rois, channel, METRICS[self.metric_box.currentText()], sample, image
+        reg = self.registration() if self.registered.isChecked() else None
+        return ds, rois, channel, METRICS[self.metric_box.currentText()], sample, image, reg
 
     def refresh(self) -> None:
         """Compute the traces missing from the cache (in a worker), then draw."""
@@ -183,10 +200,10 @@ class TracePlotDock(PlotDock):
             self.result = None
             self.status.setText("draw ROIs in a Shapes or Labels layer over a recording")
             return
-        ds, rois, channel, kind, sample, image = request
+        ds, rois, channel, kind, sample, image, reg = request
         self.image_layer = image
         self.plot.setLabel("left", self.metric_box.currentText())
-        settings = (id(ds), channel, kind, sample)
+        settings = (id(ds), channel, kind, sample, None if reg is None else id(reg))
         keys = [(roi_signature(r), *settings) for r in rois]
         missing = [k for k, key in enumerate(keys) if key not in self._cache]
         if not missing:
@@ -198,12 +215,13 @@ class TracePlotDock(PlotDock):
             return
         subset = RoiSet([rois[k] for k in missing], frame_shape=rois.frame_shape,
                         num_planes=rois.num_planes)
-        self._start(ds, subset, [keys[k] for k in missing], channel, kind, sample, settings)
+        self._start(ds, subset, [keys[k] for k in missing], channel, kind, sample, settings, reg)
 
-    def _start(self, ds, subset, keys, channel, kind, sample, settings) -> None:
+    def _start(self, ds, subset, keys, channel, kind, sample, settings, reg) -> None:
         from napari.qt.threading import create_worker
 
-        worker = create_worker(_run, ds, subset, channel, kind, sample, _start_thread=False)
+        worker = create_worker(_run, ds, subset, channel, kind, sample, reg,
+                               _start_thread=False)
         self._worker = worker
         self._set_busy(True)
         self.status.setText(f"computing {len(subset)} trace(s)…")
