@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ._progress import drive
+
 __all__ = ["KINDS", "iter_summary_images", "summary_images"]
 
 KINDS = ("mean", "max", "std", "local correlation")
@@ -97,10 +99,4 @@ def summary_images(dataset, *, channel: int | str = 0, registration=None, times=
                    progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
     """Mean, max, std and local-correlation images (float32 (Z, Y, X) each) of one channel."""
     gen = iter_summary_images(dataset, channel=channel, registration=registration, times=times)
-    while True:
-        try:
-            done, total = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(done, total)
+    return drive(gen, progress)

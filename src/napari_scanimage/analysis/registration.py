@@ -28,6 +28,7 @@ import numpy as np
 from .._atomic import atomic_write
 from ..errors import FormatError, SelectionError
 from ._phasecorr import _bidi_cross, _bidi_peak, estimate_shifts, make_reference
+from ._progress import drive
 from .shifting import correct_bidi
 
 __all__ = ["FORMAT", "VERSION", "Registration", "iter_register", "register"]
@@ -312,10 +313,4 @@ def register(dataset, *, channel: int | str = 0, planes: Sequence[int] | None = 
     gen = iter_register(dataset, channel=channel, planes=planes,
                         reference_frames=reference_frames, max_shift=max_shift,
                         subpixel=subpixel, bidi=bidi, block_frames=block_frames)
-    while True:
-        try:
-            done, total = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(done, total)
+    return drive(gen, progress)

@@ -28,6 +28,7 @@ from scipy import ndimage, sparse
 
 from .._atomic import atomic_write
 from ..errors import EmptyRoiWarning, SelectionError
+from ._progress import drive
 
 __all__ = ["Traces", "iter_traces", "neuropil_masks", "traces"]
 
@@ -313,10 +314,4 @@ def traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
                       percentile=percentile, window_s=window_s, neuropil=neuropil,
                       neuropil_radii=neuropil_radii, times=times, scheduler=scheduler,
                       registration=registration, shift_mode=shift_mode)
-    while True:
-        try:
-            done, total = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(done, total)
+    return drive(gen, progress)

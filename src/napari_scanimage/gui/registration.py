@@ -31,9 +31,10 @@ from qtpy.QtWidgets import (
 from ..analysis import qc
 from ..analysis.registration import Registration, iter_register
 from ..errors import ScanImageError
+from ._worker import WorkerDock, labelled
 from .plot import PlotDock
 from .rois import image_layer_for, on_roi_axes, roi_axes
-from .selection import datasets_in, layer_key
+from .selection import layer_key
 
 __all__ = ["RegistrationDock"]
 
@@ -43,24 +44,13 @@ VIEWS = ("raw", "registered", "side by side")
 def _stages(ds, channel, planes, settings):
     """Worker body: registration, then summary images before and after; yields
     (stage, done, total), returns (Registration, {"raw": images, "registered": images})."""
-    gen = iter_register(ds, channel=channel, planes=planes, **settings)
-    while True:
-        try:
-            done, total = next(gen)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        yield "registering", done, total
+    result = yield from labelled(iter_register(ds, channel=channel, planes=planes, **settings),
+                                 "registering")
     images = {}
     for label, reg in (("raw", None), ("registered", result)):
-        gen = qc.iter_summary_images(ds, channel=channel, registration=reg)
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop:
-                images[label] = stop.value
-                break
-            yield f"summary images ({label})", done, total
+        images[label] = yield from labelled(
+            qc.iter_summary_images(ds, channel=channel, registration=reg),
+            f"summary images ({label})")
     return result, images
 
 
@@ -73,7 +63,7 @@ def _row(*widgets) -> QWidget:
     return box
 
 
-class RegistrationDock(QWidget):
+class RegistrationDock(WorkerDock, QWidget):
     """Run, inspect, save and load motion registration of the recording in the viewer."""
 
     def __init__(self, napari_viewer):
@@ -134,15 +124,6 @@ class RegistrationDock(QWidget):
         napari_viewer.layers.events.removed.connect(self._refresh)
         self._refresh()
 
-    @property
-    def dataset(self):
-        found = datasets_in(self.viewer)
-        return found[0] if found else None
-
-    @property
-    def busy(self) -> bool:
-        return self._worker is not None
-
     def _refresh(self, event=None) -> None:
         ds = self.dataset
         self.setEnabled(ds is not None)
@@ -168,37 +149,14 @@ class RegistrationDock(QWidget):
 
     def run(self) -> None:
         """Register in a worker; on success show the results (replacing earlier ones)."""
-        from napari.qt.threading import create_worker
-
         ds = self.dataset
         if ds is None or self._worker is not None:
             return
         channel = max(self.channel_box.currentIndex(), 0)
         k = self.plane_box.currentIndex()
         planes = None if k <= 0 else [k - 1]
-        worker = create_worker(_stages, ds, channel, planes, self.settings(),
-                               _start_thread=False)
-        self._worker = worker
-        self._set_busy(True)
-
-        def progress(value):
-            stage, done, total = value
-            self.progress.setMaximum(max(total, 1))
-            self.progress.setValue(done)
-            self.status.setText(f"{stage}: {done} / {total}")
-
-        def finished():
-            self._worker = None
-            self._set_busy(False)
-
-        def errored(exc):
-            self.status.setText(f"registration failed: {exc}")
-
-        worker.yielded.connect(progress)
-        worker.returned.connect(lambda out: self.show_result(ds, *out))
-        worker.errored.connect(errored)
-        worker.finished.connect(finished)
-        worker.start()
+        self.start_worker(_stages, ds, channel, planes, self.settings(),
+                          returned=lambda out: self.show_result(ds, *out), what="registration")
 
     def cancel(self) -> None:
         """Stop the running registration; earlier results stay as they are."""
@@ -207,8 +165,7 @@ class RegistrationDock(QWidget):
             self.status.setText("cancelled; earlier results are unchanged")
 
     def _set_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
+        super()._set_busy(busy)
         self.run_button.setEnabled(not busy)
         self.load_button.setEnabled(not busy)
 

@@ -27,9 +27,9 @@ from qtpy.QtWidgets import (
 from ..analysis.rois import Roi, RoiSet
 from ..analysis.traces import Traces, iter_traces
 from ..errors import ScanImageError
+from ._worker import WorkerDock
 from .plot import PlotDock
 from .rois import image_layer_for, layer_rois
-from .selection import datasets_in
 
 __all__ = ["TracePlotDock", "roi_signature"]
 
@@ -51,16 +51,11 @@ def roi_signature(roi: Roi) -> str:
 
 def _run(dataset, rois, channel, kind, slice_sample, registration=None):
     """Worker body: yields (done, total); returns Traces."""
-    gen = iter_traces(dataset, rois, channel=channel, kind=kind, slice_sample=slice_sample,
-                      registration=registration)
-    while True:
-        try:
-            yield next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return (yield from iter_traces(dataset, rois, channel=channel, kind=kind,
+                                   slice_sample=slice_sample, registration=registration))
 
 
-class TracePlotDock(PlotDock):
+class TracePlotDock(WorkerDock, PlotDock):
     """Traces of the ROIs in a Shapes or Labels layer, linked to the viewer's time."""
 
     def __init__(self, napari_viewer):
@@ -114,15 +109,6 @@ class TracePlotDock(PlotDock):
         self._refresh_layers()
 
     # -- sources ----------------------------------------------------------------------------
-    @property
-    def dataset(self):
-        found = datasets_in(self.viewer)
-        return found[0] if found else None
-
-    @property
-    def busy(self) -> bool:
-        return self._worker is not None
-
     def _refresh_layers(self, event=None) -> None:
         layers = [layer for layer in self.viewer.layers
                   if layer.__class__.__name__ in ("Shapes", "Labels")]
@@ -218,18 +204,7 @@ class TracePlotDock(PlotDock):
         self._start(ds, subset, [keys[k] for k in missing], channel, kind, sample, settings, reg)
 
     def _start(self, ds, subset, keys, channel, kind, sample, settings, reg) -> None:
-        from napari.qt.threading import create_worker
-
-        worker = create_worker(_run, ds, subset, channel, kind, sample, reg,
-                               _start_thread=False)
-        self._worker = worker
-        self._set_busy(True)
         self.status.setText(f"computing {len(subset)} trace(s)…")
-
-        def progress(value):
-            done, total = value
-            self.progress.setMaximum(max(total, 1))
-            self.progress.setValue(done)
 
         def returned(result: Traces):
             for k, key in enumerate(keys):
@@ -238,19 +213,11 @@ class TracePlotDock(PlotDock):
             self.computed_rois += len(keys)
 
         def finished():
-            self._worker = None
-            self._set_busy(False)
             self._pending = None
             self.refresh()  # draws, or computes what changed meanwhile
 
-        def errored(exc):
-            self.status.setText(f"traces failed: {exc}")
-
-        worker.yielded.connect(progress)
-        worker.returned.connect(returned)
-        worker.errored.connect(errored)
-        worker.finished.connect(finished)
-        worker.start()
+        self.start_worker(_run, ds, subset, channel, kind, sample, reg, returned=returned,
+                          finished=finished, what="traces")
 
     def cancel(self) -> None:
         """Stop the running computation; what is cached stays."""
@@ -258,12 +225,6 @@ class TracePlotDock(PlotDock):
             self._pending = None
             self._worker.quit()
             self.status.setText("cancelled")
-
-    def _set_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        if not busy:
-            self.progress.setValue(0)
 
     def _draw(self, rois: RoiSet, keys: list[tuple], settings: tuple) -> None:
         time = self._times[settings]
