@@ -152,5 +152,7 @@ def test_docks_from_the_plugins_menu(make_napari_viewer, qtbot, recording):
     assert traces.channel_box.count() == 2 and rois.layer is None
     _, registration = viewer.window.add_plugin_dock_widget("napari-scanimage", "Registration")
     assert registration.channel_box.count() == 2 and registration.plane_box.count() == 4
+    _, flim = viewer.window.add_plugin_dock_widget("napari-scanimage", "FLIM")
+    assert not flim.isEnabled()  # a TIFF has no photon arrival times
     assert selection.dataset is viewer.layers["Green"].metadata["scanimage_dataset"]
     assert metadata.value_of("SI.hStackManager.actualNumSlices") == "3"

@@ -51,6 +51,7 @@ class virtual_display:
 
 def add_docks(viewer) -> dict:
     """Add every dock of the plugin to ``viewer``; returns {name: widget}."""
+    from .flim import FlimDock
     from .metadata import MetadataDock
     from .registration import RegistrationDock
     from .rois import RoiDock
@@ -59,12 +60,12 @@ def add_docks(viewer) -> dict:
 
     docks = {"Selection": SelectionDock(viewer), "Metadata": MetadataDock(viewer),
              "ROIs": RoiDock(viewer), "Registration": RegistrationDock(viewer),
-             "Traces": TracePlotDock(viewer)}
+             "FLIM": FlimDock(viewer), "Traces": TracePlotDock(viewer)}
     added = {}
-    for name, widget in docks.items():  # registration shares a tab with the ROI list
+    for name, widget in docks.items():  # registration and FLIM: tabs next to the ROI list
         added[name] = viewer.window.add_dock_widget(
             widget, name=name, area="bottom" if name == "Traces" else "right",
-            tabify=name == "Registration")
+            tabify=name in ("Registration", "FLIM"))
     added["ROIs"].raise_()
     return docks
 

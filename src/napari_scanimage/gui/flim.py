@@ -1,0 +1,248 @@
+"""FLIM dock (`.siff`): the arrival-time histogram of the chosen ROIs (log scale) with a decay
+fit, its weighted residuals and a parameter table; fits saved and loaded as JSON.
+
+The histogram and the fit run in a worker (the library's ``Dataset.histogram`` and
+:func:`~napari_scanimage.analysis.flim.fit_decay`), so the viewer stays responsive.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..analysis.flim import DecayFit, fit_decay
+from ..errors import ScanImageError
+from ._worker import WorkerDock
+from .rois import image_layer_for, layer_rois
+
+__all__ = ["FlimDock"]
+
+WHOLE = "(whole frame)"
+PARAMS = ("taus_ns", "fractions", "irf_offset_ns", "irf_width_ns", "background")
+
+
+def _fit_job(ds, channel, mask, n_exp, background):
+    """Worker body: histogram (step 1), then the fit (step 2); returns (histogram, fit)."""
+    yield 0, 2
+    hist = ds.histogram(channel, mask=mask)
+    yield 1, 2
+    flim = ds.flim
+    fit = fit_decay(hist, bin_width_ps=flim.bin_width_ns * 1000.0,
+                    period_ps=flim.laser_period_ps, n_exp=n_exp, background=background)
+    yield 2, 2
+    return hist, fit
+
+
+def parameter_rows(fit: DecayFit) -> list[tuple[str, str, str]]:
+    """(name, value, ± standard error) rows for the table, units in the names."""
+    rows = []
+    for name in PARAMS:
+        value, err = getattr(fit, name), fit.stderr.get(name)
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        errs = err if isinstance(err, (tuple, list)) else (err,) * len(values)
+        for k, v in enumerate(values):
+            label = name if len(values) == 1 else f"{name}[{k + 1}]"
+            e = errs[k] if k < len(errs) else None
+            rows.append((label, f"{v:.4g}", "" if e is None or not np.isfinite(e)
+                         else f"± {e:.2g}"))
+    rows.append(("mean tau (intensity-weighted) ns", f"{fit.mean_tau_ns:.4g}", ""))
+    return rows
+
+
+class FlimDock(WorkerDock, QWidget):
+    """Decay histogram of ROIs with a multi-exponential fit."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.layer_box = QComboBox()
+        self.channel_box = QComboBox()
+        self.which_box = QComboBox()
+        self.which_box.addItems(["selected ROIs", "all ROIs"])
+        self.n_exp = QSpinBox()
+        self.n_exp.setRange(1, 3)
+        self.n_exp.setValue(2)
+        self.n_exp.setPrefix("components: ")
+        self.background = QCheckBox("background")
+        self.background.setChecked(True)
+        self.fit_button = QPushButton("Fit")
+        self.cancel_button = QPushButton("Cancel")
+        self.save_button = QPushButton("Save fit…")
+        self.load_button = QPushButton("Load fit…")
+        self.progress = QProgressBar()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.plot = pg.PlotWidget(background="k")
+        self.plot.setLogMode(y=True)
+        self.plot.setLabel("left", "photons")
+        self.plot.setLabel("bottom", "arrival time (ns)")
+        self.data_curve = self.plot.plot([], [], pen=None, symbol="o", symbolSize=3,
+                                         symbolBrush="#4fa3ff", symbolPen=None)
+        self.fit_curve = self.plot.plot([], [], pen=pg.mkPen("#ff8c1a", width=2))
+        self.residuals = pg.PlotWidget(background="k")
+        self.residuals.setLabel("left", "residual (σ)")
+        self.residuals.setXLink(self.plot)
+        self.residuals.setMaximumHeight(110)
+        self.residual_curve = self.residuals.plot([], [], pen=pg.mkPen("#aaaaaa"))
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["parameter", "value", "± std. error"])
+        self.table.verticalHeader().setVisible(False)
+        top = QHBoxLayout()
+        for w in (self.layer_box, self.which_box, self.channel_box):
+            top.addWidget(w, 1)
+        fit_row = QHBoxLayout()
+        for w in (self.n_exp, self.background, self.fit_button, self.cancel_button,
+                  self.save_button, self.load_button):
+            fit_row.addWidget(w)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(fit_row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.plot, 2)
+        layout.addWidget(self.residuals, 1)
+        layout.addWidget(self.table, 1)
+        self.fit: DecayFit | None = None
+        self.hist: np.ndarray | None = None
+        self._layers: list = []
+        self._set_busy(False)
+        self.fit_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.save_button.clicked.connect(lambda: self._file_dialog("save"))
+        self.load_button.clicked.connect(lambda: self._file_dialog("load"))
+        napari_viewer.layers.events.inserted.connect(self._refresh)
+        napari_viewer.layers.events.removed.connect(self._refresh)
+        self._refresh()
+
+    def _refresh(self, event=None) -> None:
+        ds = self.dataset
+        siff = ds is not None and ds.is_siff
+        self.setEnabled(siff)
+        if not siff:
+            self.status.setText("open a ScanImage-FLIM .siff recording")
+        names = list(ds.info.channel_names) if siff else []
+        if [self.channel_box.itemText(i) for i in range(self.channel_box.count())] != names:
+            self.channel_box.clear()
+            self.channel_box.addItems(names)
+        layers = [layer for layer in self.viewer.layers
+                  if layer.__class__.__name__ in ("Shapes", "Labels")]
+        current = self.layer_box.currentText()
+        self.layer_box.clear()
+        self.layer_box.addItems([WHOLE] + [layer.name for layer in layers])
+        if current in [layer.name for layer in layers]:
+            self.layer_box.setCurrentText(current)
+        self._layers = layers
+
+    def mask(self):
+        """Union of the chosen ROIs' masks ((Z, Y, X)), or None for the whole frame."""
+        ds = self.dataset
+        k = self.layer_box.currentIndex()
+        if k <= 0 or ds is None:
+            return None
+        layer = self._layers[k - 1]
+        rois = layer_rois(layer, ds, image_layer_for(self.viewer, ds))
+        rows = list(range(len(rois)))
+        if self.which_box.currentText() == "selected ROIs" and \
+                layer.__class__.__name__ == "Shapes" and layer.selected_data:
+            rows = sorted(layer.selected_data)
+        info = ds.info
+        masks = rois.masks(info.frame_shape, info.num_planes)[rows]
+        if masks.shape[0] == 0:
+            raise ScanImageError(f"{layer.name} has no ROIs: draw some or choose "
+                                 f"{WHOLE}")
+        dense = np.asarray(masks.sum(axis=0)).reshape(info.num_planes, *info.frame_shape) > 0
+        return dense
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self) -> None:
+        ds = self.dataset
+        if ds is None or not ds.is_siff or self.busy:
+            return
+        try:
+            mask = self.mask()
+        except (ScanImageError, ValueError) as exc:
+            self.status.setText(str(exc))
+            return
+        self.status.setText("fitting…")
+        self.start_worker(_fit_job, ds, max(self.channel_box.currentIndex(), 0), mask,
+                          self.n_exp.value(), self.background.isChecked(),
+                          returned=lambda out: self.show_fit(*out), what="fit")
+
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.quit()
+            self.status.setText("cancelled; the previous fit is kept")
+
+    def _set_busy(self, busy: bool) -> None:
+        super()._set_busy(busy)
+        self.fit_button.setEnabled(not busy)
+
+    def show_fit(self, hist: np.ndarray | None, fit: DecayFit) -> None:
+        """Draw ``hist`` (if given), the fit and its residuals; fill the table."""
+        self.fit = fit
+        bin_ns = fit.bin_width_ps / 1000.0
+        if hist is not None:
+            self.hist = np.asarray(hist, np.float64)
+        lo, hi = fit.fit_range
+        bins = np.arange(lo, hi)
+        t = (bins + 0.5) * bin_ns
+        model = fit.model(bins)
+        if self.hist is not None and len(self.hist) >= hi:
+            y = self.hist[lo:hi]
+            shown = y > 0  # log axis: empty bins are not drawn
+            self.data_curve.setData(t[shown], y[shown])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                res = np.where(model > 0, (y - model) / np.sqrt(model), 0.0)
+            self.residual_curve.setData(t, res)
+        positive = model > 0
+        self.fit_curve.setData(t[positive], model[positive])
+        rows = parameter_rows(fit)
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                self.table.setItem(r, c, QTableWidgetItem(text))
+        taus = ", ".join(f"{v:.3g}" for v in fit.taus_ns)
+        self.status.setText(f"τ = {taus} ns; {int(fit.total)} photons; deviance "
+                            f"{fit.deviance:.1f} over {hi - lo} bins")
+
+    # -- files ------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        if self.fit is None:
+            raise ScanImageError("nothing to save yet: fit first")
+        return self.fit.save(path)
+
+    def load(self, path: str | Path) -> DecayFit:
+        fit = DecayFit.load(path)
+        self.show_fit(None, fit)
+        return fit
+
+    def _file_dialog(self, what: str) -> None:
+        try:
+            if what == "save":
+                path, _ = QFileDialog.getSaveFileName(self, "Save fit", "decay_fit.json",
+                                                      "Decay fit (*.json)")
+                if path:
+                    self.save(path)
+                    self.status.setText(f"saved {Path(path).name}")
+            else:
+                path, _ = QFileDialog.getOpenFileName(self, "Load fit", "", "Decay fit (*.json)")
+                if path:
+                    self.load(path)
+        except (ScanImageError, OSError, ValueError) as exc:
+            self.status.setText(f"{what} failed: {exc}")

@@ -1,0 +1,72 @@
+"""FLIM dock in a real viewer: decay of ROIs, fit, table, residuals, save / load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_scanimage.analysis.flim import DecayFit
+from napari_scanimage.gui.flim import FlimDock
+from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.io.synthetic_siff import write_siff
+
+pytestmark = pytest.mark.gui
+
+PLANAR = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_volumes=40,
+                         height=32, width=32)
+
+
+@pytest.fixture
+def flim_viewer(make_napari_viewer, tmp_path):
+    sim = write_siff(tmp_path / "one.siff", PLANAR, photons_per_frame=3000,
+                     taus_ns=((2.0,), (1.0,)), fractions=((1.0,), (1.0,)), irf_offset_ns=0.8,
+                     irf_width_ns=0.1, seed=3)
+    viewer = make_napari_viewer()
+    viewer.open(str(sim.path), plugin="napari-scanimage")
+    return viewer
+
+
+def test_fit_of_an_roi_and_files(flim_viewer, qtbot, tmp_path):
+    viewer = flim_viewer
+    dock = FlimDock(viewer)
+    qtbot.addWidget(dock)
+    assert dock.isEnabled() and dock.channel_box.count() == 2
+    shapes = viewer.add_shapes([np.array([[4.5, 4.5], [4.5, 20.5], [20.5, 20.5],
+                                          [20.5, 4.5]])], shape_type="rectangle", name="cells")
+    dock._refresh()
+    dock.layer_box.setCurrentText("cells")
+    dock.which_box.setCurrentText("all ROIs")
+    dock.n_exp.setValue(1)
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
+    fit = dock.fit
+    assert fit is not None and fit.n_exp == 1
+    assert fit.taus_ns[0] == pytest.approx(2.0, rel=0.05)
+    assert fit.irf_offset_ns == pytest.approx(0.8, abs=0.05)
+    # the plotted data are the ROI's histogram
+    ds = viewer.layers["Green"].metadata["scanimage_dataset"]
+    mask = np.zeros((32, 32), bool)
+    mask[5:21, 5:21] = True
+    want = ds.histogram(0, mask=mask)
+    np.testing.assert_array_equal(dock.hist, want)
+    lo, hi = fit.fit_range
+    y = dock.data_curve.yData  # the data (getData gives the log-mapped display values)
+    assert np.all(y > 0) and y.sum() == want[lo:hi].sum()
+    assert dock.table.rowCount() >= 5 and dock.table.item(0, 0).text() == "taus_ns"
+    assert float(dock.table.item(0, 1).text()) == pytest.approx(fit.taus_ns[0], rel=1e-3)
+    res = dock.residual_curve.getData()[1]
+    assert abs(np.nanmean(res)) < 0.5 and 0.5 < np.nanstd(res) < 2.0  # Poisson-sized
+    path = dock.save(tmp_path / "fit.json")
+    dock.table.setRowCount(0)
+    loaded = dock.load(path)
+    assert isinstance(loaded, DecayFit) and loaded.taus_ns == fit.taus_ns
+    assert dock.table.rowCount() >= 5
+
+
+def test_disabled_for_tiff(make_napari_viewer, qtbot, tmp_path):
+    written = write_scanimage_tiff(tmp_path / "plain.tif", PLANAR)
+    viewer = make_napari_viewer()
+    viewer.open(str(written.paths[0]), plugin="napari-scanimage")
+    dock = FlimDock(viewer)
+    qtbot.addWidget(dock)
+    assert not dock.isEnabled() and ".siff" in dock.status.text()
