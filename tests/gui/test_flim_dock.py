@@ -31,8 +31,8 @@ def test_fit_of_an_roi_and_files(flim_viewer, qtbot, tmp_path):
     dock = FlimDock(viewer)
     qtbot.addWidget(dock)
     assert dock.isEnabled() and dock.channel_box.count() == 2
-    shapes = viewer.add_shapes([np.array([[4.5, 4.5], [4.5, 20.5], [20.5, 20.5],
-                                          [20.5, 4.5]])], shape_type="rectangle", name="cells")
+    viewer.add_shapes([np.array([[4.5, 4.5], [4.5, 20.5], [20.5, 20.5],
+                                   [20.5, 4.5]])], shape_type="rectangle", name="cells")
     dock._refresh()
     dock.layer_box.setCurrentText("cells")
     dock.which_box.setCurrentText("all ROIs")
