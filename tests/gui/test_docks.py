@@ -154,5 +154,7 @@ def test_docks_from_the_plugins_menu(make_napari_viewer, qtbot, recording):
     assert registration.channel_box.count() == 2 and registration.plane_box.count() == 4
     _, flim = viewer.window.add_plugin_dock_widget("napari-scanimage", "FLIM")
     assert not flim.isEnabled()  # a TIFF has no photon arrival times
+    _, phasor = viewer.window.add_plugin_dock_widget("napari-scanimage", "Phasor")
+    assert not phasor.isEnabled()
     assert selection.dataset is viewer.layers["Green"].metadata["scanimage_dataset"]
     assert metadata.value_of("SI.hStackManager.actualNumSlices") == "3"

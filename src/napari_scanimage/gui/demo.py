@@ -53,6 +53,7 @@ def add_docks(viewer) -> dict:
     """Add every dock of the plugin to ``viewer``; returns {name: widget}."""
     from .flim import FlimDock
     from .metadata import MetadataDock
+    from .phasor import PhasorDock
     from .registration import RegistrationDock
     from .rois import RoiDock
     from .selection import SelectionDock
@@ -60,12 +61,13 @@ def add_docks(viewer) -> dict:
 
     docks = {"Selection": SelectionDock(viewer), "Metadata": MetadataDock(viewer),
              "ROIs": RoiDock(viewer), "Registration": RegistrationDock(viewer),
-             "FLIM": FlimDock(viewer), "Traces": TracePlotDock(viewer)}
+             "FLIM": FlimDock(viewer), "Phasor": PhasorDock(viewer),
+             "Traces": TracePlotDock(viewer)}
     added = {}
-    for name, widget in docks.items():  # registration and FLIM: tabs next to the ROI list
+    for name, widget in docks.items():  # registration, FLIM, phasor: tabs next to the ROIs
         added[name] = viewer.window.add_dock_widget(
             widget, name=name, area="bottom" if name == "Traces" else "right",
-            tabify=name in ("Registration", "FLIM"))
+            tabify=name in ("Registration", "FLIM", "Phasor"))
     added["ROIs"].raise_()
     return docks
 
