@@ -56,6 +56,14 @@ def test_fit_of_an_roi_and_files(flim_viewer, qtbot, tmp_path):
     assert float(dock.table.item(0, 1).text()) == pytest.approx(fit.taus_ns[0], rel=1e-3)
     res = dock.residual_curve.getData()[1]
     assert abs(np.nanmean(res)) < 0.5 and 0.5 < np.nanstd(res) < 2.0  # Poisson-sized
+    # the intensity-modulated lifetime image (IRF offset from the fit)
+    dock.lifetime_layer()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
+    rgb = viewer.layers["Green lifetime (intensity-modulated)"]
+    assert rgb.rgb and rgb.data.shape == (32, 32, 3)
+    assert rgb.scale.tolist() == viewer.layers["Green"].scale[-2:].tolist()
+    counts = ds.read(0).sum(axis=0)
+    np.testing.assert_array_equal(rgb.data.max(axis=-1) == 0, counts == 0)  # no photon: black
     path = dock.save(tmp_path / "fit.json")
     dock.table.setRowCount(0)
     loaded = dock.load(path)

@@ -27,9 +27,10 @@ from qtpy.QtWidgets import (
 )
 
 from ..analysis.flim import DecayFit, fit_decay
+from ..analysis.phasor import intensity_modulated, lifetime_image
 from ..errors import ScanImageError
 from ._worker import WorkerDock
-from .rois import image_layer_for, layer_rois
+from .rois import image_layer_for, layer_rois, roi_axes
 
 __all__ = ["FlimDock"]
 
@@ -47,6 +48,18 @@ def _fit_job(ds, channel, mask, n_exp, background):
                     period_ps=flim.laser_period_ps, n_exp=n_exp, background=background)
     yield 2, 2
     return hist, fit
+
+
+def _image_job(ds, channel, irf_offset_ns):
+    """Worker body: pooled lifetime and counts per pixel, and their intensity-modulated RGB."""
+    yield 0, 1
+    tau, counts = lifetime_image(ds, channel, irf_offset_ns=irf_offset_ns)
+    finite = tau[np.isfinite(tau)]
+    lo, hi = np.percentile(finite, (2, 98)) if finite.size else (0.0, 1.0)
+    rgb = intensity_modulated(tau, counts, tau_range=(float(lo), float(max(hi, lo + 1e-3))),
+                              count_range=(0.0, float(np.percentile(counts, 99.5)) or 1.0))
+    yield 1, 1
+    return rgb, (float(lo), float(hi))
 
 
 def parameter_rows(fit: DecayFit) -> list[tuple[str, str, str]]:
@@ -85,6 +98,9 @@ class FlimDock(WorkerDock, QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.save_button = QPushButton("Save fit…")
         self.load_button = QPushButton("Load fit…")
+        self.image_button = QPushButton("Lifetime image")
+        self.image_button.setToolTip("pooled over time: colour = lifetime (minus the fitted IRF "
+                                     "offset), brightness = photons")
         self.progress = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -108,7 +124,7 @@ class FlimDock(WorkerDock, QWidget):
             top.addWidget(w, 1)
         fit_row = QHBoxLayout()
         for w in (self.n_exp, self.background, self.fit_button, self.cancel_button,
-                  self.save_button, self.load_button):
+                  self.save_button, self.load_button, self.image_button):
             fit_row.addWidget(w)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -123,6 +139,7 @@ class FlimDock(WorkerDock, QWidget):
         self._layers: list = []
         self._set_busy(False)
         self.fit_button.clicked.connect(self.run)
+        self.image_button.clicked.connect(self.lifetime_layer)
         self.cancel_button.clicked.connect(self.cancel)
         self.save_button.clicked.connect(lambda: self._file_dialog("save"))
         self.load_button.clicked.connect(lambda: self._file_dialog("load"))
@@ -183,6 +200,34 @@ class FlimDock(WorkerDock, QWidget):
         self.start_worker(_fit_job, ds, max(self.channel_box.currentIndex(), 0), mask,
                           self.n_exp.value(), self.background.isChecked(),
                           returned=lambda out: self.show_fit(*out), what="fit")
+
+    def lifetime_layer(self) -> None:
+        """Add an intensity-modulated lifetime image layer (computed in a worker)."""
+        ds = self.dataset
+        if ds is None or not ds.is_siff or self.busy:
+            return
+        channel = max(self.channel_box.currentIndex(), 0)
+        offset = self.fit.irf_offset_ns if self.fit is not None else 0.0
+        name = f"{ds.info.channel_names[channel]} lifetime (intensity-modulated)"
+        self.start_worker(_image_job, ds, channel, offset, what="lifetime image",
+                          returned=lambda out: self._add_rgb(ds, name, *out))
+
+    def _add_rgb(self, ds, name: str, rgb: np.ndarray, tau_range) -> None:
+        """Show (Y, X, 3) or (Z, Y, X, 3) colours on the recording's axes after time."""
+        axes = roi_axes(image_layer_for(self.viewer, ds))
+        kwargs = {}
+        if axes:
+            planes = rgb if rgb.ndim == 4 else rgb[None]
+            labels = list(axes["axis_labels"])
+            if "z" not in labels:
+                planes = planes.mean(axis=0, keepdims=True)
+            shape = [planes.shape[0] if a == "z" else 1 for a in labels[:-2]]
+            rgb = planes.reshape(*shape, *planes.shape[1:])
+            kwargs = dict(scale=axes["scale"], units=axes["units"], axis_labels=labels)
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        self.viewer.add_image(rgb, name=name, rgb=True, **kwargs)
+        self.status.setText(f"{name}: {tau_range[0]:.2f}–{tau_range[1]:.2f} ns, blue to red")
 
     def cancel(self) -> None:
         if self._worker is not None:
