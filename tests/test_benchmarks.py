@@ -49,3 +49,10 @@ def test_bench_registration_smoke(tmp_path):
     assert len(rows) == 1 + 6  # header, 3 methods, 2 speed ratios, accuracy
     assert any(row.startswith("| speed ratio ours / scikit-image |") for row in rows)
     assert any(row.startswith("| speed ratio ours / bare FFT") for row in rows)
+
+
+def test_bench_flim_smoke(tmp_path):
+    _, rows = run_bench("bench_flim.py", tmp_path, "--repeat", "1")
+    assert len(rows) == 1 + 2  # header, lifetime traces, lifetime image
+    assert any(row.startswith("| lifetime traces, 10 ROIs") for row in rows)
+    assert any(row.startswith("| per-pixel lifetime image, 100 frames") for row in rows)

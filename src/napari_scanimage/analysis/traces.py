@@ -276,7 +276,8 @@ def traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
            neuropil: float | None = None, neuropil_radii: tuple[int, int] = (2, 8),
            times: slice | Sequence[int] | None = None, scheduler=None,
            progress: Callable[[int, int], None] | None = None, registration=None,
-           shift_mode: str | None = None) -> Traces:
+           shift_mode: str | None = None, harmonic: int = 1, irf_offset_ns=0.0,
+           bin_volumes: int = 1):
     """Every ROI's trace over time, in one pass over the frames.
 
     Parameters
@@ -285,8 +286,11 @@ def traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
     rois : RoiSet or dict of name → bool mask (Y, X) or (Z, Y, X)
         A 2-D ROI without a plane covers every plane (pooled); a per-plane ROI only its plane.
     channel : int or str
-    kind : {"mean", "sum", "dff"}
-        Mean or sum of the ROI's pixels; dF/F = (F − F0) / F0 of the mean.
+    kind : {"mean", "sum", "dff", "lifetime", "phasor"}
+        Mean or sum of the ROI's pixels; dF/F = (F − F0) / F0 of the mean.  "lifetime" and
+        "phasor" (`.siff` only) give a :class:`~.lifetime.LifetimeTraces` from the photons'
+        arrival times (see :func:`~.lifetime.lifetime_traces`; ``harmonic``,
+        ``irf_offset_ns``, ``bin_volumes``, ``times`` and ``registration`` apply).
     slice_sample : int or {"mean", "interleave"}
         With several frames per slice: one sample, their mean, or each as a time point.
     percentile, window_s : float
@@ -308,8 +312,14 @@ def traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
 
     Returns
     -------
-    Traces
+    Traces, or LifetimeTraces for kinds "lifetime" and "phasor"
     """
+    if kind in ("lifetime", "phasor"):
+        from .lifetime import lifetime_traces
+
+        return lifetime_traces(dataset, rois, channel=channel, kind=kind, harmonic=harmonic,
+                               irf_offset_ns=irf_offset_ns, bin_volumes=bin_volumes,
+                               times=times, registration=registration)
     gen = iter_traces(dataset, rois, channel=channel, kind=kind, slice_sample=slice_sample,
                       percentile=percentile, window_s=window_s, neuropil=neuropil,
                       neuropil_radii=neuropil_radii, times=times, scheduler=scheduler,
