@@ -78,3 +78,35 @@ def test_disabled_for_tiff(make_napari_viewer, qtbot, tmp_path):
     dock = FlimDock(viewer)
     qtbot.addWidget(dock)
     assert not dock.isEnabled() and ".siff" in dock.status.text()
+
+
+def test_trace_plot_lifetime_and_phasor_with_bands(flim_viewer, qtbot):
+    from napari_scanimage import traces
+    from napari_scanimage.gui.traces import TracePlotDock
+
+    viewer = flim_viewer
+    plot = TracePlotDock(viewer)
+    qtbot.addWidget(plot)
+    metrics = [plot.metric_box.itemText(i) for i in range(plot.metric_box.count())]
+    assert "lifetime (ns)" in metrics and "phasor g" in metrics
+    layer = viewer.add_shapes([np.array([[2.5, 2.5], [2.5, 12.5], [12.5, 12.5], [12.5, 2.5]]),
+                               np.array([[16.5, 16.5], [16.5, 28.5], [28.5, 28.5],
+                                         [28.5, 16.5]])], shape_type="rectangle")
+    plot.select_layer(layer)
+    plot.metric_box.setCurrentText("lifetime (ns)")
+    qtbot.wait(plot._timer.interval() + 50)
+    qtbot.waitUntil(lambda: not plot.busy and not plot._timer.isActive(), timeout=30000)
+    ds = viewer.layers["Green"].metadata["scanimage_dataset"]
+    masks = {"roi 1": np.zeros((32, 32), bool), "roi 2": np.zeros((32, 32), bool)}
+    masks["roi 1"][3:13, 3:13] = True
+    masks["roi 2"][17:29, 17:29] = True
+    want = traces(ds, masks, kind="lifetime")
+    np.testing.assert_allclose(plot.result.values, want.values, rtol=1e-12)
+    np.testing.assert_allclose(plot.curves["roi 2"].yData, want.values[1], rtol=1e-12)
+    assert len(plot.bands) == 2  # a confidence band per ROI
+    plot.metric_box.setCurrentText("phasor s")
+    qtbot.wait(plot._timer.interval() + 50)
+    qtbot.waitUntil(lambda: not plot.busy and not plot._timer.isActive(), timeout=30000)
+    phasor = traces(ds, masks, kind="phasor")
+    np.testing.assert_allclose(plot.curves["roi 1"].yData, phasor.values[0, :, 1], rtol=1e-12)
+    assert "photons" in plot.copy_to_clipboard().splitlines()[0]

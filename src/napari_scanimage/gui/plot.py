@@ -46,6 +46,7 @@ class PlotDock(IdleWhenHidden, QWidget):
                                       pen=pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DashLine))
         self.plot.addItem(self.cursor, ignoreBounds=True)
         self.curves: dict[str, pg.PlotDataItem] = {}
+        self.bands: list = []
         self.x = np.zeros(0)
         self.image_layer = None
         self.layout_ = QVBoxLayout(self)
@@ -56,7 +57,8 @@ class PlotDock(IdleWhenHidden, QWidget):
 
     # -- curves -----------------------------------------------------------------------------
     def set_curves(self, x: np.ndarray, curves: dict[str, np.ndarray],
-                   colours: Sequence[str] | None = None) -> None:
+                   colours: Sequence[str] | None = None,
+                   bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         """Show these curves (name → y over ``x``), reusing the existing curve items in order;
         the legend is rebuilt only when the names change."""
         self.x = np.asarray(x, np.float64)
@@ -79,7 +81,25 @@ class PlotDock(IdleWhenHidden, QWidget):
             for name, item in new.items():
                 self.legend.addItem(item, name)
         self.curves = new
+        self._set_bands(bands or {}, colours)
         self._move_cursor()
+
+    def _set_bands(self, bands: dict, colours) -> None:
+        """Shaded (low, high) bands under the curves of the same names (confidence)."""
+        for item in self.bands:
+            self.plot.removeItem(item)
+        self.bands = []
+        names = list(self.curves)
+        for name, (low, high) in bands.items():
+            k = names.index(name) if name in names else 0
+            colour = pg.mkColor(colours[k] if colours is not None else pg.intColor(k))
+            colour.setAlpha(60)
+            ok = np.isfinite(low) & np.isfinite(high)
+            lo = pg.PlotDataItem(self.x[ok], np.asarray(low)[ok])
+            hi = pg.PlotDataItem(self.x[ok], np.asarray(high)[ok])
+            fill = pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(colour))
+            self.plot.addItem(fill)
+            self.bands.append(fill)
 
     # -- time link --------------------------------------------------------------------------
     def _time_axis(self):

@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QPushButton,
 )
 
+from ..analysis.lifetime import LifetimeTraces, lifetime_traces
 from ..analysis.rois import Roi, RoiSet
 from ..analysis.traces import Traces, iter_traces
 from ..errors import ScanImageError
@@ -33,7 +34,9 @@ from .rois import image_layer_for, layer_rois
 
 __all__ = ["TracePlotDock", "roi_signature"]
 
-METRICS = {"mean": "mean", "sum": "sum", "dF/F": "dff"}
+METRICS = {"mean": "mean", "sum": "sum", "dF/F": "dff", "lifetime (ns)": "lifetime",
+           "phasor g": "phasor", "phasor s": "phasor"}
+PHOTON_KINDS = ("lifetime", "phasor")  # `.siff` only; drawn with their confidence band
 DEBOUNCE_MS = 200
 
 
@@ -50,7 +53,13 @@ def roi_signature(roi: Roi) -> str:
 
 
 def _run(dataset, rois, channel, kind, slice_sample, registration=None):
-    """Worker body: yields (done, total); returns Traces."""
+    """Worker body: yields (done, total); returns Traces (LifetimeTraces for photon kinds)."""
+    if kind in PHOTON_KINDS:
+        yield 0, 1
+        out = lifetime_traces(dataset, rois, channel=channel, kind=kind,
+                              registration=registration)
+        yield 1, 1
+        return out
     return (yield from iter_traces(dataset, rois, channel=channel, kind=kind,
                                    slice_sample=slice_sample, registration=registration))
 
@@ -63,7 +72,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         self.layer_box = QComboBox()
         self.channel_box = QComboBox()
         self.metric_box = QComboBox()
-        self.metric_box.addItems(list(METRICS))
+        self.metric_box.addItems([m for m in METRICS if METRICS[m] not in PHOTON_KINDS])
         self.registered = QCheckBox("registered")
         self.registered.setToolTip("traces of the registered frames (after Registration)")
         self.registered.setChecked(True)
@@ -87,7 +96,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         self._set_busy(False)
         self._layers: list = []
         self._layer = None
-        self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # key → (values, per_plane)
+        self._cache: dict[tuple, dict] = {}  # key → {"values", "per_plane" or band and photons}
         self._times: dict[tuple, np.ndarray] = {}
         self._worker = None
         self._pending: tuple | None = None
@@ -126,6 +135,16 @@ class TracePlotDock(WorkerDock, PlotDock):
             self.layer_box.setCurrentIndex(layers.index(self._layer))
         self.layer_box.blockSignals(False)
         self._layers = layers
+        metrics = [m for m in METRICS if ds is not None and ds.is_siff
+                   or METRICS[m] not in PHOTON_KINDS]
+        if [self.metric_box.itemText(i) for i in range(self.metric_box.count())] != metrics:
+            current = self.metric_box.currentText()
+            self.metric_box.blockSignals(True)
+            self.metric_box.clear()
+            self.metric_box.addItems(metrics)
+            if current in metrics:
+                self.metric_box.setCurrentText(current)
+            self.metric_box.blockSignals(False)
         self.registered.setVisible(self.registration() is not None)
         self._choose_layer()
 
@@ -206,9 +225,14 @@ class TracePlotDock(WorkerDock, PlotDock):
     def _start(self, ds, subset, keys, channel, kind, sample, settings, reg) -> None:
         self.status.setText(f"computing {len(subset)} trace(s)…")
 
-        def returned(result: Traces):
+        def returned(result):
             for k, key in enumerate(keys):
-                self._cache[key] = (result.values[k], result.per_plane[k])
+                if kind in PHOTON_KINDS:
+                    self._cache[key] = {"values": result.values[k], "low": result.ci_low[k],
+                                        "high": result.ci_high[k], "counts": result.counts[k]}
+                else:
+                    self._cache[key] = {"values": result.values[k],
+                                        "per_plane": result.per_plane[k]}
             self._times[settings] = result.time
             self.computed_rois += len(keys)
 
@@ -228,14 +252,31 @@ class TracePlotDock(WorkerDock, PlotDock):
 
     def _draw(self, rois: RoiSet, keys: list[tuple], settings: tuple) -> None:
         time = self._times[settings]
-        values = np.stack([self._cache[key][0] for key in keys]) if keys else \
-            np.zeros((0, len(time)))
-        per_plane = np.stack([self._cache[key][1] for key in keys]) if keys else \
-            np.zeros((0, len(time), 1))
+        kind = settings[2]
+        entries = [self._cache[key] for key in keys]
+
+        def stacked(name, empty_shape):
+            return np.stack([e[name] for e in entries]) if entries else np.zeros(empty_shape)
+
         ds = self.dataset
         channel = ds.info.channel_names[settings[1]] if ds is not None else ""
-        self.result = Traces(values, rois.names, time, channel, settings[2], per_plane)
-        self.set_curves(time, dict(zip(rois.names, values, strict=True)), rois.colours)
+        T = len(time)
+        bands = None
+        if kind in PHOTON_KINDS:
+            shape = (0, T, 2) if kind == "phasor" else (0, T)
+            values, low, high = (stacked(n, shape) for n in ("values", "low", "high"))
+            self.result = LifetimeTraces(values, stacked("counts", (0, T)), low, high,
+                                         rois.names, time, channel, kind)
+            if kind == "phasor":  # g or s
+                c = 0 if self.metric_box.currentText() == "phasor g" else 1
+                values, low, high = values[..., c], low[..., c], high[..., c]
+            bands = {n: (lo, hi) for n, lo, hi in zip(rois.names, low, high, strict=True)}
+        else:
+            values = stacked("values", (0, T))
+            self.result = Traces(values, rois.names, time, channel, kind,
+                                 stacked("per_plane", (0, T, 1)))
+        self.set_curves(time, dict(zip(rois.names, values, strict=True)), rois.colours,
+                        bands=bands)
         self.status.setText(f"{len(rois)} ROI(s), {channel}, {self.metric_box.currentText()}")
 
     # -- export -----------------------------------------------------------------------------
