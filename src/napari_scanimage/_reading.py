@@ -146,12 +146,17 @@ class ReaderSpec:
         two int64 arrays of shape ``pages.shape + (Y, X)``."""
         pages = np.asarray(pages, dtype=np.int64)
         flat = pages.reshape(-1)
+        shape = pages.shape + self.frame_shape
+        parts = list(self.by_file(flat))
+        if len(parts) == 1:  # one file: its arrays as they are (no copy)
+            reader, local, _ = parts[0]
+            counts, sums = reader.pixel_sums(local, np.arange(len(local)), len(local))
+            return counts.reshape(shape), sums.reshape(shape)
         counts = np.empty((flat.size, *self.frame_shape), np.int64)
         sums = np.empty_like(counts)
-        for reader, local, sel in self.by_file(flat):
+        for reader, local, sel in parts:
             n, t = reader.pixel_sums(local, np.arange(len(local)), len(local))
             counts[sel], sums[sel] = n, t
-        shape = pages.shape + self.frame_shape
         return counts.reshape(shape), sums.reshape(shape)
 
 
@@ -203,7 +208,8 @@ class BlockReader:
             if self.registration is not None:  # move the photons: whole pixels, exact
                 counts, sums = (self._register(a, rows, "integer") for a in (counts, sums))
             with np.errstate(invalid="ignore", divide="ignore"):
-                out = (sums * self.bin_width_ns / counts).astype(np.float32)
+                out = np.true_divide(sums, counts, dtype=np.float32)  # NaN: no photon
+                out *= np.float32(self.bin_width_ns)
         else:
             out = self.spec.read_pages(pages)
             if sel.slice_sample == "mean":

@@ -208,6 +208,50 @@ def mask_sums(v64, v16, kinds, starts, counts, rasters, rows, planes, indptr, in
 
 
 @njit(nogil=True, cache=True)
+def pixel_sums(v64, v16, kinds, starts, counts, rasters, rows, height, width, out_n, out_tau,
+               status):
+    """Photon count and arrival-time sum of every pixel, per output row: ``out_n`` and
+    ``out_tau`` are (rows, height·width).  (``mask_sums`` with every pixel its own mask, without
+    the table lookups.)"""
+    npix = height * width
+    for i in range(kinds.shape[0]):
+        cn = out_n[rows[i]]
+        ct = out_tau[rows[i]]
+        n = counts[i]
+        if kinds[i] == 0:
+            view = v64[starts[i] % 8]
+            base = starts[i] // 8
+            for j in range(n):
+                rec = view[base + j]
+                p = _pixel(rec, height, width)
+                if p < 0:
+                    status[i] = BAD_COORD
+                    break
+                cn[p] += 1
+                ct[p] += np.int64(rec & _LOW32)
+        else:
+            view = v16[starts[i] % 2]
+            base = starts[i] // 2
+            rview = v16[rasters[i] % 2]
+            rbase = rasters[i] // 2
+            pos = 0
+            for k in range(npix):
+                c = np.int64(rview[rbase + k])
+                if c:
+                    if pos + c > n:
+                        status[i] = BAD_COUNT
+                        break
+                    s = 0
+                    for j in range(pos, pos + c):
+                        s += np.int64(view[base + j])
+                    cn[k] += c
+                    ct[k] += s
+                    pos += c
+            if status[i] == OK and pos != n:
+                status[i] = BAD_COUNT
+
+
+@njit(nogil=True, cache=True)
 def raster_totals(v16, rasters, npix, out):
     """Sum of each compressed page's u16 intensity raster into ``out`` (int64)."""
     for i in range(rasters.shape[0]):

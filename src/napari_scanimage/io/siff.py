@@ -337,11 +337,41 @@ class SiffReader:
         """Photon counts and arrival-time sums per pixel: int64 (nrows, Y, X) each (every
         pixel is its own mask)."""
         npix = self.height * self.width
+        pages = np.asarray(pages, np.int64)
+        if self._compiled(pages):
+            return self._pixel_sums_compiled(pages, rows, nrows)
         if self._identity is None:
             self._identity = (np.arange(npix + 1, dtype=np.int64)[None],
                               np.arange(npix, dtype=np.int64))
         indptr, indices = self._identity
         out_n, out_t = self.mask_sums(pages, rows, nrows, indptr, indices, npix)
+        shape = (nrows, self.height, self.width)
+        return out_n.reshape(shape), out_t.reshape(shape)
+
+    def _pixel_sums_compiled(self, pages, rows, nrows: int) -> tuple[np.ndarray, np.ndarray]:
+        from . import _siff_kernels as K
+
+        pages, rows = self._sorted(pages, rows)
+        npix = self.height * self.width
+        out_n = np.zeros((nrows, npix), np.int64)
+        out_t = np.zeros((nrows, npix), np.int64)
+        status = np.zeros(len(pages), np.int8)
+        pooled = nrows == 1  # one output row: a part per thread, added up
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+
+        def run(sl):
+            a, b = ((np.zeros_like(out_n), np.zeros_like(out_t)) if pooled else (out_n, out_t))
+            K.pixel_sums(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
+                         self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl],
+                         self.height, self.width, a, b, status[sl])
+            if pooled:
+                parts.append((a, b))
+
+        self._parallel(pages, rows, run, pooled)
+        self._raise_status(pages, status)
+        for a, b in parts:
+            out_n += a
+            out_t += b
         shape = (nrows, self.height, self.width)
         return out_n.reshape(shape), out_t.reshape(shape)
 
