@@ -110,3 +110,26 @@ def test_trace_plot_lifetime_and_phasor_with_bands(flim_viewer, qtbot):
     phasor = traces(ds, masks, kind="phasor")
     np.testing.assert_allclose(plot.curves["roi 1"].yData, phasor.values[0, :, 1], rtol=1e-12)
     assert "photons" in plot.copy_to_clipboard().splitlines()[0]
+
+
+def test_two_component_fit_and_fraction_image(make_napari_viewer, qtbot, tmp_path):
+    lifetime_map = np.zeros((32, 32), np.uint8)
+    lifetime_map[:, 16:] = 1  # left: 0.6 ns, right: 3.5 ns
+    sim = write_siff(tmp_path / "two.siff", PLANAR, photons_per_frame=20000,
+                     taus_ns=((0.6, 3.5), (1.0,)), fractions=((0.5, 0.5), (1.0,)),
+                     lifetime_map=lifetime_map, irf_offset_ns=0.5, irf_width_ns=0.1, seed=8)
+    viewer = make_napari_viewer()
+    viewer.open(str(sim.path), plugin="napari-scanimage")
+    dock = FlimDock(viewer)
+    qtbot.addWidget(dock)
+    assert not dock.fraction_button.isEnabled()
+    dock.n_exp.setValue(2)
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
+    assert dock.fit.taus_ns == pytest.approx((0.6, 3.5), rel=0.05)
+    assert dock.fraction_button.isEnabled()
+    dock.fraction_layer()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
+    layer = [lay for lay in viewer.layers if "fraction" in lay.name][0]
+    frac = np.asarray(layer.data).reshape(32, 32)
+    assert np.nanmean(frac[:, :16]) > 0.9 and np.nanmean(frac[:, 16:]) < 0.1

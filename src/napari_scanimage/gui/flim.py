@@ -27,10 +27,10 @@ from qtpy.QtWidgets import (
 )
 
 from ..analysis.flim import DecayFit, fit_decay
-from ..analysis.phasor import intensity_modulated, lifetime_image
+from ..analysis.phasor import intensity_modulated, lifetime_image, phasor_image
 from ..errors import ScanImageError
 from ._worker import WorkerDock
-from .rois import image_layer_for, layer_rois, roi_axes
+from .rois import image_layer_for, layer_rois, on_roi_axes, roi_axes
 
 __all__ = ["FlimDock"]
 
@@ -60,6 +60,16 @@ def _image_job(ds, channel, irf_offset_ns):
                               count_range=(0.0, float(np.percentile(counts, 99.5)) or 1.0))
     yield 1, 1
     return rgb, (float(lo), float(hi))
+
+
+def _fraction_job(ds, channel, fit):
+    """Worker body: per-pixel fraction of the fit's short-lifetime component (phasors
+    calibrated with the fit's IRF)."""
+    yield 0, 1
+    image = phasor_image(ds, channel, calibration=fit)
+    fraction = np.clip(image.fraction(fit.taus_ns[0], fit.taus_ns[1]), 0.0, 1.0)
+    yield 1, 1
+    return fraction.astype(np.float32)
 
 
 def parameter_rows(fit: DecayFit) -> list[tuple[str, str, str]]:
@@ -98,6 +108,10 @@ class FlimDock(WorkerDock, QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.save_button = QPushButton("Save fit…")
         self.load_button = QPushButton("Load fit…")
+        self.fraction_button = QPushButton("Fraction image")
+        self.fraction_button.setToolTip("after a 2-component fit: each pixel's photon fraction "
+                                        "of the shorter lifetime (from its phasor)")
+        self.fraction_button.setEnabled(False)
         self.image_button = QPushButton("Lifetime image")
         self.image_button.setToolTip("pooled over time: colour = lifetime (minus the fitted IRF "
                                      "offset), brightness = photons")
@@ -124,7 +138,8 @@ class FlimDock(WorkerDock, QWidget):
             top.addWidget(w, 1)
         fit_row = QHBoxLayout()
         for w in (self.n_exp, self.background, self.fit_button, self.cancel_button,
-                  self.save_button, self.load_button, self.image_button):
+                  self.save_button, self.load_button, self.image_button,
+                  self.fraction_button):
             fit_row.addWidget(w)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -140,6 +155,7 @@ class FlimDock(WorkerDock, QWidget):
         self._set_busy(False)
         self.fit_button.clicked.connect(self.run)
         self.image_button.clicked.connect(self.lifetime_layer)
+        self.fraction_button.clicked.connect(self.fraction_layer)
         self.cancel_button.clicked.connect(self.cancel)
         self.save_button.clicked.connect(lambda: self._file_dialog("save"))
         self.load_button.clicked.connect(lambda: self._file_dialog("load"))
@@ -212,6 +228,29 @@ class FlimDock(WorkerDock, QWidget):
         self.start_worker(_image_job, ds, channel, offset, what="lifetime image",
                           returned=lambda out: self._add_rgb(ds, name, *out))
 
+    def fraction_layer(self) -> None:
+        """Add the two-component fraction image of the current fit (computed in a worker)."""
+        ds, fit = self.dataset, self.fit
+        if ds is None or fit is None or fit.n_exp != 2 or self.busy:
+            self.status.setText("fit two components first")
+            return
+        channel = max(self.channel_box.currentIndex(), 0)
+        name = (f"{ds.info.channel_names[channel]} fraction of τ = {fit.taus_ns[0]:.2f} ns")
+        self.start_worker(_fraction_job, ds, channel, fit, what="fraction image",
+                          returned=lambda out: self._add_image(ds, name, out))
+
+    def _add_image(self, ds, name: str, planes: np.ndarray) -> None:
+        axes = roi_axes(image_layer_for(self.viewer, ds))
+        kwargs = {}
+        if axes:
+            planes = on_roi_axes(planes, axes, reduce=np.nanmean)
+            kwargs = dict(scale=axes["scale"], units=axes["units"],
+                          axis_labels=axes["axis_labels"])
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        self.viewer.add_image(planes, name=name, colormap="magma", contrast_limits=(0, 1),
+                              **kwargs)
+
     def _add_rgb(self, ds, name: str, rgb: np.ndarray, tau_range) -> None:
         """Show (Y, X, 3) or (Z, Y, X, 3) colours on the recording's axes after time."""
         axes = roi_axes(image_layer_for(self.viewer, ds))
@@ -241,6 +280,7 @@ class FlimDock(WorkerDock, QWidget):
     def show_fit(self, hist: np.ndarray | None, fit: DecayFit) -> None:
         """Draw ``hist`` (if given), the fit and its residuals; fill the table."""
         self.fit = fit
+        self.fraction_button.setEnabled(fit.n_exp == 2)
         bin_ns = fit.bin_width_ps / 1000.0
         if hist is not None:
             self.hist = np.asarray(hist, np.float64)
