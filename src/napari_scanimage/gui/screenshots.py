@@ -30,20 +30,28 @@ def _flim(viewer, docks) -> None:
     viewer.dims.set_current_step(0, 120)
     viewer.layers.selection.active = viewer.layers["Green lifetime"]
     docks["Metadata"].search.setText("hAcq")
+    flim = docks["FLIM"]  # a decay fit of the whole frame, shown in its tab
+    flim.parentWidget().raise_()
+    flim.run()
+    _wait(flim)
 
 
-def _registration(viewer, docks) -> None:
+def _wait(dock, timeout: float = 120.0) -> None:
     import time
 
     from qtpy.QtWidgets import QApplication
 
-    dock = docks["Registration"]
-    dock.parentWidget().raise_()
-    dock.run()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while dock.busy and time.monotonic() < deadline:
         QApplication.processEvents()
         time.sleep(0.02)
+
+
+def _registration(viewer, docks) -> None:
+    dock = docks["Registration"]
+    dock.parentWidget().raise_()
+    dock.run()
+    _wait(dock)
     viewer.dims.set_current_step(0, 20)
     viewer.reset_view()
     for layer in viewer.layers:
