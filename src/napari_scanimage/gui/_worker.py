@@ -34,6 +34,20 @@ class WorkerDock:
     def busy(self) -> bool:
         return self._worker is not None
 
+    def _follow_siff(self) -> bool:
+        """Enable the dock only for a `.siff` recording and list its channels in
+        ``self.channel_box``; True when there is one."""
+        ds = self.dataset
+        siff = ds is not None and ds.is_siff
+        self.setEnabled(siff)
+        if not siff:
+            self.status.setText("open a ScanImage-FLIM .siff recording")
+        names = list(ds.info.channel_names) if siff else []
+        if [self.channel_box.itemText(i) for i in range(self.channel_box.count())] != names:
+            self.channel_box.clear()
+            self.channel_box.addItems(names)
+        return siff
+
     def _set_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)

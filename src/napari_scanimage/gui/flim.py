@@ -164,15 +164,7 @@ class FlimDock(WorkerDock, QWidget):
         self._refresh()
 
     def _refresh(self, event=None) -> None:
-        ds = self.dataset
-        siff = ds is not None and ds.is_siff
-        self.setEnabled(siff)
-        if not siff:
-            self.status.setText("open a ScanImage-FLIM .siff recording")
-        names = list(ds.info.channel_names) if siff else []
-        if [self.channel_box.itemText(i) for i in range(self.channel_box.count())] != names:
-            self.channel_box.clear()
-            self.channel_box.addItems(names)
+        self._follow_siff()
         layers = [layer for layer in self.viewer.layers
                   if layer.__class__.__name__ in ("Shapes", "Labels")]
         current = self.layer_box.currentText()

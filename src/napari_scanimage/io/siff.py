@@ -312,17 +312,26 @@ class SiffReader:
             return out_n, out_t
         from . import _siff_kernels as K
 
-        status = np.zeros(len(pages), np.int8)
-        pooled = nrows == 1
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
         uptr, upix = _pixel_lists(indptr[:, 1:] > indptr[:, :-1])
+
+        def kernel(sl, a, b, status):
+            K.mask_sums(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
+                        self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl], planes[sl],
+                        indptr, indices, uptr, upix, self.height, self.width, a, b, status)
+
+        return self._sums(pages, rows, out_n, out_t, kernel)
+
+    def _sums(self, pages, rows, out_n, out_t, kernel) -> tuple[np.ndarray, np.ndarray]:
+        """Run ``kernel(slice, counts, sums, status)`` over slices of ``pages`` on the thread
+        pool, into ``out_n`` / ``out_t`` (rows, …); with one output row every slice gets its
+        own pair, added up at the end."""
+        status = np.zeros(len(pages), np.int8)
+        pooled = out_n.shape[0] == 1
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
 
         def run(sl):
             a, b = ((np.zeros_like(out_n), np.zeros_like(out_t)) if pooled else (out_n, out_t))
-            K.mask_sums(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
-                        self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl], planes[sl],
-                        indptr, indices, uptr, upix, self.height, self.width, a, b,
-                        status[sl])
+            kernel(sl, a, b, status[sl])
             if pooled:
                 parts.append((a, b))
 
@@ -355,23 +364,13 @@ class SiffReader:
         npix = self.height * self.width
         out_n = np.zeros((nrows, npix), np.int64)
         out_t = np.zeros((nrows, npix), np.int64)
-        status = np.zeros(len(pages), np.int8)
-        pooled = nrows == 1  # one output row: a part per thread, added up
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
 
-        def run(sl):
-            a, b = ((np.zeros_like(out_n), np.zeros_like(out_t)) if pooled else (out_n, out_t))
+        def kernel(sl, a, b, status):
             K.pixel_sums(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
                          self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl],
-                         self.height, self.width, a, b, status[sl])
-            if pooled:
-                parts.append((a, b))
+                         self.height, self.width, a, b, status)
 
-        self._parallel(pages, rows, run, pooled)
-        self._raise_status(pages, status)
-        for a, b in parts:
-            out_n += a
-            out_t += b
+        self._sums(pages, rows, out_n, out_t, kernel)
         shape = (nrows, self.height, self.width)
         return out_n.reshape(shape), out_t.reshape(shape)
 
