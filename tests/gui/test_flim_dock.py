@@ -104,6 +104,17 @@ def test_trace_plot_lifetime_and_phasor_with_bands(flim_viewer, qtbot):
     np.testing.assert_allclose(plot.result.values, want.values, rtol=1e-12)
     np.testing.assert_allclose(plot.curves["roi 2"].yData, want.values[1], rtol=1e-12)
     assert len(plot.bands) == 2  # a confidence band per ROI
+    # after a fit in the FLIM dock, lifetimes are mean arrival minus its IRF offset
+    flim = FlimDock(viewer)
+    qtbot.addWidget(flim)
+    flim.n_exp.setValue(1)
+    flim.run()
+    qtbot.waitUntil(lambda: not flim.busy, timeout=60000)
+    assert plot.irf_offset_ns() == flim.fit.irf_offset_ns
+    plot.refresh()
+    qtbot.waitUntil(lambda: not plot.busy, timeout=30000)
+    np.testing.assert_allclose(plot.result.values, want.values - flim.fit.irf_offset_ns,
+                               rtol=1e-12)
     plot.metric_box.setCurrentText("phasor s")
     qtbot.wait(plot._timer.interval() + 50)
     qtbot.waitUntil(lambda: not plot.busy and not plot._timer.isActive(), timeout=30000)

@@ -273,6 +273,9 @@ class FlimDock(WorkerDock, QWidget):
         """Draw ``hist`` (if given), the fit and its residuals; fill the table."""
         self.fit = fit
         self.fraction_button.setEnabled(fit.n_exp == 2)
+        image = image_layer_for(self.viewer, self.dataset)
+        if image is not None:  # lifetimes in the trace plot use this fit's IRF offset
+            image.metadata = {**image.metadata, "scanimage_decay_fit": fit}
         bin_ns = fit.bin_width_ps / 1000.0
         if hist is not None:
             self.hist = np.asarray(hist, np.float64)

@@ -52,12 +52,12 @@ def roi_signature(roi: Roi) -> str:
     return h.hexdigest()
 
 
-def _run(dataset, rois, channel, kind, slice_sample, registration=None):
+def _run(dataset, rois, channel, kind, slice_sample, registration=None, irf_offset_ns=0.0):
     """Worker body: yields (done, total); returns Traces (LifetimeTraces for photon kinds)."""
     if kind in PHOTON_KINDS:
         yield 0, 1
         out = lifetime_traces(dataset, rois, channel=channel, kind=kind,
-                              registration=registration)
+                              registration=registration, irf_offset_ns=irf_offset_ns)
         yield 1, 1
         return out
     return (yield from iter_traces(dataset, rois, channel=channel, kind=kind,
@@ -169,6 +169,15 @@ class TracePlotDock(WorkerDock, PlotDock):
                 return reg
         return None
 
+    def irf_offset_ns(self) -> float:
+        """IRF offset of the decay fit shown by the FLIM dock (0: lifetimes are mean arrival
+        times)."""
+        for layer in self.viewer.layers:
+            fit = layer.metadata.get("scanimage_decay_fit")
+            if fit is not None:
+                return float(fit.irf_offset_ns)
+        return 0.0
+
     def select_layer(self, layer) -> None:
         self.layer_box.setCurrentIndex(self._layers.index(layer))
 
@@ -208,7 +217,8 @@ class TracePlotDock(WorkerDock, PlotDock):
         ds, rois, channel, kind, sample, image, reg = request
         self.image_layer = image
         self.plot.setLabel("left", self.metric_box.currentText())
-        settings = (id(ds), channel, kind, sample, None if reg is None else id(reg))
+        offset = self.irf_offset_ns() if kind in PHOTON_KINDS else 0.0
+        settings = (id(ds), channel, kind, sample, None if reg is None else id(reg), offset)
         keys = [(roi_signature(r), *settings) for r in rois]
         missing = [k for k, key in enumerate(keys) if key not in self._cache]
         if not missing:
@@ -240,7 +250,8 @@ class TracePlotDock(WorkerDock, PlotDock):
             self._pending = None
             self.refresh()  # draws, or computes what changed meanwhile
 
-        self.start_worker(_run, ds, subset, channel, kind, sample, reg, returned=returned,
+        self.start_worker(_run, ds, subset, channel, kind, sample, reg, settings[-1],
+                          returned=returned,
                           finished=finished, what="traces")
 
     def cancel(self) -> None:
