@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -41,3 +42,187 @@ def test_info_siff(shared_data, capsys):
     assert record["siff"] == {"num_bins": 120, "bin_width_ps": 20.0, "laser_period_ps": 12500.0,
                               "photon_encoding": ["raw"]}
     assert (record["num_volumes"], record["num_planes"], record["num_flyback"]) == (6, 2, 1)
+
+
+# -- register / traces / batch ------------------------------------------------------------------
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "error:" in line]
+
+
+def _analysis_project(folder):
+    from napari_scanimage import RoiSet
+    from napari_scanimage.session import Session, TraceSettings
+
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = write_scanimage_tiff(folder / "rec.tif", SyntheticLayout(
+        channels=(1, 2), num_planes=2, num_volumes=6, frame_rate=20.0))
+    mask = np.zeros((32, 48), bool)
+    mask[3:11, 5:22] = True
+    rois = RoiSet.from_masks({"a": mask, "b": ~mask})
+    session = Session(sources=[truth.paths[0]], channel=1, roi_set=rois,
+                      trace=TraceSettings(kind="dff", percentile=10.0))
+    return truth.paths[0], session.save(folder / "s.json"), rois
+
+
+def test_traces_session_equals_library(tmp_path, capsys):
+    import napari_scanimage as nsi
+
+    rec, session_path, rois = _analysis_project(tmp_path / "p")
+    out = tmp_path / "t.csv"
+    assert main(["traces", str(session_path), "--out", str(out)]) == 0
+    with nsi.open_dataset(rec) as ds:
+        want = nsi.traces(ds, rois, channel=1, kind="dff", percentile=10.0)
+    assert out.read_bytes().decode() == want.csv_text()
+    rows = out.read_text().splitlines()
+    assert rows[0] == "time_s,roi,channel,metric,value" and len(rows) == 1 + 2 * 6
+    assert "traces: 1/1" in capsys.readouterr().err
+    # flags override the session's settings; --rois with a plain file
+    roi_file = rois.save(tmp_path / "rois.json")
+    assert main(["traces", str(rec), "--rois", str(roi_file), "--out", str(out),
+                 "--kind", "sum", "--channel", "Channel 1"]) == 0
+    with nsi.open_dataset(rec) as ds:
+        want = nsi.traces(ds, rois, channel=0, kind="sum")
+    assert out.read_bytes().decode() == want.csv_text()
+
+
+def test_register_file_and_session(tmp_path, capsys):
+    import napari_scanimage as nsi
+    from napari_scanimage.session import Session
+
+    rec, session_path, rois = _analysis_project(tmp_path / "p")
+    assert main(["register", str(rec), "--channel", "1", "--max-shift", "4"]) == 0
+    default_out = rec.with_name("rec.registration.npz")
+    with nsi.open_dataset(rec) as ds:
+        want = nsi.register(ds, channel=1, max_shift=4)
+    np.testing.assert_array_equal(nsi.Registration.load(default_out).shifts, want.shifts)
+    assert main(["register", str(session_path), "--max-shift", "4"]) == 0
+    stored = Session.load(session_path).registration()
+    np.testing.assert_array_equal(stored.shifts, want.shifts)
+    # traces of a session with a registration use it, like the library does
+    out = tmp_path / "reg.csv"
+    assert main(["traces", str(session_path), "--out", str(out)]) == 0
+    with nsi.open_dataset(rec) as ds:
+        expected = nsi.traces(ds, rois, channel=1, kind="dff", percentile=10.0,
+                              registration=want)
+    assert out.read_bytes().decode() == expected.csv_text()
+    out2 = tmp_path / "reg2.csv"
+    assert main(["traces", str(rec), "--rois", str(rois.save(tmp_path / "r.json")),
+                 "--registration", str(default_out), "--channel", "1", "--kind", "dff",
+                 "--out", str(out2)]) == 0
+    with nsi.open_dataset(rec) as ds:
+        expected = nsi.traces(ds, rois, channel=1, kind="dff", registration=want)
+    assert out2.read_bytes().decode() == expected.csv_text()
+
+
+def test_traces_on_local_cluster_equals_in_process(tmp_path, capsys):
+    rec, session_path, _ = _analysis_project(tmp_path / "p")
+    here, there = tmp_path / "here.csv", tmp_path / "there.csv"
+    assert main(["traces", str(session_path), "--out", str(here), "--kind", "mean"]) == 0
+    assert main(["traces", str(session_path), "--out", str(there), "--kind", "mean",
+                 "--workers", "2"]) == 0
+    assert there.read_text() == here.read_text()
+    assert "starting 2 local worker process(es)" in capsys.readouterr().err
+
+
+def test_batch(tmp_path, capsys):
+    import napari_scanimage as nsi
+    from napari_scanimage.session import Session
+
+    _, template, rois = _analysis_project(tmp_path / "template")
+    data = tmp_path / "data"
+    data.mkdir()
+    recs = [write_scanimage_tiff(data / f"m{k}.tif", SyntheticLayout(
+        channels=(1, 2), num_planes=2, num_volumes=4 + k, frame_rate=20.0)).paths[0]
+            for k in range(3)]
+    series = write_scanimage_tiff(data / "ser.tif", SyntheticLayout(
+        channels=(1, 2), num_planes=2, num_volumes=4, frames_per_file=4))
+    assert len(series.paths) > 1
+    out_dir = tmp_path / "results"
+    assert main(["batch", str(data), "--session", str(template), "--out-dir", str(out_dir)]) == 0
+    expected = {f"{p.stem}_traces.csv": p for p in [*recs, series.paths[0]]}
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(expected)
+    for name, rec in expected.items():
+        with nsi.open_dataset(rec) as ds:
+            want = nsi.traces(ds, rois, channel=1, kind="dff", percentile=10.0)
+        assert (out_dir / name).read_bytes().decode() == want.csv_text()
+    assert "4 recording(s) analysed, 0 failed" in capsys.readouterr().out
+    # a broken file is reported; the others are still written; the exit code says so
+    for p in [*series.paths]:
+        p.unlink()
+    (data / "broken.tif").write_bytes(b"II*\x00 this is not a tiff")
+    shutil.rmtree(out_dir)
+    assert main(["batch", str(data / "*.tif"), "--session", str(template),
+                 "--out-dir", str(out_dir)]) == 1
+    captured = capsys.readouterr()
+    assert "3 recording(s) analysed, 1 failed" in captured.out
+    assert "broken.tif" in captured.out and "broken.tif: failed" in captured.err
+    assert len(_error_lines(captured.err)) == 1
+    assert sorted(p.name for p in out_dir.iterdir()) == [f"m{k}_traces.csv" for k in range(3)]
+    assert Session.load(template).rois().names == ["a", "b"]
+
+
+def test_bad_inputs_exit_non_zero_without_output(tmp_path, capsys):
+    rec, session_path, rois = _analysis_project(tmp_path / "p")
+    out = tmp_path / "t.csv"
+    # wrong ROI file
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"hello": 1}))
+    assert main(["traces", str(rec), "--rois", str(wrong), "--out", str(out)]) == 2
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "not a napari-scanimage ROI file" in lines[0]
+    assert main(["traces", str(rec), "--out", str(out)]) == 2
+    assert "give --rois" in capsys.readouterr().err
+    # ROIs drawn on other frames
+    from napari_scanimage import RoiSet
+
+    other = RoiSet.from_masks({"x": np.ones((10, 10), bool)}).save(tmp_path / "other.json")
+    assert main(["traces", str(rec), "--rois", str(other), "--out", str(out)]) == 2
+    assert "10×10" in capsys.readouterr().err
+    # unreachable scheduler
+    assert main(["traces", str(session_path), "--out", str(out),
+                 "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "cannot reach the dask scheduler at tcp://127.0.0.1:9" in lines[0]
+    # output folder missing
+    assert main(["traces", str(session_path), "--out", str(tmp_path / "no" / "t.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    # missing recording in the session
+    rec.unlink()
+    assert main(["traces", str(session_path), "--out", str(out)]) == 2
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "rec.tif, which does not exist" in lines[0]
+    assert main(["register", str(session_path)]) == 2
+    assert len(_error_lines(capsys.readouterr().err)) == 1
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json", "p", "wrong.json"]
+
+
+def test_export_nwb_from_a_session(tmp_path, capsys):
+    pynwb = pytest.importorskip("pynwb")
+    import napari_scanimage as nsi
+
+    rec, session_path, rois = _analysis_project(tmp_path / "p")
+    out = tmp_path / "rec.nwb"
+    assert main(["export-nwb", str(session_path), "--out", str(out)]) == 0
+    with nsi.open_dataset(rec) as ds:
+        want = nsi.traces(ds, rois, channel=1, kind="dff", percentile=10.0)
+        frames = ds.read(1)  # (T, Z, Y, X)
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        nwb = io.read()
+        series = [s for s in nwb.acquisition.values() if "2" in s.name or "1" in s.name]
+        data = [np.asarray(s.data[:]) for s in nwb.acquisition.values()]
+        assert any(d.shape == frames.transpose(0, 3, 2, 1).shape and
+                   np.array_equal(d, frames.transpose(0, 3, 2, 1)) for d in data)
+        ophys = nwb.processing["ophys"]
+        responses = [s for iface in ophys.data_interfaces.values()
+                     if hasattr(iface, "roi_response_series")
+                     for s in iface.roi_response_series.values()]
+        assert any(np.allclose(np.asarray(r.data[:]).T, want.values, equal_nan=True)
+                   for r in responses)
+        assert series
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # a session whose recording is gone: one error line, no file
+    (tmp_path / "p" / "rec.tif").unlink()
+    gone = tmp_path / "gone.nwb"
+    assert main(["export-nwb", str(session_path), "--out", str(gone)]) != 0
+    assert len(_error_lines(capsys.readouterr().err)) == 1 and not gone.exists()

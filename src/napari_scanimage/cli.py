@@ -7,14 +7,30 @@ info FILE [--json]
 demo [--screenshot PATH] [--sample NAME]
     Open napari with a sample recording and the plugin's docks; with ``--screenshot`` render the
     whole window to a PNG (on a virtual X server when there is no display) and exit.
+register FILE|SESSION [--channel C] [--out SHIFTS.npz] [--bidi] [--max-shift N]
+    Rigid motion registration; stored in the session (sidecar) or written to ``--out``.
+traces FILE|SESSION [--rois ROIS] --out CSV [--channel C] [--kind K] [--registration NPZ]
+    Every ROI's trace as a tidy CSV (a session provides ROIs, registration and settings).
+batch FOLDER|GLOB --session TEMPLATE.json [--out-dir DIR]
+    The template session's ROIs and settings applied to every recording found.
+export-nwb SESSION --out FILE.nwb
+    The session's recording (imaging data written in chunks), ROIs, traces and shifts as NWB
+    (needs the ``nwb`` extra: pynwb).
+
+``traces`` and ``batch`` run on a dask cluster with ``--scheduler ADDRESS`` (a running
+scheduler) or ``--workers N`` (local worker processes for this run); results are identical.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from .errors import ScanImageError
 
@@ -72,6 +88,280 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(screenshot=args.screenshot, sample=args.sample)
 
 
+# -- analysis commands ----------------------------------------------------------------------
+SCHEDULER_TIMEOUT_S = 3
+RECORDING_SUFFIXES = (".tif", ".tiff", ".siff")
+TRACE_KINDS = ("mean", "sum", "dff", "lifetime", "phasor")
+
+
+class _Progress:
+    """Line-based progress on stderr: one line per tenth of the work."""
+
+    def __init__(self, label: str):
+        self.label, self.step, self.t0 = label, -1, time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        step = 10 * done // total
+        if step != self.step:
+            self.step = step
+            print(f"{self.label}: {done}/{total} ({100 * done // total}%, "
+                  f"{time.monotonic() - self.t0:.1f} s)", file=sys.stderr, flush=True)
+
+
+def _channel_arg(text: str | None) -> int | str | None:
+    if text is None:
+        return None
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+def _is_session(path: Path) -> bool:
+    return path.suffix.lower() == ".json"
+
+
+def _target_session(target: str):
+    from .session import Session
+
+    path = Path(target)
+    if _is_session(path):
+        return Session.load(path)
+    if not path.is_file():
+        raise ScanImageError(f"{path} does not exist; give a ScanImage .tif/.siff file or a "
+                             "session .json")
+    return Session(sources=[path])
+
+
+def _check_out(path: Path, option: str) -> Path:
+    if path.is_dir():
+        raise ScanImageError(f"{option} {path} is a folder; give a file name")
+    if not path.absolute().parent.is_dir():
+        raise ScanImageError(f"the folder of {option} {path} does not exist; create it or "
+                             f"choose another {option}")
+    return path
+
+
+@contextlib.contextmanager
+def _scheduler(args: argparse.Namespace) -> Iterator[object | None]:
+    """None (in-process), or a dask client on ``--scheduler`` / a ``--workers`` cluster."""
+    address, workers = args.scheduler, args.workers
+    if address and workers:
+        raise ScanImageError("give --scheduler or --workers, not both")
+    if not address and not workers:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ScanImageError("--scheduler and --workers need the 'distributed' package: "
+                             "pip install distributed") from None
+    if address:
+        try:
+            client = Client(address, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ScanImageError(f"cannot reach the dask scheduler at {address} within "
+                                 f"{SCHEDULER_TIMEOUT_S} s ({why}); check that it is running and"
+                                 " the address is right, or drop --scheduler") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    if workers < 1:
+        raise ScanImageError(f"--workers must be at least 1, got {workers}")
+    print(f"starting {workers} local worker process(es)", file=sys.stderr, flush=True)
+    try:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        raise ScanImageError(f"could not start {workers} local dask worker(s) ({exc}); try "
+                             "fewer --workers or run without them") from None
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
+def _apply_trace_args(session, args: argparse.Namespace, dataset) -> None:
+    from dataclasses import replace
+
+    from .analysis.registration import Registration
+    from .session import load_rois
+
+    if args.channel is not None:
+        session.trace = replace(session.trace, channel=_channel_arg(args.channel))
+    if args.kind is not None:
+        session.trace = replace(session.trace, kind=args.kind)
+    if args.rois is not None:
+        session.roi_set = load_rois(args.rois, frame_shape=dataset.info.frame_shape,
+                                    num_planes=dataset.info.num_planes)
+    if args.registration is not None:
+        if not Path(args.registration).is_file():
+            raise ScanImageError(f"registration file {args.registration} does not exist; run "
+                                 "'napari-scanimage register' first")
+        session.registration_result = Registration.load(args.registration)
+    if session.roi_set is None:
+        raise ScanImageError("no ROIs: give --rois ROIS.json|.zip (or a session with ROIs)")
+
+
+def _traces(args: argparse.Namespace) -> int:
+    out = _check_out(Path(args.out), "--out")
+    session = _target_session(args.target)
+    with session.open_dataset() as ds:
+        _apply_trace_args(session, args, ds)
+        with _scheduler(args) as scheduler:
+            result = session.run_traces(scheduler, dataset=ds, progress=_Progress("traces"))
+    result.to_csv(out)
+    print(f"wrote {len(result.names)} ROI trace(s) × {len(result.time)} time points to {out}")
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    from .analysis.registration import register
+    from .session import Session
+
+    target = Path(args.target)
+    is_session = _is_session(target)
+    out = None if args.out is None else _check_out(Path(args.out), "--out")
+    if out is None and not is_session:
+        out = target.with_name(f"{target.stem}.registration.npz")
+    session = Session.load(target) if is_session else _target_session(args.target)
+    channel = session.channel if args.channel is None else _channel_arg(args.channel)
+    with session.open_dataset() as ds:
+        reg = register(ds, channel=channel, bidi=args.bidi, max_shift=args.max_shift,
+                       progress=_Progress("register"))
+    if out is not None:
+        reg.save(out)
+        print(f"wrote the registration to {out}")
+    if is_session:
+        session.registration_result = reg
+        session.save(session.path)
+        print(f"stored the registration in {session.path}")
+    shifts = reg.shifts.reshape(-1, 2)
+    print(f"largest shift {abs(shifts).max(initial=0):.2f} px, bidi phase {reg.bidi_phase:.2f}")
+    return 0
+
+
+def _export_nwb(args: argparse.Namespace) -> int:
+    from .nwb import export_nwb
+    from .session import Session
+
+    out = _check_out(Path(args.out), "--out")
+    session = Session.load(args.session)
+    with session.open_dataset() as ds:
+        result = session.run_traces(None, dataset=ds, progress=_Progress("traces")) \
+            if session.roi_set is not None else None
+        export_nwb(ds, out, rois=session.roi_set, traces=result,
+                   registration=session.registration_result,
+                   progress=_Progress("export-nwb"))
+    print(f"wrote {out}")
+    return 0
+
+
+def _recordings(pattern: str) -> list[Path]:
+    path = Path(pattern)
+    if path.is_dir():
+        found = [p for p in path.iterdir() if p.suffix.lower() in RECORDING_SUFFIXES]
+    else:
+        found = [Path(p) for p in glob.glob(pattern)
+                 if Path(p).suffix.lower() in RECORDING_SUFFIXES]
+    return sorted(p for p in found if p.is_file() and not p.name.startswith("."))
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .dataset import open_dataset
+    from .session import Session
+
+    template = Session.load(args.session, require_sources=False)
+    if template.roi_set is None:
+        raise ScanImageError(f"the template session {args.session} has no ROIs; save one with "
+                             "ROIs first")
+    files = _recordings(args.inputs)
+    if not files:
+        raise ScanImageError(f"no .tif, .tiff or .siff files found in {args.inputs}; give a "
+                             "folder or a glob pattern such as 'data/*.tif'")
+    base = Path(args.inputs) if Path(args.inputs).is_dir() else files[0].parent
+    out_dir = Path(args.out_dir) if args.out_dir else base
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seen: set[Path] = set()
+    written: list[Path] = []
+    failed: list[tuple[Path, str]] = []
+    with _scheduler(args) as scheduler:
+        for k, f in enumerate(files, 1):
+            if f.resolve() in seen:
+                continue  # another file of a series already analysed
+            try:
+                with open_dataset(f) as ds:
+                    seen.update(p.resolve() for p in ds.paths)
+                    first = ds.paths[0]
+                    session = replace(template, sources=list(ds.paths),
+                                      registration_result=None, path=None)
+                    result = session.run_traces(scheduler, dataset=ds,
+                                                progress=_Progress(f"  {first.name}"))
+                out = out_dir / f"{first.stem}_traces.csv"
+                result.to_csv(out)
+                written.append(out)
+                print(f"[{k}/{len(files)}] {f.name}: wrote {out.name}", file=sys.stderr)
+            except (ScanImageError, OSError, ValueError) as exc:
+                seen.add(f.resolve())
+                failed.append((f, str(exc).splitlines()[0] if str(exc) else repr(exc)))
+                print(f"[{k}/{len(files)}] {f.name}: failed: {failed[-1][1]}", file=sys.stderr)
+    print(f"{len(written)} recording(s) analysed, {len(failed)} failed; results in {out_dir}")
+    for f, why in failed:
+        print(f"failed: {f}: {why}")
+    if failed:
+        print(f"napari-scanimage: error: {len(failed)} of {len(written) + len(failed)} "
+              "recording(s) failed (listed above); fix or remove them and rerun",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on the dask scheduler at ADDRESS (e.g. tcp://host:8786)")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="run on N local worker processes started for this run")
+
+
+def _add_analysis_commands(sub) -> None:
+    p = sub.add_parser("register", help="rigid motion registration of a recording")
+    p.add_argument("target", metavar="FILE|SESSION",
+                   help="a recording, or a session .json (the result is stored in it)")
+    p.add_argument("--channel", help="channel index or name the shifts are estimated on")
+    p.add_argument("--out", metavar="SHIFTS.npz",
+                   help="output file (default <file stem>.registration.npz next to FILE)")
+    p.add_argument("--bidi", action="store_true",
+                   help="estimate and correct the bidirectional line offset")
+    p.add_argument("--max-shift", type=float, metavar="N", help="largest shift searched (px)")
+    p.set_defaults(func=_register)
+    p = sub.add_parser("traces", help="ROI traces of a recording as a tidy CSV")
+    p.add_argument("target", metavar="FILE|SESSION", help="a recording or a session .json")
+    p.add_argument("--rois", metavar="ROIS", help="ROI file (.json, or ImageJ .zip / .roi)")
+    p.add_argument("--out", required=True, metavar="CSV", help="output CSV file")
+    p.add_argument("--channel", help="channel index or name")
+    p.add_argument("--kind", choices=TRACE_KINDS, help="trace kind (default: session's, mean)")
+    p.add_argument("--registration", metavar="SHIFTS.npz", help="registration to apply")
+    _add_cluster_options(p)
+    p.set_defaults(func=_traces)
+    p = sub.add_parser("export-nwb", help="a session's recording, ROIs, traces and shifts as NWB")
+    p.add_argument("session", metavar="SESSION", help="a session .json")
+    p.add_argument("--out", required=True, metavar="FILE.nwb", help="output NWB file")
+    p.set_defaults(func=_export_nwb)
+    p = sub.add_parser("batch", help="a template session's traces for many recordings")
+    p.add_argument("inputs", metavar="FOLDER|GLOB", help="folder or glob of recordings")
+    p.add_argument("--session", required=True, metavar="TEMPLATE.json",
+                   help="session whose ROIs and trace settings are applied")
+    p.add_argument("--out-dir", metavar="DIR",
+                   help="folder for <stem>_traces.csv (default: the recordings' folder)")
+    _add_cluster_options(p)
+    p.set_defaults(func=_batch)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="napari-scanimage",
                                      description="ScanImage recordings in napari and scripts")
@@ -86,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", choices=("volume_2ch", "flim_2ch"), default="volume_2ch",
                    help="which sample recording to open (default: the volumetric TIFF)")
     p.set_defaults(func=_demo)
+    _add_analysis_commands(sub)
     return parser
 
 

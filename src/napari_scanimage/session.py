@@ -1,0 +1,331 @@
+"""Analysis sessions: a recording, its ROIs, registration, FLIM fit and trace settings in one file.
+
+A session is a versioned JSON file (``{"format": "napari-scanimage-session", "version": 1}``).
+Recording paths are stored relative to the session file's folder (absolute when that is not
+possible, e.g. on another drive), so a folder holding a session and its recordings can move.
+ROIs are stored inline; the registration (``<stem>.registration.npz``) and the decay fit
+(``<stem>.decayfit.json``) are sidecar files next to the session, referenced by name.
+
+:meth:`Session.save` writes the sidecars first and the JSON last, each atomically, so the JSON
+never refers to a half-written sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ._atomic import atomic_write
+from .errors import FormatError, ScanImageError, SelectionError
+
+__all__ = ["FORMAT", "VERSION", "MissingFileError", "Session", "TraceSettings"]
+
+FORMAT = "napari-scanimage-session"
+VERSION = 1
+TRACE_KINDS = ("mean", "sum", "dff", "lifetime", "phasor")
+
+
+class MissingFileError(ScanImageError):
+    """A file a session refers to (a recording or a sidecar) does not exist."""
+
+
+@dataclass
+class TraceSettings:
+    """How traces are computed (the arguments of :func:`~.analysis.traces.traces`).
+
+    ``channel`` None means the session's selected channel.
+    """
+
+    kind: str = "mean"
+    channel: int | str | None = None
+    percentile: float = 8.0
+    window_s: float | None = None
+    neuropil: float | None = None
+    neuropil_radii: tuple[int, int] = (2, 8)
+    harmonic: int = 1
+    bin_volumes: int = 1
+
+    def __post_init__(self):
+        if self.kind not in TRACE_KINDS:
+            raise SelectionError(f"trace kind {self.kind!r} is not one of "
+                                 f"{', '.join(TRACE_KINDS)}")
+        self.percentile = float(self.percentile)
+        self.window_s = None if self.window_s is None else float(self.window_s)
+        self.neuropil = None if self.neuropil is None else float(self.neuropil)
+        inner, outer = (int(r) for r in self.neuropil_radii)
+        self.neuropil_radii = (inner, outer)
+        self.harmonic = int(self.harmonic)
+        self.bin_volumes = int(self.bin_volumes)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["neuropil_radii"] = list(self.neuropil_radii)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TraceSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown trace setting(s) {', '.join(unknown)}")
+        return cls(**d)
+
+
+@dataclass(eq=False)
+class Session:
+    """Everything needed to redo an analysis of one recording.
+
+    Attributes
+    ----------
+    sources : list of Path
+        The recording's files (one file, or every file of a series in order), absolute.
+    channel, plane, slice_sample
+        The selection shown / analysed.
+    roi_set : RoiSet or None
+    registration_result : Registration or None
+    decay_fit : DecayFit or None
+    trace : TraceSettings
+    bin_width_ps : float or None
+        `.siff` arrival-time bin width override passed to :func:`open_dataset`.
+    path : Path or None
+        The file the session was loaded from or last saved to.
+    """
+
+    sources: list[Path] = field(default_factory=list)
+    channel: int | str = 0
+    plane: int | None = None
+    slice_sample: int | str = "mean"
+    roi_set: object | None = None
+    registration_result: object | None = None
+    decay_fit: object | None = None
+    trace: TraceSettings = field(default_factory=TraceSettings)
+    bin_width_ps: float | None = None
+    path: Path | None = None
+
+    def __post_init__(self):
+        if isinstance(self.sources, (str, os.PathLike)):
+            self.sources = [self.sources]
+        self.sources = [Path(p).absolute() for p in self.sources]
+        if isinstance(self.trace, dict):
+            self.trace = TraceSettings(**self.trace)
+        if self.path is not None:
+            self.path = Path(self.path).absolute()
+
+    # -- derived objects ----------------------------------------------------------------------
+    def open_dataset(self):
+        """Open the session's recording (the caller closes it)."""
+        from .dataset import open_dataset
+
+        if not self.sources:
+            raise SelectionError("the session has no recording; add one to 'sources'")
+        for p in self.sources:
+            if not p.is_file():
+                raise MissingFileError(f"the session's recording {p} does not exist; put it "
+                                       "back or make a new session")
+        return open_dataset(self.sources[0], bin_width_ps=self.bin_width_ps,
+                            file_paths=self.sources if len(self.sources) > 1 else None)
+
+    def rois(self):
+        """The session's ROIs (a RoiSet) or None."""
+        return self.roi_set
+
+    def registration(self):
+        """The session's Registration or None."""
+        return self.registration_result
+
+    def run_traces(self, scheduler=None, *, dataset=None,
+                   progress: Callable[[int, int], None] | None = None):
+        """Traces of the session's ROIs with its settings: a Traces (LifetimeTraces for the
+        kinds "lifetime" and "phasor")."""
+        from .analysis.traces import traces
+
+        if self.roi_set is None or len(self.roi_set) == 0:
+            raise SelectionError("the session has no ROIs; draw some or give an ROI file")
+        t = self.trace
+        channel = self.channel if t.channel is None else t.channel
+        irf = self.decay_fit.irf_offset_ns if self.decay_fit is not None else 0.0
+        own = dataset is None
+        ds = self.open_dataset() if own else dataset
+        try:
+            info = ds.info
+            check = getattr(self.roi_set, "_check_fits", None)
+            if check is not None:  # ROIs drawn on other frames are refused with a clear message
+                check("the session", info.frame_shape, info.num_planes)
+            return traces(ds, self.roi_set, channel=channel, kind=t.kind,
+                          slice_sample=self.slice_sample, percentile=t.percentile,
+                          window_s=t.window_s, neuropil=t.neuropil,
+                          neuropil_radii=t.neuropil_radii, scheduler=scheduler,
+                          progress=progress, registration=self.registration_result,
+                          harmonic=t.harmonic, irf_offset_ns=irf, bin_volumes=t.bin_volumes)
+        finally:
+            if own:
+                ds.close()
+
+    # -- files --------------------------------------------------------------------------------
+    def to_dict(self, folder: str | os.PathLike | None = None) -> dict:
+        """The JSON document (paths relative to ``folder`` where possible; sidecars not
+        included — :meth:`save` adds their names)."""
+        folder = Path(folder).absolute() if folder is not None else None
+        return {
+            "format": FORMAT, "version": VERSION,
+            "sources": [_relative(p, folder) for p in self.sources],
+            "bin_width_ps": self.bin_width_ps,
+            "selection": {"channel": self.channel, "plane": self.plane,
+                          "slice_sample": self.slice_sample},
+            "rois": None if self.roi_set is None else self.roi_set.to_dict(),
+            "registration": None,
+            "decay_fit": None,
+            "trace": self.trace.to_dict(),
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the session to ``path`` (JSON) and its sidecars next to it, atomically."""
+        path = Path(path).absolute()
+        doc = self.to_dict(path.parent)
+        if self.registration_result is not None:
+            side = path.with_name(f"{path.stem}.registration.npz")
+            self.registration_result.save(side)
+            doc["registration"] = side.name
+        if self.decay_fit is not None:
+            side = path.with_name(f"{path.stem}.decayfit.json")
+            self.decay_fit.save(side)
+            doc["decay_fit"] = side.name
+        atomic_write(path, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode())
+        self.path = path
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, require_sources: bool = True) -> Session:
+        """Read a session file.
+
+        Raises
+        ------
+        FormatError
+            Not JSON, not a session file, a newer version, or malformed.
+        MissingFileError
+            A recording (with ``require_sources``) or a sidecar file does not exist.
+        """
+        path = Path(path).absolute()
+        try:
+            doc = json.loads(path.read_bytes().decode())
+        except FileNotFoundError:
+            raise MissingFileError(f"session file {path} does not exist") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FormatError(f"{path.name} is not a session file (not JSON: {exc})") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise FormatError(f"{path.name} is JSON but not a napari-scanimage session file "
+                              f"(no 'format': {FORMAT!r})")
+        version = doc.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+            raise FormatError(f"{path.name} is session file version {version!r}; this napari-"
+                              f"scanimage reads versions 1–{VERSION}: update it")
+        folder = path.parent
+        try:
+            if not isinstance(doc["sources"], list):
+                raise TypeError("'sources' must be a list of paths")
+            sources = [_resolve(s, folder) for s in doc["sources"]]
+            sel = doc.get("selection") or {}
+            trace = TraceSettings.from_dict(doc.get("trace") or {})
+            rois = None if doc.get("rois") is None else _rois_from_dict(doc["rois"], path.name)
+            plane = sel.get("plane")
+            session = cls(sources=sources, channel=_channel(sel.get("channel", 0)),
+                          plane=None if plane is None else int(plane),
+                          slice_sample=_slice_sample(sel.get("slice_sample", "mean")),
+                          roi_set=rois, trace=trace, bin_width_ps=_optional_float(
+                              doc.get("bin_width_ps")), path=path)
+            reg_name, fit_name = doc.get("registration"), doc.get("decay_fit")
+            for name in (reg_name, fit_name):
+                if name is not None and not isinstance(name, str):
+                    raise TypeError(f"sidecar name {name!r} is not a string")
+        except FormatError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"{path.name}: malformed session ({exc})") from None
+        if require_sources:
+            for p in sources:
+                if not p.is_file():
+                    raise MissingFileError(
+                        f"{path.name} refers to the recording {p}, which does not exist; move "
+                        "it back (paths are relative to the session's folder) or edit "
+                        "'sources'")
+        if reg_name is not None:
+            from .analysis.registration import Registration
+
+            session.registration_result = Registration.load(_sidecar(path, reg_name))
+        if fit_name is not None:
+            from .analysis.flim import DecayFit
+
+            session.decay_fit = DecayFit.load(_sidecar(path, fit_name))
+        return session
+
+
+def _relative(p: Path, folder: Path | None) -> str:
+    if folder is None:
+        return str(p)
+    try:
+        return Path(os.path.relpath(p, folder)).as_posix()
+    except ValueError:  # another drive
+        return str(p)
+
+
+def _resolve(s, folder: Path) -> Path:
+    if not isinstance(s, str) or not s:
+        raise TypeError(f"source {s!r} is not a path")
+    p = Path(s)
+    return p if p.is_absolute() else Path(os.path.normpath(folder / p))
+
+
+def _sidecar(path: Path, name: str) -> Path:
+    side = path.parent / name
+    if not side.is_file():
+        raise MissingFileError(f"{path.name} refers to {name}, which is not next to it; copy "
+                               "it back beside the session file or remove the reference")
+    return side
+
+
+def _channel(v) -> int | str:
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise TypeError(f"channel {v!r} is not an index or a name")
+    return v
+
+
+def _slice_sample(v) -> int | str:
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise TypeError(f"slice_sample {v!r} is not an index or a name")
+    return v
+
+
+def _optional_float(v) -> float | None:
+    return None if v is None else float(v)
+
+
+def _rois_from_dict(doc: dict, what: str):
+    """A RoiSet from :meth:`RoiSet.to_dict` output (the inline form of an ROI file)."""
+    from .analysis.rois import FORMAT as ROI_FORMAT
+    from .analysis.rois import VERSION as ROI_VERSION
+    from .analysis.rois import RoiSet, _roi_from_dict
+
+    if not isinstance(doc, dict) or doc.get("format") != ROI_FORMAT:
+        raise FormatError(f"{what}: its 'rois' entry is not a napari-scanimage ROI set")
+    version = doc.get("version")
+    if not isinstance(version, int) or not 1 <= version <= ROI_VERSION:
+        raise FormatError(f"{what}: its ROIs are version {version!r}; this napari-scanimage "
+                          f"reads versions 1–{ROI_VERSION}: update it")
+    return RoiSet([_roi_from_dict(d) for d in doc["rois"]], frame_shape=doc.get("frame_shape"),
+                  num_planes=doc.get("num_planes"), source=doc.get("source"))
+
+
+def load_rois(path: str | os.PathLike, *, frame_shape=None, num_planes=None):
+    """An ROI file: napari-scanimage JSON, or an ImageJ ``.zip`` / ``.roi``."""
+    from .analysis.rois import RoiSet
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"ROI file {path} does not exist")
+    if path.suffix.lower() in (".zip", ".roi"):
+        return RoiSet.from_imagej(path, frame_shape=frame_shape, num_planes=num_planes)
+    return RoiSet.load(path, frame_shape=frame_shape, num_planes=num_planes)
+
