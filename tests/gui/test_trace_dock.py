@@ -124,6 +124,13 @@ def test_curves_cursor_click_edit_export(setup, qtbot, tmp_path):
     from qtpy.QtWidgets import QApplication
 
     assert QApplication.clipboard().text() == text
+    # a session saved here replays through the command line to the same traces
+    from napari_scanimage.cli import main
+
+    session = dock.save_session(tmp_path / "session.json")
+    replay = tmp_path / "replay.csv"
+    assert main(["traces", str(session), "--out", str(replay)]) == 0
+    assert replay.read_bytes().decode() == dock.result.csv_text()
 
 
 def layer_path(viewer):

@@ -78,6 +78,9 @@ class TracePlotDock(WorkerDock, PlotDock):
         self.registered.setChecked(True)
         self.export_button = QPushButton("CSV…")
         self.copy_button = QPushButton("Copy")
+        self.session_button = QPushButton("Save session…")
+        self.session_button.setToolTip("recording, ROIs, registration, fit and trace settings, "
+                                       "to replay with 'napari-scanimage traces SESSION'")
         self.cancel_button = QPushButton("Cancel")
         self.progress = QProgressBar()
         self.progress.setMaximumHeight(12)
@@ -88,7 +91,8 @@ class TracePlotDock(WorkerDock, PlotDock):
             top.addWidget(w, 1)
         top.addWidget(self.registered)
         bottom = QHBoxLayout()
-        for w in (self.progress, self.cancel_button, self.export_button, self.copy_button):
+        for w in (self.progress, self.cancel_button, self.export_button, self.copy_button,
+                  self.session_button):
             bottom.addWidget(w)
         self.layout_.insertLayout(0, top)
         self.layout_.addLayout(bottom)
@@ -112,6 +116,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         self.registered.toggled.connect(self.schedule)
         self.export_button.clicked.connect(self._export_dialog)
         self.copy_button.clicked.connect(self.copy_to_clipboard)
+        self.session_button.clicked.connect(self._session_dialog)
         self.cancel_button.clicked.connect(self.cancel)
         napari_viewer.layers.events.inserted.connect(self._refresh_layers)
         napari_viewer.layers.events.removed.connect(self._refresh_layers)
@@ -300,6 +305,36 @@ class TracePlotDock(WorkerDock, PlotDock):
         text = self.result.csv_text() if self.result is not None else ""
         QApplication.clipboard().setText(text)
         return text
+
+    def session(self):
+        """A :class:`~napari_scanimage.session.Session` of what the plot shows."""
+        from ..session import Session, TraceSettings
+
+        request = self._request()
+        if request is None:
+            raise ScanImageError("nothing to save: open a recording and draw ROIs first")
+        ds, rois, channel, kind, sample, image, reg = request
+        fit = None
+        if kind in PHOTON_KINDS:
+            for layer in self.viewer.layers:
+                fit = layer.metadata.get("scanimage_decay_fit") or fit
+        return Session(sources=list(ds.paths), channel=channel, slice_sample=sample,
+                       roi_set=rois, registration_result=reg, decay_fit=fit,
+                       trace=TraceSettings(kind=kind))
+
+    def save_session(self, path: str | Path) -> Path:
+        out = self.session().save(path)
+        self.status.setText(f"saved session {Path(path).name}")
+        return out
+
+    def _session_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", "session.json",
+                                              "Session (*.json)")
+        if path:
+            try:
+                self.save_session(path)
+            except (ScanImageError, OSError) as exc:
+                self.status.setText(f"saving the session failed: {exc}")
 
     def _export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export traces", "traces.csv", "CSV (*.csv)")
