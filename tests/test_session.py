@@ -137,3 +137,16 @@ def test_save_is_relative_and_atomic(project):
     assert Session.load(path).trace.kind == "sum"
     assert sorted(p.name for p in folder.iterdir()) == [
         "analysis.decayfit.json", "analysis.json", "analysis.registration.npz", "rec.tif"]
+
+
+def test_session_reader_takes_only_session_files(tmp_path):
+    from napari_scanimage.gui.session_reader import get_session_reader, read_session
+
+    (tmp_path / "other.json").write_text('{"a": 1}')
+    (tmp_path / "broken.json").write_bytes(b"\x00 not json")
+    assert get_session_reader(str(tmp_path / "other.json")) is None
+    assert get_session_reader(str(tmp_path / "broken.json")) is None
+    assert get_session_reader(str(tmp_path / "missing.json")) is None
+    assert get_session_reader([str(tmp_path / "other.json")]) is None
+    assert get_session_reader(str(tmp_path / "x.tif")) is None
+    assert read_session is not None

@@ -50,8 +50,9 @@ def brute(path, masks, channel=0):
     return t, np.array([[f[m].mean() for f in frames] for m in masks])
 
 
-def test_curves_cursor_click_edit_export(setup, qtbot, tmp_path):
+def test_curves_cursor_click_edit_export(setup, qtbot, tmp_path, make_napari_viewer):
     viewer, rois, layer, dock = setup
+    make_viewer = make_napari_viewer
     layer.add([rect(1, 2.5, 3.5, 5, 6), rect(2, 10.5, 12.5, 6, 6)], shape_type="rectangle",
               edge_color=["#ff0000", "#00ff00"])
     settle(qtbot, dock)
@@ -131,6 +132,16 @@ def test_curves_cursor_click_edit_export(setup, qtbot, tmp_path):
     replay = tmp_path / "replay.csv"
     assert main(["traces", str(session), "--out", str(replay)]) == 0
     assert replay.read_bytes().decode() == dock.result.csv_text()
+    # ... and opens in a fresh viewer (File → Open) with its ROIs
+    from napari_scanimage.gui.session_reader import get_session_reader
+
+    assert get_session_reader(str(path)) is None  # a CSV, not a session
+    fresh = make_viewer()
+    fresh.open(str(session), plugin="napari-scanimage")
+    assert [layer.name for layer in fresh.layers] == ["Green", "Red", "ROIs"]
+    restored = fresh.layers["ROIs"]
+    assert list(restored.features["name"]) == dock.result.names
+    np.testing.assert_allclose(restored.data[1][:, -2:], layer.data[1][:, -2:])
 
 
 def layer_path(viewer):

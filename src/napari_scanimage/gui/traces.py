@@ -78,6 +78,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         self.registered.setChecked(True)
         self.export_button = QPushButton("CSV…")
         self.copy_button = QPushButton("Copy")
+        self.open_session_button = QPushButton("Open session…")
         self.session_button = QPushButton("Save session…")
         self.session_button.setToolTip("recording, ROIs, registration, fit and trace settings, "
                                        "to replay with 'napari-scanimage traces SESSION'")
@@ -92,7 +93,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         top.addWidget(self.registered)
         bottom = QHBoxLayout()
         for w in (self.progress, self.cancel_button, self.export_button, self.copy_button,
-                  self.session_button):
+                  self.open_session_button, self.session_button):
             bottom.addWidget(w)
         self.layout_.insertLayout(0, top)
         self.layout_.addLayout(bottom)
@@ -117,6 +118,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         self.export_button.clicked.connect(self._export_dialog)
         self.copy_button.clicked.connect(self.copy_to_clipboard)
         self.session_button.clicked.connect(self._session_dialog)
+        self.open_session_button.clicked.connect(self._open_session_dialog)
         self.cancel_button.clicked.connect(self.cancel)
         napari_viewer.layers.events.inserted.connect(self._refresh_layers)
         napari_viewer.layers.events.removed.connect(self._refresh_layers)
@@ -335,6 +337,14 @@ class TracePlotDock(WorkerDock, PlotDock):
                 self.save_session(path)
             except (ScanImageError, OSError) as exc:
                 self.status.setText(f"saving the session failed: {exc}")
+
+    def _open_session_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Session (*.json)")
+        if path:
+            try:  # the plugin's session reader: the recording's layers and the ROIs
+                self.viewer.open(path, plugin="napari-scanimage")
+            except (ScanImageError, OSError, ValueError) as exc:
+                self.status.setText(f"opening the session failed: {exc}")
 
     def _export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export traces", "traces.csv", "CSV (*.csv)")
