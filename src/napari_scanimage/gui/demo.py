@@ -68,7 +68,9 @@ def add_docks(viewer) -> dict:
         added[name] = viewer.window.add_dock_widget(
             widget, name=name, area="bottom" if name == "Traces" else "right",
             tabify=name in ("Registration", "FLIM", "Phasor"))
-    added["ROIs"].raise_()
+    from qtpy.QtCore import QTimer
+
+    QTimer.singleShot(0, added["ROIs"].raise_)  # the ROI list is the tab on show
     return docks
 
 

@@ -72,6 +72,8 @@ class PhasorDock(WorkerDock, QWidget):
         self.plot.setLabel("bottom", "g")
         self.plot.setLabel("left", "s")
         self.plot.setAspectLocked(True)
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.density = pg.ImageItem()
         self.density.setRect(0.0, 0.0, 1.0, S_MAX)
         self.plot.addItem(self.density)
