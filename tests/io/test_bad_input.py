@@ -171,3 +171,24 @@ def test_compressed_pages_fall_back_to_tifffile(tmp_path):
     with PageReader(index) as reader:
         reader.read_into(np.arange(4), out)
     np.testing.assert_array_equal(out, np.stack(pages))
+
+
+def test_siff_page_data_past_the_end_is_a_format_error(tmp_path):
+    """A page whose photon strip lies outside the file is refused when the file is indexed
+    (the compiled loops never see it)."""
+    import tifffile
+
+    from napari_scanimage.io.synthetic import SyntheticLayout as _Layout
+    from napari_scanimage.io.synthetic_siff import write_siff
+
+    sim = write_siff(tmp_path / "bad.siff", _Layout(channels=(1,), num_volumes=4, height=16,
+                                                   width=16), photons_per_frame=50)
+    with tifffile.TiffFile(sim.path) as tif:
+        tag = tif.pages[0].tags["StripOffsets"]
+        at, size = tag.valueoffset, 8 if tif.is_bigtiff else 4
+    data = bytearray(sim.path.read_bytes())
+    data[at:at + size] = (1 << 40).to_bytes(size, "little")
+    sim.path.write_bytes(bytes(data))
+    with pytest.raises(nsi.FormatError, match="page 0: its data .* lie outside the file|"
+                       "ends before its first page"):
+        nsi.open_dataset(sim.path)

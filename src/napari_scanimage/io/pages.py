@@ -145,14 +145,13 @@ class PageReader:
                                   "file was shortened while open")
 
     def _read_tifffile(self, pages: np.ndarray, out: np.ndarray) -> None:
-        if self._tiff is None:
-            import tifffile
-
-            self._tiff = tifffile.TiffFile(self.index.path)  # own handle, from byte 0
-        tpages = self._tiff.pages
         for i, p in enumerate(np.asarray(pages).tolist()):
             try:
-                out[i] = tpages[int(p)].asarray()
+                if self._tiff is None:
+                    import tifffile
+
+                    self._tiff = tifffile.TiffFile(self.index.path)  # own handle, from byte 0
+                out[i] = self._tiff.pages[int(p)].asarray()
             except Exception as exc:  # tifffile raises many types on broken pages
                 raise FormatError(f"{self.index.path}: page {p} cannot be decoded ({exc})") \
                     from exc

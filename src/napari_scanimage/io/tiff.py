@@ -443,6 +443,14 @@ def index_pages(path: str | os.PathLike) -> PageIndex:
         expected = shape[0] * shape[1] * dtype.itemsize
         if direct and (np.asarray(arrays["byte_counts"]) != expected).any():
             direct = False
+    is_siff = np.asarray(arrays["siff"]).max() >= 0
+    if plain and dtype is not None and not is_siff:  # (.siff frames are not stored as pixels)
+        _check_frame_size(shape, dtype.itemsize, size, path)
+    if direct or is_siff:  # one strip per page: its data must lie in the file
+        kept = _check_extent(arrays, n, size, path)
+        if kept < n:  # a cut file: keep the pages whose data are complete
+            arrays = {k: np.asarray(v)[:kept] for k, v in arrays.items()}
+            n, truncated = kept, True
     if truncated:
         warnings.warn(f"{Path(path).name}: the file ends inside page {n} "
                       f"({size} bytes); using the {n} complete pages", TruncatedFileWarning,
@@ -467,5 +475,34 @@ def index_pages(path: str | os.PathLike) -> PageIndex:
 def _dtype_via_tifffile(path: str) -> np.dtype:
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
-        return np.dtype(tif.pages.first.dtype)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return np.dtype(tif.pages.first.dtype)
+    except Exception as exc:  # tifffile raises many types on broken files
+        raise FormatError(f"{path}: the pixel format of the first page cannot be decoded "
+                          f"({exc}); the file is corrupt") from None
+
+
+def _check_frame_size(shape, itemsize: int, size: int, path: str) -> None:
+    """Uncompressed pages store their frame: one larger than the whole file is corruption
+    (caught here, before anything allocates it)."""
+    if int(shape[0]) * int(shape[1]) * int(itemsize) > size:
+        raise FormatError(f"{path}: pages declare {int(shape[0])}×{int(shape[1])} pixels of "
+                          f"{itemsize} byte(s), more than the whole file ({size} bytes); the "
+                          "file is corrupt")
+
+
+def _check_extent(arrays: dict, n: int, size: int, path: str) -> int:
+    """Pages whose data lie past the end of the file: trailing ones are a cut file (the pages
+    before them are kept: returns how many); one followed by good pages is corruption."""
+    offsets = np.asarray(arrays["data_offsets"], np.int64)
+    counts = np.asarray(arrays["byte_counts"], np.int64)
+    bad = (offsets < 0) | (counts < 0) | (offsets > size) | (counts > size - offsets)
+    if not bad.any():
+        return n
+    first = int(np.argmax(bad))
+    if first == 0 or not bad[first:].all():
+        raise FormatError(f"{path}: page {first}: its data ({int(counts[first])} bytes at byte "
+                          f"{int(offsets[first])}) lie outside the file ({size} bytes); the "
+                          "file is corrupt")
+    return first
