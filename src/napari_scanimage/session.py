@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ._atomic import atomic_write
+from ._atomic import atomic_write, check_header
 from .errors import FormatError, ScanImageError, SelectionError
 
 __all__ = ["FORMAT", "VERSION", "MissingFileError", "Session", "TraceSettings"]
@@ -215,13 +215,9 @@ class Session:
             raise MissingFileError(f"session file {path} does not exist") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise FormatError(f"{path.name} is not a session file (not JSON: {exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise FormatError(f"{path.name} is JSON but not a napari-scanimage session file "
-                              f"(no 'format': {FORMAT!r})")
-        version = doc.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
-            raise FormatError(f"{path.name} is session file version {version!r}; this napari-"
-                              f"scanimage reads versions 1–{VERSION}: update it")
+        check_header(doc, FORMAT, VERSION, path.name, "session file")
+        from .analysis.rois import RoiSet
+
         folder = path.parent
         try:
             if not isinstance(doc["sources"], list):
@@ -229,7 +225,8 @@ class Session:
             sources = [_resolve(s, folder) for s in doc["sources"]]
             sel = doc.get("selection") or {}
             trace = TraceSettings.from_dict(doc.get("trace") or {})
-            rois = None if doc.get("rois") is None else _rois_from_dict(doc["rois"], path.name)
+            rois = None if doc.get("rois") is None else \
+                RoiSet.from_dict(doc["rois"], f"{path.name}: its 'rois' entry")
             plane = sel.get("plane")
             session = cls(sources=sources, channel=_channel(sel.get("channel", 0)),
                           plane=None if plane is None else int(plane),
@@ -300,22 +297,6 @@ def _slice_sample(v) -> int | str:
 
 def _optional_float(v) -> float | None:
     return None if v is None else float(v)
-
-
-def _rois_from_dict(doc: dict, what: str):
-    """A RoiSet from :meth:`RoiSet.to_dict` output (the inline form of an ROI file)."""
-    from .analysis.rois import FORMAT as ROI_FORMAT
-    from .analysis.rois import VERSION as ROI_VERSION
-    from .analysis.rois import RoiSet, _roi_from_dict
-
-    if not isinstance(doc, dict) or doc.get("format") != ROI_FORMAT:
-        raise FormatError(f"{what}: its 'rois' entry is not a napari-scanimage ROI set")
-    version = doc.get("version")
-    if not isinstance(version, int) or not 1 <= version <= ROI_VERSION:
-        raise FormatError(f"{what}: its ROIs are version {version!r}; this napari-scanimage "
-                          f"reads versions 1–{ROI_VERSION}: update it")
-    return RoiSet([_roi_from_dict(d) for d in doc["rois"]], frame_shape=doc.get("frame_shape"),
-                  num_planes=doc.get("num_planes"), source=doc.get("source"))
 
 
 def load_rois(path: str | os.PathLike, *, frame_shape=None, num_planes=None):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, special
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, check_header
 from ..errors import FormatError, SelectionError
 
 __all__ = ["FORMAT", "VERSION", "MIN_PHOTONS", "DecayFit", "decay_model", "fit_decay",
@@ -245,12 +245,7 @@ class DecayFit:
             doc = json.loads(path.read_bytes().decode())
         except (OSError, ValueError) as exc:
             raise FormatError(f"{path.name} is not a decay-fit file ({exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise FormatError(f"{path.name} is not a napari-scanimage decay-fit file")
-        version = doc.get("version")
-        if not isinstance(version, int) or not 1 <= version <= VERSION:
-            raise FormatError(f"{path.name} is decay-fit file version {version!r}; this "
-                              f"napari-scanimage reads versions 1–{VERSION}: update it")
+        check_header(doc, FORMAT, VERSION, path.name, "decay-fit file")
         try:
             kw = {k: _from_json(doc[k]) for k in ("taus_ns", "fractions", *_SCALARS)}
             fit = cls(**kw, stderr={str(k): _from_json(v) for k, v in doc["stderr"].items()},

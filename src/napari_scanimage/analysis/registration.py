@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, check_header
 from ..errors import FormatError, SelectionError
 from ._phasecorr import _bidi_cross, _bidi_peak, estimate_shifts, make_reference
 from ._progress import drive
@@ -134,12 +134,7 @@ class Registration:
                 arrays = {k: z[k] for k in ("shifts", "correlation", "reference")}
         except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
             raise FormatError(f"{path.name} is not a registration file ({exc})") from None
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise FormatError(f"{path.name} is not a napari-scanimage registration file")
-        version = header.get("version")
-        if not isinstance(version, int) or not 1 <= version <= VERSION:
-            raise FormatError(f"{path.name} is registration file version {version!r}; this "
-                              f"napari-scanimage reads versions 1–{VERSION}: update it")
+        check_header(header, FORMAT, VERSION, path.name, "registration file")
         return cls(arrays["shifts"], arrays["correlation"], arrays["reference"],
                    str(header.get("channel", "")), float(header.get("bidi_phase", 0.0)),
                    dict(header.get("settings") or {}), header.get("source"))

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, check_header
 from ..errors import FormatError, ScanImageWarning, SelectionError
 
 __all__ = ["Roi", "RoiSet", "KINDS", "FORMAT", "VERSION"]
@@ -357,24 +357,22 @@ class RoiSet(Sequence):
             doc = json.loads(path.read_bytes())
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise FormatError(f"{path.name} is not an ROI file (not JSON: {exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise FormatError(f"{path.name} is JSON but not a napari-scanimage ROI file (no "
-                              f"'format': {FORMAT!r})")
-        version = doc.get("version")
-        if not isinstance(version, int) or version > VERSION or version < 1:
-            raise FormatError(f"{path.name} is ROI file version {version!r}; this napari-"
-                              f"scanimage reads versions 1–{VERSION}: update it")
+        out = cls.from_dict(doc, path.name)
+        out._check_fits(path.name, frame_shape, num_planes)
+        return out
+
+    @classmethod
+    def from_dict(cls, doc, name: str = "ROIs") -> RoiSet:
+        """The inverse of :meth:`to_dict` (FormatError naming ``name`` when it is not one)."""
+        check_header(doc, FORMAT, VERSION, name, "ROI file")
         try:
-            rois = [_roi_from_dict(d) for d in doc["rois"]]
-            saved_shape = doc.get("frame_shape")
-            out = cls(rois, frame_shape=saved_shape, num_planes=doc.get("num_planes"),
-                      source=doc.get("source"))
+            return cls([_roi_from_dict(d) for d in doc["rois"]],
+                       frame_shape=doc.get("frame_shape"), num_planes=doc.get("num_planes"),
+                       source=doc.get("source"))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, SelectionError):
                 raise
-            raise FormatError(f"{path.name}: malformed ROI entry ({exc!r})") from None
-        out._check_fits(path.name, frame_shape, num_planes)
-        return out
+            raise FormatError(f"{name}: malformed ROI entry ({exc!r})") from None
 
     def _check_fits(self, what: str, frame_shape, num_planes) -> None:
         if frame_shape is not None and self.frame_shape is not None and \
