@@ -139,8 +139,16 @@ def test_save_is_relative_and_atomic(project):
         "analysis.decayfit.json", "analysis.json", "analysis.registration.npz", "rec.tif"]
 
 
-def test_session_reader_takes_only_session_files(tmp_path):
+def test_session_reader_takes_only_session_files(tmp_path, project):
     from napari_scanimage.gui.session_reader import get_session_reader, read_session
+
+    _, path, session = project
+    assert get_session_reader(str(path)) is read_session
+    layers = read_session(str(path))
+    assert [kw["name"] for _, kw, _ in layers] == ["Channel 1", "Channel 2", "ROIs"]
+    shapes, kw, kind = layers[-1]
+    assert kind == "shapes" and kw["features"]["name"] == ["square"]  # outlines only
+    np.testing.assert_allclose(shapes[0][:, -2:], session.roi_set["square"].vertices)
 
     (tmp_path / "other.json").write_text('{"a": 1}')
     (tmp_path / "broken.json").write_bytes(b"\x00 not json")
@@ -149,4 +157,3 @@ def test_session_reader_takes_only_session_files(tmp_path):
     assert get_session_reader(str(tmp_path / "missing.json")) is None
     assert get_session_reader([str(tmp_path / "other.json")]) is None
     assert get_session_reader(str(tmp_path / "x.tif")) is None
-    assert read_session is not None

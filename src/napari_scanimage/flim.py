@@ -17,6 +17,7 @@ from .analysis.phasor import (
     apparent_lifetimes,
     calibrate_with_fit,
     calibrate_with_reference,
+    cursor_labels,
     fraction_image,
     histogram_phasor,
     intensity_modulated,
@@ -26,6 +27,7 @@ from .analysis.phasor import (
 )
 
 __all__ = ["DecayFit", "LifetimeTraces", "PhasorImage", "Reference", "apparent_lifetimes",
-           "calibrate_with_fit", "calibrate_with_reference", "decay_model", "fit_dataset_decay",
-           "fit_decay", "fraction_image", "histogram_phasor", "intensity_modulated",
-           "lifetime_image", "lifetime_traces", "phasor_image", "pixel_histograms"]
+           "calibrate_with_fit", "calibrate_with_reference", "cursor_labels", "decay_model",
+           "fit_dataset_decay", "fit_decay", "fraction_image", "histogram_phasor",
+           "intensity_modulated", "lifetime_image", "lifetime_traces", "phasor_image",
+           "pixel_histograms"]

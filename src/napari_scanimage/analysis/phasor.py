@@ -46,7 +46,7 @@ from .flim import DecayFit
 __all__ = ["PixelHistograms", "PhasorImage", "Reference", "pixel_histograms",
            "histogram_phasor", "phasor_image", "calibrate_with_reference",
            "calibrate_with_fit", "apparent_lifetimes", "fraction_image", "lifetime_image",
-           "intensity_modulated", "turbo"]
+           "intensity_modulated", "turbo", "cursor_labels"]
 
 _MODES = ("keep", "drop", "wrap")
 _KEEP, _DROP, _WRAP = 0, 1, 2
@@ -506,3 +506,15 @@ def _colours(x: np.ndarray, colormap) -> np.ndarray:
     i = np.minimum(pos.astype(np.int64), len(table) - 2)
     f = (pos - i)[..., None]
     return np.clip(table[i] * (1 - f) + table[i + 1] * f, 0.0, 1.0)
+
+
+def cursor_labels(image: PhasorImage, cursors: list[tuple[float, float, float]]) -> np.ndarray:
+    """Labels (same shape as the image): k + 1 where a pixel's phasor lies within cursor k
+    ((g, s, radius)); the first matching cursor wins; 0 elsewhere and where there is no phasor."""
+    g, s = np.asarray(image.g), np.asarray(image.s)
+    out = np.zeros(g.shape, np.int32)
+    valid = np.isfinite(g) & np.isfinite(s)
+    for k, (cg, cs, r) in enumerate(cursors):
+        inside = valid & ((g - cg) ** 2 + (s - cs) ** 2 <= r * r) & (out == 0)
+        out[inside] = k + 1
+    return out

@@ -21,12 +21,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..analysis.phasor import PhasorImage, phasor_image
+from ..analysis.phasor import PhasorImage, cursor_labels, phasor_image
 from ..analysis.rois import PALETTE
 from ._worker import WorkerDock
 from .rois import image_layer_for, on_roi_axes, roi_axes
 
-__all__ = ["PhasorDock", "cursor_labels"]
+__all__ = ["PhasorDock"]
 
 GRID = 200  # histogram cells along g (0…1) and s (0…0.6)
 S_MAX = 0.6
@@ -36,18 +36,6 @@ def _phasor_job(ds, channel, harmonic):
     yield 0, 1
     out = phasor_image(ds, channel, harmonic=harmonic)
     yield 1, 1
-    return out
-
-
-def cursor_labels(image: PhasorImage, cursors: list[tuple[float, float, float]]) -> np.ndarray:
-    """Labels (same shape as the image): k + 1 where a pixel's phasor lies within cursor k
-    ((g, s, radius)); the first matching cursor wins; 0 elsewhere and where there is no phasor."""
-    g, s = np.asarray(image.g), np.asarray(image.s)
-    out = np.zeros(g.shape, np.int32)
-    valid = np.isfinite(g) & np.isfinite(s)
-    for k, (cg, cs, r) in enumerate(cursors):
-        inside = valid & ((g - cg) ** 2 + (s - cs) ** 2 <= r * r) & (out == 0)
-        out[inside] = k + 1
     return out
 
 
