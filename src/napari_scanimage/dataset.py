@@ -30,6 +30,7 @@ from .errors import FormatError, SelectionError, TimestampWarning
 from .io.scanimage import AcquisitionInfo, acquisition_info, read_static_metadata
 from .io.series import check_frame_continuity, discover_series
 from .io.siff import flim_settings
+from .io.siff_settings import check_siff_frame
 from .io.tiff import PageIndex, index_pages
 from .layout import Layout, Selection, SliceSample, time_rows
 
@@ -97,6 +98,8 @@ class Dataset(PhotonMethods):
         first = self._indexes[0]
         siff = first.siff_flags is not None
         info = acquisition_info(static, is_flim=siff)
+        if siff:
+            check_siff_frame(info, first.shape, str(self.paths[0]))
         self._flim = (flim_settings(static.values, bin_width_ps=bin_width_ps,
                                     path=str(self.paths[0])) if siff else None)
         dtype = np.dtype(np.uint16) if siff else first.dtype  # `.siff`: photon counts
@@ -362,10 +365,12 @@ class Dataset(PhotonMethods):
             if not rate:
                 raise FormatError(f"{self.paths[0]}: no per-frame timestamps and no frame rate "
                                   "in the metadata; times cannot be derived")
+            avg = self.info.log_average_factor  # each saved frame spans `avg` raw frames
             warnings.warn(f"{self.paths[0].name}: no frameTimestamps_sec in the frame "
-                          f"descriptions; using frame number / {rate:g} Hz",
+                          f"descriptions; using frame number / {rate:g} Hz"
+                          + (f" (× {avg} averaged frames)" if avg > 1 else ""),
                           TimestampWarning, stacklevel=2)
-            values = (flat // self.layout.num_channels) / rate
+            values = (flat // self.layout.num_channels) * avg / rate
         return values.reshape(pages.shape)
 
     def _file_indexes(self):

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import FormatError
 
-__all__ = ["FlimSettings", "flim_settings"]
+__all__ = ["FlimSettings", "check_siff_frame", "flim_settings"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,16 @@ def flim_settings(values: Mapping[str, object], *, bin_width_ps: float | None = 
     period = 1e12 / rate if rate and rate > 0 else None
     return FlimSettings(int(bins), None if bin_width_ps is None else float(bin_width_ps),
                         period, resolution)
+
+
+def check_siff_frame(info, frame_shape: tuple[int, int], path: str = "") -> None:
+    """`.siff` frames are photon lists, so nothing on disk bounds their declared size: it must
+    agree with the header's ``linesPerFrame`` × ``pixelsPerLine`` (when stated; multi-ROI pages
+    stack several fields and are not checked)."""
+    lines, pixels = info.lines_per_frame, info.pixels_per_line
+    if info.mroi or not lines or not pixels:
+        return
+    if tuple(int(n) for n in frame_shape) != (int(lines), int(pixels)):
+        raise FormatError(f"{path}: .siff pages declare {frame_shape[0]}×{frame_shape[1]} "
+                          f"pixels but the header says {lines} lines of {pixels} pixels; "
+                          "the file is corrupt")

@@ -35,6 +35,10 @@ _SAMPLE_KIND = {1: "u", 2: "i", 3: "f"}
 # pages this far apart are indexed with pread: mapping them would pull whole file regions in
 SPARSE_STRIDE = 8 * 1024
 WINDOW_BYTES = 4 * 2**20
+# A compressed page may decode to at most this many times the size of the file: deflate
+# cannot exceed about 1032:1, and a ScanImage frame of noisy pixels compresses far less; a
+# declared frame larger than this is corruption, refused before anything is allocated.
+MAX_COMPRESSION = 64
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 6: 1, 7: 1, 8: 2, 9: 4, 13: 4, 16: 8, 17: 8, 18: 8}
 
 
@@ -380,6 +384,9 @@ def _dtype_from_format(fmt: tuple, path: str) -> tuple[tuple[int, int], np.dtype
     width, height, bps, compression, spp, sample_format = fmt
     if width is None or height is None:
         raise FormatError(f"{path}: first page has no width/height tags; the file is corrupt")
+    if int(width) < 1 or int(height) < 1:
+        raise FormatError(f"{path}: first page declares {height}×{width} pixels; the file is "
+                          "corrupt")
     kind = _SAMPLE_KIND.get(sample_format or 1)
     dtype = np.dtype(f"{kind}{bps // 8}") if kind and bps in (8, 16, 32, 64) else None
     plain = dtype is not None and compression in (None, 1) and (spp or 1) == 1
@@ -444,8 +451,13 @@ def index_pages(path: str | os.PathLike) -> PageIndex:
         if direct and (np.asarray(arrays["byte_counts"]) != expected).any():
             direct = False
     is_siff = np.asarray(arrays["siff"]).max() >= 0
-    if plain and dtype is not None and not is_siff:  # (.siff frames are not stored as pixels)
-        _check_frame_size(shape, dtype.itemsize, size, path)
+    if is_siff:
+        _check_siff_shape(shape, arrays, size, path)
+    else:  # (.siff frames are not stored as pixels)
+        if dtype is None:
+            dtype = _dtype_via_tifffile(path)
+        _check_frame_size(shape, dtype.itemsize * max(int(info["first_format"][4] or 1), 1),
+                          size, path, compressed=info["first_format"][3] not in (None, 1))
     if direct or is_siff:  # one strip per page: its data must lie in the file
         kept = _check_extent(arrays, n, size, path)
         if kept < n:  # a cut file: keep the pages whose data are complete
@@ -462,7 +474,7 @@ def index_pages(path: str | os.PathLike) -> PageIndex:
         description_offsets=np.asarray(arrays["description_offsets"], dtype=np.int64),
         description_lengths=np.asarray(arrays["description_lengths"], dtype=np.int64),
         shape=shape,
-        dtype=dtype if dtype is not None else _dtype_via_tifffile(path),
+        dtype=dtype if dtype is not None else np.dtype(np.uint16),
         direct=direct,
         file_size=size,
         bigtiff=header.bigtiff,
@@ -483,12 +495,29 @@ def _dtype_via_tifffile(path: str) -> np.dtype:
                           f"({exc}); the file is corrupt") from None
 
 
-def _check_frame_size(shape, itemsize: int, size: int, path: str) -> None:
+def _check_frame_size(shape, itemsize: int, size: int, path: str, *,
+                      compressed: bool = False) -> None:
     """Uncompressed pages store their frame: one larger than the whole file is corruption
-    (caught here, before anything allocates it)."""
-    if int(shape[0]) * int(shape[1]) * int(itemsize) > size:
+    (caught here, before anything allocates it).  Compressed pages may hold up to
+    :data:`MAX_COMPRESSION` times the file size."""
+    limit = size * (MAX_COMPRESSION if compressed else 1)
+    if int(shape[0]) * int(shape[1]) * int(itemsize) > limit:
+        what = (f"more than {MAX_COMPRESSION} times the file size ({size} bytes), even for "
+                "compressed pages" if compressed else f"more than the whole file ({size} bytes)")
         raise FormatError(f"{path}: pages declare {int(shape[0])}×{int(shape[1])} pixels of "
-                          f"{itemsize} byte(s), more than the whole file ({size} bytes); the "
+                          f"{itemsize} byte(s), {what}; the file is corrupt")
+
+
+def _check_siff_shape(shape, arrays: dict, size: int, path: str) -> None:
+    """`.siff` photon records store y and x in 16 bits, and compressed frames store a u16
+    raster of the frame: larger frames are corruption."""
+    height, width = int(shape[0]), int(shape[1])
+    if not (0 < height <= 65536 and 0 < width <= 65536):
+        raise FormatError(f"{path}: .siff pages declare {height}×{width} pixels; photon "
+                          "records address at most 65536×65536, so the file is corrupt")
+    if (np.asarray(arrays["siff"]) == 1).any() and 2 * height * width > size:
+        raise FormatError(f"{path}: compressed .siff pages declare a {height}×{width} "
+                          f"intensity raster, larger than the whole file ({size} bytes); the "
                           "file is corrupt")
 
 
