@@ -7,6 +7,7 @@ huge counts; IFD loops; truncation; zeroed regions), writes the mutant and runs 
 workload on it in this process::
 
     open_dataset -> Dataset.read(c) for every channel
+                 -> multi-ROI only: Dataset.read(0, field=k) for every field
                  -> `.siff` only: histogram(0), lifetime_array(0).compute()
 
 Outcomes: ``ok`` (the data read is consistent with the dataset's shape and dtype), ``typed``
@@ -59,6 +60,8 @@ from napari_scanimage import open_dataset
 from napari_scanimage.errors import ScanImageError
 from napari_scanimage.io.siff import SMALL_JOB_PHOTONS
 from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.io.synthetic_legacy import LegacyLayout, write_legacy_tiff
+from napari_scanimage.io.synthetic_mroi import FieldSpec, write_mroi_tiff
 from napari_scanimage.io.synthetic_siff import write_siff
 
 MAX_SECONDS = 2.0
@@ -155,8 +158,20 @@ def make_seeds(folder: Path) -> list[Seed]:
                annotations={1: "stim on"})
     write_siff(folder / "compressed.siff", flim, compressed=True, photons_per_frame=150,
                keep_truth=False, seed=2)
+    # classic (non-Big) TIFF of the older ScanImage versions, both byte orders, and a
+    # multi-ROI page stack
+    write_legacy_tiff(folder / "si3.tif", LegacyLayout(generation="SI3", channels=(1, 2),
+                                                       num_volumes=3, height=16, width=16))
+    write_legacy_tiff(folder / "si5be.tif", LegacyLayout(
+        generation="SI5", channels=(1,), num_planes=2, num_flyback=1, num_volumes=2,
+        height=16, width=16, byteorder=">"))
+    write_mroi_tiff(folder / "mroi.tif", (FieldSpec("a", 16, 12, (-1.0, 0.0), (2.0, 1.5)),
+                                          FieldSpec("b", 8, 10, (1.0, 0.0), (1.0, 1.25))),
+                    fly_to_lines=2, channels=(1,), channel_names=("Green",), num_planes=1,
+                    num_flyback=0, num_volumes=3)
     seeds = []
-    for name in ("planar.tif", "volume.tif", "raw.siff", "compressed.siff"):
+    for name in ("planar.tif", "volume.tif", "raw.siff", "compressed.siff", "si3.tif",
+                 "si5be.tif", "mroi.tif"):
         p = folder / name
         seeds.append(_parse(Seed(p.stem, p.read_bytes(), p.suffix == ".siff", p.suffix)))
     return seeds
@@ -340,6 +355,12 @@ def workload(path: Path, siff: bool) -> None:
             if arr.shape[0] != ds.layout.num_volumes:
                 raise _Inconsistent(f"read({c}) gave {arr.shape[0]} time rows; the layout "
                                     f"has {ds.layout.num_volumes} volumes")
+        if info.mroi and not siff:  # multi-ROI: every field of channel 0
+            for f in ds.fields:
+                arr = ds.read(0, field=f.index)
+                if arr.shape[-2:] != (f.height, f.width):
+                    raise _Inconsistent(f"field {f.name} read as {arr.shape}; it is "
+                                        f"{f.height}×{f.width}")
         if siff:
             hist = ds.histogram(0)
             if hist.ndim != 1 or (np.asarray(hist) < 0).any():

@@ -224,3 +224,25 @@ def test_export_nwb_from_a_session(tmp_path, capsys):
     gone = tmp_path / "gone.nwb"
     assert main(["export-nwb", str(session_path), "--out", str(gone)]) != 0
     assert len(_error_lines(capsys.readouterr().err)) == 1 and not gone.exists()
+
+
+def test_info_and_register_per_mroi_field(tmp_path, capsys):
+    import napari_scanimage as nsi
+    from napari_scanimage.io.synthetic_mroi import write_mroi_tiff
+
+    truth = write_mroi_tiff(tmp_path / "meso.tif", num_planes=1, num_flyback=0, num_volumes=6)
+    path = truth.path
+    assert main(["info", str(path), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["mroi"] is True
+    assert [f["name"] for f in record["fields"]] == [f.name for f in truth.fields]
+    assert [f["shape"] for f in record["fields"]] == [[f.height, f.width] for f in truth.fields]
+    assert main(["register", str(path), "--field", "middle", "--max-shift", "4"]) == 0
+    out = path.with_name("meso.field-middle.registration.npz")
+    with nsi.open_dataset(path) as ds:
+        want = nsi.register(ds.field("middle"), max_shift=4)
+    got = nsi.Registration.load(out)
+    np.testing.assert_array_equal(got.shifts, want.shifts)
+    assert got.reference.shape[-2:] == (truth.fields[1].height, truth.fields[1].width)
+    assert main(["register", str(path), "--field", "nowhere"]) == 2
+    assert "no field named 'nowhere'" in capsys.readouterr().err

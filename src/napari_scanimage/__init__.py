@@ -20,7 +20,7 @@ register, Registration
 
 from __future__ import annotations
 
-from .errors import FormatError, LayoutError, ScanImageError, SelectionError
+from .errors import FormatError, LayoutError, ReadError, SaveError, ScanImageError, SelectionError
 
 __version__ = "0.1.0"
 
@@ -32,7 +32,9 @@ __all__ = [
     "LayoutError",
     "PhotonSums",
     "Registration",
+    "ReadError",
     "RoiSet",
+    "SaveError",
     "ScanImageError",
     "SelectionError",
     "__version__",

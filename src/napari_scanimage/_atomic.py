@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["atomic_write", "check_header", "replacing"]
 
@@ -16,17 +17,35 @@ __all__ = ["atomic_write", "check_header", "replacing"]
 @contextmanager
 def replacing(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path next to ``path``; on success it replaces ``path``, on error it is
-    removed and ``path`` is left as it was."""
+    removed and ``path`` is left as it was.
+
+    An OS error (read-only or missing folder, full drive, I/O error) raised while creating,
+    writing or renaming the temporary file becomes a
+    :class:`~napari_scanimage.errors.SaveError` saying what happened and what to do.
+    """
+    from .errors import ScanImageError, save_error
+
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix,
-                               dir=path.parent if str(path.parent) else ".")
+    folder = path.parent if str(path.parent) else Path(".")
+    existed = _exists(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=folder)
+    except OSError as exc:
+        raise save_error(path, exc, existed) from exc
     os.close(fd)
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        if isinstance(exc, ScanImageError):  # already says what happened
+            raise
+        raise save_error(path, exc, existed) from exc
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        try:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        except OSError:  # the folder went away or became read-only: nothing more to do
+            pass
 
 
 def check_header(doc, fmt: str, version: int, name: str, kind: str) -> None:
@@ -42,10 +61,25 @@ def check_header(doc, fmt: str, version: int, name: str, kind: str) -> None:
                           f"versions 1–{version}: update it")
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (flushed to disk before the replace)."""
+def atomic_write(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], object]) -> Path:
+    """Write ``data`` to ``path`` atomically (flushed to disk before the replace).
+
+    ``data`` is the bytes, or a function writing them to the open binary file it is given.
+    Raises :class:`~napari_scanimage.errors.SaveError` when the file cannot be written; the
+    previous ``path`` is then unchanged and no temporary file is left.
+    """
     with replacing(path) as tmp, open(tmp, "wb") as fh:
-        fh.write(data)
+        if callable(data):
+            data(fh)
+        else:
+            fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     return Path(path)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a folder on the way that cannot be searched
+        return False

@@ -8,6 +8,7 @@ once (cached by path, size and modification time) and every thread keeps its own
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import os
 import threading
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .analysis.shifting import apply_shifts, correct_bidi
-from .errors import FormatError, LayoutError
+from .errors import FormatError, LayoutError, ScanImageError, read_error
 from .io.pages import PageReader
 from .io.siff import SiffReader
 from .io.tiff import PageIndex, index_pages
@@ -27,7 +28,7 @@ from .layout import FileTable, Layout, Selection
 if TYPE_CHECKING:
     from .analysis.registration import Registration
 
-__all__ = ["BlockReader", "LazyArray", "ReaderSpec", "close_readers", "register_index"]
+__all__ = ["BlockReader", "LazyArray", "PageCrop", "ReaderSpec", "close_readers", "register_index"]
 
 _index_lock = threading.Lock()
 _indexes: dict[tuple[str, int, int], PageIndex] = {}
@@ -49,15 +50,32 @@ def register_index(index: PageIndex) -> None:
 def _get_index(path: str) -> PageIndex:
     try:
         key = _file_key(path)
-    except OSError as exc:
-        raise FormatError(f"{path}: cannot be read any more ({exc.strerror}); check that the "
-                          "file still exists and the drive is mounted") from exc
-    index = _indexes.get(key)
-    if index is None:
-        index = index_pages(path)
-        with _index_lock:
-            _indexes[key] = index
+        index = _indexes.get(key)
+        if index is None:
+            with _index_lock:  # a file still being written: walk only its new pages
+                known = [ix for k, ix in _indexes.items() if k[0] == path]
+            base = max(known, key=len) if known else None
+            index = index_pages(path, resume=base, warn=base is None)
+            _check_unchanged(path, index)
+            with _index_lock:
+                _indexes[key] = index
+    except OSError as exc:  # deleted, permission denied, drive unmounted, I/O error
+        if isinstance(exc, ScanImageError):
+            raise
+        raise read_error(path, exc) from exc
     return index
+
+
+def _check_unchanged(path: str, index: PageIndex) -> None:
+    """Refuse a file changed under an open recording (replaced or shortened) so that its pages
+    no longer match what the recording was opened with."""
+    with _index_lock:
+        known = [ix for k, ix in _indexes.items() if k[0] == path]
+    if known and (len(index) < min(map(len, known)) or any(
+            ix.shape != index.shape or ix.dtype != index.dtype
+            or (ix.siff_flags is None) != (index.siff_flags is None) for ix in known)):
+        raise FormatError(f"{path}: the file changed while it was open (now {len(index)} "
+                          f"pages of {index.shape} {index.dtype}); open it again")
 
 
 def _reader(path: str) -> PageReader | SiffReader:
@@ -69,7 +87,10 @@ def _reader(path: str) -> PageReader | SiffReader:
     if reader is None or reader.closed:
         index = _get_index(path)
         cls = PageReader if index.siff_flags is None else SiffReader
-        reader = readers[path] = cls(index)
+        try:
+            reader = readers[path] = cls(index)
+        except OSError as exc:
+            raise read_error(path, exc) from exc
         _all_readers.add(reader)
     return reader
 
@@ -92,13 +113,57 @@ def close_readers(paths) -> None:
 
 
 @dataclass(frozen=True)
+class PageCrop:
+    """One multi-ROI field of every page: rows ``row_offsets[z]`` to ``+ height`` and columns
+    ``0:width`` of the pages of plane z; planes where the field is not scanned (offset -1) and
+    flyback pages read as zeros.  The layout counts give each page's plane."""
+
+    page_shape: tuple[int, int]
+    row_offsets: tuple[int, ...]
+    height: int
+    width: int
+    num_channels: int
+    frames_per_slice: int
+    num_flyback: int
+
+    def planes_of(self, pages: np.ndarray) -> np.ndarray:
+        """Plane of each global page (-1 for flyback pages)."""
+        C, F, Z = self.num_channels, self.frames_per_slice, len(self.row_offsets)
+        within = np.asarray(pages, dtype=np.int64) % (C * (Z * F + self.num_flyback))
+        planes = within // C // F
+        return np.where(planes < Z, planes, -1)
+
+    def read(self, spec: ReaderSpec, pages: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        """The field's pixels of ``pages`` (any shape), read whole through ``spec``."""
+        pages = np.asarray(pages, dtype=np.int64)
+        whole = dataclasses.replace(spec, frame_shape=self.page_shape, crop=None)
+        full = whole.read_pages(pages).reshape((-1, *self.page_shape))
+        if out is None:
+            out = np.empty(pages.shape + (self.height, self.width), dtype=spec.dtype)
+        flat_out = out.reshape((-1, self.height, self.width))
+        planes = self.planes_of(pages.reshape(-1))
+        for z in np.unique(planes).tolist():
+            at = np.flatnonzero(planes == z)
+            r = self.row_offsets[z] if z >= 0 else -1
+            if r < 0:
+                flat_out[at] = 0
+            else:
+                flat_out[at] = full[at, r:r + self.height, :self.width]
+        return out
+
+
+@dataclass(frozen=True)
 class ReaderSpec:
-    """Files of one recording and how many pages each contributes (picklable)."""
+    """Files of one recording and how many pages each contributes (picklable).
+
+    With a ``crop`` (a multi-ROI field) reads return that field of each page and
+    ``frame_shape`` is the field's shape."""
 
     paths: tuple[str, ...]
     pages_per_file: tuple[int, ...]
     frame_shape: tuple[int, int]
     dtype: str
+    crop: PageCrop | None = None
 
     @functools.cached_property
     def files(self) -> FileTable:
@@ -106,6 +171,8 @@ class ReaderSpec:
 
     def read_pages(self, pages: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Read global ``pages`` (any shape) into an array of shape ``pages.shape + (Y, X)``."""
+        if self.crop is not None:
+            return self.crop.read(self, pages, out)
         pages = np.asarray(pages, dtype=np.int64)
         if out is None:
             out = np.empty(pages.shape + self.frame_shape, dtype=self.dtype)
@@ -251,7 +318,13 @@ class LazyArray:
     Supports the basic indexing napari and NumPy code use (ints, slices, Ellipsis, integer
     arrays on the time axis) and ``np.asarray``; :meth:`to_dask` gives the equivalent dask
     array.
+
+    ``on_error``: None (a failed read raises), or a function called with the error (a
+    :class:`~napari_scanimage.errors.ScanImageError` or OSError) of a failed read, after which
+    the read returns zeros (a viewer shows blank frames and tells the user instead of failing).
     """
+
+    on_error = None
 
     def __init__(self, block: BlockReader, to_dask=None):
         self.block = block
@@ -283,9 +356,16 @@ class LazyArray:
             raise IndexError(f"too many indices for an array of {self.ndim} dimensions")
         first = key[0] if key else slice(None)
         rows = np.arange(self.shape[0], dtype=np.int64)[first]
-        if np.ndim(rows) == 0:
-            return self.block.rows_at(np.array([rows], dtype=np.int64))[0][key[1:]]
-        return self.block.rows_at(rows)[(slice(None), *key[1:])]
+        try:
+            if np.ndim(rows) == 0:
+                return self.block.rows_at(np.array([rows], dtype=np.int64))[0][key[1:]]
+            return self.block.rows_at(rows)[(slice(None), *key[1:])]
+        except (ScanImageError, OSError) as exc:
+            if self.on_error is None:
+                raise
+            self.on_error(exc)
+            blank = np.broadcast_to(np.zeros((), self.dtype), self.shape)[key]  # no memory
+            return np.zeros(blank.shape, self.dtype)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[...]

@@ -61,6 +61,14 @@ def _info(args: argparse.Namespace) -> int:
             "mroi": info.mroi,
             "is_flim": info.is_flim,
         }
+        if info.mroi:
+            try:
+                record["fields"] = [
+                    {"name": f.name, "shape": list(f.shape), "planes": list(f.planes),
+                     "center_xy_um": list(f.center_xy_um), "size_xy_um": list(f.size_xy_um)}
+                    for f in ds.fields]
+            except ScanImageError as exc:  # whole pages still read
+                record["fields"] = f"not split: {exc}"
         if ds.is_siff:
             flim = ds.flim
             record["siff"] = {"num_bins": flim.num_bins, "bin_width_ps": flim.bin_width_ps,
@@ -206,10 +214,20 @@ def _apply_trace_args(session, args: argparse.Namespace, dataset) -> None:
         raise ScanImageError("no ROIs: give --rois ROIS.json|.zip (or a session with ROIs)")
 
 
+def _field_view(ds, args: argparse.Namespace):
+    """The recording, or one multi-ROI field of it (``--field``)."""
+    if args.field is None:
+        return ds
+    if _is_session(Path(args.target)):
+        raise ScanImageError("--field works on a recording file, not on a session")
+    return ds.field(int(args.field) if args.field.lstrip("-").isdigit() else args.field)
+
+
 def _traces(args: argparse.Namespace) -> int:
     out = _check_out(Path(args.out), "--out")
     session = _target_session(args.target)
-    with session.open_dataset() as ds:
+    with session.open_dataset() as whole:
+        ds = _field_view(whole, args)
         _apply_trace_args(session, args, ds)
         with _scheduler(args) as scheduler:
             result = session.run_traces(scheduler, dataset=ds, progress=_Progress("traces"))
@@ -226,12 +244,13 @@ def _register(args: argparse.Namespace) -> int:
     is_session = _is_session(target)
     out = None if args.out is None else _check_out(Path(args.out), "--out")
     if out is None and not is_session:
-        out = target.with_name(f"{target.stem}.registration.npz")
+        field = "" if args.field is None else f".field-{args.field}"
+        out = target.with_name(f"{target.stem}{field}.registration.npz")
     session = Session.load(target) if is_session else _target_session(args.target)
     channel = session.channel if args.channel is None else _channel_arg(args.channel)
-    with session.open_dataset() as ds:
-        reg = register(ds, channel=channel, bidi=args.bidi, max_shift=args.max_shift,
-                       progress=_Progress("register"))
+    with session.open_dataset() as whole:
+        reg = register(_field_view(whole, args), channel=channel, bidi=args.bidi,
+                       max_shift=args.max_shift, progress=_Progress("register"))
     if out is not None:
         reg.save(out)
         print(f"wrote the registration to {out}")
@@ -335,6 +354,7 @@ def _add_analysis_commands(sub) -> None:
     p.add_argument("--channel", help="channel index or name the shifts are estimated on")
     p.add_argument("--out", metavar="SHIFTS.npz",
                    help="output file (default <file stem>.registration.npz next to FILE)")
+    p.add_argument("--field", help="multi-ROI recordings: field index or name")
     p.add_argument("--bidi", action="store_true",
                    help="estimate and correct the bidirectional line offset")
     p.add_argument("--max-shift", type=float, metavar="N", help="largest shift searched (px)")
@@ -346,6 +366,7 @@ def _add_analysis_commands(sub) -> None:
     p.add_argument("--channel", help="channel index or name")
     p.add_argument("--kind", choices=TRACE_KINDS, help="trace kind (default: session's, mean)")
     p.add_argument("--registration", metavar="SHIFTS.npz", help="registration to apply")
+    p.add_argument("--field", help="multi-ROI recordings: field index or name")
     _add_cluster_options(p)
     p.set_defaults(func=_traces)
     p = sub.add_parser("export-nwb", help="a session's recording, ROIs, traces and shifts as NWB")
@@ -373,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="open napari with sample data and every dock")
     p.add_argument("--screenshot", metavar="PATH",
                    help="render the window to PATH (PNG) and exit; works without a display")
-    p.add_argument("--sample", choices=("volume_2ch", "flim_2ch"), default="volume_2ch",
+    p.add_argument("--sample", choices=("volume_2ch", "flim_2ch", "mroi_3field"),
+                   default="volume_2ch",
                    help="which sample recording to open (default: the volumetric TIFF)")
     p.set_defaults(func=_demo)
     _add_analysis_commands(sub)

@@ -14,6 +14,7 @@ Dataset
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import re
@@ -23,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ._live import reindex
 from ._photons import PhotonMethods
-from ._reading import BlockReader, LazyArray, ReaderSpec, close_readers, register_index
+from ._reading import BlockReader, LazyArray, PageCrop, ReaderSpec, close_readers, register_index
 from .analysis.shifting import MODES
-from .errors import FormatError, SelectionError, TimestampWarning
+from .errors import FormatError, ScanImageError, SelectionError, TimestampWarning, read_error
+from .io.mroi import Field, MroiGeometry, mroi_geometry
 from .io.scanimage import AcquisitionInfo, acquisition_info, read_static_metadata
 from .io.series import check_frame_continuity, discover_series
 from .io.siff import flim_settings
@@ -70,17 +73,28 @@ def open_dataset(path: str | os.PathLike, *,
         The file is not a ScanImage TIFF or is corrupt.
     LayoutError
         Fewer pages than one volume needs.
+    ReadError
+        A file cannot be read (permission denied, drive unmounted, I/O error).
     """
     if file_paths is not None:
         paths = [Path(p) for p in file_paths]
         if not paths:
             raise FormatError("file_paths is empty; give at least one ScanImage file")
     else:
-        paths = discover_series(path)
-    for p in paths:
-        if not p.is_file():
-            raise FormatError(f"{p}: no such file")
-    return Dataset(paths, bin_width_ps=bin_width_ps)
+        paths = [Path(path)]
+    try:
+        if file_paths is None:
+            paths = discover_series(path)
+        for p in paths:
+            if not p.is_file():
+                raise FormatError(f"{p}: no such file")
+        dataset = Dataset(paths, bin_width_ps=bin_width_ps)
+        dataset._discover_series = file_paths is None  # refresh() looks for new files
+        return dataset
+    except OSError as exc:  # permission denied, drive gone, I/O error: say so
+        if isinstance(exc, ScanImageError):
+            raise
+        raise read_error(exc.filename or paths[0], exc) from exc
 
 
 class Dataset(PhotonMethods):
@@ -89,6 +103,8 @@ class Dataset(PhotonMethods):
     Use :func:`open_dataset` to create one.  Closing (or leaving a ``with`` block) releases the
     file handles held in this process; dask arrays made earlier reopen files when computed.
     """
+
+    _discover_series = False  # refresh() adds new files of a split acquisition
 
     def __init__(self, paths: Sequence[Path], *, bin_width_ps: float | None = None):
         self.paths = tuple(Path(p) for p in paths)
@@ -126,6 +142,10 @@ class Dataset(PhotonMethods):
         self._metadata: dict | None = None
         self._blocks: dict[tuple, BlockReader] = {}
         self._frame_values: dict[tuple[int, str], str | None] = {}
+        self._mroi: MroiGeometry | None = None
+        self._field_views: dict[int, Dataset] = {}
+        #: the multi-ROI field this dataset is a view of (:meth:`field`), else None
+        self.selected_field: Field | None = None
         if len(self.paths) > 1:
             self._check_series()
 
@@ -141,6 +161,104 @@ class Dataset(PhotonMethods):
                                                                 self._static.roi_groups)
             self._metadata = meta
         return self._metadata
+
+    # -- multi-ROI fields -----------------------------------------------------------------
+    @property
+    def mroi_geometry(self) -> MroiGeometry | None:
+        """Where the multi-ROI fields lie in the pages (:mod:`.io.mroi`); None when the
+        recording is not multi-ROI.
+
+        Raises
+        ------
+        FormatError, LayoutError
+            The ROI metadata are missing or malformed, or describe fields the pages cannot
+            hold (or interpolated scanfields, which are not supported).
+        """
+        if not self.info.mroi:
+            return None
+        if self._mroi is None:
+            page = self.spec.crop.page_shape if self.spec.crop is not None else \
+                self.spec.frame_shape
+            self._mroi = mroi_geometry(
+                self.metadata, num_planes=self.info.num_planes, page_shape=page,
+                frames_per_slice=self.info.frames_per_slice,
+                bidirectional=self.info.bidirectional, source=self.paths[0].name)
+        return self._mroi
+
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        """The multi-ROI fields (:class:`.io.mroi.Field`), in page order; empty when the
+        recording is not multi-ROI, and for a view of one field (:meth:`field`)."""
+        if self.selected_field is not None or not self.info.mroi:
+            return ()
+        return self.mroi_geometry.fields
+
+    @property
+    def whole(self) -> Dataset:
+        """The whole recording: this dataset, or the one a field view (:meth:`field`) is of."""
+        return self.__dict__.get("_whole", self)
+
+    def field(self, field: int | str) -> Dataset:
+        """A view of this recording whose frames are one multi-ROI field's pixels.
+
+        Everything works on the view as on a whole recording (``read``, ``array``,
+        ``frames``, ``timestamps``, registration, traces); its ``info.frame_shape`` and
+        ``info.pixel_size_um`` are the field's.  At planes where the field is not scanned its
+        frames are zeros.  Views are cached: the same ``field`` gives the same object.
+
+        Parameters
+        ----------
+        field : int or str
+            Index in :attr:`fields` (negative counts from the end) or field name.
+
+        Raises
+        ------
+        SelectionError
+            Not a multi-ROI recording, no such field, already a field view, or a `.siff`
+            recording (photon data of fields are not supported: read the whole pages).
+        """
+        if self.selected_field is not None:
+            raise SelectionError(f"this is already a view of field {self.selected_field.name!r}"
+                                 "; take fields of the whole recording")
+        fields = self.fields
+        if not fields:
+            raise SelectionError(f"{self.paths[0].name} is not a multi-ROI recording; it has "
+                                 "no fields (read whole frames instead)")
+        names = [f.name for f in fields]
+        if isinstance(field, str):
+            if field not in names:
+                raise SelectionError(f"no field named {field!r}; fields are "
+                                     f"{', '.join(map(repr, names))}")
+            k = names.index(field)
+        else:
+            k = int(field)
+            if not -len(fields) <= k < len(fields):
+                raise SelectionError(f"field {field} does not exist; the recording has "
+                                     f"{len(fields)} fields ({', '.join(map(repr, names))})")
+            k %= len(fields)
+        if self.is_siff:
+            raise SelectionError(f"{self.paths[0].name}: fields of .siff recordings are not "
+                                 "supported (photon data are read per whole page); read the "
+                                 "whole pages, where field "
+                                 f"{names[k]!r} is rows {fields[k].row_offsets}")
+        view = self._field_views.get(k)
+        if view is None:
+            f = fields[k]
+            crop = PageCrop(tuple(self.spec.frame_shape),
+                            tuple(-1 if r is None else r for r in f.row_offsets),
+                            f.height, f.width, self.layout.num_channels,
+                            self.layout.frames_per_slice, self.layout.num_flyback)
+            view = copy.copy(self)
+            view.spec = dataclasses.replace(self.spec, frame_shape=f.shape, crop=crop)
+            view.info = dataclasses.replace(self.info, frame_shape=f.shape,
+                                            pixel_size_um=f.pixel_size_um,
+                                            lines_per_frame=f.height, pixels_per_line=f.width)
+            view._blocks = {}
+            view._field_views = {}
+            view.selected_field = f
+            view._whole = self
+            self._field_views[k] = view
+        return view
 
     def frame_description(self, page: int) -> dict[str, str]:
         """Per-frame description of global raw ``page`` as {key: raw value text}."""
@@ -213,10 +331,15 @@ class Dataset(PhotonMethods):
 
     def frames(self, channel: int | str = 0, *, plane: int | None = None,
                slice_sample: SliceSample = 0, product: str = "intensity",
-               registration=None, shift_mode: str | None = None) -> LazyArray:
+               registration=None, shift_mode: str | None = None,
+               field: int | str | None = None) -> LazyArray:
         """Like :meth:`array` (``product="lifetime"``: :meth:`lifetime_array`), as a light
         lazy array without dask: indexing reads just the time rows asked for.  This is what
         napari layers hold; ``.to_dask()`` gives the dask array."""
+        if field is not None:
+            return self.field(field).frames(channel, plane=plane, slice_sample=slice_sample,
+                                            product=product, registration=registration,
+                                            shift_mode=shift_mode)
         if product not in ("intensity", "lifetime"):
             raise SelectionError(f"product {product!r} is not 'intensity' or 'lifetime'")
         block = self._block_reader(channel, plane, slice_sample, product,
@@ -225,7 +348,8 @@ class Dataset(PhotonMethods):
 
     # -- data -----------------------------------------------------------------------------
     def array(self, channel: int | str = 0, *, plane: int | None = None,
-              slice_sample: SliceSample = 0, registration=None, shift_mode: str | None = None):
+              slice_sample: SliceSample = 0, registration=None, shift_mode: str | None = None,
+              field: int | str | None = None):
         """Lazy dask array of one channel.
 
         Parameters
@@ -247,6 +371,9 @@ class Dataset(PhotonMethods):
             rounds shifts and phase to whole pixels and copies exactly (dtype kept; the default
             for `.siff`, so photon counts stay counts); ``"bilinear"`` (default for TIFF) and
             ``"fourier"`` give float32.
+        field : int or str, optional
+            Multi-ROI recordings: only this field's pixels (``self.field(field).array(...)``;
+            a registration must then be of that field).
 
         Returns
         -------
@@ -259,6 +386,9 @@ class Dataset(PhotonMethods):
         SelectionError
             The registration is for another layout (time points, planes, frame shape).
         """
+        if field is not None:
+            return self.field(field).array(channel, plane=plane, slice_sample=slice_sample,
+                                           registration=registration, shift_mode=shift_mode)
         return self._dask_array(self._block_reader(channel, plane, slice_sample,
                                                    registration=registration,
                                                    shift_mode=shift_mode))
@@ -289,12 +419,17 @@ class Dataset(PhotonMethods):
 
     def read(self, channel: int | str = 0, *, plane: int | None = None,
              slice_sample: SliceSample = 0, times: slice | Sequence[int] | None = None,
-             registration=None, shift_mode: str | None = None) -> np.ndarray:
+             registration=None, shift_mode: str | None = None,
+             field: int | str | None = None) -> np.ndarray:
         """Read (part of) one channel into memory, bypassing dask.
 
         Same parameters and axes as :meth:`array`; ``times`` picks time rows (a slice or
         indices; default all).
         """
+        if field is not None:
+            return self.field(field).read(channel, plane=plane, slice_sample=slice_sample,
+                                          times=times, registration=registration,
+                                          shift_mode=shift_mode)
         block = self._block_reader(channel, plane, slice_sample, registration=registration,
                                    shift_mode=shift_mode)
         n_rows = block.selection.num_times(self.layout)
@@ -379,6 +514,61 @@ class Dataset(PhotonMethods):
         for k, ix in enumerate(self._indexes):
             yield self.paths[k], int(starts[k]), ix
 
+    # -- files still being written -------------------------------------------------------
+    def refresh(self) -> int:
+        """Take in what was written to the files since they were opened (or last refreshed).
+
+        ScanImage appends frames while it acquires.  This indexes the pages added since (only
+        those are walked), adds files of a split acquisition that have appeared since (not
+        when the dataset was opened with an explicit ``file_paths`` list) and updates
+        ``spec``, ``layout`` and ``info``.  Arrays made earlier (``frames``, ``array``,
+        layers) keep their length; new calls see the new one.  A partial last page or volume
+        is left out quietly until it is complete.
+
+        Returns
+        -------
+        int
+            Time points (volumes) added; 0 when no new volume is complete.
+
+        Raises
+        ------
+        FormatError
+            A file is shorter than before or now holds another recording (other header,
+            frame shape or type, or pages moved); the dataset is left unchanged.
+        ReadError
+            A file cannot be read any more (deleted, drive gone); the dataset is unchanged.
+        """
+        if self.whole is not self:  # a field view: the recording refreshes all its views
+            return self.whole.refresh()
+        paths, indexes, layout = reindex(self)  # checks all before anything changes
+        added = layout.num_volumes - self.layout.num_volumes
+        grew = len(paths) > len(self.paths)
+        close_readers(self.spec.paths)  # readers map the old file lengths
+        for ix in indexes:
+            register_index(ix)
+        for ds in (self, *self._field_views.values()):
+            ds._take_files(paths, indexes, layout)
+        if grew:
+            self._check_series()
+        return added
+
+    def _take_files(self, paths: list[Path], indexes: list[PageIndex], layout: Layout) -> None:
+        """Adopt refreshed files (a field view keeps its crop and frame shape)."""
+        spec = dataclasses.replace(self.spec, paths=tuple(str(p) for p in paths),
+                                   pages_per_file=tuple(len(ix) for ix in indexes))
+        crop = getattr(spec, "crop", None)
+        if crop is not None and getattr(crop, "num_flyback", None) != layout.num_flyback:
+            spec = dataclasses.replace(spec, crop=dataclasses.replace(
+                crop, num_flyback=layout.num_flyback))
+        self.paths = tuple(paths)
+        self._indexes = list(indexes)
+        self.spec = spec
+        self.layout = layout
+        self.info = dataclasses.replace(self.info, num_volumes=layout.num_volumes,
+                                        num_flyback=layout.num_flyback)
+        self._blocks = {}  # readers made earlier keep the old length
+        self._frame_values = {}
+
     # -- housekeeping ---------------------------------------------------------------------
     def close(self) -> None:
         """Release file handles held by this process for these files."""
@@ -393,6 +583,8 @@ class Dataset(PhotonMethods):
     def __repr__(self) -> str:
         i = self.info
         more = f" +{len(self.paths) - 1} files" if len(self.paths) > 1 else ""
+        if self.selected_field is not None:
+            more += f" field {self.selected_field.name!r}"
         return (f"<Dataset {self.paths[0].name}{more}: "
                 f"{i.num_volumes} × {i.num_planes} planes × {i.frames_per_slice} samples, "
                 f"{i.num_channels} ch {i.channel_names}, {i.frame_shape} {i.dtype}>")

@@ -22,9 +22,11 @@ extra).
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
+import shutil
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
@@ -34,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import replacing
-from .errors import FormatError, ScanImageError, SelectionError, TimestampWarning
+from .errors import FormatError, ScanImageError, SelectionError, TimestampWarning, save_error
 
 __all__ = ["export_nwb", "session_start"]
 
@@ -386,11 +388,42 @@ def export_nwb(dataset, path: str | os.PathLike, *, channels: Sequence[int | str
 
     if progress is not None:
         progress(0, done[1])
+    _check_free_space(path, _estimated_bytes(dataset, chosen, rois, trace_list, registration))
     with replacing(path) as tmp:
         _plain_mode(tmp)
         with pynwb.NWBHDF5IO(tmp, "w") as io:
             io.write(nwb)
     return path
+
+
+def _estimated_bytes(dataset, chosen, rois, trace_list, registration) -> int:
+    """An upper estimate of the NWB file's size: frames, masks, traces, shifts and headroom."""
+    info = dataset.info
+    Y, X = (int(s) for s in info.frame_shape)
+    frame = Y * X * np.dtype(info.dtype).itemsize
+    frames = dataset.layout.num_volumes * info.num_planes * info.frames_per_slice
+    total = len(chosen) * frames * frame
+    if rois is not None:
+        total += len(rois.names) * Y * X * info.num_planes * 8
+    for tr in trace_list:
+        total += 4 * np.asarray(tr.values).nbytes + 8 * len(tr.time)
+    if registration is not None:
+        total += registration.shifts.nbytes * 2 + registration.reference.nbytes * 2
+    return int(total * 1.05) + (4 << 20)
+
+
+def _check_free_space(path: Path, need: int) -> None:
+    """Refuse, before HDF5 writes anything, when the drive cannot hold the file: HDF5 does not
+    survive running out of space in the middle of a file (its close crashes the process)."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:  # a missing or unreadable folder: the save itself reports it
+        return
+    if free < need:
+        full = OSError(errno.ENOSPC, f"{free / 2**20:.1f} MiB free, about {need / 2**20:.1f} "
+                                     "MiB needed")
+        raise save_error(path, full, os.path.lexists(path))
 
 
 def _plain_mode(tmp: str) -> None:

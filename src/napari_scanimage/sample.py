@@ -5,7 +5,8 @@ Functions
 sample_path
     Path of a sample recording, written (once) with :mod:`napari_scanimage.io.synthetic`
     (``volume_2ch``: ScanImage TIFF) or :mod:`napari_scanimage.io.synthetic_siff`
-    (``flim_2ch``: planar ScanImage-FLIM ``.siff``).
+    (``flim_2ch``: planar ScanImage-FLIM ``.siff``) or :mod:`napari_scanimage.io.synthetic_mroi`
+    (``mroi_3field``: a multi-ROI ScanImage TIFF with three fields).
 cache_dir
     Folder holding generated samples (``$NAPARI_SCANIMAGE_CACHE`` overrides it).
 
@@ -36,8 +37,16 @@ SAMPLES = {
     "flim_2ch": SyntheticLayout(
         channels=(1, 2), channel_names=("Green", "Red"), num_volumes=360, height=256, width=256,
         frame_rate=30.0, fov_um=250.0, bidirectional=True),
+    # multi-ROI: three fields cut from one 2-plane tissue canvas at 1 µm per pixel
+    "mroi_3field": SyntheticLayout(
+        channels=(1, 2), channel_names=("Green", "Red"), num_planes=2, num_flyback=1,
+        num_volumes=30, height=150, width=330, frame_rate=30.0, z_step_um=10.0,
+        bidirectional=True),
 }
 FLIM_TAUS_NS = ((0.9, 2.6), (1.6,))  # green: background, cell bodies; red
+# (name, top, left, height, width) of the multi-ROI sample's fields on its canvas, pixels
+MROI_FIELDS = (("left", 10, 4, 128, 96), ("middle", 0, 112, 150, 96), ("right", 30, 224, 90,
+                                                                        100))
 
 
 def cache_dir() -> Path:
@@ -178,8 +187,34 @@ def _write_flim(path: str, layout: SyntheticLayout) -> None:
                seed=11)  # fmt: skip
 
 
+def _write_mroi(path: str, canvas: SyntheticLayout) -> None:
+    """Fields of a tissue canvas (1 µm per pixel), written as a multi-ROI recording whose
+    fields lie where they were cut from."""
+    import functools
+
+    from .io.synthetic_mroi import OBJECTIVE_RESOLUTION, FieldSpec, write_mroi_tiff
+
+    page = functools.lru_cache(maxsize=4)(_Tissue(canvas, seed=5).page)
+    deg = 1.0 / OBJECTIVE_RESOLUTION  # one pixel (1 µm) in scan degrees
+    cy, cx = canvas.height / 2, canvas.width / 2
+    specs = tuple(FieldSpec(name, w, h, ((left + w / 2 - cx) * deg, (top + h / 2 - cy) * deg),
+                            (w * deg, h * deg))
+                  for name, top, left, h, w in MROI_FIELDS)
+
+    def pixels(g: int, k: int) -> np.ndarray:
+        _, top, left, h, w = MROI_FIELDS[k]
+        return page(g)[top:top + h, left:left + w]
+
+    write_mroi_tiff(path, specs, pixels=pixels, fly_to_lines=8, channels=canvas.channels,
+                    channel_names=canvas.channel_names, num_planes=canvas.num_planes,
+                    num_flyback=canvas.num_flyback, num_volumes=canvas.num_volumes,
+                    frame_rate=canvas.frame_rate, z_step_um=canvas.z_step_um,
+                    bidirectional=canvas.bidirectional)
+
+
 _FILES = {"volume_2ch": ("volume_2ch_v1.tif", _write_tiff),
-          "flim_2ch": ("flim_2ch_v1.siff", _write_flim)}
+          "flim_2ch": ("flim_2ch_v1.siff", _write_flim),
+          "mroi_3field": ("mroi_3field_v1.tif", _write_mroi)}
 
 
 def sample_path(name: str = "volume_2ch") -> Path:

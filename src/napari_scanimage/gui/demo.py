@@ -80,6 +80,8 @@ def add_demo_rois(viewer, docks: dict, sample: str) -> None:
     from ..sample import active_cells
     from .rois import image_layer_for, plane_axis
 
+    if sample == "mroi_3field":  # cells are in canvas coordinates; fields are cut from it
+        return
     image = image_layer_for(viewer)
     labels = list(image.axis_labels)
     plane = 0

@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 from ..analysis.flim import DecayFit, fit_decay
 from ..analysis.phasor import intensity_modulated, lifetime_image, phasor_image
 from ..errors import ScanImageError
+from ._report import report_failure
 from ._worker import WorkerDock
 from .rois import image_layer_for, layer_rois, on_roi_axes, roi_axes
 
@@ -325,4 +326,4 @@ class FlimDock(WorkerDock, QWidget):
                 if path:
                     self.load(path)
         except (ScanImageError, OSError, ValueError) as exc:
-            self.status.setText(f"{what} failed: {exc}")
+            report_failure(self.status, what, exc)

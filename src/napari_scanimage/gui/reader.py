@@ -16,6 +16,8 @@ from ..dataset import Dataset, open_dataset
 from ..errors import ScanImageError, SelectionError
 from ..io.scanimage import read_static_metadata
 from ..io.series import natural_key
+from ._report import ReadFailureReporter
+from .mroi_layers import field_translate, shown_fields
 
 __all__ = ["dataset_layers", "get_reader", "read_scanimage"]
 
@@ -70,11 +72,20 @@ def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
 
     With ``lifetime`` (`.siff` only) each channel also gets a "<name> lifetime" layer: mean
     photon arrival time per pixel in ns, from the same photons as the intensity layer.
+
+    Multi-ROI recordings give one layer per (channel, field), named "<channel> <field>", each
+    holding the field's view and placed at the field's position in µm (:mod:`.mroi_layers`).
     """
     if lifetime and not dataset.is_siff:
         raise SelectionError(f"{dataset.paths[0].name} is not a .siff file; lifetime layers "
                              "need photon arrival times")
     info = dataset.info
+    fields = shown_fields(dataset)
+    if fields:  # multi-ROI: one layer per (channel, field), placed where the field lies
+        return [layer for f in fields for layer in dataset_layers(
+            dataset.field(f.index), channels=channels, plane=plane, slice_sample=slice_sample,
+            lifetime=lifetime)]
+    field = dataset.selected_field
     if slice_sample is None:
         slice_sample = "axis" if info.frames_per_slice > 1 else 0
     channels = range(info.num_channels) if channels is None else channels
@@ -83,6 +94,7 @@ def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
         t_step /= info.frames_per_slice
     pixel = info.pixel_size_um or (1.0, 1.0)
     layers = []
+    report = ReadFailureReporter(dataset.paths[0].name)
     for c in channels:
         sel = dataset.selection(c, plane=plane, slice_sample=slice_sample)
         data = dataset.frames(c, plane=plane, slice_sample=slice_sample)
@@ -105,9 +117,15 @@ def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
                                        "slice_sample": slice_sample},
                          "scanimage_dataset": dataset},
         }
+        if field is not None:  # a multi-ROI field view (see .mroi_layers)
+            name = kwargs["name"] = f"{name} {field.name}"
+            kwargs["translate"] = field_translate(field, labels)
+            kwargs["metadata"]["scanimage"]["field"] = field.name
+        data.on_error = report  # a failed read: blank frames and one notification, no crash
         layers.append((data, kwargs, "image"))
         if lifetime:
             tau = dataset.frames(c, plane=plane, slice_sample=slice_sample, product="lifetime")
+            tau.on_error = report
             meta = {"scanimage": {**kwargs["metadata"]["scanimage"], "product": "lifetime"},
                     "scanimage_dataset": dataset}
             layers.append((tau, {**kwargs, "name": f"{name} lifetime", "colormap": "turbo",

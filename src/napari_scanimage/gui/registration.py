@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 from ..analysis import qc
 from ..analysis.registration import Registration, iter_register
 from ..errors import ScanImageError
+from ._report import report_failure
 from ._worker import WorkerDock, labelled
 from .plot import PlotDock
 from .rois import image_layer_for, on_roi_axes, roi_axes
@@ -183,10 +184,12 @@ class RegistrationDock(WorkerDock, QWidget):
             data = ds.frames(meta["channel"], plane=meta.get("plane"),
                              slice_sample=meta.get("slice_sample", 0),
                              product=meta.get("product", "intensity"), registration=result)
+            data.on_error = getattr(layer.data, "on_error", None)  # failed reads: as the raw
             self.layers.append(self.viewer.add_image(
                 data, name=f"{layer.name} registered", scale=layer.scale,
-                axis_labels=layer.axis_labels, units=layer.units, colormap=layer.colormap,
-                contrast_limits=layer.contrast_limits, blending=layer.blending,
+                translate=layer.translate, axis_labels=layer.axis_labels, units=layer.units,
+                colormap=layer.colormap, contrast_limits=layer.contrast_limits,
+                blending=layer.blending,
                 metadata={"scanimage_registration": result, "scanimage_raw": layer.name}))
         image = image_layer_for(self.viewer, ds)
         axes = roi_axes(image)
@@ -272,4 +275,4 @@ class RegistrationDock(WorkerDock, QWidget):
                 if path:
                     self.load(path)
         except (ScanImageError, OSError, ValueError) as exc:
-            self.status.setText(f"{what} failed: {exc}")
+            report_failure(self.status, what, exc)

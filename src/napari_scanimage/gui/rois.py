@@ -39,6 +39,7 @@ from ._labels import (
     mask_layer_data,
     rename_label,
 )
+from ._report import report_failure
 from .selection import datasets_in
 
 __all__ = ["RoiDock", "image_layer_for", "layer_rois", "roi_names"]
@@ -78,6 +79,7 @@ def roi_axes(image) -> dict:
     first = labels.index("t") + 1 if "t" in labels else 0
     keep = list(range(min(first, image.ndim - 2), image.ndim))
     return dict(ndim=len(keep), scale=[image.scale[k] for k in keep],
+                translate=[image.translate[k] for k in keep],  # (multi-ROI fields: placed)
                 axis_labels=[labels[k] for k in keep], units=[image.units[k] for k in keep])
 
 
@@ -472,4 +474,4 @@ class RoiDock(QWidget):
                 if path:
                     self.export_imagej(path)
         except (ScanImageError, OSError, ValueError) as exc:
-            self.status.setText(f"{what} failed: {exc}")
+            report_failure(self.status, what, exc)

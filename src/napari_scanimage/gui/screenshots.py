@@ -60,9 +60,17 @@ def _registration(viewer, docks) -> None:
             viewer.layers.selection.active = layer
 
 
+def _mroi(viewer, docks) -> None:
+    for layer in viewer.layers:  # the green fields, tiled where they were scanned
+        layer.visible = layer.name.startswith("Green")
+    viewer.dims.set_current_step(0, 12)
+    viewer.reset_view()
+    viewer.layers.selection.active = viewer.layers["Green middle"]
+
+
 #: file name → (sample, how to set the view up)
 VIEWS = {"demo.png": ("volume_2ch", _volume), "flim.png": ("flim_2ch", _flim),
-         "registration.png": ("volume_2ch", _registration)}
+         "registration.png": ("volume_2ch", _registration), "mroi.png": ("mroi_3field", _mroi)}
 
 
 def render(out_dir: str | Path = "docs/images", names=None) -> list[Path]:

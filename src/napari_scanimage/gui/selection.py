@@ -6,12 +6,18 @@ thin Qt form around it.  Layers are matched by dataset, channel and product ("in
 colormap and visibility kept; when the number of axes changes it is replaced at the same
 position with the same look), new channels are added and deselected channels removed.  Other
 layers (ROIs, other files) are never touched.
+
+Files still being written: "Refresh" (:func:`refresh_layers`) reads the frames written since
+the recordings were opened and lengthens their layers; "Auto-refresh" does so whenever a file
+changes (checked every :data:`POLL_MS` ms).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -30,9 +36,11 @@ from ..dataset import Dataset
 from ..errors import ScanImageError
 from .reader import dataset_layers
 
-__all__ = ["SelectionDock", "apply_selection", "datasets_in", "layer_key"]
+__all__ = ["SelectionDock", "apply_selection", "datasets_in", "file_stamps", "layer_key",
+           "recordings_in", "refresh_layers"]
 
 _KEPT = ("contrast_limits", "colormap", "opacity", "visible", "blending", "gamma")
+POLL_MS = 2000  # auto-refresh: how often the files are checked for changes
 
 
 def layer_key(layer) -> tuple[int, str] | None:
@@ -53,6 +61,27 @@ def datasets_in(viewer) -> list[Dataset]:
     return found
 
 
+def recordings_in(viewer) -> list[Dataset]:
+    """Whole recordings shown by the viewer's layers (a multi-ROI recording once, not once
+    per field), in layer order."""
+    found: list[Dataset] = []
+    for ds in datasets_in(viewer):
+        if all(ds.whole is not d for d in found):
+            found.append(ds.whole)
+    return found
+
+
+def _layers_of(viewer, dataset: Dataset) -> list:
+    """This plugin's layers showing ``dataset`` (or, for a multi-ROI recording, its fields)."""
+    return [layer for layer in viewer.layers
+            if isinstance(ds := layer.metadata.get("scanimage_dataset"), Dataset)
+            and ds.whole is dataset.whole and layer_key(layer)]
+
+
+def _field_key(meta: dict) -> tuple:
+    return int(meta["channel"]), meta.get("product", "intensity"), meta.get("field")
+
+
 def apply_selection(viewer, dataset: Dataset, *, channels: Sequence[int] | None = None,
                     plane: int | None = None, slice_sample=None, lifetime: bool = False,
                     bin_width_ps: float | None = None) -> list:
@@ -61,13 +90,11 @@ def apply_selection(viewer, dataset: Dataset, *, channels: Sequence[int] | None 
         dataset.set_bin_width_ps(bin_width_ps)
     specs = dataset_layers(dataset, channels=channels, plane=plane, slice_sample=slice_sample,
                            lifetime=lifetime)
-    mine = [layer for layer in viewer.layers
-            if layer.metadata.get("scanimage_dataset") is dataset and layer_key(layer)]
-    existing = {layer_key(layer): layer for layer in mine}
+    existing = {_field_key(layer.metadata["scanimage"]): layer
+                for layer in _layers_of(viewer, dataset)}
     shown: list = []
     for data, kwargs, _ in specs:
-        meta = kwargs["metadata"]["scanimage"]
-        layer = existing.pop((int(meta["channel"]), meta.get("product", "intensity")), None)
+        layer = existing.pop(_field_key(kwargs["metadata"]["scanimage"]), None)
         if layer is not None and layer.ndim == data.ndim:
             layer.data = data
             layer.scale = kwargs["scale"]
@@ -93,6 +120,51 @@ def apply_selection(viewer, dataset: Dataset, *, channels: Sequence[int] | None 
     return shown
 
 
+def file_stamps(dataset: Dataset) -> tuple:
+    """(size, modification time) of the dataset's files and of their folder (new files of a
+    split acquisition change it): what auto-refresh compares.  OSError when a file is gone."""
+    stamps = []
+    for p in (*dataset.paths, dataset.paths[0].parent):
+        st = os.stat(p)
+        stamps.append((st.st_size, st.st_mtime_ns))
+    return tuple(stamps)
+
+
+def refresh_layers(viewer, dataset: Dataset) -> int:
+    """Read what was written to ``dataset``'s files since it was opened (or last refreshed)
+    and give its layers the new, longer data; returns the time points added.
+
+    Each layer keeps its selection (channel, plane, slice sample, product) and look; the
+    viewer keeps its time step, or follows the new frames when it was on the last one.
+    Registered layers (made from a registration of the earlier frames) are left as they are.
+
+    Raises
+    ------
+    ScanImageError
+        From :meth:`Dataset.refresh` (file shortened, replaced or gone); nothing is changed.
+    """
+    added = dataset.refresh()
+    if not added:
+        return 0
+    layers = _layers_of(viewer, dataset)
+    dims = viewer.dims
+    at_end = {}
+    for layer in layers:
+        axis = dims.ndim - layer.ndim  # layers are aligned on their last axes
+        at_end[axis] = dims.current_step[axis] >= dims.nsteps[axis] - 1
+    for layer in layers:
+        meta = layer.metadata["scanimage"]
+        data = layer.metadata["scanimage_dataset"].frames(meta["channel"], plane=meta.get("plane"),
+                              slice_sample=meta.get("slice_sample", 0),
+                              product=meta.get("product", "intensity"))
+        data.on_error = getattr(layer.data, "on_error", None)  # failed reads: as before
+        layer.data = data
+    for axis, follow in at_end.items():
+        if follow:
+            dims.set_current_step(axis, dims.nsteps[axis] - 1)
+    return added
+
+
 class SelectionDock(QWidget):
     """Channels, plane, slice-sample mode, lifetime layers and bin width of one dataset."""
 
@@ -112,6 +184,12 @@ class SelectionDock(QWidget):
         self.bin_width.setSuffix(" ps")
         self.bin_width.setSpecialValueText("— (TIFF)")
         self.apply_button = QPushButton("Apply")
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("read the frames written since the recordings were "
+                                       "opened (files still being written)")
+        self.auto_refresh = QCheckBox("Auto-refresh (file still being written)")
+        self.auto_refresh.setToolTip(f"check the files every {POLL_MS / 1000:g} s and read "
+                                     "new frames as they are written")
         self.status = QLabel("")
         self.status.setWordWrap(True)
         form = QFormLayout()
@@ -124,11 +202,19 @@ class SelectionDock(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.apply_button)
+        layout.addWidget(self.refresh_button)
+        layout.addWidget(self.auto_refresh)
         layout.addWidget(self.status)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self._datasets: list[Dataset] = []
         self.dataset_box.currentIndexChanged.connect(self._load_dataset)
         self.apply_button.clicked.connect(self.apply)
+        self.refresh_button.clicked.connect(self.refresh_files)
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._poll_files)
+        self._stamps: dict[int, tuple] = {}
+        self.auto_refresh.toggled.connect(self._set_auto_refresh)
         napari_viewer.layers.events.inserted.connect(self._refresh)
         napari_viewer.layers.events.removed.connect(self._refresh)
         self._refresh()
@@ -141,7 +227,7 @@ class SelectionDock(QWidget):
         return self._datasets[i] if 0 <= i < len(self._datasets) else None
 
     def _refresh(self, event=None) -> None:
-        datasets = datasets_in(self.viewer)
+        datasets = recordings_in(self.viewer)
         if [id(d) for d in datasets] == [id(d) for d in self._datasets]:
             return
         current = self.dataset
@@ -164,8 +250,7 @@ class SelectionDock(QWidget):
             self.status.setText("open a ScanImage recording to choose what is shown")
             return
         info = ds.info
-        shown = {layer_key(layer) for layer in self.viewer.layers
-                 if layer.metadata.get("scanimage_dataset") is ds}
+        shown = {layer_key(layer) for layer in _layers_of(self.viewer, ds)}
         for c, name in enumerate(info.channel_names):
             self.channels.addItem(name)
             self.channels.item(c).setSelected((c, "intensity") in shown or not shown)
@@ -191,10 +276,9 @@ class SelectionDock(QWidget):
         self.status.setText(repr(ds).strip("<>"))
 
     def _current_selection(self, ds: Dataset):
-        for layer in self.viewer.layers:
-            meta = layer.metadata.get("scanimage")
-            if layer.metadata.get("scanimage_dataset") is ds and isinstance(meta, dict):
-                return meta.get("plane"), meta.get("slice_sample")
+        for layer in _layers_of(self.viewer, ds):
+            meta = layer.metadata["scanimage"]
+            return meta.get("plane"), meta.get("slice_sample")
         return None
 
     def apply(self) -> list:
@@ -217,3 +301,70 @@ class SelectionDock(QWidget):
             return []
         self.status.setText(f"showing {len(layers)} layer(s) of {ds.paths[0].name}")
         return layers
+
+    # -- files still being written -----------------------------------------------------
+    def refresh_files(self) -> int:
+        """Refresh every recording shown in the viewer (see :func:`refresh_layers`);
+        returns the time points added to all of them."""
+        total = 0
+        for ds in recordings_in(self.viewer):
+            try:
+                added = refresh_layers(self.viewer, ds)
+                self._stamps[id(ds)] = file_stamps(ds)
+            except Exception as exc:  # reported, never raised into Qt
+                self._refresh_failed(ds, exc)
+                continue
+            total += added
+        if self.dataset is not None and total:
+            self.status.setText(f"{total} new time point(s); " + repr(self.dataset).strip("<>"))
+        return total
+
+    def _set_auto_refresh(self, on: bool) -> None:
+        if on:
+            self._stamps = {}
+            for ds in recordings_in(self.viewer):
+                try:
+                    self._stamps[id(ds)] = file_stamps(ds)
+                except OSError:
+                    pass  # the first poll reports it
+            self._timer.start()
+        else:
+            self._timer.stop()
+
+    def _poll_files(self) -> None:
+        """Timer: refresh the recordings whose files changed since the last look."""
+        changed = []
+        for ds in recordings_in(self.viewer):
+            try:
+                stamps = file_stamps(ds)
+            except OSError as exc:
+                self._refresh_failed(ds, exc)
+                return
+            if stamps != self._stamps.get(id(ds)):
+                changed.append(ds)
+        added = 0
+        for ds in changed:
+            try:
+                added += refresh_layers(self.viewer, ds)
+                self._stamps[id(ds)] = file_stamps(ds)
+            except Exception as exc:  # reported, never raised into Qt
+                self._refresh_failed(ds, exc)
+                return
+        if added and self.dataset is not None:
+            self.status.setText(f"{added} new time point(s); " + repr(self.dataset).strip("<>"))
+
+    def _refresh_failed(self, ds: Dataset, exc: Exception) -> None:
+        """Tell the user, and stop auto-refresh (it would only fail again)."""
+        from napari.utils.notifications import show_error, show_warning
+
+        stopped = self.auto_refresh.isChecked()
+        self.auto_refresh.setChecked(False)
+        gone = not all(p.exists() for p in ds.paths)
+        message = (f"{ds.paths[0].name}: could not refresh"
+                   + (" (a file of the recording is gone)" if gone else "") + f": {exc}"
+                   + ("; auto-refresh stopped" if stopped else ""))
+        self.status.setText(message)
+        if isinstance(exc, ScanImageError) and not gone:  # shortened or replaced: reopen
+            show_warning(message)
+        else:
+            show_error(message)

@@ -28,6 +28,7 @@ from ..analysis.lifetime import LifetimeTraces, lifetime_traces
 from ..analysis.rois import Roi, RoiSet
 from ..analysis.traces import Traces, iter_traces
 from ..errors import ScanImageError
+from ._report import report_failure
 from ._worker import WorkerDock
 from .plot import PlotDock
 from .rois import image_layer_for, layer_rois
@@ -254,8 +255,13 @@ class TracePlotDock(WorkerDock, PlotDock):
             self.computed_rois += len(keys)
 
         def finished():
-            self._pending = None
+            pending, self._pending = self._pending, None
+            cancelled, self._cancelled = self._cancelled, False
+            if cancelled and pending is None:  # the user's Cancel: keep what is drawn
+                return
             self.refresh()  # draws, or computes what changed meanwhile
+
+        self._cancelled = False
 
         self.start_worker(_run, ds, subset, channel, kind, sample, reg, settings[-1],
                           returned=returned,
@@ -265,6 +271,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         """Stop the running computation; what is cached stays."""
         if self._worker is not None:
             self._pending = None
+            self._cancelled = True
             self._worker.quit()
             self.status.setText("cancelled")
 
@@ -336,7 +343,7 @@ class TracePlotDock(WorkerDock, PlotDock):
             try:
                 self.save_session(path)
             except (ScanImageError, OSError) as exc:
-                self.status.setText(f"saving the session failed: {exc}")
+                report_failure(self.status, "saving the session", exc)
 
     def _open_session_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Session (*.json)")
@@ -344,7 +351,7 @@ class TracePlotDock(WorkerDock, PlotDock):
             try:  # the plugin's session reader: the recording's layers and the ROIs
                 self.viewer.open(path, plugin="napari-scanimage")
             except (ScanImageError, OSError, ValueError) as exc:
-                self.status.setText(f"opening the session failed: {exc}")
+                report_failure(self.status, "opening the session", exc)
 
     def _export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export traces", "traces.csv", "CSV (*.csv)")
@@ -353,4 +360,4 @@ class TracePlotDock(WorkerDock, PlotDock):
                 self.export_csv(path)
                 self.status.setText(f"wrote {Path(path).name}")
             except (ScanImageError, OSError) as exc:
-                self.status.setText(f"export failed: {exc}")
+                report_failure(self.status, "export", exc)

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, read_error
 from .tiff import PageIndex
 
 __all__ = ["PageReader", "read_description"]
@@ -121,7 +121,11 @@ class PageReader:
             buf, nbytes = self._buf, self.frame_bytes
             # touching a mapped page past the end of a shortened file would kill the process
             end = int(offsets.max()) + nbytes
-            if end > len(buf) or end > os.fstat(self._fd).st_size:
+            try:
+                size = os.fstat(self._fd).st_size
+            except OSError as exc:
+                raise read_error(index.path, exc) from exc
+            if end > len(buf) or end > size:
                 last = int(pages[int(np.argmax(offsets))])
                 raise FormatError(f"{index.path}: page {last} ends early; the file was "
                                   "shortened while open")
@@ -140,7 +144,11 @@ class PageReader:
     def _pread_pages(self, pages, offsets, flat, indices) -> None:
         fd, nbytes, preadv = self._fd, self.frame_bytes, os.preadv
         for i in indices:
-            if preadv(fd, [flat[i]], int(offsets[i])) != nbytes:
+            try:
+                got = preadv(fd, [flat[i]], int(offsets[i]))
+            except OSError as exc:  # EIO: failing drive or unmounted share
+                raise read_error(self.index.path, exc) from exc
+            if got != nbytes:
                 raise FormatError(f"{self.index.path}: page {int(pages[i])} ends early; the "
                                   "file was shortened while open")
 
@@ -151,7 +159,16 @@ class PageReader:
                     import tifffile
 
                     self._tiff = tifffile.TiffFile(self.index.path)  # own handle, from byte 0
-                out[i] = self._tiff.pages[int(p)].asarray()
+                page = self._tiff.pages[int(p)]
+                # a page unlike the first is refused before tifffile allocates its pixels
+                if (tuple(page.shape) != out.shape[1:]
+                        or np.dtype(page.dtype).str[1:] != out.dtype.str[1:]):
+                    raise FormatError(f"{self.index.path}: page {p} holds {page.shape} "
+                                      f"{page.dtype} pixels, unlike the first page's "
+                                      f"{out.shape[1:]} {out.dtype}; the file is corrupt")
+                out[i] = page.asarray()
+            except FormatError:
+                raise
             except Exception as exc:  # tifffile raises many types on broken pages
                 raise FormatError(f"{self.index.path}: page {p} cannot be decoded ({exc})") \
                     from exc

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, read_error
 from .siff_settings import FlimSettings, flim_settings
 from .tiff import PageIndex
 
@@ -142,7 +142,16 @@ class SiffReader:
             if hit.size:
                 raise FormatError(f"{self.path}: page {int(pages[hit[0]])} {bad[hit[0]]}; the "
                                   "file is corrupt from there (earlier pages can be read)")
-        if os.fstat(self._fd).st_size < self.index.file_size:
+        self._check_size()
+
+    def _check_size(self) -> None:
+        """Refuse to touch the memory map of a file shortened since it was opened: a mapped
+        page past the new end would kill the process (SIGBUS) in the compiled loops."""
+        try:
+            size = os.fstat(self._fd).st_size
+        except OSError as exc:  # EIO / ESTALE: failing drive or unmounted share
+            raise read_error(self.path, exc) from exc
+        if size < self.index.file_size:
             raise FormatError(f"{self.path}: the file became shorter while open; reopen it")
 
     def _raise_status(self, pages: np.ndarray, status: np.ndarray,
@@ -169,6 +178,7 @@ class SiffReader:
         length = int(self.index.description_lengths[page])
         if self._fd < 0:
             raise FormatError(f"{self.path}: reader is closed")
+        self._check_size()
         return bytes(self._buf[start: start + length]).rstrip(b"\0").decode("utf-8", "replace")
 
     def read_into(self, pages, out: np.ndarray) -> None:
@@ -451,6 +461,7 @@ class SiffReader:
         release = self.index.file_size > MAPPED_BUDGET
 
         def piece(sl):
+            self._check_size()  # shortened meanwhile? (keeps the SIGBUS window to one piece)
             run(sl)
             if release:
                 self._advise(self._span(pages[sl]), mmap.MADV_DONTNEED)

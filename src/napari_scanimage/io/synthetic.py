@@ -40,8 +40,33 @@ _I270, _I273 = 5, 6  # entries patched per page
 _ENTRY = np.dtype([("tag", "<u2"), ("type", "<u2"), ("count", "<u8"), ("value", "<u8")])
 
 
+class PageCounts:
+    """Page arithmetic shared by the synthetic layouts (fields ``channels``,
+    ``channel_names``, ``num_planes``, ``frames_per_slice``, ``num_flyback``)."""
+
+    @property
+    def num_channels(self) -> int:
+        """Saved channels C."""
+        return len(self.channels)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Names of the saved channels."""
+        return self.channel_names or tuple(f"Channel {c}" for c in self.channels)
+
+    @property
+    def frames_per_volume(self) -> int:
+        """Frames per volume including flyback, Z*F + B."""
+        return self.num_planes * self.frames_per_slice + self.num_flyback
+
+    @property
+    def pages_per_volume(self) -> int:
+        """C * (Z*F + B)."""
+        return self.num_channels * self.frames_per_volume
+
+
 @dataclass(frozen=True)
-class SyntheticLayout:
+class SyntheticLayout(PageCounts):
     """Acquisition layout of a synthetic ScanImage dataset.
 
     Attributes
@@ -106,26 +131,6 @@ class SyntheticLayout:
         for ok, need in checks:
             if not ok:
                 raise ValueError(f"invalid SyntheticLayout {self!r}: need {need}")
-
-    @property
-    def num_channels(self) -> int:
-        """Saved channels C."""
-        return len(self.channels)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Names of the saved channels."""
-        return self.channel_names or tuple(f"Channel {c}" for c in self.channels)
-
-    @property
-    def frames_per_volume(self) -> int:
-        """Frames per volume including flyback, Z*F + B."""
-        return self.num_planes * self.frames_per_slice + self.num_flyback
-
-    @property
-    def pages_per_volume(self) -> int:
-        """C * (Z*F + B)."""
-        return self.num_channels * self.frames_per_volume
 
     @property
     def total_pages(self) -> int:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .synthetic import page_content
+from .synthetic import PageCounts, page_content
 
 __all__ = ["GENERATIONS", "LegacyDataset", "LegacyLayout", "legacy_description",
            "write_legacy_tiff"]  # fmt: skip
@@ -40,7 +40,7 @@ _SHORT, _LONG, _ASCII = 3, 4, 2
 
 
 @dataclass(frozen=True)
-class LegacyLayout:
+class LegacyLayout(PageCounts):
     """Acquisition layout of a synthetic legacy ScanImage file.
 
     Attributes
@@ -110,23 +110,6 @@ class LegacyLayout:
         if self.num_planes == 1:
             return False
         return self.generation != "SI3" if self.fast_z is None else bool(self.fast_z)
-
-    @property
-    def num_channels(self) -> int:
-        return len(self.channels)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return self.channel_names or tuple(f"Channel {c}" for c in self.channels)
-
-    @property
-    def frames_per_volume(self) -> int:
-        """Saved frames per volume, flyback included: Z·F + B."""
-        return self.num_planes * self.frames_per_slice + self.num_flyback
-
-    @property
-    def pages_per_volume(self) -> int:
-        return self.num_channels * self.frames_per_volume
 
     @property
     def total_pages(self) -> int:

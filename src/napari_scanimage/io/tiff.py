@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, TruncatedFileWarning
+from ._tiff_resume import resumed_walk
 
 __all__ = ["PageIndex", "index_pages", "read_header"]
 
@@ -95,6 +96,8 @@ class PageIndex:
     file_size : int
     truncated : bool
         The file ends inside a page; that page and any after it are not indexed.
+    next_ifd, walk_state, first_format, first_ifd
+        Where the walk stopped (0: chain ended), its state, page 0's format, the first IFD.
     """
 
     path: str
@@ -110,6 +113,10 @@ class PageIndex:
     byteorder: str
     truncated: bool = False
     siff_flags: np.ndarray | None = None
+    next_ifd: int = 0
+    walk_state: tuple = ()
+    first_format: tuple | None = None
+    first_ifd: int = 0
 
     def __len__(self) -> int:
         return len(self.data_offsets)
@@ -156,8 +163,10 @@ class _Walker:
         vals = fmt.unpack_from(self.buf, offset)
         return vals, fmt.size
 
-    def walk(self, first: int, max_pages: int = -1
+    def walk(self, first: int, max_pages: int = -1, state: tuple | None = None
              ) -> tuple[dict[str, list[int]], bool, dict, dict]:
+        """Index up to ``max_pages`` pages from the IFD at ``first``; ``state`` continues an
+        earlier walk (its ``info["state"]``: pages so far, last IFD, stride, last page end)."""
         offsets: list[int] = []
         nbytes: list[int] = []
         doffs: list[int] = []
@@ -167,9 +176,9 @@ class _Walker:
         truncated = False
         first_format: tuple | None = None
         ifd = first
-        prev_ifd = -1
-        stride = 0
-        page = 0
+        # pages so far, last IFD, its distance from the one before, end of the last page
+        page, prev_ifd, stride, last_end = state if state is not None else (0, -1, 0, 0)
+        stop_page = page + max_pages if max_pages >= 0 else -1
         seen: set[int] | None = None
         big = self.big
         field_bytes = 8 if big else 4
@@ -178,13 +187,14 @@ class _Walker:
                   if self.bo == ">" else {})
         cache_key = None
         getter = None
-        while ifd and page != max_pages:
+        while ifd and page != stop_page:
             if ifd < 8:
                 raise FormatError(f"{self.path}: page {page}: IFD offset {ifd} points into the "
                                   "file header; the file is corrupt")
             if ifd >= self.size:
-                # A file cut while ScanImage was writing points one stride past its end.
-                if page and ifd <= prev_ifd + 2 * stride + 65536:
+                # A file cut while ScanImage was writing (or still being written) points one
+                # page past its last complete page (pages vary in size: `.siff` photons)
+                if page and ifd <= max(prev_ifd + 2 * stride, last_end + stride) + 65536:
                     truncated = True
                     break
                 raise FormatError(f"{self.path}: page {page}: IFD offset {ifd} is beyond the end "
@@ -259,11 +269,13 @@ class _Walker:
             nxt = vals[-1]
             stride = ifd - prev_ifd if prev_ifd >= 0 else ifd_size
             prev_ifd = ifd
+            last_end = max(end, ifd + ifd_size)
             ifd = nxt
             page += 1
         arrays = {"data_offsets": offsets, "byte_counts": nbytes,
                   "description_offsets": doffs, "description_lengths": dlens, "siff": siff}
-        info = {"first_format": first_format, "next": ifd, "tags": cache_key}
+        info = {"first_format": first_format, "next": ifd, "tags": cache_key,
+                "state": (page, prev_ifd, stride, last_end)}
         return arrays, direct, info, truncated
 
 
@@ -279,14 +291,17 @@ class _Columns:
 
 
 def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, start: int,
-               sparse: bool):
+               sparse: bool, start_state: tuple):
     """Index a file whose IFDs all share the first page's tag layout, or return None.
 
     The chain is followed with one unpack per page (the next-IFD field of a same-sized IFD);
     everything else is gathered and checked with vectorised NumPy afterwards.  Any surprise
-    (different tag count or layout, out-of-range offsets, loops, truncation) returns None and the
-    careful per-page walk takes over.  IFDs are read with ``os.pread`` (one at a time when
-    ``sparse``, else in windows), so indexing maps no file pages and memory stays bounded.
+    (different tag count or layout, out-of-range offsets, loops) returns None and the careful
+    per-page walk takes over.  A cut end (a file still being written: the next IFD, or the last
+    pages' data, not yet in the file) stops the walk at the last complete page: ``"next"`` is
+    then the IFD to go on from (0 when the chain ended) and ``"state"`` the walk state there.
+    IFDs are read with ``os.pread`` (one at a time when ``sparse``, else in windows), so
+    indexing maps no file pages and memory stays bounded.
     """
     size, big, bo = walker.size, header.bigtiff, header.byteorder
     count = len(first_tags)
@@ -309,8 +324,10 @@ def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, 
         if sparse:  # one pread per IFD: the tightest loop
             pread, append = os.pread, ifds.append
             while ifd:
-                if ifd <= last or ifd > limit:
+                if ifd <= last:
                     return None
+                if ifd > limit:  # a cut end: the careful walk decides
+                    break
                 append(ifd)
                 last = ifd
                 block = pread(fd, ifd_size, ifd)
@@ -318,8 +335,10 @@ def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, 
                 ifd = unpack_next(block, next_rel)[0]
             copies = b"".join(blocks)
         while ifd:
-            if ifd <= last or ifd > limit:
+            if ifd <= last:
                 return None
+            if ifd > limit:
+                break
             ifds.append(ifd)
             last = ifd
             if ifd + ifd_size > block_end:
@@ -371,12 +390,28 @@ def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, 
         d_off = np.where(inline, pos + rel, d_val)
     else:
         d_count = d_off = np.zeros(len(pos), np.int64)
-    if (data_offsets + byte_counts > size).any() or (d_off + d_count > size).any():
-        return None
+    ends = np.maximum(data_offsets + byte_counts, d_off + d_count)
+    cut = ends > size
+    if cut.any():  # pages still being written at the end are left for the careful walk
+        kept = int(np.argmax(cut))
+        if not cut[kept:].all():
+            return None
+        ifd = int(pos[kept])
+        pos, data_offsets, byte_counts, d_off, d_count, ends = (
+            a[:kept] for a in (pos, data_offsets, byte_counts, d_off, d_count, ends))
+        if _TAG_SIFF in fields:
+            fields[_TAG_SIFF] = tuple(a[:kept] for a in fields[_TAG_SIFF])
     siff = (np.minimum(fields[_TAG_SIFF][1], 127).astype(np.int64) if _TAG_SIFF in fields
             else np.full(len(pos), -1, np.int64))
+    n = len(pos)
+    state = start_state
+    if n:
+        stride = int(pos[-1] - (pos[-2] if n > 1 else start_state[1]))
+        state = (start_state[0] + n, int(pos[-1]), stride,
+                 max(int(ends[-1]), int(pos[-1]) + ifd_size))
     return {"data_offsets": data_offsets, "byte_counts": byte_counts,
-            "description_offsets": d_off, "description_lengths": d_count, "siff": siff}
+            "description_offsets": d_off, "description_lengths": d_count, "siff": siff,
+            "next": int(ifd), "state": state}
 
 
 def _dtype_from_format(fmt: tuple, path: str) -> tuple[tuple[int, int], np.dtype | None, bool]:
@@ -393,13 +428,19 @@ def _dtype_from_format(fmt: tuple, path: str) -> tuple[tuple[int, int], np.dtype
     return (int(height), int(width)), dtype, plain
 
 
-def index_pages(path: str | os.PathLike) -> PageIndex:
+def index_pages(path: str | os.PathLike, *, resume: PageIndex | None = None,
+                warn: bool = True) -> PageIndex:
     """Walk the IFD chain of a TIFF file once.
 
     Parameters
     ----------
     path : path-like
         Classic TIFF or BigTIFF file, either byte order.
+    resume : PageIndex, optional
+        An earlier index of this file, grown since (still being written): only new pages are
+        walked; a file that does not continue it is indexed from the start.
+    warn : bool
+        False: no :class:`TruncatedFileWarning` (re-indexing a file known to be growing).
 
     Returns
     -------
@@ -424,19 +465,9 @@ def index_pages(path: str | os.PathLike) -> PageIndex:
             raise FormatError(f"{path}: file is empty")
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             walker = _Walker(mm, size, header, path)
-            # the first pages may differ (some writers put extra tags on page 0): walk two
-            # carefully, then the rest in bulk if they repeat the second page's layout
-            arrays, direct, info, truncated = walker.walk(header.first_ifd, max_pages=2)
-            fast = None
-            if direct and info["next"] and not truncated:
-                sparse = info["next"] - header.first_ifd >= 2 * SPARSE_STRIDE  # two pages
-                fast = _fast_walk(walker, fh.fileno(), header, info["tags"], info["next"],
-                                  sparse)
-            if fast is not None:
-                arrays = {k: np.concatenate([np.asarray(v, np.int64), fast[k]])
-                          for k, v in arrays.items()}
-            else:
-                arrays, direct, info, truncated = walker.walk(header.first_ifd)
+            walked = resumed_walk(resume, walker, fh.fileno(), header, path, _walk_chain)
+            arrays, direct, info, truncated = walked or _walk_chain(
+                walker, fh.fileno(), header, header.first_ifd, None)
     n = len(arrays["data_offsets"])
     if n == 0:
         if truncated:
@@ -463,7 +494,8 @@ def index_pages(path: str | os.PathLike) -> PageIndex:
         if kept < n:  # a cut file: keep the pages whose data are complete
             arrays = {k: np.asarray(v)[:kept] for k, v in arrays.items()}
             n, truncated = kept, True
-    if truncated:
+            info["next"], info["state"] = 0, ()  # not resumable: index afresh next time
+    if truncated and warn:
         warnings.warn(f"{Path(path).name}: the file ends inside page {n} "
                       f"({size} bytes); using the {n} complete pages", TruncatedFileWarning,
                       stacklevel=2)
@@ -481,7 +513,35 @@ def index_pages(path: str | os.PathLike) -> PageIndex:
         byteorder=header.byteorder,
         truncated=truncated,
         siff_flags=siff if (siff := np.asarray(arrays["siff"], np.int8)).max() >= 0 else None,
+        next_ifd=int(info["next"] or 0),
+        walk_state=tuple(info["state"] or ()),
+        first_format=info["first_format"],
+        first_ifd=header.first_ifd,
     )
+
+
+def _walk_chain(walker: _Walker, fd: int, header: TiffHeader, start: int, state: tuple | None):
+    """Index the chain from the IFD at ``start`` (``state``: the walk so far; None at page 0)
+    as :meth:`_Walker.walk`: two pages carefully (page 0 may carry extra tags), the rest in
+    bulk if they repeat the second's layout, and a cut end (file being written) carefully."""
+    arrays, direct, info, truncated = walker.walk(start, max_pages=2, state=state)
+    if not info["next"] or truncated:
+        return arrays, direct, info, truncated
+    sparse = info["next"] - start >= 2 * SPARSE_STRIDE  # two pages
+    fast = direct and _fast_walk(walker, fd, header, info["tags"], info["next"], sparse,
+                                 info["state"])
+    if not fast:
+        return walker.walk(start, state=state)
+    arrays = {k: np.concatenate([np.asarray(v, np.int64), fast[k]]) for k, v in arrays.items()}
+    info = {**info, "next": fast["next"], "state": fast["state"]}
+    if fast["next"]:  # a cut end, or pages the bulk walk could not take
+        tail, tail_direct, tail_info, truncated = walker.walk(fast["next"], state=fast["state"])
+        arrays = {k: np.concatenate([v, np.asarray(tail[k], np.int64)])
+                  for k, v in arrays.items()}
+        direct = direct and tail_direct and tail_info["first_format"] in (
+            None, info["first_format"])
+        info = {**info, "next": tail_info["next"], "state": tail_info["state"]}
+    return arrays, direct, info, truncated
 
 
 def _dtype_via_tifffile(path: str) -> np.dtype:

@@ -1,0 +1,183 @@
+"""Saving where it cannot succeed (read-only or missing folder, full drive): a typed SaveError
+that says what happened and what to do, the previous file byte-identical, no temporary file."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import numpy as np
+import pytest
+
+import napari_scanimage as nsi
+from napari_scanimage._atomic import atomic_write, replacing
+from napari_scanimage.analysis.flim import DecayFit
+from napari_scanimage.errors import SaveError, ScanImageError
+from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.session import Session, TraceSettings
+
+PREVIOUS = b'{"previous": "content"}\n'
+
+
+def listing(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_save_error_is_public_and_typed():
+    assert nsi.SaveError is SaveError and nsi.ReadError.__name__ == "ReadError"
+    assert issubclass(SaveError, ScanImageError) and issubclass(SaveError, OSError)
+
+
+def test_read_only_folder(tmp_path, make_readonly):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    target = folder / "rois.json"
+    target.write_bytes(PREVIOUS)
+    make_readonly(folder)
+    with pytest.raises(SaveError) as err:
+        atomic_write(target, b"new content")
+    assert err.value.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    message = str(err.value)
+    assert message.startswith(f"cannot save {target}: ")
+    assert ("permission denied" in message or "read-only" in message)
+    assert "choose a folder" in message and "(the previous file is unchanged)" in message
+    assert target.read_bytes() == PREVIOUS and listing(folder) == ["rois.json"]
+
+
+def test_missing_folder(tmp_path):
+    target = tmp_path / "no" / "such" / "traces.csv"
+    with pytest.raises(SaveError, match=r"its folder does not exist; create the folder or "
+                                        r"choose another one \(nothing was written\)") as err:
+        atomic_write(target, b"a,b\n")
+    assert err.value.errno == errno.ENOENT and isinstance(err.value, FileNotFoundError) is False
+    assert not (tmp_path / "no").exists()
+
+
+def test_folder_that_is_a_file(tmp_path):
+    """Works for root too: no permission can make a regular file a folder."""
+    blocker = tmp_path / "results"
+    blocker.write_bytes(PREVIOUS)
+    with pytest.raises(SaveError, match="is a file, not a folder; choose another folder") as err:
+        atomic_write(blocker / "fit.json", b"{}")
+    assert err.value.errno == errno.ENOTDIR
+    assert blocker.read_bytes() == PREVIOUS and listing(tmp_path) == ["results"]
+
+
+def test_drive_full_while_writing(tmp_path):
+    """The writer fails half-way with ENOSPC: the half-written temporary file is removed."""
+    target = tmp_path / "shifts.npz"
+    target.write_bytes(PREVIOUS)
+    seen = []
+
+    def writer(fh):
+        fh.write(b"x" * 1000)
+        seen.extend(p.name for p in tmp_path.iterdir())
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(SaveError, match=r"the drive is full; free "
+                                        r"some space or save to another drive \(the previous "
+                                        r"file is unchanged\)") as err:
+        atomic_write(target, writer)
+    assert err.value.errno == errno.ENOSPC
+    assert len(seen) == 2 and any(n.startswith(".shifts-") for n in seen)  # the temp existed
+    assert target.read_bytes() == PREVIOUS and listing(tmp_path) == ["shifts.npz"]
+
+
+def test_really_full_drive(full_dir):
+    """A real ENOSPC from a tiny tmpfs: nothing left behind, the space is free again."""
+    target = full_dir / "big.bin"
+    target.write_bytes(PREVIOUS)
+    free = os.statvfs(full_dir).f_bavail
+    with pytest.raises(SaveError, match="the drive is full") as err:
+        atomic_write(target, os.urandom(1 << 20))
+    assert err.value.errno == errno.ENOSPC
+    assert target.read_bytes() == PREVIOUS and listing(full_dir) == ["big.bin"]
+    assert os.statvfs(full_dir).f_bavail == free
+
+
+def test_other_errors_pass_through(tmp_path):
+    """Only OS errors become SaveError; a failing computation keeps its own type."""
+    target = tmp_path / "x.json"
+    target.write_bytes(PREVIOUS)
+    with pytest.raises(ZeroDivisionError):
+        with replacing(target) as tmp:
+            with open(tmp, "wb") as fh:
+                fh.write(b"half")
+            1 / 0  # noqa: B018
+    assert target.read_bytes() == PREVIOUS and listing(tmp_path) == ["x.json"]
+
+
+# -- every file the package writes ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rec")
+    truth = write_scanimage_tiff(folder / "rec.tif", SyntheticLayout(
+        channels=(1, 2), num_planes=2, num_volumes=5, height=32, width=48))
+    mask = np.zeros((32, 48), bool)
+    mask[4:12, 6:20] = True
+    rois = nsi.RoiSet.from_masks({"cell": mask})
+    square = nsi.RoiSet.from_layer([np.array([[14.0, 20.0], [14, 40], [28, 40], [28, 20]])],
+                                   shape_types="polygon", names=["square"],
+                                   frame_shape=(32, 48))
+    with nsi.open_dataset(truth.paths[0]) as ds:
+        reg = nsi.register(ds, channel=1)
+        traces = nsi.traces(ds, rois, channel=0)
+    fit = DecayFit(taus_ns=(0.8, 3.2), fractions=(0.4, 0.6), irf_offset_ns=0.75,
+                   irf_width_ns=0.12, background=0.01, total=1e4, bin_width_ps=20.0,
+                   period_ps=12500.0, n_exp=2, deviance=101.5, fit_range=(3, 110))
+    session = Session(sources=[truth.paths[0]], channel="Channel 1", roi_set=rois,
+                      registration_result=reg, decay_fit=fit, trace=TraceSettings(kind="mean"))
+    return {"path": truth.paths[0], "rois": rois, "square": square, "reg": reg,
+            "traces": traces, "fit": fit, "session": session}
+
+
+def _export_nwb(results, path):
+    pytest.importorskip("pynwb")
+    from napari_scanimage.nwb import export_nwb
+
+    with nsi.open_dataset(results["path"]) as ds:
+        return export_nwb(ds, path, rois=results["rois"], traces=[results["traces"]])
+
+
+SAVERS = {
+    "rois.json": lambda r, p: r["rois"].save(p),
+    "rois.zip": lambda r, p: r["square"].to_imagej(p),
+    "shifts.npz": lambda r, p: r["reg"].save(p),
+    "fit.json": lambda r, p: r["fit"].save(p),
+    "traces.csv": lambda r, p: r["traces"].to_csv(p),
+    "session.json": lambda r, p: r["session"].save(p),
+    "rec.nwb": _export_nwb,
+}
+
+
+@pytest.mark.parametrize("name", list(SAVERS))
+def test_every_saver_into_a_read_only_folder(results, name, tmp_path, make_readonly):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    SAVERS[name](results, folder / name)  # a first save works
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    make_readonly(folder)
+    with pytest.raises(SaveError, match=r"cannot save .*; choose a folder .* \(the previous file "
+                                        r"is unchanged\)"):
+        SAVERS[name](results, folder / name)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", list(SAVERS))
+def test_every_saver_into_a_missing_folder(results, name, tmp_path):
+    with pytest.raises(SaveError, match="its folder does not exist"):
+        SAVERS[name](results, tmp_path / "missing" / name)
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["session.json", "rec.nwb"])
+def test_saver_on_a_really_full_drive(results, name, full_dir):
+    """The biggest files (the registration sidecar of a session; NWB) on a full tmpfs.  NWB is
+    refused before HDF5 writes anything: HDF5 crashes the process when a drive fills in the
+    middle of its file (this test would then kill the test run)."""
+    filler = full_dir / "filler.bin"
+    with open(filler, "wb") as fh:  # leave ~8 KiB free
+        fh.write(b"\0" * (os.statvfs(full_dir).f_bavail * os.statvfs(full_dir).f_frsize - 8192))
+    with pytest.raises(SaveError, match="the drive is full"):
+        SAVERS[name](results, full_dir / name)
+    assert listing(full_dir) == ["filler.bin"]
