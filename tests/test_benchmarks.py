@@ -56,3 +56,10 @@ def test_bench_flim_smoke(tmp_path):
     assert len(rows) == 1 + 2  # header, lifetime traces, lifetime image
     assert any(row.startswith("| lifetime traces, 10 ROIs") for row in rows)
     assert any(row.startswith("| per-pixel lifetime image, 100 frames") for row in rows)
+
+
+def test_bench_mroi_smoke(tmp_path):
+    _, rows = run_bench("bench_mroi.py", tmp_path, "--repeat", "1")
+    assert len(rows) == 1 + 5  # header, whole pages, 2 fields, all fields, refresh
+    assert any(row.startswith("| all fields, one by one") for row in rows)
+    assert any(row.startswith("| refresh after ") for row in rows)

@@ -95,6 +95,15 @@ def _reader(path: str) -> PageReader | SiffReader:
     return reader
 
 
+def _read_into(reader, pages, out, rows) -> None:
+    """``reader.read_into``; bands of rows only from TIFF page readers (`.siff` frames are
+    read whole: their fields are not split)."""
+    if rows is None:
+        reader.read_into(pages, out)
+    else:
+        reader.read_into(pages, out, rows)
+
+
 @atexit.register
 def _close_all() -> None:
     for reader in list(_all_readers):
@@ -134,21 +143,28 @@ class PageCrop:
         return np.where(planes < Z, planes, -1)
 
     def read(self, spec: ReaderSpec, pages: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-        """The field's pixels of ``pages`` (any shape), read whole through ``spec``."""
+        """The field's pixels of ``pages`` (any shape): only the field's band of rows of each
+        page is read (through ``spec`` without the crop)."""
         pages = np.asarray(pages, dtype=np.int64)
         whole = dataclasses.replace(spec, frame_shape=self.page_shape, crop=None)
-        full = whole.read_pages(pages).reshape((-1, *self.page_shape))
         if out is None:
             out = np.empty(pages.shape + (self.height, self.width), dtype=spec.dtype)
         flat_out = out.reshape((-1, self.height, self.width))
-        planes = self.planes_of(pages.reshape(-1))
+        flat = pages.reshape(-1)
+        planes = self.planes_of(flat)
         for z in np.unique(planes).tolist():
             at = np.flatnonzero(planes == z)
             r = self.row_offsets[z] if z >= 0 else -1
             if r < 0:
                 flat_out[at] = 0
+            elif self.width == self.page_shape[1]:  # full-width field: straight into out
+                band = flat_out if len(at) == len(flat) else \
+                    np.empty((len(at), self.height, self.width), dtype=spec.dtype)
+                whole.read_pages(flat[at], band, rows=(r, self.height))
+                if band is not flat_out:
+                    flat_out[at] = band
             else:
-                flat_out[at] = full[at, r:r + self.height, :self.width]
+                flat_out[at] = whole.read_pages(flat[at], rows=(r, self.height))[..., :self.width]
         return out
 
 
@@ -169,29 +185,32 @@ class ReaderSpec:
     def files(self) -> FileTable:
         return FileTable(self.pages_per_file)
 
-    def read_pages(self, pages: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Read global ``pages`` (any shape) into an array of shape ``pages.shape + (Y, X)``."""
+    def read_pages(self, pages: np.ndarray, out: np.ndarray | None = None,
+                   rows: tuple[int, int] | None = None) -> np.ndarray:
+        """Read global ``pages`` (any shape) into an array of shape ``pages.shape + (Y, X)``;
+        with ``rows`` = (first, count), only that band of each page: ``(count, X)``."""
         if self.crop is not None:
             return self.crop.read(self, pages, out)
         pages = np.asarray(pages, dtype=np.int64)
+        shape = self.frame_shape if rows is None else (rows[1], self.frame_shape[1])
         if out is None:
-            out = np.empty(pages.shape + self.frame_shape, dtype=self.dtype)
-        flat_out = out.reshape((-1,) + self.frame_shape)
+            out = np.empty(pages.shape + shape, dtype=self.dtype)
+        flat_out = out.reshape((-1,) + shape)
         flat = pages.ravel()
         if len(self.paths) == 1:  # the common case: no file lookup
             if flat.size and (flat.min() < 0 or flat.max() >= self.pages_per_file[0]):
                 raise LayoutError(f"page index out of range 0–{self.pages_per_file[0] - 1}")
-            _reader(self.paths[0]).read_into(flat, flat_out)
+            _read_into(_reader(self.paths[0]), flat, flat_out, rows)
             return out
         files, local = self.files.locate(flat)
         for k in np.unique(files).tolist():
             sel = np.flatnonzero(files == k)
             reader = _reader(self.paths[k])
             if len(sel) == len(files):
-                reader.read_into(local, flat_out)
+                _read_into(reader, local, flat_out, rows)
             else:
-                block = np.empty((len(sel),) + self.frame_shape, dtype=self.dtype)
-                reader.read_into(local[sel], block)
+                block = np.empty((len(sel),) + shape, dtype=self.dtype)
+                _read_into(reader, local[sel], block, rows)
                 flat_out[sel] = block
         return out
 

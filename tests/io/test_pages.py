@@ -54,3 +54,23 @@ def test_file_shortened_while_open(tmp_path, shape, pages):
             fh.truncate(int(index.data_offsets[2]) + 100)
         with pytest.raises(FormatError, match="page 2 ends early"):
             reader.read_into(np.array(pages), np.empty((len(pages), *shape), np.uint16))
+
+
+@pytest.mark.parametrize("shape", [(20, 30), (300, 256)])  # memory map / preadv paths
+@pytest.mark.parametrize("compression", [None, "zlib"])  # direct / tifffile paths
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+def test_row_bands_equal_the_rows_of_whole_pages(tmp_path, shape, compression, byteorder):
+    rng = np.random.default_rng(3)
+    data = rng.integers(-3000, 3000, (40, *shape), dtype=np.int16)
+    path = tmp_path / "pages.tif"
+    tifffile.imwrite(path, data, byteorder=byteorder, compression=compression,
+                     photometric="minisblack", metadata=None)
+    index = index_pages(path)
+    assert index.direct == (compression is None)
+    pages = np.array([0, 1, 2, 3, 5, 39, 7, 8, 9, 10] + list(range(11, 39)), dtype=np.int64)
+    with PageReader(index) as reader:
+        for first, count in ((0, shape[0]), (3, 5), (shape[0] - 1, 1), (7, shape[0] - 9)):
+            for some in (pages[:1], pages[:5], pages):
+                out = np.empty((len(some), count, shape[1]), np.int16)
+                reader.read_into(some, out, (first, count))
+                np.testing.assert_array_equal(out, data[some, first:first + count])

@@ -98,27 +98,40 @@ class PageReader:
     def closed(self) -> bool:
         return self._fh.closed
 
-    def read_into(self, pages: np.ndarray, out: np.ndarray) -> None:
+    def read_into(self, pages: np.ndarray, out: np.ndarray,
+                  rows: tuple[int, int] | None = None) -> None:
         """Copy ``pages`` (local page numbers) into ``out`` of shape (len(pages), Y, X).
 
-        ``out`` must be C-contiguous with the index's dtype (native byte order).
+        ``out`` must be C-contiguous with the index's dtype (native byte order).  With
+        ``rows`` = (first, count) only that band of rows is read: ``out`` is then
+        (len(pages), count, X).
         """
         index = self.index
         if not index.direct:
-            self._read_tifffile(pages, out)
+            if rows is None:
+                self._read_tifffile(pages, out)
+            else:
+                whole = np.empty((len(pages), *index.shape), dtype=out.dtype)
+                self._read_tifffile(pages, whole)
+                out[...] = whole[:, rows[0]:rows[0] + rows[1]]
             return
         offsets = index.data_offsets[np.asarray(pages, dtype=np.int64)]
+        nbytes = self.frame_bytes
+        if rows is not None:  # one contiguous band of each page
+            row_bytes = self.frame_bytes // index.shape[0]
+            offsets = offsets + rows[0] * row_bytes
+            nbytes = rows[1] * row_bytes
         flat = out.reshape(len(offsets), -1).view(np.uint8)
         if self._pread and len(offsets) >= PREAD_MIN_PAGES:
             n = len(offsets)
             if n >= PARALLEL_MIN_PAGES and _CPUS > 1:  # preadv releases the GIL
                 parts = np.array_split(np.arange(n), min(_CPUS, 4))
-                list(_pool().map(lambda idx: self._pread_pages(pages, offsets, flat, idx),
-                                 parts))
+                list(_pool().map(
+                    lambda idx: self._pread_pages(pages, offsets, flat, idx, nbytes), parts))
             else:
-                self._pread_pages(pages, offsets, flat, range(n))
+                self._pread_pages(pages, offsets, flat, range(n), nbytes)
         else:
-            buf, nbytes = self._buf, self.frame_bytes
+            buf = self._buf
             # touching a mapped page past the end of a shortened file would kill the process
             end = int(offsets.max()) + nbytes
             try:
@@ -141,8 +154,8 @@ class PageReader:
         if self._swap:
             out.byteswap(inplace=True)
 
-    def _pread_pages(self, pages, offsets, flat, indices) -> None:
-        fd, nbytes, preadv = self._fd, self.frame_bytes, os.preadv
+    def _pread_pages(self, pages, offsets, flat, indices, nbytes: int) -> None:
+        fd, preadv = self._fd, os.preadv
         for i in indices:
             try:
                 got = preadv(fd, [flat[i]], int(offsets[i]))
