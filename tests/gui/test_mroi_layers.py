@@ -122,3 +122,48 @@ def test_selection_dock_shows_the_recording_once_and_keeps_fields_in_place(
     # a refresh of the unchanged file adds nothing and keeps the layers
     assert dock.refresh_files() == 0
     assert [layer.name for layer in viewer.layers] == ["Green left", "Green middle", "Green right"]
+
+
+def test_docks_work_on_the_field_of_the_active_layer(make_napari_viewer, qtbot, meso):
+    """Select a field's layer: registration, new ROI layers and traces use that field."""
+    from napari_scanimage.gui.registration import RegistrationDock
+    from napari_scanimage.gui.rois import RoiDock
+    from napari_scanimage.gui.traces import TracePlotDock
+
+    viewer = make_napari_viewer()
+    viewer.open(str(meso.path), plugin="napari-scanimage")
+    right = viewer.layers["Green right"]
+    viewer.layers.selection.active = right
+    reg = RegistrationDock(viewer)
+    qtbot.addWidget(reg)
+    assert reg.dataset.selected_field.name == "right"
+    reg.run()
+    qtbot.waitUntil(lambda: not reg.busy, timeout=60000)
+    truth = meso.fields[2]
+    assert reg.result.reference.shape == (3, truth.height, truth.width)
+    registered = [layer for layer in viewer.layers if layer.name.endswith("registered")]
+    assert registered and all(tuple(layer.translate) == tuple(right.translate)
+                              for layer in registered)
+    # an ROI layer made while the right field is active belongs to it, and so do its traces
+    viewer.layers.selection.active = right
+    rois = RoiDock(viewer)
+    qtbot.addWidget(rois)
+    layer = rois.new_layer()
+    np.testing.assert_allclose(layer.translate, right.translate[1:])
+    np.testing.assert_allclose(layer.scale, right.scale[1:])
+    plot = TracePlotDock(viewer)
+    qtbot.addWidget(plot)
+    plot.registered.setChecked(False)  # raw frames (the field's registration is shown)
+    viewer.layers.selection.active = viewer.layers["Green left"]  # another layer active: no matter
+    box = np.array([[1, 2, 3], [1, 2, 13], [1, 10, 13], [1, 10, 3]], float)  # plane 1
+    layer.add([box], shape_type="rectangle")
+    qtbot.wait(plot._timer.interval() + 50)
+    qtbot.waitUntil(lambda: plot.result is not None and not plot.busy
+                    and not plot._timer.isActive(), timeout=30000)
+    roiset = plot._request()[1]
+    mask = np.asarray(roiset.masks((truth.height, truth.width), 3)[0].todense()).reshape(
+        3, truth.height, truth.width)
+    assert mask[1, 3:10, 4:13].all() and not mask[[0, 2]].any()  # the box, on plane 1 only
+    assert not mask[1, :2].any() and not mask[1, :, :3].any()
+    expected = [meso.field_frame(2, t, 1, 0).astype(np.float64)[mask[1]].mean() for t in range(3)]
+    np.testing.assert_allclose(plot.curves["roi 1"].getData()[1], expected, rtol=1e-12)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ..errors import ScanImageError
 from ._report import report_failure
-from .selection import datasets_in
+from .selection import current_dataset
 
 _log = logging.getLogger(__name__)
 
@@ -53,8 +53,9 @@ class WorkerDock:
 
     @property
     def dataset(self):
-        found = datasets_in(self.viewer)
-        return found[0] if found else None
+        """The recording (or multi-ROI field) of the dock's ROI layer, else of the active
+        layer, else the first shown (:func:`.selection.current_dataset`)."""
+        return current_dataset(self.viewer, getattr(self, "_layer", None))
 
     @property
     def busy(self) -> bool:

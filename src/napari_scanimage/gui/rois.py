@@ -40,7 +40,7 @@ from ._labels import (
     rename_label,
 )
 from ._report import report_failure
-from .selection import datasets_in
+from .selection import current_dataset
 
 __all__ = ["RoiDock", "image_layer_for", "layer_rois", "roi_names"]
 
@@ -205,8 +205,9 @@ class RoiDock(QWidget):
 
     @property
     def dataset(self):
-        found = datasets_in(self.viewer)
-        return found[0] if found else None
+        """The recording (or multi-ROI field) of the listed ROI layer, else of the active
+        layer, else the first shown."""
+        return current_dataset(self.viewer, self._layer)
 
     def _refresh_layers(self, event=None) -> None:
         shapes = [layer for layer in self.viewer.layers
@@ -241,9 +242,12 @@ class RoiDock(QWidget):
     def new_layer(self):
         """Add an empty ROI Shapes layer on the recording's axes after time
         (:func:`roi_axes`): ROIs belong to a plane, not to a time."""
-        kwargs = roi_axes(image_layer_for(self.viewer, self.dataset))
+        ds = self.dataset
+        kwargs = roi_axes(image_layer_for(self.viewer, ds))
         layer = self.viewer.add_shapes(name="ROIs", edge_width=1.5, edge_color="yellow",
                                        face_color="transparent", **kwargs)
+        if ds is not None:  # the docks then work on this recording (or field) for it
+            layer.metadata["scanimage_dataset"] = ds
         layer.mode = "add_polygon"
         self._refresh_layers()
         self.layer_box.setCurrentIndex(self._shapes.index(layer))

@@ -36,7 +36,8 @@ from ..dataset import Dataset
 from ..errors import ScanImageError
 from .reader import dataset_layers
 
-__all__ = ["SelectionDock", "apply_selection", "datasets_in", "file_stamps", "layer_key",
+__all__ = ["SelectionDock", "apply_selection", "current_dataset", "datasets_in", "file_stamps",
+           "layer_key",
            "recordings_in", "refresh_layers"]
 
 _KEPT = ("contrast_limits", "colormap", "opacity", "visible", "blending", "gamma")
@@ -59,6 +60,18 @@ def datasets_in(viewer) -> list[Dataset]:
         if isinstance(ds, Dataset) and all(ds is not d for d in found):
             found.append(ds)
     return found
+
+
+def current_dataset(viewer, layer=None) -> Dataset | None:
+    """The recording the docks work on: that of ``layer`` (an ROI layer records the recording
+    it was made over), else of the active layer, else the first one shown.  For a multi-ROI
+    recording this is a field: select a field's layer (or draw ROIs over it) to work on it."""
+    for candidate in (layer, viewer.layers.selection.active):
+        meta = getattr(candidate, "metadata", None) or {}
+        if isinstance(meta.get("scanimage_dataset"), Dataset):
+            return meta["scanimage_dataset"]
+    found = datasets_in(viewer)
+    return found[0] if found else None
 
 
 def recordings_in(viewer) -> list[Dataset]:

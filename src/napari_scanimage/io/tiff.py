@@ -40,6 +40,7 @@ WINDOW_BYTES = 4 * 2**20
 # cannot exceed about 1032:1, and a ScanImage frame of noisy pixels compresses far less; a
 # declared frame larger than this is corruption, refused before anything is allocated.
 MAX_COMPRESSION = 64
+_INT64_MAX = 2**63 - 1
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 6: 1, 7: 1, 8: 2, 9: 4, 13: 4, 16: 8, 17: 8, 18: 8}
 
 
@@ -261,8 +262,9 @@ class _Walker:
             if end > self.size:
                 truncated = True
                 break
-            offsets.append(so_val)
-            nbytes.append(sb_val or 0)
+            # (64-bit fields past 2**63 cannot be in the file: kept as int64, refused later)
+            offsets.append(min(so_val, _INT64_MAX))
+            nbytes.append(min(sb_val or 0, _INT64_MAX))
             doffs.append(d_off)
             dlens.append(d_count)
             siff.append(-1 if sf_val is None else min(int(sf_val), 127))
