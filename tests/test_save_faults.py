@@ -181,3 +181,32 @@ def test_saver_on_a_really_full_drive(results, name, full_dir):
     with pytest.raises(SaveError, match="the drive is full"):
         SAVERS[name](results, full_dir / name)
     assert listing(full_dir) == ["filler.bin"]
+
+
+def test_session_and_sidecars_kept_together_when_the_drive_fills(results, full_dir):
+    """A session is staged whole (sidecars and JSON in temporary files) before anything is
+    replaced: when the JSON no longer fits, the new sidecars (which did fit) must not replace
+    the previous ones either."""
+    import dataclasses
+
+    target = full_dir / "analysis.json"
+    results["session"].save(target)  # previous: session + registration + decay-fit sidecars
+    before = {p.name: p.read_bytes() for p in full_dir.iterdir()}
+    assert sorted(before) == ["analysis.decayfit.json", "analysis.json",
+                              "analysis.registration.npz"]
+    rng = np.random.default_rng(0)  # many ROIs inline: a JSON of a few hundred kB
+    polygons = [np.c_[16 + 10 * np.sin(a), 24 + 10 * np.cos(a)] + rng.normal(0, 1e-3, (60, 2))
+                for a in [np.linspace(0, 2 * np.pi, 60, endpoint=False)] * 150]
+    many = nsi.RoiSet.from_layer(polygons, shape_types="polygon", frame_shape=(32, 48))
+    reg = results["reg"]
+    session = dataclasses.replace(
+        results["session"], roi_set=many,
+        registration_result=dataclasses.replace(reg, shifts=reg.shifts + 1.0),
+        decay_fit=dataclasses.replace(results["fit"], taus_ns=(0.7, 3.0)))
+    stat = os.statvfs(full_dir)
+    with open(full_dir / "filler.bin", "wb") as fh:  # room for the sidecars, not the JSON
+        fh.write(b"\0" * (stat.f_bavail * stat.f_frsize - 96 * 1024))
+    with pytest.raises(SaveError, match="the drive is full"):
+        session.save(target)
+    (full_dir / "filler.bin").unlink()
+    assert {p.name: p.read_bytes() for p in full_dir.iterdir()} == before

@@ -6,19 +6,20 @@ possible, e.g. on another drive), so a folder holding a session and its recordin
 ROIs are stored inline; the registration (``<stem>.registration.npz``) and the decay fit
 (``<stem>.decayfit.json``) are sidecar files next to the session, referenced by name.
 
-:meth:`Session.save` writes the sidecars first and the JSON last, each atomically, so the JSON
-never refers to a half-written sidecar.
+:meth:`Session.save` writes every file in full to a temporary file first, then replaces the
+sidecars and, last, the JSON: a failed save leaves the previous session and sidecars as they were.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ._atomic import atomic_write, check_header
+from ._atomic import atomic_write, check_header, replacing
 from .errors import FormatError, ScanImageError, SelectionError
 
 __all__ = ["FORMAT", "VERSION", "MissingFileError", "Session", "TraceSettings"]
@@ -182,18 +183,27 @@ class Session:
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the session to ``path`` (JSON) and its sidecars next to it, atomically."""
+        """Write the session to ``path`` (JSON) and its sidecars next to it, atomically.
+
+        Every file is first written in full to a temporary file; only when all of them are
+        written do they replace the old ones (sidecars first, the JSON last).  A failure while
+        writing (full drive, read-only folder) leaves the previous session and its sidecars
+        exactly as they were.
+        """
         path = Path(path).absolute()
         doc = self.to_dict(path.parent)
-        if self.registration_result is not None:
-            side = path.with_name(f"{path.stem}.registration.npz")
-            self.registration_result.save(side)
-            doc["registration"] = side.name
-        if self.decay_fit is not None:
-            side = path.with_name(f"{path.stem}.decayfit.json")
-            self.decay_fit.save(side)
-            doc["decay_fit"] = side.name
-        atomic_write(path, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode())
+        with contextlib.ExitStack() as stage:  # left in reverse order: the JSON replaced last
+            session_tmp = stage.enter_context(replacing(path))
+            if self.registration_result is not None:
+                side = path.with_name(f"{path.stem}.registration.npz")
+                self.registration_result.save(stage.enter_context(replacing(side)))
+                doc["registration"] = side.name
+            if self.decay_fit is not None:
+                side = path.with_name(f"{path.stem}.decayfit.json")
+                self.decay_fit.save(stage.enter_context(replacing(side)))
+                doc["decay_fit"] = side.name
+            atomic_write(session_tmp,
+                         (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode())
         self.path = path
         return path
 
