@@ -23,6 +23,7 @@ def test_fields_are_the_canvas_where_they_were_cut(mroi):
     canvas_layout = sample.SAMPLES["mroi_3field"]
     tissue = sample._Tissue(canvas_layout, seed=5)
     assert [f.name for f in mroi.fields] == [f[0] for f in sample.MROI_FIELDS]
+    assert "(3 multi-ROI fields)" in repr(mroi) and "field 'left'" in repr(mroi.field(0))
     left_edge = min(left for _, _, left, _, _ in sample.MROI_FIELDS)
     top_edge = min(top for _, top, _, _, _ in sample.MROI_FIELDS)
     for t, z, c in ((0, 0, 0), (7, 1, 0), (29, 1, 1)):

@@ -585,6 +585,11 @@ class Dataset(PhotonMethods):
         more = f" +{len(self.paths) - 1} files" if len(self.paths) > 1 else ""
         if self.selected_field is not None:
             more += f" field {self.selected_field.name!r}"
+        elif i.mroi and not self.is_siff:
+            try:
+                more += f" ({len(self.fields)} multi-ROI fields)"
+            except ScanImageError:
+                more += " (multi-ROI fields unreadable)"
         return (f"<Dataset {self.paths[0].name}{more}: "
                 f"{i.num_volumes} × {i.num_planes} planes × {i.frames_per_slice} samples, "
                 f"{i.num_channels} ch {i.channel_names}, {i.frame_shape} {i.dtype}>")
