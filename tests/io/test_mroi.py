@@ -4,6 +4,7 @@ truth of synthetic mROI files; registration and traces per field; malformed ROI 
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import numpy as np
@@ -181,6 +182,10 @@ def _bad(tmp_path, name, edit=None, fields=FIELDS, raw=None):
     ("zero_pixels", lambda rois: rois[2]["scanfields"].update(pixelResolutionXY=[48, 0]),
      FormatError, "pixelResolutionXY"),
     ("no_centre", lambda rois: rois[2]["scanfields"].pop("centerXY"), FormatError, "centerXY"),
+    ("infinite_centre", lambda rois: rois[2]["scanfields"].update(centerXY=[math.inf, 0.0]),
+     FormatError, "centerXY"),
+    ("nan_pixels", lambda rois: rois[0]["scanfields"].update(pixelResolutionXY=[math.nan, 48]),
+     FormatError, "pixelResolutionXY"),
     ("too_tall", lambda rois: rois[1]["scanfields"].update(pixelResolutionXY=[32, 90]),
      LayoutError, "lines tall together but pages have 124"),
     ("too_wide", lambda rois: rois[1]["scanfields"].update(pixelResolutionXY=[80, 40]),

@@ -89,3 +89,12 @@ def test_frame_description_forms():
     assert parse_frame_description(as_json) == {"frameNumbers": "7",
                                                 "frameTimestamps_sec": "0.2"}
     assert parse_frame_description("{broken") == {}
+
+
+@pytest.mark.parametrize("generation", ["2016+", "SI5", "SI4"])
+def test_non_finite_channel_ids_are_ignored(generation):
+    key = "SI4.channelsSave" if generation == "SI4" else "SI.hChannels.channelSave"
+    info = acquisition_info(_meta(generation, {key: "[Inf 2 NaN]"}))
+    assert info.channel_ids == (2,) and info.channel_names == ("Channel 2",)
+    info = acquisition_info(_meta(generation, {key: "Inf"}))
+    assert info.channel_ids == (1,)  # nothing usable: the first channel

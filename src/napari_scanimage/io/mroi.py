@@ -153,8 +153,8 @@ def _numbers(value: Any) -> list[float]:
     for v in _as_list(value):
         if isinstance(v, list):
             out += _numbers(v)
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out.append(float(v))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            out.append(float(v))  # (Inf and NaN, which JSON readers accept, are no numbers here)
     return out
 
 

@@ -320,7 +320,7 @@ def _as_int_list(value: Any) -> list[int]:
     if value is None:
         return []
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return [int(value)]
+        return [int(value)] if math.isfinite(value) else []
     if isinstance(value, list):
         flat: list[int] = []
         for v in value:
