@@ -6,7 +6,8 @@ block, IFDs, tag values, descriptions or pixel / photon data; offsets past the e
 huge counts; IFD loops; truncation; zeroed regions), writes the mutant and runs a fixed
 workload on it in this process::
 
-    open_dataset -> Dataset.read(c) for every channel
+    open_dataset of the first 60 % -> append the rest -> refresh -> read(c) for every channel
+    open_dataset -> Dataset.read(c) for every channel (equal to the refreshed reads)
                  -> multi-ROI only: Dataset.read(0, field=k) for every field
                  -> `.siff` only: histogram(0), lifetime_array(0).compute()
 
@@ -343,12 +344,42 @@ class _Inconsistent(Exception):
     """The reader returned data that contradict the dataset's own description."""
 
 
+def grown_reads(path: Path) -> list[np.ndarray] | None:
+    """The mutant as a file still being written: open its first 60 %, append the rest,
+    ``refresh()`` and read every channel (None when the reader refuses either part)."""
+    data = path.read_bytes()
+    cut = len(data) * 3 // 5
+    part = path.with_name(f"{path.stem}_growing{path.suffix}")
+    part.write_bytes(data[:cut])
+    try:
+        try:
+            ds = open_dataset(part)
+        except ScanImageError:
+            return None
+        with ds:
+            with open(part, "ab") as fh:
+                fh.write(data[cut:])
+            try:
+                ds.refresh()
+                return [ds.read(c) for c in range(ds.info.num_channels)]
+            except ScanImageError:
+                return None
+    finally:
+        part.unlink(missing_ok=True)
+
+
 def workload(path: Path, siff: bool) -> None:
-    """Open, read every channel, and for `.siff` the histogram and lifetime image."""
+    """Open, read every channel, and for `.siff` the histogram and lifetime image; the same
+    file opened while growing and refreshed must read the same."""
+    grown = grown_reads(path)
     with open_dataset(path) as ds:
         info = ds.info
         for c in range(len(info.channel_ids)):
             arr = ds.read(c)
+            if grown is not None and not (len(grown) > c and grown[c].shape == arr.shape
+                                          and np.array_equal(grown[c], arr)):
+                raise _Inconsistent(f"read({c}) after the file grew and was refreshed differs "
+                                    "from a fresh open")
             if arr.shape[-2:] != tuple(info.frame_shape) or arr.dtype != info.dtype:
                 raise _Inconsistent(f"read({c}) gave {arr.shape} {arr.dtype}; the dataset "
                                     f"says {info.frame_shape} {info.dtype}")
