@@ -179,6 +179,12 @@ class PageReader:
                     raise FormatError(f"{self.index.path}: page {p} holds {page.shape} "
                                       f"{page.dtype} pixels, unlike the first page's "
                                       f"{out.shape[1:]} {out.dtype}; the file is corrupt")
+                # and its strips must lie in the file (tifffile would allocate what they claim)
+                size = self.index.file_size
+                if any(o < 0 or c < 0 or o + c > size
+                       for o, c in zip(page.dataoffsets, page.databytecounts, strict=False)):
+                    raise FormatError(f"{self.index.path}: page {p}: its data lie outside the "
+                                      f"file ({size} bytes); the file is corrupt")
                 out[i] = page.asarray()
             except FormatError:
                 raise

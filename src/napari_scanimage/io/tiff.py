@@ -360,10 +360,15 @@ def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, 
     where = {t: i for i, t in enumerate(first_tags)}
     head_dtype = np.dtype(bo + "u4")  # tag and type, checked for every page
 
+    tag_dtype = np.dtype(bo + "u2")
+    for i, tag in enumerate(first_tags):  # every page lists the careful walk's tags, in order
+        if not (gather.get(walker.count_size + walker.entry_size * i, tag_dtype) == tag).all():
+            return None
+
     def entry(tag: int) -> tuple[np.ndarray, np.ndarray]:
         at = walker.count_size + walker.entry_size * where[tag]
         head = gather.get(at, head_dtype)
-        if not (head == head[0]).all():
+        if not (head == head[0]).all():  # and the same type on every page
             raise LookupError
         return gather.get(at + 4, word), gather.get(at + 4 + word.itemsize, word)
 
@@ -392,7 +397,13 @@ def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, 
         d_off = np.where(inline, pos + rel, d_val)
     else:
         d_count = d_off = np.zeros(len(pos), np.int64)
-    ends = np.maximum(data_offsets + byte_counts, d_off + d_count)
+    if min(data_offsets.min(), byte_counts.min(), d_off.min(), d_count.min(), 0) < 0:
+        return None  # 64-bit fields past 2**63: the careful walk refuses them page by page
+
+    def end(offset: np.ndarray, length: np.ndarray) -> np.ndarray:  # no int64 overflow
+        return np.minimum(offset, size + 1) + np.minimum(length, size + 1)
+
+    ends = np.maximum(end(data_offsets, byte_counts), end(d_off, d_count))
     cut = ends > size
     if cut.any():  # pages still being written at the end are left for the careful walk
         kept = int(np.argmax(cut))
