@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, TruncatedFileWarning
+from ._tiff_checks import check_extent, check_frame_size, check_siff_shape
 from ._tiff_resume import resumed_walk
 
 __all__ = ["PageIndex", "index_pages", "read_header"]
@@ -36,10 +37,6 @@ _SAMPLE_KIND = {1: "u", 2: "i", 3: "f"}
 # pages this far apart are indexed with pread: mapping them would pull whole file regions in
 SPARSE_STRIDE = 8 * 1024
 WINDOW_BYTES = 4 * 2**20
-# A compressed page may decode to at most this many times the size of the file: deflate
-# cannot exceed about 1032:1, and a ScanImage frame of noisy pixels compresses far less; a
-# declared frame larger than this is corruption, refused before anything is allocated.
-MAX_COMPRESSION = 64
 _INT64_MAX = 2**63 - 1
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 6: 1, 7: 1, 8: 2, 9: 4, 13: 4, 16: 8, 17: 8, 18: 8}
 
@@ -496,14 +493,14 @@ def index_pages(path: str | os.PathLike, *, resume: PageIndex | None = None,
             direct = False
     is_siff = np.asarray(arrays["siff"]).max() >= 0
     if is_siff:
-        _check_siff_shape(shape, arrays, size, path)
+        check_siff_shape(shape, arrays, size, path)
     else:  # (.siff frames are not stored as pixels)
         if dtype is None:
             dtype = _dtype_via_tifffile(path)
-        _check_frame_size(shape, dtype.itemsize * max(int(info["first_format"][4] or 1), 1),
+        check_frame_size(shape, dtype.itemsize * max(int(info["first_format"][4] or 1), 1),
                           size, path, compressed=info["first_format"][3] not in (None, 1))
     if direct or is_siff:  # one strip per page: its data must lie in the file
-        kept = _check_extent(arrays, n, size, path)
+        kept = check_extent(arrays, n, size, path)
         if kept < n:  # a cut file: keep the pages whose data are complete
             arrays = {k: np.asarray(v)[:kept] for k, v in arrays.items()}
             n, truncated = kept, True
@@ -566,45 +563,3 @@ def _dtype_via_tifffile(path: str) -> np.dtype:
     except Exception as exc:  # tifffile raises many types on broken files
         raise FormatError(f"{path}: the pixel format of the first page cannot be decoded "
                           f"({exc}); the file is corrupt") from None
-
-
-def _check_frame_size(shape, itemsize: int, size: int, path: str, *,
-                      compressed: bool = False) -> None:
-    """Uncompressed pages store their frame: one larger than the whole file is corruption
-    (caught here, before anything allocates it).  Compressed pages may hold up to
-    :data:`MAX_COMPRESSION` times the file size."""
-    limit = size * (MAX_COMPRESSION if compressed else 1)
-    if int(shape[0]) * int(shape[1]) * int(itemsize) > limit:
-        what = (f"more than {MAX_COMPRESSION} times the file size ({size} bytes), even for "
-                "compressed pages" if compressed else f"more than the whole file ({size} bytes)")
-        raise FormatError(f"{path}: pages declare {int(shape[0])}×{int(shape[1])} pixels of "
-                          f"{itemsize} byte(s), {what}; the file is corrupt")
-
-
-def _check_siff_shape(shape, arrays: dict, size: int, path: str) -> None:
-    """`.siff` photon records store y and x in 16 bits, and compressed frames store a u16
-    raster of the frame: larger frames are corruption."""
-    height, width = int(shape[0]), int(shape[1])
-    if not (0 < height <= 65536 and 0 < width <= 65536):
-        raise FormatError(f"{path}: .siff pages declare {height}×{width} pixels; photon "
-                          "records address at most 65536×65536, so the file is corrupt")
-    if (np.asarray(arrays["siff"]) == 1).any() and 2 * height * width > size:
-        raise FormatError(f"{path}: compressed .siff pages declare a {height}×{width} "
-                          f"intensity raster, larger than the whole file ({size} bytes); the "
-                          "file is corrupt")
-
-
-def _check_extent(arrays: dict, n: int, size: int, path: str) -> int:
-    """Pages whose data lie past the end of the file: trailing ones are a cut file (the pages
-    before them are kept: returns how many); one followed by good pages is corruption."""
-    offsets = np.asarray(arrays["data_offsets"], np.int64)
-    counts = np.asarray(arrays["byte_counts"], np.int64)
-    bad = (offsets < 0) | (counts < 0) | (offsets > size) | (counts > size - offsets)
-    if not bad.any():
-        return n
-    first = int(np.argmax(bad))
-    if first == 0 or not bad[first:].all():
-        raise FormatError(f"{path}: page {first}: its data ({int(counts[first])} bytes at byte "
-                          f"{int(offsets[first])}) lie outside the file ({size} bytes); the "
-                          "file is corrupt")
-    return first
