@@ -95,15 +95,6 @@ def _reader(path: str) -> PageReader | SiffReader:
     return reader
 
 
-def _read_into(reader, pages, out, rows) -> None:
-    """``reader.read_into``; bands of rows only from TIFF page readers (`.siff` frames are
-    read whole: their fields are not split)."""
-    if rows is None:
-        reader.read_into(pages, out)
-    else:
-        reader.read_into(pages, out, rows)
-
-
 @atexit.register
 def _close_all() -> None:
     for reader in list(_all_readers):
@@ -200,17 +191,17 @@ class ReaderSpec:
         if len(self.paths) == 1:  # the common case: no file lookup
             if flat.size and (flat.min() < 0 or flat.max() >= self.pages_per_file[0]):
                 raise LayoutError(f"page index out of range 0–{self.pages_per_file[0] - 1}")
-            _read_into(_reader(self.paths[0]), flat, flat_out, rows)
+            _reader(self.paths[0]).read_into(flat, flat_out, rows)
             return out
         files, local = self.files.locate(flat)
         for k in np.unique(files).tolist():
             sel = np.flatnonzero(files == k)
             reader = _reader(self.paths[k])
             if len(sel) == len(files):
-                _read_into(reader, local, flat_out, rows)
+                reader.read_into(local, flat_out, rows)
             else:
                 block = np.empty((len(sel),) + shape, dtype=self.dtype)
-                _read_into(reader, local[sel], block, rows)
+                reader.read_into(local[sel], block, rows)
                 flat_out[sel] = block
         return out
 

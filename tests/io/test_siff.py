@@ -272,3 +272,18 @@ def test_unknown_tag_is_read_where_the_reference_panics(volume):
     assert "Panic" in excinfo.typename
     with nsi.open_dataset(volume.path) as ds:
         np.testing.assert_array_equal(ds.read(1, slice_sample="axis"), volume.intensity(1))
+
+
+def test_row_band_of_photon_counts(planar):
+    """A band of rows (what a multi-ROI crop asks for) equals those rows of the counts."""
+    from napari_scanimage.io.tiff import index_pages
+
+    pages = np.arange(6, dtype=np.int64)
+    H, W = planar.layout.height, planar.layout.width
+    with SiffReader(index_pages(planar.path)) as reader:
+        band = np.empty((6, 5, W), np.uint16)
+        reader.read_into(pages, band, (3, 5))
+    for k, g in enumerate(pages):
+        y, x, _ = planar.photons(int(g))
+        counts = np.bincount(y * W + x, minlength=H * W).reshape(H, W)
+        np.testing.assert_array_equal(band[k], counts[3:8])

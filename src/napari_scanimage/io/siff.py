@@ -181,9 +181,16 @@ class SiffReader:
         self._check_size()
         return bytes(self._buf[start: start + length]).rstrip(b"\0").decode("utf-8", "replace")
 
-    def read_into(self, pages, out: np.ndarray) -> None:
-        """Intensity (photon counts) of ``pages`` into ``out`` (n, Y, X) uint16."""
-        self.intensity(pages, out)
+    def read_into(self, pages, out: np.ndarray, rows: tuple[int, int] | None = None) -> None:
+        """Intensity (photon counts) of ``pages`` into ``out`` (n, Y, X) uint16; with ``rows``
+        = (first, count) only that band of rows, ``out`` (n, count, X) (photons are counted
+        over whole frames either way)."""
+        if rows is None:
+            self.intensity(pages, out)
+            return
+        whole = np.empty((len(pages), self.height, self.width), dtype=out.dtype)
+        self.intensity(pages, whole)
+        out[...] = whole[:, rows[0]:rows[0] + rows[1]]
 
     # -- NumPy reference path ---------------------------------------------------------------
     def photons(self, page: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
