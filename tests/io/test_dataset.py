@@ -164,7 +164,7 @@ def test_opening_realises_no_pixel_data(tmp_path, monkeypatch):
     calls = []
     original = tiff.PageReader.read_into
     monkeypatch.setattr(tiff.PageReader, "read_into",
-                        lambda self, p, o: (calls.append(len(p)), original(self, p, o)))
+                        lambda self, p, *rest: (calls.append(len(p)), original(self, p, *rest)))
     ds = nsi.open_dataset(truth.paths[0])
     arr = ds.array(0)
     assert calls == []
