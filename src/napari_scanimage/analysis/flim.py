@@ -544,8 +544,7 @@ def fit_decay(histogram, *, bin_width_ps: float, period_ps: float | None = None,
         runs.append(res)
         if best is None or res.fun < best.fun:
             best = res
-    # L-BFGS-B may stop "abnormally" in a line search at the minimum itself (rounding at 1e6+
-    # photons); that minimum counts as converged when a start that did converge reached it.
+    # an 'abnormal' line-search stop at the minimum a converged start reached is converged
     tolerance = 1e-9 * max(1.0, abs(float(best.fun)))
     if not best.success and any(r.success and r.fun - best.fun <= tolerance for r in runs):
         best.success = True
