@@ -110,8 +110,13 @@ class SiffReader:
     def _map(self) -> None:
         """Map the whole file (again: the previous map's pages leave this process)."""
         old = self._mm
-        self._mm = (mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) if self.index.file_size
-                    else None)
+        try:
+            self._mm = (mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) if self.index.file_size
+                        else None)
+        except (OSError, ValueError):  # e.g. emptied meanwhile: keep the map (size checks
+            if old is None:             # report the change on the next read)
+                raise
+            return
         buf = (np.frombuffer(self._mm, np.uint8) if self._mm is not None
                else np.zeros(8, np.uint8))
         size = len(buf)
