@@ -210,3 +210,101 @@ def test_session_and_sidecars_kept_together_when_the_drive_fills(results, full_d
         session.save(target)
     (full_dir / "filler.bin").unlink()
     assert {p.name: p.read_bytes() for p in full_dir.iterdir()} == before
+
+
+# -- a file another program holds open (Windows: it cannot be replaced) ---------------------
+class WindowsSharing:
+    """``os.replace`` as on Windows: a target some handle holds open (see :meth:`hold`) is
+    refused with the sharing-violation error Windows gives (winerror 32)."""
+
+    def __init__(self, monkeypatch):
+        self.held: dict[str, object] = {}
+        self.refused = 0
+        real = os.replace
+
+        def replace(src, dst, **kwargs):
+            if os.path.abspath(dst) in self.held:
+                self.refused += 1
+                err = PermissionError(errno.EACCES, "The process cannot access the file "
+                                      "because it is being used by another process", str(dst))
+                err.winerror = 32
+                raise err
+            return real(src, dst, **kwargs)
+
+        monkeypatch.setattr(os, "replace", replace)
+
+    def hold(self, path) -> None:
+        self.held[os.path.abspath(path)] = open(path, "rb")  # noqa: SIM115
+
+    def release(self, path) -> None:
+        self.held.pop(os.path.abspath(path)).close()
+
+    def close(self) -> None:
+        for fh in self.held.values():
+            fh.close()
+
+
+@pytest.fixture
+def windows_sharing(monkeypatch):
+    sharing = WindowsSharing(monkeypatch)
+    yield sharing
+    sharing.close()
+
+
+def test_file_held_open_briefly_is_replaced_once_free(tmp_path, windows_sharing):
+    """A virus scanner or sync client that lets go within a second: the save just works."""
+    import threading
+
+    target = tmp_path / "traces.csv"
+    target.write_bytes(PREVIOUS)
+    windows_sharing.hold(target)
+    threading.Timer(0.15, windows_sharing.release, args=(target,)).start()
+    atomic_write(target, b"a,b\n1,2\n")
+    assert target.read_bytes() == b"a,b\n1,2\n" and listing(tmp_path) == ["traces.csv"]
+    assert windows_sharing.refused >= 2  # it was retried
+
+
+def test_file_held_open_gives_a_clear_error(tmp_path, windows_sharing):
+    import time
+
+    target = tmp_path / "traces.csv"
+    target.write_bytes(PREVIOUS)
+    windows_sharing.hold(target)
+    start = time.perf_counter()
+    with pytest.raises(SaveError) as err:
+        atomic_write(target, b"a,b\n1,2\n")
+    waited = time.perf_counter() - start
+    assert str(err.value) == (
+        f"cannot save {target}: the file is open in another program (or marked read-only); "
+        "close it there, or save under another name (the previous file is unchanged)")
+    assert err.value.errno == errno.EACCES and isinstance(err.value.__cause__, PermissionError)
+    assert windows_sharing.refused == 7 and 0.8 < waited < 3.0  # retried for about a second
+    assert target.read_bytes() == PREVIOUS and listing(tmp_path) == ["traces.csv"]
+
+
+def test_permission_error_on_posix_is_not_retried(tmp_path, monkeypatch):
+    """Without a Windows error code a refused replace is a permission problem: no waiting."""
+    calls = []
+
+    def replace(src, dst, **kwargs):
+        calls.append(dst)
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(dst))
+
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "fit.json"
+    target.write_bytes(PREVIOUS)
+    with pytest.raises(SaveError, match="choose a folder"):
+        atomic_write(target, b"{}")
+    assert len(calls) == 1 and listing(tmp_path) == ["fit.json"]
+
+
+@pytest.mark.parametrize("name", list(SAVERS))
+def test_every_saver_onto_a_file_held_open(results, name, tmp_path, windows_sharing):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    SAVERS[name](results, folder / name)  # a first save works
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    windows_sharing.hold(folder / name)
+    with pytest.raises(SaveError, match=r"cannot save .*: the file is open in another program"):
+        SAVERS[name](results, folder / name)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

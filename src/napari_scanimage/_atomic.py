@@ -1,17 +1,30 @@
 """The files napari-scanimage writes: atomic writes (the new content goes to a temporary file in
 the same folder, which then replaces the target in one step, so readers see the old file or the
-new one, never half) and the format / version header every one of them carries."""
+new one, never half) and the format / version header every one of them carries.
+
+On Windows a file another program holds open (a spreadsheet showing a CSV, a viewer, a sync or
+virus scanner) cannot be replaced: the replace is retried for about a second, then a
+:class:`~napari_scanimage.errors.SaveError` names the file and says to close it.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 __all__ = ["atomic_write", "check_header", "replacing"]
+
+# Windows error codes of a replace refused because the target is open elsewhere: access
+# denied (opened without delete sharing), sharing violation, lock violation
+_HELD_OPEN = (5, 32, 33)
+# waits between replace attempts (s): a scanner or sync client lets go within a second
+REPLACE_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4)
 
 
 @contextmanager
@@ -35,7 +48,7 @@ def replacing(path: str | os.PathLike) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
-        os.replace(tmp, path)
+        _replace(tmp, path, existed)
     except OSError as exc:
         if isinstance(exc, ScanImageError):  # already says what happened
             raise
@@ -46,6 +59,31 @@ def replacing(path: str | os.PathLike) -> Iterator[str]:
                 os.unlink(tmp)
         except OSError:  # the folder went away or became read-only: nothing more to do
             pass
+
+
+def _held_open(exc: OSError) -> bool:
+    return isinstance(exc, PermissionError) and getattr(exc, "winerror", None) in _HELD_OPEN
+
+
+def _replace(tmp: str, path: Path, existed: bool) -> None:
+    """``os.replace(tmp, path)``, retried while another program holds ``path`` open."""
+    from .errors import SaveError
+
+    for delay in (*REPLACE_DELAYS, None):
+        try:
+            os.replace(tmp, path)
+            return
+        except OSError as exc:
+            if not _held_open(exc):
+                raise
+            if delay is None:
+                kept = "the previous file is unchanged" if existed else "nothing was written"
+                err = SaveError(f"cannot save {path}: the file is open in another program "
+                                "(or marked read-only); close it there, or save under another "
+                                f"name ({kept})")
+                err.errno = errno.EACCES
+                raise err from exc
+            time.sleep(delay)
 
 
 def check_header(doc, fmt: str, version: int, name: str, kind: str) -> None:

@@ -3,8 +3,9 @@
 Classes
 -------
 PageReader
-    Pages of one file: plain pages by ``os.preadv`` (large frames) or strided memory-map copies
-    (small frames); anything else decoded by tifffile.
+    Pages of one file: plain pages by positional reads (large frames: ``os.preadv``, or
+    per-thread handles where it is missing) or strided memory-map copies (small frames);
+    anything else decoded by tifffile.
 
 Functions
 ---------
@@ -22,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..errors import FormatError, read_error
+from ._platform import PositionalReader
 from .tiff import PageIndex
 
 __all__ = ["PageReader", "read_description"]
@@ -39,7 +41,6 @@ _CPUS = os.cpu_count() or 1
 @functools.lru_cache(maxsize=1)
 def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=min(_CPUS, 4), thread_name_prefix="scanimage-read")
-_HAS_PREADV = hasattr(os, "preadv")
 
 
 def read_description(fh, index: PageIndex, page: int) -> str:
@@ -89,7 +90,9 @@ class PageReader:
         self._tiff = None
         self.frame_bytes = index.shape[0] * index.shape[1] * index.dtype.itemsize
         self._swap = index.byteorder != ("<" if np.little_endian else ">")
-        self._pread = index.direct and _HAS_PREADV and self.frame_bytes >= PREAD_MIN_BYTES
+        # without os.preadv (Windows) each reading thread seeks a handle of its own
+        self._pread = index.direct and self.frame_bytes >= PREAD_MIN_BYTES
+        self._positional = PositionalReader(index.path, self._fd) if self._pread else None
         if index.direct:
             self._mm = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
             self._buf = np.frombuffer(self._mm, dtype=np.uint8)
@@ -124,7 +127,7 @@ class PageReader:
         flat = out.reshape(len(offsets), -1).view(np.uint8)
         if self._pread and len(offsets) >= PREAD_MIN_PAGES:
             n = len(offsets)
-            if n >= PARALLEL_MIN_PAGES and _CPUS > 1:  # preadv releases the GIL
+            if n >= PARALLEL_MIN_PAGES and _CPUS > 1:  # reads release the GIL
                 parts = np.array_split(np.arange(n), min(_CPUS, 4))
                 list(_pool().map(
                     lambda idx: self._pread_pages(pages, offsets, flat, idx, nbytes), parts))
@@ -155,10 +158,10 @@ class PageReader:
             out.byteswap(inplace=True)
 
     def _pread_pages(self, pages, offsets, flat, indices, nbytes: int) -> None:
-        fd, preadv = self._fd, os.preadv
+        readinto = self._positional.readinto
         for i in indices:
             try:
-                got = preadv(fd, [flat[i]], int(offsets[i]))
+                got = readinto(flat[i], int(offsets[i]))
             except OSError as exc:  # EIO: failing drive or unmounted share
                 raise read_error(self.index.path, exc) from exc
             if got != nbytes:
@@ -206,6 +209,8 @@ class PageReader:
         if self._tiff is not None:
             self._tiff.close()
             self._tiff = None
+        if self._positional is not None:
+            self._positional.close()
         self._fh.close()
 
     def __enter__(self) -> PageReader:

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..errors import FormatError, read_error
+from ._platform import release_mapped
 from .siff_settings import FlimSettings, flim_settings
 from .tiff import PageIndex
 
@@ -44,7 +45,8 @@ _KERNELS = __name__.rsplit(".", 1)[0] + "._siff_kernels"
 # Work is split into pieces of at most this many file bytes.  In files larger than
 # MAPPED_BUDGET each piece's file pages are dropped from this process's mapping after use (they
 # stay in the page cache), so resident memory stays bounded however large the file; smaller
-# files stay mapped between calls (faster repeats).
+# files stay mapped between calls (faster repeats).  Where pages cannot be dropped one region
+# at a time (no madvise: Windows) the whole file is mapped afresh after each call instead.
 PIECE_BYTES = 32 << 20
 MAPPED_BUDGET = 256 << 20
 _PAGE = mmap.PAGESIZE
@@ -81,14 +83,10 @@ class SiffReader:
         self.engine = engine or default_engine()
         self.height, self.width = index.shape
         npix = self.height * self.width
-        self._fd = os.open(index.path, os.O_RDONLY)
-        self._mm = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) if index.file_size else None
-        buf = (np.frombuffer(self._mm, np.uint8) if self._mm is not None
-               else np.zeros(8, np.uint8))
-        size = len(buf)
-        self._buf = buf
-        self._v64 = tuple(buf[r: r + (size - r) // 8 * 8].view("<u8") for r in range(8))
-        self._v16 = tuple(buf[r: r + (size - r) // 2 * 2].view("<u2") for r in range(2))
+        # O_BINARY: no newline translation on Windows (0 elsewhere)
+        self._fd = os.open(index.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        self._mm = None
+        self._map()
         self.kinds = index.siff_flags.astype(np.int64)
         self.starts = index.data_offsets
         nbytes = index.byte_counts
@@ -109,6 +107,28 @@ class SiffReader:
         self._identity: tuple[np.ndarray, np.ndarray] | None = None  # pixel_sums' mask table
 
     # -- housekeeping ---------------------------------------------------------------------
+    def _map(self) -> None:
+        """Map the whole file (again: the previous map's pages leave this process)."""
+        old = self._mm
+        try:
+            self._mm = (mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) if self.index.file_size
+                        else None)
+        except (OSError, ValueError):  # e.g. emptied meanwhile: keep the map (size checks
+            if old is None:             # report the change on the next read)
+                raise
+            return
+        buf = (np.frombuffer(self._mm, np.uint8) if self._mm is not None
+               else np.zeros(8, np.uint8))
+        size = len(buf)
+        self._buf = buf
+        self._v64 = tuple(buf[r: r + (size - r) // 8 * 8].view("<u8") for r in range(8))
+        self._v16 = tuple(buf[r: r + (size - r) // 2 * 2].view("<u2") for r in range(2))
+        if old is not None:
+            try:
+                old.close()
+            except BufferError:  # views still alive elsewhere; the map goes with them
+                pass
+
     @property
     def closed(self) -> bool:
         return self._fd < 0
@@ -466,19 +486,25 @@ class SiffReader:
         slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
         release = self.index.file_size > MAPPED_BUDGET
+        remap = False  # set when a piece could not be released on its own
 
         def piece(sl):
+            nonlocal remap
             self._check_size()  # shortened meanwhile? (keeps the SIGBUS window to one piece)
             run(sl)
-            if release:
-                self._advise(self._span(pages[sl]), mmap.MADV_DONTNEED)
+            if release and not self._release(self._span(pages[sl])):
+                remap = True
 
-        if not parallel:
-            for sl in slices:
-                piece(sl)
-            return
-        for f in [_pool().submit(piece, sl) for sl in slices]:
-            f.result()
+        try:
+            if not parallel:
+                for sl in slices:
+                    piece(sl)
+            else:
+                for f in [_pool().submit(piece, sl) for sl in slices]:
+                    f.result()
+        finally:
+            if remap:  # no madvise: drop every page this call mapped by mapping afresh
+                self._map()
 
     def _span(self, pages: np.ndarray) -> tuple[int, int]:
         """Whole memory pages inside the file bytes that ``pages`` read."""
@@ -487,14 +513,12 @@ class SiffReader:
         hi = int((self.starts[pages] + self.index.byte_counts[pages]).max())
         return -(-lo // _PAGE) * _PAGE, hi // _PAGE * _PAGE
 
-    def _advise(self, span: tuple[int, int], advice: int) -> None:
+    def _release(self, span: tuple[int, int]) -> bool:
+        """Drop ``span`` of the map from this process; False where that cannot be done."""
         lo, hi = span
         if self._mm is None or hi - lo < 16 * _PAGE:
-            return
-        try:
-            self._mm.madvise(advice, lo, hi - lo)
-        except (OSError, ValueError, AttributeError):  # not on this platform or kernel
-            pass
+            return True
+        return release_mapped(self._mm, lo, hi - lo)
 
     @staticmethod
     def _trim(out: np.ndarray, num_bins: int) -> np.ndarray:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, TruncatedFileWarning
+from ._platform import pread_function
 from ._tiff_checks import check_extent, check_frame_size, check_siff_shape
 from ._tiff_resume import resumed_walk
 
@@ -299,8 +300,9 @@ def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, 
     per-page walk takes over.  A cut end (a file still being written: the next IFD, or the last
     pages' data, not yet in the file) stops the walk at the last complete page: ``"next"`` is
     then the IFD to go on from (0 when the chain ended) and ``"state"`` the walk state there.
-    IFDs are read with ``os.pread`` (one at a time when ``sparse``, else in windows), so
-    indexing maps no file pages and memory stays bounded.
+    IFDs are read with ``os.pread`` (one at a time when ``sparse``, else in windows; where
+    ``os.pread`` is missing, by seeking ``fd``, which only this walk reads), so indexing maps
+    no file pages and memory stays bounded.
     """
     size, big, bo = walker.size, header.bigtiff, header.byteorder
     count = len(first_tags)
@@ -319,9 +321,10 @@ def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, 
     copies = bytearray()
     blocks: list[bytes] = []
     block, block_start, block_end = b"", 0, 0
+    pread = pread_function()
     try:
         if sparse:  # one pread per IFD: the tightest loop
-            pread, append = os.pread, ifds.append
+            append = ifds.append
             while ifd:
                 if ifd <= last:
                     return None
@@ -341,7 +344,7 @@ def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, 
             ifds.append(ifd)
             last = ifd
             if ifd + ifd_size > block_end:
-                block = os.pread(fd, window, ifd)
+                block = pread(fd, window, ifd)
                 block_start, block_end = ifd, ifd + len(block)
             rel = ifd - block_start
             copies += block[rel: rel + ifd_size]
