@@ -27,7 +27,7 @@ import time
 import numpy as np
 from _common import parser
 
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 SIZES = {
     "full": SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=4,

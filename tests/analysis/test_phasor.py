@@ -21,8 +21,8 @@ from napari_scanimage.analysis.phasor import (
 from napari_scanimage.analysis.registration import Registration
 from napari_scanimage.dataset import open_dataset
 from napari_scanimage.errors import SelectionError
-from napari_scanimage.io.synthetic import SyntheticLayout
-from napari_scanimage.io.synthetic_siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout
+from napari_scanimage.testing.siff import write_siff
 
 BIN_PS, PERIOD_PS = 20.0, 12500.0  # write_siff defaults: 625 bins per 80 MHz period
 FREQ = 1e6 / PERIOD_PS

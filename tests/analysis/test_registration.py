@@ -20,7 +20,7 @@ from napari_scanimage.analysis._phasecorr import (
 from napari_scanimage.analysis.registration import Registration, register
 from napari_scanimage.analysis.shifting import correct_bidi
 from napari_scanimage.errors import SelectionError
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 PAD = 12
 

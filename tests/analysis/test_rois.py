@@ -95,7 +95,7 @@ def test_masks_per_plane_and_all_planes():
 
 
 def test_traces_from_roiset_equal_dict_masks(tmp_path):
-    from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+    from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
     layout = SyntheticLayout(channels=(1,), num_planes=Z, num_flyback=0, num_volumes=5,
                              height=Y, width=X)

@@ -20,8 +20,8 @@ from napari_scanimage.gui.flim import FlimDock
 from napari_scanimage.gui.registration import RegistrationDock
 from napari_scanimage.gui.rois import RoiDock
 from napari_scanimage.gui.traces import TracePlotDock
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
-from napari_scanimage.io.synthetic_siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.io.tiff import index_pages
 
 pytestmark = pytest.mark.gui

@@ -7,8 +7,8 @@ import pytest
 
 from napari_scanimage.analysis.flim import DecayFit
 from napari_scanimage.gui.flim import FlimDock
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
-from napari_scanimage.io.synthetic_siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.siff import write_siff
 
 pytestmark = pytest.mark.gui
 

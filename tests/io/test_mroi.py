@@ -15,8 +15,8 @@ from napari_scanimage.analysis.registration import register
 from napari_scanimage.analysis.traces import traces
 from napari_scanimage.errors import FormatError, LayoutError, MroiWarning, SelectionError
 from napari_scanimage.io.mroi import stitch
-from napari_scanimage.io.synthetic import write_scanimage_tiff
-from napari_scanimage.io.synthetic_mroi import (
+from napari_scanimage.testing.tiff import write_scanimage_tiff
+from napari_scanimage.testing.mroi import (
     FIELDS,
     FieldSpec,
     roi_groups_json,

@@ -46,7 +46,7 @@ import tifffile
 
 from napari_scanimage import open_dataset
 from napari_scanimage.errors import IncompleteVolumeWarning
-from napari_scanimage.io.synthetic import SyntheticDataset, SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticDataset, SyntheticLayout, write_scanimage_tiff
 
 roiextractors = pytest.importorskip("roiextractors")
 from roiextractors import ScanImageImagingExtractor  # noqa: E402

@@ -15,8 +15,8 @@ from napari_scanimage.analysis.shifting import apply_shifts, correct_bidi
 from napari_scanimage.analysis.traces import traces
 from napari_scanimage.errors import SelectionError
 from napari_scanimage.io.siff import SiffReader
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
-from napari_scanimage.io.synthetic_siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.siff import write_siff
 
 T, Z, F, C, Y, X = 5, 2, 2, 2, 20, 26
 LAYOUT = SyntheticLayout(channels=(1, 2), num_planes=Z, frames_per_slice=F, num_flyback=1,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from napari_scanimage.io.synthetic import SyntheticLayout
-from napari_scanimage.io.synthetic_siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout
+from napari_scanimage.testing.siff import write_siff
 
 corrosiffpy = pytest.importorskip("corrosiffpy")
 

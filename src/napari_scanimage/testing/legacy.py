@@ -17,7 +17,7 @@ Generations (FORMATS §1):
 
 Pages are written as IFD, description, one uncompressed strip.  ``page_offsets`` places chosen
 pages at chosen file offsets (the gap left sparse), for classic files larger than 2 GB whose
-offsets need all 32 bits.  Pixels are :func:`napari_scanimage.io.synthetic.page_content`.
+offsets need all 32 bits.  Pixels are :func:`napari_scanimage.testing.tiff.page_content`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .synthetic import PageCounts, page_content
+from .tiff import PageCounts, page_content
 
 __all__ = ["GENERATIONS", "LegacyDataset", "LegacyLayout", "legacy_description",
            "write_legacy_tiff"]  # fmt: skip

@@ -351,7 +351,7 @@ def _record_dtype(desc_bytes: int, height: int, width: int) -> np.dtype:
                      ("desc", "u1", (desc_bytes,)), ("pix", "<u2", (height, width))])  # fmt: skip
 
 
-def _write_file(fh: BinaryIO, lay: SyntheticLayout, g_start: int, g_stop: int, static: bytes,
+def write_pages(fh: BinaryIO, lay: SyntheticLayout, g_start: int, g_stop: int, static: bytes,
                 roi: bytes, content: Callable[[int], np.ndarray] | None) -> None:  # fmt: skip
     """Write pages ``g_start .. g_stop-1`` as one complete ScanImage BigTIFF to ``fh``."""
     n_static, n_roi = len(static), len(roi)
@@ -449,6 +449,6 @@ def write_scanimage_tiff(
                   for i, g in enumerate(range(0, total, ppf))]  # fmt: skip
     for file_path, ga, gb in chunks:
         with open(file_path, "wb") as fh:
-            _write_file(fh, layout, ga, gb, static, roi, content)
+            write_pages(fh, layout, ga, gb, static, roi, content)
     paths = [c[0] for c in chunks]
     return SyntheticDataset(paths, layout, total, content=content, static_text=text)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_scanimage.io.synthetic import (
+from napari_scanimage.testing.tiff import (
     SyntheticLayout,
     page_content,
     scanimage_static_text,
