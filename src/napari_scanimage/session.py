@@ -263,7 +263,7 @@ class Session:
 
             session.registration_result = Registration.load(_sidecar(path, reg_name))
         if fit_name is not None:
-            from .analysis.flim import DecayFit
+            from .flim.decay import DecayFit
 
             session.decay_fit = DecayFit.load(_sidecar(path, fit_name))
         return session

@@ -315,7 +315,7 @@ def traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
     Traces, or LifetimeTraces for kinds "lifetime" and "phasor"
     """
     if kind in ("lifetime", "phasor"):
-        from .lifetime import lifetime_traces
+        from ..flim.lifetime import lifetime_traces
 
         return lifetime_traces(dataset, rois, channel=channel, kind=kind, harmonic=harmonic,
                                irf_offset_ns=irf_offset_ns, bin_volumes=bin_volumes,

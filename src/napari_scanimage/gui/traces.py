@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
     QPushButton,
 )
 
-from ..analysis.lifetime import LifetimeTraces, lifetime_traces
+from ..flim.lifetime import LifetimeTraces, lifetime_traces
 from ..analysis.rois import Roi, RoiSet
 from ..analysis.traces import Traces, iter_traces
 from ..errors import ScanImageError

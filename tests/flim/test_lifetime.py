@@ -11,7 +11,7 @@ from phasorpy.phasor import phasor_from_signal
 from scipy import stats
 
 import napari_scanimage as nsi
-from napari_scanimage.analysis.lifetime import lifetime_traces
+from napari_scanimage.flim.lifetime import lifetime_traces
 from napari_scanimage.analysis.registration import Registration
 from napari_scanimage.analysis.traces import traces
 from napari_scanimage.errors import EmptyRoiWarning, SelectionError

@@ -1,4 +1,4 @@
-"""Per-pixel histograms, phasor images, calibration and lifetime colours (analysis.phasor)."""
+"""Per-pixel histograms, phasor images, calibration and lifetime colours (flim.phasor)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from phasorpy.phasor import phasor_from_signal
 
-from napari_scanimage.analysis.flim import DecayFit
-from napari_scanimage.analysis.phasor import (
+from napari_scanimage.flim.decay import DecayFit
+from napari_scanimage.flim.phasor import (
     Reference,
     apparent_lifetimes,
     fraction_image,

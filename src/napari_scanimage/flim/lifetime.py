@@ -337,7 +337,7 @@ def lifetime_traces(dataset, rois, *, channel: int | str = 0, kind: str = "lifet
     -------
     LifetimeTraces
     """
-    from .traces import _masks_of
+    from ..analysis.traces import _masks_of
 
     if kind not in KINDS:
         raise SelectionError(f"kind {kind!r} is not one of {', '.join(map(repr, KINDS))}")

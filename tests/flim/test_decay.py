@@ -1,4 +1,4 @@
-"""Decay model and Poisson maximum-likelihood decay fitting (analysis.flim)."""
+"""Decay model and Poisson maximum-likelihood decay fitting (flim.decay)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from napari_scanimage.analysis.flim import DecayFit, decay_model, fit_dataset_decay, fit_decay
+from napari_scanimage.flim.decay import DecayFit, decay_model, fit_dataset_decay, fit_decay
 from napari_scanimage.errors import FormatError, SelectionError
 
 BIN_PS, PERIOD_PS, NBINS = 20.0, 12500.0, 625  # write_siff defaults: 5 ps * 2**2, 80 MHz
