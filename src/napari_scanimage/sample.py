@@ -24,8 +24,8 @@ import numpy as np
 from scipy import ndimage
 
 from ._atomic import replacing
-from .testing.tiff import SyntheticLayout, write_scanimage_tiff
 from .testing.siff import write_siff
+from .testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 __all__ = ["SAMPLES", "active_cells", "cache_dir", "sample_path"]
 

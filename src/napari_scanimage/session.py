@@ -118,7 +118,7 @@ class Session:
     # -- derived objects ----------------------------------------------------------------------
     def open_dataset(self):
         """Open the session's recording (the caller closes it)."""
-        from .dataset import open_dataset
+        from ._core.dataset import open_dataset
 
         if not self.sources:
             raise SelectionError("the session has no recording; add one to 'sources'")

@@ -11,7 +11,8 @@ import roifile
 from skimage import draw
 
 import napari_scanimage as nsi
-from napari_scanimage.analysis.rois import Roi, RoiSet, rasterise
+from napari_scanimage.analysis.rois import Roi, RoiSet
+from napari_scanimage.analysis.shapes import rasterise
 from napari_scanimage.errors import FormatError, ScanImageWarning, SelectionError
 
 Y, X, Z = 40, 50, 3

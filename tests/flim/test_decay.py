@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from napari_scanimage.flim.decay import DecayFit, decay_model, fit_dataset_decay, fit_decay
 from napari_scanimage.errors import FormatError, SelectionError
+from napari_scanimage.flim.decay import DecayFit, decay_model, fit_dataset_decay, fit_decay
 
 BIN_PS, PERIOD_PS, NBINS = 20.0, 12500.0, 625  # write_siff defaults: 5 ps * 2**2, 80 MHz
 W, P = BIN_PS / 1000, PERIOD_PS / 1000
@@ -99,9 +99,9 @@ def test_two_exponentials_recovered():
 
 
 def test_fit_of_photons_written_to_a_siff(tmp_path):
-    from napari_scanimage.dataset import open_dataset
-    from napari_scanimage.testing.tiff import SyntheticLayout
+    from napari_scanimage import open_dataset
     from napari_scanimage.testing.siff import write_siff
+    from napari_scanimage.testing.tiff import SyntheticLayout
 
     lay = SyntheticLayout(channels=(1,), num_volumes=20, height=32, width=32)
     truth = write_siff(tmp_path / "f.siff", lay, photons_per_frame=3000, taus_ns=((1.5,),),

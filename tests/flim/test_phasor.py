@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 from phasorpy.phasor import phasor_from_signal
 
+from napari_scanimage import open_dataset
+from napari_scanimage.analysis.registration import Registration
+from napari_scanimage.errors import SelectionError
 from napari_scanimage.flim.decay import DecayFit
 from napari_scanimage.flim.phasor import (
     Reference,
@@ -18,11 +21,8 @@ from napari_scanimage.flim.phasor import (
     pixel_histograms,
     turbo,
 )
-from napari_scanimage.analysis.registration import Registration
-from napari_scanimage.dataset import open_dataset
-from napari_scanimage.errors import SelectionError
-from napari_scanimage.testing.tiff import SyntheticLayout
 from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout
 
 BIN_PS, PERIOD_PS = 20.0, 12500.0  # write_siff defaults: 625 bins per 80 MHz period
 FREQ = 1e6 / PERIOD_PS

@@ -7,8 +7,8 @@ import pytest
 
 from napari_scanimage.flim.decay import DecayFit
 from napari_scanimage.gui.flim import FlimDock
-from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 

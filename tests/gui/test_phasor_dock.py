@@ -7,8 +7,8 @@ import pytest
 
 from napari_scanimage.flim.phasor import PhasorImage, cursor_labels
 from napari_scanimage.gui.phasor import PhasorDock
-from napari_scanimage.testing.tiff import SyntheticLayout
 from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout
 
 pytestmark = pytest.mark.gui
 

@@ -22,8 +22,8 @@ from napari_scanimage.io.scanimage import (
     parse_frame_description,
     read_static_metadata,
 )
-from napari_scanimage.testing.legacy import LegacyLayout, legacy_description, write_legacy_tiff
 from napari_scanimage.io.tiff import index_pages
+from napari_scanimage.testing.legacy import LegacyLayout, legacy_description, write_legacy_tiff
 
 
 def _tifffile_pages(path) -> np.ndarray:

@@ -26,9 +26,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..errors import ScanImageError
 from ..flim.decay import DecayFit, fit_decay
 from ..flim.phasor import intensity_modulated, lifetime_image, phasor_image
-from ..errors import ScanImageError
 from ._report import report_failure
 from ._worker import WorkerDock
 from .rois import image_layer_for, layer_rois, on_roi_axes, roi_axes

@@ -21,8 +21,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..analysis.shapes import PALETTE
 from ..flim.phasor import PhasorImage, cursor_labels, phasor_image
-from ..analysis.rois import PALETTE
 from ._worker import WorkerDock
 from .rois import image_layer_for, on_roi_axes, roi_axes
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tiff import SyntheticLayout, write_pages, scanimage_static_text
+from .tiff import SyntheticLayout, scanimage_static_text, write_pages
 
 __all__ = ["FIELDS", "FLYBACK_VALUE", "FLY_TO_VALUE", "FieldSpec", "FieldTruth",
            "SyntheticMroi", "field_content", "write_mroi_tiff"]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Write synthetic ScanImage-FLIM ``.siff`` files with known photons (FORMATS §2).
+"""Write synthetic ScanImage-FLIM ``.siff`` files with known photons (docs/formats.md §2).
 
 BigTIFF header, ScanImage block at 16 (static text with FLIM keys, ROI JSON), then per page: IFD,
 NUL-terminated description, (compressed only) u16 intensity raster, photon strip; the next IFD
@@ -69,7 +69,8 @@ def _ex_gauss_cdf(x: np.ndarray, mu: float, sigma: float, tau: float) -> np.ndar
 
 def bin_probabilities(taus_ps: Sequence[float], fractions: Sequence[float], mu: float,
                        sigma: float, period: float, width: float, length: int) -> np.ndarray:
-    """Probability of arrival bins 0..length-1 of the periodic mixture (FORMATS §2 model)."""
+    """Probability of arrival bins 0..length-1 of the periodic mixture (model:
+    docs/formats.md §2)."""
     edges = np.minimum(np.arange(length + 1) * width, period)
     out = np.zeros(length)
     k0 = -math.ceil(max(0.0, 12 * sigma - mu) / period) - 1

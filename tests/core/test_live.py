@@ -19,9 +19,9 @@ import tifffile
 
 import napari_scanimage as nsi
 from napari_scanimage.errors import FormatError, ReadError
-from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
-from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.io.tiff import index_pages
+from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 VOLUMETRIC = SyntheticLayout(channels=(1, 2), num_planes=2, num_flyback=1, num_volumes=8,
                              height=16, width=24)
