@@ -32,7 +32,7 @@ from _common import median_time, parser
 from bench_siff import ensure_file, fmt_t, roi_masks, warm_cache
 
 from napari_scanimage import open_dataset
-from napari_scanimage.analysis.lifetime import lifetime_traces
+from napari_scanimage.flim.lifetime import lifetime_traces
 
 SIZES = {"full": 32_000, "smoke": 200}  # volumes (2 pages each)
 N_ROIS = 10

@@ -27,7 +27,7 @@ import warnings
 from _common import median_time, parser
 
 from napari_scanimage import open_dataset
-from napari_scanimage.io.synthetic_mroi import FieldSpec, write_mroi_tiff
+from napari_scanimage.testing.mroi import FieldSpec, write_mroi_tiff
 
 MiB = 2**20
 _FIELDS = (FieldSpec("a", 512, 256, (-3.0, 0.0), (4.0, 2.0)),

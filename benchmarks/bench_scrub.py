@@ -23,11 +23,12 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from _common import parser
 
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 SIZES = {
     "full": SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=4,
@@ -146,7 +147,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=8, help="alternating closed/open rounds")
     args = p.parse_args(argv)
     path = ensure_file(args.dir, args.size)
-    from napari_scanimage.gui.demo import virtual_display
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from virtual_display import virtual_display  # a developer tool, not in the package
 
     with virtual_display():
         results = run(path, args.steps, args.rounds)

@@ -29,8 +29,8 @@ import numpy as np
 from _common import median_time, parser
 
 from napari_scanimage import open_dataset
-from napari_scanimage.io.synthetic import SyntheticLayout
-from napari_scanimage.io.synthetic_siff import write_siff
+from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout
 
 _LAY = dict(channels=(1, 2), num_planes=1, num_flyback=0, height=128, width=256)
 SIZES = {  # (raw volumes, compressed volumes)

@@ -34,8 +34,8 @@ import tifffile
 
 from napari_scanimage import open_dataset
 from napari_scanimage.io.scanimage import acquisition_info, parse_value, read_static_metadata
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
 from napari_scanimage.io.tiff import index_pages
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 _BIG = dict(channels=(1, 2), num_planes=4, num_flyback=1, dtype="int16")
 _SMALL = dict(channels=(1,), num_planes=1, height=16, width=16, dtype="int16")

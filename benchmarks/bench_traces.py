@@ -27,7 +27,7 @@ from _common import median_time, parser
 
 from napari_scanimage import open_dataset
 from napari_scanimage.analysis.traces import traces
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 _BIG = dict(channels=(1, 2), num_planes=4, num_flyback=1, dtype="int16")
 SIZES = {

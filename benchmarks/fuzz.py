@@ -60,10 +60,10 @@ import numpy as np
 from napari_scanimage import open_dataset
 from napari_scanimage.errors import ScanImageError
 from napari_scanimage.io.siff import SMALL_JOB_PHOTONS
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
-from napari_scanimage.io.synthetic_legacy import LegacyLayout, write_legacy_tiff
-from napari_scanimage.io.synthetic_mroi import FieldSpec, write_mroi_tiff
-from napari_scanimage.io.synthetic_siff import write_siff
+from napari_scanimage.testing.legacy import LegacyLayout, write_legacy_tiff
+from napari_scanimage.testing.mroi import FieldSpec, write_mroi_tiff
+from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 MAX_SECONDS = 2.0
 HANG_SECONDS = 20.0

@@ -5,8 +5,8 @@
 #   bash scripts/demo.sh --screenshot out/demo.png     # no display needed
 #
 # Arguments go to `napari-scanimage demo`; relative paths are relative to the current
-# directory. With --screenshot and no DISPLAY the demo runs under xvfb-run (the Python
-# side can also start its own virtual X server; this just makes it independent of that).
+# directory. With --screenshot and no DISPLAY the demo runs under xvfb-run (a virtual X
+# server): the napari window needs a display to be drawn on.
 set -euo pipefail
 
 # shellcheck source=scripts/env.sh

@@ -10,4 +10,4 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"   # set-up; defines ROOT, PYTHON, UV
 
 out="${1:-$ROOT/docs/images}"
-exec "$UV" run --project "$ROOT" --frozen --extra testing python -m napari_scanimage.gui.screenshots "$out"
+exec "$UV" run --project "$ROOT" --frozen --extra testing python "$ROOT/tools/screenshots.py" "$out"

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from napari_scanimage.cli import main
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 
 def test_info_json(tmp_path, capsys):
@@ -228,7 +228,7 @@ def test_export_nwb_from_a_session(tmp_path, capsys):
 
 def test_info_and_register_per_mroi_field(tmp_path, capsys):
     import napari_scanimage as nsi
-    from napari_scanimage.io.synthetic_mroi import write_mroi_tiff
+    from napari_scanimage.testing.mroi import write_mroi_tiff
 
     truth = write_mroi_tiff(tmp_path / "meso.tif", num_planes=1, num_flyback=0, num_volumes=6)
     path = truth.path

@@ -11,10 +11,10 @@ import pytest
 
 import napari_scanimage as nsi
 from napari_scanimage import nwb as nwb_module
-from napari_scanimage.analysis.lifetime import LifetimeTraces
 from napari_scanimage.errors import ScanImageError, SelectionError
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.flim.lifetime import LifetimeTraces
 from napari_scanimage.nwb import _parse_epoch, export_nwb, session_start
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pynwb = pytest.importorskip("pynwb")
 

@@ -12,8 +12,8 @@ from scipy import ndimage, stats
 
 import napari_scanimage
 from napari_scanimage import sample
-from napari_scanimage.io.synthetic import SyntheticLayout
-from napari_scanimage.io.synthetic_siff import write_siff
+from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout
 
 GENERATION_LIMIT_S = 6.0 if os.environ.get("CI") else 3.0
 MAX_BYTES = 50_000_000

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import napari_scanimage as nsi
-from napari_scanimage.analysis.flim import DecayFit
 from napari_scanimage.errors import FormatError, ScanImageError
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.flim.decay import DecayFit
 from napari_scanimage.session import MissingFileError, Session, TraceSettings
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 
 def _rois():

@@ -46,13 +46,13 @@ __all__ = [
 
 def __getattr__(name: str):  # lazy import keeps `import napari_scanimage` cheap
     if name in ("Dataset", "open_dataset"):
-        from . import dataset
+        from ._core import dataset
 
         return getattr(dataset, name)
     if name in ("Event", "PhotonSums"):
-        from . import _photons
+        from ._core import photons
 
-        return getattr(_photons, name)
+        return getattr(photons, name)
     if name == "RoiSet":
         from .analysis.rois import RoiSet
 

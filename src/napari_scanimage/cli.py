@@ -38,7 +38,7 @@ __all__ = ["main"]
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .dataset import open_dataset
+    from ._core.dataset import open_dataset
 
     with open_dataset(args.file) as ds:
         info = ds.info
@@ -86,7 +86,7 @@ def _info(args: argparse.Namespace) -> int:
 
 def _encodings(ds) -> list[str]:
     names = {0: "raw", 1: "compressed"}
-    return [names[int(k)] for _, _, ix in ds._file_indexes() for k in set(ix.siff_flags.tolist())
+    return [names[int(k)] for _, _, ix in ds.file_indexes() for k in set(ix.siff_flags.tolist())
             if int(k) in names]
 
 
@@ -292,7 +292,7 @@ def _recordings(pattern: str) -> list[Path]:
 def _batch(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .dataset import open_dataset
+    from ._core.dataset import open_dataset
     from .session import Session
 
     template = Session.load(args.session, require_sources=False)

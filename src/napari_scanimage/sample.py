@@ -3,9 +3,9 @@
 Functions
 ---------
 sample_path
-    Path of a sample recording, written (once) with :mod:`napari_scanimage.io.synthetic`
-    (``volume_2ch``: ScanImage TIFF) or :mod:`napari_scanimage.io.synthetic_siff`
-    (``flim_2ch``: planar ScanImage-FLIM ``.siff``) or :mod:`napari_scanimage.io.synthetic_mroi`
+    Path of a sample recording, written (once) with :mod:`napari_scanimage.testing.tiff`
+    (``volume_2ch``: ScanImage TIFF) or :mod:`napari_scanimage.testing.siff`
+    (``flim_2ch``: planar ScanImage-FLIM ``.siff``) or :mod:`napari_scanimage.testing.mroi`
     (``mroi_3field``: a multi-ROI ScanImage TIFF with three fields).
 cache_dir
     Folder holding generated samples (``$NAPARI_SCANIMAGE_CACHE`` overrides it).
@@ -24,8 +24,8 @@ import numpy as np
 from scipy import ndimage
 
 from ._atomic import replacing
-from .io.synthetic import SyntheticLayout, write_scanimage_tiff
-from .io.synthetic_siff import write_siff
+from .testing.siff import write_siff
+from .testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 __all__ = ["SAMPLES", "active_cells", "cache_dir", "sample_path"]
 
@@ -192,7 +192,7 @@ def _write_mroi(path: str, canvas: SyntheticLayout) -> None:
     fields lie where they were cut from."""
     import functools
 
-    from .io.synthetic_mroi import OBJECTIVE_RESOLUTION, FieldSpec, write_mroi_tiff
+    from .testing.mroi import OBJECTIVE_RESOLUTION, FieldSpec, write_mroi_tiff
 
     page = functools.lru_cache(maxsize=4)(_Tissue(canvas, seed=5).page)
     deg = 1.0 / OBJECTIVE_RESOLUTION  # one pixel (1 µm) in scan degrees

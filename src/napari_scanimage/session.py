@@ -118,7 +118,7 @@ class Session:
     # -- derived objects ----------------------------------------------------------------------
     def open_dataset(self):
         """Open the session's recording (the caller closes it)."""
-        from .dataset import open_dataset
+        from ._core.dataset import open_dataset
 
         if not self.sources:
             raise SelectionError("the session has no recording; add one to 'sources'")
@@ -263,7 +263,7 @@ class Session:
 
             session.registration_result = Registration.load(_sidecar(path, reg_name))
         if fit_name is not None:
-            from .analysis.flim import DecayFit
+            from .flim.decay import DecayFit
 
             session.decay_fit = DecayFit.load(_sidecar(path, fit_name))
         return session

@@ -7,7 +7,7 @@ import pytest
 
 import napari_scanimage as nsi
 from napari_scanimage.analysis import qc
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 LAYOUT = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=2,
                          frames_per_slice=2, num_flyback=1, num_volumes=9, height=12, width=14)

@@ -10,6 +10,7 @@ import pytest
 from scipy import fft, ndimage
 
 import napari_scanimage as nsi
+from napari_scanimage._core.shifting import correct_bidi
 from napari_scanimage.analysis._phasecorr import (
     bidi_phase,
     estimate_shifts,
@@ -18,9 +19,8 @@ from napari_scanimage.analysis._phasecorr import (
     taper,
 )
 from napari_scanimage.analysis.registration import Registration, register
-from napari_scanimage.analysis.shifting import correct_bidi
 from napari_scanimage.errors import SelectionError
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 PAD = 12
 

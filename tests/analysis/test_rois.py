@@ -11,7 +11,8 @@ import roifile
 from skimage import draw
 
 import napari_scanimage as nsi
-from napari_scanimage.analysis.rois import Roi, RoiSet, rasterise
+from napari_scanimage.analysis.rois import Roi, RoiSet
+from napari_scanimage.analysis.shapes import rasterise
 from napari_scanimage.errors import FormatError, ScanImageWarning, SelectionError
 
 Y, X, Z = 40, 50, 3
@@ -95,7 +96,7 @@ def test_masks_per_plane_and_all_planes():
 
 
 def test_traces_from_roiset_equal_dict_masks(tmp_path):
-    from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+    from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
     layout = SyntheticLayout(channels=(1,), num_planes=Z, num_flyback=0, num_volumes=5,
                              height=Y, width=X)

@@ -11,7 +11,7 @@ from scipy import ndimage
 import napari_scanimage as nsi
 from napari_scanimage.analysis.traces import neuropil_masks, traces
 from napari_scanimage.errors import EmptyRoiWarning, SelectionError
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 LAYOUT = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=3,
                          frames_per_slice=2, num_flyback=1, num_volumes=12, height=20, width=24,

@@ -3,20 +3,39 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.gui
+ROOT = Path(__file__).resolve().parents[2]
 
 
+def test_demo_without_a_display_says_how_to_get_one(tmp_path):
+    """Qt aborts the process without a display: the demo checks first and says what to do."""
+    env = dict(os.environ, NAPARI_SCANIMAGE_CACHE=str(tmp_path / "cache"))
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    proc = subprocess.run([sys.executable, "-m", "napari_scanimage.cli", "demo", "--screenshot",
+                           str(tmp_path / "demo.png")], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert "no display" in proc.stderr and "scripts/demo.sh --screenshot" in proc.stderr
+    assert not (tmp_path / "demo.png").exists()
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (Debian: xvfb)")
 def test_demo_screenshot(tmp_path):
+    """As scripts/demo.sh runs it on a machine without a display: under xvfb-run."""
     out = tmp_path / "demo.png"
     env = dict(os.environ, NAPARI_SCANIMAGE_CACHE=str(tmp_path / "cache"))
-    env.pop("DISPLAY", None)  # the demo must bring its own virtual display
-    proc = subprocess.run([sys.executable, "-m", "napari_scanimage.cli", "demo", "--screenshot",
-                           str(out)], env=env, capture_output=True, text=True, timeout=240)
+    env.pop("DISPLAY", None)
+    proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable,
+                           "-m", "napari_scanimage.cli", "demo", "--screenshot", str(out)],
+                          env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     from imageio.v3 import imread
 
@@ -34,10 +53,8 @@ def test_documentation_screenshots(tmp_path):
     """The docs' screenshot script renders real windows: the FLIM view shows lifetime colours
     and the docks."""
     env = dict(os.environ, NAPARI_SCANIMAGE_CACHE=str(tmp_path / "cache"))
-    code = ("from napari_scanimage.gui.screenshots import render; "
-            f"render({str(tmp_path)!r}, names=['flim.png'])")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=240)
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "screenshots.py"), str(tmp_path),
+                           "flim.png"], env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     from imageio.v3 import imread
 

@@ -9,7 +9,7 @@ from napari_scanimage.gui.metadata import MetadataDock
 from napari_scanimage.gui.rois import RoiDock
 from napari_scanimage.gui.selection import SelectionDock
 from napari_scanimage.gui.traces import TracePlotDock
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 

@@ -14,15 +14,15 @@ from napari.utils.notifications import NotificationSeverity, notification_manage
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog
 
-from napari_scanimage._reading import close_readers
+from napari_scanimage._core.reading import close_readers
 from napari_scanimage.analysis.rois import RoiSet
 from napari_scanimage.gui.flim import FlimDock
 from napari_scanimage.gui.registration import RegistrationDock
 from napari_scanimage.gui.rois import RoiDock
 from napari_scanimage.gui.traces import TracePlotDock
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
-from napari_scanimage.io.synthetic_siff import write_siff
 from napari_scanimage.io.tiff import index_pages
+from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 

@@ -11,7 +11,7 @@ import tifffile
 from qtpy.QtCore import Qt
 
 from napari_scanimage.gui.selection import SelectionDock
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 

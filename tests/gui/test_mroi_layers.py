@@ -11,7 +11,7 @@ import pytest
 
 from napari_scanimage.errors import MroiWarning
 from napari_scanimage.gui.rois import roi_axes
-from napari_scanimage.io.synthetic_mroi import FIELDS, FieldSpec, roi_groups_json, write_mroi_tiff
+from napari_scanimage.testing.mroi import FIELDS, FieldSpec, roi_groups_json, write_mroi_tiff
 
 pytestmark = pytest.mark.gui
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_scanimage.analysis.phasor import PhasorImage, cursor_labels
+from napari_scanimage.flim.phasor import PhasorImage, cursor_labels
 from napari_scanimage.gui.phasor import PhasorDock
-from napari_scanimage.io.synthetic import SyntheticLayout
-from napari_scanimage.io.synthetic_siff import write_siff
+from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout
 
 pytestmark = pytest.mark.gui
 

@@ -7,7 +7,7 @@ import pytest
 import tifffile
 
 from napari_scanimage.gui.reader import get_reader
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 LAYOUT = SyntheticLayout(channels=(1, 3), channel_names=("Green", "Red"), num_planes=3,
                          frames_per_slice=2, num_flyback=1, num_volumes=4, frames_per_file=10,

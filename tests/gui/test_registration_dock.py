@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from napari_scanimage.gui.registration import RegistrationDock
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 

@@ -7,7 +7,7 @@ import pytest
 
 from napari_scanimage.analysis.rois import RoiSet
 from napari_scanimage.gui.rois import RoiDock
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 

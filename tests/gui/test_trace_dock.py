@@ -13,7 +13,7 @@ from qtpy.QtCore import QPointF, Qt
 import napari_scanimage as nsi
 from napari_scanimage.gui.rois import RoiDock
 from napari_scanimage.gui.traces import TracePlotDock
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 

@@ -11,8 +11,8 @@ import tifffile
 
 import napari_scanimage as nsi
 from napari_scanimage.errors import FormatError, SeriesWarning, TruncatedFileWarning
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
 from napari_scanimage.io.tiff import index_pages
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 
 @pytest.fixture
@@ -178,8 +178,8 @@ def test_siff_page_data_past_the_end_is_a_format_error(tmp_path):
     (the compiled loops never see it)."""
     import tifffile
 
-    from napari_scanimage.io.synthetic import SyntheticLayout as _Layout
-    from napari_scanimage.io.synthetic_siff import write_siff
+    from napari_scanimage.testing.siff import write_siff
+    from napari_scanimage.testing.tiff import SyntheticLayout as _Layout
 
     sim = write_siff(tmp_path / "bad.siff", _Layout(channels=(1,), num_volumes=4, height=16,
                                                    width=16), photons_per_frame=50)

@@ -1,7 +1,7 @@
 """Legacy ScanImage classic TIFF: SI 3.x (``state.``), SI 4 (``scanimage.SI4.``), SI 5.0
 (``scanimage.SI5.``) and SI 5.1/2015 (``scanimage.SI.``), incl. files past 2 GB.
 
-Every layout is written by :mod:`napari_scanimage.io.synthetic_legacy` and checked three ways:
+Every layout is written by :mod:`napari_scanimage.testing.legacy` and checked three ways:
 the info from its own keys, pixels against the ground truth and against tifffile (walking the
 IFD chain itself), and timestamps against the written ones (or derived with a warning).
 """
@@ -22,8 +22,8 @@ from napari_scanimage.io.scanimage import (
     parse_frame_description,
     read_static_metadata,
 )
-from napari_scanimage.io.synthetic_legacy import LegacyLayout, legacy_description, write_legacy_tiff
 from napari_scanimage.io.tiff import index_pages
+from napari_scanimage.testing.legacy import LegacyLayout, legacy_description, write_legacy_tiff
 
 
 def _tifffile_pages(path) -> np.ndarray:

@@ -15,13 +15,13 @@ from napari_scanimage.analysis.registration import register
 from napari_scanimage.analysis.traces import traces
 from napari_scanimage.errors import FormatError, LayoutError, MroiWarning, SelectionError
 from napari_scanimage.io.mroi import stitch
-from napari_scanimage.io.synthetic import write_scanimage_tiff
-from napari_scanimage.io.synthetic_mroi import (
+from napari_scanimage.testing.mroi import (
     FIELDS,
     FieldSpec,
     roi_groups_json,
     write_mroi_tiff,
 )
+from napari_scanimage.testing.tiff import write_scanimage_tiff
 
 DISCRETE = (FIELDS[0], FieldSpec("middle", 32, 40, (0.0, 0.25), (2.0, 2.5), zs=(5.0,)),
             FieldSpec("off", 16, 16, (0.0, 3.0), (1.0, 1.0), enable=False), FIELDS[2])

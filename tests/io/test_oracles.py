@@ -1,7 +1,7 @@
 """Our ScanImage TIFF reader checked against independent readers.
 
 1. tifffile, page by page: for every (t, z, f, c) our sample equals the TIFF page that the
-   FORMATS §1.4 formula names, located by this module itself over the files' concatenated page
+   formats.md §1.4 formula names, located by this module itself over the files' concatenated page
    counts (``page = t*C*(Z*F + B) + (z*F + f)*C + c``).  Flyback pages must never be returned.
 2. roiextractors (``ScanImageImagingExtractor``, v0.10): for every layout it supports, every
    channel, plane and slice-sample selection gives the same pixels, sample count, raw frame
@@ -46,7 +46,7 @@ import tifffile
 
 from napari_scanimage import open_dataset
 from napari_scanimage.errors import IncompleteVolumeWarning
-from napari_scanimage.io.synthetic import SyntheticDataset, SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticDataset, SyntheticLayout, write_scanimage_tiff
 
 roiextractors = pytest.importorskip("roiextractors")
 from roiextractors import ScanImageImagingExtractor  # noqa: E402
@@ -54,7 +54,7 @@ from roiextractors import ScanImageImagingExtractor  # noqa: E402
 
 # -- helpers independent of the library's layout code -------------------------------------------
 def formula_page(lay: SyntheticLayout, t: int, z: int, f: int, c: int) -> int:
-    """FORMATS §1.4: global raw page of volume t, slice z, frame f, channel c."""
+    """docs/formats.md §1.4: global raw page of volume t, slice z, frame f, channel c."""
     C, Z, F, B = len(lay.channels), lay.num_planes, lay.frames_per_slice, lay.num_flyback
     return t * C * (Z * F + B) + (z * F + f) * C + c
 
@@ -423,7 +423,7 @@ def _build_discrepancy(name: str, shared_data: Path, folder: Path) -> Discrepanc
         return Discrepancy(truth.paths, lay.names, 0, None,
                            truth_stack(truth, 0, None, 0, lay.num_volumes, window), window)
     if name == "single_volume_without_flyback_page":
-        # FORMATS §1.3: a single-volume acquisition may lack the flyback page its header declares
+        # formats.md §1.3: a single-volume acquisition may lack the flyback page its header declares
         lay = SyntheticLayout(channels=(1,), num_planes=3, frames_per_slice=2, num_flyback=0,
                               num_volumes=1, height=6, width=10)
         truth = _write_case(shared_data, folder, "si2022_frames_per_slice.txt", lay)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import napari_scanimage as nsi
 from napari_scanimage.errors import ScanImageError
 from napari_scanimage.io.scanimage import parse_frame_description, parse_value
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 FILES = settings(max_examples=40, deadline=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -18,9 +18,9 @@ import pytest
 import napari_scanimage as nsi
 from napari_scanimage.errors import FormatError, ReadError, ScanImageError
 from napari_scanimage.io.siff import SiffReader
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
-from napari_scanimage.io.synthetic_siff import write_siff
 from napari_scanimage.io.tiff import index_pages
+from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 LAYOUT = SyntheticLayout(channels=(1, 2), num_planes=2, num_volumes=6, height=32, width=40)
 FLIM = SyntheticLayout(channels=(1,), num_volumes=30, height=32, width=32)

@@ -14,9 +14,9 @@ from scipy import stats
 import napari_scanimage as nsi
 from napari_scanimage.errors import FormatError
 from napari_scanimage.io.siff import SiffReader, masks_to_csr
-from napari_scanimage.io.synthetic import SyntheticLayout
-from napari_scanimage.io.synthetic_siff import write_siff
 from napari_scanimage.io.tiff import index_pages
+from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout
 
 corrosiffpy = pytest.importorskip("corrosiffpy")
 

@@ -240,7 +240,7 @@ def test_truncated_file_keeps_complete_pages(files, tmp_path):
 
 
 def test_tiff_has_no_photons(tmp_path):
-    from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+    from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
     written = write_scanimage_tiff(tmp_path / "a.tif", SyntheticLayout(num_volumes=2))
     with nsi.open_dataset(written.paths[0]) as ds:

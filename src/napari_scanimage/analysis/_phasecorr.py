@@ -27,10 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import fft
 
-from .shifting import apply_shifts
+from .._core.shifting import apply_shifts
 
-__all__ = ["bidi_phase", "estimate_shifts", "make_reference", "shift_image",
-           "taper"]
+__all__ = ["bidi_cross", "bidi_peak", "bidi_phase", "estimate_shifts", "make_reference",
+           "shift_image", "taper"]
 
 BATCH_BYTES = 32 << 20  # complex spectra held at once by one call (all threads together)
 _EPS = 1e-6  # whitening: |spectrum| + _EPS · mean |spectrum|
@@ -345,7 +345,7 @@ def make_reference(frames: np.ndarray, *, n_iter: int = 3, keep: float = 0.5, n_
 
 
 # -- bidirectional scanning ---------------------------------------------------------------
-def _bidi_cross(frames: np.ndarray, workers: int = -1) -> np.ndarray:
+def bidi_cross(frames: np.ndarray, workers: int = -1) -> np.ndarray:
     """Sum over frames and row pairs of the whitened cross-power spectrum along x of odd rows
     against the even rows above them, complex128 (X//2+1,)."""
     frames = np.asarray(frames)
@@ -373,7 +373,9 @@ def _bidi_cross(frames: np.ndarray, workers: int = -1) -> np.ndarray:
     return sum(_run_batches(part, n, Y * (X // 2 + 1) * 8, workers))
 
 
-def _bidi_peak(cross: np.ndarray, X: int, max_offset: int, sigma: float = 1.15) -> float:
+def bidi_peak(cross: np.ndarray, X: int, max_offset: int, sigma: float = 1.15) -> float:
+    """Subpixel bidirectional phase (pixels, within ``max_offset``) at the peak of the
+    inverse transform of :func:`bidi_cross`'s spectrum for rows of ``X`` pixels."""
     m = int(max(0, min(max_offset, (X - 3) // 2)))
     if m == 0 or not np.any(cross):
         return 0.0
@@ -401,4 +403,4 @@ def bidi_phase(frames: np.ndarray, max_offset: int = 10, workers: int = -1) -> f
     (whitened cross-power averaged over rows and frames), integer peak refined by a 3-point fit.
     """
     frames = np.asarray(frames)
-    return _bidi_peak(_bidi_cross(frames, workers), frames.shape[-1], max_offset)
+    return bidi_peak(bidi_cross(frames, workers), frames.shape[-1], max_offset)

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_write, check_header
+from .._core.shifting import correct_bidi
 from ..errors import FormatError, SelectionError
-from ._phasecorr import _bidi_cross, _bidi_peak, estimate_shifts, make_reference
+from ._phasecorr import bidi_cross, bidi_peak, estimate_shifts, make_reference
 from ._progress import drive
-from .shifting import correct_bidi
 
 __all__ = ["FORMAT", "VERSION", "Registration", "iter_register", "register"]
 
@@ -223,9 +223,9 @@ def iter_register(dataset, *, channel: int | str = 0, planes: Sequence[int] | No
     if bidi:
         cross = 0
         for z in est:
-            cross = cross + _bidi_cross(
+            cross = cross + bidi_cross(
                 dataset.read(c, plane=z, slice_sample=slice_sample, times=ref_rows))
-        phase = _bidi_peak(cross, X, 10, SMOOTH_SIGMA)
+        phase = bidi_peak(cross, X, 10, SMOOTH_SIGMA)
     reference = np.zeros((Z, Y, X), np.float32)
     for z in range(Z):
         frames = dataset.read(c, plane=z, slice_sample=slice_sample, times=ref_rows)

@@ -29,6 +29,7 @@ from scipy import ndimage, sparse
 from .._atomic import atomic_write
 from ..errors import EmptyRoiWarning, SelectionError
 from ._progress import drive
+from .masks import roi_masks
 
 __all__ = ["Traces", "iter_traces", "neuropil_masks", "traces"]
 
@@ -131,7 +132,7 @@ def iter_traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
     info = dataset.info
     Z = info.num_planes
     Y, X = info.frame_shape
-    masks, names = _masks_of(rois, (Y, X), Z)
+    masks, names = roi_masks(rois, (Y, X), Z)
     n_rois = masks.shape[0]
     if neuropil is not None:
         masks = sparse.vstack([masks, neuropil_masks(masks, (Z, Y, X), inner=neuropil_radii[0],
@@ -149,7 +150,7 @@ def iter_traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
     elif slice_sample == "axis":
         raise SelectionError("traces need one value per time: use a sample index, 'mean' or "
                              "'interleave' for slice_sample")
-    block = dataset._block_reader(channel, None, slice_sample, registration=registration,
+    block = dataset.block_reader(channel, None, slice_sample, registration=registration,
                                   shift_mode=shift_mode)
     n_rows = block.selection.num_times(dataset.layout)
     rows_all = np.arange(n_rows, dtype=np.int64) if times is None else \
@@ -238,39 +239,6 @@ def _time(dataset, block, rows, slice_sample) -> np.ndarray:
     return np.asarray(times, dtype=np.float64)[rows]
 
 
-def _masks_of(rois, frame_shape, num_planes) -> tuple[sparse.csr_matrix, list[str]]:
-    """Accept a RoiSet (``.masks()``, ``.names``) or {name: bool (Y, X) / (Z, Y, X)}."""
-    if hasattr(rois, "masks") and hasattr(rois, "names"):
-        m = sparse.csr_matrix(rois.masks(frame_shape, num_planes), dtype=bool)
-        names = list(rois.names)
-    elif isinstance(rois, dict):
-        names, rows = [], []
-        npix = frame_shape[0] * frame_shape[1]
-        for name, mask in rois.items():
-            a = np.asarray(mask, dtype=bool)
-            if a.shape == frame_shape:  # every plane: the same pixels at each plane's offset
-                flat = np.flatnonzero(a)
-                cols = (flat[None, :] + npix * np.arange(num_planes)[:, None]).ravel()
-            elif a.shape == (num_planes, *frame_shape):
-                cols = np.flatnonzero(a)
-            else:
-                raise SelectionError(f"mask {name!r} has shape {np.shape(mask)}; frames are "
-                                     f"{frame_shape} with {num_planes} plane(s)")
-            names.append(str(name))
-            rows.append(cols)
-        if not rows:
-            raise SelectionError("no ROIs given")
-        indptr = np.concatenate([[0], np.cumsum([len(c) for c in rows])])
-        m = sparse.csr_matrix((np.ones(int(indptr[-1]), bool), np.concatenate(rows), indptr),
-                              shape=(len(rows), num_planes * npix))
-    else:
-        raise SelectionError(f"rois must be a RoiSet or a dict of masks, got {type(rois)}")
-    if m.shape[1] != num_planes * frame_shape[0] * frame_shape[1]:
-        raise SelectionError(f"ROI masks cover {m.shape[1]} pixels; the recording has "
-                             f"{num_planes} plane(s) of {frame_shape}")
-    return m, names
-
-
 def traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
            slice_sample="mean", percentile: float = 8.0, window_s: float | None = None,
            neuropil: float | None = None, neuropil_radii: tuple[int, int] = (2, 8),
@@ -315,7 +283,7 @@ def traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
     Traces, or LifetimeTraces for kinds "lifetime" and "phasor"
     """
     if kind in ("lifetime", "phasor"):
-        from .lifetime import lifetime_traces
+        from ..flim.lifetime import lifetime_traces
 
         return lifetime_traces(dataset, rois, channel=channel, kind=kind, harmonic=harmonic,
                                irf_offset_ns=irf_offset_ns, bin_volumes=bin_volumes,

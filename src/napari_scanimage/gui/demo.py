@@ -3,50 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["add_demo_rois", "add_docks", "build_viewer", "run_demo", "virtual_display"]
-
-
-class virtual_display:
-    """Start Xvfb for the duration of a ``with`` block when there is no display."""
-
-    def __init__(self, size: str = "1600x1000x24"):
-        self.size = size
-        self.proc: subprocess.Popen | None = None
-        self.previous = os.environ.get("DISPLAY")
-
-    def __enter__(self) -> virtual_display:
-        if self.previous:
-            return self
-        xvfb = shutil.which("Xvfb")
-        if xvfb is None:
-            raise RuntimeError("no display and no Xvfb: install it (apt-get install xvfb) or run "
-                               "scripts/demo.sh, which does")
-        for number in range(99, 199):
-            if not Path(f"/tmp/.X11-unix/X{number}").exists() and \
-                    not Path(f"/tmp/.X{number}-lock").exists():
-                break
-        self.proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", self.size, "-nolisten",
-                                      "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not Path(f"/tmp/.X11-unix/X{number}").exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("Xvfb did not start")
-            time.sleep(0.05)
-        os.environ["DISPLAY"] = f":{number}"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(5)
-            os.environ.pop("DISPLAY", None)
+__all__ = ["add_demo_rois", "add_docks", "build_viewer", "run_demo"]
 
 
 def add_docks(viewer) -> dict:
@@ -76,7 +39,7 @@ def add_docks(viewer) -> dict:
 
 def add_demo_rois(viewer, docks: dict, sample: str) -> None:
     """An ROI layer with ellipses on the most active cells of the plane on show."""
-    from ..analysis.rois import PALETTE
+    from ..analysis.shapes import PALETTE
     from ..sample import active_cells
     from .rois import image_layer_for, plane_axis
 
@@ -134,6 +97,14 @@ def settle(docks: dict | None = None, timeout: float = 60.0) -> None:
     QApplication.processEvents()
 
 
+def has_display() -> bool:
+    """Whether Qt can open a window here: always on macOS and Windows; on Linux and other X11
+    systems only with an X or Wayland display (without one Qt aborts the process)."""
+    if sys.platform == "darwin" or sys.platform.startswith("win"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def run_demo(screenshot: str | None = None, sample: str = "volume_2ch") -> int:
     if screenshot is None:
         import napari
@@ -141,13 +112,17 @@ def run_demo(screenshot: str | None = None, sample: str = "volume_2ch") -> int:
         build_viewer(sample=sample)
         napari.run()
         return 0
-    with virtual_display():
-
-        viewer, docks = build_viewer(show=True, sample=sample, with_docks=True)
-        viewer.window.resize(1500, 950)
-        settle(docks)
-        Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
-        viewer.screenshot(screenshot, canvas_only=False)
-        viewer.close()
+    if not has_display():
+        print("napari-scanimage demo: error: no display to draw the window on (DISPLAY is not "
+              "set): run `bash scripts/demo.sh --screenshot OUT.png`, which starts a virtual X "
+              "server, or `xvfb-run -a -s '-screen 0 1600x1000x24' napari-scanimage demo "
+              "--screenshot OUT.png`", file=sys.stderr)
+        return 2
+    viewer, docks = build_viewer(show=True, sample=sample, with_docks=True)
+    viewer.window.resize(1500, 950)
+    settle(docks)
+    Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(screenshot, canvas_only=False)
+    viewer.close()
     print(f"screenshot written to {screenshot}")
     return 0

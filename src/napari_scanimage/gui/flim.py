@@ -2,7 +2,7 @@
 fit, its weighted residuals and a parameter table; fits saved and loaded as JSON.
 
 The histogram and the fit run in a worker (the library's ``Dataset.histogram`` and
-:func:`~napari_scanimage.analysis.flim.fit_decay`), so the viewer stays responsive.
+:func:`~napari_scanimage.flim.decay.fit_decay`), so the viewer stays responsive.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..analysis.flim import DecayFit, fit_decay
-from ..analysis.phasor import intensity_modulated, lifetime_image, phasor_image
 from ..errors import ScanImageError
+from ..flim.decay import DecayFit, fit_decay
+from ..flim.phasor import intensity_modulated, lifetime_image, phasor_image
 from ._report import report_failure
 from ._worker import WorkerDock
 from .rois import image_layer_for, layer_rois, on_roi_axes, roi_axes

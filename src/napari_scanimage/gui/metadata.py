@@ -7,7 +7,7 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from ..dataset import Dataset
+from .._core.dataset import Dataset
 from ..errors import ScanImageError
 from ._idle import IdleWhenHidden
 

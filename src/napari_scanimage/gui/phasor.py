@@ -3,7 +3,7 @@ the universal semicircle, with circular cursors; "Labels from cursors" turns the
 each cursor into a Labels layer (ROIs for traces and fits).
 
 The phasors are computed in a worker by the library's
-:func:`~napari_scanimage.analysis.phasor.phasor_image`.
+:func:`~napari_scanimage.flim.phasor.phasor_image`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..analysis.phasor import PhasorImage, cursor_labels, phasor_image
-from ..analysis.rois import PALETTE
+from ..analysis.shapes import PALETTE
+from ..flim.phasor import PhasorImage, cursor_labels, phasor_image
 from ._worker import WorkerDock
 from .rois import image_layer_for, on_roi_axes, roi_axes
 

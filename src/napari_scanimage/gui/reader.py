@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..dataset import Dataset, open_dataset
+from .._core.dataset import Dataset, open_dataset
 from ..errors import ScanImageError, SelectionError
 from ..io.scanimage import read_static_metadata
 from ..io.series import natural_key

@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..dataset import Dataset
+from .._core.dataset import Dataset
 from ..errors import ScanImageError
 from .reader import dataset_layers
 

@@ -24,10 +24,10 @@ from qtpy.QtWidgets import (
     QPushButton,
 )
 
-from ..analysis.lifetime import LifetimeTraces, lifetime_traces
 from ..analysis.rois import Roi, RoiSet
 from ..analysis.traces import Traces, iter_traces
 from ..errors import ScanImageError
+from ..flim.lifetime import LifetimeTraces, lifetime_traces
 from ._report import report_failure
 from ._worker import WorkerDock
 from .plot import PlotDock

@@ -3,7 +3,7 @@
 With ``SI.hRoiManager.mroiEnable`` every page stacks the fields scanned at its plane
 vertically, in the order of ``RoiGroups.imagingRoiGroup.rois``, separated by dead fly-to lines;
 every field starts at column 0 (narrower fields are zero-padded on the right).  Planes that scan
-fewer lines than the tallest plane are padded at the bottom (FORMATS.md §1.6).
+fewer lines than the tallest plane are padded at the bottom (docs/formats.md §1.6).
 
 Supported
 ---------

@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError
-from .tiff import _Walker, read_header
+from .acquisition import AcquisitionInfo, first_value, fov_pixel_size, int_list, number
+from .legacy_info import legacy_info
+from .tiff import IfdWalker, read_header
 
 __all__ = [
     "SI_MAGIC",
@@ -160,7 +162,7 @@ def _first_description(fh, size: int, path: str) -> str:
 
     header = read_header(fh.read(16), path)
     with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        walker = _Walker(mm, size, header, path)
+        walker = IfdWalker(mm, size, header, path)
         arrays, *_ = walker.walk(header.first_ifd, max_pages=1)
         if not arrays["description_lengths"]:
             return ""
@@ -253,102 +255,18 @@ _FRAME_ALIASES = (("Frame Tag", "frameNumbers"), ("Frame Number", "frameNumbers"
 _LEGACY_STATIC = re.compile(r"^scanimage\.SI", re.M)
 
 
-@dataclass(frozen=True)
-class AcquisitionInfo:
-    """What a ScanImage recording is, from its static metadata (plus page facts when known).
-
-    Attributes
-    ----------
-    channel_ids : tuple of int
-        Saved hardware channels, 1-based, in page order.
-    channel_names : tuple of str
-    num_planes : int
-        Slices per volume (``actualNumSlices`` over a stale ``numSlices``); 1 when planar.
-    frames_per_slice : int
-        Saved frames per slice (after ``logAverageFactor``); 1 when planar.
-    num_flyback : int
-        Flyback frames written after each volume's slices.
-    frame_rate, volume_rate : float or None
-        Hz.  ``volume_rate`` is the rate of time samples (volumes, or frames when planar).
-    pixel_size_um : tuple (y, x) of float or None
-    z_step_um : float or None
-    """
-
-    version: str
-    generation: str
-    channel_ids: tuple[int, ...]
-    channel_names: tuple[str, ...]
-    num_planes: int
-    frames_per_slice: int
-    num_flyback: int
-    frame_rate: float | None
-    volume_rate: float | None
-    pixel_size_um: tuple[float, float] | None
-    z_step_um: float | None
-    bidirectional: bool
-    mroi: bool
-    is_flim: bool
-    log_average_factor: int = 1
-    frames_per_file: int | None = None
-    stack_mode: str = "fast"
-    lines_per_frame: int | None = None
-    pixels_per_line: int | None = None
-    # facts from the pages, filled in by the Dataset
-    num_volumes: int | None = None
-    frame_shape: tuple[int, int] | None = None
-    dtype: np.dtype | None = None
-
-    @property
-    def num_channels(self) -> int:
-        return len(self.channel_ids)
-
-    @property
-    def volumetric(self) -> bool:
-        return self.num_planes > 1
-
-
-def _get(values: Mapping, *keys: str, default: Any = None) -> Any:
-    for key in keys:
-        if key in values:
-            value = values[key]
-            if value is not None and value != []:
-                return value
-    return default
-
-
-def _as_int_list(value: Any) -> list[int]:
-    if value is None:
-        return []
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return [int(value)] if math.isfinite(value) else []
-    if isinstance(value, list):
-        flat: list[int] = []
-        for v in value:
-            flat += _as_int_list(v)
-        return flat
-    return []
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    return None
-
-
 def _channels(meta: StaticMetadata) -> tuple[tuple[int, ...], tuple[str, ...]]:
     v = meta.values
     if meta.generation == "SI3":
-        ids = [n for n in range(1, 9) if _get(v, f"state.acq.savingChannel{n}") == 1]
+        ids = [n for n in range(1, 9) if first_value(v, f"state.acq.savingChannel{n}") == 1]
         if not ids:
-            ids = [n for n in range(1, 9) if _get(v, f"state.acq.acquiringChannel{n}") == 1]
+            ids = [n for n in range(1, 9) if first_value(v, f"state.acq.acquiringChannel{n}") == 1]
         return tuple(ids or [1]), tuple(f"Channel {n}" for n in ids or [1])
-    ids = _as_int_list(_get(v, "SI.hChannels.channelSave", "SI.hChannels.channelsSave",
+    ids = int_list(first_value(v, "SI.hChannels.channelSave", "SI.hChannels.channelsSave",
                             "SI4.channelsSave", "SI5.channelsSave", "SI.hChannels.channelsActive",
                             "SI4.channelsActive", "SI5.channelsActive"))
     ids = ids or [1]
-    names = _get(v, "SI.hChannels.channelName", "SI4.channelsName")
+    names = first_value(v, "SI.hChannels.channelName", "SI4.channelsName")
     names = names if isinstance(names, list) else []
     out = []
     for n in ids:
@@ -357,72 +275,56 @@ def _channels(meta: StaticMetadata) -> tuple[tuple[int, ...], tuple[str, ...]]:
     return tuple(ids), tuple(out)
 
 
-def _pixel_size(v: Mapping, lines: int | None, pixels: int | None):
-    fov = _get(v, "SI.hRoiManager.imagingFovUm")
-    if not (isinstance(fov, list) and len(fov) >= 3 and lines and pixels):
-        return None
-    try:
-        corners = np.asarray(fov, dtype=float).reshape(-1, 2)
-    except (TypeError, ValueError):
-        return None
-    width = float(np.ptp(corners[:, 0]))
-    height = float(np.ptp(corners[:, 1]))
-    if width <= 0 or height <= 0:
-        return None
-    return (height / lines, width / pixels)
-
-
 def acquisition_info(meta: StaticMetadata, *, is_flim: bool = False) -> AcquisitionInfo:
-    """Derive the acquisition layout and rates from static metadata (FORMATS.md §1.3)."""
+    """Derive the acquisition layout and rates from static metadata (docs/formats.md §1.3)."""
     v = meta.values
     ids, names = _channels(meta)
     if meta.generation in ("SI3", "SI4", "SI5"):
-        from ._legacy_info import legacy_info
-
         return legacy_info(meta, ids, names)
     si4 = meta.generation == "SI4"
-    slices = _get(v, "SI.hStackManager.actualNumSlices", "SI.hStackManager.numSlices",
+    slices = first_value(v, "SI.hStackManager.actualNumSlices", "SI.hStackManager.numSlices",
                   "SI.hFastZ.numSlices", "SI4.stackNumSlices", default=1)
-    enable = _get(v, "SI.hStackManager.enable")
+    enable = first_value(v, "SI.hStackManager.enable")
     if enable is False:
         slices = 1
-    num_planes = max(int(_num(slices) or 1), 1)
-    average = max(int(_num(_get(v, "SI.hScan2D.logAverageFactor", "SI4.acqNumAveragedFrames",
-                                default=1)) or 1), 1)
-    fps = _num(_get(v, "SI.hStackManager.framesPerSlice", "SI4.acqNumFrames", default=1)) or 1
+    num_planes = max(int(number(slices) or 1), 1)
+    average = max(int(number(first_value(v, "SI.hScan2D.logAverageFactor",
+                                         "SI4.acqNumAveragedFrames", default=1)) or 1), 1)
+    fps = number(first_value(v, "SI.hStackManager.framesPerSlice", "SI4.acqNumFrames",
+                             default=1)) or 1
     frames_per_slice = max(int(fps) // average, 1) if num_planes > 1 else 1
     flyback = 0
     if num_planes > 1:
-        with_fb = _num(_get(v, "SI.hStackManager.numFramesPerVolumeWithFlyback"))
-        without = _num(_get(v, "SI.hStackManager.numFramesPerVolume"))
+        with_fb = number(first_value(v, "SI.hStackManager.numFramesPerVolumeWithFlyback"))
+        without = number(first_value(v, "SI.hStackManager.numFramesPerVolume"))
         if with_fb is not None and without is not None:
             flyback = int(with_fb - without)
-        elif _get(v, "SI.hFastZ.discardFlybackFrames", "SI4.fastZDiscardFlybackFrames"):
-            flyback = int(_num(_get(v, "SI.hFastZ.numDiscardFlybackFrames",
+        elif first_value(v, "SI.hFastZ.discardFlybackFrames", "SI4.fastZDiscardFlybackFrames"):
+            flyback = int(number(first_value(v, "SI.hFastZ.numDiscardFlybackFrames",
                                     "SI4.fastZNumDiscardFrames", default=0)) or 0)
         flyback = max(flyback, 0)
-    frame_rate = _num(_get(v, "SI.hRoiManager.scanFrameRate", "SI4.scanFrameRate"))
+    frame_rate = number(first_value(v, "SI.hRoiManager.scanFrameRate", "SI4.scanFrameRate"))
     if num_planes > 1:
-        volume_rate = _num(_get(v, "SI.hRoiManager.scanVolumeRate"))
+        volume_rate = number(first_value(v, "SI.hRoiManager.scanVolumeRate"))
         if volume_rate is None and frame_rate:
             volume_rate = frame_rate / (num_planes * frames_per_slice * average + flyback)
     else:
         volume_rate = frame_rate / average if frame_rate else None
-    lines = _num(_get(v, "SI.hRoiManager.linesPerFrame", "SI4.scanLinesPerFrame"))
-    pixels = _num(_get(v, "SI.hRoiManager.pixelsPerLine", "SI4.scanPixelsPerLine"))
+    lines = number(first_value(v, "SI.hRoiManager.linesPerFrame", "SI4.scanLinesPerFrame"))
+    pixels = number(first_value(v, "SI.hRoiManager.pixelsPerLine", "SI4.scanPixelsPerLine"))
     lines_i, pixels_i = (int(lines) if lines else None), (int(pixels) if pixels else None)
-    z_step = _num(_get(v, "SI.hStackManager.actualStackZStepSize",
+    z_step = number(first_value(v, "SI.hStackManager.actualStackZStepSize",
                        "SI.hStackManager.stackZStepSize", "SI4.stackZStepSize"))
-    zs = _get(v, "SI.hStackManager.zs")
-    if isinstance(zs, list) and all(_num(z) is not None for z in zs):
+    zs = first_value(v, "SI.hStackManager.zs")
+    if isinstance(zs, list) and all(number(z) is not None for z in zs):
         # zs repeats each slice's z once per frame when frames per slice > 1
         levels = np.unique(np.asarray(zs, dtype=float))
         if len(levels) > 1:
             z_step = float(np.median(np.diff(levels)))
-    major = _get(v, "SI.VERSION_MAJOR", default="")
-    minor = _get(v, "SI.VERSION_MINOR", default="")
+    major = first_value(v, "SI.VERSION_MAJOR", default="")
+    minor = first_value(v, "SI.VERSION_MINOR", default="")
     version = f"{major}.{minor}".strip(".") if major != "" else ("4" if si4 else "5")
-    per_file = _num(_get(v, "SI.hScan2D.logFramesPerFile", "SI4.loggingFramesPerFile"))
+    per_file = number(first_value(v, "SI.hScan2D.logFramesPerFile", "SI4.loggingFramesPerFile"))
     return AcquisitionInfo(
         version=str(version),
         generation=meta.generation,
@@ -433,15 +335,15 @@ def acquisition_info(meta: StaticMetadata, *, is_flim: bool = False) -> Acquisit
         num_flyback=flyback,
         frame_rate=frame_rate,
         volume_rate=volume_rate,
-        pixel_size_um=_pixel_size(v, lines_i, pixels_i),
+        pixel_size_um=fov_pixel_size(v, lines_i, pixels_i),
         z_step_um=abs(z_step) if z_step else None,
-        bidirectional=bool(_get(v, "SI.hScan2D.bidirectional", "SI4.bidirectionalScan",
+        bidirectional=bool(first_value(v, "SI.hScan2D.bidirectional", "SI4.bidirectionalScan",
                                 default=False)),
-        mroi=bool(_get(v, "SI.hRoiManager.mroiEnable", default=False)),
+        mroi=bool(first_value(v, "SI.hRoiManager.mroiEnable", default=False)),
         is_flim=is_flim or "SI.hScan2D.hAcq.Tau_bins" in v,
         log_average_factor=average,
         frames_per_file=int(per_file) if per_file else None,
-        stack_mode=str(_get(v, "SI.hStackManager.stackMode", default="fast")),
+        stack_mode=str(first_value(v, "SI.hStackManager.stackMode", default="fast")),
         lines_per_frame=lines_i,
         pixels_per_line=pixels_i,
     )

@@ -5,7 +5,7 @@ Classes
 FlimSettings
     Arrival-time bins of a recording: number, width, laser period.
 SiffReader
-    Photon-level reads of the pages of one indexed `.siff` file (FORMATS §2).
+    Photon-level reads of the pages of one indexed `.siff` file (docs/formats.md §2).
 
 Every operation has two engines: compiled loops (:mod:`._siff_kernels`, numba, run on a few
 threads over blocks of pages straight from a memory map) and a plain NumPy path
@@ -35,7 +35,7 @@ from ._platform import release_mapped
 from .siff_settings import FlimSettings, flim_settings
 from .tiff import PageIndex
 
-__all__ = ["FlimSettings", "SiffReader", "flim_settings"]
+__all__ = ["FlimSettings", "SiffReader", "flim_settings", "masks_to_csr", "pixel_lists"]
 
 RAW, COMPRESSED = 0, 1
 MAX_BINS_FACTOR = 4
@@ -285,7 +285,7 @@ class SiffReader:
             self._verify(pages)
         flat_mask = (np.zeros((1, 1), np.uint8) if mask is None
                      else np.ascontiguousarray(mask.reshape(len(mask), -1), dtype=np.uint8))
-        uptr, upix = _pixel_lists(flat_mask != 0)
+        uptr, upix = pixel_lists(flat_mask != 0)
         if not self._compiled(pages):
             out = np.zeros((nrows, cap), np.int64)
             plane_of = dict(zip(pages.tolist(), planes.tolist(), strict=True))
@@ -349,7 +349,7 @@ class SiffReader:
             return out_n, out_t
         from . import _siff_kernels as K
 
-        uptr, upix = _pixel_lists(indptr[:, 1:] > indptr[:, :-1])
+        uptr, upix = pixel_lists(indptr[:, 1:] > indptr[:, :-1])
 
         def kernel(sl, a, b, status):
             K.mask_sums(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
@@ -527,7 +527,7 @@ class SiffReader:
         return out[:, :length]
 
 
-def _pixel_lists(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pixel_lists(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Set pixels of each row of a (Zm, H·W) bool table as CSR: ``uptr`` (Zm + 1), ``upix``."""
     counts = table.sum(axis=1)
     uptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)

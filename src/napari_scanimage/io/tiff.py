@@ -136,7 +136,7 @@ def _entry_format(bigtiff: bool, bo: str, count: int) -> struct.Struct:
 _ENTRY_STRUCTS: dict[tuple[bool, str, int], struct.Struct] = {}
 
 
-class _Walker:
+class IfdWalker:
     """Sequential IFD walk over a memory map; one `struct.unpack_from` per regular page."""
 
     def __init__(self, buf, size: int, header: TiffHeader, path: str):
@@ -290,7 +290,7 @@ class _Columns:
         return column.view(dtype).reshape(-1)
 
 
-def _fast_walk(walker: _Walker, fd: int, header: TiffHeader, first_tags: tuple, start: int,
+def _fast_walk(walker: IfdWalker, fd: int, header: TiffHeader, first_tags: tuple, start: int,
                sparse: bool, start_state: tuple):
     """Index a file whose IFDs all share the first page's tag layout, or return None.
 
@@ -477,7 +477,7 @@ def index_pages(path: str | os.PathLike, *, resume: PageIndex | None = None,
         if size == 0:
             raise FormatError(f"{path}: file is empty")
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            walker = _Walker(mm, size, header, path)
+            walker = IfdWalker(mm, size, header, path)
             walked = resumed_walk(resume, walker, fh.fileno(), header, path, _walk_chain)
             arrays, direct, info, truncated = walked or _walk_chain(
                 walker, fh.fileno(), header, header.first_ifd, None)
@@ -533,9 +533,9 @@ def index_pages(path: str | os.PathLike, *, resume: PageIndex | None = None,
     )
 
 
-def _walk_chain(walker: _Walker, fd: int, header: TiffHeader, start: int, state: tuple | None):
+def _walk_chain(walker: IfdWalker, fd: int, header: TiffHeader, start: int, state: tuple | None):
     """Index the chain from the IFD at ``start`` (``state``: the walk so far; None at page 0)
-    as :meth:`_Walker.walk`: two pages carefully (page 0 may carry extra tags), the rest in
+    as :meth:`IfdWalker.walk`: two pages carefully (page 0 may carry extra tags), the rest in
     bulk if they repeat the second's layout, and a cut end (file being written) carefully."""
     arrays, direct, info, truncated = walker.walk(start, max_pages=2, state=state)
     if not info["next"] or truncated:

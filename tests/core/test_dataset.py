@@ -16,7 +16,7 @@ from napari_scanimage.errors import (
     SelectionError,
     TimestampWarning,
 )
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 
 def expected_axis(truth, channel: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .synthetic import SyntheticLayout, _write_file, scanimage_static_text
+from .tiff import SyntheticLayout, scanimage_static_text, write_pages
 
 __all__ = ["FIELDS", "FLYBACK_VALUE", "FLY_TO_VALUE", "FieldSpec", "FieldTruth",
            "SyntheticMroi", "field_content", "write_mroi_tiff"]  # fmt: skip
@@ -252,6 +252,6 @@ def write_mroi_tiff(
     truth = SyntheticMroi(pathlib.Path(path), layout, truths, fly_to_lines, timing, plane_z,
                           text, roi, pixels)
     with open(path, "wb") as fh:
-        _write_file(fh, layout, 0, layout.total_pages, text.encode("ascii") + b"\x00",
+        write_pages(fh, layout, 0, layout.total_pages, text.encode("ascii") + b"\x00",
                     roi.encode("ascii") + b"\x00", truth.page)
     return truth

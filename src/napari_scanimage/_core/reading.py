@@ -14,19 +14,15 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .analysis.shifting import apply_shifts, correct_bidi
-from .errors import FormatError, LayoutError, ScanImageError, read_error
-from .io.pages import PageReader
-from .io.siff import SiffReader
-from .io.tiff import PageIndex, index_pages
+from ..errors import FormatError, LayoutError, ScanImageError, read_error
+from ..io.pages import PageReader
+from ..io.siff import SiffReader
+from ..io.tiff import PageIndex, index_pages
 from .layout import FileTable, Layout, Selection
-
-if TYPE_CHECKING:
-    from .analysis.registration import Registration
+from .shifting import Shifts, apply_shifts, correct_bidi
 
 __all__ = ["BlockReader", "LazyArray", "PageCrop", "ReaderSpec", "close_readers", "register_index"]
 
@@ -256,7 +252,7 @@ class BlockReader:
     selection: Selection
     product: str = "intensity"
     bin_width_ns: float = 0.0
-    registration: Registration | None = None
+    registration: Shifts | None = None
     shift_mode: str = "integer"
 
     @property

@@ -15,12 +15,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .analysis.shifting import raw_coordinates, shift_mask
-from .errors import SelectionError
-from .io.siff import FlimSettings, masks_to_csr
+from ..errors import SelectionError
+from ..io.siff import FlimSettings, masks_to_csr
 from .layout import Selection, time_rows
+from .shifting import raw_coordinates, shift_mask
 
-__all__ = ["Event", "PhotonMethods", "PhotonSums"]
+__all__ = ["Event", "PhotonMethods", "PhotonSums", "shifted_csr"]
 
 _APPENDED = b"\nAppended text = "
 _TEXT_TIME = re.compile(r"(?:^|\n)Text timestamp = ([^\n]*)")
@@ -113,7 +113,7 @@ class PhotonMethods:
         ((reader, local, _),) = self.spec.by_file(np.array([page]))
         return reader.photons(int(local[0]))
 
-    def _volume_pages(self, channel, times) -> tuple[np.ndarray, np.ndarray]:
+    def volume_pages(self, channel, times) -> tuple[np.ndarray, np.ndarray]:
         """Pages (n, Z, F) of all planes and samples of the selected time samples, and the
         selected time rows."""
         sel = Selection.make(self.layout, self.channel_index(channel), None, "axis")
@@ -147,7 +147,7 @@ class PhotonMethods:
             after ``num_bins`` (such arrival times are kept, never wrapped).
         """
         flim = self._require_siff("arrival-time histograms")
-        pages, rows_t = self._volume_pages(channel, times)
+        pages, rows_t = self.volume_pages(channel, times)
         n, Z, F = pages.shape
         planes = np.broadcast_to(np.arange(Z)[None, :, None], pages.shape)
         table = None
@@ -165,7 +165,7 @@ class PhotonMethods:
             table = np.ones((1, Y, X), bool) if table is None else table
             passes = ((at, group, np.stack([shift_mask(table[z], (dy, dx), bidi_phase=p)
                                             for z, dy, dx in keys]))
-                      for at, group, keys, p in self._shift_groups(registration, rows_t, F,
+                      for at, group, keys, p in self.shift_groups(registration, rows_t, F,
                                                                    len(table), Y * X))
         out = np.zeros((nrows, flim.num_bins), np.uint64)
         for at, group_planes, group_table in passes:
@@ -178,7 +178,7 @@ class PhotonMethods:
                 out[:, : part.shape[1]] += part.astype(np.uint64)
         return out if per_frame else out[0]
 
-    def _shift_groups(self, registration, rows_t: np.ndarray, F: int, Zm: int, npix: int):
+    def shift_groups(self, registration, rows_t: np.ndarray, F: int, Zm: int, npix: int):
         """Pages of the selected volumes grouped by (mask plane, dy, dx), in batches whose
         per-group mask tables stay small: yields (positions in the (n, Z, F) pages, group of
         each within the batch, the batch's (mask plane, dy, dx) keys, bidirectional phase).
@@ -238,7 +238,7 @@ class PhotonMethods:
         Z = self.layout.num_planes
         Zm = max(len(t) for t in tables)
         stack = np.stack([np.broadcast_to(t, (Zm, *t.shape[1:])) for t in tables])
-        pages, rows_t = self._volume_pages(channel, times)
+        pages, rows_t = self.volume_pages(channel, times)
         n = len(rows_t)
         zs = np.broadcast_to(np.arange(Z)[None, :, None], pages.shape)
         rows = np.broadcast_to(np.arange(n)[:, None, None], pages.shape) * Z + zs
@@ -248,8 +248,8 @@ class PhotonMethods:
         else:
             Y, X = self.spec.frame_shape
             where = [np.nonzero(stack[:, z]) for z in range(Zm)]  # (mask, y, x) per plane
-            passes = ((at, group, _shifted_csr(where, keys, (Y, X), p))
-                      for at, group, keys, p in self._shift_groups(registration, rows_t,
+            passes = ((at, group, shifted_csr(where, keys, (Y, X), p))
+                      for at, group, keys, p in self.shift_groups(registration, rows_t,
                                                                    pages.shape[2], Zm, Y * X))
         R = len(tables)
         counts = np.zeros((n * Z, R), np.int64)
@@ -277,14 +277,14 @@ class PhotonMethods:
         lifetime still comes from whole photons.
         """
         self._require_siff("lifetime images")
-        block = self._block_reader(channel, plane, slice_sample, "lifetime",
+        block = self.block_reader(channel, plane, slice_sample, "lifetime",
                                    registration=registration)
         return self._dask_array(block)
 
     def events(self) -> list[Event]:
         """Text annotations appended to frames (``Appended text`` in the frame descriptions)."""
         found: list[Event] = []
-        for path, index_start, index in self._file_indexes():
+        for path, index_start, index in self.file_indexes():
             if not index.file_size:
                 continue
             with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
@@ -310,7 +310,7 @@ class PhotonMethods:
         return sorted(found)
 
 
-def _shifted_csr(where, keys, frame_shape, bidi_phase: int) -> tuple[np.ndarray, np.ndarray]:
+def shifted_csr(where, keys, frame_shape, bidi_phase: int) -> tuple[np.ndarray, np.ndarray]:
     """CSR membership table (as :func:`masks_to_csr`) with one row per (mask plane, dy, dx) key:
     the masks' pixels ``where[plane]`` = (mask, y, x) moved to raw-frame coordinates."""
     Y, X = frame_shape

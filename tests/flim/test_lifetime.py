@@ -11,12 +11,12 @@ from phasorpy.phasor import phasor_from_signal
 from scipy import stats
 
 import napari_scanimage as nsi
-from napari_scanimage.analysis.lifetime import lifetime_traces
 from napari_scanimage.analysis.registration import Registration
 from napari_scanimage.analysis.traces import traces
 from napari_scanimage.errors import EmptyRoiWarning, SelectionError
-from napari_scanimage.io.synthetic import SyntheticLayout
-from napari_scanimage.io.synthetic_siff import write_siff
+from napari_scanimage.flim.lifetime import lifetime_traces
+from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout
 
 PLANAR = SyntheticLayout(channels=(1, 2), num_planes=1, num_flyback=0, num_volumes=25,
                          height=16, width=24)
@@ -228,7 +228,7 @@ def test_registration_passes_through(planar):
 
 
 def test_traces_delegates_and_tiff_is_refused(planar, tmp_path):
-    from napari_scanimage.io.synthetic import write_scanimage_tiff
+    from napari_scanimage.testing.tiff import write_scanimage_tiff
 
     rois = {"a": np.ones((16, 24), bool)}
     with nsi.open_dataset(planar.path) as ds:

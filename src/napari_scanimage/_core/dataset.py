@@ -17,34 +17,28 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import re
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ._live import reindex
-from ._photons import PhotonMethods
-from ._reading import BlockReader, LazyArray, PageCrop, ReaderSpec, close_readers, register_index
-from .analysis.shifting import MODES
-from .errors import FormatError, ScanImageError, SelectionError, TimestampWarning, read_error
-from .io.mroi import Field, MroiGeometry, mroi_geometry
-from .io.scanimage import AcquisitionInfo, acquisition_info, read_static_metadata
-from .io.series import check_frame_continuity, discover_series
-from .io.siff import flim_settings
-from .io.siff_settings import check_siff_frame
-from .io.tiff import PageIndex, index_pages
+from ..errors import FormatError, ScanImageError, SelectionError, read_error
+from ..io.mroi import Field, MroiGeometry, mroi_geometry
+from ..io.scanimage import AcquisitionInfo, acquisition_info, read_static_metadata
+from ..io.series import check_frame_continuity, discover_series
+from ..io.siff import flim_settings
+from ..io.siff_settings import check_siff_frame
+from ..io.tiff import PageIndex, index_pages
 from .layout import Layout, Selection, SliceSample, time_rows
+from .live import reindex
+from .photons import PhotonMethods
+from .reading import BlockReader, LazyArray, PageCrop, ReaderSpec, close_readers, register_index
+from .shifting import MODES
+from .timing import TimeMethods
 
 __all__ = ["Dataset", "open_dataset"]
 
 CHUNK_BYTES = 4 * 2**20  # dask chunk target: a few frames, so a viewer step stays ~1 ms
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_INTEGER = re.compile(r"[-+]?\d+")
-# frame-description key of each clock (epoch clocks: integer ns, `.siff` files)
-CLOCKS = {"experiment": "frameTimestamps_sec", "epoch_laser": "epoch",
-          "epoch_system": "mostRecentSystemTimestamp_epoch"}
 
 
 def open_dataset(path: str | os.PathLike, *,
@@ -97,7 +91,7 @@ def open_dataset(path: str | os.PathLike, *,
         raise read_error(exc.filename or paths[0], exc) from exc
 
 
-class Dataset(PhotonMethods):
+class Dataset(TimeMethods, PhotonMethods):
     """One ScanImage recording (one file or a series), read lazily.
 
     Use :func:`open_dataset` to create one.  Closing (or leaving a ``with`` block) releases the
@@ -260,23 +254,6 @@ class Dataset(PhotonMethods):
             self._field_views[k] = view
         return view
 
-    def frame_description(self, page: int) -> dict[str, str]:
-        """Per-frame description of global raw ``page`` as {key: raw value text}."""
-        from .io.scanimage import parse_frame_description
-
-        return parse_frame_description(self.spec.description(int(page)))
-
-    def _frame_value(self, page: int, key: str) -> str | None:
-        cache_key = (page, key)
-        if cache_key not in self._frame_values:
-            self._frame_values[cache_key] = self.frame_description(page).get(key)
-        return self._frame_values[cache_key]
-
-    def _frame_number(self, page: int) -> float | None:
-        value = self._frame_value(page, "frameNumbers")
-        m = _NUMBER.search(value or "")
-        return float(m.group()) if m else None
-
     def _check_series(self) -> None:
         starts = self.spec.files.starts
         bounds = [(self._frame_number(int(starts[k])), self._frame_number(int(starts[k + 1]) - 1))
@@ -298,8 +275,25 @@ class Dataset(PhotonMethods):
                   slice_sample: SliceSample = 0) -> Selection:
         return Selection.make(self.layout, self.channel_index(channel), plane, slice_sample)
 
-    def _block_reader(self, channel, plane, slice_sample, product: str = "intensity", *,
-                      registration=None, shift_mode: str | None = None) -> BlockReader:
+    def block_reader(self, channel, plane, slice_sample, product: str = "intensity", *,
+                     registration=None, shift_mode: str | None = None) -> BlockReader:
+        """The (cached) reader of one channel's time rows, for code that reads in its own order.
+
+        Parameters
+        ----------
+        channel, plane, slice_sample
+            As for :meth:`array`.
+        product : {"intensity", "lifetime"}
+            What a read returns: pixel values, or mean arrival times of `.siff` photons.
+        registration, shift_mode
+            Shifts applied on read, as for :meth:`array`.
+
+        Returns
+        -------
+        BlockReader
+            Called with ``(start, stop)`` it returns rows ``start:stop`` as a NumPy array;
+            ``rows_at(rows)`` reads any rows.
+        """
         bin_ns = self.flim.bin_width_ns if product == "lifetime" else 0.0
         mode = self._shift_mode(registration, shift_mode, product)
         key = (channel, plane, slice_sample, product, bin_ns,
@@ -342,7 +336,7 @@ class Dataset(PhotonMethods):
                                             shift_mode=shift_mode)
         if product not in ("intensity", "lifetime"):
             raise SelectionError(f"product {product!r} is not 'intensity' or 'lifetime'")
-        block = self._block_reader(channel, plane, slice_sample, product,
+        block = self.block_reader(channel, plane, slice_sample, product,
                                    registration=registration, shift_mode=shift_mode)
         return LazyArray(block, lambda: self._dask_array(block))
 
@@ -389,7 +383,7 @@ class Dataset(PhotonMethods):
         if field is not None:
             return self.field(field).array(channel, plane=plane, slice_sample=slice_sample,
                                            registration=registration, shift_mode=shift_mode)
-        return self._dask_array(self._block_reader(channel, plane, slice_sample,
+        return self._dask_array(self.block_reader(channel, plane, slice_sample,
                                                    registration=registration,
                                                    shift_mode=shift_mode))
 
@@ -430,85 +424,14 @@ class Dataset(PhotonMethods):
             return self.field(field).read(channel, plane=plane, slice_sample=slice_sample,
                                           times=times, registration=registration,
                                           shift_mode=shift_mode)
-        block = self._block_reader(channel, plane, slice_sample, registration=registration,
+        block = self.block_reader(channel, plane, slice_sample, registration=registration,
                                    shift_mode=shift_mode)
         n_rows = block.selection.num_times(self.layout)
         if times is None:
             return block.rows(0, n_rows)
         return block.rows_at(time_rows(times, n_rows))
 
-    # -- time -----------------------------------------------------------------------------
-    def frame_indices(self, plane: int = -1, *, slice_sample: SliceSample | None = None
-                      ) -> np.ndarray:
-        """Global raw page index (channel 0) of each sample of ``plane``, int64.
-
-        Shape (T,) when there is one frame per slice or ``slice_sample`` is an int or "mean"
-        (first sample's page); (T, F) for None/"axis" with F > 1; (T·F,) for "interleave".
-        """
-        F = self.layout.frames_per_slice
-        mode = ("axis" if F > 1 else 0) if slice_sample is None else slice_sample
-        sel = Selection.make(self.layout, 0, plane, mode)
-        pages = sel.pages(self.layout, 0, sel.num_times(self.layout))[:, 0, :]
-        if mode == "axis":
-            return pages
-        return pages[:, 0]
-
-    def timestamps(self, plane: int = -1, *, slice_sample: SliceSample | None = None,
-                   clock: str = "experiment") -> np.ndarray:
-        """Acquisition time of each sample.
-
-        Same shape rules as :meth:`frame_indices`; "mean" gives the mean time of the samples.
-
-        Parameters
-        ----------
-        clock : {"experiment", "epoch_laser", "epoch_system"}
-            ``"experiment"``: seconds since the acquisition started (``frameTimestamps_sec``),
-            float64; without per-frame timestamps, frame number ÷ frame rate with a
-            :class:`TimestampWarning`.  `.siff` files also have ``"epoch_laser"`` (``epoch``:
-            ns since the Unix epoch counted from laser pulses; low jitter, slow drift) and
-            ``"epoch_system"`` (``mostRecentSystemTimestamp_epoch``: the system clock, updated
-            about once a second), both int64 nanoseconds.
-        """
-        if clock not in CLOCKS:
-            raise SelectionError(f"clock {clock!r} is not one of {', '.join(map(repr, CLOCKS))}")
-        if clock != "experiment":
-            self._require_siff(f"{clock} timestamps")
-        mode = slice_sample
-        if mode == "mean":
-            axis = self.timestamps(plane, slice_sample="axis", clock=clock).reshape(
-                self.layout.num_volumes, -1)
-            if clock == "experiment":
-                return axis.mean(axis=1)
-            return axis[:, 0] + (axis - axis[:, :1]).mean(axis=1).round().astype(np.int64)
-        pages = self.frame_indices(plane, slice_sample=mode)
-        flat = pages.ravel()
-        key = CLOCKS[clock]
-        pattern, kind = (_NUMBER, np.float64) if clock == "experiment" else (_INTEGER, np.int64)
-        values = np.empty(flat.shape, dtype=kind)
-        missing = False
-        for i, page in enumerate(flat.tolist()):
-            m = pattern.search(self._frame_value(page, key) or "")
-            if m is None:
-                missing = True
-                break
-            values[i] = kind(m.group()) if kind is np.float64 else int(m.group())
-        if missing and clock != "experiment":
-            raise FormatError(f"{self.paths[0]}: frame descriptions have no {key} values; "
-                              f"the {clock} clock is not available (use clock='experiment')")
-        if missing:
-            rate = self.info.frame_rate
-            if not rate:
-                raise FormatError(f"{self.paths[0]}: no per-frame timestamps and no frame rate "
-                                  "in the metadata; times cannot be derived")
-            avg = self.info.log_average_factor  # each saved frame spans `avg` raw frames
-            warnings.warn(f"{self.paths[0].name}: no frameTimestamps_sec in the frame "
-                          f"descriptions; using frame number / {rate:g} Hz"
-                          + (f" (× {avg} averaged frames)" if avg > 1 else ""),
-                          TimestampWarning, stacklevel=2)
-            values = (flat // self.layout.num_channels) * avg / rate
-        return values.reshape(pages.shape)
-
-    def _file_indexes(self):
+    def file_indexes(self):
         """(path, first global page, PageIndex) of each file."""
         starts = self.spec.files.starts
         for k, ix in enumerate(self._indexes):

@@ -222,7 +222,7 @@ def _file_moments(reader, pages, rows, planes, nrows, indptr, indices, nmasks, o
                   phasor) -> tuple[np.ndarray, np.ndarray]:
     """Moments of one file's pages (local indices): int64 (nrows, R, 3), float64 (nrows, R, 4).
     """
-    from ..io.siff import _pixel_lists
+    from ..io.siff import pixel_lists
 
     pages = np.asarray(pages, np.int64).reshape(-1)
     rows = np.asarray(rows, np.int64).reshape(-1)
@@ -233,7 +233,7 @@ def _file_moments(reader, pages, rows, planes, nrows, indptr, indices, nmasks, o
     out_i = np.zeros((nrows, nmasks, 3), np.int64)
     out_f = np.zeros((nrows, nmasks, 4 if phasor else 0), np.float64)
     status = np.zeros(len(pages), np.int8)
-    uptr, upix = _pixel_lists(indptr[:, 1:] > indptr[:, :-1])
+    uptr, upix = pixel_lists(indptr[:, 1:] > indptr[:, :-1])
 
     def run(sl):
         _moments_kernel(reader._v64, reader._v16, reader.kinds[pages[sl]],
@@ -251,10 +251,10 @@ def _roi_moments(dataset, stack: np.ndarray, channel, times, registration, bin_v
                  omega: float, phasor: bool):
     """Moments per (pooled time point, ROI) of bool masks ``stack`` (R, Z, Y, X); also the
     selected time rows."""
-    from .._photons import _shifted_csr
+    from .._core.photons import shifted_csr
     from ..io.siff import masks_to_csr
 
-    pages, rows_t = dataset._volume_pages(channel, times)
+    pages, rows_t = dataset.volume_pages(channel, times)
     n, Z, F = pages.shape
     R = stack.shape[0]
     groups = -(-n // bin_volumes)
@@ -265,8 +265,8 @@ def _roi_moments(dataset, stack: np.ndarray, channel, times, registration, bin_v
     else:
         Y, X = dataset.spec.frame_shape
         where = [np.nonzero(stack[:, z]) for z in range(Z)]
-        passes = ((at, group, _shifted_csr(where, keys, (Y, X), p))
-                  for at, group, keys, p in dataset._shift_groups(registration, rows_t, F, Z,
+        passes = ((at, group, shifted_csr(where, keys, (Y, X), p))
+                  for at, group, keys, p in dataset.shift_groups(registration, rows_t, F, Z,
                                                                   Y * X))
     out_i = np.zeros((groups, R, 3), np.int64)
     out_f = np.zeros((groups, R, 4 if phasor else 0), np.float64)
@@ -337,7 +337,7 @@ def lifetime_traces(dataset, rois, *, channel: int | str = 0, kind: str = "lifet
     -------
     LifetimeTraces
     """
-    from .traces import _masks_of
+    from ..analysis.masks import roi_masks
 
     if kind not in KINDS:
         raise SelectionError(f"kind {kind!r} is not one of {', '.join(map(repr, KINDS))}")
@@ -362,7 +362,7 @@ def lifetime_traces(dataset, rois, *, channel: int | str = 0, kind: str = "lifet
     info = dataset.info
     Z = info.num_planes
     Y, X = info.frame_shape
-    masks, names = _masks_of(rois, (Y, X), Z)
+    masks, names = roi_masks(rois, (Y, X), Z)
     stack = masks.toarray().reshape(len(names), Z, Y, X)
     empty = ~stack.reshape(len(names), -1).any(axis=1)
     if empty.any():

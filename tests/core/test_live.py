@@ -19,9 +19,9 @@ import tifffile
 
 import napari_scanimage as nsi
 from napari_scanimage.errors import FormatError, ReadError
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
-from napari_scanimage.io.synthetic_siff import write_siff
 from napari_scanimage.io.tiff import index_pages
+from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 VOLUMETRIC = SyntheticLayout(channels=(1, 2), num_planes=2, num_flyback=1, num_volumes=8,
                              height=16, width=24)
@@ -426,7 +426,7 @@ def test_refresh_walks_only_new_pages(tmp_path):
 
 # -- multi-ROI field views ---------------------------------------------------------------------
 def test_refresh_updates_the_field_views_of_a_multi_roi_recording(tmp_path):
-    from napari_scanimage.io.synthetic_mroi import write_mroi_tiff
+    from napari_scanimage.testing.mroi import write_mroi_tiff
 
     write_mroi_tiff(tmp_path / "full.tif", num_volumes=6)
     path = tmp_path / "full.tif"

@@ -3,7 +3,7 @@
 Classes
 -------
 Layout
-    The page order of FORMATS.md §1.4 (channel → frame in slice → slice → flyback → volume).
+    The page order of docs/formats.md §1.4 (channel → frame in slice → slice → flyback → volume).
 Selection
     One channel, all planes or one, and a slice-sample mode; maps output time rows to pages.
 FileTable
@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import IncompleteVolumeWarning, LayoutError, SelectionError
+from ..errors import IncompleteVolumeWarning, LayoutError, SelectionError
 
 __all__ = ["FileTable", "Layout", "Selection", "SliceSample"]
 

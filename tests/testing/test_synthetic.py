@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_scanimage.io.synthetic import (
+from napari_scanimage.testing.tiff import (
     SyntheticLayout,
     page_content,
     scanimage_static_text,
@@ -73,7 +73,7 @@ def _check_dataset(ds, expected: dict) -> dict:
 
 
 def _walk_raw(path: Path) -> list[dict]:
-    """Walk the file's IFDs with struct and check the byte layout of FORMATS §1.1."""
+    """Walk the file's IFDs with struct and check the byte layout of docs/formats.md §1.1."""
     buf = path.read_bytes()
     assert buf[:4] == b"II+\x00"
     assert struct.unpack_from("<HH", buf, 4) == (8, 0)
@@ -170,7 +170,7 @@ def test_volumetric_split_two_channels(tmp_path):
             "SI.hStackManager.actualStackZStepSize": 5,
         },
     )
-    # FORMATS page formula: last frame of slice 2 of volume 1, channel 1 -> frame number
+    # formats.md §1.4 formula: last frame of slice 2 of volume 1, channel 1 -> frame number
     g = ds.page_index(1, 2, 1, 1)
     assert g == 14 + (2 * 2 + 1) * 2 + 1
     assert ds.description(g).startswith(f"frameNumbers = {g // 2 + 1}\n")

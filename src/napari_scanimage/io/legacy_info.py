@@ -4,9 +4,12 @@ every page description)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .scanimage import AcquisitionInfo, StaticMetadata, _get, _num, _pixel_size
+from .acquisition import AcquisitionInfo, first_value, fov_pixel_size, number
+
+if TYPE_CHECKING:
+    from .scanimage import StaticMetadata
 
 __all__ = ["legacy_info"]
 
@@ -25,24 +28,24 @@ def _info_si3(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]
     files have only ``averaging``: 1 averages all frames of a slice into one.  Stacks are slow
     stacks (stage moves between slices): one volume per file."""
     v = meta.values
-    slices = max(int(_num(_get(v, "state.acq.numberOfZSlices", default=1)) or 1), 1)
-    frames = max(int(_num(_get(v, "state.acq.numberOfFrames", default=1)) or 1), 1)
-    average = _num(_get(v, "state.acq.numAvgFramesSave"))
+    slices = max(int(number(first_value(v, "state.acq.numberOfZSlices", default=1)) or 1), 1)
+    frames = max(int(number(first_value(v, "state.acq.numberOfFrames", default=1)) or 1), 1)
+    average = number(first_value(v, "state.acq.numAvgFramesSave"))
     if average is None:
-        average = frames if _get(v, "state.acq.averaging", default=0) else 1
+        average = frames if first_value(v, "state.acq.averaging", default=0) else 1
     average = min(max(int(average), 1), frames)
-    frame_rate = _num(_get(v, "state.acq.frameRate"))
+    frame_rate = number(first_value(v, "state.acq.frameRate"))
     saved = max(frames // average, 1)  # saved frames per slice
     frames_per_slice = saved if slices > 1 else 1
     volume_rate = None
     if frame_rate:
         volume_rate = frame_rate / (slices * frames) if slices > 1 else frame_rate / average
-    lines = _num(_get(v, "state.acq.linesPerFrame"))
-    pixels = _num(_get(v, "state.acq.pixelsPerLine"))
-    z_step = _num(_get(v, "state.acq.zStepSize"))
-    per_file = _num(_get(v, "state.acq.framesPerFile"))
+    lines = number(first_value(v, "state.acq.linesPerFrame"))
+    pixels = number(first_value(v, "state.acq.pixelsPerLine"))
+    z_step = number(first_value(v, "state.acq.zStepSize"))
+    per_file = number(first_value(v, "state.acq.framesPerFile"))
     return AcquisitionInfo(
-        version=str(_get(v, "state.software.version", default="3")),
+        version=str(first_value(v, "state.software.version", default="3")),
         generation="SI3",
         channel_ids=ids,
         channel_names=names,
@@ -53,7 +56,7 @@ def _info_si3(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]
         volume_rate=volume_rate,
         pixel_size_um=None,  # zoomFactor alone: the scan-angle calibration is not stored
         z_step_um=abs(z_step) if z_step and slices > 1 else None,
-        bidirectional=bool(_get(v, "state.acq.bidirectionalScan", default=False)),
+        bidirectional=bool(first_value(v, "state.acq.bidirectionalScan", default=False)),
         mroi=False,
         is_flim=False,
         log_average_factor=average,
@@ -79,7 +82,7 @@ def _info_classic(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, 
         "SI5." if any(k.startswith("SI5.") for k in v) else "")
 
     def get(*keys: str, default: Any = None) -> Any:
-        return _get(v, *keys, default=default)
+        return first_value(v, *keys, default=default)
 
     if flat:
         p = flat
@@ -90,19 +93,19 @@ def _info_classic(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, 
         discard = get(p + "fastZDiscardFlybackFrames")
         n_discard = get(p + "fastZNumDiscardFrames", default=0)
         per_volume = None
-        frame_rate = _num(get(p + "scanFrameRate"))
-        period = _num(get(p + "scanFramePeriod"))
+        frame_rate = number(get(p + "scanFrameRate"))
+        period = number(get(p + "scanFramePeriod"))
         if frame_rate is None and period:
             frame_rate = 1.0 / period
-        volume_period = _num(get(p + "fastZPeriod"))
+        volume_period = number(get(p + "fastZPeriod"))
         volume_rate = 1.0 / volume_period if volume_period else None
-        lines = _num(get(p + "scanLinesPerFrame", p + "linesPerFrame"))
-        pixels = _num(get(p + "scanPixelsPerLine", p + "pixelsPerLine"))
-        z_step = _num(get(p + "stackZStepSize"))
+        lines = number(get(p + "scanLinesPerFrame", p + "linesPerFrame"))
+        pixels = number(get(p + "scanPixelsPerLine", p + "pixelsPerLine"))
+        z_step = number(get(p + "stackZStepSize"))
         bidi = get(p + "bidirectionalAcq", p + "bidirectionalScan")
         if bidi is None:
             bidi = "bidi" in str(get(p + "scanMode", default="")).lower()
-        per_file = _num(get(p + "loggingFramesPerFile"))
+        per_file = number(get(p + "loggingFramesPerFile"))
         version = _version(get(p + "VERSION_MAJOR", default=""),
                            get(p + "VERSION_MINOR", default=""), "4" if p == "SI4." else "5")
     else:
@@ -113,20 +116,20 @@ def _info_classic(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, 
         frames = get("SI.hStackManager.framesPerSlice", default=1)
         discard = get("SI.hFastZ.discardFlybackFrames")
         n_discard = get("SI.hFastZ.numDiscardFlybackFrames", default=0)
-        per_volume = _num(get("SI.hFastZ.numFramesPerVolume"))  # flyback included
-        frame_rate = _num(get("SI.hRoiManager.scanFrameRate"))
-        volume_rate = _num(get("SI.hRoiManager.scanVolumeRate"))
-        lines = _num(get("SI.hRoiManager.linesPerFrame"))
-        pixels = _num(get("SI.hRoiManager.pixelsPerLine"))
-        z_step = _num(get("SI.hStackManager.actualStackZStepSize",
+        per_volume = number(get("SI.hFastZ.numFramesPerVolume"))  # flyback included
+        frame_rate = number(get("SI.hRoiManager.scanFrameRate"))
+        volume_rate = number(get("SI.hRoiManager.scanVolumeRate"))
+        lines = number(get("SI.hRoiManager.linesPerFrame"))
+        pixels = number(get("SI.hRoiManager.pixelsPerLine"))
+        z_step = number(get("SI.hStackManager.actualStackZStepSize",
                           "SI.hStackManager.stackZStepSize"))
         bidi = get("SI.hScan2D.bidirectional", default=False)
-        per_file = _num(get("SI.hScan2D.logFramesPerFile"))
+        per_file = number(get("SI.hScan2D.logFramesPerFile"))
         version = _version(get("SI.VERSION_MAJOR", default=""),
                            get("SI.VERSION_MINOR", default=""), "5")
-    num_planes = max(int(_num(slices) or 1), 1)
-    average = max(int(_num(average) or 1), 1)
-    raw_frames = max(int(_num(frames) or 1), 1)
+    num_planes = max(int(number(slices) or 1), 1)
+    average = max(int(number(average) or 1), 1)
+    raw_frames = max(int(number(frames) or 1), 1)
     fast = num_planes > 1 and (fast_flag is None or bool(fast_flag))
     if num_planes > 1 and fast_flag:
         frames_per_slice = 1  # fast z scans each slice once per volume
@@ -137,7 +140,7 @@ def _info_classic(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, 
     flyback = 0
     if fast:
         if discard or (discard is None and per_volume is None):
-            flyback = int(_num(n_discard) or 0)
+            flyback = int(number(n_discard) or 0)
         elif discard is None and per_volume is not None:
             flyback = int(per_volume) - num_planes
         flyback = max(flyback, 0)
@@ -158,7 +161,7 @@ def _info_classic(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, 
         num_flyback=flyback,
         frame_rate=frame_rate,
         volume_rate=volume_rate,
-        pixel_size_um=_pixel_size(v, lines_i, pixels_i),
+        pixel_size_um=fov_pixel_size(v, lines_i, pixels_i),
         z_step_um=abs(z_step) if z_step and num_planes > 1 else None,
         bidirectional=bool(bidi),
         mroi=bool(get("SI.hRoiManager.mroiEnable", default=False)),

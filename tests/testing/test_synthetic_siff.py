@@ -1,5 +1,5 @@
 """Check the synthetic `.siff` writer against its own ground truth with an independent struct IFD
-walk (FORMATS §2) and with corrosiffpy (the reference reader)."""
+walk (docs/formats.md §2) and with corrosiffpy (the reference reader)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from napari_scanimage.io.synthetic import SyntheticLayout
-from napari_scanimage.io.synthetic_siff import write_siff
+from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout
 
 corrosiffpy = pytest.importorskip("corrosiffpy")
 

@@ -1,4 +1,4 @@
-"""Write synthetic ScanImage-FLIM ``.siff`` files with known photons (FORMATS §2).
+"""Write synthetic ScanImage-FLIM ``.siff`` files with known photons (docs/formats.md §2).
 
 BigTIFF header, ScanImage block at 16 (static text with FLIM keys, ROI JSON), then per page: IFD,
 NUL-terminated description, (compressed only) u16 intensity raster, photon strip; the next IFD
@@ -18,10 +18,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from . import synthetic as _si
-from .synthetic import SyntheticLayout
+from .tiff import (
+    SCANIMAGE_MAGIC,
+    TIFF_FORMAT_VERSION,
+    SyntheticLayout,
+    roi_group_json,
+    scanimage_static_text,
+)
 
-__all__ = ["SyntheticSiff", "write_siff"]
+__all__ = ["SyntheticSiff", "bin_probabilities", "write_siff"]
 
 BASE_BIN_PS = 5.0  # bin width = 5 ps * 2**binResolution (MultiHarp driver >= v3)
 LATE_SPAN = 40  # late photons have tau in [num_bins, num_bins + LATE_SPAN)
@@ -62,9 +67,10 @@ def _ex_gauss_cdf(x: np.ndarray, mu: float, sigma: float, tau: float) -> np.ndar
     return special.ndtr(z) - tail
 
 
-def _bin_probabilities(taus_ps: Sequence[float], fractions: Sequence[float], mu: float,
+def bin_probabilities(taus_ps: Sequence[float], fractions: Sequence[float], mu: float,
                        sigma: float, period: float, width: float, length: int) -> np.ndarray:
-    """Probability of arrival bins 0..length-1 of the periodic mixture (FORMATS §2 model)."""
+    """Probability of arrival bins 0..length-1 of the periodic mixture (model:
+    docs/formats.md §2)."""
     edges = np.minimum(np.arange(length + 1) * width, period)
     out = np.zeros(length)
     k0 = -math.ceil(max(0.0, 12 * sigma - mu) / period) - 1
@@ -209,7 +215,7 @@ class SyntheticSiff:
         else:
             weights = self.component_counts[channel, : len(taus)].astype(float).tolist()
             parts = [([t], [1.0]) for t in taus]
-        return sum((w * _bin_probabilities(t, f, 1000.0 * self.irf_offset_ns,
+        return sum((w * bin_probabilities(t, f, 1000.0 * self.irf_offset_ns,
                                            1000.0 * self.irf_width_ns, self.laser_period_ps,
                                            self.bin_width_ps, length)
                     for w, (t, f) in zip(weights, parts, strict=True)), np.zeros(length))
@@ -454,14 +460,14 @@ def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: 
         n_norm = np.where(skip, 0, rng.poisson(photons_per_frame, G)).astype(np.int64)
     counts, ncomp = n_norm + late, np.zeros(C * K, np.int64)
 
-    lines = [ln for ln in _si.scanimage_static_text(lay, header).split("\n")
+    lines = [ln for ln in scanimage_static_text(lay, header).split("\n")
              if ln and ln.split(" = ", 1)[0] not in _FLIM_KEYS]  # FLIM keys replaced
     lines += [f"{_FLIM_KEYS[0]} = {num_bins}", f"{_FLIM_KEYS[1]} = {int(bin_resolution)}",
               f"{_FLIM_KEYS[2]} = [{1e12 / period:.10g} 1000]"]  # fmt: skip
     text = "\n".join(lines) + "\n"
     objres = re.search(r"^SI\.objectiveResolution = ([0-9.eE+-]+)\s*$", text, re.M)
     static = text.encode("ascii", errors="replace") + b"\x00"
-    roi = _si.roi_group_json(lay, float(objres[1]) if objres else 15.0).encode() + b"\x00"
+    roi = roi_group_json(lay, float(objres[1]) if objres else 15.0).encode() + b"\x00"
     tags = sorted([*_TAGS, *((k, 3) for k in extra)])
     values = {256: W, 257: H, 258: 16 if compressed else 64, 259: 1, 262: 1, 274: 1, 277: 1,
               278: H, 284: 1, 296: 3, 305: 32, 315: 32 + len(static), 339: 1,
@@ -479,8 +485,8 @@ def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: 
     pad = (len(static) + len(roi)) & 1  # IFDs on word boundaries
     pos = 32 + len(static) + len(roi) + pad
     with open(path, "wb", buffering=1 << 22) as fh:
-        fh.write(struct.pack("<2sHHHQIIII", b"II", 43, 8, 0, pos, _si.SCANIMAGE_MAGIC,
-                             _si.TIFF_FORMAT_VERSION, len(static), len(roi)))  # fmt: skip
+        fh.write(struct.pack("<2sHHHQIIII", b"II", 43, 8, 0, pos, SCANIMAGE_MAGIC,
+                             TIFF_FORMAT_VERSION, len(static), len(roi)))  # fmt: skip
         fh.write(static + roi + b"\x00" * pad)
         for g0 in range(0, G, per_block):
             g1, pix_in = min(G, g0 + per_block), None

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import napari_scanimage as nsi
-from napari_scanimage import _photons
+from napari_scanimage._core import photons as core_photons
+from napari_scanimage._core.shifting import apply_shifts, correct_bidi
 from napari_scanimage.analysis.registration import Registration
-from napari_scanimage.analysis.shifting import apply_shifts, correct_bidi
 from napari_scanimage.analysis.traces import traces
 from napari_scanimage.errors import SelectionError
 from napari_scanimage.io.siff import SiffReader
-from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
-from napari_scanimage.io.synthetic_siff import write_siff
+from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 T, Z, F, C, Y, X = 5, 2, 2, 2, 20, 26
 LAYOUT = SyntheticLayout(channels=(1, 2), num_planes=Z, frames_per_slice=F, num_flyback=1,
@@ -244,7 +244,7 @@ def test_siff_histograms_and_sums_are_exact(siff, p, compiled, monkeypatch):
         np.testing.assert_array_equal(got.arrival_sums, s)
         if c == 0:  # several kernel calls (one group per call) give the same
             with monkeypatch.context() as m:
-                m.setattr(_photons, "_TABLE_BYTES", 1)
+                m.setattr(core_photons, "_TABLE_BYTES", 1)
                 again = ds.photon_sums(masks, c, registration=R)
                 np.testing.assert_array_equal(again.counts, n)
                 np.testing.assert_array_equal(again.arrival_sums, s)

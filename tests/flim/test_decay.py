@@ -1,4 +1,4 @@
-"""Decay model and Poisson maximum-likelihood decay fitting (analysis.flim)."""
+"""Decay model and Poisson maximum-likelihood decay fitting (flim.decay)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from napari_scanimage.analysis.flim import DecayFit, decay_model, fit_dataset_decay, fit_decay
 from napari_scanimage.errors import FormatError, SelectionError
+from napari_scanimage.flim.decay import DecayFit, decay_model, fit_dataset_decay, fit_decay
 
 BIN_PS, PERIOD_PS, NBINS = 20.0, 12500.0, 625  # write_siff defaults: 5 ps * 2**2, 80 MHz
 W, P = BIN_PS / 1000, PERIOD_PS / 1000
@@ -57,8 +57,8 @@ def test_bin_probabilities_integrate_density_and_match_synthetic_truth():
     fine = (np.arange(NBINS * 64) + 0.5) * (W / 64)  # midpoint rule, 64 points per bin
     dens = decay_model(fine, taus_ns=taus, fractions=fracs, period_ns=P, **IRF)
     np.testing.assert_allclose(p, dens.reshape(NBINS, 64).sum(1), rtol=2e-5)
-    from napari_scanimage.io.synthetic_siff import _bin_probabilities
-    truth = _bin_probabilities([900.0, 2600.0], fracs, 500.0, 100.0, PERIOD_PS, BIN_PS, NBINS)
+    from napari_scanimage.testing.siff import bin_probabilities
+    truth = bin_probabilities([900.0, 2600.0], fracs, 500.0, 100.0, PERIOD_PS, BIN_PS, NBINS)
     np.testing.assert_allclose(p, truth / truth.sum(), rtol=1e-8, atol=1e-15)
     bg = _probabilities(taus, fracs, background=0.25)
     np.testing.assert_allclose(bg, 0.75 * p + 0.25 / NBINS, rtol=1e-12)
@@ -99,9 +99,9 @@ def test_two_exponentials_recovered():
 
 
 def test_fit_of_photons_written_to_a_siff(tmp_path):
-    from napari_scanimage.dataset import open_dataset
-    from napari_scanimage.io.synthetic import SyntheticLayout
-    from napari_scanimage.io.synthetic_siff import write_siff
+    from napari_scanimage import open_dataset
+    from napari_scanimage.testing.siff import write_siff
+    from napari_scanimage.testing.tiff import SyntheticLayout
 
     lay = SyntheticLayout(channels=(1,), num_volumes=20, height=32, width=32)
     truth = write_siff(tmp_path / "f.siff", lay, photons_per_frame=3000, taus_ns=((1.5,),),

@@ -1,4 +1,4 @@
-"""Per-pixel histograms, phasor images, calibration and lifetime colours (analysis.phasor)."""
+"""Per-pixel histograms, phasor images, calibration and lifetime colours (flim.phasor)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from phasorpy.phasor import phasor_from_signal
 
-from napari_scanimage.analysis.flim import DecayFit
-from napari_scanimage.analysis.phasor import (
+from napari_scanimage import open_dataset
+from napari_scanimage.analysis.registration import Registration
+from napari_scanimage.errors import SelectionError
+from napari_scanimage.flim.decay import DecayFit
+from napari_scanimage.flim.phasor import (
     Reference,
     apparent_lifetimes,
     fraction_image,
@@ -18,11 +21,8 @@ from napari_scanimage.analysis.phasor import (
     pixel_histograms,
     turbo,
 )
-from napari_scanimage.analysis.registration import Registration
-from napari_scanimage.dataset import open_dataset
-from napari_scanimage.errors import SelectionError
-from napari_scanimage.io.synthetic import SyntheticLayout
-from napari_scanimage.io.synthetic_siff import write_siff
+from napari_scanimage.testing.siff import write_siff
+from napari_scanimage.testing.tiff import SyntheticLayout
 
 BIN_PS, PERIOD_PS = 20.0, 12500.0  # write_siff defaults: 625 bins per 80 MHz period
 FREQ = 1e6 / PERIOD_PS

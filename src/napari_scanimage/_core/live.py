@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FormatError, IncompleteVolumeWarning, ScanImageError, SeriesWarning, read_error
-from .io.scanimage import acquisition_info, read_static_metadata
-from .io.series import discover_series, natural_key
-from .io.tiff import PageIndex, index_pages
+from ..errors import FormatError, IncompleteVolumeWarning, ScanImageError, SeriesWarning, read_error
+from ..io.scanimage import acquisition_info, read_static_metadata
+from ..io.series import discover_series, natural_key
+from ..io.tiff import PageIndex, index_pages
 from .layout import Layout
 
 __all__ = ["reindex"]

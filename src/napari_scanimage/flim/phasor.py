@@ -39,9 +39,9 @@ from phasorpy.lifetime import (
 )
 from phasorpy.phasor import phasor_from_signal, phasor_transform
 
+from .._core.layout import Selection, time_rows
 from ..errors import SelectionError
-from ..layout import Selection, time_rows
-from .flim import DecayFit
+from .decay import DecayFit
 
 __all__ = ["PixelHistograms", "PhasorImage", "Reference", "pixel_histograms",
            "histogram_phasor", "phasor_image", "calibrate_with_reference",

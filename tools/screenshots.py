@@ -1,6 +1,6 @@
 """Regenerate the documentation screenshots from real napari windows.
 
-    python -m napari_scanimage.gui.screenshots [OUT_DIR]     # default: docs/images
+    python tools/screenshots.py [OUT_DIR [NAME.png ...]]     # default: docs/images, all
 
 Each view is built the way a user would get it (sample data, the plugin's docks, a selection
 applied through the dock's code path) and rendered whole; a virtual X server is started when
@@ -75,7 +75,9 @@ VIEWS = {"demo.png": ("volume_2ch", _volume), "flim.png": ("flim_2ch", _flim),
 
 def render(out_dir: str | Path = "docs/images", names=None) -> list[Path]:
     """Write the screenshots (all, or those in ``names``) into ``out_dir``."""
-    from .demo import build_viewer, settle, virtual_display
+    from virtual_display import virtual_display  # tools/, next to this script
+
+    from napari_scanimage.gui.demo import build_viewer, settle
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,5 +99,5 @@ def render(out_dir: str | Path = "docs/images", names=None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for p in render(sys.argv[1] if len(sys.argv) > 1 else "docs/images"):
+    for p in render(sys.argv[1] if len(sys.argv) > 1 else "docs/images", sys.argv[2:] or None):
         print(f"wrote {p}")

@@ -1,4 +1,5 @@
-"""Write synthetic ScanImage 2016+ BigTIFF datasets with known pixel content (FORMATS §1.1–1.5).
+"""Write synthetic ScanImage 2016+ BigTIFF datasets with known pixel content
+(docs/formats.md §1.1–1.5).
 
 Layout: BigTIFF header, ScanImage block at 16 (magic, version 4, static text, ROI JSON), then
 per page its IFD, its NUL-terminated ImageDescription and its uncompressed strip.  Pages are
@@ -149,7 +150,7 @@ class SyntheticLayout(PageCounts):
         return self.height * self.width * np.dtype(self.dtype).itemsize
 
     def page_index(self, t: int, z: int, f: int, c: int) -> int:
-        """Global raw page index of volume t, slice z, frame f, channel c (FORMATS §1.4)."""
+        """Global raw page index of volume t, slice z, frame f, channel c (docs/formats.md §1.4)."""
         return t * self.pages_per_volume + (z * self.frames_per_slice + f) * self.num_channels + c
 
 
@@ -257,7 +258,7 @@ def scanimage_static_text(layout: SyntheticLayout, header: str | os.PathLike | N
     Parameters
     ----------
     layout : SyntheticLayout
-        The layout the layout keys (FORMATS §1.3) are rewritten to.
+        The layout the layout keys (docs/formats.md §1.3) are rewritten to.
     header : str or os.PathLike, optional
         Path to, or text of, a real ScanImage static header.  All its lines are kept, in
         order; layout keys are rewritten in place and missing ones inserted at their sorted
@@ -351,7 +352,7 @@ def _record_dtype(desc_bytes: int, height: int, width: int) -> np.dtype:
                      ("desc", "u1", (desc_bytes,)), ("pix", "<u2", (height, width))])  # fmt: skip
 
 
-def _write_file(fh: BinaryIO, lay: SyntheticLayout, g_start: int, g_stop: int, static: bytes,
+def write_pages(fh: BinaryIO, lay: SyntheticLayout, g_start: int, g_stop: int, static: bytes,
                 roi: bytes, content: Callable[[int], np.ndarray] | None) -> None:  # fmt: skip
     """Write pages ``g_start .. g_stop-1`` as one complete ScanImage BigTIFF to ``fh``."""
     n_static, n_roi = len(static), len(roi)
@@ -449,6 +450,6 @@ def write_scanimage_tiff(
                   for i, g in enumerate(range(0, total, ppf))]  # fmt: skip
     for file_path, ga, gb in chunks:
         with open(file_path, "wb") as fh:
-            _write_file(fh, layout, ga, gb, static, roi, content)
+            write_pages(fh, layout, ga, gb, static, roi, content)
     paths = [c[0] for c in chunks]
     return SyntheticDataset(paths, layout, total, content=content, static_text=text)

@@ -1,6 +1,6 @@
 """Write synthetic classic-TIFF recordings of older ScanImage versions with known pixels.
 
-Generations (FORMATS §1):
+Generations (docs/formats.md §1):
 
 ``"SI3"``
     ScanImage 3.x (3.8): every page's ImageDescription holds the whole ``state.x=value`` header,
@@ -17,7 +17,7 @@ Generations (FORMATS §1):
 
 Pages are written as IFD, description, one uncompressed strip.  ``page_offsets`` places chosen
 pages at chosen file offsets (the gap left sparse), for classic files larger than 2 GB whose
-offsets need all 32 bits.  Pixels are :func:`napari_scanimage.io.synthetic.page_content`.
+offsets need all 32 bits.  Pixels are :func:`napari_scanimage.testing.tiff.page_content`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .synthetic import PageCounts, page_content
+from .tiff import PageCounts, page_content
 
 __all__ = ["GENERATIONS", "LegacyDataset", "LegacyLayout", "legacy_description",
            "write_legacy_tiff"]  # fmt: skip
@@ -127,7 +127,7 @@ class LegacyLayout(PageCounts):
         return self.frame_rate / raw
 
     def page_index(self, t: int, z: int, f: int, c: int) -> int:
-        """Page of volume t, slice z, frame f, channel c (FORMATS §1.4)."""
+        """Page of volume t, slice z, frame f, channel c (docs/formats.md §1.4)."""
         return t * self.pages_per_volume + (z * self.frames_per_slice + f) * self.num_channels + c
 
     def frame_time(self, k: int) -> float:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_scanimage.analysis.shifting import (
+from napari_scanimage._core.shifting import (
     apply_shifts,
     correct_bidi,
     raw_coordinates,

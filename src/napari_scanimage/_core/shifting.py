@@ -1,7 +1,7 @@
 """Applying rigid shifts and bidirectional-scan correction to frames and masks.
 
-Conventions (see :mod:`.registration`): a shift (dy, dx) is the displacement of a frame's
-content relative to the reference; applying it moves the content back,
+Conventions (see :mod:`napari_scanimage.analysis.registration`): a shift (dy, dx) is the
+displacement of a frame's content relative to the reference; applying it moves the content back,
 ``registered[y, x] = frame[y + dy, x + dx]``, with 0 for pixels brought in from outside the frame.
 Bidirectional correction with phase p moves the odd rows (1, 3, 5, … counted from 0):
 ``corrected[y, x] = frame[y, x + p]`` for odd y; it comes before the shift.
@@ -16,15 +16,33 @@ shift_mask
     A mask drawn on registered frames, in the raw frame's coordinates (for photon counting).
 raw_coordinates
     The same mapping for pixel coordinates.
+Shifts
+    What the read path needs of a registration (a
+    :class:`~napari_scanimage.analysis.registration.Registration` is one).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
-__all__ = ["MODES", "apply_shifts", "correct_bidi", "raw_coordinates", "shift_mask"]
+__all__ = ["MODES", "Shifts", "apply_shifts", "correct_bidi", "raw_coordinates", "shift_mask"]
 
 MODES = ("integer", "bilinear", "fourier")
+
+
+class Shifts(Protocol):
+    """Per-(time, plane) rigid shifts and a bidirectional phase, as applied on read.
+
+    The read path depends on this shape only, not on how the shifts were estimated.
+    """
+
+    shifts: np.ndarray  # (num_times, num_planes, 2) of (dy, dx)
+    bidi_phase: float
+
+    def check_fits(self, num_times: int, num_planes: int, frame_shape) -> None:
+        """Raise SelectionError unless the shifts fit a recording of this layout."""
 
 
 def apply_shifts(frames, shifts, mode: str = "integer") -> np.ndarray:
