@@ -361,7 +361,7 @@ class Dataset(TimeMethods, PhotonMethods):
             shift of its volume and plane (every sample of a volume alike); pixels brought in
             from outside the frame are 0.
         shift_mode : {"integer", "bilinear", "fourier"}, optional
-            How shifts are applied (:func:`.analysis.shifting.apply_shifts`): ``"integer"``
+            How shifts are applied (:func:`.shifting.apply_shifts`): ``"integer"``
             rounds shifts and phase to whole pixels and copies exactly (dtype kept; the default
             for `.siff`, so photon counts stay counts); ``"bilinear"`` (default for TIFF) and
             ``"fourier"`` give float32.

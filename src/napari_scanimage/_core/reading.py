@@ -242,7 +242,7 @@ class BlockReader:
     averaged with ``"mean"`` pool their photons).
 
     With a ``registration`` every frame is corrected on read (bidirectional phase, then the
-    shift of its volume and plane; see :mod:`.analysis.shifting`) with ``shift_mode``
+    shift of its volume and plane; see :mod:`.shifting`) with ``shift_mode``
     ``"integer"`` (exact copies, dtype kept), ``"bilinear"`` or ``"fourier"`` (float32).
     Lifetimes always move photon counts and arrival sums by whole pixels before dividing.
     """
