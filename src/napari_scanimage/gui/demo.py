@@ -82,7 +82,8 @@ def add_docks(viewer) -> dict:
 
 def arrange_docks(viewer, docks: dict) -> None:
     """The demo layout for the window's present size: the ROI list and the decay fit on show,
-    the setup docks over two fifths of the height, the traces under the canvas."""
+    the setup docks over a third of the height (or what the ROI list needs), the traces
+    under the canvas."""
     from qtpy.QtCore import Qt
 
     window = viewer.window._qt_window
@@ -90,7 +91,9 @@ def arrange_docks(viewer, docks: dict) -> None:
     frames["ROIs"].raise_()
     frames["FLIM"].raise_()
     height = window.height()
-    window.resizeDocks([frames["ROIs"], frames["FLIM"]], [height * 2 // 5, height * 3 // 5],
+    # a third of the height, or what the ROI list needs not to scroll (and its title bar)
+    setup = max(height // 3, docks["ROIs"].scroll_area.contents.minimumSizeHint().height() + 45)
+    window.resizeDocks([frames["ROIs"], frames["FLIM"]], [setup, height - setup],
                        Qt.Orientation.Vertical)
     window.resizeDocks([frames["Traces"]], [max(height // 3, 260)], Qt.Orientation.Vertical)
 
