@@ -11,6 +11,8 @@ dock gets the height of its group rather than a seventh of the screen.
 
 from __future__ import annotations
 
+import contextlib
+
 from qtpy.QtCore import QEvent, QSize, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -83,7 +85,11 @@ class DockScroll(QScrollArea):
         if not self._placed:
             self._placed = True
             _add_stretch_unless_expanding(self.contents.layout())
-            QTimer.singleShot(0, lambda: join_group(self.dock))
+            QTimer.singleShot(0, self._join_group)
+
+    def _join_group(self) -> None:
+        with contextlib.suppress(RuntimeError):  # closed before the window got round to it
+            join_group(self.dock)
 
 
 class _Contents(QWidget):
@@ -96,7 +102,8 @@ class _Contents(QWidget):
 
     def event(self, event) -> bool:
         if event.type() == QEvent.Type.LayoutRequest:
-            self._scroll.updateGeometry()
+            with contextlib.suppress(RuntimeError):  # the dock is being deleted
+                self._scroll.updateGeometry()
         return super().event(event)
 
 

@@ -92,7 +92,7 @@ def arrange_docks(viewer, docks: dict) -> None:
     frames["FLIM"].raise_()
     height = window.height()
     # a third of the height, or what the ROI list needs not to scroll (and its title bar)
-    setup = max(height // 3, docks["ROIs"].scroll_area.contents.minimumSizeHint().height() + 45)
+    setup = max(height // 3, docks["ROIs"].scroll_area.contents.minimumSizeHint().height() + 60)
     window.resizeDocks([frames["ROIs"], frames["FLIM"]], [setup, height - setup],
                        Qt.Orientation.Vertical)
     window.resizeDocks([frames["Traces"]], [max(height // 3, 260)], Qt.Orientation.Vertical)
