@@ -30,6 +30,7 @@ def _flim(viewer, docks) -> None:
     viewer.dims.set_current_step(0, 120)
     viewer.layers.selection.active = viewer.layers["Green lifetime"]
     docks["Metadata"].search.setText("hAcq")
+    docks["Metadata"].parentWidget().raise_()  # the acquisition keys, in the setup tabs
     flim = docks["FLIM"]  # a decay fit of the whole frame, shown in its tab
     flim.parentWidget().raise_()
     flim.run()
@@ -68,27 +69,34 @@ def _mroi(viewer, docks) -> None:
     viewer.layers.selection.active = viewer.layers["Green middle"]
 
 
-#: file name → (sample, how to set the view up)
-VIEWS = {"demo.png": ("volume_2ch", _volume), "flim.png": ("flim_2ch", _flim),
-         "registration.png": ("volume_2ch", _registration), "mroi.png": ("mroi_3field", _mroi)}
+#: file name → (sample, how to set the view up, window size): a 1080p screen, and the demo
+#: again on a 1280x800 one
+VIEWS = {"demo.png": ("volume_2ch", _volume, (1920, 1080)),
+         "demo-1280x800.png": ("volume_2ch", _volume, (1280, 800)),
+         "flim.png": ("flim_2ch", _flim, (1920, 1080)),
+         "registration.png": ("volume_2ch", _registration, (1920, 1080)),
+         "mroi.png": ("mroi_3field", _mroi, (1920, 1080))}
 
 
 def render(out_dir: str | Path = "docs/images", names=None) -> list[Path]:
     """Write the screenshots (all, or those in ``names``) into ``out_dir``."""
     from virtual_display import virtual_display  # tools/, next to this script
 
-    from napari_scanimage.gui.demo import build_viewer, settle
+    from napari_scanimage.gui.demo import arrange_docks, build_viewer, settle
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    with virtual_display():
-        for name, (sample, setup) in VIEWS.items():
+    with virtual_display("1920x1080x24"):
+        for name, (sample, setup, size) in VIEWS.items():
             if names is not None and name not in names:
                 continue
             viewer, docks = build_viewer(show=True, sample=sample, with_docks=True)
-            viewer.window.resize(1500, 950)
+            viewer.window.resize(*size)  # maximised on a screen of that size
             settle(docks)
+            arrange_docks(viewer, docks)
+            settle(docks)
+            viewer.reset_view()  # fitted to the canvas of this window size
             setup(viewer, docks)
             settle(docks)
             path = out_dir / name

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["add_demo_rois", "add_docks", "build_viewer", "run_demo"]
+__all__ = ["add_demo_rois", "add_docks", "arrange_docks", "build_viewer", "run_demo"]
 
 
 def add_docks(viewer) -> dict:
@@ -26,15 +26,38 @@ def add_docks(viewer) -> dict:
              "ROIs": RoiDock(viewer), "Registration": RegistrationDock(viewer),
              "FLIM": FlimDock(viewer), "Phasor": PhasorDock(viewer),
              "Traces": TracePlotDock(viewer)}
-    added = {}
-    for name, widget in docks.items():  # registration, FLIM, phasor: tabs next to the ROIs
-        added[name] = viewer.window.add_dock_widget(
-            widget, name=name, area="bottom" if name == "Traces" else "right",
-            tabify=name in ("Registration", "FLIM", "Phasor"))
-    from qtpy.QtCore import QTimer
+    from qtpy.QtCore import Qt, QTimer
 
-    QTimer.singleShot(0, added["ROIs"].raise_)  # the ROI list is the tab on show
+    from ._dock import join_group
+
+    window = viewer.window._qt_window
+    # the right-hand docks run the full height; the traces share the canvas's width only
+    window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+    window.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+    for name, widget in docks.items():  # on the right each dock joins its group's tabs (._dock)
+        viewer.window.add_dock_widget(widget, name=name,
+                                      area="bottom" if name == "Traces" else "right")
+        join_group(widget)
+    QTimer.singleShot(0, lambda: arrange_docks(viewer, docks))
     return docks
+
+
+def arrange_docks(viewer, docks: dict) -> None:
+    """The demo layout for the window's present size: the ROI list and the decay fit on show,
+    the setup docks over a third of the height (or what the ROI list needs), the traces
+    under the canvas."""
+    from qtpy.QtCore import Qt
+
+    window = viewer.window._qt_window
+    frames = {name: widget.parentWidget() for name, widget in docks.items()}
+    frames["ROIs"].raise_()
+    frames["FLIM"].raise_()
+    height = window.height()
+    # a third of the height, or what the ROI list needs not to scroll (and its title bar)
+    setup = max(height // 3, docks["ROIs"].scroll_area.contents.minimumSizeHint().height() + 60)
+    window.resizeDocks([frames["ROIs"], frames["FLIM"]], [setup, height - setup],
+                       Qt.Orientation.Vertical)
+    window.resizeDocks([frames["Traces"]], [max(height // 3, 260)], Qt.Orientation.Vertical)
 
 
 def add_demo_rois(viewer, docks: dict, sample: str) -> None:
@@ -120,6 +143,8 @@ def run_demo(screenshot: str | None = None, sample: str = "volume_2ch") -> int:
         return 2
     viewer, docks = build_viewer(show=True, sample=sample, with_docks=True)
     viewer.window.resize(1500, 950)
+    settle(docks)
+    arrange_docks(viewer, docks)
     settle(docks)
     Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(screenshot, canvas_only=False)

@@ -22,13 +22,13 @@ from qtpy.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..errors import ScanImageError
 from ..flim.decay import DecayFit, fit_decay
 from ..flim.phasor import intensity_modulated, lifetime_image, phasor_image
+from ._dock import PLOT_MIN_HEIGHT, dock_layout, show_rows
 from ._report import report_failure
 from ._worker import WorkerDock
 from .rois import image_layer_for, layer_rois, on_roi_axes, roi_axes
@@ -129,7 +129,6 @@ class FlimDock(WorkerDock, QWidget):
         self.residuals = pg.PlotWidget(background="k")
         self.residuals.setLabel("left", "residual (σ)")
         self.residuals.setXLink(self.plot)
-        self.residuals.setMaximumHeight(110)
         self.residual_curve = self.residuals.plot([], [], pen=pg.mkPen("#aaaaaa"))
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["parameter", "value", "± std. error"])
@@ -137,14 +136,18 @@ class FlimDock(WorkerDock, QWidget):
         top = QHBoxLayout()
         for w in (self.layer_box, self.which_box, self.channel_box):
             top.addWidget(w, 1)
-        fit_row = QHBoxLayout()
-        for w in (self.n_exp, self.background, self.fit_button, self.cancel_button,
-                  self.save_button, self.load_button, self.image_button,
-                  self.fraction_button):
+        fit_row, file_row = QHBoxLayout(), QHBoxLayout()  # two rows: the dock stays narrow
+        for w in (self.n_exp, self.background, self.fit_button, self.cancel_button):
             fit_row.addWidget(w)
-        layout = QVBoxLayout(self)
+        for w in (self.save_button, self.load_button, self.image_button, self.fraction_button):
+            file_row.addWidget(w)
+        for w in (self.plot, self.residuals):
+            w.setMinimumHeight(PLOT_MIN_HEIGHT)
+        show_rows(self.table, 4)
+        layout = dock_layout(self)
         layout.addLayout(top)
         layout.addLayout(fit_row)
+        layout.addLayout(file_row)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.plot, 2)

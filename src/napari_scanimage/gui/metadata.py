@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QWidget
 
 from .._core.dataset import Dataset
 from ..errors import ScanImageError
+from ._dock import dock_layout, show_rows
 from ._idle import IdleWhenHidden
 
 __all__ = ["MetadataDock", "current_page", "format_value"]
@@ -80,7 +81,8 @@ class MetadataDock(IdleWhenHidden, QWidget):
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["key", "value"])
         self.tree.setColumnWidth(0, 230)
-        layout = QVBoxLayout(self)
+        show_rows(self.tree, 6)
+        layout = dock_layout(self)
         layout.addWidget(self.search)
         layout.addWidget(self.title)
         layout.addWidget(self.tree)

@@ -17,12 +17,12 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..analysis.shapes import PALETTE
 from ..flim.phasor import PhasorImage, cursor_labels, phasor_image
+from ._dock import PLOT_MIN_HEIGHT, dock_layout
 from ._worker import WorkerDock
 from .rois import image_layer_for, on_roi_axes, roi_axes
 
@@ -74,7 +74,8 @@ class PhasorDock(WorkerDock, QWidget):
         cursors = QHBoxLayout()
         for w in (self.add_cursor_button, self.labels_button):
             cursors.addWidget(w)
-        layout = QVBoxLayout(self)
+        self.plot.setMinimumHeight(2 * PLOT_MIN_HEIGHT)  # the semicircle, not a sliver
+        layout = dock_layout(self)
         layout.addLayout(row)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)

@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
+from ._dock import PLOT_MIN_HEIGHT, dock_layout
 from ._idle import IdleWhenHidden
 
 __all__ = ["PlotDock", "time_axis"]
@@ -31,7 +32,8 @@ def time_axis(viewer, image_layer) -> tuple[int, float] | None:
 class PlotDock(IdleWhenHidden, QWidget):
     """A plot whose x axis is the recording's time (s), with a cursor at the viewer's time."""
 
-    def __init__(self, napari_viewer, *, y_label: str = "", x_label: str = "time (s)"):
+    def __init__(self, napari_viewer, *, y_label: str = "", x_label: str = "time (s)",
+                 scroll: bool = False):
         super().__init__()
         self.viewer = napari_viewer
         pg.setConfigOptions(antialias=False)
@@ -40,7 +42,7 @@ class PlotDock(IdleWhenHidden, QWidget):
         self.plot.setLabel("left", y_label)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.getAxis("left").enableAutoSIPrefix(False)  # 0.4, not "400 m"
-        self.plot.setMinimumHeight(60)
+        self.plot.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.cursor = pg.InfiniteLine(angle=90, movable=False,
                                       pen=pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DashLine))
@@ -49,7 +51,8 @@ class PlotDock(IdleWhenHidden, QWidget):
         self.bands: list = []
         self.x = np.zeros(0)
         self.image_layer = None
-        self.layout_ = QVBoxLayout(self)
+        # a dock of its own scrolls (see ._dock); a plot inside another dock does not
+        self.layout_ = dock_layout(self) if scroll else QVBoxLayout(self)
         self.layout_.setContentsMargins(2, 2, 2, 2)
         self.layout_.addWidget(self.plot, 1)
         self.plot.scene().sigMouseClicked.connect(self._clicked)

@@ -51,7 +51,33 @@ def read_scanimage(path: str | Sequence[str]) -> list[tuple]:
         dataset = open_dataset(paths[0], file_paths=sorted(paths, key=natural_key))
     else:
         dataset = open_dataset(paths[0])
-    return dataset_layers(dataset)
+    layers = dataset_layers(dataset)
+    if shown_fields(dataset):
+        _fit_view_when_added(layers)
+    return layers
+
+
+def _fit_view_when_added(layers: list[tuple]) -> None:
+    """napari fits the view to the first layer added to an empty viewer: a multi-ROI
+    recording's first field would fill it and the others lie off-screen.  Once all of these
+    layers are in the viewer, fit the view to all of them."""
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is None or len(viewer.layers):  # a viewer with layers keeps its view
+        return
+    datasets = {id(kwargs["metadata"]["scanimage_dataset"]) for _, kwargs, _ in layers}
+    added: list = []
+
+    def inserted(event) -> None:
+        layer = event.value
+        if id(layer.metadata.get("scanimage_dataset")) in datasets:
+            added.append(layer)
+        if len(added) == len(layers):
+            viewer.layers.events.inserted.disconnect(inserted)
+            viewer.reset_view(layers=added)
+
+    viewer.layers.events.inserted.connect(inserted)
 
 
 def channel_colormap(name: str, index: int, count: int) -> str:

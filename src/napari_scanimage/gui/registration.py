@@ -24,13 +24,13 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSpinBox,
     QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..analysis import qc
 from ..analysis.registration import Registration, iter_register
 from ..errors import ScanImageError
+from ._dock import dock_layout
 from ._report import report_failure
 from ._worker import WorkerDock, labelled
 from .plot import PlotDock
@@ -106,7 +106,7 @@ class RegistrationDock(WorkerDock, QWidget):
         self.plots = QTabWidget()
         self.plots.addTab(self.shift_plot, "shifts")
         self.plots.addTab(self.corr_plot, "correlation with the reference")
-        layout = QVBoxLayout(self)
+        layout = dock_layout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)

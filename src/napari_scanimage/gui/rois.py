@@ -24,12 +24,12 @@ from qtpy.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..analysis.rois import RoiSet
 from ..errors import ScanImageError
+from ._dock import dock_layout, show_rows
 from ._labels import (
     delete_labels,
     is_labels,
@@ -166,7 +166,7 @@ class RoiDock(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setVisible(False)
-        self.table.setMinimumHeight(120)
+        show_rows(self.table, 4)
         self.delete_button = QPushButton("Delete")
         self.save_button = QPushButton("Save…")
         self.load_button = QPushButton("Load…")
@@ -179,7 +179,7 @@ class RoiDock(QWidget):
         buttons = QHBoxLayout()
         for b in (self.delete_button, self.save_button, self.load_button, self.imagej_button):
             buttons.addWidget(b)
-        layout = QVBoxLayout(self)
+        layout = dock_layout(self)
         layout.addLayout(top)
         layout.addWidget(self.table)
         layout.addLayout(buttons)

@@ -27,13 +27,12 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QPushButton,
-    QSizePolicy,
-    QVBoxLayout,
     QWidget,
 )
 
 from .._core.dataset import Dataset
 from ..errors import ScanImageError
+from ._dock import dock_layout
 from .reader import dataset_layers
 
 __all__ = ["SelectionDock", "apply_selection", "current_dataset", "datasets_in", "file_stamps",
@@ -212,13 +211,12 @@ class SelectionDock(QWidget):
         form.addRow("slice sample", self.sample)
         form.addRow("", self.lifetime)
         form.addRow("arrival bin", self.bin_width)
-        layout = QVBoxLayout(self)
+        layout = dock_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.apply_button)
         layout.addWidget(self.refresh_button)
         layout.addWidget(self.auto_refresh)
         layout.addWidget(self.status)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self._datasets: list[Dataset] = []
         self.dataset_box.currentIndexChanged.connect(self._load_dataset)
         self.apply_button.clicked.connect(self.apply)

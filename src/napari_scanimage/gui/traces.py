@@ -69,7 +69,7 @@ class TracePlotDock(WorkerDock, PlotDock):
     """Traces of the ROIs in a Shapes or Labels layer, linked to the viewer's time."""
 
     def __init__(self, napari_viewer):
-        super().__init__(napari_viewer, y_label="mean")
+        super().__init__(napari_viewer, y_label="mean", scroll=True)
         self.layer_box = QComboBox()
         self.channel_box = QComboBox()
         self.metric_box = QComboBox()

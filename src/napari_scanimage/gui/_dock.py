@@ -1,0 +1,174 @@
+"""What every dock of the plugin shares about its size and place in the window.
+
+Seven docks stacked in one dock area are taller than any screen, and Qt will not shrink the
+main window below the sum of their minimum sizes.  So each dock's contents sit in a
+:class:`DockScroll` (:func:`dock_layout`): the dock may be made as short as a title bar and
+scrolls its contents, which keep their own minimum sizes (plots stay readable, tables show
+several rows).  And when a dock is first placed next to docks of the same :data:`GROUPS`
+group (as napari's Plugins menu does, one under the other), it joins them as a tab, so every
+dock gets the height of its group rather than a seventh of the screen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from qtpy.QtCore import QEvent, QSize, Qt, QTimer
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QDockWidget,
+    QFrame,
+    QMainWindow,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+__all__ = ["GROUPS", "PLOT_MIN_HEIGHT", "DockScroll", "dock_layout", "group_of", "show_rows"]
+
+#: minimum height (px) of every plot in the docks: room for a vertical axis label such as
+#: "residual (σ)" and a few tick labels
+PLOT_MIN_HEIGHT = 120
+#: the docks' minimum width (px) before they scroll sideways: the canvas keeps most of a
+#: 1280-pixel screen
+MAX_MIN_WIDTH = 460
+#: the height (px) a dock may be squeezed to (its contents then scroll)
+SQUEEZED_HEIGHT = 60
+
+#: dock class name → tab group: the docks that set up what is shown, and the docks that
+#: compute and plot; docks of a group placed in the same dock area are tabbed together
+GROUPS = {"SelectionDock": "setup", "MetadataDock": "setup", "RoiDock": "setup",
+          "RegistrationDock": "analysis", "FlimDock": "analysis", "PhasorDock": "analysis",
+          "TracePlotDock": "analysis"}
+
+
+def group_of(widget: QWidget) -> str | None:
+    """The tab group of a dock widget of the plugin (by its class), else None."""
+    for cls in type(widget).__mro__:
+        if cls.__name__ in GROUPS:
+            return GROUPS[cls.__name__]
+    return None
+
+
+class DockScroll(QScrollArea):
+    """A scroll area for a dock's contents: as wide as the contents need (up to
+    :data:`MAX_MIN_WIDTH`), squeezable to :data:`SQUEEZED_HEIGHT`, and asking for the
+    contents' preferred height."""
+
+    def __init__(self, dock: QWidget):
+        super().__init__(dock)
+        self.dock = dock
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.contents = _Contents(self)
+        self.setWidget(self.contents)
+        self._placed = False
+
+    def _extra_width(self) -> int:
+        return self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        inner = self.contents.minimumSizeHint()
+        return QSize(min(inner.width() + self._extra_width(), MAX_MIN_WIDTH),
+                     min(inner.height(), SQUEEZED_HEIGHT))
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        # QScrollArea caps its hint at 24 lines; the dock asks for what its contents need
+        inner = self.contents.sizeHint().expandedTo(self.contents.minimumSizeHint())
+        return QSize(inner.width() + self._extra_width(), inner.height() + 2 * self.frameWidth())
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not self._placed:
+            self._placed = True
+            _add_stretch_unless_expanding(self.contents.layout())
+            QTimer.singleShot(0, self._join_group)
+
+    def _join_group(self) -> None:
+        with contextlib.suppress(RuntimeError):  # closed before the window got round to it
+            join_group(self.dock)
+
+
+class _Contents(QWidget):
+    """The scrolled contents: a change of their size hints reaches the dock area (QScrollArea
+    itself only updates its scroll bars)."""
+
+    def __init__(self, scroll: QScrollArea):
+        super().__init__()
+        self._scroll = scroll
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:
+            with contextlib.suppress(RuntimeError):  # the dock is being deleted
+                self._scroll.updateGeometry()
+        return super().event(event)
+
+
+def _add_stretch_unless_expanding(layout) -> None:
+    """Like napari's own docks: a stretch at the bottom keeps a dock of fixed-height controls
+    at the top, unless something in it (a plot, a list) takes the room."""
+    if layout is None or layout.expandingDirections() & Qt.Orientation.Vertical:
+        return
+    layout.addStretch(1)
+
+
+def dock_layout(dock: QWidget) -> QVBoxLayout:
+    """Put a :class:`DockScroll` into ``dock`` and return the layout of its contents (use it
+    where the dock would use ``QVBoxLayout(dock)``)."""
+    outer = QVBoxLayout(dock)
+    outer.setContentsMargins(0, 0, 0, 0)
+    scroll = DockScroll(dock)
+    outer.addWidget(scroll)
+    dock.scroll_area = scroll
+    return _Column(scroll.contents)
+
+
+class _Column(QVBoxLayout):
+    """The contents' layout.  Word-wrapped labels give a layout a height-for-width, and
+    QScrollArea then sizes the contents at their *preferred* height (plots at 480 px), so a
+    dock of normal height would always scroll; without it the contents fill the dock and
+    scroll only below their minimum size."""
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt's name
+        return False
+
+
+def join_group(dock: QWidget) -> bool:
+    """Tab ``dock``'s QDockWidget with a dock of the same group in the same dock area, when
+    it is alone there (napari's Plugins menu stacks new docks one under the other): it joins
+    the earliest such dock.
+
+    Returns True when it was tabbed.
+    """
+    frame = dock.parentWidget()
+    window = frame.parentWidget() if frame is not None else None
+    group = group_of(dock)
+    if not isinstance(frame, QDockWidget) or not isinstance(window, QMainWindow) or \
+            group is None or frame.isFloating() or window.tabifiedDockWidgets(frame):
+        return False
+    area = window.dockWidgetArea(frame)
+    for other in window.findChildren(QDockWidget):  # in the order they were made
+        if other is frame:
+            break  # the first dock of a group stays where it is; later ones join it
+        if other.isFloating() or not other.isVisible() or \
+                window.dockWidgetArea(other) != area:
+            continue
+        if group_of(other.widget()) == group:
+            window.tabifyDockWidget(other, frame)
+            frame.show()
+            frame.raise_()
+            return True
+    return False
+
+
+def show_rows(view: QAbstractItemView, rows: int) -> None:
+    """Give a table or tree the minimum height that shows ``rows`` rows and its header."""
+    header = getattr(view, "horizontalHeader", None) or getattr(view, "header", None)
+    head = header().sizeHint().height() if header is not None else 0
+    row = view.fontMetrics().height() + 8
+    if hasattr(view, "verticalHeader"):
+        row = max(row, view.verticalHeader().defaultSectionSize())
+    view.setMinimumHeight(head + rows * row + 2 * view.frameWidth() + 4)

@@ -1,0 +1,129 @@
+"""The docks fit the screen: all seven in a 1920x1080 window (added from the Plugins menu) and
+in the demo layout at 1280x800, with plots tall enough to read and axis labels not cut; a
+multi-ROI recording opens with every field in view."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from qtpy.QtCore import QRectF
+from qtpy.QtWidgets import QApplication, QTableWidget
+
+from napari_scanimage.gui.demo import add_docks, arrange_docks
+from napari_scanimage.sample import sample_path
+
+pytestmark = pytest.mark.gui
+
+NAMES = ("Selection", "Metadata", "ROIs", "Registration", "FLIM", "Phasor", "Traces")
+
+
+def _plots(widget) -> list[pg.PlotWidget]:
+    return [p for p in widget.findChildren(pg.PlotWidget) if p.isVisibleTo(widget)]
+
+
+def _cut_labels(plot: pg.PlotWidget) -> list[str]:
+    """Axis labels whose text does not lie wholly inside their axis (cut by a short plot)."""
+    cut = []
+    for name in ("left", "bottom"):
+        axis = plot.getAxis(name)
+        if not axis.isVisible() or not axis.label.isVisible() or \
+                not axis.label.toPlainText().strip():
+            continue
+        margin = axis.label.document().documentMargin()  # blank padding around the text
+        text = axis.label.boundingRect().adjusted(margin, margin, -margin, -margin)
+        label = axis.label.mapRectToScene(text)
+        inside = axis.mapRectToScene(QRectF(0, 0, axis.size().width(), axis.size().height()))
+        if not inside.adjusted(-1, -1, 1, 1).contains(label):
+            cut.append(axis.label.toPlainText())
+    return cut
+
+
+def _check_docks(qtbot, frames: dict, min_plot: int) -> dict:
+    """Raise each dock in turn (as a click on its tab does); return {name: [plot heights]}
+    after checking the heights, axis labels and tables."""
+    heights = {}
+    for name, frame in frames.items():
+        frame.raise_()
+        qtbot.wait(50)
+        inner = frame.widget()
+        heights[name] = [p.height() for p in _plots(inner)]
+        for plot in _plots(inner):
+            assert plot.height() >= min_plot, (name, plot.height())
+            assert _cut_labels(plot) == [], name
+        for table in inner.findChildren(QTableWidget):
+            row = table.verticalHeader().defaultSectionSize()
+            assert table.viewport().height() >= 4 * row, (name, table.viewport().height())
+    return heights
+
+
+def test_seven_docks_from_the_plugins_menu_fit_1080p(make_napari_viewer, qtbot):
+    """Opened one by one from Plugins → ScanImage, the docks leave a window that fits a
+    1920x1080 screen, and every plot is at least 120 px tall with its labels whole."""
+    screen = QApplication.primaryScreen().geometry()
+    assert (screen.width(), screen.height()) == (1920, 1080)  # pytest-xvfb's screen
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(sample_path("flim_2ch")), plugin="napari-scanimage")
+    for name in NAMES:
+        viewer.window.add_plugin_dock_widget("napari-scanimage", name)
+        qtbot.wait(20)
+    window = viewer.window._qt_window
+    window.resize(1920, 1080)  # maximised (Xvfb has no window manager to do it)
+    qtbot.wait(200)
+    frame = window.frameGeometry()
+    assert frame.width() <= 1920 and frame.height() <= 1080
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1920 and hint.height() <= 1080
+    frames = {name: viewer.window.dock_widgets[f"{name} (napari-scanimage)"].parentWidget()
+              for name in NAMES}
+    # stacked seven high each would get ~130 px: the docks share two tab groups instead
+    assert len({frozenset([f, *window.tabifiedDockWidgets(f)]) for f in frames.values()}) == 2
+    heights = _check_docks(qtbot, frames, 120)
+    assert len(heights["FLIM"]) == 2 and len(heights["Phasor"]) == 1
+    assert heights["Traces"] and heights["Registration"]
+
+
+def test_demo_layout_fits_1280x800(make_napari_viewer, qtbot):
+    """The demo's layout in a 1280x800 window: the window is not held larger, and the plots
+    are at least 100 px tall with their labels whole."""
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(sample_path("volume_2ch")), plugin="napari-scanimage")
+    docks = add_docks(viewer)
+    window = viewer.window._qt_window
+    window.resize(1280, 800)
+    qtbot.wait(100)
+    arrange_docks(viewer, docks)
+    qtbot.wait(200)
+    assert (window.width(), window.height()) == (1280, 800)
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1280 and hint.height() <= 800
+    frames = {name: dock.parentWidget() for name, dock in docks.items()}
+    _check_docks(qtbot, frames, 100)
+    # what the demo shows first: the traces under the canvas, the ROI list and the decay fit
+    arrange_docks(viewer, docks)
+    qtbot.wait(100)
+    traces = docks["Traces"].plot
+    assert traces.visibleRegion().boundingRect().height() >= 100
+    assert docks["FLIM"].plot.visibleRegion().boundingRect().height() >= 100
+
+
+def test_multi_roi_recording_opens_with_every_field_in_view(make_napari_viewer, qtbot):
+    """napari fits the view to the first layer it adds; a multi-ROI recording's fields are
+    all on the canvas after opening."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 800)
+    qtbot.wait(50)
+    viewer.open(str(sample_path("mroi_3field")), plugin="napari-scanimage")
+    qtbot.wait(50)
+    fields = {layer.metadata["scanimage"]["field"] for layer in viewer.layers}
+    assert len(fields) == 3
+    height, width = viewer.window._qt_viewer.canvas.size
+    centre = np.asarray(viewer.scene.camera.center[-2:])
+    half = np.array([height, width]) / (2 * viewer.scene.camera.zoom)
+    for layer in viewer.layers:
+        lo, hi = layer.extent.world[:, -2:]
+        assert np.all(lo >= centre - half) and np.all(hi <= centre + half), layer.name
+    # and the view is fitted, not merely zoomed out: the fields span most of the canvas
+    lo = np.min([layer.extent.world[0, -1] for layer in viewer.layers])
+    hi = np.max([layer.extent.world[1, -1] for layer in viewer.layers])
+    assert (hi - lo) * viewer.scene.camera.zoom > 0.8 * width
