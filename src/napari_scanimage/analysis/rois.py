@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +26,79 @@ from scipy import sparse
 from .._atomic import atomic_write, check_header
 from ..errors import FormatError, ScanImageWarning, SelectionError
 
-__all__ = ["Roi", "RoiSet", "KINDS", "FORMAT", "VERSION"]
+__all__ = ["Roi", "RoiSet", "KINDS", "FORMAT", "VERSION", "PALETTE", "palette", "next_colour",
+           "lab_distance"]
 
 KINDS = ("polygon", "rectangle", "ellipse", "path", "line", "mask")
 FORMAT = "napari-scanimage-rois"
 VERSION = 1
-PALETTE = ("#ffd700", "#00e5ff", "#ff4fd8", "#7cff4f", "#ff8c1a", "#a78bff", "#ff5a5a",
-           "#4fa3ff", "#e6ff4f", "#4fffc3")
+
+
+def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of sRGB colours in 0..1, shape (..., 3)."""
+    c = np.asarray(rgb, np.float64)
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124564, 0.3575761, 0.1804375],
+                  [0.2126729, 0.7151522, 0.0721750],
+                  [0.0193339, 0.1191920, 0.9503041]])
+    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]),
+                     200 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+def _rgb(colour: str) -> np.ndarray:
+    h = colour.lstrip("#")
+    return np.array([int(h[i:i + 2], 16) for i in (0, 2, 4)], np.float64) / 255
+
+
+def lab_distance(a: str, b: str) -> float:
+    """Perceptual distance (CIE76 ΔE) between two "#rrggbb" colours: about 2 is just
+    noticeable, above 20 the colours are clearly told apart."""
+    return float(np.linalg.norm(_srgb_to_lab(_rgb(a)) - _srgb_to_lab(_rgb(b))))
+
+
+@lru_cache(maxsize=1)
+def _palette_table(n: int = 64) -> tuple[str, ...]:
+    """``n`` colours picked greedily, each the farthest (in CIELAB) from those before it,
+    among bright, saturated sRGB colours (L* 55–92, chroma ≥ 35: visible on dark and grey
+    images and on the dark theme)."""
+    levels = np.linspace(0, 1, 12)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
+    lab = _srgb_to_lab(grid)
+    chroma = np.hypot(lab[:, 1], lab[:, 2])  # greys would vanish on grey images
+    keep = (lab[:, 0] >= 55) & (lab[:, 0] <= 92) & (chroma >= 35)
+    grid, lab = grid[keep], lab[keep]
+    first = int(np.argmin(np.linalg.norm(grid - _rgb("#ffd700"), axis=1)))  # gold first
+    chosen = [first]
+    nearest = np.linalg.norm(lab - lab[first], axis=1)
+    while len(chosen) < n:
+        k = int(np.argmax(nearest))
+        chosen.append(k)
+        nearest = np.minimum(nearest, np.linalg.norm(lab - lab[k], axis=1))
+    return tuple("#%02x%02x%02x" % tuple(int(round(255 * c)) for c in grid[k])
+                 for k in chosen)
+
+
+def palette(n: int) -> list[str]:
+    """The first ``n`` ROI colours ("#rrggbb"): the k-th ROI drawn gets the k-th.
+
+    Each colour is the one farthest (CIELAB) from all before it, so any first ``n`` are as
+    distinct as they can be (24 colours stay > 25 ΔE apart); past 64 they repeat."""
+    table = _palette_table()
+    return [table[k % len(table)] for k in range(int(n))]
+
+
+def next_colour(used: Iterable[str]) -> str:
+    """The first palette colour not in ``used`` (so a deleted ROI's colour is reused)."""
+    taken = {str(c).lower() for c in used}
+    for colour in _palette_table():
+        if colour not in taken:
+            return colour
+    return palette(len(taken) + 1)[-1]
+
+
+PALETTE = tuple(palette(24))
 
 
 @dataclass(frozen=True, eq=False)
