@@ -111,8 +111,16 @@ class PlotDock(IdleWhenHidden, QWidget):
             label.setAttr("color", "#777777" if not sample.item.isVisible() else "#dddddd")
             label.setText(label.text)
         self.curves = new
+        # stacked: the names at their baselines (values are then read as offsets)
+        self.plot.getAxis("left").setTicks(
+            [[(lift, name) for name, lift in self.offsets.items()]] if self.offsets else None)
         self._set_bands(bands or {}, colours)
         self._move_cursor()
+
+    def stack_step(self) -> float:
+        """The distance between stacked curves (0 when not stacked)."""
+        lifts = sorted(set(self.offsets.values()))
+        return lifts[1] - lifts[0] if len(lifts) > 1 else 0.0
 
     @property
     def stacked(self) -> bool:

@@ -114,17 +114,20 @@ class TracePlotDock(WorkerDock, PlotDock):
                                      "each ROI (other ROIs left out)")
         self.neuropil_coef = _spin(QDoubleSpinBox, 0.0, 2.0, 0.7, 0.05,
                                    "neuropil coefficient", decimals=2)
-        self.neuropil_inner = _spin(QSpinBox, 0, 50, 2, 1, "annulus: gap to the ROI (pixels)",
-                                    " px")
-        self.neuropil_outer = _spin(QSpinBox, 1, 100, 8, 1, "annulus: outer radius (pixels)",
-                                    " px")
+        self.neuropil_coef.setPrefix("× ")
+        self.neuropil_inner = _spin(QSpinBox, 0, 50, 2, 1, "annulus: from this many pixels "
+                                    "out of the ROI…", " px")
+        self.neuropil_inner.setPrefix("ring ")
+        self.neuropil_outer = _spin(QSpinBox, 1, 100, 8, 1, "…to this many (pixels)", " px")
+        self.neuropil_outer.setPrefix("– ")
         self.percentile = _spin(QDoubleSpinBox, 0.0, 100.0, 8.0, 1.0,
                                 "dF/F baseline F0: this percentile of the trace", decimals=1)
         self.percentile.setPrefix("F0 p")
         self.window = _spin(QDoubleSpinBox, 0.0, 3600.0, 0.0, 5.0,
                             "F0 over a running window of this many seconds (0: whole trace)",
                             " s", decimals=1)
-        self.window.setSpecialValueText("F0: whole trace")
+        self.window.setPrefix("win ")
+        self.window.setSpecialValueText("win: all")
         self.stacked_box = QCheckBox("stacked")
         self.stacked_box.setToolTip("draw the traces one above the other")
         self.mean_button = QPushButton("Mean image")
@@ -247,7 +250,9 @@ class TracePlotDock(WorkerDock, PlotDock):
         self.schedule()
 
     def _label_axis(self) -> None:
-        stacked = " (stacked: offsets added)" if self.stacked_box.isChecked() else ""
+        step = self.stack_step()
+        stacked = f" (stacked {step:.3g} apart)" if self.stacked_box.isChecked() and step \
+            else ""
         self.plot.setLabel("left", self.metric_box.currentText() + stacked)
 
     def set_stacked(self, stacked: bool) -> None:
@@ -461,6 +466,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         hidden = {n for n, s in zip(rois.names, shown, strict=False) if not s}
         self.set_curves(time, dict(zip(rois.names, values, strict=True)), rois.colours,
                         bands=bands, hidden=hidden, highlighted=self._selected_names(rois))
+        self._label_axis()
         self.status.setText(f"{len(rois)} ROI(s), {channel}, {self.metric_box.currentText()}")
 
     def _selected_names(self, rois: RoiSet) -> set[str]:
@@ -523,8 +529,7 @@ class TracePlotDock(WorkerDock, PlotDock):
                 self.viewer.layers[name].data = data
                 layer = self.viewer.layers[name]
             else:
-                layer = self.viewer.add_image(data, name=name, colormap="gray",
-                                              blending="additive", **axes)
+                layer = self.viewer.add_image(data, name=name, colormap="gray", **axes)
                 rois = [i for i, lay in enumerate(self.viewer.layers)
                         if lay.__class__.__name__ in ("Shapes", "Labels")]
                 here = self.viewer.layers.index(layer)
