@@ -73,7 +73,8 @@ def use_palette(layer, colours: dict[int, str] | None = None, size: int = 1024) 
 
     top = max([size, *label_values(layer), *(colours or {})])
     table = palette(top)
-    mapping: dict = {None: np.zeros(4), 0: np.zeros(4)}
+    # labels painted later above ``top`` get the first colour rather than none at all
+    mapping: dict = {None: table[0], 0: np.zeros(4)}
     for v in range(1, top + 1):
         mapping[v] = (colours or {}).get(v, table[v - 1])
     layer.colormap = DirectLabelColormap(color_dict=mapping)
