@@ -148,6 +148,13 @@ def test_new_rois_get_distinct_colours_shown_everywhere(viewer_with_recording, q
     assert not layer.text.visible
     dock.names_box.setChecked(True)
     assert layer.text.visible
+    # a colour chosen in napari's layer controls is the ROI's colour from then on
+    layer.selected_data = {6}
+    layer.current_edge_color = "#ffffff"
+    assert dock.table.item(6, 3).background().color().name() == "#ffffff"
+    assert dock.roi_set().colours[6] == "#ffffff"
+    layer.current_edge_color = want[6]
+    layer.selected_data = set()
     # the trace plot draws each curve in its ROI's colour
     qtbot.wait(traces._timer.interval() + 50)
     qtbot.waitUntil(lambda: not traces.busy and not traces._timer.isActive()

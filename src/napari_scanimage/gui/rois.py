@@ -287,6 +287,7 @@ class RoiDock(QWidget):
             if old is None:
                 continue
             pairs = ((old.events.data, self._sync_table),
+                     *(() if is_labels(old) else ((old.events.edge_color, self._sync_table),)),
                      (old.events.paint if is_labels(old) else old.events.highlight,
                       self._sync_table if is_labels(old) else self._select_rows),
                      *(((old.events.selected_label, self._select_rows),) if is_labels(old)
