@@ -219,3 +219,38 @@ def test_trace_shown_from_the_roi_list_and_labels_colours(viewer_with_recording,
     dock.set_trace_shown("label 3", False)
     settle()
     assert [c.isVisible() for c in traces.curves.values()] == [True, False]
+
+
+def test_rectangles_drawn_with_the_mouse_take_successive_colours(make_napari_viewer, qtbot,
+                                                                 tmp_path):
+    """Drawn on the canvas with the mouse: each rectangle is in its own colour while drawn
+    and after."""
+    from qtpy.QtCore import QPoint
+    from qtpy.QtTest import QTest
+
+    from napari_scanimage.analysis.rois import palette
+
+    layout = SyntheticLayout(channels=(1,), channel_names=("Green",), num_planes=1,
+                             num_volumes=3, height=64, width=64)
+    written = write_scanimage_tiff(tmp_path / "flat.tif", layout)
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(written.paths[0]), plugin="napari-scanimage")
+    dock = RoiDock(viewer)
+    qtbot.addWidget(dock)
+    layer = dock.new_layer()
+    layer.mode = "add_rectangle"
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.waitExposed(canvas)
+    want = palette(4)
+    for k in range(4):
+        assert layer.current_edge_color.startswith(want[k])  # the colour it is drawn in
+        a = QPoint(int(canvas.width() * (0.3 + 0.1 * k)), int(canvas.height() * (0.3 + 0.1 * k)))
+        QTest.mousePress(canvas, Qt.MouseButton.LeftButton, pos=a)
+        for t in range(1, 6):
+            QTest.mouseMove(canvas, QPoint(a.x() + 5 * t, a.y() + 5 * t))
+            qtbot.wait(5)
+        QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(a.x() + 25, a.y() + 25))
+        qtbot.wait(20)
+    assert len(layer.data) == 4 and list(layer.shape_type) == ["rectangle"] * 4
+    assert dock.roi_set().colours == want
+    assert [dock.table.item(k, 3).background().color().name() for k in range(4)] == want

@@ -377,7 +377,7 @@ class RoiDock(QWidget):
         upcoming = next_colour(colours)
         layer.feature_defaults = {"name": "", "all_planes": False, "colour": upcoming,
                                   "show": True}
-        if not layer.selected_data:  # the setter recolours selected shapes
+        with layer.block_update_properties():  # (not a recolouring of the selected shapes)
             layer.current_edge_color = upcoming
 
     def _sync_table(self, event=None) -> None:
