@@ -37,7 +37,8 @@ class MissingFileError(ScanImageError):
 class TraceSettings:
     """How traces are computed (the arguments of :func:`~.analysis.traces.traces`).
 
-    ``channel`` None means the session's selected channel.
+    ``channel`` None means the session's selected channel; ``stacked`` is how the Traces dock
+    draws them (one above the other), not used for computing.
     """
 
     kind: str = "mean"
@@ -48,6 +49,7 @@ class TraceSettings:
     neuropil_radii: tuple[int, int] = (2, 8)
     harmonic: int = 1
     bin_volumes: int = 1
+    stacked: bool = False
 
     def __post_init__(self):
         if self.kind not in TRACE_KINDS:
@@ -60,6 +62,7 @@ class TraceSettings:
         self.neuropil_radii = (inner, outer)
         self.harmonic = int(self.harmonic)
         self.bin_volumes = int(self.bin_volumes)
+        self.stacked = bool(self.stacked)
 
     def to_dict(self) -> dict:
         d = asdict(self)

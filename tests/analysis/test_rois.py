@@ -217,3 +217,23 @@ def test_imagej_rect_and_oval_written_by_roifile(tmp_path):
     (tmp_path / "junk.zip").write_bytes(b"PK junk")
     with pytest.raises(FormatError, match="not an ImageJ ROI file"):
         RoiSet.from_imagej(tmp_path / "junk.zip")
+
+
+def test_palette_stays_distinguishable_for_24_rois():
+    import itertools
+
+    from napari_scanimage.analysis.colours import lab_distance, lab_of, next_colour, palette
+
+    colours = palette(24)
+    assert len(set(colours)) == 24 and all(len(c) == 7 and c[0] == "#" for c in colours)
+    # every pair clearly apart (ΔE76 > 25; ~2 is just noticeable)
+    assert min(lab_distance(a, b) for a, b in itertools.combinations(colours, 2)) > 25
+    lab = lab_of(colours)
+    assert (lab[:, 0] >= 55).all()  # bright enough to see on a dark image
+    assert lab_distance("#ffffff", "#000000") == pytest.approx(100, abs=0.01)
+    assert palette(30)[:24] == colours  # a longer palette starts with the same colours
+    # the next ROI takes the first colour not in use (a deleted ROI's colour comes back)
+    assert next_colour([]) == colours[0]
+    assert next_colour(colours[:5]) == colours[5]
+    assert next_colour([colours[0], colours[2]]) == colours[1]
+    assert next_colour([c.upper() for c in colours[:3]]) == colours[3]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from qtpy.QtCore import Qt
 
 from napari_scanimage.analysis.rois import RoiSet
 from napari_scanimage.gui.rois import RoiDock
@@ -114,3 +115,142 @@ def test_labels_layer_rois(viewer_with_recording, qtbot, tmp_path):
     dock.table.selectRow(1)
     dock.delete_selected()
     assert dock.table.rowCount() == 1 and not (np.asarray(labels.data) == 5).any()
+
+
+def test_new_rois_get_distinct_colours_shown_everywhere(viewer_with_recording, qtbot, tmp_path):
+    """Each ROI drawn takes the next palette colour: in the layer, the list, the names on the
+    canvas, the trace plot and the saved file; names can be hidden; a freed colour comes
+    back."""
+    from napari_scanimage.analysis.colours import palette
+    from napari_scanimage.gui.traces import TracePlotDock
+
+    viewer = viewer_with_recording
+    dock = RoiDock(viewer)
+    qtbot.addWidget(dock)
+    traces = TracePlotDock(viewer)
+    qtbot.addWidget(traces)
+    layer = dock.new_layer()
+    for k in range(8):  # one at a time, as drawn, with the layer's current colour
+        layer.add([square(1, 1 + 2 * k, 1 + 3 * k, 3)], shape_type="rectangle")
+    want = palette(8)
+    assert len(set(want)) == 8
+    edges = ["#%02x%02x%02x" % tuple(int(round(255 * c)) for c in rgba[:3])
+             for rgba in layer.edge_color]
+    assert edges == want
+    assert [dock.table.item(k, 3).background().color().name() for k in range(8)] == want
+    assert dock.roi_set().colours == want
+    # names on the canvas, in the ROI's colour; hidden and shown again with the checkbox
+    assert list(layer.text.values) == [f"roi {k + 1}" for k in range(8)]
+    np.testing.assert_allclose(layer.text.color._values[:, :3], layer.edge_color[:, :3],
+                               atol=1 / 255)
+    assert layer.text.visible and dock.names_box.isChecked()
+    dock.names_box.setChecked(False)
+    assert not layer.text.visible
+    dock.names_box.setChecked(True)
+    assert layer.text.visible
+    # a colour chosen in napari's layer controls is the ROI's colour from then on
+    layer.selected_data = {6}
+    layer.current_edge_color = "#ffffff"
+    assert dock.table.item(6, 3).background().color().name() == "#ffffff"
+    assert dock.roi_set().colours[6] == "#ffffff"
+    layer.current_edge_color = want[6]
+    layer.selected_data = set()
+    # the trace plot draws each curve in its ROI's colour
+    qtbot.wait(traces._timer.interval() + 50)
+    qtbot.waitUntil(lambda: not traces.busy and not traces._timer.isActive()
+                    and len(traces.curves) == 8, timeout=20000)
+    assert [c.opts["pen"].color().name() for c in traces.curves.values()] == want
+    # saved and loaded with their colours
+    path = tmp_path / "rois.json"
+    dock.save(path)
+    assert RoiSet.load(path).colours == want
+    loaded = dock.load(path)
+    assert [dock.table.item(k, 3).background().color().name() for k in range(8)] == want
+    assert dock.layer is loaded and list(loaded.features["colour"]) == want
+    # delete the third: the next ROI drawn takes its colour
+    dock.layer_box.setCurrentIndex(dock._shapes.index(layer))
+    dock.table.selectRow(2)
+    dock.delete_selected()
+    layer.selected_data = set()
+    layer.add([square(2, 15, 20, 3)], shape_type="rectangle")
+    assert dock.roi_set().colours == want[:2] + want[3:] + [want[2]]
+
+
+def test_trace_shown_from_the_roi_list_and_labels_colours(viewer_with_recording, qtbot):
+    from napari_scanimage.analysis.colours import palette
+    from napari_scanimage.gui.traces import TracePlotDock
+
+    viewer = viewer_with_recording
+    dock = RoiDock(viewer)
+    qtbot.addWidget(dock)
+    traces = TracePlotDock(viewer)
+    qtbot.addWidget(traces)
+    layer = dock.new_layer()
+    layer.add([square(1, 2, 3), square(2, 10, 12, 6)], shape_type="rectangle")
+
+    def settle():
+        qtbot.wait(traces._timer.interval() + 50)
+        qtbot.waitUntil(lambda: not traces.busy and not traces._timer.isActive(),
+                        timeout=20000)
+
+    settle()
+    assert [c.isVisible() for c in traces.curves.values()] == [True, True]
+    dock.set_trace_shown("roi 2", False)  # untick the trace column
+    settle()
+    assert [c.isVisible() for c in traces.curves.values()] == [True, False]
+    assert dock.table.item(1, 4).checkState() == Qt.CheckState.Unchecked
+    assert list(layer.features["show"]) == [True, False]
+    # a row selected in the list: its ROI selected in the layer, its curve drawn thicker
+    dock.table.selectRow(0)
+    settle()
+    assert [c.opts["pen"].widthF() for c in traces.curves.values()] == [3.0, 1.5]
+    # Labels: label v has the v-th palette colour in the layer, the list and the traces
+    data = np.zeros((3, 24, 32), np.int32)
+    data[1, 2:6, 3:9] = 1
+    data[0, 10:14, 10:20] = 3
+    labels = viewer.add_labels(data, name="cells")
+    dock.layer_box.setCurrentIndex(dock._shapes.index(labels))
+    want = [palette(3)[0], palette(3)[2]]
+    assert [dock.table.item(k, 3).background().color().name() for k in range(2)] == want
+    assert dock.roi_set().colours == want
+    traces.select_layer(labels)
+    settle()
+    assert [c.opts["pen"].color().name() for c in traces.curves.values()] == want
+    dock.set_trace_shown("label 3", False)
+    settle()
+    assert [c.isVisible() for c in traces.curves.values()] == [True, False]
+
+
+def test_rectangles_drawn_with_the_mouse_take_successive_colours(make_napari_viewer, qtbot,
+                                                                 tmp_path):
+    """Drawn on the canvas with the mouse: each rectangle is in its own colour while drawn
+    and after."""
+    from qtpy.QtCore import QPoint
+    from qtpy.QtTest import QTest
+
+    from napari_scanimage.analysis.colours import palette
+
+    layout = SyntheticLayout(channels=(1,), channel_names=("Green",), num_planes=1,
+                             num_volumes=3, height=64, width=64)
+    written = write_scanimage_tiff(tmp_path / "flat.tif", layout)
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(written.paths[0]), plugin="napari-scanimage")
+    dock = RoiDock(viewer)
+    qtbot.addWidget(dock)
+    layer = dock.new_layer()
+    layer.mode = "add_rectangle"
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.waitExposed(canvas)
+    want = palette(4)
+    for k in range(4):
+        assert layer.current_edge_color.startswith(want[k])  # the colour it is drawn in
+        a = QPoint(int(canvas.width() * (0.3 + 0.1 * k)), int(canvas.height() * (0.3 + 0.1 * k)))
+        QTest.mousePress(canvas, Qt.MouseButton.LeftButton, pos=a)
+        for t in range(1, 6):
+            QTest.mouseMove(canvas, QPoint(a.x() + 5 * t, a.y() + 5 * t))
+            qtbot.wait(5)
+        QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(a.x() + 25, a.y() + 25))
+        qtbot.wait(20)
+    assert len(layer.data) == 4 and list(layer.shape_type) == ["rectangle"] * 4
+    assert dock.roi_set().colours == want
+    assert [dock.table.item(k, 3).background().color().name() for k in range(4)] == want

@@ -171,3 +171,104 @@ def test_channel_labels_and_cancel(setup, qtbot):
     dock.cancel()
     settle(qtbot, dock)
     assert not dock.busy
+
+
+def test_neuropil_baseline_and_stacked_equal_the_library(setup, qtbot, tmp_path):
+    """The dock's neuropil and dF/F baseline settings give exactly nsi.traces' values;
+    stacking and hiding change only the display; the settings round-trip and are saved."""
+    from napari_scanimage.session import Session, TraceSettings
+
+    viewer, rois, layer, dock = setup
+    layer.add([rect(1, 2.5, 3.5, 5, 6), rect(1, 12.5, 14.5, 6, 6), rect(2, 4.5, 20.5, 5, 5)],
+              shape_type="rectangle")
+    settle(qtbot, dock)
+    dock.metric_box.setCurrentText("dF/F")
+    dock.neuropil_box.setChecked(True)
+    dock.neuropil_coef.setValue(0.6)
+    dock.neuropil_inner.setValue(1)
+    dock.neuropil_outer.setValue(5)
+    dock.percentile.setValue(20.0)
+    settle(qtbot, dock)
+    dt = float(np.median(np.diff(dock.result.time)))
+    dock.window.setValue(round(4 * dt, 1))
+    settle(qtbot, dock)
+    settings = dock.trace_settings()
+    assert settings == TraceSettings(kind="dff", channel="Green", percentile=20.0,
+                                     window_s=round(4 * dt, 1), neuropil=0.6,
+                                     neuropil_radii=(1, 5))
+    roi_set = rois.roi_set()
+    with nsi.open_dataset(layer_path(viewer)) as ds:
+        lib = nsi.traces(ds, roi_set, kind="dff", percentile=20.0, window_s=round(4 * dt, 1),
+                         neuropil=0.6, neuropil_radii=(1, 5))
+        plain = nsi.traces(ds, roi_set, kind="dff", percentile=20.0,
+                           window_s=round(4 * dt, 1))
+    assert np.abs(lib.values - plain.values).max() > 1e-3  # the neuropil changed them
+    for k, name in enumerate(lib.names):
+        np.testing.assert_allclose(dock.curves[name].getData()[1], lib.values[k], atol=1e-9,
+                                   rtol=0)
+    # stacked: the same values lifted apart, first on top; nothing recomputed
+    computed = dock.computed_rois
+    dock.stacked_box.setChecked(True)
+    lifts = [dock.offsets[n] for n in lib.names]
+    assert lifts[0] > lifts[1] > lifts[2] == 0.0
+    for k, name in enumerate(lib.names):
+        np.testing.assert_allclose(dock.curves[name].getData()[1] - lifts[k], lib.values[k],
+                                   atol=1e-9, rtol=0)
+        np.testing.assert_allclose(dock.shown_data(name), lib.values[k], atol=1e-9, rtol=0)
+    lows = [np.nanpercentile(dock.curves[n].getData()[1], 1) for n in lib.names[:2]]
+    highs = [np.nanpercentile(dock.curves[n].getData()[1], 99) for n in lib.names[1:]]
+    assert lows[0] > highs[0] and lows[1] > highs[1]  # apart (but for rare peaks)
+    # a legend click hides a curve, in the ROI list too, and the others close up
+    dock.resize(700, 400)
+    dock.show()
+    qtbot.waitExposed(dock)
+    qtbot.wait(50)
+    sample = dock.legend.items[1][0]
+    pos = dock.plot.mapFromScene(sample.sceneBoundingRect().center())
+    qtbot.mouseClick(dock.plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    settle(qtbot, dock)
+    assert not dock.curves[lib.names[1]].isVisible()
+    assert list(layer.features["show"]) == [True, False, True]
+    assert rois.table.item(1, 4).checkState() == Qt.CheckState.Unchecked
+    assert dock.offsets[lib.names[0]] > dock.offsets[lib.names[2]] == 0.0
+    assert lib.names[1] not in dock.offsets
+    # a click on a legend name selects (highlights) that ROI
+    label = dock.legend.items[2][1]
+    pos = dock.plot.mapFromScene(label.sceneBoundingRect().center())
+    qtbot.mouseClick(dock.plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    settle(qtbot, dock)
+    assert layer.selected_data == {2}
+    assert dock.curves[lib.names[2]].opts["pen"].widthF() == 3.0
+    assert {i.row() for i in rois.table.selectedIndexes()} == {2}
+    assert dock.computed_rois == computed
+    # round trip of every control; a session saves them and replays the same traces
+    other = TraceSettings(kind="mean", channel="Red", percentile=12.5, window_s=None,
+                          neuropil=0.8, neuropil_radii=(3, 9), stacked=False)
+    dock.set_trace_settings(other)
+    assert dock.trace_settings() == other
+    assert dock.metric_box.currentText() == "mean" and not dock.stacked_box.isChecked()
+    dock.set_trace_settings(settings.__class__(**{**settings.to_dict(), "stacked": True}))
+    assert dock.trace_settings() == TraceSettings(**{**settings.to_dict(), "stacked": True})
+    settle(qtbot, dock)
+    saved = Session.load(dock.save_session(tmp_path / "s.json"))
+    assert saved.trace == TraceSettings(**{**settings.to_dict(), "channel": None,
+                                           "stacked": True})
+    replay = saved.run_traces()
+    np.testing.assert_allclose(replay.values, dock.result.values, atol=1e-12, rtol=0)
+
+
+def test_mean_image_button(setup, qtbot):
+    viewer, rois, layer, dock = setup
+    dock.channel_box.setCurrentText("Red")
+    with qtbot.waitSignal(dock.mean_button.clicked):
+        dock.mean_button.click()
+    qtbot.waitUntil(lambda: dock._mean_worker is None and "mean Red" in viewer.layers,
+                    timeout=20000)
+    mean = viewer.layers["mean Red"]
+    with nsi.open_dataset(layer_path(viewer)) as ds:
+        want = ds.read("Red").astype(np.float64).mean(axis=0)  # (Z, Y, X)
+    assert mean.data.shape == (3, 24, 32)  # on the ROI axes: z, y, x
+    np.testing.assert_allclose(mean.data, want, rtol=1e-5)
+    names = [lay.name for lay in viewer.layers]
+    assert names.index("mean Red") < names.index("ROIs")  # ROIs drawn over it
+    assert list(mean.scale) == list(layer.scale)

@@ -11,7 +11,8 @@ import numpy as np
 from roifile import ROI_OPTIONS, ROI_TYPE, ImagejRoi, roiread
 
 from ..errors import FormatError
-from .shapes import PALETTE, Roi, warn_skipped
+from .colours import PALETTE
+from .shapes import Roi, warn_skipped
 
 _OUTLINE = {"polygon": ROI_TYPE.POLYGON, "rectangle": ROI_TYPE.POLYGON,
             "ellipse": ROI_TYPE.POLYGON, "path": ROI_TYPE.POLYLINE, "line": ROI_TYPE.POLYLINE}

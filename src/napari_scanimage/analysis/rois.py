@@ -23,7 +23,8 @@ from scipy import sparse
 
 from .._atomic import atomic_write, check_header
 from ..errors import FormatError, SelectionError
-from .shapes import KINDS, PALETTE, Roi, shape_text
+from .colours import PALETTE, to_hex
+from .shapes import KINDS, Roi, shape_text
 
 __all__ = ["Roi", "RoiSet", "KINDS", "FORMAT", "VERSION"]
 
@@ -142,7 +143,7 @@ class RoiSet(Sequence):
             colour = colours[k] if colours is not None else PALETTE[k % len(PALETTE)]
             plane = planes[k] if planes is not None else None
             rois.append(Roi(str(name), kind, verts[:, -2:].copy(), None if plane is None
-                            else int(plane), _hex(colour), float(widths[k])))
+                            else int(plane), to_hex(colour), float(widths[k])))
         return cls(rois, frame_shape=frame_shape, num_planes=num_planes, source=source)
 
     @classmethod
@@ -166,7 +167,7 @@ class RoiSet(Sequence):
             masks[str(name or f"label {value}")] = m[0] if per_plane.shape[0] == 1 else m
             colour = colours.get(value) if isinstance(colours, Mapping) else \
                 colours[k] if colours is not None and k < len(colours) else None
-            chosen.append(_hex(colour) if colour is not None else PALETTE[k % len(PALETTE)])
+            chosen.append(to_hex(colour) if colour is not None else PALETTE[k % len(PALETTE)])
         out = cls.from_masks(masks, colours=chosen, source=source)
         out.num_planes = num_planes if num_planes is not None else out.num_planes
         out.frame_shape = tuple(a.shape[-2:])
@@ -287,14 +288,6 @@ class RoiSet(Sequence):
                   source=None)
         out._check_fits(Path(path).name, None, num_planes)
         return out
-
-
-def _hex(colour) -> str:
-    if isinstance(colour, str):
-        return colour
-    rgb = np.asarray(colour, np.float64).ravel()[:3]
-    r, g, b = (int(round(255 * c)) for c in np.clip(rgb, 0, 1))
-    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def _roi_to_dict(r: Roi) -> dict:

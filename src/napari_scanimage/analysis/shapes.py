@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ScanImageWarning, SelectionError
+from .colours import FIRST
 
-__all__ = ["KINDS", "PALETTE", "Roi", "rasterise", "shape_text", "warn_skipped"]
+__all__ = ["KINDS", "Roi", "rasterise", "shape_text", "warn_skipped"]
 
 KINDS = ("polygon", "rectangle", "ellipse", "path", "line", "mask")
-PALETTE = ("#ffd700", "#00e5ff", "#ff4fd8", "#7cff4f", "#ff8c1a", "#a78bff", "#ff5a5a",
-           "#4fa3ff", "#e6ff4f", "#4fffc3")
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,7 +45,7 @@ class Roi:
     kind: str
     vertices: np.ndarray | None = None
     plane: int | None = None
-    colour: str = PALETTE[0]
+    colour: str = FIRST
     width: float = 1.0
     mask: np.ndarray | None = None
 

@@ -1,6 +1,8 @@
 """ROIs held by a napari Labels layer: one ROI per label value.
 
-Names live in the layer's metadata (``roi_names``: {value: name}); colours are the layer's own.
+Names live in the layer's metadata (``roi_names``: {value: name}), hidden traces there too
+(``roi_hidden``: {value}); colours are the layer's own, from the ROI palette
+(:func:`use_palette`: label v gets the v-th palette colour, as the v-th drawn shape would).
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 NAMES_KEY = "roi_names"
+HIDDEN_KEY = "roi_hidden"
+PALETTE_KEY = "roi_palette"
 
 
 def is_labels(layer) -> bool:
@@ -56,3 +60,22 @@ def mask_layer_data(rois, frame_shape, num_planes: int) -> tuple[np.ndarray, dic
         data[masks[k]] = k + 1
     names = {k + 1: r.name for k, r in enumerate(rois)}
     return (data[0] if num_planes == 1 else data), names
+
+
+def use_palette(layer, colours: dict[int, str] | None = None, size: int = 1024) -> None:
+    """Colour label v with the v-th ROI palette colour (or ``colours[v]``), once per layer:
+    a user's later colour choice is kept."""
+    if layer.metadata.get(PALETTE_KEY):
+        return
+    from napari.utils.colormaps import DirectLabelColormap
+
+    from ..analysis.colours import palette
+
+    top = max([size, *label_values(layer), *(colours or {})])
+    table = palette(top)
+    # labels painted later above ``top`` get the first colour rather than none at all
+    mapping: dict = {None: table[0], 0: np.zeros(4)}
+    for v in range(1, top + 1):
+        mapping[v] = (colours or {}).get(v, table[v - 1])
+    layer.colormap = DirectLabelColormap(color_dict=mapping)
+    layer.metadata = {**layer.metadata, PALETTE_KEY: True}

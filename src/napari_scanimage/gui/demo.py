@@ -62,7 +62,7 @@ def arrange_docks(viewer, docks: dict) -> None:
 
 def add_demo_rois(viewer, docks: dict, sample: str) -> None:
     """An ROI layer with ellipses on the most active cells of the plane on show."""
-    from ..analysis.shapes import PALETTE
+    from ..analysis.colours import PALETTE
     from ..sample import active_cells
     from .rois import image_layer_for, plane_axis
 

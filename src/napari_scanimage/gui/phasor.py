@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..analysis.shapes import PALETTE
+from ..analysis.colours import PALETTE
 from ..flim.phasor import PhasorImage, cursor_labels, phasor_image
 from ._dock import PLOT_MIN_HEIGHT, dock_layout
 from ._worker import WorkerDock

@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from ._dock import PLOT_MIN_HEIGHT, dock_layout
 from ._idle import IdleWhenHidden
 
-__all__ = ["PlotDock", "time_axis"]
+__all__ = ["PlotDock", "stack_offsets", "time_axis"]
 
 
 def time_axis(viewer, image_layer) -> tuple[int, float] | None:
@@ -27,6 +27,17 @@ def time_axis(viewer, image_layer) -> tuple[int, float] | None:
     k = tuple(image_layer.axis_labels).index("t")
     world = viewer.dims.ndim - image_layer.ndim + k
     return world, float(image_layer.scale[k])
+
+
+def stack_offsets(curves: dict[str, np.ndarray], hidden=frozenset()) -> dict[str, float]:
+    """Offsets lifting each shown curve above the next (the first on top), one robust range
+    (1st–99th percentile of the widest curve) × 1.2 apart; hidden curves take no place."""
+    shown = [n for n in curves if n not in hidden]
+    spans = [np.subtract(*np.nanpercentile(curves[n], [99, 1]))
+             for n in shown if np.isfinite(curves[n]).any()]
+    step = 1.2 * max(spans, default=0.0)
+    step = step if np.isfinite(step) and step > 0 else 1.0
+    return {n: (len(shown) - 1 - k) * step for k, n in enumerate(shown)}
 
 
 class PlotDock(IdleWhenHidden, QWidget):
@@ -44,6 +55,8 @@ class PlotDock(IdleWhenHidden, QWidget):
         self.plot.getAxis("left").enableAutoSIPrefix(False)  # 0.4, not "400 m"
         self.plot.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        self.legend.sigSampleClicked.connect(self._legend_sample_clicked)
+        self.offsets: dict[str, float] = {}
         self.cursor = pg.InfiniteLine(angle=90, movable=False,
                                       pen=pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DashLine))
         self.plot.addItem(self.cursor, ignoreBounds=True)
@@ -61,14 +74,24 @@ class PlotDock(IdleWhenHidden, QWidget):
     # -- curves -----------------------------------------------------------------------------
     def set_curves(self, x: np.ndarray, curves: dict[str, np.ndarray],
                    colours: Sequence[str] | None = None,
-                   bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+                   bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                   hidden: set[str] | frozenset = frozenset(),
+                   highlighted: set[str] | frozenset = frozenset()) -> None:
         """Show these curves (name → y over ``x``), reusing the existing curve items in order;
-        the legend is rebuilt only when the names change."""
+        the legend is rebuilt only when the names change.  ``hidden`` curves keep their
+        legend entry (click it to show them again); ``highlighted`` ones are drawn thicker,
+        on top.  With :attr:`stacked` each shown curve is lifted by an offset
+        (:attr:`offsets`) so they do not overlap."""
         self.x = np.asarray(x, np.float64)
+        self._shown = (self.x, dict(curves), colours, bands, set(hidden), set(highlighted))
         items = list(self.curves.values())
         new: dict[str, pg.PlotDataItem] = {}
+        self.offsets = stack_offsets(curves, hidden) if self.stacked else {}
         for k, (name, y) in enumerate(curves.items()):
-            pen = pg.mkPen(colours[k] if colours is not None else pg.intColor(k), width=1.5)
+            bold = name in highlighted
+            pen = pg.mkPen(colours[k] if colours is not None else pg.intColor(k),
+                           width=3.0 if bold else 1.5)
+            y = np.asarray(y, np.float64) + self.offsets.get(name, 0.0)
             if k < len(items):
                 item = items[k]
                 item.setData(self.x, y)
@@ -76,6 +99,8 @@ class PlotDock(IdleWhenHidden, QWidget):
             else:
                 item = self.plot.plot(self.x, y, pen=pen)
             item.opts["name"] = name
+            item.setVisible(name not in hidden)
+            item.setZValue(2 if bold else 1)
             new[name] = item
         for item in items[len(new):]:
             self.plot.removeItem(item)
@@ -83,9 +108,54 @@ class PlotDock(IdleWhenHidden, QWidget):
             self.legend.clear()
             for name, item in new.items():
                 self.legend.addItem(item, name)
+                label = self.legend.items[-1][1]
+                label.mouseClickEvent = lambda ev, n=name: self._legend_name_clicked(ev, n)
+        for sample, label in self.legend.items:  # hidden curves: greyed legend names
+            label.setAttr("color", "#777777" if not sample.item.isVisible() else "#dddddd")
+            label.setText(label.text)
         self.curves = new
+        # stacked: the names at their baselines (values are then read as offsets)
+        self.plot.getAxis("left").setTicks(
+            [[(lift, name) for name, lift in self.offsets.items()]] if self.offsets else None)
         self._set_bands(bands or {}, colours)
         self._move_cursor()
+
+    def stack_step(self) -> float:
+        """The distance between stacked curves (0 when not stacked)."""
+        lifts = sorted(set(self.offsets.values()))
+        return lifts[1] - lifts[0] if len(lifts) > 1 else 0.0
+
+    @property
+    def stacked(self) -> bool:
+        return getattr(self, "_stacked", False)
+
+    def set_stacked(self, stacked: bool) -> None:
+        """Draw the curves one above the other (or all on one baseline)."""
+        self._stacked = bool(stacked)
+        if getattr(self, "_shown", None) is not None:
+            x, curves, colours, bands, hidden, highlighted = self._shown
+            self.set_curves(x, curves, colours, bands, hidden, highlighted)
+
+    def shown_data(self, name: str) -> np.ndarray:
+        """The values of curve ``name`` as computed (the stacking offset taken off)."""
+        return self.curves[name].getData()[1] - self.offsets.get(name, 0.0)
+
+    def _legend_sample_clicked(self, item) -> None:
+        """A click on a legend sample toggled its curve (pyqtgraph); tell the subclass."""
+        name = item.opts.get("name")
+        if name in self.curves:
+            self.curve_toggled(name, item.isVisible())
+
+    def _legend_name_clicked(self, event, name: str) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            event.accept()
+            self.curve_chosen(name)
+
+    def curve_toggled(self, name: str, visible: bool) -> None:
+        """The user showed / hid curve ``name`` from the legend (override to follow)."""
+
+    def curve_chosen(self, name: str) -> None:
+        """The user clicked curve ``name``'s legend name (override to highlight it)."""
 
     def _set_bands(self, bands: dict, colours) -> None:
         """Shaded (low, high) bands under the curves of the same names (confidence)."""
@@ -95,6 +165,10 @@ class PlotDock(IdleWhenHidden, QWidget):
         names = list(self.curves)
         for name, (low, high) in bands.items():
             k = names.index(name) if name in names else 0
+            if name in names and not self.curves[name].isVisible():
+                continue
+            lift = self.offsets.get(name, 0.0)
+            low, high = np.asarray(low) + lift, np.asarray(high) + lift
             colour = pg.mkColor(colours[k] if colours is not None else pg.intColor(k))
             colour.setAlpha(60)
             ok = np.isfinite(low) & np.isfinite(high)
@@ -143,6 +217,7 @@ class PlotDock(IdleWhenHidden, QWidget):
         if event.button() != Qt.MouseButton.LeftButton:
             return
         vb = self.plot.getPlotItem().vb
-        if not vb.sceneBoundingRect().contains(event.scenePos()):
-            return
+        if not vb.sceneBoundingRect().contains(event.scenePos()) or \
+                self.legend.sceneBoundingRect().contains(event.scenePos()):
+            return  # legend clicks show / hide / highlight curves
         self.go_to_time(vb.mapSceneToView(event.scenePos()).x())

@@ -16,6 +16,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -27,10 +28,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..analysis.colours import next_colour, palette, to_hex
 from ..analysis.rois import RoiSet
 from ..errors import ScanImageError
 from ._dock import dock_layout, show_rows
 from ._labels import (
+    HIDDEN_KEY,
     delete_labels,
     is_labels,
     label_colours,
@@ -38,11 +41,13 @@ from ._labels import (
     label_values,
     mask_layer_data,
     rename_label,
+    use_palette,
 )
 from ._report import report_failure
 from .selection import current_dataset
 
-__all__ = ["RoiDock", "image_layer_for", "layer_rois", "roi_names"]
+__all__ = ["RoiDock", "image_layer_for", "layer_rois", "roi_names", "set_trace_shown",
+           "trace_shown"]
 
 
 def image_layer_for(viewer, dataset=None):
@@ -67,6 +72,53 @@ def _flags(layer) -> list[bool]:
     values = list(layer.features["all_planes"]) if "all_planes" in layer.features else []
     return [k < len(values) and isinstance(values[k], (bool, np.bool_)) and bool(values[k])
             for k in range(len(layer.data))]
+
+
+def _colours(layer) -> list[str]:
+    """The edge colour ("#rrggbb") of each shape."""
+    rgba = np.asarray(layer.edge_color).reshape(-1, 4)[:len(layer.data)]
+    return [to_hex(c) for c in rgba]
+
+
+def trace_shown(layer) -> list[bool]:
+    """Whether each ROI's trace is shown (in the order of :func:`layer_rois`); a hidden ROI
+    keeps its trace, only the plot leaves it out."""
+    if layer is None:
+        return []
+    if is_labels(layer):
+        hidden = layer.metadata.get(HIDDEN_KEY, set())
+        return [v not in hidden for v in label_values(layer)]
+    values = list(layer.features["show"]) if "show" in layer.features else []
+    return [not (k < len(values) and isinstance(values[k], (bool, np.bool_))
+                 and not values[k]) for k in range(len(layer.data))]
+
+
+def set_trace_shown(layer, k: int, shown: bool) -> None:
+    """Show or hide the trace of the ``k``-th ROI of ``layer``; the ROI and trace docks
+    follow (the layer emits its data / paint event)."""
+    if trace_shown(layer)[k] == bool(shown):
+        return
+    if is_labels(layer):
+        value = label_values(layer)[k]
+        hidden = set(layer.metadata.get(HIDDEN_KEY, set()))
+        hidden = hidden - {value} if shown else hidden | {value}
+        layer.metadata = {**layer.metadata, HIDDEN_KEY: hidden}
+        layer.events.paint()
+        return
+    features = layer.features.copy()
+    features["show"] = trace_shown(layer)
+    features.loc[k, "show"] = bool(shown)
+    layer.features = features
+    layer.events.data(value=layer.data)
+
+
+def style_roi_layer(layer) -> None:
+    """ROI names on the canvas, in each ROI's colour (the ``name`` / ``colour`` features)."""
+    if is_labels(layer) or "{name}" in str(getattr(layer.text.string, "format", "")):
+        return
+    visible = bool(layer.metadata.get("roi_names_shown", True))
+    layer.text = {"string": "{name}", "color": {"feature": "colour"}, "size": 9,
+                  "anchor": "upper_left", "visible": visible}
 
 
 def roi_axes(image) -> dict:
@@ -144,7 +196,7 @@ def layer_rois(layer, dataset, image_layer=None) -> RoiSet:
                                       info.num_planes - 1)))
         else:
             planes.append(None)
-    colours = list(np.asarray(layer.edge_color).reshape(-1, 4)[:n])  # RGBA → "#rrggbb"
+    colours = _colours(layer)
     return RoiSet.from_layer([np.asarray(v)[:, -2:] for v in layer.data],
                              shape_types=list(layer.shape_type), planes=planes,
                              edge_widths=list(np.broadcast_to(layer.edge_width, (n,))),
@@ -159,8 +211,9 @@ class RoiDock(QWidget):
         self.viewer = napari_viewer
         self.layer_box = QComboBox()
         self.new_button = QPushButton("New ROI layer")
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["name", "plane", "all planes", "colour"])
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["name", "plane", "all planes", "colour", "trace"])
+        self.table.horizontalHeaderItem(4).setToolTip("show this ROI's trace in the plot")
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
@@ -171,10 +224,14 @@ class RoiDock(QWidget):
         self.save_button = QPushButton("Save…")
         self.load_button = QPushButton("Load…")
         self.imagej_button = QPushButton("ImageJ zip…")
+        self.names_box = QCheckBox("names")
+        self.names_box.setToolTip("show the ROI names on the canvas")
+        self.names_box.setChecked(True)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         top = QHBoxLayout()
         top.addWidget(self.layer_box, 1)
+        top.addWidget(self.names_box)
         top.addWidget(self.new_button)
         buttons = QHBoxLayout()
         for b in (self.delete_button, self.save_button, self.load_button, self.imagej_button):
@@ -188,6 +245,7 @@ class RoiDock(QWidget):
         self._updating = False
         self.layer_box.currentIndexChanged.connect(self._choose_layer)
         self.new_button.clicked.connect(self.new_layer)
+        self.names_box.toggled.connect(self.show_names)
         self.delete_button.clicked.connect(self.delete_selected)
         self.save_button.clicked.connect(lambda: self._file_dialog("save"))
         self.load_button.clicked.connect(lambda: self._file_dialog("load"))
@@ -230,6 +288,7 @@ class RoiDock(QWidget):
             if old is None:
                 continue
             pairs = ((old.events.data, self._sync_table),
+                     *(() if is_labels(old) else ((old.events.edge_color, self._sync_table),)),
                      (old.events.paint if is_labels(old) else old.events.highlight,
                       self._sync_table if is_labels(old) else self._select_rows),
                      *(((old.events.selected_label, self._select_rows),) if is_labels(old)
@@ -237,14 +296,39 @@ class RoiDock(QWidget):
             for emitter, slot in pairs:
                 emitter.connect(slot) if connect else emitter.disconnect(slot)
         self._layer = layer
+        if layer is not None:
+            if is_labels(layer):
+                use_palette(layer)
+            else:
+                self._updating = True
+                try:
+                    self._ensure_features()
+                    style_roi_layer(layer)
+                finally:
+                    self._updating = False
+            self.names_box.setEnabled(not is_labels(layer))
+            self.names_box.blockSignals(True)
+            self.names_box.setChecked(is_labels(layer) or bool(layer.text.visible))
+            self.names_box.blockSignals(False)
         self._sync_table()
+
+    def show_names(self, shown: bool = True) -> None:
+        """Show or hide the ROI names on the canvas."""
+        layer = self._layer
+        if layer is None or is_labels(layer):
+            return
+        layer.metadata = {**layer.metadata, "roi_names_shown": bool(shown)}
+        layer.text.visible = bool(shown)
+        self.names_box.blockSignals(True)
+        self.names_box.setChecked(bool(shown))
+        self.names_box.blockSignals(False)
 
     def new_layer(self):
         """Add an empty ROI Shapes layer on the recording's axes after time
         (:func:`roi_axes`): ROIs belong to a plane, not to a time."""
         ds = self.dataset
         kwargs = roi_axes(image_layer_for(self.viewer, ds))
-        layer = self.viewer.add_shapes(name="ROIs", edge_width=1.5, edge_color="yellow",
+        layer = self.viewer.add_shapes(name="ROIs", edge_width=1.5, edge_color=palette(1)[0],
                                        face_color="transparent", **kwargs)
         if ds is not None:  # the docks then work on this recording (or field) for it
             layer.metadata["scanimage_dataset"] = ds
@@ -255,6 +339,10 @@ class RoiDock(QWidget):
 
     # -- table <-> layer ------------------------------------------------------------------
     def _ensure_features(self) -> None:
+        """Give every shape a unique name and each new shape the next palette colour unless
+        its own is unique (the ``name`` / ``all_planes`` / ``colour`` / ``show`` features; the
+        edge colour is the ROI's colour, so a colour set in napari's layer controls is kept).
+        The next shape drawn is already in the next colour."""
         layer = self._layer
         n = len(layer.data)
         names = roi_names(layer)
@@ -265,12 +353,33 @@ class RoiDock(QWidget):
             names[k] = name
             taken.add(name)
         all_planes = _flags(layer)
+        given = list(layer.features["name"]) if "name" in layer.features else []
+        edges = _colours(layer)
+        old = [k < len(given) and isinstance(given[k], str) and bool(given[k]) for k in range(n)]
+        colours = [edges[k] if old[k] else None for k in range(n)]
+        for k in range(n):  # a shape just drawn keeps its colour only if no other ROI has it
+            if colours[k] is None:
+                unique = edges[k] not in colours and edges[k] not in edges[k + 1:]
+                colours[k] = edges[k] if unique else \
+                    next_colour([c for c in colours if c is not None])
+        shown = trace_shown(layer)
         features = layer.features.copy() if len(layer.features) == n else None
         import pandas as pd
 
-        features = pd.DataFrame({"name": names, "all_planes": all_planes}) if features is None \
-            else features.assign(name=names, all_planes=all_planes)
+        columns = {"name": names, "all_planes": all_planes, "colour": colours, "show": shown}
+        features = pd.DataFrame(columns) if features is None else features.assign(**columns)
+        features = features.astype({"name": object, "colour": object, "all_planes": bool,
+                                    "show": bool})
+        if colours != edges and n:
+            layer.edge_color = colours
         layer.features = features
+        # what the next shape drawn gets (its feature is empty until it is listed here)
+        # (an empty name marks it new)
+        upcoming = next_colour(colours)
+        layer.feature_defaults = {"name": "", "all_planes": False, "colour": upcoming,
+                                  "show": True}
+        with layer.block_update_properties():  # (not a recolouring of the selected shapes)
+            layer.current_edge_color = upcoming
 
     def _sync_table(self, event=None) -> None:
         if self._updating:
@@ -293,6 +402,7 @@ class RoiDock(QWidget):
                 return
             flags = _flags(layer) if not is_labels(layer) else \
                 [p is None for p in self._rois.planes]
+            shown = trace_shown(layer)
             self.table.setRowCount(len(self._rois))
             for k, roi in enumerate(self._rois):
                 self.table.setItem(k, 0, QTableWidgetItem(roi.name))
@@ -304,7 +414,12 @@ class RoiDock(QWidget):
                 self.table.setItem(k, 2, check)
                 colour = _fixed("")
                 colour.setBackground(QColor(roi.colour))
+                colour.setToolTip(roi.colour)
                 self.table.setItem(k, 3, colour)
+                show = _fixed("")
+                show.setFlags(show.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                show.setCheckState(Qt.CheckState.Checked if shown[k] else Qt.CheckState.Unchecked)
+                self.table.setItem(k, 4, show)
             self.status.setText(f"{len(self._rois)} ROI(s) in {layer.name}")
         finally:
             self._updating = False
@@ -314,6 +429,10 @@ class RoiDock(QWidget):
             return
         k = item.row()
         names = self._rois.names
+        if item.column() == 4:
+            set_trace_shown(self._layer, k, item.checkState() == Qt.CheckState.Checked)
+            self._sync_table()
+            return
         if item.column() == 0 and is_labels(self._layer):
             new = item.text().strip()
             if not new or new in set(names) - {names[k]}:
@@ -343,6 +462,12 @@ class RoiDock(QWidget):
     def rename(self, old: str, new: str) -> None:
         row = self._rois.names.index(old)
         self.table.item(row, 0).setText(new)
+
+    def set_trace_shown(self, name: str, shown: bool) -> None:
+        """Tick / untick ROI ``name``'s trace column, as a user would."""
+        row = self._rois.names.index(name)
+        self.table.item(row, 4).setCheckState(Qt.CheckState.Checked if shown
+                                              else Qt.CheckState.Unchecked)
 
     def set_all_planes(self, name: str, value: bool) -> None:
         row = self._rois.names.index(name)
@@ -443,7 +568,9 @@ class RoiDock(QWidget):
 
         kept = [r for r in rois if r.vertices is not None]
         layer.features = pd.DataFrame({"name": [r.name for r in kept],
-                                       "all_planes": [r.plane is None for r in kept]})
+                                       "all_planes": [r.plane is None for r in kept],
+                                       "colour": [r.colour for r in kept],
+                                       "show": [True] * len(kept)})
         self._sync_table()
         return layer
 
@@ -456,6 +583,7 @@ class RoiDock(QWidget):
             kwargs.pop("ndim")
         layer = self.viewer.add_labels(data, name=f"{name} labels", **kwargs)
         layer.metadata = {**layer.metadata, "roi_names": names}
+        use_palette(layer, {k + 1: r.colour for k, r in enumerate(masks)})
         self._refresh_layers()
         self.layer_box.setCurrentIndex(self._shapes.index(layer))
         return layer
