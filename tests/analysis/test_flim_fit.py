@@ -219,12 +219,12 @@ def test_collapsed_fit_is_flagged():
     three = fit_decay(y, bin_width_ps=BIN_PS, period_ps=PERIOD_PS, n_exp=3)
     assert three.degenerate
     text = " ".join(three.warnings())
-    assert "nearly equal" in text or "standard errors" in text or "% of the photons" in text
+    assert "≈" in text or "standard errors" in text or "% of the photons" in text
     collapsed = DecayFit((0.9, 0.905, 2.6), (0.3, 0.3, 0.4), 0.5, 0.1, 0.0, 1e5,
                          {"taus_ns": (0.1, 0.1, 0.1), "fractions": (81.0, 81.0, 0.01)}, 20.0,
                          PERIOD_PS, 3, 600.0, (0, NBINS), True, 8)
     warnings = collapsed.warnings()
-    assert any("τ1 = 0.9 ns and τ2 = 0.905 ns are nearly equal" in w for w in warnings)
+    assert any("τ1 = 0.9 ns ≈ τ2 = 0.905 ns (fit 2 components)" in w for w in warnings)
     assert any("fraction 1 0.3 ± 81" in w for w in warnings)
     stuck = DecayFit((2.0,), (1.0,), 0.5, 0.1, 0.0, 1e4, {"taus_ns": (0.05,)}, 20.0,
                      PERIOD_PS, 1, 600.0, (0, NBINS), False, 4)

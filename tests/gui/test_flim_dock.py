@@ -160,9 +160,9 @@ def test_collapsed_three_component_fit_warns_and_chi2_is_shown(make_napari_viewe
     qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
     fit = dock.fit
     assert fit.n_exp == 3 and fit.degenerate
-    assert dock.warning.isVisibleTo(dock) and "do not trust this fit" in dock.warning.text()
+    assert dock.warning.isVisibleTo(dock) and "unreliable fit" in dock.warning.text()
     assert fit.warnings()[0] in dock.warning.text()
-    assert f"reduced χ² {fit.reduced_chi2:.3g}" in dock.status.text()
+    assert f"reduced χ² {fit.reduced_chi2:.3g}" in dock.summary.text()
     rows = {dock.table.item(r, 0).text(): dock.table.item(r, 1).text()
             for r in range(dock.table.rowCount())}
     assert float(rows["reduced chi2"]) == pytest.approx(fit.reduced_chi2, rel=1e-3)
@@ -189,7 +189,7 @@ def test_selected_rois_without_a_selection_use_all(flim_viewer, qtbot):
     dock.n_exp.setValue(1)
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
-    assert "all 2 ROI(s) of cells (none selected, so all are used)" in dock.status.text()
+    assert "all 2 ROI(s) of cells (none selected, so all are used)" in dock.summary.text()
     ds = viewer.layers["Green"].metadata["scanimage_dataset"]
     mask = np.zeros((32, 32), bool)
     mask[3:11, 3:11] = mask[17:29, 17:29] = True
@@ -197,7 +197,7 @@ def test_selected_rois_without_a_selection_use_all(flim_viewer, qtbot):
     layer.selected_data = {1}
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
-    assert "1 selected ROI(s) of cells" in dock.status.text()
+    assert "1 selected ROI(s) of cells" in dock.summary.text()
     np.testing.assert_array_equal(dock.hist, ds.histogram(0, mask=mask & (np.arange(32) > 12)))
 
 

@@ -244,8 +244,8 @@ class DecayFit:
         for k in range(len(taus) - 1):
             a, b = taus[k], taus[k + 1]
             if abs(b - a) <= 0.1 * max(abs(a), abs(b)):
-                out.append(f"τ{k + 1} = {a:.3g} ns and τ{k + 2} = {b:.3g} ns are nearly equal: "
-                           f"fit {self.n_exp - 1} component(s)")
+                out.append(f"τ{k + 1} = {a:.3g} ns ≈ τ{k + 2} = {b:.3g} ns (fit "
+                           f"{self.n_exp - 1} component{'s' if self.n_exp > 2 else ''})")
         if self.n_exp > 1:
             for k, f in enumerate(fracs):
                 if not 0 <= f <= 1:
@@ -254,7 +254,7 @@ class DecayFit:
                     out.append(f"component {k + 1} carries {100 * f:.2g} % of the photons")
         errs = [*self.stderr.get("taus_ns", ()), *self.stderr.get("fractions", ())]
         if any(not math.isfinite(e) for e in errs):
-            out.append("standard errors are undefined (the parameters are not determined)")
+            out.append("standard errors undefined (parameters not determined)")
         else:
             big = [f"τ{k + 1} {t:.3g} ± {e:.2g} ns" for k, (t, e) in
                    enumerate(zip(taus, self.stderr.get("taus_ns", ()), strict=False)) if e > t]

@@ -500,8 +500,8 @@ class PhasorCensus:
     def describe(self) -> str:
         """One line: plotted pixels and what was left out, by reason."""
         share = "" if not self.plotted else \
-            f" ({100 * self.semicircle_fraction:.1f} % on/inside the semicircle)"
-        return (f"{self.plotted} of {self.pixels} pixels plotted{share}; left out: "
+            f", {100 * self.semicircle_fraction:.1f} % on/inside the semicircle"
+        return (f"{self.plotted} / {self.pixels} pixels plotted{share}; left out: "
                 f"{self.below_threshold} below the photon threshold, {self.no_photons} without "
                 f"photons (NaN), {self.undefined} other NaN, {self.outside_plot} outside the plot")
 

@@ -128,16 +128,18 @@ class FlimDock(WorkerDock, QWidget):
         self.progress = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.summary = QLabel("")  # the current fit, kept while the status reports other work
+        self.summary.setWordWrap(True)
         self.warning = QLabel("")
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet("color: #ffb000")
         self.warning.setVisible(False)
         self.colorbar = pg.PlotWidget(background="k")
-        self.colorbar.setFixedHeight(62)
+        self.colorbar.setFixedHeight(44)
         self.colorbar.setMouseEnabled(x=False, y=False)
         self.colorbar.hideAxis("left")
         self.colorbar.getAxis("bottom").enableAutoSIPrefix(False)
-        self.colorbar.setLabel("bottom", "lifetime (ns); brightness: photons")
+        self.colorbar.setLabel("bottom", "lifetime (ns)")
         self.colorbar_image = pg.ImageItem()
         self.colorbar.addItem(self.colorbar_image)
         self.colorbar.setVisible(False)
@@ -171,6 +173,7 @@ class FlimDock(WorkerDock, QWidget):
         layout.addLayout(fit_row)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.summary)
         layout.addWidget(self.warning)
         layout.addWidget(self.colorbar)
         layout.addWidget(self.plot, 2)
@@ -310,8 +313,7 @@ class FlimDock(WorkerDock, QWidget):
         self.viewer.add_image(rgb, name=name, rgb=True, **kwargs)
         self.show_colorbar(*tau_range)
         self.status.setText(f"{name}: colour = lifetime {tau_range[0]:.2f}–{tau_range[1]:.2f} ns "
-                            f"(2nd–98th percentile, blue to red, colour bar below), brightness "
-                            f"= photons")
+                            f"(2nd–98th percentile; colour bar below), brightness = photons")
 
     def show_colorbar(self, lo: float, hi: float) -> None:
         """The lifetime image's colour scale (Turbo) from ``lo`` to ``hi`` ns in the dock."""
@@ -363,11 +365,13 @@ class FlimDock(WorkerDock, QWidget):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         taus = ", ".join(f"{v:.3g}" for v in fit.taus_ns)
         where = f" of {self.roi_note}" if hist is not None else " (loaded)"
-        self.status.setText(f"τ = {taus} ns; {int(fit.total)} photons{where}; reduced χ² "
-                            f"{fit.reduced_chi2:.3g} (deviance {fit.deviance:.1f} / "
-                            f"{fit.degrees_of_freedom} degrees of freedom)")
+        text = (f"fit: τ = {taus} ns; {int(fit.total)} photons{where}; reduced χ² "
+                f"{fit.reduced_chi2:.3g} (deviance {fit.deviance:.1f} / "
+                f"{fit.degrees_of_freedom} degrees of freedom)")
+        self.summary.setText(text)
+        self.status.setText("fitted" if hist is not None else "loaded the fit")
         problems = fit.warnings()
-        self.warning.setText("⚠ do not trust this fit: " + "; ".join(problems) + "."
+        self.warning.setText("⚠ unreliable fit: " + "; ".join(problems)
                              if problems else "")
         self.warning.setVisible(bool(problems))
 

@@ -60,7 +60,7 @@ def _phasor_job(ds, channel, harmonic, how, fit, ref_channel, ref_tau):
         else:
             source = "the FLIM dock's fit"
         calibration = fit
-        note = (f"calibrated by the IRF of {source} (offset {fit.irf_offset_ns:.3f} ns, width "
+        note = (f"calibrated by the IRF of {source} ({fit.irf_offset_ns:.3f} ns, σ "
                 f"{fit.irf_width_ns:.3f} ns)")
     elif how == REFERENCE:
         calibration = Reference(ds.histogram(ref_channel), float(ref_tau))
@@ -123,6 +123,7 @@ class PhasorDock(WorkerDock, QWidget):
         self.plot.setLabel("bottom", "g")
         self.plot.setLabel("left", "s")
         self.plot.setAspectLocked(True, ratio=1.0)
+        self.plot.setMinimumHeight(180)  # below this the locked aspect squeezes the semicircle
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.density = pg.ImageItem()
@@ -137,20 +138,16 @@ class PhasorDock(WorkerDock, QWidget):
         row = QHBoxLayout()
         for w in (self.channel_box, self.harmonic, self.compute_button, self.cancel_button):
             row.addWidget(w)
-        calib = QHBoxLayout()
-        calib.addWidget(QLabel("calibration"))
-        for w in (self.calibration_box, self.reference_box, self.reference_tau):
+        calib = QHBoxLayout()  # calibration, then the cleaning of the phasors
+        for w in (self.calibration_box, self.reference_box, self.reference_tau, self.threshold,
+                  self.median, self.median_repeat):
             calib.addWidget(w)
-        cleaning = QHBoxLayout()
-        for w in (self.threshold, self.median, self.median_repeat):
-            cleaning.addWidget(w)
         cursors = QHBoxLayout()
         for w in (self.add_cursor_button, self.labels_button):
             cursors.addWidget(w)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
         layout.addLayout(calib)
-        layout.addLayout(cleaning)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.plot, 1)
@@ -235,9 +232,10 @@ class PhasorDock(WorkerDock, QWidget):
         median = (f"median {image.median[0]}×{image.median[0]} ×{image.median[1]}"
                   if image.median[1] else "no median filter")
         mean = "" if not np.isfinite(gm) else \
-            f"; mean phasor (+) τφ {tau_phase:.2f} ns, τm {tau_mod:.2f} ns"
-        self.status.setText(f"{self.calibration_note}; {image.frequency_mhz:.4g} MHz, harmonic "
-                            f"{image.harmonic}; {median}. {self.census.describe()}{mean}")
+            f"; mean (+): τφ {tau_phase:.2f}, τm {tau_mod:.2f} ns"
+        self.plot.setLabel("bottom", f"g   ({image.frequency_mhz:.4g} MHz, harmonic "
+                                     f"{image.harmonic})")
+        self.status.setText(f"{self.calibration_note}; {median}. {self.census.describe()}{mean}")
 
     def add_cursor(self, g: float | None = None, s: float | None = None,
                    radius: float = 0.05) -> pg.CircleROI:
