@@ -135,7 +135,7 @@ class FlimDock(WorkerDock, QWidget):
         self.warning.setStyleSheet("color: #ffb000")
         self.warning.setVisible(False)
         self.colorbar = pg.PlotWidget(background="k")
-        self.colorbar.setFixedHeight(44)
+        self.colorbar.setFixedHeight(56)
         self.colorbar.setMouseEnabled(x=False, y=False)
         self.colorbar.hideAxis("left")
         self.colorbar.getAxis("bottom").enableAutoSIPrefix(False)
