@@ -15,6 +15,7 @@ from napari_scanimage.analysis.phasor import (
     fraction_image,
     histogram_phasor,
     intensity_modulated,
+    lifetime_ticks,
     lifetime_image,
     mean_phasor,
     phasor_bounds,
@@ -303,6 +304,12 @@ def test_semicircle_distance_and_histogram():
     image = PhasorImage(np.array([10.0, 30.0]), g, s, 80.0, 1)
     hist = phasor_histogram(image, (0.0, 1.0, 0.0, 0.5), cells=100)
     assert hist.shape == (100, 50) and hist.sum() == 40.0  # square cells, photon-weighted
+
+
+def test_lifetime_ticks_on_the_semicircle():
+    taus, g, s = lifetime_ticks(80.0, (0.5, 2.0))
+    np.testing.assert_allclose(semicircle_distance(g, s), 0.0, atol=1e-12)
+    np.testing.assert_allclose(apparent_lifetimes(g, s, 80.0)[0], taus)
 
 
 def test_mean_phasor_lifetimes():

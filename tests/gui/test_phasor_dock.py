@@ -92,6 +92,8 @@ def test_sample_phasors_are_calibrated_whole_and_counted(make_napari_viewer, qtb
     assert dock.plot.getViewBox().state["aspectLocked"] == 1.0
     xs, ys = dock.semicircle.getData()
     assert np.allclose(np.hypot(xs - 0.5, ys), 0.5)
+    assert [item.toPlainText() for item in dock.tick_labels] == ["0.25", "0.5", "1", "2", "4",
+                                                                 "8"]
     # a higher threshold removes more pixels at once, without recomputing
     dock.threshold.setValue(50)
     assert dock.census.below_threshold == int(((image.mean > 0) & (image.mean < 50)).sum())

@@ -53,7 +53,7 @@ __all__ = ["PixelHistograms", "PhasorImage", "Reference", "pixel_histograms",
            "calibrate_with_fit", "apparent_lifetimes", "fraction_image", "lifetime_image",
            "intensity_modulated", "turbo", "cursor_labels", "PhasorCensus", "filter_phasor",
            "phasor_census", "phasor_bounds", "phasor_histogram", "mean_phasor",
-           "semicircle_distance"]
+           "semicircle_distance", "lifetime_ticks"]
 
 _MODES = ("keep", "drop", "wrap")
 _KEEP, _DROP, _WRAP = 0, 1, 2
@@ -443,6 +443,15 @@ def semicircle_distance(g, s) -> np.ndarray:
     g, s = np.asarray(g, np.float64), np.asarray(s, np.float64)
     d = np.hypot(g - 0.5, s) - 0.5
     return np.where(s < 0, np.maximum(d, -s), d)
+
+
+def lifetime_ticks(frequency_mhz: float, taus_ns=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(taus, g, s): where single lifetimes ``taus_ns`` lie on the universal semicircle at
+    ``frequency_mhz`` (include the harmonic), by phasorpy's ``phasor_from_lifetime``."""
+    taus = np.asarray(taus_ns, np.float64)
+    g, s = phasor_from_lifetime(float(frequency_mhz), taus)
+    return taus, np.asarray(g, np.float64), np.asarray(s, np.float64)
 
 
 def phasor_bounds(g, s, *, limit: float = 1.5) -> tuple[float, float, float, float]:

@@ -32,6 +32,7 @@ from ..analysis.phasor import (
     Reference,
     cursor_labels,
     filter_phasor,
+    lifetime_ticks,
     mean_phasor,
     phasor_bounds,
     phasor_census,
@@ -131,6 +132,9 @@ class PhasorDock(WorkerDock, QWidget):
         angle = np.linspace(0, np.pi, 181)
         self.semicircle = self.plot.plot(0.5 + 0.5 * np.cos(angle), 0.5 * np.sin(angle),
                                          pen=pg.mkPen("#ffffff", width=1))
+        self.ticks = self.plot.plot([], [], pen=None, symbol="o", symbolSize=5,
+                                    symbolBrush="#ffffff", symbolPen=None)
+        self.tick_labels: list[pg.TextItem] = []
         self.mean_marker = self.plot.plot([], [], pen=None, symbol="+", symbolSize=14,
                                           symbolPen=pg.mkPen("#00ff66", width=2))
         self.bounds = (-0.05, 1.05, -0.05, 0.6)
@@ -234,8 +238,22 @@ class PhasorDock(WorkerDock, QWidget):
         mean = "" if not np.isfinite(gm) else \
             f"; mean (+): τφ {tau_phase:.2f}, τm {tau_mod:.2f} ns"
         self.plot.setLabel("bottom", f"g   ({image.frequency_mhz:.4g} MHz, harmonic "
-                                     f"{image.harmonic})")
+                                     f"{image.harmonic}; dots: lifetimes in ns)")
+        self._draw_ticks(image.frequency_mhz * image.harmonic)
         self.status.setText(f"{self.calibration_note}; {median}. {self.census.describe()}{mean}")
+
+    def _draw_ticks(self, frequency_mhz: float) -> None:
+        """Single lifetimes marked (and labelled in ns) on the semicircle."""
+        taus, g, s = lifetime_ticks(frequency_mhz)
+        self.ticks.setData(g, s)
+        for item in self.tick_labels:
+            self.plot.removeItem(item)
+        self.tick_labels = []
+        for tau, x, y in zip(taus, g, s, strict=True):
+            label = pg.TextItem(f"{tau:g}", color="#cccccc", anchor=(0.5, 1.1))
+            label.setPos(float(x), float(y))
+            self.plot.addItem(label)
+            self.tick_labels.append(label)
 
     def add_cursor(self, g: float | None = None, s: float | None = None,
                    radius: float = 0.05) -> pg.CircleROI:
