@@ -231,6 +231,6 @@ def test_lifetime_colour_bar_and_fraction_description(make_napari_viewer, qtbot,
     text = dock.status.text()
     tau1, tau2 = dock.fit.taus_ns
     assert f"photon fraction of the short component τ1 = {tau1:.2f} ns" in text
-    assert f"τ2 = {tau2:.2f} ns" in text and "0–1" in text
+    assert f"τ2 = {tau2:.2f} ns" in text and "0–1 (black: all τ2, bright: all τ1" in text
     frac = np.asarray(layer.data).reshape(32, 32)
     assert f"median {np.nanmedian(frac):.2f}" in text

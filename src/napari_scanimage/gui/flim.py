@@ -280,9 +280,9 @@ class FlimDock(WorkerDock, QWidget):
             if finite.size else "no pixel has photons"
         self.status.setText(
             f"{name}: each pixel's photon fraction of the short component τ1 = "
-            f"{fit.taus_ns[0]:.2f} ns (the rest is τ2 = {fit.taus_ns[1]:.2f} ns), from its "
-            f"phasor calibrated by the fit's IRF, clipped to 0–1 (magma: 0 black = all τ2, "
-            f"1 bright = all τ1; colour bar on the canvas); {median}")
+            f"{fit.taus_ns[0]:.2f} ns (the rest is τ2 = {fit.taus_ns[1]:.2f} ns) from its "
+            f"IRF-calibrated phasor, 0–1 (black: all τ2, bright: all τ1; colour bar on the "
+            f"canvas); {median}")
 
     def _add_image(self, ds, name: str, planes: np.ndarray):
         axes = roi_axes(image_layer_for(self.viewer, ds))

@@ -143,15 +143,22 @@ class PhasorDock(WorkerDock, QWidget):
         for w in (self.channel_box, self.harmonic, self.compute_button, self.cancel_button):
             row.addWidget(w)
         calib = QHBoxLayout()  # calibration, then the cleaning of the phasors
-        for w in (self.calibration_box, self.reference_box, self.reference_tau, self.threshold,
-                  self.median, self.median_repeat):
+        for w in (self.calibration_box, self.threshold, self.median, self.median_repeat):
             calib.addWidget(w)
+        self.reference_row = QWidget()  # shown for the reference calibration only
+        ref = QHBoxLayout(self.reference_row)
+        ref.setContentsMargins(0, 0, 0, 0)
+        ref.addWidget(QLabel("reference channel"))
+        ref.addWidget(self.reference_box, 1)
+        ref.addWidget(QLabel("of known lifetime"))
+        ref.addWidget(self.reference_tau, 1)
         cursors = QHBoxLayout()
         for w in (self.add_cursor_button, self.labels_button):
             cursors.addWidget(w)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
         layout.addLayout(calib)
+        layout.addWidget(self.reference_row)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.plot, 1)
@@ -182,9 +189,7 @@ class PhasorDock(WorkerDock, QWidget):
             self.reference_box.addItems(names)
 
     def _calibration_changed(self, *_) -> None:
-        by_reference = self.calibration_box.currentText() == REFERENCE
-        self.reference_box.setVisible(by_reference)
-        self.reference_tau.setVisible(by_reference)
+        self.reference_row.setVisible(self.calibration_box.currentText() == REFERENCE)
 
     def _set_busy(self, busy: bool) -> None:
         super()._set_busy(busy)
