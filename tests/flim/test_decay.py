@@ -183,3 +183,53 @@ def test_bad_input(histogram, kwargs, match):
     kwargs = {"bin_width_ps": BIN_PS, "period_ps": PERIOD_PS, **kwargs}
     with pytest.raises(SelectionError, match=match):
         fit_decay(histogram, **kwargs)
+
+
+def test_reduced_chi2_from_deviance_and_degrees_of_freedom(tmp_path):
+    p = _probabilities((0.9, 2.6), (0.6, 0.4), background=0.02)
+    y = np.random.default_rng(21).multinomial(100_000, p)
+    fit = fit_decay(y, bin_width_ps=BIN_PS, period_ps=PERIOD_PS, n_exp=2)
+    # 2 lifetimes, 1 free fraction, IRF offset and width, background; photon number fixed
+    assert fit.n_free == fit.free_parameters == 6
+    assert fit.degrees_of_freedom == NBINS - 6 - 1
+    assert fit.reduced_chi2 == pytest.approx(fit.deviance / (NBINS - 7))
+    assert 0.85 < fit.reduced_chi2 < 1.15  # Poisson data drawn from the model
+    fixed = fit_decay(y, bin_width_ps=BIN_PS, period_ps=PERIOD_PS, n_exp=2,
+                      fixed={"irf_width_ns": 0.1}, background=False)
+    assert fixed.n_free == 4 and fixed.degrees_of_freedom == NBINS - 5
+    # a file written before n_free was stored: inferred from the standard errors
+    for one in (fit, fixed):
+        path = one.save(tmp_path / "fit.json")
+        doc = json.loads(path.read_text())
+        del doc["n_free"]
+        path.write_text(json.dumps(doc))
+        old = DecayFit.load(path)
+        assert old.n_free == -1 and old.free_parameters == one.n_free
+        assert old.reduced_chi2 == pytest.approx(one.reduced_chi2)
+    # too few components for the data: the reduced χ² says so
+    y = np.random.default_rng(22).multinomial(1_000_000, p)
+    one_exp = fit_decay(y, bin_width_ps=BIN_PS, period_ps=PERIOD_PS, n_exp=1)
+    assert one_exp.reduced_chi2 > 2 and "reduced χ²" in " ".join(one_exp.warnings())
+
+
+def test_collapsed_fit_is_flagged():
+    y = np.random.default_rng(23).multinomial(200_000, _probabilities((0.9, 2.6), (0.6, 0.4)))
+    good = fit_decay(y, bin_width_ps=BIN_PS, period_ps=PERIOD_PS, n_exp=2)
+    assert good.warnings() == [] and not good.degenerate
+    three = fit_decay(y, bin_width_ps=BIN_PS, period_ps=PERIOD_PS, n_exp=3)
+    assert three.degenerate
+    text = " ".join(three.warnings())
+    assert "≈" in text or "standard errors" in text or "% of the photons" in text
+    collapsed = DecayFit((0.9, 0.905, 2.6), (0.3, 0.3, 0.4), 0.5, 0.1, 0.0, 1e5,
+                         {"taus_ns": (0.1, 0.1, 0.1), "fractions": (81.0, 81.0, 0.01)}, 20.0,
+                         PERIOD_PS, 3, 600.0, (0, NBINS), True, 8)
+    warnings = collapsed.warnings()
+    assert any("τ1 = 0.9 ns ≈ τ2 = 0.905 ns (fit 2 components)" in w for w in warnings)
+    assert any("fraction 1 0.3 ± 81" in w for w in warnings)
+    stuck = DecayFit((2.0,), (1.0,), 0.5, 0.1, 0.0, 1e4, {"taus_ns": (0.05,)}, 20.0,
+                     PERIOD_PS, 1, 600.0, (0, NBINS), False, 4)
+    assert stuck.warnings() == ["the optimiser did not converge"]
+    odd = DecayFit((1.0, 3.0), (1.5, -0.5), 0.5, 0.1, 0.0, 1e4,
+                   {"taus_ns": (math.nan, 0.1), "fractions": (0.1, 0.1)}, 20.0, PERIOD_PS, 2)
+    text = " ".join(odd.warnings())
+    assert "fraction 2 = -0.5 lies outside [0, 1]" in text and "undefined" in text

@@ -11,14 +11,22 @@ from napari_scanimage.analysis.registration import Registration
 from napari_scanimage.errors import SelectionError
 from napari_scanimage.flim.decay import DecayFit
 from napari_scanimage.flim.phasor import (
+    PhasorImage,
     Reference,
     apparent_lifetimes,
+    filter_phasor,
     fraction_image,
     histogram_phasor,
     intensity_modulated,
     lifetime_image,
+    lifetime_ticks,
+    mean_phasor,
+    phasor_bounds,
+    phasor_census,
+    phasor_histogram,
     phasor_image,
     pixel_histograms,
+    semicircle_distance,
     turbo,
 )
 from napari_scanimage.testing.siff import write_siff
@@ -232,3 +240,85 @@ def test_intensity_modulated_colours():
     assert lo.sum() < 0.5 and mid[1] > 0.9 and hi[0] > 0.4 > hi[1] + hi[2]
     with pytest.raises(SelectionError):
         intensity_modulated(life, counts, tau_range=(3.0, 1.0))
+
+
+def _noisy_image(seed=0):
+    from phasorpy.lifetime import phasor_from_lifetime
+
+    rng = np.random.default_rng(seed)
+    g0, s0 = phasor_from_lifetime(80.0, 2.0)
+    mean = rng.poisson(20, (3, 16, 16)).astype(np.float64)
+    g = g0 + rng.normal(0, 0.1, mean.shape)
+    s = s0 + rng.normal(0, 0.1, mean.shape)
+    mean[0, 0, :4] = 0
+    g[0, 0, :4] = s[0, 0, :4] = np.nan
+    return PhasorImage(mean, g, s, 80.0, 1, "fit")
+
+
+def test_filter_phasor_is_phasorpys_median_then_threshold():
+    from phasorpy.phasor import phasor_filter_median, phasor_threshold
+
+    image = _noisy_image()
+    got = filter_phasor(image, min_photons=18, median_size=3, median_repeat=2)
+    m, g, s = phasor_filter_median(image.mean, image.g, image.s, size=3, repeat=2, skip_axis=0)
+    _, g, s = phasor_threshold(m, g, s, mean_min=18)
+    np.testing.assert_array_equal(got.g, g)
+    np.testing.assert_array_equal(got.s, s)
+    np.testing.assert_array_equal(got.mean, image.mean)
+    assert got.threshold == 18 and got.median == (3, 2) and got.calibration == "fit"
+    # the filter narrows the spread of the noisy phasors
+    assert np.nanstd(got.g) < 0.6 * np.nanstd(image.g)
+    with pytest.raises(SelectionError):
+        filter_phasor(image, median_size=0)
+
+
+def test_census_counts_every_pixel_by_reason():
+    mean = np.array([0.0, 5.0, 50.0, 50.0, 50.0, 50.0, 50.0])
+    g = np.array([np.nan, np.nan, np.nan, 0.5, 0.9, 2.5, 0.5])
+    s = np.array([np.nan, np.nan, np.nan, 0.45, 0.6, 0.1, 0.52])
+    image = PhasorImage(mean, g, s, 80.0, 1, "fit", threshold=10)
+    census = phasor_census(image, (-0.05, 1.05, -0.05, 0.8), tolerance=0.05)
+    assert (census.pixels, census.no_photons, census.below_threshold, census.undefined,
+            census.outside_plot, census.plotted) == (7, 1, 1, 1, 1, 3)
+    assert census.on_semicircle == 2  # (0.5, 0.45) inside, (0.5, 0.52) within 0.05
+    assert census.semicircle_fraction == pytest.approx(2 / 3)
+    text = census.describe()
+    assert "3 / 7 pixels plotted, 66.7 % on/inside" in text
+    assert "1 below the photon threshold" in text
+    assert "1 outside the plot" in text
+    # the default bounds include every finite phasor up to the limit (1.5)
+    bounds = phasor_bounds(g, s)
+    assert bounds[0] <= 0 and bounds[1] == 1.5 and bounds[3] >= 0.6
+    assert phasor_census(image).outside_plot == 1  # g = 2.5
+    assert phasor_bounds([1.2], [0.7])[1:] == pytest.approx((1.22, -0.05, 0.72))
+
+
+def test_semicircle_distance_and_histogram():
+    from phasorpy.lifetime import phasor_from_lifetime, phasor_semicircle
+
+    sg, ss = phasor_semicircle(64)
+    np.testing.assert_allclose(semicircle_distance(sg, ss), 0.0, atol=1e-12)
+    assert semicircle_distance(0.5, 0.25) == pytest.approx(-0.25)
+    assert semicircle_distance(0.5, -0.1) == pytest.approx(0.1)
+    g, s = phasor_from_lifetime(80.0, [0.5, 4.0])
+    image = PhasorImage(np.array([10.0, 30.0]), g, s, 80.0, 1)
+    hist = phasor_histogram(image, (0.0, 1.0, 0.0, 0.5), cells=100)
+    assert hist.shape == (100, 50) and hist.sum() == 40.0  # square cells, photon-weighted
+
+
+def test_lifetime_ticks_on_the_semicircle():
+    taus, g, s = lifetime_ticks(80.0, (0.5, 2.0))
+    np.testing.assert_allclose(semicircle_distance(g, s), 0.0, atol=1e-12)
+    np.testing.assert_allclose(apparent_lifetimes(g, s, 80.0)[0], taus)
+
+
+def test_mean_phasor_lifetimes():
+    from phasorpy.lifetime import phasor_from_lifetime
+
+    g, s = phasor_from_lifetime(80.0, np.array([1.0, 3.0]))
+    image = PhasorImage(np.array([1.0, 3.0]), g, s, 80.0, 1)
+    gm, sm, tp, tm = mean_phasor(image, mask=[True, False])
+    assert (gm, sm) == pytest.approx((g[0], s[0])) and (tp, tm) == pytest.approx((1.0, 1.0))
+    gm, sm, _, _ = mean_phasor(image)
+    assert gm == pytest.approx(0.25 * g[0] + 0.75 * g[1])
+    assert np.isnan(mean_phasor(image, mask=[False, False])[0])

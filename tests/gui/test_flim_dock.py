@@ -144,3 +144,93 @@ def test_two_component_fit_and_fraction_image(make_napari_viewer, qtbot, tmp_pat
     layer = [lay for lay in viewer.layers if "fraction" in lay.name][0]
     frac = np.asarray(layer.data).reshape(32, 32)
     assert np.nanmean(frac[:, :16]) > 0.9 and np.nanmean(frac[:, 16:]) < 0.1
+
+
+def test_collapsed_three_component_fit_warns_and_chi2_is_shown(make_napari_viewer, qtbot):
+    """The FLIM sample's green decay has two lifetimes: a 3-component fit collapses (two equal
+    lifetimes, undetermined fractions) and the dock says so; the 2-component fit does not."""
+    from napari_scanimage.sample import sample_path
+
+    viewer = make_napari_viewer()
+    viewer.open(str(sample_path("flim_2ch")), plugin="napari-scanimage")
+    dock = FlimDock(viewer)
+    qtbot.addWidget(dock)
+    dock.n_exp.setValue(3)
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
+    fit = dock.fit
+    assert fit.n_exp == 3 and fit.degenerate
+    assert dock.warning.isVisibleTo(dock) and "unreliable fit" in dock.warning.text()
+    assert fit.warnings()[0] in dock.warning.text()
+    assert f"reduced χ² {fit.reduced_chi2:.3g}" in dock.summary.text()
+    rows = {dock.table.item(r, 0).text(): dock.table.item(r, 1).text()
+            for r in range(dock.table.rowCount())}
+    assert float(rows["reduced chi2"]) == pytest.approx(fit.reduced_chi2, rel=1e-3)
+    dock.n_exp.setValue(2)
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
+    assert dock.fit.warnings() == [] and not dock.warning.isVisibleTo(dock)
+    assert 0.8 < dock.fit.reduced_chi2 < 1.2
+
+
+def test_selected_rois_without_a_selection_use_all(flim_viewer, qtbot):
+    viewer = flim_viewer
+    dock = FlimDock(viewer)
+    qtbot.addWidget(dock)
+    assert "none selected" in dock.which_box.toolTip() or "with none selected" in \
+        dock.which_box.toolTip()
+    layer = viewer.add_shapes([np.array([[2.5, 2.5], [2.5, 10.5], [10.5, 10.5], [10.5, 2.5]]),
+                               np.array([[16.5, 16.5], [16.5, 28.5], [28.5, 28.5],
+                                         [28.5, 16.5]])], shape_type="rectangle", name="cells")
+    layer.selected_data = set()
+    dock._refresh()
+    dock.layer_box.setCurrentText("cells")
+    dock.which_box.setCurrentText("selected ROIs")
+    dock.n_exp.setValue(1)
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
+    assert "all 2 ROI(s) of cells (none selected, so all are used)" in dock.summary.text()
+    ds = viewer.layers["Green"].metadata["scanimage_dataset"]
+    mask = np.zeros((32, 32), bool)
+    mask[3:11, 3:11] = mask[17:29, 17:29] = True
+    np.testing.assert_array_equal(dock.hist, ds.histogram(0, mask=mask))
+    layer.selected_data = {1}
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
+    assert "1 selected ROI(s) of cells" in dock.summary.text()
+    np.testing.assert_array_equal(dock.hist, ds.histogram(0, mask=mask & (np.arange(32) > 12)))
+
+
+def test_lifetime_colour_bar_and_fraction_description(make_napari_viewer, qtbot, tmp_path):
+    lifetime_map = np.zeros((32, 32), np.uint8)
+    lifetime_map[:, 16:] = 1  # left: 0.6 ns, right: 3.5 ns
+    sim = write_siff(tmp_path / "two.siff", PLANAR, photons_per_frame=20000,
+                     taus_ns=((0.6, 3.5), (1.0,)), fractions=((0.5, 0.5), (1.0,)),
+                     lifetime_map=lifetime_map, irf_offset_ns=0.5, irf_width_ns=0.1, seed=8)
+    viewer = make_napari_viewer()
+    viewer.open(str(sim.path), plugin="napari-scanimage")
+    dock = FlimDock(viewer)
+    qtbot.addWidget(dock)
+    assert not dock.colorbar.isVisibleTo(dock)
+    dock.n_exp.setValue(2)
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
+    dock.lifetime_layer()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
+    assert dock.colorbar.isVisibleTo(dock)
+    lo, hi = dock.colorbar_range
+    assert 0.3 < lo < 1.0 and 2.5 < hi < 4.0  # ns, around the two lifetimes
+    assert f"{lo:.2f}–{hi:.2f} ns" in dock.status.text()
+    rect = dock.colorbar_image.mapRectToParent(dock.colorbar_image.boundingRect())
+    assert (rect.left(), rect.right()) == pytest.approx((lo, hi))
+    assert "lifetime (ns)" in dock.colorbar.getAxis("bottom").labelText
+    dock.fraction_layer()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
+    layer = [lay for lay in viewer.layers if "fraction" in lay.name][0]
+    assert layer.colorbar.visible and tuple(layer.contrast_limits) == (0, 1)
+    text = dock.status.text()
+    tau1, tau2 = dock.fit.taus_ns
+    assert f"photon fraction of the short component τ1 = {tau1:.2f} ns" in text
+    assert f"τ2 = {tau2:.2f} ns" in text and "0–1 (black: all τ2, bright: all τ1" in text
+    frac = np.asarray(layer.data).reshape(32, 32)
+    assert f"median {np.nanmedian(frac):.2f}" in text

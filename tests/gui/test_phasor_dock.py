@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_scanimage.flim.phasor import PhasorImage, cursor_labels
+from napari_scanimage.flim.phasor import PhasorImage, cursor_labels, mean_phasor
 from napari_scanimage.gui.phasor import PhasorDock
 from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.testing.tiff import SyntheticLayout
@@ -48,3 +48,80 @@ def test_cursors_make_labels_of_two_lifetimes(make_napari_viewer, qtbot, tmp_pat
     layer = dock.make_labels()
     labels = np.asarray(layer.data).reshape(24, 32)
     assert (labels[:, :16] == 1).mean() > 0.9 and (labels[:, 16:] == 2).mean() > 0.9
+
+
+def test_sample_phasors_are_calibrated_whole_and_counted(make_napari_viewer, qtbot):
+    """The FLIM sample's green channel: calibrated by default (its pixels fall on/inside the
+    semicircle near the sample's 0.9 / 2.6 ns), the plot shows every phasor with the
+    semicircle, and the pixels left out are counted by reason."""
+    from scipy import ndimage
+
+    from napari_scanimage.sample import FLIM_TAUS_NS, SAMPLES, _FlimTissue, sample_path
+
+    viewer = make_napari_viewer()
+    viewer.open(str(sample_path("flim_2ch")), plugin="napari-scanimage")
+    dock = PhasorDock(viewer)
+    qtbot.addWidget(dock)
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
+    image, census = dock.image, dock.census
+    assert image.calibration == "fit" and "calibrated by the IRF" in dock.status.text()
+    g, s = np.asarray(image.g), np.asarray(image.s)
+    ok = np.isfinite(g)
+    near = np.hypot(g[ok] - 0.5, s[ok]) <= 0.5 + 0.05
+    assert near.mean() >= 0.95
+    truth = _FlimTissue(SAMPLES["flim_2ch"]).lifetime_map
+    cells = ndimage.binary_erosion(truth == 1, iterations=2)  # drift blurs the cell edges
+    background = ndimage.binary_erosion(truth == 0, iterations=3)
+    short, long = FLIM_TAUS_NS[0]
+    assert mean_phasor(image, background)[2] == pytest.approx(short, abs=0.15)
+    assert mean_phasor(image, cells)[2] == pytest.approx(long, abs=0.3)
+    # every pixel accounted for; the plot covers every phasor and the whole semicircle
+    assert census.pixels == 256 * 256
+    assert (census.plotted + census.below_threshold + census.no_photons + census.undefined
+            + census.outside_plot) == census.pixels
+    assert census.outside_plot == 0 and census.plotted == int(ok.sum())
+    assert census.below_threshold == int(((image.mean > 0) & (image.mean < 10)).sum()) > 0
+    assert f"{census.below_threshold} below the photon threshold" in dock.status.text()
+    g0, g1, s0, s1 = dock.bounds
+    assert g0 <= 0 and g1 >= 1 and s0 <= 0 and s1 >= 0.5
+    assert g0 <= np.nanmin(g) and g1 >= np.nanmax(g) and s1 >= np.nanmax(s)
+    rect = dock.density.mapRectToParent(dock.density.boundingRect())
+    assert (rect.left(), rect.right()) == pytest.approx((g0, g1))
+    assert (rect.top(), rect.bottom()) == pytest.approx((s0, s1))
+    assert dock.plot.getViewBox().state["aspectLocked"] == 1.0
+    xs, ys = dock.semicircle.getData()
+    assert np.allclose(np.hypot(xs - 0.5, ys), 0.5)
+    assert [item.toPlainText() for item in dock.tick_labels] == ["0.25", "0.5", "1", "2", "4",
+                                                                 "8"]
+    # a higher threshold removes more pixels at once, without recomputing
+    dock.threshold.setValue(50)
+    assert dock.census.below_threshold == int(((image.mean > 0) & (image.mean < 50)).sum())
+    assert dock.census.plotted < census.plotted
+
+
+def test_reference_calibration_and_raw(make_napari_viewer, qtbot):
+    """Calibrated by the red channel as a 1.6 ns reference, the red pixels' mean phasor is at
+    1.6 ns; raw phasors lie mostly outside the semicircle (and the plot still shows them)."""
+    from napari_scanimage.sample import sample_path
+
+    viewer = make_napari_viewer()
+    viewer.open(str(sample_path("flim_2ch")), plugin="napari-scanimage")
+    dock = PhasorDock(viewer)
+    qtbot.addWidget(dock)
+    dock.channel_box.setCurrentIndex(1)
+    dock.calibration_box.setCurrentText("reference lifetime")
+    assert dock.reference_box.isVisibleTo(dock) and dock.reference_box.count() == 2
+    dock.reference_box.setCurrentIndex(1)
+    dock.reference_tau.setValue(1.6)
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
+    assert dock.image.calibration == "reference"
+    assert mean_phasor(dock.raw)[2:] == pytest.approx((1.6, 1.6), abs=0.005)
+    assert mean_phasor(dock.image)[2:] == pytest.approx((1.6, 1.6), abs=0.05)  # filtered
+    dock.calibration_box.setCurrentText("none (raw)")
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
+    assert dock.image.calibration == "none" and "uncalibrated" in dock.status.text()
+    assert dock.census.semicircle_fraction < 0.5 and dock.census.outside_plot == 0
+    assert dock.bounds[3] >= np.nanmax(dock.image.s)

@@ -15,15 +15,20 @@ import pytest
 
 import napari_scanimage as nsi
 from napari_scanimage.io import siff as siff_module
-from napari_scanimage.io._platform import (PositionalReader, has_madvise, has_pread, has_preadv,
-                                           pread_function, release_mapped)
+from napari_scanimage.io._platform import (
+    PositionalReader,
+    has_madvise,
+    has_pread,
+    has_preadv,
+    pread_function,
+    release_mapped,
+)
 from napari_scanimage.io.siff import SiffReader
-from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
+from napari_scanimage.io.tiff import index_pages
 from napari_scanimage.testing.legacy import write_legacy_tiff
 from napari_scanimage.testing.mroi import write_mroi_tiff
 from napari_scanimage.testing.siff import write_siff
-from napari_scanimage.io.tiff import index_pages
-
+from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 
 @pytest.fixture(autouse=True)

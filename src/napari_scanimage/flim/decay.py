@@ -197,6 +197,81 @@ class DecayFit:
     deviance: float = math.nan
     fit_range: tuple[int, int] = (0, 0)
     converged: bool = True
+    n_free: int = -1
+
+    @property
+    def free_parameters(self) -> int:
+        """Parameters the fit adjusted: :attr:`n_free`, or, when unknown, those with a
+        non-zero standard error (fixed ones have 0; the last fraction follows from the
+        others)."""
+        if self.n_free >= 0:
+            return int(self.n_free)
+        taus = self.stderr.get("taus_ns", (math.nan,) * self.n_exp)
+        fracs = self.stderr.get("fractions", (math.nan,) * self.n_exp)
+        count = sum(1 for e in taus if e != 0)
+        count += (self.n_exp - 1) if any(e != 0 for e in fracs) else 0
+        return count + sum(1 for k in ("irf_offset_ns", "irf_width_ns", "background")
+                           if self.stderr.get(k, math.nan) != 0)
+
+    @property
+    def degrees_of_freedom(self) -> int:
+        """Bins in the fit range minus the free parameters minus one (the photon number is
+        fixed at the data's)."""
+        start, stop = self.fit_range
+        return int(stop - start - self.free_parameters - 1)
+
+    @property
+    def reduced_chi2(self) -> float:
+        """Reduced χ²: the Poisson deviance (the likelihood-ratio χ² of counts, valid with
+        few photons per bin) over :attr:`degrees_of_freedom`; about 1 for a good fit, NaN
+        without degrees of freedom."""
+        dof = self.degrees_of_freedom
+        return float(self.deviance) / dof if dof > 0 else math.nan
+
+    def warnings(self) -> list[str]:
+        """Why the fit should not be trusted, one sentence each (empty for a sound fit).
+
+        Flags an unconverged optimiser; lifetimes within 10 % of each other (components that
+        collapsed onto one: fit fewer); a component with under 1 % of the photons; fractions
+        outside [0, 1]; standard errors that are undefined, or larger than a lifetime or than
+        0.5 for a fraction (the components trade off freely); a reduced χ² above 2 (the model
+        does not describe the decay).
+        """
+        out = []
+        if not self.converged:
+            out.append("the optimiser did not converge")
+        taus, fracs = self.taus_ns, self.fractions
+        for k in range(len(taus) - 1):
+            a, b = taus[k], taus[k + 1]
+            if abs(b - a) <= 0.1 * max(abs(a), abs(b)):
+                out.append(f"τ{k + 1} = {a:.3g} ns ≈ τ{k + 2} = {b:.3g} ns (fit "
+                           f"{self.n_exp - 1} component{'s' if self.n_exp > 2 else ''})")
+        if self.n_exp > 1:
+            for k, f in enumerate(fracs):
+                if not 0 <= f <= 1:
+                    out.append(f"fraction {k + 1} = {f:.3g} lies outside [0, 1]")
+                elif f < 0.01:
+                    out.append(f"component {k + 1} carries {100 * f:.2g} % of the photons")
+        errs = [*self.stderr.get("taus_ns", ()), *self.stderr.get("fractions", ())]
+        if any(not math.isfinite(e) for e in errs):
+            out.append("standard errors undefined (parameters not determined)")
+        else:
+            big = [f"τ{k + 1} {t:.3g} ± {e:.2g} ns" for k, (t, e) in
+                   enumerate(zip(taus, self.stderr.get("taus_ns", ()), strict=False)) if e > t]
+            big += [f"fraction {k + 1} {f:.2g} ± {e:.2g}" for k, (f, e) in
+                    enumerate(zip(fracs, self.stderr.get("fractions", ()), strict=False))
+                    if self.n_exp > 1 and e > 0.5]
+            if big:
+                out.append("standard errors larger than the values: " + ", ".join(big))
+        chi2 = self.reduced_chi2
+        if math.isfinite(chi2) and chi2 > 2:
+            out.append(f"reduced χ² = {chi2:.3g}: the model does not describe the decay")
+        return out
+
+    @property
+    def degenerate(self) -> bool:
+        """True when :meth:`warnings` found a reason to distrust the fit."""
+        return bool(self.warnings())
 
     @property
     def mean_tau_ns(self) -> float:
@@ -229,7 +304,8 @@ class DecayFit:
         out = {k: _json_value(getattr(self, k)) for k in ("taus_ns", "fractions", *_SCALARS)}
         return {**out, "stderr": {k: _json_value(v) for k, v in self.stderr.items()},
                 "period_ps": _json_value(self.period_ps), "n_exp": int(self.n_exp),
-                "fit_range": list(self.fit_range), "converged": bool(self.converged)}
+                "fit_range": list(self.fit_range), "converged": bool(self.converged),
+                "n_free": int(self.n_free)}
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write as JSON (format tag and version first), atomically."""
@@ -251,7 +327,8 @@ class DecayFit:
             fit = cls(**kw, stderr={str(k): _from_json(v) for k, v in doc["stderr"].items()},
                       period_ps=None if doc["period_ps"] is None else float(doc["period_ps"]),
                       n_exp=int(doc["n_exp"]), fit_range=tuple(int(v) for v in doc["fit_range"]),
-                      converged=bool(doc["converged"]))
+                      converged=bool(doc["converged"]),
+                      n_free=int(doc.get("n_free", -1)))  # files before n_free: inferred
             ok = (len(fit.taus_ns) == fit.n_exp == len(fit.fractions) and fit.bin_width_ps > 0
                   and len(fit.fit_range) == 2)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -587,7 +664,7 @@ def _result(prob: _Problem, u: np.ndarray, res, w: float, period_ps, n_exp: int,
                     total=prob.N, stderr=stderr, bin_width_ps=w * 1000.0,
                     period_ps=None if period_ps is None else float(period_ps), n_exp=n,
                     deviance=2.0 * float(res.fun), fit_range=tuple(fit_range),
-                    converged=bool(res.success))
+                    converged=bool(res.success), n_free=int(prob.free.sum()))
 
 
 def fit_dataset_decay(dataset, channel: int | str = 0, *, times=None, mask=None,

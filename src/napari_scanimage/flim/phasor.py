@@ -37,7 +37,12 @@ from phasorpy.lifetime import (
     phasor_to_apparent_lifetime,
     polar_from_reference_phasor,
 )
-from phasorpy.phasor import phasor_from_signal, phasor_transform
+from phasorpy.phasor import (
+    phasor_filter_median,
+    phasor_from_signal,
+    phasor_threshold,
+    phasor_transform,
+)
 
 from .._core.layout import Selection, time_rows
 from ..errors import SelectionError
@@ -46,7 +51,9 @@ from .decay import DecayFit
 __all__ = ["PixelHistograms", "PhasorImage", "Reference", "pixel_histograms",
            "histogram_phasor", "phasor_image", "calibrate_with_reference",
            "calibrate_with_fit", "apparent_lifetimes", "fraction_image", "lifetime_image",
-           "intensity_modulated", "turbo", "cursor_labels"]
+           "intensity_modulated", "turbo", "cursor_labels", "PhasorCensus", "filter_phasor",
+           "phasor_census", "phasor_bounds", "phasor_histogram", "mean_phasor",
+           "semicircle_distance", "lifetime_ticks"]
 
 _MODES = ("keep", "drop", "wrap")
 _KEEP, _DROP, _WRAP = 0, 1, 2
@@ -92,6 +99,10 @@ class PhasorImage:
     harmonic : int
     calibration : str
         ``"none"``, ``"reference"`` or ``"fit"``.
+    threshold : float
+        Photons a pixel needs for a phasor (g, s NaN below; :func:`filter_phasor`).
+    median : tuple of int
+        (size, repeat) of the median filter applied to g and s; (0, 0) unfiltered.
     """
 
     mean: np.ndarray
@@ -100,6 +111,8 @@ class PhasorImage:
     frequency_mhz: float
     harmonic: int
     calibration: str = "none"
+    threshold: float = 0.0
+    median: tuple[int, int] = (0, 0)
 
     def apparent_lifetimes(self) -> tuple[np.ndarray, np.ndarray]:
         """Phase and modulation lifetimes (ns); meaningful once calibrated."""
@@ -336,7 +349,7 @@ def phasor_image(dataset, channel: int | str = 0, *, harmonic: int = 1, times=No
     g, s = np.array(g, np.float64), np.array(s, np.float64)
     g[low] = np.nan
     s[low] = np.nan
-    return PhasorImage(counts, g, s, freq, int(harmonic), kind)
+    return PhasorImage(counts, g, s, freq, int(harmonic), kind, float(min_photons))
 
 
 def calibrate_with_reference(g, s, reference_g: float, reference_s: float,
@@ -389,6 +402,165 @@ def fraction_image(g, s, tau1_ns: float, tau2_ns: float, frequency_mhz: float) -
         raise SelectionError(f"need two different positive lifetimes, got {tau1_ns}, {tau2_ns}")
     cg, cs = phasor_from_lifetime(frequency_mhz, [float(tau1_ns), float(tau2_ns)])
     return phasor_component_fraction(g, s, cg, cs)
+
+
+# -- filtering, census and plotting -----------------------------------------------------------
+SEMICIRCLE_TOLERANCE = 0.05  # phasor units: a pixel this close to the semicircle counts on it
+
+
+def filter_phasor(image: PhasorImage, *, min_photons: float = 0.0, median_size: int = 3,
+                  median_repeat: int = 1) -> PhasorImage:
+    """Median-filtered and thresholded phasors (phasorpy's ``phasor_filter_median`` then
+    ``phasor_threshold``).
+
+    The NaN-aware median filter (``median_size`` pixels square, ``median_repeat`` times; 0
+    repeats: none) runs on g and s of the image as computed, so a pixel's noise is averaged with
+    its neighbours' before the threshold removes pixels with fewer than ``min_photons`` photons
+    (their g, s become NaN).  Planes of a volume are filtered separately.
+    """
+    size, repeat = int(median_size), int(median_repeat)
+    if size < 1 or repeat < 0:
+        raise SelectionError(f"the median filter needs a size >= 1 and repeats >= 0, got "
+                             f"size {median_size}, repeat {median_repeat}")
+    if not min_photons >= 0:
+        raise SelectionError(f"the photon threshold must be >= 0, got {min_photons}")
+    mean, g, s = (np.asarray(a, np.float64) for a in (image.mean, image.g, image.s))
+    if repeat and size > 1:
+        skip = tuple(range(mean.ndim - 2))  # leading (plane) axes are not filtered across
+        mean, g, s = phasor_filter_median(mean, g, s, size=size, repeat=repeat,
+                                          skip_axis=skip or None)
+    threshold = max(float(min_photons), float(image.threshold))
+    if threshold > 0:
+        _, g, s = phasor_threshold(mean, g, s, mean_min=threshold)
+    return PhasorImage(np.asarray(image.mean), np.asarray(g, np.float64),
+                       np.asarray(s, np.float64), image.frequency_mhz, image.harmonic,
+                       image.calibration, threshold, (size, repeat) if repeat else (0, 0))
+
+
+def semicircle_distance(g, s) -> np.ndarray:
+    """Signed distance of phasors from the universal semicircle: < 0 inside, > 0 outside
+    (|z − ½| − ½; points below the g axis are outside)."""
+    g, s = np.asarray(g, np.float64), np.asarray(s, np.float64)
+    d = np.hypot(g - 0.5, s) - 0.5
+    return np.where(s < 0, np.maximum(d, -s), d)
+
+
+def lifetime_ticks(frequency_mhz: float, taus_ns=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(taus, g, s): where single lifetimes ``taus_ns`` lie on the universal semicircle at
+    ``frequency_mhz`` (include the harmonic), by phasorpy's ``phasor_from_lifetime``."""
+    taus = np.asarray(taus_ns, np.float64)
+    g, s = phasor_from_lifetime(float(frequency_mhz), taus)
+    return taus, np.asarray(g, np.float64), np.asarray(s, np.float64)
+
+
+def phasor_bounds(g, s, *, limit: float = 1.5) -> tuple[float, float, float, float]:
+    """(g0, g1, s0, s1) of a plot showing the whole universal semicircle and every finite
+    phasor up to ``limit`` in each coordinate (calibration can push noisy pixels far out)."""
+    g, s = np.asarray(g, np.float64), np.asarray(s, np.float64)
+    box = [-0.05, 1.05, -0.05, 0.6]
+    ok = np.isfinite(g) & np.isfinite(s)
+    if ok.any():
+        gi = np.clip(g[ok], -limit, limit)
+        si = np.clip(s[ok], -limit, limit)
+        pad = 0.02
+        box = [min(box[0], float(gi.min()) - pad), max(box[1], float(gi.max()) + pad),
+               min(box[2], float(si.min()) - pad), max(box[3], float(si.max()) + pad)]
+    return tuple(float(np.clip(v, -limit, limit)) for v in box)
+
+
+@dataclass(frozen=True)
+class PhasorCensus:
+    """Where every pixel of a phasor image went (see :func:`phasor_census`).
+
+    Attributes
+    ----------
+    pixels : int
+        All pixels.
+    no_photons : int
+        Pixels without photons inside the laser period (no phasor: NaN).
+    below_threshold : int
+        Pixels with photons but fewer than the threshold.
+    undefined : int
+        Other pixels without a finite phasor (e.g. NaN after calibration).
+    outside_plot : int
+        Finite phasors outside the plotted bounds.
+    plotted : int
+        Pixels drawn in the plot.
+    on_semicircle : int
+        Plotted pixels inside the universal semicircle or within ``tolerance`` of it.
+    tolerance : float
+    """
+
+    pixels: int
+    no_photons: int
+    below_threshold: int
+    undefined: int
+    outside_plot: int
+    plotted: int
+    on_semicircle: int
+    tolerance: float
+
+    @property
+    def semicircle_fraction(self) -> float:
+        """Share of the plotted pixels on or inside the semicircle (± tolerance); NaN if none."""
+        return self.on_semicircle / self.plotted if self.plotted else math.nan
+
+    def describe(self) -> str:
+        """One line: plotted pixels and what was left out, by reason."""
+        share = "" if not self.plotted else \
+            f", {100 * self.semicircle_fraction:.1f} % on/inside the semicircle"
+        return (f"{self.plotted} / {self.pixels} pixels plotted{share}; left out: "
+                f"{self.below_threshold} below the photon threshold, {self.no_photons} without "
+                f"photons (NaN), {self.undefined} other NaN, {self.outside_plot} outside the plot")
+
+
+def phasor_census(image: PhasorImage, bounds: tuple[float, float, float, float] | None = None,
+                  *, tolerance: float = SEMICIRCLE_TOLERANCE) -> PhasorCensus:
+    """Count the pixels of ``image`` by what happens to them in a plot over ``bounds``
+    ((g0, g1, s0, s1), default :func:`phasor_bounds`)."""
+    mean = np.asarray(image.mean, np.float64)
+    g, s = np.asarray(image.g, np.float64), np.asarray(image.s, np.float64)
+    bounds = phasor_bounds(g, s) if bounds is None else bounds
+    finite = np.isfinite(g) & np.isfinite(s)
+    empty = ~(mean > 0)
+    below = ~finite & ~empty & (mean < image.threshold)
+    g0, g1, s0, s1 = bounds
+    shown = finite & (g >= g0) & (g <= g1) & (s >= s0) & (s <= s1)
+    near = shown & (semicircle_distance(g, s) <= tolerance)
+    return PhasorCensus(int(mean.size), int((empty & ~finite).sum()), int(below.sum()),
+                        int((~finite & ~empty & ~below).sum()), int((finite & ~shown).sum()),
+                        int(shown.sum()), int(near.sum()), float(tolerance))
+
+
+def phasor_histogram(image: PhasorImage, bounds: tuple[float, float, float, float],
+                     cells: int = 200) -> np.ndarray:
+    """Photon-weighted 2-D histogram (g along axis 0, s along axis 1) of the finite phasors over
+    ``bounds`` (g0, g1, s0, s1) with square cells: ``cells`` along the longer side."""
+    g0, g1, s0, s1 = bounds
+    step = max(g1 - g0, s1 - s0) / int(cells)
+    ng, ns = max(1, round((g1 - g0) / step)), max(1, round((s1 - s0) / step))
+    g, s, w = (np.asarray(a, np.float64).ravel() for a in (image.g, image.s, image.mean))
+    ok = np.isfinite(g) & np.isfinite(s)
+    hist, _, _ = np.histogram2d(g[ok], s[ok], bins=(ng, ns), range=((g0, g1), (s0, s1)),
+                                weights=w[ok])
+    return hist
+
+
+def mean_phasor(image: PhasorImage, mask=None) -> tuple[float, float, float, float]:
+    """Photon-weighted mean (g, s) of the finite phasors (within ``mask`` if given) and its
+    apparent phase and modulation lifetimes (ns; meaningful once calibrated).  NaN if none."""
+    g, s = np.asarray(image.g, np.float64), np.asarray(image.s, np.float64)
+    w = np.asarray(image.mean, np.float64)
+    ok = np.isfinite(g) & np.isfinite(s) & (w > 0)
+    if mask is not None:
+        ok &= np.asarray(mask, bool)
+    if not ok.any():
+        return (math.nan,) * 4
+    gm = float(np.average(g[ok], weights=w[ok]))
+    sm = float(np.average(s[ok], weights=w[ok]))
+    tp, tm = apparent_lifetimes(gm, sm, image.frequency_mhz * image.harmonic)
+    return gm, sm, float(tp), float(tm)
 
 
 # -- lifetime images --------------------------------------------------------------------------

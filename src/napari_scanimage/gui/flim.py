@@ -1,5 +1,7 @@
 """FLIM dock (`.siff`): the arrival-time histogram of the chosen ROIs (log scale) with a decay
-fit, its weighted residuals and a parameter table; fits saved and loaded as JSON.
+fit, its weighted residuals, reduced χ² and a parameter table, a warning when the fit is
+degenerate; fits saved and loaded as JSON.  The pooled lifetime image gets a colour bar in the
+dock (its lifetime range in ns), the fraction image napari's colour bar of the layer.
 
 The histogram and the fit run in a worker (the library's ``Dataset.histogram`` and
 :func:`~napari_scanimage.flim.decay.fit_decay`), so the viewer stays responsive.
@@ -27,7 +29,7 @@ from qtpy.QtWidgets import (
 
 from ..errors import ScanImageError
 from ..flim.decay import DecayFit, fit_decay
-from ..flim.phasor import intensity_modulated, lifetime_image, phasor_image
+from ..flim.phasor import intensity_modulated, lifetime_image, phasor_image, turbo
 from ._dock import PLOT_MIN_HEIGHT, dock_layout, show_rows
 from ._report import report_failure
 from ._worker import WorkerDock
@@ -36,6 +38,7 @@ from .rois import image_layer_for, layer_rois, on_roi_axes, roi_axes
 __all__ = ["FlimDock"]
 
 WHOLE = "(whole frame)"
+SELECTED, ALL = "selected ROIs", "all ROIs"
 PARAMS = ("taus_ns", "fractions", "irf_offset_ns", "irf_width_ns", "background")
 
 
@@ -86,6 +89,8 @@ def parameter_rows(fit: DecayFit) -> list[tuple[str, str, str]]:
             rows.append((label, f"{v:.4g}", "" if e is None or not np.isfinite(e)
                          else f"± {e:.2g}"))
     rows.append(("mean tau (intensity-weighted) ns", f"{fit.mean_tau_ns:.4g}", ""))
+    rows.append(("reduced chi2", f"{fit.reduced_chi2:.4g}",
+                 f"{fit.deviance:.1f} / {fit.degrees_of_freedom} dof"))
     return rows
 
 
@@ -98,7 +103,10 @@ class FlimDock(WorkerDock, QWidget):
         self.layer_box = QComboBox()
         self.channel_box = QComboBox()
         self.which_box = QComboBox()
-        self.which_box.addItems(["selected ROIs", "all ROIs"])
+        self.which_box.addItems([SELECTED, ALL])
+        self.which_box.setToolTip(
+            "selected ROIs: the shapes selected in the ROI layer; with none selected (or a "
+            "Labels layer) every ROI of the layer is used. (whole frame): every pixel")
         self.n_exp = QSpinBox()
         self.n_exp.setRange(1, 3)
         self.n_exp.setValue(2)
@@ -111,7 +119,8 @@ class FlimDock(WorkerDock, QWidget):
         self.load_button = QPushButton("Load fit…")
         self.fraction_button = QPushButton("Fraction image")
         self.fraction_button.setToolTip("after a 2-component fit: each pixel's photon fraction "
-                                        "of the shorter lifetime (from its phasor)")
+                                        "of the shorter lifetime τ1 (from its phasor calibrated "
+                                        "by the fit's IRF), 0 to 1")
         self.fraction_button.setEnabled(False)
         self.image_button = QPushButton("Lifetime image")
         self.image_button.setToolTip("pooled over time: colour = lifetime (minus the fitted IRF "
@@ -119,6 +128,23 @@ class FlimDock(WorkerDock, QWidget):
         self.progress = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.summary = QLabel("")  # the current fit, kept while the status reports other work
+        self.summary.setWordWrap(True)
+        self.warning = QLabel("")
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #ffb000")
+        self.warning.setVisible(False)
+        self.colorbar = pg.PlotWidget(background="k")
+        self.colorbar.setFixedHeight(56)
+        self.colorbar.setMouseEnabled(x=False, y=False)
+        self.colorbar.hideAxis("left")
+        self.colorbar.getAxis("bottom").enableAutoSIPrefix(False)
+        self.colorbar.setLabel("bottom", "lifetime (ns)")
+        self.colorbar_image = pg.ImageItem()
+        self.colorbar.addItem(self.colorbar_image)
+        self.colorbar.setVisible(False)
+        self.colorbar_range: tuple[float, float] | None = None
+        self.roi_note = WHOLE
         self.plot = pg.PlotWidget(background="k")
         self.plot.setLogMode(y=True)
         self.plot.setLabel("left", "photons")
@@ -150,6 +176,9 @@ class FlimDock(WorkerDock, QWidget):
         layout.addLayout(file_row)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.warning)
+        layout.addWidget(self.colorbar)
         layout.addWidget(self.plot, 2)
         layout.addWidget(self.residuals, 1)
         layout.addWidget(self.table, 1)
@@ -179,17 +208,27 @@ class FlimDock(WorkerDock, QWidget):
         self._layers = layers
 
     def mask(self):
-        """Union of the chosen ROIs' masks ((Z, Y, X)), or None for the whole frame."""
+        """Union of the chosen ROIs' masks ((Z, Y, X)), or None for the whole frame.
+
+        "selected ROIs" with no shape selected (or on a Labels layer) uses every ROI of the
+        layer; :attr:`roi_note` says which were used."""
         ds = self.dataset
         k = self.layer_box.currentIndex()
+        self.roi_note = WHOLE
         if k <= 0 or ds is None:
             return None
         layer = self._layers[k - 1]
         rois = layer_rois(layer, ds, image_layer_for(self.viewer, ds))
         rows = list(range(len(rois)))
-        if self.which_box.currentText() == "selected ROIs" and \
-                layer.__class__.__name__ == "Shapes" and layer.selected_data:
-            rows = sorted(layer.selected_data)
+        self.roi_note = f"all {len(rows)} ROI(s) of {layer.name}"
+        if self.which_box.currentText() == SELECTED:
+            if layer.__class__.__name__ == "Shapes" and layer.selected_data:
+                rows = sorted(layer.selected_data)
+                self.roi_note = f"{len(rows)} selected ROI(s) of {layer.name}"
+            elif layer.__class__.__name__ == "Shapes":
+                self.roi_note += " (none selected, so all are used)"
+            else:
+                self.roi_note += " (a Labels layer has no selection, so all are used)"
         info = ds.info
         masks = rois.masks(info.frame_shape, info.num_planes)[rows]
         if masks.shape[0] == 0:
@@ -208,7 +247,7 @@ class FlimDock(WorkerDock, QWidget):
         except (ScanImageError, ValueError) as exc:
             self.status.setText(str(exc))
             return
-        self.status.setText("fitting…")
+        self.status.setText(f"fitting {self.roi_note}…")
         self.start_worker(_fit_job, ds, max(self.channel_box.currentIndex(), 0), mask,
                           self.n_exp.value(), self.background.isChecked(),
                           returned=lambda out: self.show_fit(*out), what="fit")
@@ -233,9 +272,22 @@ class FlimDock(WorkerDock, QWidget):
         channel = max(self.channel_box.currentIndex(), 0)
         name = (f"{ds.info.channel_names[channel]} fraction of τ = {fit.taus_ns[0]:.2f} ns")
         self.start_worker(_fraction_job, ds, channel, fit, what="fraction image",
-                          returned=lambda out: self._add_image(ds, name, out))
+                          returned=lambda out: self._add_fraction(ds, name, fit, out))
 
-    def _add_image(self, ds, name: str, planes: np.ndarray) -> None:
+    def _add_fraction(self, ds, name: str, fit: DecayFit, fraction: np.ndarray) -> None:
+        """Show the fraction image with napari's colour bar and describe it in the status."""
+        layer = self._add_image(ds, name, fraction)
+        layer.colorbar.visible = True
+        finite = fraction[np.isfinite(fraction)]
+        median = f"median {np.median(finite):.2f} over {finite.size} pixels with photons" \
+            if finite.size else "no pixel has photons"
+        self.status.setText(
+            f"{name}: each pixel's photon fraction of the short component τ1 = "
+            f"{fit.taus_ns[0]:.2f} ns (the rest is τ2 = {fit.taus_ns[1]:.2f} ns) from its "
+            f"IRF-calibrated phasor, 0–1 (black: all τ2, bright: all τ1; colour bar on the "
+            f"canvas); {median}")
+
+    def _add_image(self, ds, name: str, planes: np.ndarray):
         axes = roi_axes(image_layer_for(self.viewer, ds))
         kwargs = {}
         if axes:
@@ -244,8 +296,8 @@ class FlimDock(WorkerDock, QWidget):
                           axis_labels=axes["axis_labels"])
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
-        self.viewer.add_image(planes, name=name, colormap="magma", contrast_limits=(0, 1),
-                              **kwargs)
+        return self.viewer.add_image(planes, name=name, colormap="magma",
+                                     contrast_limits=(0, 1), **kwargs)
 
     def _add_rgb(self, ds, name: str, rgb: np.ndarray, tau_range) -> None:
         """Show (Y, X, 3) or (Z, Y, X, 3) colours on the recording's axes after time."""
@@ -262,7 +314,20 @@ class FlimDock(WorkerDock, QWidget):
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
         self.viewer.add_image(rgb, name=name, rgb=True, **kwargs)
-        self.status.setText(f"{name}: {tau_range[0]:.2f}–{tau_range[1]:.2f} ns, blue to red")
+        self.show_colorbar(*tau_range)
+        self.status.setText(f"{name}: colour = lifetime {tau_range[0]:.2f}–{tau_range[1]:.2f} ns "
+                            f"(2nd–98th percentile; colour bar below), brightness = photons")
+
+    def show_colorbar(self, lo: float, hi: float) -> None:
+        """The lifetime image's colour scale (Turbo) from ``lo`` to ``hi`` ns in the dock."""
+        colours = turbo(np.linspace(0.0, 1.0, 256))
+        self.colorbar_image.setImage((colours[:, None, :] * 255).astype(np.uint8),
+                                     levels=(0, 255))
+        self.colorbar_image.setRect(lo, 0.0, hi - lo, 1.0)
+        self.colorbar.setXRange(lo, hi, padding=0)
+        self.colorbar.setYRange(0.0, 1.0, padding=0)
+        self.colorbar_range = (float(lo), float(hi))
+        self.colorbar.setVisible(True)
 
     def cancel(self) -> None:
         if self._worker is not None:
@@ -302,8 +367,16 @@ class FlimDock(WorkerDock, QWidget):
             for c, text in enumerate(row):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         taus = ", ".join(f"{v:.3g}" for v in fit.taus_ns)
-        self.status.setText(f"τ = {taus} ns; {int(fit.total)} photons; deviance "
-                            f"{fit.deviance:.1f} over {hi - lo} bins")
+        where = f" of {self.roi_note}" if hist is not None else " (loaded)"
+        text = (f"fit: τ = {taus} ns; {int(fit.total)} photons{where}; reduced χ² "
+                f"{fit.reduced_chi2:.3g} (deviance {fit.deviance:.1f} / "
+                f"{fit.degrees_of_freedom} degrees of freedom)")
+        self.summary.setText(text)
+        self.status.setText("fitted" if hist is not None else "loaded the fit")
+        problems = fit.warnings()
+        self.warning.setText("⚠ unreliable fit: " + "; ".join(problems)
+                             if problems else "")
+        self.warning.setVisible(bool(problems))
 
     # -- files ------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -1,9 +1,12 @@
-"""Phasor dock (`.siff`): every pixel's phasor (g, s) as a photon-weighted 2-D histogram under
+"""Phasor dock (`.siff`): every pixel's phasor (g, s) as a photon-weighted 2-D histogram with
 the universal semicircle, with circular cursors; "Labels from cursors" turns the pixels inside
 each cursor into a Labels layer (ROIs for traces and fits).
 
-The phasors are computed in a worker by the library's
-:func:`~napari_scanimage.flim.phasor.phasor_image`.
+Phasors are calibrated by default with the instrument response of the FLIM dock's decay fit
+(or, without one, of a fit of the channel's pooled decay), or with a reference of known
+lifetime; a median filter and a photon threshold clean them, and the status line says how
+many pixels were left out and why.  The computation runs in a worker (the library's
+:func:`~napari_scanimage.flim.phasor.phasor_image`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from qtpy.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -21,26 +25,56 @@ from qtpy.QtWidgets import (
 )
 
 from ..analysis.colours import PALETTE
-from ..flim.phasor import PhasorImage, cursor_labels, phasor_image
+from ..flim.decay import DecayFit, fit_dataset_decay
+from ..flim.phasor import (
+    PhasorCensus,
+    PhasorImage,
+    Reference,
+    cursor_labels,
+    filter_phasor,
+    lifetime_ticks,
+    mean_phasor,
+    phasor_bounds,
+    phasor_census,
+    phasor_histogram,
+    phasor_image,
+)
 from ._dock import PLOT_MIN_HEIGHT, dock_layout
 from ._worker import WorkerDock
 from .rois import image_layer_for, on_roi_axes, roi_axes
 
 __all__ = ["PhasorDock"]
 
-GRID = 200  # histogram cells along g (0…1) and s (0…0.6)
-S_MAX = 0.6
+GRID = 200  # histogram cells along the longer side of the plot
+FIT, REFERENCE, RAW = "IRF of the FLIM fit", "reference lifetime", "none (raw)"
 
 
-def _phasor_job(ds, channel, harmonic):
-    yield 0, 1
-    out = phasor_image(ds, channel, harmonic=harmonic)
-    yield 1, 1
-    return out
+def _phasor_job(ds, channel, harmonic, how, fit, ref_channel, ref_tau):
+    """Worker body: the calibration (a decay fit when none is given), then the phasors.
+    Returns (raw PhasorImage, calibration note)."""
+    yield 0, 2
+    calibration, note = None, "uncalibrated (raw phasors include the instrument delay)"
+    if how == FIT:
+        if fit is None:
+            fit = fit_dataset_decay(ds, channel, n_exp=2)
+            source = "a 2-component fit of the channel's pooled decay"
+        else:
+            source = "the FLIM dock's fit"
+        calibration = fit
+        note = (f"calibrated by the IRF of {source} ({fit.irf_offset_ns:.3f} ns, σ "
+                f"{fit.irf_width_ns:.3f} ns)")
+    elif how == REFERENCE:
+        calibration = Reference(ds.histogram(ref_channel), float(ref_tau))
+        note = (f"calibrated by channel {ds.info.channel_names[ref_channel]} as a reference of "
+                f"{ref_tau:.3g} ns")
+    yield 1, 2
+    out = phasor_image(ds, channel, harmonic=harmonic, calibration=calibration)
+    yield 2, 2
+    return out, note
 
 
 class PhasorDock(WorkerDock, QWidget):
-    """Phasor plot of the recording's pixels with cursors that make Labels."""
+    """Calibrated phasor plot of the recording's pixels with cursors that make Labels."""
 
     def __init__(self, napari_viewer):
         super().__init__()
@@ -51,6 +85,36 @@ class PhasorDock(WorkerDock, QWidget):
         self.harmonic.setPrefix("harmonic ")
         self.compute_button = QPushButton("Compute")
         self.cancel_button = QPushButton("Cancel")
+        self.calibration_box = QComboBox()
+        self.calibration_box.addItems([FIT, REFERENCE, RAW])
+        self.calibration_box.setToolTip(
+            "remove the instrument response: with the Gaussian IRF of the FLIM dock's fit (a "
+            "fit of this channel's pooled decay when there is none), with a reference channel "
+            "of known single lifetime, or not at all")
+        self.reference_box = QComboBox()
+        self.reference_box.setToolTip("channel whose pooled decay is the reference")
+        self.reference_tau = QDoubleSpinBox()
+        self.reference_tau.setRange(0.01, 100.0)
+        self.reference_tau.setDecimals(2)
+        self.reference_tau.setValue(4.0)
+        self.reference_tau.setSuffix(" ns")
+        self.reference_tau.setToolTip("known single lifetime of the reference")
+        self.threshold = QSpinBox()
+        self.threshold.setRange(0, 10_000_000)
+        self.threshold.setValue(10)
+        self.threshold.setPrefix("min photons ")
+        self.threshold.setToolTip("pixels with fewer photons are left out (and counted)")
+        self.median = QSpinBox()
+        self.median.setRange(1, 9)
+        self.median.setSingleStep(2)
+        self.median.setValue(3)
+        self.median.setPrefix("median ")
+        self.median.setToolTip("size of the median filter on g and s (1: none)")
+        self.median_repeat = QSpinBox()
+        self.median_repeat.setRange(0, 5)
+        self.median_repeat.setValue(1)
+        self.median_repeat.setSuffix("×")
+        self.median_repeat.setToolTip("times the median filter runs (0: none)")
         self.add_cursor_button = QPushButton("Add cursor")
         self.labels_button = QPushButton("Labels from cursors")
         self.progress = QProgressBar()
@@ -59,65 +123,143 @@ class PhasorDock(WorkerDock, QWidget):
         self.plot = pg.PlotWidget(background="k")
         self.plot.setLabel("bottom", "g")
         self.plot.setLabel("left", "s")
-        self.plot.setAspectLocked(True)
+        self.plot.setAspectLocked(True, ratio=1.0)
+        self.plot.setMinimumHeight(180)  # below this the locked aspect squeezes the semicircle
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.density = pg.ImageItem()
-        self.density.setRect(0.0, 0.0, 1.0, S_MAX)
         self.plot.addItem(self.density)
         angle = np.linspace(0, np.pi, 181)
-        self.plot.plot(0.5 + 0.5 * np.cos(angle), 0.5 * np.sin(angle),
-                       pen=pg.mkPen("#ffffff", width=1))
+        self.semicircle = self.plot.plot(0.5 + 0.5 * np.cos(angle), 0.5 * np.sin(angle),
+                                         pen=pg.mkPen("#ffffff", width=1))
+        self.ticks = self.plot.plot([], [], pen=None, symbol="o", symbolSize=5,
+                                    symbolBrush="#ffffff", symbolPen=None)
+        self.tick_labels: list[pg.TextItem] = []
+        self.mean_marker = self.plot.plot([], [], pen=None, symbol="+", symbolSize=14,
+                                          symbolPen=pg.mkPen("#00ff66", width=2))
+        self.bounds = (-0.05, 1.05, -0.05, 0.6)
+        self.plot.setRange(xRange=self.bounds[:2], yRange=self.bounds[2:], padding=0)
         row = QHBoxLayout()
         for w in (self.channel_box, self.harmonic, self.compute_button, self.cancel_button):
             row.addWidget(w)
+        calib = QHBoxLayout()  # calibration, then the cleaning of the phasors
+        for w in (self.calibration_box, self.threshold, self.median, self.median_repeat):
+            calib.addWidget(w)
+        self.reference_row = QWidget()  # shown for the reference calibration only
+        ref = QHBoxLayout(self.reference_row)
+        ref.setContentsMargins(0, 0, 0, 0)
+        ref.addWidget(QLabel("reference channel"))
+        ref.addWidget(self.reference_box, 1)
+        ref.addWidget(QLabel("of known lifetime"))
+        ref.addWidget(self.reference_tau, 1)
         cursors = QHBoxLayout()
         for w in (self.add_cursor_button, self.labels_button):
             cursors.addWidget(w)
         self.plot.setMinimumHeight(2 * PLOT_MIN_HEIGHT)  # the semicircle, not a sliver
         layout = dock_layout(self)
         layout.addLayout(row)
+        layout.addLayout(calib)
+        layout.addWidget(self.reference_row)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.plot, 1)
         layout.addLayout(cursors)
-        self.image: PhasorImage | None = None
+        self.raw: PhasorImage | None = None  # as computed (calibrated, unfiltered)
+        self.image: PhasorImage | None = None  # filtered and thresholded: what is plotted
+        self.census: PhasorCensus | None = None
+        self.calibration_note = ""
         self.cursors: list[pg.CircleROI] = []
         self._set_busy(False)
+        self._calibration_changed()
         self.compute_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(lambda: self._worker and self._worker.quit())
         self.add_cursor_button.clicked.connect(lambda: self.add_cursor())
         self.labels_button.clicked.connect(self.make_labels)
+        self.calibration_box.currentIndexChanged.connect(self._calibration_changed)
+        for box in (self.threshold, self.median, self.median_repeat):
+            box.valueChanged.connect(self.refilter)
         napari_viewer.layers.events.inserted.connect(self._refresh)
         napari_viewer.layers.events.removed.connect(self._refresh)
         self._refresh()
 
     def _refresh(self, event=None) -> None:
         self._follow_siff()
+        names = [self.channel_box.itemText(i) for i in range(self.channel_box.count())]
+        if [self.reference_box.itemText(i) for i in range(self.reference_box.count())] != names:
+            self.reference_box.clear()
+            self.reference_box.addItems(names)
+
+    def _calibration_changed(self, *_) -> None:
+        self.reference_row.setVisible(self.calibration_box.currentText() == REFERENCE)
 
     def _set_busy(self, busy: bool) -> None:
         super()._set_busy(busy)
         self.compute_button.setEnabled(not busy)
 
+    def decay_fit(self) -> DecayFit | None:
+        """The FLIM dock's latest fit of this recording (kept on its image layer), if any."""
+        layer = image_layer_for(self.viewer, self.dataset)
+        fit = None if layer is None else layer.metadata.get("scanimage_decay_fit")
+        return fit if isinstance(fit, DecayFit) else None
+
     def run(self) -> None:
         ds = self.dataset
         if ds is None or not ds.is_siff or self.busy:
             return
-        self.status.setText("computing phasors…")
+        how = self.calibration_box.currentText()
+        fit = self.decay_fit() if how == FIT else None
+        self.status.setText("fitting the decay for the calibration, then computing phasors…"
+                            if how == FIT and fit is None else "computing phasors…")
         self.start_worker(_phasor_job, ds, max(self.channel_box.currentIndex(), 0),
-                          self.harmonic.value(), returned=self.show_image, what="phasor")
+                          self.harmonic.value(), how, fit,
+                          max(self.reference_box.currentIndex(), 0), self.reference_tau.value(),
+                          returned=lambda out: self.show_image(*out), what="phasor")
 
-    def show_image(self, image: PhasorImage) -> None:
-        """Draw the photon-weighted phasor histogram of ``image``."""
-        self.image = image
-        g, s, w = (np.asarray(a).ravel() for a in (image.g, image.s, image.mean))
-        ok = np.isfinite(g) & np.isfinite(s)
-        hist, _, _ = np.histogram2d(g[ok], s[ok], bins=(GRID, int(GRID * S_MAX)),
-                                    range=((0, 1), (0, S_MAX)), weights=w[ok])
+    def show_image(self, image: PhasorImage, note: str = "") -> None:
+        """Filter ``image`` with the dock's median filter and threshold and plot it."""
+        self.raw = image
+        self.calibration_note = note or {"none": "uncalibrated"}.get(image.calibration,
+                                                                    image.calibration)
+        self.refilter()
+
+    def refilter(self, *_) -> None:
+        """Re-apply the threshold and median filter to the computed phasors and redraw."""
+        if self.raw is None:
+            return
+        self.image = filter_phasor(self.raw, min_photons=self.threshold.value(),
+                                   median_size=self.median.value(),
+                                   median_repeat=self.median_repeat.value())
+        self.bounds = phasor_bounds(self.image.g, self.image.s)
+        self.census = phasor_census(self.image, self.bounds)
+        g0, g1, s0, s1 = self.bounds
+        hist = phasor_histogram(self.image, self.bounds, GRID)
         self.density.setImage(np.log1p(hist), autoLevels=True)
-        self.density.setRect(0.0, 0.0, 1.0, S_MAX)
-        self.status.setText(f"{int(ok.sum())} pixels with photons; {image.frequency_mhz:.4g} MHz,"
-                            f" harmonic {image.harmonic}")
+        self.density.setRect(g0, s0, g1 - g0, s1 - s0)
+        self.plot.setRange(xRange=(g0, g1), yRange=(s0, s1), padding=0)
+        gm, sm, tau_phase, tau_mod = mean_phasor(self.image)
+        self.mean_marker.setData([gm] if np.isfinite(gm) else [], [sm] if np.isfinite(sm) else [])
+        image = self.image
+        median = (f"median {image.median[0]}×{image.median[0]} ×{image.median[1]}"
+                  if image.median[1] else "no median filter")
+        mean = "" if not np.isfinite(gm) else \
+            f"; mean (+): τφ {tau_phase:.2f}, τm {tau_mod:.2f} ns"
+        self.plot.setLabel("bottom", f"g   ({image.frequency_mhz:.4g} MHz, harmonic "
+                                     f"{image.harmonic}; dots: lifetimes in ns)")
+        self._draw_ticks(image.frequency_mhz * image.harmonic)
+        self.status.setText(f"{self.calibration_note}; {median}. {self.census.describe()}{mean}")
+
+    def _draw_ticks(self, frequency_mhz: float) -> None:
+        """Single lifetimes marked (and labelled in ns) on the semicircle."""
+        taus, g, s = lifetime_ticks(frequency_mhz)
+        self.ticks.setData(g, s)
+        for item in self.tick_labels:
+            self.plot.removeItem(item)
+        self.tick_labels = []
+        for tau, x, y in zip(taus, g, s, strict=True):
+            label = pg.TextItem(f"{tau:g}", color="#cccccc", anchor=(0.5, 1.1))
+            label.setPos(float(x), float(y))
+            self.plot.addItem(label)
+            self.tick_labels.append(label)
 
     def add_cursor(self, g: float | None = None, s: float | None = None,
                    radius: float = 0.05) -> pg.CircleROI:
