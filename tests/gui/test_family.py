@@ -130,3 +130,28 @@ def test_one_plane_of_the_multi_roi_sample(make_napari_viewer, qtbot, notes):
     assert axes_of(viewer, qtbot) == ("t", "z", "y", "x")
     assert np.asarray(roi_layer.data[0])[0, 0] == 1
     assert [n for n in notes if "set aside" not in n and "shown again" not in n] == []
+
+
+def test_last_frame_reachable_for_any_length_and_rate(make_napari_viewer, tmp_path):
+    from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+    from napari_scanimage.layer_axes import reachable_step
+
+    layout = SyntheticLayout(channels=(1,), channel_names=("Green",), num_planes=1,
+                             num_volumes=1000, frame_rate=30.0, height=8, width=8)
+    written = write_scanimage_tiff(tmp_path / "long.tif", layout)
+    viewer = make_napari_viewer()
+    viewer.open(str(written.paths[0]), plugin="napari-scanimage")
+    layer = viewer.layers["Green"]
+    assert layer.data.shape[0] == 1000 and viewer.dims.nsteps[0] == 1000
+    np.testing.assert_allclose(layer.scale[0], 1 / 30, rtol=1e-12)  # still seconds
+    viewer.dims.set_current_step(0, 999)
+    assert viewer.dims.current_step[0] == 999
+    # the same step rule over many lengths and rates, in napari's own dims
+    missed = []
+    for rate in (30.0, 29.97, 6.66667, 15.2, 7.5, 1.3):
+        for n in range(2, 3000, 37):
+            layer.data = np.zeros((n, 1, 1), np.uint8)
+            layer.scale = (reachable_step(1 / rate, n), 1, 1)
+            if viewer.dims.nsteps[0] != n or viewer.dims.range[0].stop < (n - 1) / rate * 0.999:
+                missed.append((rate, n))
+    assert missed == []
