@@ -214,22 +214,21 @@ def on_family_axes(image, planes: np.ndarray) -> tuple[np.ndarray, dict]:
 
 
 @contextmanager
-def frozen(viewer, widget=None):
+def frozen():
     """No drawing of the viewer's canvas inside the block, one draw after it.
 
     napari draws synchronously when the sliders change (a slider shown or hidden resizes the
     canvas, and Qt paints a resized GL widget at once) and when a layer is added (its controls
     process Qt events); a family half moved to new axes must not be drawn (mixed axes,
     "Inconsistent units" warnings, and a draw between removing and adding layers crashed
-    napari).  The draw event of each vispy canvas of the viewer's window is blocked."""
+    napari).  The draw event of each vispy canvas is blocked."""
     from contextlib import ExitStack
 
-    from qtpy.QtWidgets import QWidget
+    from qtpy.QtWidgets import QApplication, QWidget
 
-    window = getattr(getattr(viewer, "window", None), "_qt_window", None)
-    if window is None and widget is not None:
-        window = widget.window()
-    canvases = [w._vispy_canvas for w in (window.findChildren(QWidget) if window else [])
+    # the GL widgets of every window (napari's own window is not public to plugins)
+    canvases = [w._vispy_canvas for top in QApplication.topLevelWidgets()
+                for w in top.findChildren(QWidget)
                 if getattr(w, "_vispy_canvas", None) is not None]
     with ExitStack() as stack:
         for canvas in canvases:

@@ -110,16 +110,16 @@ def _layouts(viewer, dataset: Dataset) -> dict:
 
 def apply_selection(viewer, dataset: Dataset, *, channels: Sequence[int] | None = None,
                     plane: int | None = None, slice_sample=None, lifetime: bool = False,
-                    bin_width_ps: float | None = None, widget=None) -> list:
+                    bin_width_ps: float | None = None) -> list:
     """Show ``dataset`` with this selection; returns its raw layers in order.
 
     The whole family of the recording follows (see :mod:`._family`): raw and registered
     images get their new data and axes in place, per-plane images and ROIs are moved onto the
     new axes (each ROI on its plane), so the viewer never shows layers on different axes.
-    New channels are added after that, deselected ones removed last.  The viewer's window
-    (that of ``widget`` when given) is not repainted until all is done.
+    New channels are added after that, deselected ones removed last.  Nothing is drawn
+    until all is done.
     """
-    with frozen(viewer, widget):
+    with frozen():
         return _apply(viewer, dataset, channels=channels, plane=plane,
                       slice_sample=slice_sample, lifetime=lifetime, bin_width_ps=bin_width_ps)
 
@@ -381,7 +381,7 @@ class SelectionDock(QWidget):
                 self.viewer, ds, channels=channels, plane=self.plane.currentData(),
                 slice_sample=self.sample.currentData() if ds.info.frames_per_slice > 1 else 0,
                 lifetime=self.lifetime.isChecked() and ds.is_siff,
-                bin_width_ps=self.bin_width.value() if ds.is_siff else None, widget=self)
+                bin_width_ps=self.bin_width.value() if ds.is_siff else None)
         except (ScanImageError, ValueError) as exc:
             self.status.setText(f"could not apply: {exc}")
             return []
