@@ -77,7 +77,11 @@ def test_selection_change_keeps_the_family_on_one_set_of_axes(make_napari_viewer
     choose(dock, sample="mean")
     assert axes_of(viewer, qtbot) == ("t", "z", "y", "x")
     assert viewer.dims.nsteps[0] == T and viewer.layers["Green"].data.shape[:2] == (T, 4)
-    assert roi_layer.ndim == 3 and np.asarray(roi_layer.data[0])[0, 0] == 2  # still plane 2
+    viewer.dims.set_current_step(1, 2)  # the ROI is drawn on plane 2, and only there
+    assert viewer.layers["ROIs"]._data_view._displayed.tolist() == [True]
+    viewer.dims.set_current_step(1, 1)
+    assert viewer.layers["ROIs"]._data_view._displayed.tolist() == [False]
+    assert viewer.layers["ROIs"].ndim == 3 and np.asarray(viewer.layers["ROIs"].data[0])[0, 0] == 2  # still plane 2
 
     reg = RegistrationDock(viewer)
     qtbot.addWidget(reg)
@@ -90,7 +94,7 @@ def test_selection_change_keeps_the_family_on_one_set_of_axes(make_napari_viewer
     choose(dock, plane=2, sample="mean")  # a single plane: the z axis goes
     assert axes_of(viewer, qtbot) == ("t", "y", "x")
     assert viewer.layers["Green registered"].data.shape == (T, 128, 128)
-    assert roi_layer.ndim == 2 and len(roi_layer.data) == 1
+    assert viewer.layers["ROIs"].ndim == 2 and len(viewer.layers["ROIs"].data) == 1
     qc_layer = next(x for x in viewer.layers if "scanimage_qc" in x.metadata)
     kind, label = qc_layer.metadata["scanimage_qc"]
     np.testing.assert_allclose(np.asarray(qc_layer.data),
@@ -98,14 +102,14 @@ def test_selection_change_keeps_the_family_on_one_set_of_axes(make_napari_viewer
 
     choose(dock, plane=1, sample="mean")  # the ROI's plane is not shown: set aside
     assert axes_of(viewer, qtbot) == ("t", "y", "x")
-    assert len(roi_layer.data) == 0
+    assert len(viewer.layers["ROIs"].data) == 0
     assert any("set aside" in n for n in notes)
 
     choose(dock, plane=None, sample="interleave")  # back: T × F time steps, ROI on plane 2
     assert axes_of(viewer, qtbot) == ("t", "z", "y", "x")
     assert viewer.dims.nsteps[0] == 2 * T
     assert viewer.layers["Green registered"].data.shape[:2] == (2 * T, 4)
-    assert len(roi_layer.data) == 1 and np.asarray(roi_layer.data[0])[0, 0] == 2
+    assert len(viewer.layers["ROIs"].data) == 1 and np.asarray(viewer.layers["ROIs"].data[0])[0, 0] == 2
 
     choose(dock, plane=None, sample="axis")
     assert axes_of(viewer, qtbot) == ("t", "z", "sample", "y", "x")
@@ -125,10 +129,10 @@ def test_one_plane_of_the_multi_roi_sample(make_napari_viewer, qtbot, notes):
     registered(viewer, qtbot, reg)
     choose(dock, plane=1)
     assert axes_of(viewer, qtbot) == ("t", "y", "x")
-    assert roi_layer.ndim == 2 and len(roi_layer.data) == 1
+    assert viewer.layers["ROIs"].ndim == 2 and len(viewer.layers["ROIs"].data) == 1
     choose(dock, plane=None)
     assert axes_of(viewer, qtbot) == ("t", "z", "y", "x")
-    assert np.asarray(roi_layer.data[0])[0, 0] == 1
+    assert np.asarray(viewer.layers["ROIs"].data[0])[0, 0] == 1
     assert [n for n in notes if "set aside" not in n and "shown again" not in n] == []
 
 

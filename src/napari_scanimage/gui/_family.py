@@ -149,7 +149,7 @@ def reproject_planes(layer, old: tuple, new: tuple, image, num_planes: int) -> N
                units=[image.units[k] for k in index])
 
 
-def reproject_rois(layer, old: tuple, new: tuple, image) -> str:
+def reproject_rois(viewer, layer, old: tuple, new: tuple, image) -> str:
     """An ROI Shapes layer onto the new ROI axes; returns a message when ROIs were set aside
     (their plane is not shown) or brought back, else ""."""
     (old_labels, old_plane), (new_labels, new_plane) = old, new
@@ -179,17 +179,34 @@ def reproject_rois(layer, old: tuple, new: tuple, image) -> str:
         else:
             kept.append({**shape, "vertices": verts})
     layer.metadata = {**layer.metadata, _OTHER_PLANES: away}
-    # data with their types in one go (setting types after a change of axes fails in napari)
-    if kept:
-        layer.data = [(s["vertices"], s["shape_type"]) for s in kept]
-    else:  # an empty layer keeps its number of axes: pass through one shape of the new ones
-        layer.data = [np.zeros((2, len(new_labels)))]
-        layer.selected_data = {0}
-        layer.remove_selected()
-    _place(layer, image, new_labels)
-    if kept:
-        layer.edge_color = [s["edge_color"] for s in kept]
-    layer.features = pd.DataFrame([s["features"] for s in kept]) if kept else layer.features[:0]
+    features = pd.DataFrame([s["features"] for s in kept]) if kept else layer.features[:0]
+    if len(new_labels) != layer.ndim:
+        # napari slices a Shapes layer whose number of axes changed in place wrongly (its
+        # shapes are drawn on no plane): a new layer takes its place, same name and look
+        index = [list(image.axis_labels).index(a) for a in new_labels]
+        position = viewer.layers.index(layer)
+        look = dict(name=layer.name, opacity=layer.opacity, blending=layer.blending,
+                    visible=layer.visible, metadata=dict(layer.metadata),
+                    face_color="transparent",
+                    edge_width=[float(np.ravel(layer.edge_width)[0])] * len(kept)
+                    if len(np.ravel(layer.edge_width)) else 1.5)
+        viewer.layers.remove(layer)  # first: the viewer never holds both axes
+        new = viewer.add_shapes(
+            [(s["vertices"], s["shape_type"]) for s in kept] or None, ndim=len(new_labels),
+            edge_color=[s["edge_color"] for s in kept] or "yellow", features=features,
+            scale=[image.scale[k] for k in index],
+            translate=[image.translate[k] for k in index], axis_labels=new_labels,
+            units=[image.units[k] for k in index], **look)
+        viewer.layers.move(viewer.layers.index(new), position)
+        layer = new
+    else:
+        if kept:
+            layer.data = [(s["vertices"], s["shape_type"]) for s in kept]
+            layer.edge_color = [s["edge_color"] for s in kept]
+        else:
+            layer.data = []
+        layer.features = features
+        _place(layer, image, new_labels)
     moved = sum(1 for s in away if not s["aside"])
     back = sum(1 for s in kept if s["aside"])
     parts = []

@@ -174,7 +174,7 @@ def _apply(viewer, dataset: Dataset, *, channels, plane, slice_sample, lifetime,
         if layer in family["planes"]:
             reproject_planes(layer, old, new, image, dataset.info.num_planes)
         else:
-            messages.append(reproject_rois(layer, old, new, image))
+            messages.append(reproject_rois(viewer, layer, old, new, image))
     # 3. new channels (adding a layer repaints: the family is consistent by now)
     for k, (data, kwargs, _) in enumerate(specs):
         if shown[k] is not None:
