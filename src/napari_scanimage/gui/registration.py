@@ -289,15 +289,31 @@ class RegistrationDock(WorkerDock, QWidget):
                 colours += ["#ff8c1a", "#4fa3ff"]
                 corr_colours.append("#ff8c1a")
             else:
-                light = pg.mkColor(colour).lighter(160).name()
-                colours += [colour, light]
+                colours += [colour, colour]  # dx dashed (below)
                 corr_colours.append(colour)
         for plot in (self.shift_plot, self.corr_plot):
             plot.image_layer = image
-            plot.legend.setColumnCount(min(4, 2 * result.num_planes))
+            plot.legend.setColumnCount(min(4, result.num_planes))
             plot.legend.setOffset((-5, 5))  # top right, a row per few planes
         self.shift_plot.set_curves(time, shifts, colours)
         self.corr_plot.set_curves(time, corr, corr_colours)
+        if result.num_planes > 1:  # one hue per plane, dx dashed; a legend entry per plane
+            from qtpy.QtCore import Qt
+
+            legend = self.shift_plot.legend
+            legend.clear()
+            for z in range(result.num_planes):
+                colour = colours[2 * z]
+                self.shift_plot.curves[f"dx z{z}"].setPen(
+                    pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine))
+                legend.addItem(self.shift_plot.curves[f"dy z{z}"], f"plane {z}")
+            self.shift_plot.plot.setLabel("left", "shift (px): dy ─, dx ╌")
+        for plot, values in ((self.shift_plot, result.shifts), (self.corr_plot,
+                                                                 result.correlation)):
+            finite = np.asarray(values)[np.isfinite(values)]
+            if finite.size:  # room above the curves for the legend
+                lo, hi = float(finite.min()), float(finite.max())
+                plot.plot.setYRange(lo, hi + 0.35 * max(hi - lo, 1e-3), padding=0.02)
         for item in getattr(self, "_flag_items", []):
             item.getViewBox() and item.getViewBox().removeItem(item)
         self._flag_items = []
