@@ -73,6 +73,9 @@ def roi_axes_of(image) -> list[str]:
 def derived_metadata(dataset: Dataset, planes: np.ndarray, **extra) -> dict:
     """Metadata for a per-plane image or mask layer of ``dataset`` (``planes``: (Z, Y, X[, 3])),
     so that it follows selection changes."""
+    planes = np.asarray(planes)
+    if planes.ndim == 2:  # one plane
+        planes = planes[None]
     return {"scanimage_family": dataset, "scanimage_planes": planes, **extra}
 
 

@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
 from ..analysis.phasor import PhasorImage, cursor_labels, phasor_image
 from ..analysis.rois import PALETTE
 from ._worker import WorkerDock
+from ._family import derived_metadata
 from .rois import image_layer_for, on_roi_axes, roi_axes
 
 __all__ = ["PhasorDock"]
@@ -153,9 +154,11 @@ class PhasorDock(WorkerDock, QWidget):
         image = image_layer_for(self.viewer, self.dataset)
         axes = roi_axes(image)
         kwargs = {}
+        if self.dataset is not None:  # follows selection changes (see ._family)
+            kwargs["metadata"] = derived_metadata(self.dataset, labels)
         if axes:
             labels = on_roi_axes(labels, axes, reduce=np.max)
-            kwargs = {k: v for k, v in axes.items() if k != "ndim"}
+            kwargs.update({k: v for k, v in axes.items() if k != "ndim"})
         layer = self.viewer.add_labels(labels, name="phasor cursors", **kwargs)
         counts = np.bincount(labels.ravel(), minlength=len(self.cursors) + 1)[1:]
         self.status.setText("pixels per cursor: " + ", ".join(map(str, counts)))
