@@ -81,7 +81,8 @@ def test_selection_change_keeps_the_family_on_one_set_of_axes(make_napari_viewer
     assert viewer.layers["ROIs"]._data_view._displayed.tolist() == [True]
     viewer.dims.set_current_step(1, 1)
     assert viewer.layers["ROIs"]._data_view._displayed.tolist() == [False]
-    assert viewer.layers["ROIs"].ndim == 3 and np.asarray(viewer.layers["ROIs"].data[0])[0, 0] == 2  # still plane 2
+    roi = viewer.layers["ROIs"]
+    assert roi.ndim == 3 and np.asarray(roi.data[0])[0, 0] == 2  # still plane 2
 
     reg = RegistrationDock(viewer)
     qtbot.addWidget(reg)
@@ -109,7 +110,8 @@ def test_selection_change_keeps_the_family_on_one_set_of_axes(make_napari_viewer
     assert axes_of(viewer, qtbot) == ("t", "z", "y", "x")
     assert viewer.dims.nsteps[0] == 2 * T
     assert viewer.layers["Green registered"].data.shape[:2] == (2 * T, 4)
-    assert len(viewer.layers["ROIs"].data) == 1 and np.asarray(viewer.layers["ROIs"].data[0])[0, 0] == 2
+    roi = viewer.layers["ROIs"]
+    assert len(roi.data) == 1 and np.asarray(roi.data[0])[0, 0] == 2
 
     choose(dock, plane=None, sample="axis")
     assert axes_of(viewer, qtbot) == ("t", "z", "sample", "y", "x")

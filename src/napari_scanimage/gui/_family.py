@@ -27,9 +27,8 @@ import numpy as np
 from ..dataset import Dataset
 from ..layer_axes import full_planes, plane_of, project_planes, reproject_vertices
 
-__all__ = ["derived_metadata", "family_image", "frozen", "is_registered", "members", "on_family_axes",
-           "reproject_planes", "reproject_rois", "roi_axes_of",
-           "set_layout"]
+__all__ = ["derived_metadata", "family_image", "frozen", "is_registered", "members",
+           "on_family_axes", "reproject_planes", "reproject_rois", "roi_axes_of", "set_layout"]
 
 _OTHER_PLANES = "scanimage_other_planes"  # ROIs set aside while their plane is not shown
 
