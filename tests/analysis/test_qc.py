@@ -55,3 +55,22 @@ def test_constant_pixels_give_zero_correlation(tmp_path):
     assert got["mean"].shape == (1, 6, 7) and np.all(got["std"] == 0)
     assert np.all(got["local correlation"] == 0)
     assert got["max"].max() == pytest.approx(100)
+
+
+def test_flag_frames_at_the_shift_bound_and_low_correlation():
+    rng = np.random.default_rng(0)
+    T, Z = 60, 3
+    shifts = rng.uniform(-3, 3, size=(T, Z, 2))  # true drift within 3 px
+    corr = 0.9 + 0.01 * rng.standard_normal((T, Z))
+    shifts[17, 1] = (-4.1, -10.0)  # locked onto the edge of a ±10 px search
+    shifts[40, 0] = (9.6, 0.2)  # within the half pixel of subpixel refinement
+    corr[33, 2] = 0.55  # a frame that did not match
+    flags = qc.flag_frames(shifts, corr, max_shift=10)
+    assert flags.at_bound.shape == (T, Z)
+    assert set(zip(*np.nonzero(flags.at_bound), strict=True)) == {(17, 1), (40, 0)}
+    assert set(zip(*np.nonzero(flags.low_correlation), strict=True)) == {(33, 2)}
+    assert np.flatnonzero(flags.any.any(axis=1)).tolist() == [17, 33, 40]
+    assert flags.summary() == ("2 frame(s) with a shift at the search bound, "
+                               "1 with an outlying low correlation")
+    clean = qc.flag_frames(np.zeros((T, Z, 2)), np.full((T, Z), 0.95), max_shift=None)
+    assert not clean.any.any() and clean.summary() == "no frames flagged"

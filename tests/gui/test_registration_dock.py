@@ -73,21 +73,29 @@ def test_cancel_then_run_to_the_end(viewer_and_dock, qtbot, tmp_path):
     assert spread < 0.05 * np.abs(raw_inner - raw_inner.mean(axis=0)).max()
     # summary images before / after, and the plots
     qc_layers = [layer for layer in viewer.layers if "scanimage_qc" in layer.metadata]
-    assert len(qc_layers) == 8
-    assert viewer.layers["Green local correlation (registered)"].data.shape == (2, 64, 64)
-    before = viewer.layers["Green std (raw)"].data[:, 8:-8, 8:-8]
-    after = viewer.layers["Green std (registered)"].data[:, 8:-8, 8:-8]
+    assert len(qc_layers) == 1  # one QC layer; the dock chooses the summary image it shows
+    assert viewer.layers.selection.active is not qc_layers[0]
+    dock.set_summary("local correlation (registered)")
+    assert qc_layers[0].data.shape == (2, 64, 64) and qc_layers[0].visible
+    dock.set_summary("std (raw)")
+    before = np.asarray(qc_layers[0].data)[:, 8:-8, 8:-8]
+    dock.set_summary("std (registered)")
+    after = np.asarray(qc_layers[0].data)[:, 8:-8, 8:-8]
     assert np.median(after) < 0.1 * np.median(before)  # the frames no longer move
+    assert dock.frame_flags is not None and not dock.frame_flags.any.any()
+    assert dock.flags.text() == "QC: no frames flagged"
     assert len(dock.shift_plot.curves) == 4 and len(dock.corr_plot.curves) == 2
     np.testing.assert_array_equal(dock.shift_plot.curves["dx z1"].getData()[1],
                                   result.shifts[:, 1, 1])
     viewer.dims.set_point(0, 5 * viewer.layers["Green"].scale[0])
     assert dock.shift_plot.cursor.value() == pytest.approx(dock.shift_plot.x[5])
     # views
-    dock.set_view("side by side")
-    assert viewer.canvas.grid.enabled and reg.visible and viewer.layers["Green"].visible
+    dock.set_view("side by side")  # the aligned channel, raw and registered, nothing else
+    assert viewer.canvas.grid.enabled
+    assert [x.name for x in viewer.layers if x.visible] == ["Green", "Green registered"]
     dock.set_view("raw")
     assert not viewer.canvas.grid.enabled and not reg.visible and viewer.layers["Green"].visible
+    assert viewer.layers["Red"].visible and qc_layers[0].visible  # shown again
     # traces of the registered frames
     from napari_scanimage import traces
     from napari_scanimage.gui.traces import TracePlotDock

@@ -10,12 +10,13 @@ float64, so memory is a few images per plane whatever the recording's length.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from ._progress import drive
 
-__all__ = ["KINDS", "iter_summary_images", "summary_images"]
+__all__ = ["KINDS", "FrameFlags", "flag_frames", "iter_summary_images", "summary_images"]
 
 KINDS = ("mean", "max", "std", "local correlation")
 BLOCK_BYTES = 32 << 20
@@ -100,3 +101,64 @@ def summary_images(dataset, *, channel: int | str = 0, registration=None, times=
     """Mean, max, std and local-correlation images (float32 (Z, Y, X) each) of one channel."""
     gen = iter_summary_images(dataset, channel=channel, registration=registration, times=times)
     return drive(gen, progress)
+
+
+@dataclass(frozen=True)
+class FrameFlags:
+    """Frames of a registration worth a look (each bool (T, Z)).
+
+    Attributes
+    ----------
+    at_bound : frames whose shift reached the search bound (``max_shift``): the true shift may
+        be larger, or the estimate locked onto the edge of the search window.
+    low_correlation : frames whose correlation with the reference is a low outlier (robust
+        z-score below ``-z``, from the median and MAD of that plane).
+    """
+
+    at_bound: np.ndarray
+    low_correlation: np.ndarray
+
+    @property
+    def any(self) -> np.ndarray:
+        return self.at_bound | self.low_correlation
+
+    def summary(self) -> str:
+        """"n frames at the shift bound, m with low correlation" (or "no frames flagged")."""
+        n_bound = int(self.at_bound.any(axis=1).sum())
+        n_low = int(self.low_correlation.any(axis=1).sum())
+        if not n_bound and not n_low:
+            return "no frames flagged"
+        return (f"{n_bound} frame(s) with a shift at the search bound, "
+                f"{n_low} with an outlying low correlation")
+
+
+def flag_frames(shifts: np.ndarray, correlation: np.ndarray, max_shift: float | None, *,
+                tolerance: float = 0.5, z: float = 3.5) -> FrameFlags:
+    """Flag registration frames whose shift hit the search bound or whose correlation is a low
+    outlier.
+
+    Parameters
+    ----------
+    shifts : (T, Z, 2) shifts in pixels; correlation : (T, Z).
+    max_shift : the search bound used (``Registration.settings["max_shift"]``); None: no bound
+        check.
+    tolerance : pixels: a shift within this of the bound counts as at the bound (subpixel
+        refinement moves a peak on the edge by up to half a pixel).
+    z : robust z-score (median / 1.4826 MAD of each plane) below which a correlation is an
+        outlier; planes whose correlations barely vary (MAD 0) flag only drops of more than
+        0.05 below the median.
+    """
+    shifts = np.asarray(shifts, np.float64)
+    corr = np.asarray(correlation, np.float64)
+    if max_shift is None or not np.isfinite(max_shift):
+        at_bound = np.zeros(corr.shape, bool)
+    else:
+        at_bound = (np.abs(shifts) >= float(max_shift) - tolerance).any(axis=-1)
+    with np.errstate(invalid="ignore"):
+        median = np.nanmedian(corr, axis=0, keepdims=True) if corr.size else corr
+        mad = 1.4826 * np.nanmedian(np.abs(corr - median), axis=0, keepdims=True) \
+            if corr.size else corr
+        spread = np.where(mad > 0, mad * z, 0.05)
+        low = (median - corr) > spread
+    return FrameFlags(at_bound=at_bound & np.isfinite(shifts).all(axis=-1),
+                      low_correlation=low & np.isfinite(corr))

@@ -31,6 +31,7 @@ from ..errors import ScanImageError
 from ..flim.decay import DecayFit, fit_decay
 from ..flim.phasor import intensity_modulated, lifetime_image, phasor_image, turbo
 from ._dock import PLOT_MIN_HEIGHT, dock_layout, show_rows
+from ._family import derived_metadata
 from ._report import report_failure
 from ._worker import WorkerDock
 from .rois import image_layer_for, layer_rois, on_roi_axes, roi_axes
@@ -289,10 +290,10 @@ class FlimDock(WorkerDock, QWidget):
 
     def _add_image(self, ds, name: str, planes: np.ndarray):
         axes = roi_axes(image_layer_for(self.viewer, ds))
-        kwargs = {}
+        kwargs = {"metadata": derived_metadata(ds, planes)}  # follows selection changes
         if axes:
             planes = on_roi_axes(planes, axes, reduce=np.nanmean)
-            kwargs = dict(scale=axes["scale"], units=axes["units"],
+            kwargs.update(scale=axes["scale"], units=axes["units"],
                           axis_labels=axes["axis_labels"])
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)

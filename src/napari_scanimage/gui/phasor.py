@@ -40,6 +40,7 @@ from ..flim.phasor import (
     phasor_image,
 )
 from ._dock import PLOT_MIN_HEIGHT, dock_layout
+from ._family import derived_metadata
 from ._worker import WorkerDock
 from .rois import image_layer_for, on_roi_axes, roi_axes
 
@@ -296,9 +297,11 @@ class PhasorDock(WorkerDock, QWidget):
         image = image_layer_for(self.viewer, self.dataset)
         axes = roi_axes(image)
         kwargs = {}
+        if self.dataset is not None:  # follows selection changes (see ._family)
+            kwargs["metadata"] = derived_metadata(self.dataset, labels)
         if axes:
             labels = on_roi_axes(labels, axes, reduce=np.max)
-            kwargs = {k: v for k, v in axes.items() if k != "ndim"}
+            kwargs.update({k: v for k, v in axes.items() if k != "ndim"})
         layer = self.viewer.add_labels(labels, name="phasor cursors", **kwargs)
         counts = np.bincount(labels.ravel(), minlength=len(self.cursors) + 1)[1:]
         self.status.setText("pixels per cursor: " + ", ".join(map(str, counts)))

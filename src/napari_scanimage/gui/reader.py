@@ -16,6 +16,7 @@ from .._core.dataset import Dataset, open_dataset
 from ..errors import ScanImageError, SelectionError
 from ..io.scanimage import read_static_metadata
 from ..io.series import natural_key
+from ..layer_axes import reachable_step
 from ._report import ReadFailureReporter
 from .mroi_layers import field_translate, shown_fields
 
@@ -125,8 +126,10 @@ def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
         sel = dataset.selection(c, plane=plane, slice_sample=slice_sample)
         data = dataset.frames(c, plane=plane, slice_sample=slice_sample)
         labels = sel.axis_labels()
-        scale_of = {"t": t_step, "z": info.z_step_um or 1.0, "sample": 1.0,
-                    "y": pixel[0], "x": pixel[1]}
+        n_times = data.shape[0] if "t" in labels else 1
+        # the step nudged by a few ulps so that napari's slider reaches the last frame
+        scale_of = {"t": reachable_step(t_step, n_times), "z": info.z_step_um or 1.0,
+                    "sample": 1.0, "y": pixel[0], "x": pixel[1]}
         units = {"t": "s", "z": "µm", "sample": "", "y": "µm", "x": "µm"}
         name = info.channel_names[c]
         kwargs = {

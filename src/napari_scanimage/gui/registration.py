@@ -31,15 +31,19 @@ from ..analysis import qc
 from ..analysis.registration import Registration, iter_register
 from ..errors import ScanImageError
 from ._dock import dock_layout
+from ._family import derived_metadata, is_registered, on_family_axes
 from ._report import report_failure
 from ._worker import WorkerDock, labelled
 from .plot import PlotDock
-from .rois import image_layer_for, on_roi_axes, roi_axes
+from .rois import image_layer_for
 from .selection import layer_key
 
 __all__ = ["RegistrationDock"]
 
 VIEWS = ("raw", "registered", "side by side")
+SUMMARIES = tuple(f"{kind} ({label})" for kind in qc.KINDS for label in ("raw", "registered"))
+PLANE_COLOURS = ("#ff8c1a", "#4fa3ff", "#7bd651", "#e5484d", "#c27aff", "#f5d90a", "#14b8a6",
+                 "#f472b6")
 
 
 def _stages(ds, channel, planes, settings):
@@ -85,6 +89,11 @@ class RegistrationDock(WorkerDock, QWidget):
         self.view_box = QComboBox()
         self.view_box.addItems(VIEWS)
         self.view_box.setEnabled(False)
+        self.summary_box = QComboBox()  # the one QC layer shows the summary image chosen here
+        self.summary_box.addItems(SUMMARIES)
+        self.summary_box.setEnabled(False)
+        self.summary_box.setToolTip("summary image shown in the QC layer: raw vs registered "
+                                    "local correlation shows sharp cells when aligned")
         self.run_button = QPushButton("Register")
         self.cancel_button = QPushButton("Cancel")
         self.save_button = QPushButton("Save shifts…")
@@ -92,12 +101,14 @@ class RegistrationDock(WorkerDock, QWidget):
         self.progress = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.flags = QLabel("")
+        self.flags.setWordWrap(True)
         form = QFormLayout()
         form.addRow("align on", _row(self.channel_box, self.plane_box))
         form.addRow("reference frames", _row(self.reference_spin, QLabel("max shift (px)"),
                                              self.max_shift_spin))
         form.addRow("", _row(self.subpixel, self.bidi))
-        form.addRow("show", self.view_box)
+        form.addRow("show", _row(self.view_box, QLabel("QC image"), self.summary_box))
         buttons = QHBoxLayout()
         for b in (self.run_button, self.cancel_button, self.save_button, self.load_button):
             buttons.addWidget(b)
@@ -111,9 +122,13 @@ class RegistrationDock(WorkerDock, QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.flags)
         layout.addWidget(self.plots, 1)
         self.result: Registration | None = None
         self.layers: list = []  # layers this dock added (registered and summary images)
+        self.qc_images: dict = {}  # "raw" / "registered" → {kind: (Z, Y, X)}
+        self.frame_flags: qc.FrameFlags | None = None
+        self._hidden: list = []  # layers hidden by "side by side", shown again after it
         self._worker = None
         self._set_busy(False)
         self.run_button.clicked.connect(self.run)
@@ -121,6 +136,7 @@ class RegistrationDock(WorkerDock, QWidget):
         self.save_button.clicked.connect(lambda: self._file_dialog("save"))
         self.load_button.clicked.connect(lambda: self._file_dialog("load"))
         self.view_box.currentTextChanged.connect(self.set_view)
+        self.summary_box.currentTextChanged.connect(self.set_summary)
         napari_viewer.layers.events.inserted.connect(self._refresh)
         napari_viewer.layers.events.removed.connect(self._refresh)
         self._refresh()
@@ -139,7 +155,8 @@ class RegistrationDock(WorkerDock, QWidget):
 
     def _raw_layers(self, ds) -> list:
         return [layer for layer in self.viewer.layers
-                if layer.metadata.get("scanimage_dataset") is ds and layer_key(layer)]
+                if layer.metadata.get("scanimage_dataset") is ds and layer_key(layer)
+                and not is_registered(layer)]
 
     # -- running ----------------------------------------------------------------------------
     def settings(self) -> dict:
@@ -172,7 +189,10 @@ class RegistrationDock(WorkerDock, QWidget):
 
     # -- results ----------------------------------------------------------------------------
     def show_result(self, ds, result: Registration, images: dict | None = None) -> None:
-        """Registered layers, plots and (if given) summary-image layers for ``result``."""
+        """Registered layers, plots, flagged frames and (if given) one QC layer showing the
+        summary image chosen in the dock, for ``result``."""
+        active = self.viewer.layers.selection.active
+        self._show_hidden()
         for layer in self.layers:
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
@@ -185,22 +205,28 @@ class RegistrationDock(WorkerDock, QWidget):
                              slice_sample=meta.get("slice_sample", 0),
                              product=meta.get("product", "intensity"), registration=result)
             data.on_error = getattr(layer.data, "on_error", None)  # failed reads: as the raw
+            # the raw layer's selection: the layer is rebuilt when the selection changes
             self.layers.append(self.viewer.add_image(
                 data, name=f"{layer.name} registered", scale=layer.scale,
                 translate=layer.translate, axis_labels=layer.axis_labels, units=layer.units,
                 colormap=layer.colormap, contrast_limits=layer.contrast_limits,
                 blending=layer.blending,
-                metadata={"scanimage_registration": result, "scanimage_raw": layer.name}))
+                metadata={"scanimage": dict(meta), "scanimage_dataset": ds,
+                          "scanimage_registration": result, "scanimage_raw": layer.name}))
         image = image_layer_for(self.viewer, ds)
-        axes = roi_axes(image)
-        if images and axes:
-            kw = {k: v for k, v in axes.items() if k != "ndim"}
-            for kind in qc.KINDS:
-                for label in ("raw", "registered"):
-                    data = on_roi_axes(images[label][kind], axes, reduce=np.mean)
-                    self.layers.append(self.viewer.add_image(
-                        data, name=f"{result.channel} {kind} ({label})", visible=False,
-                        colormap="gray", metadata={"scanimage_qc": (kind, label)}, **kw))
+        self.qc_images = dict(images or {})
+        if self.qc_images and image is not None:
+            kind, label = self._summary_choice()
+            planes = self.qc_images[label][kind]
+            data, kw = on_family_axes(image, planes)
+            self.layers.append(self.viewer.add_image(
+                data, name=f"{result.channel} QC", visible=False, colormap="gray",
+                metadata=derived_metadata(ds, planes, scanimage_qc=(kind, label)), **kw))
+        self.summary_box.setEnabled(bool(self.qc_images))
+        if active is not None and active in self.viewer.layers:  # the user's layer stays active
+            self.viewer.layers.selection.active = active
+        self.frame_flags = qc.flag_frames(result.shifts, result.correlation,
+                                          result.settings.get("max_shift"))
         self._plot(ds, result, image)
         self.view_box.setEnabled(True)
         self.set_view(self.view_box.currentText() if self.view_box.currentText() != "raw"
@@ -208,30 +234,115 @@ class RegistrationDock(WorkerDock, QWidget):
         moved = np.abs(result.shifts).max() if result.shifts.size else 0.0
         self.status.setText(f"registered on {result.channel}: shifts up to {moved:.1f} px, "
                             f"median correlation {np.nanmedian(result.correlation):.2f}")
+        self.flags.setText(self._flag_text(ds, result))
+
+    def _summary_choice(self) -> tuple[str, str]:
+        text = self.summary_box.currentText() or SUMMARIES[0]
+        kind, label = text[:-1].rsplit(" (", 1)
+        return kind, label
+
+    def set_summary(self, text: str | None = None) -> None:
+        """Show the chosen summary image ("<kind> (raw|registered)") in the QC layer."""
+        layer = next((x for x in self.layers if "scanimage_qc" in x.metadata), None)
+        if layer is None or layer not in self.viewer.layers or not self.qc_images:
+            return
+        if text is not None and text != self.summary_box.currentText():
+            self.summary_box.setCurrentText(text)
+            return  # the box's signal comes back here
+        kind, label = self._summary_choice()
+        planes = self.qc_images[label][kind]
+        image = image_layer_for(self.viewer, layer.metadata["scanimage_family"])
+        data, _ = on_family_axes(image, planes)
+        layer.metadata = {**layer.metadata, "scanimage_planes": planes,
+                          "scanimage_qc": (kind, label)}
+        layer.data = data
+        layer.reset_contrast_limits()
+        layer.visible = True
+
+    def _flag_text(self, ds, result: Registration) -> str:
+        flags = self.frame_flags
+        if flags is None:
+            return ""
+        bad = np.flatnonzero(flags.any.any(axis=1))
+        text = f"QC: {flags.summary()}"
+        if bad.size:
+            bound = result.settings.get("max_shift")
+            text += (f" (bound ±{bound} px); time rows " + ", ".join(map(str, bad[:8]))
+                     + (" …" if bad.size > 8 else "") + " — marked ✕ on the shift plot; "
+                     "check them, or register again with a larger max shift")
+        return text
 
     def _plot(self, ds, result: Registration, image) -> None:
+        import pyqtgraph as pg
+
         sample = "mean" if ds.info.frames_per_slice > 1 else 0
         time = np.asarray(ds.timestamps(0, slice_sample=sample), np.float64)[:result.num_times]
-        shifts, corr, colours = {}, {}, []
+        shifts, corr, colours, corr_colours = {}, {}, [], []
         for z in range(result.num_planes):
             suffix = f" z{z}" if result.num_planes > 1 else ""
+            colour = PLANE_COLOURS[z % len(PLANE_COLOURS)] if result.num_planes > 1 else None
             shifts[f"dy{suffix}"] = result.shifts[:, z, 0]
             shifts[f"dx{suffix}"] = result.shifts[:, z, 1]
             corr[f"r{suffix}"] = result.correlation[:, z]
-            colours += ["#ff8c1a", "#4fa3ff"]
+            # one hue per plane; dy full, dx lighter (one plane: the two hues of before)
+            if colour is None:
+                colours += ["#ff8c1a", "#4fa3ff"]
+                corr_colours.append("#ff8c1a")
+            else:
+                colours += [colour, colour]  # dx dashed (below)
+                corr_colours.append(colour)
         for plot in (self.shift_plot, self.corr_plot):
             plot.image_layer = image
+            plot.legend.setColumnCount(min(4, result.num_planes))
+            plot.legend.setOffset((-5, 5))  # top right, a row per few planes
         self.shift_plot.set_curves(time, shifts, colours)
-        self.corr_plot.set_curves(time, corr)
+        self.corr_plot.set_curves(time, corr, corr_colours)
+        if result.num_planes > 1:  # one hue per plane, dx dashed; a legend entry per plane
+            from qtpy.QtCore import Qt
+
+            legend = self.shift_plot.legend
+            legend.clear()
+            for z in range(result.num_planes):
+                colour = colours[2 * z]
+                self.shift_plot.curves[f"dx z{z}"].setPen(
+                    pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine))
+                legend.addItem(self.shift_plot.curves[f"dy z{z}"], f"plane {z}")
+            self.shift_plot.plot.setLabel("left", "shift (px): dy ─, dx ╌")
+        for plot, values in ((self.shift_plot, result.shifts), (self.corr_plot,
+                                                                 result.correlation)):
+            finite = np.asarray(values)[np.isfinite(values)]
+            if finite.size:  # room above the curves for the legend
+                lo, hi = float(finite.min()), float(finite.max())
+                plot.plot.setYRange(lo, hi + 0.35 * max(hi - lo, 1e-3), padding=0.02)
+        for item in getattr(self, "_flag_items", []):
+            item.getViewBox() and item.getViewBox().removeItem(item)
+        self._flag_items = []
+        flags = self.frame_flags
+        if flags is not None and len(time):
+            t, z = np.nonzero(flags.any[:len(time)])
+            for plot, ys in ((self.shift_plot, np.abs(result.shifts).max(axis=2)),
+                             (self.corr_plot, result.correlation)):
+                marks = pg.ScatterPlotItem(time[t], ys[t, z], symbol="x", size=10,
+                                           pen=pg.mkPen("#ff3030", width=2), brush=None)
+                plot.plot.addItem(marks)
+                self._flag_items.append(marks)
+
+    def _show_hidden(self) -> None:
+        for layer in self._hidden:
+            if layer in self.viewer.layers:
+                layer.visible = True
+        self._hidden = []
 
     def set_view(self, view: str) -> None:
-        """"raw", "registered" or "side by side" (napari's grid)."""
+        """"raw", "registered" or "side by side" (napari's grid with the aligned channel's raw
+        and registered layers only; the others are hidden until another view is chosen)."""
         if view not in VIEWS:
             return
         if self.view_box.currentText() != view:
             self.view_box.blockSignals(True)
             self.view_box.setCurrentText(view)
             self.view_box.blockSignals(False)
+        self._show_hidden()
         registered = [layer for layer in self.layers if "scanimage_raw" in layer.metadata]
         raw_names = {layer.metadata["scanimage_raw"] for layer in registered}
         for layer in self.viewer.layers:
@@ -239,6 +350,16 @@ class RegistrationDock(WorkerDock, QWidget):
                 layer.visible = view != "registered"
         for layer in registered:
             layer.visible = view != "raw"
+        if view == "side by side" and self.result is not None:
+            aligned = [layer for layer in registered
+                       if layer.name.startswith(f"{self.result.channel} ")] or registered[:1]
+            pair = {id(x) for x in aligned}
+            pair |= {id(x) for x in self.viewer.layers
+                     if x.name in {a.metadata["scanimage_raw"] for a in aligned}}
+            for layer in self.viewer.layers:
+                if id(layer) not in pair and layer.visible:
+                    layer.visible = False
+                    self._hidden.append(layer)
         self.viewer.canvas.grid.enabled = view == "side by side"
 
     # -- files ------------------------------------------------------------------------------

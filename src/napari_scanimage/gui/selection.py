@@ -2,10 +2,11 @@
 
 :func:`apply_selection` does the work (also usable from scripts with a viewer); the dock is a
 thin Qt form around it.  Layers are matched by dataset, channel and product ("intensity" or
-"lifetime"): a matching layer gets its new data, scale and axis labels in place (contrast,
-colormap and visibility kept; when the number of axes changes it is replaced at the same
-position with the same look), new channels are added and deselected channels removed.  Other
-layers (ROIs, other files) are never touched.
+"lifetime"): a matching layer gets its new data, scale and axis labels in place, even when the
+number of axes changes (contrast, colormap and visibility kept); new channels are added and
+deselected channels removed.  The rest of the recording's layers — registered images, summary
+and lifetime-fraction images, ROIs — follow onto the new axes (:mod:`._family`); layers of
+other files are never touched.
 
 Files still being written: "Refresh" (:func:`refresh_layers`) reads the frames written since
 the recordings were opened and lengthens their layers; "Auto-refresh" does so whenever a file
@@ -32,14 +33,23 @@ from qtpy.QtWidgets import (
 
 from .._core.dataset import Dataset
 from ..errors import ScanImageError
+from ..layer_axes import reachable_step
 from ._dock import dock_layout
+from ._family import (
+    frozen,
+    is_registered,
+    members,
+    reproject_planes,
+    reproject_rois,
+    roi_axes_of,
+    set_layout,
+)
 from .reader import dataset_layers
 
 __all__ = ["SelectionDock", "apply_selection", "current_dataset", "datasets_in", "file_stamps",
            "layer_key",
            "recordings_in", "refresh_layers"]
 
-_KEPT = ("contrast_limits", "colormap", "opacity", "visible", "blending", "gamma")
 POLL_MS = 2000  # auto-refresh: how often the files are checked for changes
 
 
@@ -84,51 +94,115 @@ def recordings_in(viewer) -> list[Dataset]:
 
 
 def _layers_of(viewer, dataset: Dataset) -> list:
-    """This plugin's layers showing ``dataset`` (or, for a multi-ROI recording, its fields)."""
+    """This plugin's raw layers showing ``dataset`` (or, for a multi-ROI recording, its
+    fields); registered layers are not among them."""
     return [layer for layer in viewer.layers
             if isinstance(ds := layer.metadata.get("scanimage_dataset"), Dataset)
-            and ds.whole is dataset.whole and layer_key(layer)]
+            and ds.whole is dataset.whole and layer_key(layer) and not is_registered(layer)]
 
 
 def _field_key(meta: dict) -> tuple:
     return int(meta["channel"]), meta.get("product", "intensity"), meta.get("field")
 
 
+def _layouts(viewer, dataset: Dataset) -> dict:
+    """(ROI axis labels, single plane shown) of each field's first raw layer, by field name."""
+    out = {}
+    for layer in _layers_of(viewer, dataset):
+        meta = layer.metadata["scanimage"]
+        out.setdefault(meta.get("field"), (roi_axes_of(layer), meta.get("plane"), layer))
+    return out
+
+
 def apply_selection(viewer, dataset: Dataset, *, channels: Sequence[int] | None = None,
                     plane: int | None = None, slice_sample=None, lifetime: bool = False,
                     bin_width_ps: float | None = None) -> list:
-    """Show ``dataset`` with this selection; returns its layers in order."""
+    """Show ``dataset`` with this selection; returns its raw layers in order.
+
+    The whole family of the recording follows (see :mod:`._family`): raw and registered
+    images get their new data and axes in place, per-plane images and ROIs are moved onto the
+    new axes (each ROI on its plane), so the viewer never shows layers on different axes.
+    New channels are added after that, deselected ones removed last.  Nothing is drawn
+    until all is done.
+    """
+    with frozen():
+        return _apply(viewer, dataset, channels=channels, plane=plane,
+                      slice_sample=slice_sample, lifetime=lifetime, bin_width_ps=bin_width_ps)
+
+
+def _apply(viewer, dataset: Dataset, *, channels, plane, slice_sample, lifetime,
+           bin_width_ps) -> list:
     if bin_width_ps is not None and dataset.is_siff and bin_width_ps != dataset.flim.bin_width_ps:
         dataset.set_bin_width_ps(bin_width_ps)
     specs = dataset_layers(dataset, channels=channels, plane=plane, slice_sample=slice_sample,
                            lifetime=lifetime)
+    before = _layouts(viewer, dataset)
+    family = members(viewer, dataset, before[next(iter(before))][0] if before else [])
     existing = {_field_key(layer.metadata["scanimage"]): layer
                 for layer in _layers_of(viewer, dataset)}
-    shown: list = []
-    for data, kwargs, _ in specs:
-        layer = existing.pop(_field_key(kwargs["metadata"]["scanimage"]), None)
-        if layer is not None and layer.ndim == data.ndim:
-            layer.data = data
-            layer.scale = kwargs["scale"]
-            layer.axis_labels = kwargs["axis_labels"]
-            layer.units = kwargs["units"]
+    registered = {_field_key(layer.metadata["scanimage"]): layer
+                  for layer in family["registered"] if "scanimage" in layer.metadata}
+    shown: list = [None] * len(specs)
+    # 1. every existing image in place, so the family changes axes together
+    for k, (data, kwargs, _) in enumerate(specs):
+        key = _field_key(kwargs["metadata"]["scanimage"])
+        layer = existing.pop(key, None)
+        axes = {name: kwargs.get(name, (0.0,) * data.ndim) for name in
+                ("scale", "translate", "axis_labels", "units")}
+        if layer is not None:
+            set_layout(layer, data, **axes)
             layer.metadata = kwargs["metadata"]
-            shown.append(layer)
+            shown[k] = layer
+        reg = registered.pop(key, None)
+        if reg is not None:
+            meta = kwargs["metadata"]["scanimage"]
+            result = reg.metadata["scanimage_registration"]
+            ds = kwargs["metadata"]["scanimage_dataset"]
+            redone = ds.frames(meta["channel"], plane=meta.get("plane"),
+                               slice_sample=meta.get("slice_sample", 0),
+                               product=meta.get("product", "intensity"), registration=result)
+            redone.on_error = getattr(data, "on_error", None)
+            set_layout(reg, redone, **axes)
+            reg.metadata = {**reg.metadata, "scanimage": dict(meta),
+                            "scanimage_dataset": ds}
+    # 2. per-plane images and ROIs onto the new axes of their field
+    after = _layouts(viewer, dataset)
+    messages = []
+    for layer in family["planes"] + family["rois"]:
+        ds = layer.metadata.get("scanimage_dataset", layer.metadata.get("scanimage_family"))
+        field = getattr(getattr(ds, "selected_field", None), "name", None)
+        if field not in before or field not in after:
+            field = next(iter(before), None)
+        if field not in before or field not in after:
             continue
-        if layer is not None:  # a different number of axes: replace it where it was
-            kwargs = {**kwargs, **{name: getattr(layer, name) for name in _KEPT}}
-            position = viewer.layers.index(layer)
-            viewer.layers.remove(layer)
-        elif shown:
-            position = viewer.layers.index(shown[-1]) + 1
+        old, new = before[field][:2], after[field][:2]
+        image = after[field][2]
+        if layer in family["planes"]:
+            reproject_planes(layer, old, new, image, dataset.info.num_planes)
         else:
-            rest = [viewer.layers.index(x) for x in existing.values()]
+            messages.append(reproject_rois(viewer, layer, old, new, image))
+    # 3. new channels (adding a layer repaints: the family is consistent by now)
+    for k, (data, kwargs, _) in enumerate(specs):
+        if shown[k] is not None:
+            continue
+        previous = [layer for layer in shown[:k] if layer is not None]
+        if previous:
+            position = viewer.layers.index(previous[-1]) + 1
+        else:
+            rest = [viewer.layers.index(x) for x in (*existing.values(),
+                                                     *(x for x in shown if x is not None))]
             position = min(rest) if rest else len(viewer.layers)
         new = viewer.add_image(data, **kwargs)
         viewer.layers.move(viewer.layers.index(new), position)
-        shown.append(new)
-    for layer in existing.values():  # channels (or lifetimes) no longer selected
+        shown[k] = new
+    # 4. channels (or lifetimes) no longer selected, and their registered layers
+    for layer in (*existing.values(), *registered.values()):
         viewer.layers.remove(layer)
+    text = "; ".join(m for m in messages if m)
+    if text:
+        from napari.utils.notifications import show_info
+
+        show_info(text)
     return shown
 
 
@@ -171,6 +245,12 @@ def refresh_layers(viewer, dataset: Dataset) -> int:
                               product=meta.get("product", "intensity"))
         data.on_error = getattr(layer.data, "on_error", None)  # failed reads: as before
         layer.data = data
+        labels = list(layer.axis_labels)
+        if "t" in labels:  # the last frame stays reachable (see reachable_step)
+            scale = list(layer.scale)
+            k = labels.index("t")
+            scale[k] = reachable_step(scale[k], data.shape[k])
+            layer.scale = scale
     for axis, follow in at_end.items():
         if follow:
             dims.set_current_step(axis, dims.nsteps[axis] - 1)
