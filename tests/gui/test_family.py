@@ -139,7 +139,7 @@ def test_one_plane_of_the_multi_roi_sample(make_napari_viewer, qtbot, notes):
 
 
 def test_last_frame_reachable_for_any_length_and_rate(make_napari_viewer, tmp_path):
-    from napari_scanimage.io.synthetic import SyntheticLayout, write_scanimage_tiff
+    from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
     from napari_scanimage.layer_axes import reachable_step
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..dataset import Dataset
+from .._core.dataset import Dataset
 from ..layer_axes import full_planes, plane_of, project_planes, reproject_vertices
 
 __all__ = ["derived_metadata", "family_image", "frozen", "is_registered", "members",
