@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import IncompleteVolumeWarning, LayoutError, SelectionError
 
@@ -51,7 +52,8 @@ class Layout:
         """Pages after the last complete volume (an aborted acquisition)."""
         return self.total_pages - self.num_volumes * self.pages_per_volume
 
-    def page(self, t, z, f, c) -> np.ndarray:
+    def page(self, t: npt.ArrayLike, z: npt.ArrayLike, f: npt.ArrayLike,
+             c: int) -> npt.NDArray[np.int64]:
         """Global raw page index (broadcasting int64 arithmetic)."""
         t, z, f = (np.asarray(a, dtype=np.int64) for a in (t, z, f))
         return t * self.pages_per_volume + (z * self.frames_per_slice + f) * self.num_channels + c
@@ -184,9 +186,10 @@ class Selection:
                            self.channel)
 
 
-def time_rows(times, n_rows: int) -> np.ndarray:
+def time_rows(times: slice | npt.ArrayLike | None, n_rows: int) -> npt.NDArray[np.int64]:
     """Time rows selected by ``times`` (None = all, a slice, or indices; negative counts from
-    the end) as int64 indices in range."""
+    the end) as int64 indices in range.
+    """
     if times is None:
         return np.arange(n_rows, dtype=np.int64)
     if isinstance(times, slice):
