@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -96,7 +97,7 @@ class _Tissue:
         self.shifts = np.round(ndimage.gaussian_filter1d(drift, 3, axis=0) * 4).astype(int)
         self.rng_seed = seed
 
-    def page(self, g: int) -> np.ndarray:
+    def page(self, g: int) -> npt.NDArray[Any]:
         lay = self.layout
         C, F, Z = lay.num_channels, lay.frames_per_slice, lay.num_planes
         t, rest = divmod(g, lay.pages_per_volume)
@@ -152,7 +153,7 @@ class _FlimTissue:
         drift = ndimage.gaussian_filter1d(rng.normal(size=(T, 2)), 12, axis=0)
         self.shifts = np.round(drift * (3.0 / np.abs(drift).max(0))).astype(np.int64)
 
-    def rate(self, g: int) -> np.ndarray:
+    def rate(self, g: int) -> FloatArray:
         """Expected photon counts (Y, X) of page g (unshifted; write_siff applies the drift)."""
         t, c = divmod(g, self.layout.num_channels)  # planar: one page per channel and volume
         if c:
@@ -215,7 +216,7 @@ def _write_mroi(path: str, canvas: SyntheticLayout) -> None:
                             (w * deg, h * deg))
                   for name, top, left, h, w in MROI_FIELDS)
 
-    def pixels(g: int, k: int) -> np.ndarray:
+    def pixels(g: int, k: int) -> npt.NDArray[Any]:
         _, top, left, h, w = MROI_FIELDS[k]
         return page(g)[top:top + h, left:left + w]
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import FormatError, ScanImageError, SelectionError, read_error
 from ..io.mroi import Field, MroiGeometry, mroi_geometry
@@ -429,7 +430,7 @@ class Dataset(TimeMethods, PhotonMethods):
     def read(self, channel: int | str = 0, *, plane: int | None = None,
              slice_sample: SliceSample = 0, times: slice | Sequence[int] | None = None,
              registration: Shifts | None = None, shift_mode: str | None = None,
-             field: int | str | None = None) -> np.ndarray:
+             field: int | str | None = None) -> npt.NDArray[Any]:
         """Read (part of) one channel into memory, bypassing dask.
 
         Same parameters and axes as :meth:`array`; ``times`` picks time rows (a slice or

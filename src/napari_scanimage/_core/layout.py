@@ -160,7 +160,7 @@ class Selection:
             labels.append("sample")
         return (*labels, "y", "x")
 
-    def pages(self, layout: Layout, start: int, stop: int) -> np.ndarray:
+    def pages(self, layout: Layout, start: int, stop: int) -> npt.NDArray[np.int64]:
         """Pages for output time rows ``start:stop``, shape (rows, nz, nf), int64.
 
         ``nf`` is the number of samples combined or stacked per output frame (1 for a picked
@@ -168,7 +168,7 @@ class Selection:
         """
         return self.pages_at(layout, np.arange(start, stop, dtype=np.int64))
 
-    def pages_at(self, layout: Layout, rows: np.ndarray) -> np.ndarray:
+    def pages_at(self, layout: Layout, rows: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Pages for output time rows ``rows`` (int array), shape (len(rows), nz, nf)."""
         rows = np.asarray(rows, dtype=np.int64)
         planes = (np.arange(layout.num_planes, dtype=np.int64) if self.plane is None
@@ -215,14 +215,15 @@ class FileTable:
     pages_per_file: tuple[int, ...]
 
     @functools.cached_property
-    def starts(self) -> np.ndarray:
+    def starts(self) -> npt.NDArray[np.int64]:
         return np.concatenate([[0], np.cumsum(self.pages_per_file, dtype=np.int64)])
 
     @property
     def total_pages(self) -> int:
         return int(sum(self.pages_per_file))
 
-    def locate(self, pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def locate(self, pages: npt.ArrayLike
+               ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
         """(file index, page within file) for global ``pages``."""
         pages = np.asarray(pages, dtype=np.int64)
         starts = self.starts

@@ -63,11 +63,11 @@ class PhotonSums:
     bin_width_ps : float or None
     """
 
-    counts: np.ndarray
-    arrival_sums: np.ndarray
+    counts: npt.NDArray[np.int64]
+    arrival_sums: npt.NDArray[np.int64]
     bin_width_ps: float | None
 
-    def mean_arrival_bins(self, *, pool_planes: bool = True) -> np.ndarray:
+    def mean_arrival_bins(self, *, pool_planes: bool = True) -> npt.NDArray[np.float64]:
         """Mean arrival time in bins: (R, T) pooled over planes, else (R, T, Z); NaN where a
         mask caught no photon.
         """
@@ -78,7 +78,7 @@ class PhotonSums:
             mean: npt.NDArray[np.float64] = s / n
         return mean
 
-    def mean_arrival_ns(self, *, pool_planes: bool = True) -> np.ndarray:
+    def mean_arrival_ns(self, *, pool_planes: bool = True) -> npt.NDArray[np.float64]:
         """Mean arrival time in ns (see :meth:`mean_arrival_bins`)."""
         if self.bin_width_ps is None:
             raise SelectionError("the bin width is unknown; reopen with bin_width_ps=...")
@@ -128,7 +128,8 @@ class PhotonMethods:
                                  "for ScanImage-FLIM recordings")
         return self._flim
 
-    def photons(self, page: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def photons(self, page: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
+                                          npt.NDArray[np.int64]]:
         """(y, x, tau) int64 arrays of every photon of global raw ``page``.
 
         Raw files give photons in arrival order; compressed files grouped by pixel in raster

@@ -130,14 +130,15 @@ class PageCrop:
     frames_per_slice: int
     num_flyback: int
 
-    def planes_of(self, pages: np.ndarray) -> np.ndarray:
+    def planes_of(self, pages: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Plane of each global page (-1 for flyback pages)."""
         C, F, Z = self.num_channels, self.frames_per_slice, len(self.row_offsets)
         within = np.asarray(pages, dtype=np.int64) % (C * (Z * F + self.num_flyback))
         planes = within // C // F
         return np.where(planes < Z, planes, -1)
 
-    def read(self, spec: ReaderSpec, pages: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    def read(self, spec: ReaderSpec, pages: npt.ArrayLike,
+             out: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
         """The field's pixels of ``pages`` (any shape): only the field's band of rows of each
         page is read (through ``spec`` without the crop).
         """
@@ -182,8 +183,8 @@ class ReaderSpec:
     def files(self) -> FileTable:
         return FileTable(self.pages_per_file)
 
-    def read_pages(self, pages: np.ndarray, out: np.ndarray | None = None,
-                   rows: tuple[int, int] | None = None) -> np.ndarray:
+    def read_pages(self, pages: npt.ArrayLike, out: npt.NDArray[Any] | None = None,
+                   rows: tuple[int, int] | None = None) -> npt.NDArray[Any]:
         """Read global ``pages`` (any shape) into an array of shape ``pages.shape + (Y, X)``;
         with ``rows`` = (first, count), only that band of each page: ``(count, X)``.
         """
@@ -226,7 +227,8 @@ class ReaderSpec:
             yield _reader(self.paths[k]), local[sel], sel
 
 
-    def pixel_sums(self, pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def pixel_sums(self, pages: npt.ArrayLike
+                   ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """`.siff` photon counts and arrival-time sums per pixel of ``pages`` (any shape):
         two int64 arrays of shape ``pages.shape + (Y, X)``.
         """
@@ -280,11 +282,11 @@ class BlockReader:
     def out_shape(self, rows: int) -> tuple[int, ...]:
         return (rows, *self.selection.leading_shape(self.layout)[1:], *self.spec.frame_shape)
 
-    def rows(self, start: int, stop: int) -> np.ndarray:
+    def rows(self, start: int, stop: int) -> npt.NDArray[Any]:
         """Output rows ``start:stop`` as one array (pages read straight into it)."""
         return self.rows_at(np.arange(start, stop, dtype=np.int64))
 
-    def rows_at(self, rows: np.ndarray) -> np.ndarray:
+    def rows_at(self, rows: npt.NDArray[np.integer[Any]]) -> npt.NDArray[Any]:
         """Output rows ``rows`` (int indices) as one array, in one read."""
         pages = self.selection.pages_at(self.layout, rows)  # (n, nz, nf)
         sel = self.selection
@@ -310,10 +312,10 @@ class BlockReader:
             out = out[:, 0]
         return out
 
-    def __call__(self, start: int, stop: int) -> np.ndarray:
+    def __call__(self, start: int, stop: int) -> npt.NDArray[Any]:
         return self.rows(start, stop)
 
-    def row_shifts(self, rows: np.ndarray) -> np.ndarray:
+    def row_shifts(self, rows: npt.ArrayLike) -> npt.NDArray[Any]:
         """Registration shifts (n, nz, 2) of output time rows ``rows``: a row's volume and the
         selection's planes.
         """
@@ -327,7 +329,8 @@ class BlockReader:
         shifts: npt.NDArray[Any] = self.registration.shifts[rows][:, planes]
         return shifts
 
-    def _register(self, frames: np.ndarray, rows: np.ndarray, mode: str) -> np.ndarray:
+    def _register(self, frames: npt.NDArray[Any], rows: npt.NDArray[np.integer[Any]],
+                  mode: str) -> npt.NDArray[Any]:
         """Bidirectional correction and shifts applied to frames (n, nz, nf, Y, X); the
         ``"integer"`` mode rounds the bidirectional phase too (an exact copy).
         """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -63,7 +63,7 @@ class TimeMethods:
         return float(m.group()) if m else None
 
     def frame_indices(self, plane: int = -1, *, slice_sample: SliceSample | None = None
-                      ) -> np.ndarray:
+                      ) -> npt.NDArray[np.int64]:
         """Global raw page index (channel 0) of each sample of ``plane``, int64.
 
         Shape (T,) when there is one frame per slice or ``slice_sample`` is an int or "mean"
@@ -78,7 +78,7 @@ class TimeMethods:
         return pages[:, 0]
 
     def timestamps(self, plane: int = -1, *, slice_sample: SliceSample | None = None,
-                   clock: str = "experiment") -> np.ndarray:
+                   clock: str = "experiment") -> npt.NDArray[Any]:
         """Acquisition time of each sample.
 
         Same shape rules as :meth:`frame_indices`; "mean" gives the mean time of the samples.
