@@ -284,6 +284,7 @@ class Dataset(TimeMethods, PhotonMethods):
 
     def selection(self, channel: int | str = 0, *, plane: int | None = None,
                   slice_sample: SliceSample = 0) -> Selection:
+        """What :meth:`array` reads for these arguments (checked: SelectionError if not)."""
         return Selection.make(self.layout, self.channel_index(channel), plane, slice_sample)
 
     def block_reader(self, channel: int | str, plane: int | None, slice_sample: SliceSample,
