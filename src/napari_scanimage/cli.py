@@ -31,8 +31,15 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import ScanImageError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from ._core.dataset import Dataset
+    from .session import Session
 
 __all__ = ["main"]
 
@@ -42,7 +49,7 @@ def _info(args: argparse.Namespace) -> int:
 
     with open_dataset(args.file) as ds:
         info = ds.info
-        record = {
+        record: dict[str, Any] = {
             "files": [str(p) for p in ds.paths],
             "version": info.version,
             "channel_names": list(info.channel_names),
@@ -84,10 +91,10 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _encodings(ds) -> list[str]:
+def _encodings(ds: Dataset) -> list[str]:
     names = {0: "raw", 1: "compressed"}
-    return [names[int(k)] for _, _, ix in ds.file_indexes() for k in set(ix.siff_flags.tolist())
-            if int(k) in names]
+    return [names[int(k)] for _, _, ix in ds.file_indexes() if ix.siff_flags is not None
+            for k in set(ix.siff_flags.tolist()) if int(k) in names]
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -105,7 +112,7 @@ TRACE_KINDS = ("mean", "sum", "dff", "lifetime", "phasor")
 class _Progress:
     """Line-based progress on stderr: one line per tenth of the work."""
 
-    def __init__(self, label: str):
+    def __init__(self, label: str) -> None:
         self.label, self.step, self.t0 = label, -1, time.monotonic()
 
     def __call__(self, done: int, total: int) -> None:
@@ -118,9 +125,7 @@ class _Progress:
                   f"{time.monotonic() - self.t0:.1f} s)", file=sys.stderr, flush=True)
 
 
-def _channel_arg(text: str | None) -> int | str | None:
-    if text is None:
-        return None
+def _channel_arg(text: str) -> int | str:
     return int(text) if text.strip().lstrip("-").isdigit() else text
 
 
@@ -128,7 +133,7 @@ def _is_session(path: Path) -> bool:
     return path.suffix.lower() == ".json"
 
 
-def _target_session(target: str):
+def _target_session(target: str) -> Session:
     from .session import Session
 
     path = Path(target)
@@ -150,7 +155,7 @@ def _check_out(path: Path, option: str) -> Path:
 
 
 @contextlib.contextmanager
-def _scheduler(args: argparse.Namespace) -> Iterator[object | None]:
+def _scheduler(args: argparse.Namespace) -> Iterator[Client | None]:
     """None (in-process), or a dask client on ``--scheduler`` / a ``--workers`` cluster."""
     address, workers = args.scheduler, args.workers
     if address and workers:
@@ -165,7 +170,8 @@ def _scheduler(args: argparse.Namespace) -> Iterator[object | None]:
                              "pip install distributed") from None
     if address:
         try:
-            client = Client(address, timeout=SCHEDULER_TIMEOUT_S)
+            # (distributed's Client and LocalCluster have no annotations)
+            client = Client(address, timeout=SCHEDULER_TIMEOUT_S)  # type: ignore[no-untyped-call]
         except (OSError, TimeoutError, ValueError) as exc:
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ScanImageError(f"cannot reach the dask scheduler at {address} within "
@@ -174,25 +180,25 @@ def _scheduler(args: argparse.Namespace) -> Iterator[object | None]:
         try:
             yield client
         finally:
-            client.close()
+            client.close()  # type: ignore[no-untyped-call]
         return
     if workers < 1:
         raise ScanImageError(f"--workers must be at least 1, got {workers}")
     print(f"starting {workers} local worker process(es)", file=sys.stderr, flush=True)
     try:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     except (OSError, RuntimeError, TimeoutError) as exc:
         raise ScanImageError(f"could not start {workers} local dask worker(s) ({exc}); try "
                              "fewer --workers or run without them") from None
     try:
-        with Client(cluster) as client:
+        with Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
     finally:
         cluster.close()
 
 
-def _apply_trace_args(session, args: argparse.Namespace, dataset) -> None:
+def _apply_trace_args(session: Session, args: argparse.Namespace, dataset: Dataset) -> None:
     from dataclasses import replace
 
     from .analysis.registration import Registration
@@ -214,7 +220,7 @@ def _apply_trace_args(session, args: argparse.Namespace, dataset) -> None:
         raise ScanImageError("no ROIs: give --rois ROIS.json|.zip (or a session with ROIs)")
 
 
-def _field_view(ds, args: argparse.Namespace):
+def _field_view(ds: Dataset, args: argparse.Namespace) -> Dataset:
     """The recording, or one multi-ROI field of it (``--field``)."""
     if args.field is None:
         return ds
@@ -256,7 +262,7 @@ def _register(args: argparse.Namespace) -> int:
         print(f"wrote the registration to {out}")
     if is_session:
         session.registration_result = reg
-        session.save(session.path)
+        session.save(target)  # where it was loaded from
         print(f"stored the registration in {session.path}")
     shifts = reg.shifts.reshape(-1, 2)
     print(f"largest shift {abs(shifts).max(initial=0):.2f} px, bidi phase {reg.bidi_phase:.2f}")
@@ -347,7 +353,7 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
                    help="run on N local worker processes started for this run")
 
 
-def _add_analysis_commands(sub) -> None:
+def _add_analysis_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("register", help="rigid motion registration of a recording")
     p.add_argument("target", metavar="FILE|SESSION",
                    help="a recording, or a session .json (the result is stored in it)")
@@ -403,9 +409,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``napari-scanimage`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 when some recordings of a batch failed, 2 on an
+        error (printed to stderr).
+    """
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except (ScanImageError, OSError) as exc:
         print(f"napari-scanimage: error: {exc}", file=sys.stderr)
         return 2

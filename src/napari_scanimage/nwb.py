@@ -32,11 +32,28 @@ import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ._atomic import replacing
 from .errors import FormatError, ScanImageError, SelectionError, TimestampWarning, save_error
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import dask.array as da
+    from hdmf.common import DynamicTableRegion
+    from hdmf.data_utils import GenericDataChunkIterator
+
+    from ._core.dataset import Dataset
+    from .analysis.registration import Registration
+    from .analysis.rois import RoiSet
+    from .analysis.traces import Traces
+    from .flim.lifetime import LifetimeTraces
+
+    AnyTraces: TypeAlias = "Traces | LifetimeTraces"  # what traces= takes
 
 __all__ = ["export_nwb", "session_start"]
 
@@ -46,7 +63,7 @@ _UNSAFE = re.compile(r"[/:]")
 _SCANIMAGE_DATE = re.compile(r"^\s*\[?\s*" + r"[\s,]+".join([r"([0-9.]+)"] * 6) + r"\s*\]?\s*$")
 
 
-def _pynwb():
+def _pynwb() -> Any:  # pynwb has no type information
     """The pynwb module, or a ScanImageError saying how to install it."""
     try:
         import hdmf  # noqa: F401
@@ -64,9 +81,10 @@ def _safe(name: str) -> str:
 
 
 # -- session start ---------------------------------------------------------------------------
-def _parse_epoch(value) -> datetime | None:
+def _parse_epoch(value: object) -> datetime | None:
     """A ScanImage epoch: ``[yyyy m d H M S.s]`` (acquisition computer's wall clock, read as
-    this computer's local time) or integer nanoseconds since the Unix epoch (`.siff`)."""
+    this computer's local time) or integer nanoseconds since the Unix epoch (`.siff`).
+    """
     if value is None:
         return None
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -89,9 +107,10 @@ def _parse_epoch(value) -> datetime | None:
     return None
 
 
-def session_start(dataset) -> datetime:
+def session_start(dataset: Dataset) -> datetime:
     """When the recording started, timezone-aware (UTC): the ScanImage epoch (static metadata,
-    else the first frame's description), else the first file's modification time."""
+    else the first frame's description), else the first file's modification time.
+    """
     for key, value in dataset.metadata.items():
         if str(key).split(".")[-1].lower() == "epoch":
             found = _parse_epoch(value)
@@ -107,13 +126,16 @@ def session_start(dataset) -> datetime:
 
 
 # -- chunked frames --------------------------------------------------------------------------
-def _frames_iterator(array, progress: Callable[[], None]):
+def _frames_iterator(array: da.Array, progress: Callable[[], None]
+                     ) -> GenericDataChunkIterator:
     """A GenericDataChunkIterator over a dask array already in NWB axis order, whole frames
-    per chunk and buffer (reads follow the time-chunked source)."""
+    per chunk and buffer (reads follow the time-chunked source).
+    """
     from hdmf.data_utils import GenericDataChunkIterator
 
-    class FramesIterator(GenericDataChunkIterator):
-        def __init__(self):
+    # (hdmf has no type information: its classes are Any to the type checker)
+    class FramesIterator(GenericDataChunkIterator):  # type: ignore[misc]
+        def __init__(self) -> None:
             self._array = array
             shape = tuple(int(s) for s in array.shape)
             frame = int(np.prod(shape[1:])) * array.dtype.itemsize
@@ -123,26 +145,30 @@ def _frames_iterator(array, progress: Callable[[], None]):
             super().__init__(chunk_shape=(per_chunk, *shape[1:]),
                              buffer_shape=(per_buffer, *shape[1:]))
 
-        def _get_data(self, selection):
+        def _get_data(self, selection: tuple[slice, ...]) -> npt.NDArray[Any]:
             out = np.asarray(self._array[selection].compute(scheduler="threads"))
             progress()
             return out
 
-        def _get_maxshape(self):
+        def _get_maxshape(self) -> tuple[int, ...]:
             return tuple(int(s) for s in self._array.shape)
 
-        def _get_dtype(self):
-            return np.dtype(self._array.dtype)
+        def _get_dtype(self) -> np.dtype[Any]:
+            dtype: np.dtype[Any] = np.dtype(self._array.dtype)
+            return dtype
 
     return FramesIterator()
 
 
-def _to_nwb_axes(a, volumetric: bool):
+def _to_nwb_axes(a: da.Array, volumetric: bool) -> da.Array:
     """(T, Z, Y, X) → (T, X, Y, Z), (T, Y, X) → (T, X, Y) (dask or numpy)."""
-    return a.transpose(0, 3, 2, 1) if volumetric else a.transpose(0, 2, 1)
+    # (dask's Array.transpose has no annotations)
+    axes = (0, 3, 2, 1) if volumetric else (0, 2, 1)
+    out: da.Array = a.transpose(*axes)  # type: ignore[no-untyped-call]
+    return out
 
 
-def _times(dataset):
+def _times(dataset: Dataset) -> npt.NDArray[np.float64] | None:
     """Timestamps (s) of the first frame of each volume, or None when the files have none."""
     try:
         with warnings.catch_warnings():
@@ -155,8 +181,10 @@ def _times(dataset):
 
 
 # -- export ----------------------------------------------------------------------------------
-def export_nwb(dataset, path: str | os.PathLike, *, channels: Sequence[int | str] | None = None,
-               rois=None, traces=None, registration=None, session_description: str | None = None,
+def export_nwb(dataset: Dataset, path: str | os.PathLike[str], *,
+               channels: Sequence[int | str] | None = None, rois: RoiSet | None = None,
+               traces: AnyTraces | list[AnyTraces] | tuple[AnyTraces, ...] | None = None,
+               registration: Registration | None = None, session_description: str | None = None,
                identifier: str | None = None, session_start_time: datetime | None = None,
                progress: Callable[[int, int], None] | None = None, indicator: str | None = None,
                location: str | None = None, excitation_nm: float | None = None) -> Path:
@@ -177,7 +205,7 @@ def export_nwb(dataset, path: str | os.PathLike, *, channels: Sequence[int | str
         module), one ``image_mask`` per ROI: (x, y) when planar, (x, y, z) when volumetric,
         with a ``roi_name`` column.  ROIs belong to the imaging plane of the first channel
         written (they apply to every channel).
-    traces : Traces, LifetimeTraces or a sequence of them, optional
+    traces : Traces, LifetimeTraces or a list or tuple of them, optional
         ``RoiResponseSeries`` (time, ROI) referencing the ROI rows: kinds "mean"/"sum" in
         ``Fluorescence``, "dff" in ``DfOverF``, "lifetime" as "lifetime" (unit ns) and
         "phasor" as "phasor g" / "phasor s" directly in the "ophys" module.  Needs ``rois``
@@ -228,11 +256,11 @@ def export_nwb(dataset, path: str | os.PathLike, *, channels: Sequence[int | str
             raise SelectionError(f"channel {c} does not exist; the recording has {len(names)}")
     if len(set(chosen)) != len(chosen):
         raise SelectionError("a channel is listed twice")
-    trace_list = [] if traces is None else \
+    trace_list: list[AnyTraces] = [] if traces is None else \
         list(traces) if isinstance(traces, (list, tuple)) else [traces]
     Z = info.num_planes
     volumetric = Z > 1
-    Y, X = (int(s) for s in info.frame_shape)
+    Y, X = (int(s) for s in dataset.spec.frame_shape)  # (= info.frame_shape)
     T = dataset.layout.num_volumes
     if registration is not None:
         registration.check_fits(T, Z, (Y, X))
@@ -277,7 +305,7 @@ def export_nwb(dataset, path: str | os.PathLike, *, channels: Sequence[int | str
     described = chosen or [0]
     done = [0, 0]  # buffers written, total
 
-    def step():
+    def step() -> None:
         done[0] += 1
         if progress is not None:
             progress(done[0], done[1])
@@ -300,7 +328,8 @@ def export_nwb(dataset, path: str | os.PathLike, *, channels: Sequence[int | str
     for c in chosen:
         data = _frames_iterator(_to_nwb_axes(dataset.array(c), volumetric), step)
         done[1] += data.num_buffers
-        timing = {"rate": float(rate), "starting_time": 0.0} if times is None else \
+        # (no timestamps: the check above made sure there is a rate)
+        timing = {"rate": float(cast(float, rate)), "starting_time": 0.0} if times is None else \
             {"timestamps": first_series if first_series is not None else times}
         s = TwoPhotonSeries(
             name=f"TwoPhotonSeries {_safe(names[c])}", imaging_plane=planes[c], data=data,
@@ -312,7 +341,7 @@ def export_nwb(dataset, path: str | os.PathLike, *, channels: Sequence[int | str
         series.append(s)
         if first_series is None:
             first_series = s
-    time_base = ({"rate": float(rate), "starting_time": 0.0} if times is None else
+    time_base = ({"rate": float(cast(float, rate)), "starting_time": 0.0} if times is None else
                  {"timestamps": first_series if first_series is not None else times})
 
     ophys = None
@@ -335,25 +364,28 @@ def export_nwb(dataset, path: str | os.PathLike, *, channels: Sequence[int | str
         for tr in trace_list:
             rows = [roi_names.index(n) for n in tr.names]
 
-            def region(rows=rows, kind=tr.kind):  # one region object per series
+            def region(rows: list[int] = rows, kind: str = tr.kind  # one per series
+                       ) -> DynamicTableRegion:
                 return ps.create_roi_table_region(description=f"ROIs of the {kind} traces",
                                                   region=rows)
 
             values = np.asarray(tr.values, np.float64)
             when = {"timestamps": np.asarray(tr.time, np.float64)}
-            if tr.kind == "phasor":
+            if tr.kind == "phasor":  # (kinds "phasor" and "lifetime": LifetimeTraces)
+                harmonic = cast("LifetimeTraces", tr).harmonic
                 for k, part in enumerate("gs"):
                     ophys.add(RoiResponseSeries(
                         name=_unique(ophys, f"phasor {part}", tr.channel), data=values[..., k].T,
                         rois=region(), unit="n.a.",
-                        description=f"Phasor {part} (harmonic {tr.harmonic}) of channel "
+                        description=f"Phasor {part} (harmonic {harmonic}) of channel "
                                     f"{tr.channel}", **when))
                 continue
             if tr.kind == "lifetime":
+                irf = cast("LifetimeTraces", tr).irf_offset_ns
                 ophys.add(RoiResponseSeries(
                     name=_unique(ophys, "lifetime", tr.channel), data=values.T, rois=region(),
                     unit="ns", description=f"Mean photon arrival-time lifetime of channel "
-                    f"{tr.channel} (IRF offset {tr.irf_offset_ns} ns subtracted)", **when))
+                    f"{tr.channel} (IRF offset {irf} ns subtracted)", **when))
                 continue
             cls, key = (DfOverF, "DfOverF") if tr.kind == "dff" else (Fluorescence,
                                                                       "Fluorescence")
@@ -396,10 +428,12 @@ def export_nwb(dataset, path: str | os.PathLike, *, channels: Sequence[int | str
     return path
 
 
-def _estimated_bytes(dataset, chosen, rois, trace_list, registration) -> int:
+def _estimated_bytes(dataset: Dataset, chosen: Sequence[int], rois: RoiSet | None,
+                     trace_list: Sequence[AnyTraces], registration: Registration | None
+                     ) -> int:
     """An upper estimate of the NWB file's size: frames, masks, traces, shifts and headroom."""
     info = dataset.info
-    Y, X = (int(s) for s in info.frame_shape)
+    Y, X = (int(s) for s in dataset.spec.frame_shape)  # (= info.frame_shape)
     frame = Y * X * np.dtype(info.dtype).itemsize
     frames = dataset.layout.num_volumes * info.num_planes * info.frames_per_slice
     total = len(chosen) * frames * frame
@@ -414,7 +448,8 @@ def _estimated_bytes(dataset, chosen, rois, trace_list, registration) -> int:
 
 def _check_free_space(path: Path, need: int) -> None:
     """Refuse, before HDF5 writes anything, when the drive cannot hold the file: HDF5 does not
-    survive running out of space in the middle of a file (its close crashes the process)."""
+    survive running out of space in the middle of a file (its close crashes the process).
+    """
     folder = path.parent if str(path.parent) else Path(".")
     try:
         free = shutil.disk_usage(folder).free
@@ -436,7 +471,7 @@ def _plain_mode(tmp: str) -> None:
         pass
 
 
-def _unique(module, base: str, channel: str) -> str:
+def _unique(module: Any, base: str, channel: str) -> str:  # module: a pynwb ProcessingModule
     name = base if base not in module.data_interfaces else f"{base} {_safe(channel)}"
     if name in module.data_interfaces:
         raise SelectionError(f"two {base} traces of channel {channel}")

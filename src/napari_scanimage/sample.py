@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 
 from ._atomic import replacing
@@ -50,11 +52,19 @@ MROI_FIELDS = (("left", 10, 4, 128, 96), ("middle", 0, 112, 150, 96), ("right", 
 
 
 def cache_dir() -> Path:
+    """The folder sample recordings are written to (created when missing).
+
+    ``$NAPARI_SCANIMAGE_CACHE`` when set, else ``napari-scanimage`` in ``$XDG_CACHE_HOME``
+    (default ``~/.cache``).
+    """
     env = os.environ.get("NAPARI_SCANIMAGE_CACHE")
     base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     folder = base if env else base / "napari-scanimage"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+FloatArray = npt.NDArray[np.float64]
 
 
 class _Tissue:
@@ -65,11 +75,13 @@ class _Tissue:
         self.layout = layout
         H, W, Z = layout.height, layout.width, layout.num_planes
         n_samples = layout.num_volumes * layout.frames_per_slice + 1
-        self.cells = []
-        self.centres = []  # per plane: (cy, cx, radius) of each cell
+        # per plane: blobs (cells, Y·X), traces (cells, samples), baseline (cells,)
+        self.cells: list[tuple[FloatArray, FloatArray, FloatArray]] = []
+        self.centres: list[tuple[FloatArray, ...]] = []  # per plane: (cy, cx, radius) of each cell
         yy, xx = np.mgrid[:H, :W]
         background = ndimage.gaussian_filter(rng.normal(size=(Z, H, W)), (0, 6, 6))
-        self.background = 300 + 2000 * (background - background.min()) / np.ptp(background)
+        self.background: FloatArray = (300 + 2000 * (background - background.min())
+                                       / np.ptp(background))
         for _plane in range(Z):
             n = 25
             cy, cx = rng.uniform(8, H - 8, n), rng.uniform(8, W - 8, n)
@@ -85,7 +97,7 @@ class _Tissue:
         self.shifts = np.round(ndimage.gaussian_filter1d(drift, 3, axis=0) * 4).astype(int)
         self.rng_seed = seed
 
-    def page(self, g: int) -> np.ndarray:
+    def page(self, g: int) -> npt.NDArray[Any]:
         lay = self.layout
         C, F, Z = lay.num_channels, lay.frames_per_slice, lay.num_planes
         t, rest = divmod(g, lay.pages_per_volume)
@@ -98,7 +110,7 @@ class _Tissue:
         blobs, traces, baseline = self.cells[z]
         if c == 0:
             weights = baseline * 0.6 + traces[:, t * F + f]
-            image = self.background[z] * 0.5 + (weights @ blobs).reshape(H, W)
+            image: FloatArray = self.background[z] * 0.5 + (weights @ blobs).reshape(H, W)
         else:
             image = self.background[z] + (baseline @ blobs).reshape(H, W) * 0.8
         image = np.roll(image, tuple(self.shifts[t]), axis=(0, 1))
@@ -121,7 +133,7 @@ class _FlimTissue:
         yy, xx = np.mgrid[:H, :W]
         cy, cx = rng.uniform(10, H - 10, n_cells), rng.uniform(10, W - 10, n_cells)
         radius = rng.uniform(4.0, 6.5, n_cells)
-        self.centres = [(cy, cx, 0.6 * radius)]  # one plane
+        self.centres: list[tuple[FloatArray, ...]] = [(cy, cx, 0.6 * radius)]  # one plane
         d2 = (yy[None] - cy[:, None, None]) ** 2 + (xx[None] - cx[:, None, None]) ** 2
         blobs = np.exp(-d2 / (2 * (0.6 * radius[:, None, None]) ** 2))  # 0.25 at the edge
         self.cell_labels = np.where(blobs.max(0) > 0.25, blobs.argmax(0) + 1, 0)
@@ -136,12 +148,12 @@ class _FlimTissue:
         kernel = np.exp(-np.arange(int(3 * layout.frame_rate)) / (0.6 * layout.frame_rate))
         amplitude = rng.uniform(0.6, 1.2, (n_cells, 1))
         self.traces = np.array([np.convolve(s, kernel)[:T] for s in spikes]) * amplitude
-        self.green = 0.02 + 0.05 * texture[0] + (self.baseline @ blobs).reshape(H, W)
-        self.red = 0.02 + 0.05 * texture[1] + 0.45 * blobs.sum(0).reshape(H, W)
+        self.green: FloatArray = 0.02 + 0.05 * texture[0] + (self.baseline @ blobs).reshape(H, W)
+        self.red: FloatArray = 0.02 + 0.05 * texture[1] + 0.45 * blobs.sum(0).reshape(H, W)
         drift = ndimage.gaussian_filter1d(rng.normal(size=(T, 2)), 12, axis=0)
         self.shifts = np.round(drift * (3.0 / np.abs(drift).max(0))).astype(np.int64)
 
-    def rate(self, g: int) -> np.ndarray:
+    def rate(self, g: int) -> FloatArray:
         """Expected photon counts (Y, X) of page g (unshifted; write_siff applies the drift)."""
         t, c = divmod(g, self.layout.num_channels)  # planar: one page per channel and volume
         if c:
@@ -154,8 +166,10 @@ class _FlimTissue:
 def active_cells(name: str = "volume_2ch", count: int = 4, plane: int = 0
                  ) -> list[tuple[float, float, float]]:
     """(y, x, radius) of the ``count`` most active cells of a sample's ``plane`` (for demo ROIs),
-    away from the frame edges."""
+    away from the frame edges.
+    """
     layout = SAMPLES[name]
+    tissue: _Tissue | _FlimTissue
     if name == "flim_2ch":
         tissue = _FlimTissue(layout)
         traces = tissue.traces
@@ -189,7 +203,8 @@ def _write_flim(path: str, layout: SyntheticLayout) -> None:
 
 def _write_mroi(path: str, canvas: SyntheticLayout) -> None:
     """Fields of a tissue canvas (1 µm per pixel), written as a multi-ROI recording whose
-    fields lie where they were cut from."""
+    fields lie where they were cut from.
+    """
     import functools
 
     from .testing.mroi import OBJECTIVE_RESOLUTION, FieldSpec, write_mroi_tiff
@@ -201,7 +216,7 @@ def _write_mroi(path: str, canvas: SyntheticLayout) -> None:
                             (w * deg, h * deg))
                   for name, top, left, h, w in MROI_FIELDS)
 
-    def pixels(g: int, k: int) -> np.ndarray:
+    def pixels(g: int, k: int) -> npt.NDArray[Any]:
         _, top, left, h, w = MROI_FIELDS[k]
         return page(g)[top:top + h, left:left + w]
 

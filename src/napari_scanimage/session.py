@@ -15,12 +15,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from ._atomic import atomic_write, check_header, replacing
 from .errors import FormatError, ScanImageError, SelectionError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from ._core.dataset import Dataset
+    from .analysis.registration import Registration
+    from .analysis.rois import RoiSet
+    from .analysis.traces import Traces
+    from .flim.decay import DecayFit
+    from .flim.lifetime import LifetimeTraces
 
 __all__ = ["FORMAT", "VERSION", "MissingFileError", "Session", "TraceSettings"]
 
@@ -51,7 +62,7 @@ class TraceSettings:
     bin_volumes: int = 1
     stacked: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.kind not in TRACE_KINDS:
             raise SelectionError(f"trace kind {self.kind!r} is not one of "
                                  f"{', '.join(TRACE_KINDS)}")
@@ -64,13 +75,21 @@ class TraceSettings:
         self.bin_volumes = int(self.bin_volumes)
         self.stacked = bool(self.stacked)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict (what :meth:`from_dict` reads)."""
         d = asdict(self)
         d["neuropil_radii"] = list(self.neuropil_radii)
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> TraceSettings:
+    def from_dict(cls, d: dict[str, Any]) -> TraceSettings:
+        """Settings from a dict written by :meth:`to_dict`.
+
+        Raises
+        ------
+        ValueError
+            ``d`` has keys that are not settings.
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -102,24 +121,26 @@ class Session:
     channel: int | str = 0
     plane: int | None = None
     slice_sample: int | str = "mean"
-    roi_set: object | None = None
-    registration_result: object | None = None
-    decay_fit: object | None = None
+    roi_set: RoiSet | None = None
+    registration_result: Registration | None = None
+    decay_fit: DecayFit | None = None
     trace: TraceSettings = field(default_factory=TraceSettings)
     bin_width_ps: float | None = None
     path: Path | None = None
 
-    def __post_init__(self):
-        if isinstance(self.sources, (str, os.PathLike)):
-            self.sources = [self.sources]
-        self.sources = [Path(p).absolute() for p in self.sources]
+    def __post_init__(self) -> None:
+        # given as one path or any paths; normalised to a list of absolute Paths here
+        given = cast("str | os.PathLike[str] | Iterable[str | os.PathLike[str]]", self.sources)
+        if isinstance(given, (str, os.PathLike)):
+            given = [given]
+        self.sources = [Path(p).absolute() for p in given]
         if isinstance(self.trace, dict):
             self.trace = TraceSettings(**self.trace)
         if self.path is not None:
             self.path = Path(self.path).absolute()
 
     # -- derived objects ----------------------------------------------------------------------
-    def open_dataset(self):
+    def open_dataset(self) -> Dataset:
         """Open the session's recording (the caller closes it)."""
         from ._core.dataset import open_dataset
 
@@ -132,18 +153,21 @@ class Session:
         return open_dataset(self.sources[0], bin_width_ps=self.bin_width_ps,
                             file_paths=self.sources if len(self.sources) > 1 else None)
 
-    def rois(self):
+    def rois(self) -> RoiSet | None:
         """The session's ROIs (a RoiSet) or None."""
         return self.roi_set
 
-    def registration(self):
+    def registration(self) -> Registration | None:
         """The session's Registration or None."""
         return self.registration_result
 
-    def run_traces(self, scheduler=None, *, dataset=None,
-                   progress: Callable[[int, int], None] | None = None):
+    def run_traces(self, scheduler: str | Client | None = None, *,
+                   dataset: Dataset | None = None,
+                   progress: Callable[[int, int], None] | None = None
+                   ) -> Traces | LifetimeTraces:
         """Traces of the session's ROIs with its settings: a Traces (LifetimeTraces for the
-        kinds "lifetime" and "phasor")."""
+        kinds "lifetime" and "phasor").
+        """
         from .analysis.traces import traces
 
         if self.roi_set is None or len(self.roi_set) == 0:
@@ -152,26 +176,29 @@ class Session:
         channel = self.channel if t.channel is None else t.channel
         irf = self.decay_fit.irf_offset_ns if self.decay_fit is not None else 0.0
         own = dataset is None
-        ds = self.open_dataset() if own else dataset
+        ds = self.open_dataset() if dataset is None else dataset
         try:
             info = ds.info
             check = getattr(self.roi_set, "_check_fits", None)
             if check is not None:  # ROIs drawn on other frames are refused with a clear message
                 check("the session", info.frame_shape, info.num_planes)
-            return traces(ds, self.roi_set, channel=channel, kind=t.kind,
+            result: Traces | LifetimeTraces = traces(
+                          ds, self.roi_set, channel=channel, kind=t.kind,
                           slice_sample=self.slice_sample, percentile=t.percentile,
                           window_s=t.window_s, neuropil=t.neuropil,
                           neuropil_radii=t.neuropil_radii, scheduler=scheduler,
                           progress=progress, registration=self.registration_result,
                           harmonic=t.harmonic, irf_offset_ns=irf, bin_volumes=t.bin_volumes)
+            return result
         finally:
             if own:
                 ds.close()
 
     # -- files --------------------------------------------------------------------------------
-    def to_dict(self, folder: str | os.PathLike | None = None) -> dict:
+    def to_dict(self, folder: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         """The JSON document (paths relative to ``folder`` where possible; sidecars not
-        included — :meth:`save` adds their names)."""
+        included — :meth:`save` adds their names).
+        """
         folder = Path(folder).absolute() if folder is not None else None
         return {
             "format": FORMAT, "version": VERSION,
@@ -185,7 +212,7 @@ class Session:
             "trace": self.trace.to_dict(),
         }
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the session to ``path`` (JSON) and its sidecars next to it, atomically.
 
         Every file is first written in full to a temporary file; only when all of them are
@@ -211,7 +238,7 @@ class Session:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, require_sources: bool = True) -> Session:
+    def load(cls, path: str | os.PathLike[str], *, require_sources: bool = True) -> Session:
         """Read a session file.
 
         Raises
@@ -281,7 +308,7 @@ def _relative(p: Path, folder: Path | None) -> str:
         return str(p)
 
 
-def _resolve(s, folder: Path) -> Path:
+def _resolve(s: object, folder: Path) -> Path:
     if not isinstance(s, str) or not s:
         raise TypeError(f"source {s!r} is not a path")
     p = Path(s)
@@ -296,23 +323,24 @@ def _sidecar(path: Path, name: str) -> Path:
     return side
 
 
-def _channel(v) -> int | str:
+def _channel(v: object) -> int | str:
     if isinstance(v, bool) or not isinstance(v, (int, str)):
         raise TypeError(f"channel {v!r} is not an index or a name")
     return v
 
 
-def _slice_sample(v) -> int | str:
+def _slice_sample(v: object) -> int | str:
     if isinstance(v, bool) or not isinstance(v, (int, str)):
         raise TypeError(f"slice_sample {v!r} is not an index or a name")
     return v
 
 
-def _optional_float(v) -> float | None:
+def _optional_float(v: Any) -> float | None:
     return None if v is None else float(v)
 
 
-def load_rois(path: str | os.PathLike, *, frame_shape=None, num_planes=None):
+def load_rois(path: str | os.PathLike[str], *, frame_shape: tuple[int, int] | None = None,
+              num_planes: int | None = None) -> RoiSet:
     """An ROI file: napari-scanimage JSON, or an ImageJ ``.zip`` / ``.roi``."""
     from .analysis.rois import RoiSet
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import FormatError, ScanImageError, SelectionError, read_error
 from ..io.mroi import Field, MroiGeometry, mroi_geometry
@@ -33,16 +35,19 @@ from .layout import Layout, Selection, SliceSample, time_rows
 from .live import reindex
 from .photons import PhotonMethods
 from .reading import BlockReader, LazyArray, PageCrop, ReaderSpec, close_readers, register_index
-from .shifting import MODES
+from .shifting import MODES, Shifts
 from .timing import TimeMethods
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 __all__ = ["Dataset", "open_dataset"]
 
 CHUNK_BYTES = 4 * 2**20  # dask chunk target: a few frames, so a viewer step stays ~1 ms
 
 
-def open_dataset(path: str | os.PathLike, *,
-                 file_paths: Sequence[str | os.PathLike] | None = None,
+def open_dataset(path: str | os.PathLike[str], *,
+                 file_paths: Sequence[str | os.PathLike[str]] | None = None,
                  bin_width_ps: float | None = None) -> Dataset:
     """Open a ScanImage recording.
 
@@ -99,8 +104,9 @@ class Dataset(TimeMethods, PhotonMethods):
     """
 
     _discover_series = False  # refresh() adds new files of a split acquisition
+    _whole: Dataset  # a field view's whole recording (see :attr:`whole`)
 
-    def __init__(self, paths: Sequence[Path], *, bin_width_ps: float | None = None):
+    def __init__(self, paths: Sequence[Path], *, bin_width_ps: float | None = None) -> None:
         self.paths = tuple(Path(p) for p in paths)
         static = read_static_metadata(self.paths[0])
         self._static = static
@@ -133,8 +139,8 @@ class Dataset(TimeMethods, PhotonMethods):
         self.info: AcquisitionInfo = dataclasses.replace(
             info, num_volumes=self.layout.num_volumes, num_flyback=self.layout.num_flyback,
             frame_shape=first.shape, dtype=dtype)
-        self._metadata: dict | None = None
-        self._blocks: dict[tuple, BlockReader] = {}
+        self._metadata: dict[str, Any] | None = None
+        self._blocks: dict[tuple[object, ...], BlockReader] = {}
         self._frame_values: dict[tuple[int, str], str | None] = {}
         self._mroi: MroiGeometry | None = None
         self._field_views: dict[int, Dataset] = {}
@@ -145,9 +151,10 @@ class Dataset(TimeMethods, PhotonMethods):
 
     # -- metadata -------------------------------------------------------------------------
     @property
-    def metadata(self) -> dict:
+    def metadata(self) -> dict[str, Any]:
         """Static ScanImage metadata as a dict of parsed values (``SI.…`` keys), plus
-        ``RoiGroups`` when the file stores them."""
+        ``RoiGroups`` when the file stores them.
+        """
         if self._metadata is None:
             meta = dict(self._static.values.items())
             if self._static.roi_groups is not None:
@@ -182,15 +189,17 @@ class Dataset(TimeMethods, PhotonMethods):
     @property
     def fields(self) -> tuple[Field, ...]:
         """The multi-ROI fields (:class:`.io.mroi.Field`), in page order; empty when the
-        recording is not multi-ROI, and for a view of one field (:meth:`field`)."""
+        recording is not multi-ROI, and for a view of one field (:meth:`field`).
+        """
         if self.selected_field is not None or not self.info.mroi:
             return ()
-        return self.mroi_geometry.fields
+        geometry = self.mroi_geometry
+        return () if geometry is None else geometry.fields
 
     @property
     def whole(self) -> Dataset:
         """The whole recording: this dataset, or the one a field view (:meth:`field`) is of."""
-        return self.__dict__.get("_whole", self)
+        return cast(Dataset, self.__dict__.get("_whole", self))  # set on field views only
 
     def field(self, field: int | str) -> Dataset:
         """A view of this recording whose frames are one multi-ROI field's pixels.
@@ -238,7 +247,7 @@ class Dataset(TimeMethods, PhotonMethods):
         view = self._field_views.get(k)
         if view is None:
             f = fields[k]
-            crop = PageCrop(tuple(self.spec.frame_shape),
+            crop = PageCrop((*self.spec.frame_shape,),
                             tuple(-1 if r is None else r for r in f.row_offsets),
                             f.height, f.width, self.layout.num_channels,
                             self.layout.frames_per_slice, self.layout.num_flyback)
@@ -258,7 +267,9 @@ class Dataset(TimeMethods, PhotonMethods):
         starts = self.spec.files.starts
         bounds = [(self._frame_number(int(starts[k])), self._frame_number(int(starts[k + 1]) - 1))
                   for k in range(len(self.paths))]
-        check_frame_continuity(self.paths, bounds)
+        # frame numbers are parsed as float (the text may hold any number); io's check
+        # compares and prints them as they are, but declares int
+        check_frame_continuity(self.paths, bounds)  # type: ignore[arg-type]
 
     # -- selection ------------------------------------------------------------------------
     def channel_index(self, channel: int | str) -> int:
@@ -273,10 +284,12 @@ class Dataset(TimeMethods, PhotonMethods):
 
     def selection(self, channel: int | str = 0, *, plane: int | None = None,
                   slice_sample: SliceSample = 0) -> Selection:
+        """What :meth:`array` reads for these arguments (checked: SelectionError if not)."""
         return Selection.make(self.layout, self.channel_index(channel), plane, slice_sample)
 
-    def block_reader(self, channel, plane, slice_sample, product: str = "intensity", *,
-                     registration=None, shift_mode: str | None = None) -> BlockReader:
+    def block_reader(self, channel: int | str, plane: int | None, slice_sample: SliceSample,
+                     product: str = "intensity", *, registration: Shifts | None = None,
+                     shift_mode: str | None = None) -> BlockReader:
         """The (cached) reader of one channel's time rows, for code that reads in its own order.
 
         Parameters
@@ -306,9 +319,11 @@ class Dataset(TimeMethods, PhotonMethods):
                 registration, mode)
         return block
 
-    def _shift_mode(self, registration, shift_mode: str | None, product: str) -> str:
+    def _shift_mode(self, registration: Shifts | None, shift_mode: str | None,
+                    product: str) -> str:
         """The shift mode to read with (default: ``"integer"`` for `.siff` photon counts,
-        ``"bilinear"`` for TIFF), after checking that ``registration`` fits this recording."""
+        ``"bilinear"`` for TIFF), after checking that ``registration`` fits this recording.
+        """
         if shift_mode is not None and shift_mode not in MODES:
             raise SelectionError(f"shift_mode {shift_mode!r} is not one of "
                                  f"{', '.join(map(repr, MODES))}")
@@ -325,11 +340,12 @@ class Dataset(TimeMethods, PhotonMethods):
 
     def frames(self, channel: int | str = 0, *, plane: int | None = None,
                slice_sample: SliceSample = 0, product: str = "intensity",
-               registration=None, shift_mode: str | None = None,
+               registration: Shifts | None = None, shift_mode: str | None = None,
                field: int | str | None = None) -> LazyArray:
         """Like :meth:`array` (``product="lifetime"``: :meth:`lifetime_array`), as a light
         lazy array without dask: indexing reads just the time rows asked for.  This is what
-        napari layers hold; ``.to_dask()`` gives the dask array."""
+        napari layers hold; ``.to_dask()`` gives the dask array.
+        """
         if field is not None:
             return self.field(field).frames(channel, plane=plane, slice_sample=slice_sample,
                                             product=product, registration=registration,
@@ -342,8 +358,8 @@ class Dataset(TimeMethods, PhotonMethods):
 
     # -- data -----------------------------------------------------------------------------
     def array(self, channel: int | str = 0, *, plane: int | None = None,
-              slice_sample: SliceSample = 0, registration=None, shift_mode: str | None = None,
-              field: int | str | None = None):
+              slice_sample: SliceSample = 0, registration: Shifts | None = None,
+              shift_mode: str | None = None, field: int | str | None = None) -> da.Array:
         """Lazy dask array of one channel.
 
         Parameters
@@ -387,7 +403,7 @@ class Dataset(TimeMethods, PhotonMethods):
                                                    registration=registration,
                                                    shift_mode=shift_mode))
 
-    def _dask_array(self, block: BlockReader):
+    def _dask_array(self, block: BlockReader) -> da.Array:
         import dask.array as da
         from dask.base import tokenize
 
@@ -408,13 +424,14 @@ class Dataset(TimeMethods, PhotonMethods):
                for i, s in enumerate(starts)}
         chunks = (tuple(min(per_chunk, n_rows - s) for s in starts),
                   *((n,) for n in block.out_shape(1)[1:]))
-        return da.Array(dsk, name, chunks, dtype=block.out_dtype,
+        # (dask.array.Array.__new__ has no annotations)
+        return da.Array(dsk, name, chunks, dtype=block.out_dtype,  # type: ignore[no-untyped-call]
                         meta=np.empty((0,) * ndim, dtype=block.out_dtype))
 
     def read(self, channel: int | str = 0, *, plane: int | None = None,
              slice_sample: SliceSample = 0, times: slice | Sequence[int] | None = None,
-             registration=None, shift_mode: str | None = None,
-             field: int | str | None = None) -> np.ndarray:
+             registration: Shifts | None = None, shift_mode: str | None = None,
+             field: int | str | None = None) -> npt.NDArray[Any]:
         """Read (part of) one channel into memory, bypassing dask.
 
         Same parameters and axes as :meth:`array`; ``times`` picks time rows (a slice or
@@ -431,7 +448,7 @@ class Dataset(TimeMethods, PhotonMethods):
             return block.rows(0, n_rows)
         return block.rows_at(time_rows(times, n_rows))
 
-    def file_indexes(self):
+    def file_indexes(self) -> Iterator[tuple[Path, int, PageIndex]]:
         """(path, first global page, PageIndex) of each file."""
         starts = self.spec.files.starts
         for k, ix in enumerate(self._indexes):
@@ -500,7 +517,7 @@ class Dataset(TimeMethods, PhotonMethods):
     def __enter__(self) -> Dataset:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import IncompleteVolumeWarning, LayoutError, SelectionError
 
@@ -51,7 +52,8 @@ class Layout:
         """Pages after the last complete volume (an aborted acquisition)."""
         return self.total_pages - self.num_volumes * self.pages_per_volume
 
-    def page(self, t, z, f, c) -> np.ndarray:
+    def page(self, t: npt.ArrayLike, z: npt.ArrayLike, f: npt.ArrayLike,
+             c: int) -> npt.NDArray[np.int64]:
         """Global raw page index (broadcasting int64 arithmetic)."""
         t, z, f = (np.asarray(a, dtype=np.int64) for a in (t, z, f))
         return t * self.pages_per_volume + (z * self.frames_per_slice + f) * self.num_channels + c
@@ -158,7 +160,7 @@ class Selection:
             labels.append("sample")
         return (*labels, "y", "x")
 
-    def pages(self, layout: Layout, start: int, stop: int) -> np.ndarray:
+    def pages(self, layout: Layout, start: int, stop: int) -> npt.NDArray[np.int64]:
         """Pages for output time rows ``start:stop``, shape (rows, nz, nf), int64.
 
         ``nf`` is the number of samples combined or stacked per output frame (1 for a picked
@@ -166,7 +168,7 @@ class Selection:
         """
         return self.pages_at(layout, np.arange(start, stop, dtype=np.int64))
 
-    def pages_at(self, layout: Layout, rows: np.ndarray) -> np.ndarray:
+    def pages_at(self, layout: Layout, rows: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Pages for output time rows ``rows`` (int array), shape (len(rows), nz, nf)."""
         rows = np.asarray(rows, dtype=np.int64)
         planes = (np.arange(layout.num_planes, dtype=np.int64) if self.plane is None
@@ -184,9 +186,10 @@ class Selection:
                            self.channel)
 
 
-def time_rows(times, n_rows: int) -> np.ndarray:
+def time_rows(times: slice | npt.ArrayLike | None, n_rows: int) -> npt.NDArray[np.int64]:
     """Time rows selected by ``times`` (None = all, a slice, or indices; negative counts from
-    the end) as int64 indices in range."""
+    the end) as int64 indices in range.
+    """
     if times is None:
         return np.arange(n_rows, dtype=np.int64)
     if isinstance(times, slice):
@@ -212,14 +215,15 @@ class FileTable:
     pages_per_file: tuple[int, ...]
 
     @functools.cached_property
-    def starts(self) -> np.ndarray:
+    def starts(self) -> npt.NDArray[np.int64]:
         return np.concatenate([[0], np.cumsum(self.pages_per_file, dtype=np.int64)])
 
     @property
     def total_pages(self) -> int:
         return int(sum(self.pages_per_file))
 
-    def locate(self, pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def locate(self, pages: npt.ArrayLike
+               ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
         """(file index, page within file) for global ``pages``."""
         pages = np.asarray(pages, dtype=np.int64)
         starts = self.starts

@@ -7,7 +7,9 @@ new files of a split acquisition and checks that every file continues what was r
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,10 +19,13 @@ from ..io.series import discover_series, natural_key
 from ..io.tiff import PageIndex, index_pages
 from .layout import Layout
 
+if TYPE_CHECKING:
+    from .dataset import Dataset
+
 __all__ = ["reindex"]
 
 
-def reindex(ds) -> tuple[list[Path], list[PageIndex], Layout]:
+def reindex(ds: Dataset) -> tuple[list[Path], list[PageIndex], Layout]:
     """(files, their indexes, layout) of ``ds``'s recording as it is on disk now.
 
     Raises
@@ -65,7 +70,7 @@ def reindex(ds) -> tuple[list[Path], list[PageIndex], Layout]:
     return paths, indexes, layout
 
 
-def new_series_files(paths) -> list[Path]:
+def new_series_files(paths: Sequence[Path]) -> list[Path]:
     """Files of the split acquisition of ``paths`` that appeared after them."""
     with warnings.catch_warnings():  # gaps and odd names were reported when opened
         warnings.simplefilter("ignore", SeriesWarning)
@@ -77,7 +82,8 @@ def new_series_files(paths) -> list[Path]:
 
 def check_continues(first: PageIndex, old: PageIndex | None, new: PageIndex) -> None:
     """Refuse a file that does not continue what was read of it (``old``), or, for a new file
-    of the series (``old`` None), whose pages differ from the first file's."""
+    of the series (``old`` None), whose pages differ from the first file's.
+    """
     ref = first if old is None else old
     if (new.shape != ref.shape or new.dtype != ref.dtype
             or (new.siff_flags is None) != (ref.siff_flags is None)):

@@ -9,16 +9,30 @@ from __future__ import annotations
 import dataclasses
 import mmap
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import SelectionError
-from ..io.siff import FlimSettings, masks_to_csr
-from .layout import Selection, time_rows
-from .shifting import raw_coordinates, shift_mask
+from ..io.siff import FlimSettings, SiffReader, masks_to_csr
+from .layout import Selection, SliceSample, time_rows
+from .shifting import Shifts, raw_coordinates, shift_mask
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import dask.array as da
+
+    from ..io.tiff import PageIndex
+    from .layout import Layout
+    from .reading import BlockReader, ReaderSpec
+
+# (positions in the (n, Z, F) pages, group of each within its batch, the batch's
+# (mask plane, dy, dx) keys, bidirectional phase): see PhotonMethods.shift_groups
+ShiftGroup = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], list[list[int]], int]
 
 __all__ = ["Event", "PhotonMethods", "PhotonSums", "shifted_csr"]
 
@@ -49,20 +63,22 @@ class PhotonSums:
     bin_width_ps : float or None
     """
 
-    counts: np.ndarray
-    arrival_sums: np.ndarray
+    counts: npt.NDArray[np.int64]
+    arrival_sums: npt.NDArray[np.int64]
     bin_width_ps: float | None
 
-    def mean_arrival_bins(self, *, pool_planes: bool = True) -> np.ndarray:
+    def mean_arrival_bins(self, *, pool_planes: bool = True) -> npt.NDArray[np.float64]:
         """Mean arrival time in bins: (R, T) pooled over planes, else (R, T, Z); NaN where a
-        mask caught no photon."""
+        mask caught no photon.
+        """
         n, s = self.counts, self.arrival_sums
         if pool_planes:
             n, s = n.sum(axis=2), s.sum(axis=2)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return s / n
+            mean: npt.NDArray[np.float64] = s / n
+        return mean
 
-    def mean_arrival_ns(self, *, pool_planes: bool = True) -> np.ndarray:
+    def mean_arrival_ns(self, *, pool_planes: bool = True) -> npt.NDArray[np.float64]:
         """Mean arrival time in ns (see :meth:`mean_arrival_bins`)."""
         if self.bin_width_ps is None:
             raise SelectionError("the bin width is unknown; reopen with bin_width_ps=...")
@@ -72,7 +88,21 @@ class PhotonSums:
 class PhotonMethods:
     """Photons, arrival-time histograms, mask sums, lifetimes and annotations (`.siff`)."""
 
+    # what the mixin uses of the Dataset it is part of
     _flim: FlimSettings | None
+    paths: tuple[Path, ...]
+    spec: ReaderSpec
+    layout: Layout
+
+    if TYPE_CHECKING:
+        def channel_index(self, channel: int | str) -> int: ...
+        def block_reader(self, channel: int | str, plane: int | None,
+                         slice_sample: SliceSample, product: str = "intensity", *,
+                         registration: Shifts | None = None,
+                         shift_mode: str | None = None) -> BlockReader: ...
+        def _dask_array(self, block: BlockReader) -> da.Array: ...
+        def file_indexes(self) -> Iterator[tuple[Path, int, PageIndex]]: ...
+        def frame_description(self, page: int) -> dict[str, str]: ...
 
     @property
     def is_siff(self) -> bool:
@@ -98,7 +128,8 @@ class PhotonMethods:
                                  "for ScanImage-FLIM recordings")
         return self._flim
 
-    def photons(self, page: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def photons(self, page: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
+                                          npt.NDArray[np.int64]]:
         """(y, x, tau) int64 arrays of every photon of global raw ``page``.
 
         Raw files give photons in arrival order; compressed files grouped by pixel in raster
@@ -111,17 +142,21 @@ class PhotonMethods:
                                  "pages (flyback pages included)")
         page = int(page) % total
         ((reader, local, _),) = self.spec.by_file(np.array([page]))
-        return reader.photons(int(local[0]))
+        return cast(SiffReader, reader).photons(int(local[0]))  # `.siff`: a SiffReader
 
-    def volume_pages(self, channel, times) -> tuple[np.ndarray, np.ndarray]:
+    def volume_pages(self, channel: int | str, times: slice | npt.ArrayLike | None
+                     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Pages (n, Z, F) of all planes and samples of the selected time samples, and the
-        selected time rows."""
+        selected time rows.
+        """
         sel = Selection.make(self.layout, self.channel_index(channel), None, "axis")
         rows = time_rows(times, self.layout.num_volumes)
         return sel.pages_at(self.layout, rows), rows
 
-    def histogram(self, channel: int | str = 0, *, times=None, mask: np.ndarray | None = None,
-                  per_frame: bool = False, registration=None) -> np.ndarray:
+    def histogram(self, channel: int | str = 0, *,
+                  times: slice | npt.ArrayLike | None = None,
+                  mask: npt.ArrayLike | None = None, per_frame: bool = False,
+                  registration: Shifts | None = None) -> npt.NDArray[np.uint64]:
         """Arrival-time histogram of one channel.
 
         Parameters
@@ -158,6 +193,8 @@ class PhotonMethods:
         rows = (np.broadcast_to(np.arange(n)[:, None, None], pages.shape) if per_frame
                 else np.zeros(pages.shape, np.int64))
         nrows = n if per_frame else 1
+        passes: Iterable[tuple[slice | npt.NDArray[np.intp], npt.NDArray[Any],
+                               npt.NDArray[np.bool_] | None]]
         if registration is None:
             passes = [(slice(None), planes.reshape(-1), table)]
         else:
@@ -170,20 +207,23 @@ class PhotonMethods:
         out = np.zeros((nrows, flim.num_bins), np.uint64)
         for at, group_planes, group_table in passes:
             group_pages, group_rows = pages.reshape(-1)[at], rows.reshape(-1)[at]
-            for reader, local, sel in self.spec.by_file(group_pages):
-                part = reader.histogram(local, group_rows[sel], nrows, flim.num_bins,
-                                        mask=group_table, planes=group_planes[sel])
+            for reader, local, sel in self.spec.by_file(group_pages):  # `.siff`: SiffReaders
+                part = cast(SiffReader, reader).histogram(
+                    local, group_rows[sel], nrows, flim.num_bins, mask=group_table,
+                    planes=group_planes[sel])
                 if part.shape[1] > out.shape[1]:
                     out = np.pad(out, ((0, 0), (0, part.shape[1] - out.shape[1])))
                 out[:, : part.shape[1]] += part.astype(np.uint64)
         return out if per_frame else out[0]
 
-    def shift_groups(self, registration, rows_t: np.ndarray, F: int, Zm: int, npix: int):
+    def shift_groups(self, registration: Shifts, rows_t: npt.NDArray[np.int64],
+                     F: int, Zm: int, npix: int) -> Iterator[ShiftGroup]:
         """Pages of the selected volumes grouped by (mask plane, dy, dx), in batches whose
         per-group mask tables stay small: yields (positions in the (n, Z, F) pages, group of
         each within the batch, the batch's (mask plane, dy, dx) keys, bidirectional phase).
 
-        Shifts and phase are rounded to whole pixels (photons move by whole pixels)."""
+        Shifts and phase are rounded to whole pixels (photons move by whole pixels).
+        """
         registration.check_fits(self.layout.num_volumes, self.layout.num_planes,
                                 self.spec.frame_shape)
         shifts = np.round(registration.shifts[rows_t]).astype(np.int64)  # (n, Z, 2)
@@ -198,7 +238,7 @@ class PhotonMethods:
             at = np.flatnonzero((group >= g0) & (group < g0 + per_batch))
             yield at, group[at] - g0, uniq[g0:g0 + per_batch].tolist(), p
 
-    def _mask_table(self, mask, name: str) -> np.ndarray:
+    def _mask_table(self, mask: npt.ArrayLike, name: str) -> npt.NDArray[np.bool_]:
         """(Zm, Y, X) bool with Zm 1 or the number of planes."""
         m = np.asarray(mask)
         if m.dtype != bool:
@@ -212,8 +252,9 @@ class PhotonMethods:
                                  "or (Z, Y, X)")
         return m
 
-    def photon_sums(self, masks, channel: int | str = 0, *, times=None,
-                    registration=None) -> PhotonSums:
+    def photon_sums(self, masks: npt.ArrayLike, channel: int | str = 0, *,
+                    times: slice | npt.ArrayLike | None = None,
+                    registration: Shifts | None = None) -> PhotonSums:
         """Photon counts and arrival-time sums inside each of several masks, in one pass.
 
         Parameters
@@ -243,6 +284,8 @@ class PhotonMethods:
         zs = np.broadcast_to(np.arange(Z)[None, :, None], pages.shape)
         rows = np.broadcast_to(np.arange(n)[:, None, None], pages.shape) * Z + zs
         planes = zs if Zm > 1 else np.zeros(pages.shape, np.int64)
+        passes: Iterable[tuple[slice | npt.NDArray[np.intp], npt.NDArray[Any],
+                               tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]]
         if registration is None:
             passes = [(slice(None), planes.reshape(-1), masks_to_csr(stack))]
         else:
@@ -256,9 +299,9 @@ class PhotonMethods:
         sums = np.zeros((n * Z, R), np.int64)
         for at, group_planes, (indptr, indices) in passes:
             group_pages, group_rows = pages.reshape(-1)[at], rows.reshape(-1)[at]
-            for reader, local, sel in self.spec.by_file(group_pages):
-                c, s = reader.mask_sums(local, group_rows[sel], n * Z, indptr, indices, R,
-                                        planes=group_planes[sel])
+            for reader, local, sel in self.spec.by_file(group_pages):  # `.siff`: SiffReaders
+                c, s = cast(SiffReader, reader).mask_sums(
+                    local, group_rows[sel], n * Z, indptr, indices, R, planes=group_planes[sel])
                 counts += c
                 sums += s
         shape = (n, Z, R)
@@ -266,7 +309,8 @@ class PhotonMethods:
                           sums.reshape(shape).transpose(2, 0, 1).copy(), flim.bin_width_ps)
 
     def lifetime_array(self, channel: int | str = 0, *, plane: int | None = None,
-                       slice_sample=0, registration=None):
+                       slice_sample: SliceSample = 0,
+                       registration: Shifts | None = None) -> da.Array:
         """Lazy mean photon arrival time per pixel in ns: float32 dask array, same axes as
         :meth:`array`, NaN where a pixel has no photon.
 
@@ -310,9 +354,12 @@ class PhotonMethods:
         return sorted(found)
 
 
-def shifted_csr(where, keys, frame_shape, bidi_phase: int) -> tuple[np.ndarray, np.ndarray]:
+def shifted_csr(where: Sequence[tuple[npt.NDArray[np.intp], ...]], keys: Sequence[Sequence[int]],
+                frame_shape: tuple[int, int], bidi_phase: int
+                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """CSR membership table (as :func:`masks_to_csr`) with one row per (mask plane, dy, dx) key:
-    the masks' pixels ``where[plane]`` = (mask, y, x) moved to raw-frame coordinates."""
+    the masks' pixels ``where[plane]`` = (mask, y, x) moved to raw-frame coordinates.
+    """
     Y, X = frame_shape
     npix = Y * X
     indptr = np.zeros((len(keys), npix + 1), np.int64)
@@ -330,7 +377,7 @@ def shifted_csr(where, keys, frame_shape, bidi_phase: int) -> tuple[np.ndarray, 
     return indptr, np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
-def _mask_list(masks) -> list:
+def _mask_list(masks: npt.ArrayLike) -> list[npt.ArrayLike]:
     if isinstance(masks, np.ndarray):
         return list(masks) if masks.ndim >= 3 else [masks]
     if isinstance(masks, Sequence):

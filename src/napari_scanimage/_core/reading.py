@@ -13,16 +13,22 @@ import functools
 import os
 import threading
 import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
-from ..errors import FormatError, LayoutError, ScanImageError, read_error
+from ..errors import FormatError, LayoutError, ScanImageError, SelectionError, read_error
 from ..io.pages import PageReader
 from ..io.siff import SiffReader
 from ..io.tiff import PageIndex, index_pages
 from .layout import FileTable, Layout, Selection
 from .shifting import Shifts, apply_shifts, correct_bidi
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 __all__ = ["BlockReader", "LazyArray", "PageCrop", "ReaderSpec", "close_readers", "register_index"]
 
@@ -64,7 +70,8 @@ def _get_index(path: str) -> PageIndex:
 
 def _check_unchanged(path: str, index: PageIndex) -> None:
     """Refuse a file changed under an open recording (replaced or shortened) so that its pages
-    no longer match what the recording was opened with."""
+    no longer match what the recording was opened with.
+    """
     with _index_lock:
         known = [ix for k, ix in _indexes.items() if k[0] == path]
     if known and (len(index) < min(map(len, known)) or any(
@@ -75,7 +82,7 @@ def _check_unchanged(path: str, index: PageIndex) -> None:
 
 
 def _reader(path: str) -> PageReader | SiffReader:
-    """This thread's open reader of ``path``: a SiffReader for `.siff` files."""
+    """The open reader of ``path`` of the calling thread: a SiffReader for `.siff` files."""
     readers = getattr(_local, "readers", None)
     if readers is None:
         readers = _local.readers = {}
@@ -97,14 +104,14 @@ def _close_all() -> None:
         reader.close()
 
 
-def close_readers(paths) -> None:
+def close_readers(paths: Iterable[str | os.PathLike[str]]) -> None:
     """Close every cached reader (all threads) of ``paths`` and forget their indexes."""
-    paths = set(map(str, paths))
+    names = set(map(str, paths))
     for reader in list(_all_readers):
-        if reader.index.path in paths:
+        if reader.index.path in names:
             reader.close()
     with _index_lock:
-        for key in [k for k in _indexes if k[0] in paths]:
+        for key in [k for k in _indexes if k[0] in names]:
             del _indexes[key]
 
 
@@ -112,7 +119,8 @@ def close_readers(paths) -> None:
 class PageCrop:
     """One multi-ROI field of every page: rows ``row_offsets[z]`` to ``+ height`` and columns
     ``0:width`` of the pages of plane z; planes where the field is not scanned (offset -1) and
-    flyback pages read as zeros.  The layout counts give each page's plane."""
+    flyback pages read as zeros.  The layout counts give each page's plane.
+    """
 
     page_shape: tuple[int, int]
     row_offsets: tuple[int, ...]
@@ -122,16 +130,18 @@ class PageCrop:
     frames_per_slice: int
     num_flyback: int
 
-    def planes_of(self, pages: np.ndarray) -> np.ndarray:
+    def planes_of(self, pages: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Plane of each global page (-1 for flyback pages)."""
         C, F, Z = self.num_channels, self.frames_per_slice, len(self.row_offsets)
         within = np.asarray(pages, dtype=np.int64) % (C * (Z * F + self.num_flyback))
         planes = within // C // F
         return np.where(planes < Z, planes, -1)
 
-    def read(self, spec: ReaderSpec, pages: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    def read(self, spec: ReaderSpec, pages: npt.ArrayLike,
+             out: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
         """The field's pixels of ``pages`` (any shape): only the field's band of rows of each
-        page is read (through ``spec`` without the crop)."""
+        page is read (through ``spec`` without the crop).
+        """
         pages = np.asarray(pages, dtype=np.int64)
         whole = dataclasses.replace(spec, frame_shape=self.page_shape, crop=None)
         if out is None:
@@ -160,7 +170,8 @@ class ReaderSpec:
     """Files of one recording and how many pages each contributes (picklable).
 
     With a ``crop`` (a multi-ROI field) reads return that field of each page and
-    ``frame_shape`` is the field's shape."""
+    ``frame_shape`` is the field's shape.
+    """
 
     paths: tuple[str, ...]
     pages_per_file: tuple[int, ...]
@@ -172,10 +183,11 @@ class ReaderSpec:
     def files(self) -> FileTable:
         return FileTable(self.pages_per_file)
 
-    def read_pages(self, pages: np.ndarray, out: np.ndarray | None = None,
-                   rows: tuple[int, int] | None = None) -> np.ndarray:
+    def read_pages(self, pages: npt.ArrayLike, out: npt.NDArray[Any] | None = None,
+                   rows: tuple[int, int] | None = None) -> npt.NDArray[Any]:
         """Read global ``pages`` (any shape) into an array of shape ``pages.shape + (Y, X)``;
-        with ``rows`` = (first, count), only that band of each page: ``(count, X)``."""
+        with ``rows`` = (first, count), only that band of each page: ``(count, X)``.
+        """
         if self.crop is not None:
             return self.crop.read(self, pages, out)
         pages = np.asarray(pages, dtype=np.int64)
@@ -205,7 +217,8 @@ class ReaderSpec:
         files, local = self.files.locate(np.array([page]))
         return _reader(self.paths[int(files[0])]).description(int(local[0]))
 
-    def by_file(self, pages: np.ndarray):
+    def by_file(self, pages: npt.ArrayLike) -> Iterator[
+            tuple[PageReader | SiffReader, npt.NDArray[np.int64], npt.NDArray[np.intp]]]:
         """Yield (reader, local pages, positions in ``pages``) for each file ``pages`` touch."""
         flat = np.asarray(pages, dtype=np.int64).reshape(-1)
         files, local = self.files.locate(flat)
@@ -214,21 +227,24 @@ class ReaderSpec:
             yield _reader(self.paths[k]), local[sel], sel
 
 
-    def pixel_sums(self, pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def pixel_sums(self, pages: npt.ArrayLike
+                   ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """`.siff` photon counts and arrival-time sums per pixel of ``pages`` (any shape):
-        two int64 arrays of shape ``pages.shape + (Y, X)``."""
+        two int64 arrays of shape ``pages.shape + (Y, X)``.
+        """
         pages = np.asarray(pages, dtype=np.int64)
         flat = pages.reshape(-1)
         shape = pages.shape + self.frame_shape
-        parts = list(self.by_file(flat))
+        parts = list(self.by_file(flat))  # (only `.siff` recordings have photons: SiffReaders)
         if len(parts) == 1:  # one file: its arrays as they are (no copy)
             reader, local, _ = parts[0]
-            counts, sums = reader.pixel_sums(local, np.arange(len(local)), len(local))
+            counts, sums = cast(SiffReader, reader).pixel_sums(local, np.arange(len(local)),
+                                                               len(local))
             return counts.reshape(shape), sums.reshape(shape)
         counts = np.empty((flat.size, *self.frame_shape), np.int64)
         sums = np.empty_like(counts)
         for reader, local, sel in parts:
-            n, t = reader.pixel_sums(local, np.arange(len(local)), len(local))
+            n, t = cast(SiffReader, reader).pixel_sums(local, np.arange(len(local)), len(local))
             counts[sel], sums[sel] = n, t
         return counts.reshape(shape), sums.reshape(shape)
 
@@ -266,11 +282,11 @@ class BlockReader:
     def out_shape(self, rows: int) -> tuple[int, ...]:
         return (rows, *self.selection.leading_shape(self.layout)[1:], *self.spec.frame_shape)
 
-    def rows(self, start: int, stop: int) -> np.ndarray:
+    def rows(self, start: int, stop: int) -> npt.NDArray[Any]:
         """Output rows ``start:stop`` as one array (pages read straight into it)."""
         return self.rows_at(np.arange(start, stop, dtype=np.int64))
 
-    def rows_at(self, rows: np.ndarray) -> np.ndarray:
+    def rows_at(self, rows: npt.NDArray[np.integer[Any]]) -> npt.NDArray[Any]:
         """Output rows ``rows`` (int indices) as one array, in one read."""
         pages = self.selection.pages_at(self.layout, rows)  # (n, nz, nf)
         sel = self.selection
@@ -281,7 +297,8 @@ class BlockReader:
             if self.registration is not None:  # move the photons: whole pixels, exact
                 counts, sums = (self._register(a, rows, "integer") for a in (counts, sums))
             with np.errstate(invalid="ignore", divide="ignore"):
-                out = np.true_divide(sums, counts, dtype=np.float32)  # NaN: no photon
+                out: npt.NDArray[Any] = np.true_divide(sums, counts,  # NaN: no photon
+                                                       dtype=np.float32)
                 out *= np.float32(self.bin_width_ns)
         else:
             out = self.spec.read_pages(pages)
@@ -295,23 +312,31 @@ class BlockReader:
             out = out[:, 0]
         return out
 
-    def __call__(self, start: int, stop: int) -> np.ndarray:
+    def __call__(self, start: int, stop: int) -> npt.NDArray[Any]:
         return self.rows(start, stop)
 
-    def row_shifts(self, rows: np.ndarray) -> np.ndarray:
+    def row_shifts(self, rows: npt.ArrayLike) -> npt.NDArray[Any]:
         """Registration shifts (n, nz, 2) of output time rows ``rows``: a row's volume and the
-        selection's planes."""
+        selection's planes.
+        """
         rows = np.asarray(rows, dtype=np.int64)
         if self.selection.slice_sample == "interleave":
             rows = rows // self.layout.frames_per_slice
         planes = (slice(None) if self.selection.plane is None
                   else slice(self.selection.plane, self.selection.plane + 1))
-        return self.registration.shifts[rows][:, planes]
+        if self.registration is None:
+            raise SelectionError("this reader applies no registration, so it has no shifts")
+        shifts: npt.NDArray[Any] = self.registration.shifts[rows][:, planes]
+        return shifts
 
-    def _register(self, frames: np.ndarray, rows: np.ndarray, mode: str) -> np.ndarray:
+    def _register(self, frames: npt.NDArray[Any], rows: npt.NDArray[np.integer[Any]],
+                  mode: str) -> npt.NDArray[Any]:
         """Bidirectional correction and shifts applied to frames (n, nz, nf, Y, X); the
-        ``"integer"`` mode rounds the bidirectional phase too (an exact copy)."""
+        ``"integer"`` mode rounds the bidirectional phase too (an exact copy).
+        """
         reg = self.registration
+        if reg is None:  # nothing to apply
+            return frames
         p = float(np.round(reg.bidi_phase)) if mode == "integer" else reg.bidi_phase
         frames = correct_bidi(frames, p)
         return apply_shifts(frames, self.row_shifts(rows)[:, :, None], mode)
@@ -330,9 +355,10 @@ class LazyArray:
     the read returns zeros (a viewer shows blank frames and tells the user instead of failing).
     """
 
-    on_error = None
+    on_error: Callable[[Exception], object] | None = None
 
-    def __init__(self, block: BlockReader, to_dask=None):
+    def __init__(self, block: BlockReader,
+                 to_dask: Callable[[], da.Array] | None = None):
         self.block = block
         self.shape = block.out_shape(block.selection.leading_shape(block.layout)[0])
         self.dtype = block.out_dtype
@@ -352,31 +378,36 @@ class LazyArray:
     def __repr__(self) -> str:
         return f"LazyArray(shape={self.shape}, dtype={self.dtype})"
 
-    def __getitem__(self, key) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        if any(k is Ellipsis for k in key):
-            at = next(i for i, k in enumerate(key) if k is Ellipsis)
-            fill = (slice(None),) * (self.ndim - len(key) + 1)
-            key = key[:at] + fill + key[at + 1:]
-        if len(key) > self.ndim:
+    def __getitem__(self, key: Any) -> Any:  # an array; a NumPy scalar when all axes get ints
+        index: tuple[Any, ...] = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in index):
+            at = next(i for i, k in enumerate(index) if k is Ellipsis)
+            fill = (slice(None),) * (self.ndim - len(index) + 1)
+            index = index[:at] + fill + index[at + 1:]
+        if len(index) > self.ndim:
             raise IndexError(f"too many indices for an array of {self.ndim} dimensions")
-        first = key[0] if key else slice(None)
+        first = index[0] if index else slice(None)
         rows = np.arange(self.shape[0], dtype=np.int64)[first]
         try:
             if np.ndim(rows) == 0:
-                return self.block.rows_at(np.array([rows], dtype=np.int64))[0][key[1:]]
-            return self.block.rows_at(rows)[(slice(None), *key[1:])]
+                one: npt.NDArray[Any] = self.block.rows_at(np.array([rows], dtype=np.int64))[0]
+                return one[index[1:]]
+            return self.block.rows_at(rows)[(slice(None), *index[1:])]
         except (ScanImageError, OSError) as exc:
             if self.on_error is None:
                 raise
             self.on_error(exc)
-            blank = np.broadcast_to(np.zeros((), self.dtype), self.shape)[key]  # no memory
+            blank: npt.NDArray[Any] = np.broadcast_to(np.zeros((), self.dtype),  # no memory
+                                                      self.shape)[index]
             return np.zeros(blank.shape, self.dtype)
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        out = self[...]
+    def __array__(self, dtype: npt.DTypeLike | None = None,
+                  copy: bool | None = None) -> npt.NDArray[Any]:
+        out: npt.NDArray[Any] = self[...]
         return out if dtype is None else out.astype(dtype, copy=False)
 
-    def to_dask(self):
+    def to_dask(self) -> da.Array:
         """The same data as a dask array (as :meth:`Dataset.array` gives it)."""
+        if self._to_dask is None:
+            raise SelectionError("this lazy array was made without a dask equivalent")
         return self._to_dask()

@@ -23,9 +23,11 @@ Shifts
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["MODES", "Shifts", "apply_shifts", "correct_bidi", "raw_coordinates", "shift_mask"]
 
@@ -41,11 +43,13 @@ class Shifts(Protocol):
     shifts: np.ndarray  # (num_times, num_planes, 2) of (dy, dx)
     bidi_phase: float
 
-    def check_fits(self, num_times: int, num_planes: int, frame_shape) -> None:
+    def check_fits(self, num_times: int, num_planes: int,
+                   frame_shape: tuple[int, int]) -> None:
         """Raise SelectionError unless the shifts fit a recording of this layout."""
 
 
-def apply_shifts(frames, shifts, mode: str = "integer") -> np.ndarray:
+def apply_shifts(frames: npt.ArrayLike, shifts: npt.ArrayLike,
+                 mode: str = "integer") -> npt.NDArray[Any]:
     """Move each frame's content back by its shift (dy, dx).
 
     Parameters
@@ -89,7 +93,8 @@ def apply_shifts(frames, shifts, mode: str = "integer") -> np.ndarray:
     return out.reshape(frames.shape)
 
 
-def _groups(dy: np.ndarray, dx: np.ndarray):
+def _groups(dy: npt.NDArray[np.int64], dx: npt.NDArray[np.int64]
+            ) -> Iterator[tuple[int, int, slice | npt.NDArray[np.intp]]]:
     """Yield (dy, dx, index) for each distinct pair, index a slice when contiguous."""
     if dy.size == 0:
         return
@@ -103,14 +108,17 @@ def _groups(dy: np.ndarray, dx: np.ndarray):
     inverse = inverse.reshape(-1)
     for k, key in enumerate(uniq.tolist()):
         idx = np.flatnonzero(inverse == k)
-        if idx[-1] - idx[0] + 1 == len(idx):
-            idx = slice(int(idx[0]), int(idx[-1]) + 1)
-        yield key // span + y0, key % span + x0, idx
+        contiguous = idx[-1] - idx[0] + 1 == len(idx)
+        yield (key // span + y0, key % span + x0,
+               slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx)
 
 
-def _shift_whole(frames: np.ndarray, dy: np.ndarray, dx: np.ndarray, out_shape) -> np.ndarray:
+def _shift_whole(frames: npt.NDArray[Any], dy: npt.NDArray[np.int64],
+                 dx: npt.NDArray[np.int64], out_shape: tuple[int, int]
+                 ) -> npt.NDArray[Any]:
     """``out[i, y, x] = frames[i, y + dy[i], x + dx[i]]`` (0 outside) for y, x within
-    ``out_shape``: one copy per distinct shift."""
+    ``out_shape``: one copy per distinct shift.
+    """
     n, Y, X = frames.shape
     oy, ox = out_shape
     out = np.zeros((n, oy, ox), frames.dtype)
@@ -122,17 +130,19 @@ def _shift_whole(frames: np.ndarray, dy: np.ndarray, dx: np.ndarray, out_shape) 
     return out
 
 
-def _shift_bilinear(frames: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+def _shift_bilinear(frames: npt.NDArray[Any], dy: npt.NDArray[np.float64],
+                    dx: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
     """Whole-pixel part by copying (one row and column more), then the fractional part as
-    two linear blends of neighbouring rows and columns (separable bilinear)."""
+    two linear blends of neighbouring rows and columns (separable bilinear).
+    """
     n, Y, X = frames.shape
     iy, ix = np.floor(dy), np.floor(dx)
     fy = (dy - iy).astype(np.float32)[:, None, None]
     fx = (dx - ix).astype(np.float32)[:, None, None]
-    g = _shift_whole(frames, iy.astype(np.int64), ix.astype(np.int64), (Y + 1, X + 1))
-    g = g.astype(np.float32, copy=False)
+    whole = _shift_whole(frames, iy.astype(np.int64), ix.astype(np.int64), (Y + 1, X + 1))
+    g = whole.astype(np.float32, copy=False)
     if fy.any():  # g[y] + fy · (g[y + 1] − g[y]), in place
-        t = np.subtract(g[:, 1:], g[:, :Y])
+        t: npt.NDArray[np.float32] = np.subtract(g[:, 1:], g[:, :Y])
         t *= fy
         t += g[:, :Y]
         g = t
@@ -146,9 +156,11 @@ def _shift_bilinear(frames: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.nd
     return np.ascontiguousarray(g[:, :, :X])
 
 
-def _shift_fourier(frames: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+def _shift_fourier(frames: npt.NDArray[Any], dy: npt.NDArray[np.float64],
+                   dx: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
     """Multiply the real 2-D FFT by the phase ramp of each frame's shift (all frames in one
-    batched transform), then zero the pixels brought in from outside the frame."""
+    batched transform), then zero the pixels brought in from outside the frame.
+    """
     from scipy import fft
 
     n, Y, X = frames.shape
@@ -166,7 +178,8 @@ def _shift_fourier(frames: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.nda
     spec *= ex.astype(np.complex64)[:, None, :]
     if corner is not None:
         spec[:, Y // 2, -1] = corner * np.cos(np.pi * (dy + dx))
-    out = fft.irfft2(spec, s=(Y, X), axes=(-2, -1), workers=-1).astype(np.float32, copy=False)
+    out: npt.NDArray[np.float32] = fft.irfft2(spec, s=(Y, X), axes=(-2, -1),
+                                              workers=-1).astype(np.float32, copy=False)
     src_y = np.arange(Y)[None, :] + dy[:, None]
     src_x = np.arange(X)[None, :] + dx[:, None]
     out *= ((src_y >= -0.5) & (src_y < Y - 0.5))[:, :, None]
@@ -174,7 +187,7 @@ def _shift_fourier(frames: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.nda
     return out
 
 
-def correct_bidi(frames, p: float) -> np.ndarray:
+def correct_bidi(frames: npt.ArrayLike, p: float) -> npt.NDArray[Any]:
     """Bidirectional-scan correction: ``out[..., y, x] = frames[..., y, x + p]`` for odd y
     (1, 3, 5, …), even rows unchanged.
 
@@ -194,7 +207,8 @@ def correct_bidi(frames, p: float) -> np.ndarray:
     return out
 
 
-def shift_mask(mask, shift, *, bidi_phase: int = 0) -> np.ndarray:
+def shift_mask(mask: npt.ArrayLike, shift: npt.ArrayLike, *,
+               bidi_phase: int = 0) -> npt.NDArray[Any]:
     """A mask drawn on registered frames, in the coordinates of the raw frame.
 
     A photon (or pixel value) at raw (y, x) lands at registered (y − dy, x − dx) (after the
@@ -218,8 +232,10 @@ def shift_mask(mask, shift, *, bidi_phase: int = 0) -> np.ndarray:
     return correct_bidi(moved, -int(bidi_phase))
 
 
-def raw_coordinates(y, x, shift, frame_shape, *, bidi_phase: int = 0
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def raw_coordinates(y: npt.ArrayLike, x: npt.ArrayLike, shift: npt.ArrayLike,
+                    frame_shape: tuple[int, int], *, bidi_phase: int = 0
+                    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
+                               npt.NDArray[np.bool_]]:
     """Raw-frame coordinates of registered pixels (y, x), as :func:`shift_mask` maps them.
 
     Returns (raw y, raw x, inside): int64 arrays; ``inside`` is False for pixels whose source

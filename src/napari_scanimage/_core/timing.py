@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import re
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import FormatError, SelectionError, TimestampWarning
 from ..io.scanimage import parse_frame_description
 from .layout import Selection, SliceSample
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..io.scanimage import AcquisitionInfo
+    from ..io.siff import FlimSettings
+    from .layout import Layout
+    from .reading import ReaderSpec
 
 __all__ = ["CLOCKS", "TimeMethods"]
 
@@ -27,7 +37,15 @@ CLOCKS = {"experiment": "frameTimestamps_sec", "epoch_laser": "epoch",
 class TimeMethods:
     """Frame descriptions, frame indices and timestamps of a :class:`Dataset`."""
 
+    # what the mixin uses of the Dataset it is part of
     _frame_values: dict[tuple[int, str], str | None]
+    paths: tuple[Path, ...]
+    spec: ReaderSpec
+    layout: Layout
+    info: AcquisitionInfo
+
+    if TYPE_CHECKING:
+        def _require_siff(self, what: str) -> FlimSettings: ...
 
     def frame_description(self, page: int) -> dict[str, str]:
         """Per-frame description of global raw ``page`` as {key: raw value text}."""
@@ -45,7 +63,7 @@ class TimeMethods:
         return float(m.group()) if m else None
 
     def frame_indices(self, plane: int = -1, *, slice_sample: SliceSample | None = None
-                      ) -> np.ndarray:
+                      ) -> npt.NDArray[np.int64]:
         """Global raw page index (channel 0) of each sample of ``plane``, int64.
 
         Shape (T,) when there is one frame per slice or ``slice_sample`` is an int or "mean"
@@ -60,7 +78,7 @@ class TimeMethods:
         return pages[:, 0]
 
     def timestamps(self, plane: int = -1, *, slice_sample: SliceSample | None = None,
-                   clock: str = "experiment") -> np.ndarray:
+                   clock: str = "experiment") -> npt.NDArray[Any]:
         """Acquisition time of each sample.
 
         Same shape rules as :meth:`frame_indices`; "mean" gives the mean time of the samples.
@@ -84,8 +102,11 @@ class TimeMethods:
             axis = self.timestamps(plane, slice_sample="axis", clock=clock).reshape(
                 self.layout.num_volumes, -1)
             if clock == "experiment":
-                return axis.mean(axis=1)
-            return axis[:, 0] + (axis - axis[:, :1]).mean(axis=1).round().astype(np.int64)
+                means: npt.NDArray[np.float64] = axis.mean(axis=1)
+                return means
+            offsets = (axis - axis[:, :1]).mean(axis=1).round().astype(np.int64)
+            epochs: npt.NDArray[np.int64] = axis[:, 0] + offsets
+            return epochs
         pages = self.frame_indices(plane, slice_sample=mode)
         flat = pages.ravel()
         key = CLOCKS[clock]
