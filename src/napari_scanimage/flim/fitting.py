@@ -9,19 +9,27 @@ from the observed Fisher information (numerical Hessian in natural units).  The 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import optimize
 
 from ..errors import SelectionError
 from .decay_model import bin_edges, component_gradients, decay_shape
 from .fit_result import DecayFit
 
+if TYPE_CHECKING:
+    from .._core.dataset import Dataset
+    from ..analysis.registration import Registration
+
 __all__ = ["MIN_PHOTONS", "fit_decay", "fit_dataset_decay"]
 
 MIN_PHOTONS = 100  # fewer photons in the fit range are refused
 _PARAMS = ("taus_ns", "fractions", "irf_offset_ns", "irf_width_ns", "background")
+_F64 = npt.NDArray[np.float64]
+_BOOL = npt.NDArray[np.bool_]
 
 
 # -- fitting ----------------------------------------------------------------------------------
@@ -30,9 +38,11 @@ class _Problem:
 
     Natural parameter vector: taus (n), fractions (n - 1; the last is 1 - their sum), offset,
     width, background.  The optimiser works on log taus, softmax logits, offset, log width and
-    background."""
+    background.
+    """
 
-    def __init__(self, y, lo, hi, weight, period, n_exp, fixed, use_background):
+    def __init__(self, y: _F64, lo: _F64, hi: _F64, weight: _F64, period: float | None,
+                 n_exp: int, fixed: Mapping[str, npt.ArrayLike], use_background: bool) -> None:
         self.y, self.lo, self.hi, self.weight, self.period = y, lo, hi, weight, period
         self.n, self.N = n_exp, float(y.sum())
         self.wsum = float(weight.sum())
@@ -42,8 +52,8 @@ class _Problem:
         n = n_exp
         self.names = ([f"tau{i}" for i in range(n)] + [f"frac{i}" for i in range(n - 1)]
                       + ["irf_offset_ns", "irf_width_ns", "background"])
-        self.fixed = np.zeros(len(self.names), bool)
-        self.values = np.zeros(len(self.names))
+        self.fixed: _BOOL = np.zeros(len(self.names), bool)
+        self.values: _F64 = np.zeros(len(self.names))
         for key, val in fixed.items():
             idx = self.indices(key)
             val = np.atleast_1d(np.asarray(val, np.float64))
@@ -59,19 +69,21 @@ class _Problem:
         self.free = ~self.fixed
 
     def indices(self, key: str) -> list[int]:
+        """Positions of the named parameter(s) in the natural parameter vector."""
         n = self.n
-        spans = {"taus_ns": range(n), "fractions": range(n, 2 * n - 1),
+        spans: dict[str, Sequence[int]] = {"taus_ns": range(n), "fractions": range(n, 2 * n - 1),
                  "irf_offset_ns": [2 * n - 1], "irf_width_ns": [2 * n], "background": [2 * n + 1]}
         if key not in spans:
             raise SelectionError(f"unknown parameter {key!r}; use one of {', '.join(_PARAMS)}")
         return list(spans[key])
 
-    def split(self, u: np.ndarray):
+    def split(self, u: _F64) -> tuple[_F64, _F64, float, float, float]:
+        """Taus, all n fractions, IRF offset, IRF width and background of a natural vector."""
         n = self.n
         fr = u[n: 2 * n - 1]
         return u[:n], np.append(fr, 1.0 - fr.sum()), u[2 * n - 1], u[2 * n], u[2 * n + 1]
 
-    def nll(self, u: np.ndarray) -> float:
+    def nll(self, u: _F64) -> float:
         """Negative log-likelihood minus its saturated value (half the deviance)."""
         taus, fracs, mu, sigma, bg = self.split(u)
         shape = decay_shape(self.lo, self.hi, taus, fracs, mu, sigma, self.period)
@@ -82,7 +94,7 @@ class _Problem:
         m = np.maximum(m, 1e-300)
         return float(self.ylogy - np.dot(self.y[self.nz], np.log(m[self.nz])))
 
-    def nll_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+    def nll_grad(self, theta: _F64) -> tuple[float, _F64]:
         """:meth:`nll` and its gradient in the optimiser coordinates (contiguous bins)."""
         u = self.to_natural(theta)
         taus, fracs, mu, sigma, bg = self.split(u)
@@ -109,7 +121,8 @@ class _Problem:
         return value, grad[self.free]
 
     # optimiser coordinates ---------------------------------------------------------------
-    def to_theta(self, u: np.ndarray) -> np.ndarray:
+    def to_theta(self, u: _F64) -> _F64:
+        """Optimiser coordinates of the free parameters of a natural vector."""
         n = self.n
         fr = np.append(u[n: 2 * n - 1], 1.0 - u[n: 2 * n - 1].sum())
         logits = np.log(np.maximum(fr, 1e-9))
@@ -117,7 +130,8 @@ class _Problem:
                                 [u[2 * n - 1], math.log(u[2 * n]), u[2 * n + 1]]])
         return theta[self.free]
 
-    def to_natural(self, theta: np.ndarray) -> np.ndarray:
+    def to_natural(self, theta: _F64) -> _F64:
+        """Natural vector of optimiser coordinates (fixed parameters at their values)."""
         n = self.n
         u = self.values.copy()
         t = np.empty(len(self.names))
@@ -136,20 +150,21 @@ class _Problem:
         return u
 
     def bounds(self, t_lo: float, t_hi: float, bin_width: float) -> list[tuple[float, float]]:
+        """Optimiser bounds of the free parameters."""
         n, span = self.n, t_hi - t_lo
         b = ([(math.log(0.25 * bin_width), math.log(10.0 * span))] * n + [(-12.0, 12.0)] * (n - 1)
              + [(t_lo - 0.5 * span, t_hi), (math.log(0.05 * bin_width), math.log(0.25 * span)),
                 (0.0, 0.999)])
         return [v for v, free in zip(b, self.free, strict=True) if free]
 
-    def hessian(self, u: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    def hessian(self, u: _F64, steps: _F64) -> _F64:
         """Central-difference Hessian of :meth:`nll` in the free natural parameters."""
         idx = np.flatnonzero(self.free)
         k = idx.size
         H = np.zeros((k, k))
         f0 = self.nll(u)
 
-        def f(*moves):
+        def f(*moves: tuple[int, int]) -> float:
             v = u.copy()
             for j, s in moves:
                 v[idx[j]] += s * steps[j]
@@ -163,8 +178,8 @@ class _Problem:
         return H
 
 
-def _initial(prob: _Problem, t: np.ndarray, bin_width: float, period: float | None,
-             initial: Mapping) -> list[np.ndarray]:
+def _initial(prob: _Problem, t: _F64, bin_width: float, period: float | None,
+             initial: Mapping[str, npt.ArrayLike]) -> list[_F64]:
     """Starting natural parameter vectors (several lifetime spreads for n_exp > 1)."""
     y, n = prob.y, prob.n
     peak = int(np.argmax(y))
@@ -181,8 +196,10 @@ def _initial(prob: _Problem, t: np.ndarray, bin_width: float, period: float | No
     signal = np.maximum(y - floor, 0.0)
     tau = float(np.dot(signal, np.maximum(delay, 0.0)) / max(signal.sum(), 1.0))
     tau = float(np.clip(tau, bin_width, 0.5 * (t[-1] - t[0])))
-    spreads = {1: [(1.0,)], 2: [(0.4, 1.6), (0.25, 2.0), (0.6, 1.2)],
-               3: [(0.25, 1.0, 2.5), (0.15, 0.6, 2.0)]}[n]
+    by_n: dict[int, list[tuple[float, ...]]] = {
+        1: [(1.0,)], 2: [(0.4, 1.6), (0.25, 2.0), (0.6, 1.2)],
+        3: [(0.25, 1.0, 2.5), (0.15, 0.6, 2.0)]}
+    spreads = by_n[n]
     starts = []
     for spread in spreads:
         u = prob.values.copy()
@@ -201,7 +218,7 @@ def _initial(prob: _Problem, t: np.ndarray, bin_width: float, period: float | No
     return starts[:1] if initial else starts
 
 
-def _check_histogram(histogram) -> np.ndarray:
+def _check_histogram(histogram: npt.ArrayLike) -> _F64:
     try:
         y = np.asarray(histogram, np.float64)
     except (TypeError, ValueError):
@@ -217,10 +234,10 @@ def _check_histogram(histogram) -> np.ndarray:
     return y
 
 
-def fit_decay(histogram, *, bin_width_ps: float, period_ps: float | None = None,
+def fit_decay(histogram: npt.ArrayLike, *, bin_width_ps: float, period_ps: float | None = None,
               n_exp: int = 2, fit_range: tuple[int, int] | None = None, background: bool = True,
-              initial: Mapping[str, object] | None = None,
-              fixed: Mapping[str, object] | None = None) -> DecayFit:
+              initial: Mapping[str, npt.ArrayLike] | None = None,
+              fixed: Mapping[str, npt.ArrayLike] | None = None) -> DecayFit:
     """Fit a multi-exponential decay with a Gaussian IRF to an arrival-time histogram.
 
     ``histogram``: photons per arrival bin (e.g. ``Dataset.histogram``); ``bin_width_ps`` and
@@ -252,7 +269,7 @@ def fit_decay(histogram, *, bin_width_ps: float, period_ps: float | None = None,
     if y.sum() < MIN_PHOTONS:
         raise SelectionError(f"found {y.sum():g} photons in the fit range; at least "
                              f"{MIN_PHOTONS} are needed: pool more pixels or time points")
-    t = (np.arange(start, stop) + 0.5) * w
+    t = (np.arange(start, stop, dtype=np.float64) + 0.5) * w
     lo, hi, weight = bin_edges(t, w, period)
     if np.any((weight <= 0) & (y > 0)):
         raise SelectionError("the fit range has counts in bins past the laser period (late "
@@ -260,7 +277,6 @@ def fit_decay(histogram, *, bin_width_ps: float, period_ps: float | None = None,
     prob = _Problem(y, lo, hi, weight, period, n_exp, dict(fixed or {}), background)
     bounds = prob.bounds(float(lo[0]), float(hi[-1]), w)
 
-    best = None
     runs = []
     for u0 in _initial(prob, t, w, period, dict(initial or {})):
         theta0 = np.clip(prob.to_theta(u0), [b[0] for b in bounds], [b[1] for b in bounds])
@@ -271,8 +287,7 @@ def fit_decay(histogram, *, bin_width_ps: float, period_ps: float | None = None,
                                     jac=True, options={"maxiter": 2000, "ftol": 1e-11,
                                                             "gtol": 1e-5})
         runs.append(res)
-        if best is None or res.fun < best.fun:
-            best = res
+    best = min(runs, key=lambda r: r.fun)  # the first of equal minima, as the starts' order
     # an 'abnormal' line-search stop at the minimum a converged start reached is converged
     tolerance = 1e-9 * max(1.0, abs(float(best.fun)))
     if not best.success and any(r.success and r.fun - best.fun <= tolerance for r in runs):
@@ -281,8 +296,8 @@ def fit_decay(histogram, *, bin_width_ps: float, period_ps: float | None = None,
     return _result(prob, u, best, w, period_ps, n_exp, (start, stop))
 
 
-def _result(prob: _Problem, u: np.ndarray, res, w: float, period_ps, n_exp: int,
-            fit_range) -> DecayFit:
+def _result(prob: _Problem, u: _F64, res: optimize.OptimizeResult, w: float,
+            period_ps: float | None, n_exp: int, fit_range: tuple[int, int]) -> DecayFit:
     n = n_exp
     scale = np.concatenate([u[:n], np.full(n - 1, 0.01), [w, u[2 * n], 1e-3]])
     steps = 1e-3 * np.maximum(np.abs(u), scale)[prob.free]
@@ -306,23 +321,49 @@ def _result(prob: _Problem, u: np.ndarray, res, w: float, period_ps, n_exp: int,
     else:
         fr_err = np.zeros(n)
     order = np.argsort(taus, kind="stable")
-    stderr = {"taus_ns": tuple(float(v) for v in err[:n][order]),
-              "fractions": tuple(float(v) for v in fr_err[order]),
-              "irf_offset_ns": float(err[2 * n - 1]), "irf_width_ns": float(err[2 * n]),
-              "background": float(err[2 * n + 1]), "total": math.sqrt(prob.N)}
+    stderr: dict[str, float | tuple[float, ...]] = {
+        "taus_ns": tuple(float(v) for v in err[:n][order]),
+        "fractions": tuple(float(v) for v in fr_err[order]),
+        "irf_offset_ns": float(err[2 * n - 1]), "irf_width_ns": float(err[2 * n]),
+        "background": float(err[2 * n + 1]), "total": math.sqrt(prob.N)}
     return DecayFit(taus_ns=tuple(float(v) for v in taus[order]),
                     fractions=tuple(float(v) for v in fracs[order]),
                     irf_offset_ns=float(mu), irf_width_ns=float(sigma), background=float(bg),
                     total=prob.N, stderr=stderr, bin_width_ps=w * 1000.0,
                     period_ps=None if period_ps is None else float(period_ps), n_exp=n,
-                    deviance=2.0 * float(res.fun), fit_range=tuple(fit_range),
+                    deviance=2.0 * float(res.fun), fit_range=fit_range,
                     converged=bool(res.success), n_free=int(prob.free.sum()))
 
 
-def fit_dataset_decay(dataset, channel: int | str = 0, *, times=None, mask=None,
-                      registration=None, **kwargs) -> DecayFit:
-    """:func:`fit_decay` of ``dataset.histogram(channel, times=, mask=)`` with the bin width and
-    laser period of the file's FLIM settings (keyword arguments are passed on)."""
+def fit_dataset_decay(dataset: Dataset, channel: int | str = 0, *,
+                      times: slice | npt.ArrayLike | None = None,
+                      mask: npt.NDArray[np.bool_] | None = None,
+                      registration: Registration | None = None, **kwargs: Any) -> DecayFit:
+    """Fit the decay of a recording's pooled arrival-time histogram.
+
+    :func:`fit_decay` of ``dataset.histogram(channel, times=, mask=, registration=)`` with
+    the bin width and laser period of the file's FLIM settings.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        A `.siff` recording.
+    channel : int or str
+        Channel index or name.
+    times : slice or sequence of int, optional
+        Time samples (volumes) to pool; default all.
+    mask : bool array (Y, X) or (Z, Y, X), optional
+        Only photons in these pixels.
+    registration : Registration, optional
+        Photons move by the registration's shifts before the mask applies.
+    **kwargs
+        Passed on to :func:`fit_decay` (``period_ps`` defaults to the file's).
+
+    Returns
+    -------
+    DecayFit
+        The fit.
+    """
     flim = dataset.flim
     hist = dataset.histogram(channel, times=times, mask=mask, registration=registration)
     kwargs.setdefault("period_ps", flim.laser_period_ps)
