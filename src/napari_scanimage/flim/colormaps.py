@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import SelectionError
 
 __all__ = ["turbo", "intensity_modulated"]
+
+_F64 = npt.NDArray[np.float64]
 
 
 _TURBO = np.array([  # polynomial fit of the Turbo colormap (A. Mikhailov, 2019), x in [0, 1]
@@ -16,7 +19,7 @@ _TURBO = np.array([  # polynomial fit of the Turbo colormap (A. Mikhailov, 2019)
 ])
 
 
-def turbo(x) -> np.ndarray:
+def turbo(x: npt.ArrayLike) -> _F64:
     """Turbo colours (…, 3) float64 in [0, 1] of values ``x`` in [0, 1] (clipped)."""
     x = np.clip(np.asarray(x, np.float64), 0.0, 1.0)[..., None]
     out = np.zeros(x.shape[:-1] + (3,))
@@ -25,9 +28,10 @@ def turbo(x) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def intensity_modulated(lifetime, counts, *, tau_range: tuple[float, float],
-                        colormap="turbo", count_range: tuple[float, float] | None = None
-                        ) -> np.ndarray:
+def intensity_modulated(lifetime: npt.ArrayLike, counts: npt.ArrayLike, *,
+                        tau_range: tuple[float, float], colormap: str | npt.ArrayLike = "turbo",
+                        count_range: tuple[float, float] | None = None
+                        ) -> npt.NDArray[np.float32]:
     """RGB image (…, 3) float32: hue from ``lifetime`` over ``tau_range`` (clipped), brightness
     from ``counts`` over ``count_range`` (default 0 to the largest count; clipped).
 
@@ -54,7 +58,7 @@ def intensity_modulated(lifetime, counts, *, tau_range: tuple[float, float],
     return (colour * bright[..., None]).astype(np.float32)
 
 
-def _colours(x: np.ndarray, colormap) -> np.ndarray:
+def _colours(x: _F64, colormap: str | npt.ArrayLike) -> _F64:
     if isinstance(colormap, str):
         if colormap == "turbo":
             return turbo(x)
@@ -67,4 +71,5 @@ def _colours(x: np.ndarray, colormap) -> np.ndarray:
     pos = x * (len(table) - 1)
     i = np.minimum(pos.astype(np.int64), len(table) - 2)
     f = (pos - i)[..., None]
-    return np.clip(table[i] * (1 - f) + table[i + 1] * f, 0.0, 1.0)
+    mixed: _F64 = np.clip(table[i] * (1 - f) + table[i + 1] * f, 0.0, 1.0)
+    return mixed

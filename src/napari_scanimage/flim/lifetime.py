@@ -94,7 +94,8 @@ class LifetimeTraces:
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write a tidy CSV (time_s, roi, channel, metric, value, ci_low, ci_high, photons),
-        atomically.  Metrics: ``lifetime_ns``, or ``phasor_g_h<h>`` and ``phasor_s_h<h>``."""
+        atomically.  Metrics: ``lifetime_ns``, or ``phasor_g_h<h>`` and ``phasor_s_h<h>``.
+        """
         return atomic_write(path, self.csv_text().encode())
 
     def csv_text(self) -> str:
@@ -127,7 +128,8 @@ def _moments_kernel(v64, v16, kinds, starts, counts, rasters, rows, planes, indp
     with ``phasor``, ``out_f[row, mask]`` += (Σcos, Σsin, Σcos², Σsin²) of phase ``omega·t``.
 
     Pages and masks as in the reader's ``mask_sums`` kernel (CSR table per plane, masked pixels
-    listed in ``upix[uptr[z]:uptr[z + 1]]``)."""
+    listed in ``upix[uptr[z]:uptr[z + 1]]``).
+    """
     npix = height * width
     for i in range(kinds.shape[0]):
         oi = out_i[rows[i]]
@@ -250,7 +252,8 @@ def _file_moments(reader, pages, rows, planes, nrows, indptr, indices, nmasks, o
 def _roi_moments(dataset, stack: np.ndarray, channel, times, registration, bin_volumes: int,
                  omega: float, phasor: bool):
     """Moments per (pooled time point, ROI) of bool masks ``stack`` (R, Z, Y, X); also the
-    selected time rows."""
+    selected time rows.
+    """
     from .._core.photons import shifted_csr
     from ..io.siff import masks_to_csr
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from phasorpy.component import phasor_component_fraction
 from phasorpy.lifetime import (
     phasor_from_lifetime,
@@ -38,9 +39,15 @@ from ..errors import SelectionError
 from .fit_result import DecayFit
 from .pixels import period_bins, pixel_histograms
 
+if TYPE_CHECKING:
+    from .._core.dataset import Dataset
+    from ..analysis.registration import Registration
+
 __all__ = ["PhasorImage", "Reference", "histogram_phasor", "phasor_image",
            "calibrate_with_reference", "calibrate_with_fit", "irf_phasor", "apparent_lifetimes",
            "fraction_image", "filter_phasor", "mean_phasor"]
+
+_F64 = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -64,20 +71,20 @@ class PhasorImage:
         (size, repeat) of the median filter applied to g and s; (0, 0) unfiltered.
     """
 
-    mean: np.ndarray
-    g: np.ndarray
-    s: np.ndarray
+    mean: _F64
+    g: _F64
+    s: _F64
     frequency_mhz: float
     harmonic: int
     calibration: str = "none"
     threshold: float = 0.0
     median: tuple[int, int] = (0, 0)
 
-    def apparent_lifetimes(self) -> tuple[np.ndarray, np.ndarray]:
+    def apparent_lifetimes(self) -> tuple[_F64, _F64]:
         """Phase and modulation lifetimes (ns); meaningful once calibrated."""
         return apparent_lifetimes(self.g, self.s, self.frequency_mhz * self.harmonic)
 
-    def fraction(self, tau1_ns: float, tau2_ns: float) -> np.ndarray:
+    def fraction(self, tau1_ns: float, tau2_ns: float) -> _F64:
         """Photon fraction of the ``tau1_ns`` component (see :func:`fraction_image`)."""
         return fraction_image(self.g, self.s, tau1_ns, tau2_ns,
                               self.frequency_mhz * self.harmonic)
@@ -85,22 +92,23 @@ class PhasorImage:
 
 class Reference(NamedTuple):
     """Calibration by a reference of known single lifetime measured with the same settings:
-    its pooled arrival-time ``histogram`` (1-D, the file's bins) and lifetime ``tau_ns``."""
+    its pooled arrival-time ``histogram`` (1-D, the file's bins) and lifetime ``tau_ns``.
+    """
 
-    histogram: np.ndarray
+    histogram: npt.NDArray[np.number[Any]]
     tau_ns: float
 
 
 # -- phasors ----------------------------------------------------------------------------------
-def _bin_phases(length: int, bin_width_ps: float, period_ps: float, harmonic: int):
+def _bin_phases(length: int, bin_width_ps: float, period_ps: float, harmonic: int) -> _F64:
     """Phase 2π h t/period of each bin's centre, bins cut at the period."""
-    edges = np.minimum(np.arange(length + 1) * float(bin_width_ps), float(period_ps))
+    edges: _F64 = np.minimum(np.arange(length + 1) * float(bin_width_ps), float(period_ps))
     centres = 0.5 * (edges[:-1] + edges[1:])
     return 2.0 * np.pi * harmonic * centres / float(period_ps)
 
 
-def histogram_phasor(histogram, *, bin_width_ps: float, laser_period_ps: float,
-                     harmonic: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def histogram_phasor(histogram: npt.ArrayLike, *, bin_width_ps: float, laser_period_ps: float,
+                     harmonic: int = 1) -> tuple[_F64, _F64, _F64]:
     """Photon count and phasor (g, s) of arrival-time histograms over their last axis.
 
     Bins starting at or after the laser period are ignored (fold them first, see
@@ -129,8 +137,9 @@ def histogram_phasor(histogram, *, bin_width_ps: float, laser_period_ps: float,
     return counts, g, s
 
 
-def phasor_image(dataset, channel: int | str = 0, *, harmonic: int = 1, times=None,
-                 plane: int | None = None, registration=None,
+def phasor_image(dataset: Dataset, channel: int | str = 0, *, harmonic: int = 1,
+                 times: slice | npt.ArrayLike | None = None, plane: int | None = None,
+                 registration: Registration | None = None,
                  calibration: DecayFit | Reference | None = None, min_photons: float = 1,
                  bin_factor: int = 1, beyond_period: str = "drop") -> PhasorImage:
     """Phasor of every pixel's arrival times, pooled over the selected time samples.
@@ -155,6 +164,8 @@ def phasor_image(dataset, channel: int | str = 0, *, harmonic: int = 1, times=No
     flim = dataset.flim
     if flim.laser_period_ps is None:
         raise SelectionError("the laser period is unknown (no countrates in the header)")
+    if flim.bin_width_ps is None:
+        raise SelectionError("the bin width is unknown; reopen with bin_width_ps=...")
     hists = pixel_histograms(dataset, channel, times=times, plane=plane,
                              registration=registration, bin_factor=bin_factor,
                              beyond_period=beyond_period)
@@ -182,12 +193,33 @@ def phasor_image(dataset, channel: int | str = 0, *, harmonic: int = 1, times=No
     return PhasorImage(counts, g, s, freq, int(harmonic), kind, float(min_photons))
 
 
-def calibrate_with_reference(g, s, reference_g: float, reference_s: float,
-                             reference_tau_ns: float, frequency_mhz: float, *,
-                             harmonic: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Calibrated phasors: the rotation and scaling that move the measured phasor of a
-    reference of known single lifetime onto its place on the universal semicircle
-    (:func:`phasorpy.lifetime.polar_from_reference_phasor`, ``phasor_transform``)."""
+def calibrate_with_reference(g: npt.ArrayLike, s: npt.ArrayLike, reference_g: npt.ArrayLike,
+                             reference_s: npt.ArrayLike, reference_tau_ns: float,
+                             frequency_mhz: float, *, harmonic: int = 1) -> tuple[_F64, _F64]:
+    """Phasors calibrated by a reference of known single lifetime.
+
+    The rotation and scaling that move the measured phasor of the reference onto its place on
+    the universal semicircle (:func:`phasorpy.lifetime.polar_from_reference_phasor`,
+    ``phasor_transform``).
+
+    Parameters
+    ----------
+    g, s : array_like
+        Measured phasor coordinates.
+    reference_g, reference_s : float or 0-d array
+        Measured phasor of the reference (:func:`histogram_phasor` of its histogram).
+    reference_tau_ns : float
+        The reference's lifetime (ns).
+    frequency_mhz : float
+        Laser frequency (without the harmonic).
+    harmonic : int
+        Harmonic of the phasors.
+
+    Returns
+    -------
+    g, s : ndarray of float64
+        Calibrated phasor coordinates.
+    """
     known_g, known_s = phasor_from_lifetime(frequency_mhz * harmonic, float(reference_tau_ns))
     if not (np.isfinite(reference_g) and np.isfinite(reference_s)):
         raise SelectionError("the reference has no photons inside the laser period")
@@ -202,8 +234,8 @@ def irf_phasor(fit: DecayFit, frequency_mhz: float, *, harmonic: int = 1) -> com
                    * np.exp(1j * omega * fit.irf_offset_ns))
 
 
-def calibrate_with_fit(g, s, fit: DecayFit, *, harmonic: int = 1,
-                       frequency_mhz: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def calibrate_with_fit(g: npt.ArrayLike, s: npt.ArrayLike, fit: DecayFit, *, harmonic: int = 1,
+                       frequency_mhz: float | None = None) -> tuple[_F64, _F64]:
     """Phasors divided by the phasor of a decay fit's Gaussian IRF (:func:`irf_phasor`).
 
     ``frequency_mhz`` defaults to the fit's laser period.  The fit's background is not
@@ -217,17 +249,21 @@ def calibrate_with_fit(g, s, fit: DecayFit, *, harmonic: int = 1,
     return phasor_transform(g, s, -np.angle(irf), 1.0 / abs(irf))
 
 
-def apparent_lifetimes(g, s, frequency_mhz: float) -> tuple[np.ndarray, np.ndarray]:
+def apparent_lifetimes(g: npt.ArrayLike, s: npt.ArrayLike,
+                       frequency_mhz: float) -> tuple[_F64, _F64]:
     """Apparent single lifetimes (ns) from phase and from modulation of calibrated phasors at
-    ``frequency_mhz`` (include the harmonic), by phasorpy."""
+    ``frequency_mhz`` (include the harmonic), by phasorpy.
+    """
     with np.errstate(invalid="ignore", divide="ignore"):
         return phasor_to_apparent_lifetime(g, s, frequency_mhz)
 
 
-def fraction_image(g, s, tau1_ns: float, tau2_ns: float, frequency_mhz: float) -> np.ndarray:
+def fraction_image(g: npt.ArrayLike, s: npt.ArrayLike, tau1_ns: float, tau2_ns: float,
+                   frequency_mhz: float) -> _F64:
     """Photon fraction of the ``tau1_ns`` component of a two-lifetime mixture: the position of
     each calibrated phasor projected on the line between the two lifetimes' phasors
-    (:func:`phasorpy.component.phasor_component_fraction`); not clipped to [0, 1]."""
+    (:func:`phasorpy.component.phasor_component_fraction`); not clipped to [0, 1].
+    """
     if not (tau1_ns > 0 and tau2_ns > 0 and tau1_ns != tau2_ns):
         raise SelectionError(f"need two different positive lifetimes, got {tau1_ns}, {tau2_ns}")
     cg, cs = phasor_from_lifetime(frequency_mhz, [float(tau1_ns), float(tau2_ns)])
@@ -263,9 +299,11 @@ def filter_phasor(image: PhasorImage, *, min_photons: float = 0.0, median_size: 
                        image.calibration, threshold, (size, repeat) if repeat else (0, 0))
 
 
-def mean_phasor(image: PhasorImage, mask=None) -> tuple[float, float, float, float]:
+def mean_phasor(image: PhasorImage,
+                mask: npt.ArrayLike | None = None) -> tuple[float, float, float, float]:
     """Photon-weighted mean (g, s) of the finite phasors (within ``mask`` if given) and its
-    apparent phase and modulation lifetimes (ns; meaningful once calibrated).  NaN if none."""
+    apparent phase and modulation lifetimes (ns; meaningful once calibrated).  NaN if none.
+    """
     g, s = np.asarray(image.g, np.float64), np.asarray(image.s, np.float64)
     w = np.asarray(image.mean, np.float64)
     ok = np.isfinite(g) & np.isfinite(s) & (w > 0)

@@ -5,10 +5,12 @@ photon-weighted 2-D histogram, the census of where every pixel went, and cursor 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 from phasorpy.lifetime import phasor_from_lifetime
 
 if TYPE_CHECKING:
@@ -17,29 +19,36 @@ if TYPE_CHECKING:
 __all__ = ["SEMICIRCLE_TOLERANCE", "semicircle_distance", "lifetime_ticks", "phasor_bounds",
            "PhasorCensus", "phasor_census", "phasor_histogram", "cursor_labels"]
 
+_F64 = npt.NDArray[np.float64]
+Bounds = tuple[float, float, float, float]  # (g0, g1, s0, s1) of a plot
+
 SEMICIRCLE_TOLERANCE = 0.05  # phasor units: a pixel this close to the semicircle counts on it
 
 
-def semicircle_distance(g, s) -> np.ndarray:
+def semicircle_distance(g: npt.ArrayLike, s: npt.ArrayLike) -> _F64:
     """Signed distance of phasors from the universal semicircle: < 0 inside, > 0 outside
-    (|z − ½| − ½; points below the g axis are outside)."""
+    (|z − ½| − ½; points below the g axis are outside).
+    """
     g, s = np.asarray(g, np.float64), np.asarray(s, np.float64)
-    d = np.hypot(g - 0.5, s) - 0.5
+    d: _F64 = np.hypot(g - 0.5, s) - 0.5
     return np.where(s < 0, np.maximum(d, -s), d)
 
 
-def lifetime_ticks(frequency_mhz: float, taus_ns=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def lifetime_ticks(frequency_mhz: float,
+                   taus_ns: npt.ArrayLike = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+                   ) -> tuple[_F64, _F64, _F64]:
     """(taus, g, s): where single lifetimes ``taus_ns`` lie on the universal semicircle at
-    ``frequency_mhz`` (include the harmonic), by phasorpy's ``phasor_from_lifetime``."""
+    ``frequency_mhz`` (include the harmonic), by phasorpy's ``phasor_from_lifetime``.
+    """
     taus = np.asarray(taus_ns, np.float64)
     g, s = phasor_from_lifetime(float(frequency_mhz), taus)
     return taus, np.asarray(g, np.float64), np.asarray(s, np.float64)
 
 
-def phasor_bounds(g, s, *, limit: float = 1.5) -> tuple[float, float, float, float]:
+def phasor_bounds(g: npt.ArrayLike, s: npt.ArrayLike, *, limit: float = 1.5) -> Bounds:
     """(g0, g1, s0, s1) of a plot showing the whole universal semicircle and every finite
-    phasor up to ``limit`` in each coordinate (calibration can push noisy pixels far out)."""
+    phasor up to ``limit`` in each coordinate (calibration can push noisy pixels far out).
+    """
     g, s = np.asarray(g, np.float64), np.asarray(s, np.float64)
     box = [-0.05, 1.05, -0.05, 0.6]
     ok = np.isfinite(g) & np.isfinite(s)
@@ -49,7 +58,8 @@ def phasor_bounds(g, s, *, limit: float = 1.5) -> tuple[float, float, float, flo
         pad = 0.02
         box = [min(box[0], float(gi.min()) - pad), max(box[1], float(gi.max()) + pad),
                min(box[2], float(si.min()) - pad), max(box[3], float(si.max()) + pad)]
-    return tuple(float(np.clip(v, -limit, limit)) for v in box)
+    g0, g1, s0, s1 = (float(np.clip(v, -limit, limit)) for v in box)
+    return g0, g1, s0, s1
 
 
 @dataclass(frozen=True)
@@ -98,10 +108,11 @@ class PhasorCensus:
                 f"photons (NaN), {self.undefined} other NaN, {self.outside_plot} outside the plot")
 
 
-def phasor_census(image: PhasorImage, bounds: tuple[float, float, float, float] | None = None,
+def phasor_census(image: PhasorImage, bounds: Bounds | None = None,
                   *, tolerance: float = SEMICIRCLE_TOLERANCE) -> PhasorCensus:
     """Count the pixels of ``image`` by what happens to them in a plot over ``bounds``
-    ((g0, g1, s0, s1), default :func:`phasor_bounds`)."""
+    ((g0, g1, s0, s1), default :func:`phasor_bounds`).
+    """
     mean = np.asarray(image.mean, np.float64)
     g, s = np.asarray(image.g, np.float64), np.asarray(image.s, np.float64)
     bounds = phasor_bounds(g, s) if bounds is None else bounds
@@ -116,10 +127,10 @@ def phasor_census(image: PhasorImage, bounds: tuple[float, float, float, float] 
                         int(shown.sum()), int(near.sum()), float(tolerance))
 
 
-def phasor_histogram(image: PhasorImage, bounds: tuple[float, float, float, float],
-                     cells: int = 200) -> np.ndarray:
+def phasor_histogram(image: PhasorImage, bounds: Bounds, cells: int = 200) -> _F64:
     """Photon-weighted 2-D histogram (g along axis 0, s along axis 1) of the finite phasors over
-    ``bounds`` (g0, g1, s0, s1) with square cells: ``cells`` along the longer side."""
+    ``bounds`` (g0, g1, s0, s1) with square cells: ``cells`` along the longer side.
+    """
     g0, g1, s0, s1 = bounds
     step = max(g1 - g0, s1 - s0) / int(cells)
     ng, ns = max(1, round((g1 - g0) / step)), max(1, round((s1 - s0) / step))
@@ -131,9 +142,11 @@ def phasor_histogram(image: PhasorImage, bounds: tuple[float, float, float, floa
 
 
 
-def cursor_labels(image: PhasorImage, cursors: list[tuple[float, float, float]]) -> np.ndarray:
+def cursor_labels(image: PhasorImage,
+                  cursors: Sequence[tuple[float, float, float]]) -> npt.NDArray[np.int32]:
     """Labels (same shape as the image): k + 1 where a pixel's phasor lies within cursor k
-    ((g, s, radius)); the first matching cursor wins; 0 elsewhere and where there is no phasor."""
+    ((g, s, radius)); the first matching cursor wins; 0 elsewhere and where there is no phasor.
+    """
     g, s = np.asarray(image.g), np.asarray(image.s)
     out = np.zeros(g.shape, np.int32)
     valid = np.isfinite(g) & np.isfinite(s)

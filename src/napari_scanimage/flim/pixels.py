@@ -18,19 +18,31 @@ corrupt/late records).  ``beyond_period`` says what happens to them:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 from .._core.layout import Selection, time_rows
 from ..errors import SelectionError
 from .fit_result import DecayFit
 
+if TYPE_CHECKING:
+    from .._core.dataset import Dataset
+    from ..analysis.registration import Registration
+
 __all__ = ["PixelHistograms", "pixel_histograms", "lifetime_image", "period_bins"]
 
 _MODES = ("keep", "drop", "wrap")
 _KEEP, _DROP, _WRAP = 0, 1, 2
+_F64 = npt.NDArray[np.float64]
+_I64 = npt.NDArray[np.int64]
+_INT = npt.NDArray[np.integer[Any]]
+# one page's photons moved to a plane of the output: (plane, dy, dx, bidi, y, x, tau)
+_PagePhotons = tuple[int, int, int, int, _INT, _INT, _INT]
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,7 @@ class PixelHistograms:
         registration.
     """
 
-    counts: np.ndarray
+    counts: npt.NDArray[np.uint32]
     bin_width_ps: float
     laser_period_ps: float | None
     beyond_period: str
@@ -61,9 +73,12 @@ class PixelHistograms:
 
 # -- per-pixel histograms ---------------------------------------------------------------------
 @njit(nogil=True, cache=True)
-def _accumulate(out, z, y, x, tau, dy, dx, bidi, mode, n_period, bin_ps, period_ps, factor):
+def _accumulate(out: npt.NDArray[np.uint32], z: int, y: _INT, x: _INT, tau: _INT, dy: int,
+                dx: int, bidi: int, mode: int, n_period: int, bin_ps: float, period_ps: float,
+                factor: int) -> int:
     """Add photons (y, x, tau) of one raw frame to ``out[z]`` (flat pixels × bins), moving each
-    to registered coordinates (y - dy, x - dx - bidi·(y odd)).  Returns the photons dropped."""
+    to registered coordinates (y - dy, x - dx - bidi·(y odd)).  Returns the photons dropped.
+    """
     height, width = out.shape[1], out.shape[2]
     length = out.shape[3]
     dropped = 0
@@ -92,21 +107,35 @@ def _accumulate(out, z, y, x, tau, dy, dx, bidi, mode, n_period, bin_ps, period_
     return dropped
 
 
-def period_bins(bin_ps: float, period_ps: float | None) -> int:
-    """Bins starting inside one laser period."""
+def period_bins(bin_ps: float, period_ps: float) -> int:
+    """Bins starting inside one laser period.
+
+    Parameters
+    ----------
+    bin_ps, period_ps : float
+        Bin width and laser period (ps).
+
+    Returns
+    -------
+    int
+        The number of bins whose start lies before the period's end.
+    """
     return math.ceil(period_ps / bin_ps - 1e-9)
 
 
-def _pages(dataset, channel, times, plane):
+def _pages(dataset: Dataset, channel: int | str, times: slice | npt.ArrayLike | None,
+           plane: int | None) -> tuple[_I64, _I64, _I64]:
     """(n, Zs, F) pages, their time rows, and the plane number of each Zs position."""
     sel = Selection.make(dataset.layout, dataset.channel_index(channel), plane, "axis")
     rows = time_rows(times, dataset.layout.num_volumes)
-    planes = (np.arange(dataset.layout.num_planes) if sel.plane is None
-              else np.array([sel.plane]))
+    planes = (np.arange(dataset.layout.num_planes, dtype=np.int64) if sel.plane is None
+              else np.array([sel.plane], np.int64))
     return sel.pages_at(dataset.layout, rows), rows, planes
 
 
-def _photon_pages(dataset, channel, times, plane, registration):
+def _photon_pages(dataset: Dataset, channel: int | str, times: slice | npt.ArrayLike | None,
+                  plane: int | None,
+                  registration: Registration | None) -> Iterator[_PagePhotons]:
     """Yield (output plane, dy, dx, bidi, y, x, tau) for every selected page."""
     pages, rows, planes = _pages(dataset, channel, times, plane)
     n, Zs, F = pages.shape
@@ -126,8 +155,9 @@ def _photon_pages(dataset, channel, times, plane, registration):
             yield int(zs[at]), dy, dx, bidi, y, x, tau
 
 
-def pixel_histograms(dataset, channel: int | str = 0, *, times=None, plane: int | None = None,
-                     registration=None, bin_factor: int = 1,
+def pixel_histograms(dataset: Dataset, channel: int | str = 0, *,
+                     times: slice | npt.ArrayLike | None = None, plane: int | None = None,
+                     registration: Registration | None = None, bin_factor: int = 1,
                      beyond_period: str = "keep") -> PixelHistograms:
     """Arrival-time histogram of every pixel, pooled over the selected time samples.
 
@@ -136,6 +166,7 @@ def pixel_histograms(dataset, channel: int | str = 0, *, times=None, plane: int 
     dataset : Dataset
         A `.siff` recording.
     channel : int or str
+        Channel index or name.
     times : slice or sequence of int, optional
         Time samples (volumes); default all.  Every frames-per-slice sample is pooled.
     plane : int, optional
@@ -190,7 +221,8 @@ def pixel_histograms(dataset, channel: int | str = 0, *, times=None, plane: int 
 
 # -- lifetime images --------------------------------------------------------------------------
 @njit(nogil=True, cache=True)
-def _accumulate_sums(n_out, t_out, z, y, x, tau, dy, dx, bidi):
+def _accumulate_sums(n_out: _I64, t_out: _I64, z: int, y: _INT, x: _INT, tau: _INT, dy: int,
+                     dx: int, bidi: int) -> int:
     height, width = n_out.shape[1], n_out.shape[2]
     dropped = 0
     for j in range(tau.shape[0]):
@@ -205,9 +237,10 @@ def _accumulate_sums(n_out, t_out, z, y, x, tau, dy, dx, bidi):
     return dropped
 
 
-def lifetime_image(dataset, channel: int | str = 0, *, times=None, plane: int | None = None,
-                   registration=None, irf_offset_ns: float | DecayFit = 0.0
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def lifetime_image(dataset: Dataset, channel: int | str = 0, *,
+                   times: slice | npt.ArrayLike | None = None, plane: int | None = None,
+                   registration: Registration | None = None,
+                   irf_offset_ns: float | DecayFit = 0.0) -> tuple[_F64, _I64]:
     """Mean photon arrival time per pixel minus the IRF offset (ns), pooled over the selected
     time samples, and the photon counts.
 
