@@ -4,6 +4,7 @@ from plain boolean masks: what traces and lifetime traces sum photons or pixels 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["roi_masks"]
 
 
-def roi_masks(rois: RoiSet | dict[str, npt.ArrayLike], frame_shape: tuple[int, int],
+def roi_masks(rois: RoiSet | Mapping[str, npt.ArrayLike], frame_shape: tuple[int, int],
               num_planes: int
               ) -> tuple[sparse.csr_matrix, list[str]]:
     """The mask matrix (ROIs × plane·Y·X, bool) and names of ROIs given either way.
@@ -43,7 +44,7 @@ def roi_masks(rois: RoiSet | dict[str, npt.ArrayLike], frame_shape: tuple[int, i
     if hasattr(rois, "masks") and hasattr(rois, "names"):
         m = sparse.csr_matrix(rois.masks(frame_shape, num_planes), dtype=bool)
         names = list(rois.names)
-    elif isinstance(rois, dict):
+    elif isinstance(rois, Mapping):
         names, rows = [], []
         npix = frame_shape[0] * frame_shape[1]
         for name, mask in rois.items():

@@ -36,7 +36,7 @@ import io
 import math
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -326,7 +326,7 @@ def _offset_ns(irf_offset_ns: float | DecayFit) -> float:
     return value
 
 
-def lifetime_traces(dataset: Dataset, rois: RoiSet | dict[str, npt.ArrayLike], *,
+def lifetime_traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike], *,
                     channel: int | str = 0, kind: str = "lifetime", harmonic: int = 1,
                     irf_offset_ns: float | DecayFit = 0.0, bin_volumes: int = 1,
                     times: slice | npt.ArrayLike | None = None,
