@@ -141,7 +141,6 @@ def phasor_histogram(image: PhasorImage, bounds: Bounds, cells: int = 200) -> _F
     return hist
 
 
-
 def cursor_labels(image: PhasorImage,
                   cursors: Sequence[tuple[float, float, float]]) -> npt.NDArray[np.int32]:
     """Labels (same shape as the image): k + 1 where a pixel's phasor lies within cursor k

@@ -14,7 +14,6 @@ corrupt/late records).  ``beyond_period`` says what happens to them:
             bins), i.e. the photon is taken as belonging to the next pulse.
 """
 
-
 from __future__ import annotations
 
 import math
@@ -68,7 +67,6 @@ class PixelHistograms:
     laser_period_ps: float | None
     beyond_period: str
     dropped: int
-
 
 
 # -- per-pixel histograms ---------------------------------------------------------------------
