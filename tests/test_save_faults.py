@@ -12,7 +12,7 @@ import pytest
 import napari_scanimage as nsi
 from napari_scanimage._atomic import atomic_write, replacing
 from napari_scanimage.errors import SaveError, ScanImageError
-from napari_scanimage.flim.decay import DecayFit
+from napari_scanimage.flim import DecayFit
 from napari_scanimage.session import Session, TraceSettings
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 

@@ -10,7 +10,7 @@ import pytest
 
 import napari_scanimage as nsi
 from napari_scanimage.errors import FormatError, ScanImageError
-from napari_scanimage.flim.decay import DecayFit
+from napari_scanimage.flim import DecayFit
 from napari_scanimage.session import MissingFileError, Session, TraceSettings
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 

@@ -293,7 +293,7 @@ class Session:
 
             session.registration_result = Registration.load(_sidecar(path, reg_name))
         if fit_name is not None:
-            from .flim.decay import DecayFit
+            from .flim.fit_result import DecayFit
 
             session.decay_fit = DecayFit.load(_sidecar(path, fit_name))
         return session

@@ -1,4 +1,4 @@
-"""Decay model and Poisson maximum-likelihood decay fitting (flim.decay)."""
+"""Decay model and Poisson maximum-likelihood decay fitting (flim.decay_model, flim.fitting, flim.fit_result)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from scipy import integrate
 
 from napari_scanimage.errors import FormatError, SelectionError
-from napari_scanimage.flim.decay import DecayFit, decay_model, fit_dataset_decay, fit_decay
+from napari_scanimage.flim import DecayFit, decay_model, fit_dataset_decay, fit_decay
 
 BIN_PS, PERIOD_PS, NBINS = 20.0, 12500.0, 625  # write_siff defaults: 5 ps * 2**2, 80 MHz
 W, P = BIN_PS / 1000, PERIOD_PS / 1000

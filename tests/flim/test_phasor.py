@@ -1,4 +1,4 @@
-"""Per-pixel histograms, phasor images, calibration and lifetime colours (flim.phasor)."""
+"""Per-pixel histograms, phasor images, calibration and lifetime colours (flim.pixels, flim.phasor, flim.phasor_plot, flim.colormaps)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from phasorpy.phasor import phasor_from_signal
 from napari_scanimage import open_dataset
 from napari_scanimage.analysis.registration import Registration
 from napari_scanimage.errors import SelectionError
-from napari_scanimage.flim.decay import DecayFit
-from napari_scanimage.flim.phasor import (
+from napari_scanimage.flim import (
+    DecayFit,
     PhasorImage,
     Reference,
     apparent_lifetimes,

@@ -139,9 +139,8 @@ def test_one_plane_of_the_multi_roi_sample(make_napari_viewer, qtbot, notes):
 
 
 def test_last_frame_reachable_for_any_length_and_rate(make_napari_viewer, tmp_path):
-    from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
-
     from napari_scanimage.layer_axes import reachable_step
+    from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
     layout = SyntheticLayout(channels=(1,), channel_names=("Green",), num_planes=1,
                              num_volumes=1000, frame_rate=30.0, height=8, width=8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_scanimage.flim.decay import DecayFit
+from napari_scanimage.flim import DecayFit
 from napari_scanimage.gui.flim import FlimDock
 from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff

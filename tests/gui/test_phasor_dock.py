@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_scanimage.flim.phasor import PhasorImage, cursor_labels, mean_phasor
+from napari_scanimage.flim import PhasorImage, cursor_labels, mean_phasor
 from napari_scanimage.gui.phasor import PhasorDock
 from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.testing.tiff import SyntheticLayout

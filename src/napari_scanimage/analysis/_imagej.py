@@ -7,7 +7,11 @@ plane); its name, colour and stroke width travel too.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 import numpy as np
+import numpy.typing as npt
 from roifile import ROI_OPTIONS, ROI_TYPE, ImagejRoi, roiread
 
 from ..errors import FormatError
@@ -19,22 +23,24 @@ _OUTLINE = {"polygon": ROI_TYPE.POLYGON, "rectangle": ROI_TYPE.POLYGON,
 ELLIPSE_POINTS = 72
 
 
-def _ellipse_outline(v: np.ndarray) -> np.ndarray:
+def _ellipse_outline(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     centre = v.mean(axis=0)
     a, b = (v[1] - v[0]) / 2, (v[3] - v[0]) / 2
     t = np.linspace(0, 2 * np.pi, ELLIPSE_POINTS, endpoint=False)
-    return centre + np.cos(t)[:, None] * a + np.sin(t)[:, None] * b
+    out: npt.NDArray[np.float64] = centre + np.cos(t)[:, None] * a + np.sin(t)[:, None] * b
+    return out
 
 
-def encode(rois) -> bytes:
+def encode(rois: Iterable[Roi]) -> bytes:
     """The bytes of an ImageJ ROI zip holding ``rois``."""
     import io
     import zipfile
 
-    skipped, out = [], io.BytesIO()
+    skipped: list[str] = []
+    out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for k, r in enumerate(rois):
-            if r.kind == "mask":
+            if r.kind == "mask" or r.vertices is None:
                 skipped.append(r.name)
                 continue
             v = _ellipse_outline(r.vertices) if r.kind == "ellipse" else r.vertices
@@ -57,14 +63,16 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "roi"
 
 
-def decode(path) -> list[Roi]:
+def decode(path: Path) -> list[Roi]:
     """ROIs of an ImageJ .zip or .roi file (polygons, rectangles, ovals and lines)."""
     try:
         found = roiread(path)
     except Exception as exc:  # roifile raises ValueError/struct errors on foreign bytes
         raise FormatError(f"{path.name} is not an ImageJ ROI file ({exc})") from None
     found = found if isinstance(found, list) else [found]
-    rois, skipped, names = [], [], set()
+    rois: list[Roi] = []
+    skipped: list[str] = []
+    names: set[str] = set()
     for k, roi in enumerate(found):
         name = roi.name or f"roi {k + 1}"
         while name in names:
@@ -74,6 +82,10 @@ def decode(path) -> list[Roi]:
             else PALETTE[k % len(PALETTE)]
         plane = int(roi.z_position) - 1 if roi.z_position > 0 else None
         t = roi.roitype
+        x0: float
+        y0: float
+        x1: float
+        y1: float
         if t == ROI_TYPE.RECT:
             x0, y0, x1, y1 = roi.left, roi.top, roi.right, roi.bottom
             if roi.options & ROI_OPTIONS.SUB_PIXEL_RESOLUTION and roi.widthd > 0:

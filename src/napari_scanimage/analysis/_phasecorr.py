@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 from scipy import fft
 
 from .._core.shifting import apply_shifts
@@ -34,14 +37,18 @@ __all__ = ["bidi_cross", "bidi_peak", "bidi_phase", "estimate_shifts", "make_ref
 
 BATCH_BYTES = 32 << 20  # complex spectra held at once by one call (all threads together)
 _EPS = 1e-6  # whitening: |spectrum| + _EPS · mean |spectrum|
+_F32 = npt.NDArray[np.float32]
+_F64 = npt.NDArray[np.float64]
+_R = TypeVar("_R")
 
 
-def taper(shape: tuple[int, int], width: float | None = None) -> np.ndarray:
+def taper(shape: tuple[int, int], width: float | None = None) -> _F32:
     """Edge taper (Y, X) float32: 1 inside, a raised-cosine ramp to 0 over ``width`` pixels at
     each edge (default a quarter of each side, at least 1 pixel).
 
     Wide ramps keep the shared, static frame border from pulling shifts towards zero (the bias
-    is under 1 % of the shift for 64-pixel frames and falls with the frame size)."""
+    is under 1 % of the shift for 64-pixel frames and falls with the frame size).
+    """
     out = []
     for n in shape:
         w = max(1.0, n / 4 if width is None else float(width))
@@ -56,11 +63,12 @@ def _threads(workers: int) -> int:
     return max(1, n + 1 + workers if workers < 0 else workers)
 
 
-def _gaussian_spectrum(shape: tuple[int, int], sigma: float) -> np.ndarray:
+def _gaussian_spectrum(shape: tuple[int, int], sigma: float) -> _F64:
     """rfft2 of a unit-sum Gaussian of ``sigma`` px centred at the origin (real, (Y, X//2+1))."""
     ky = fft.fftfreq(shape[0])[:, None]
     kx = fft.rfftfreq(shape[1])[None, :]
-    return np.exp(-2 * np.pi**2 * sigma**2 * (ky**2 + kx**2))
+    out: _F64 = np.exp(-2 * np.pi**2 * sigma**2 * (ky**2 + kx**2))
+    return out
 
 
 def _whiten(spec: np.ndarray) -> np.ndarray:
@@ -78,7 +86,7 @@ def _whiten(spec: np.ndarray) -> np.ndarray:
 class _Correlator:
     """Precomputed reference spectrum and windows for one reference image."""
 
-    def __init__(self, reference: np.ndarray, max_shift: int, sigma: float):
+    def __init__(self, reference: npt.ArrayLike, max_shift: int, sigma: float) -> None:
         ref = np.asarray(reference, np.float32)
         if ref.ndim != 2:
             raise ValueError(f"reference must be (Y, X), got shape {ref.shape}")
@@ -109,7 +117,8 @@ class _Correlator:
     def _calibrate(self, ref: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
         """Measured → true shift along each axis, from copies of the reference moved by known
         amounts (Fourier shift).  The taper both images share still pulls large shifts a little
-        towards 0 (a few % of the shift on small frames); this map takes that out."""
+        towards 0 (a few % of the shift on small frames); this map takes that out.
+        """
         m = self.max_shift
         if m < 1:
             return None
@@ -130,7 +139,9 @@ class _Correlator:
             out.append((got, true))
         return out
 
-    def _unbias(self, shifts: np.ndarray) -> np.ndarray:
+    def _unbias(self, shifts: _F64) -> _F64:
+        if self.calibration is None:  # nothing measured: shifts as they are
+            return shifts
         for axis, (got, true) in enumerate(self.calibration):
             s = shifts[:, axis]
             mapped = np.interp(s, got, true)
@@ -150,18 +161,45 @@ class _Correlator:
         return out
 
     def correlate(self, frames: np.ndarray) -> np.ndarray:
-        """Normalised correlation (n, 2m+3, 2m+3) for offsets -(m+1) … m+1 in y and x."""
+        """Normalised correlation (n, 2m+3, 2m+3) for offsets -(m+1) … m+1 in y and x.
+
+        Parameters
+        ----------
+        frames : ndarray (n, Y, X)
+            Frames of the reference's shape, any real dtype.
+
+        Returns
+        -------
+        ndarray of float32
+            The correlation at each offset, about 1 at the peak of an identical frame.
+        """
         spec = fft.rfft2(self._prepare(frames), overwrite_x=True, workers=1)
         _whiten(spec)
         spec *= self.ref_spec
         spec = fft.ifft(spec, axis=1, overwrite_x=True, workers=1)
-        part = fft.irfft(spec[:, self.rows], n=self.shape[1], axis=2, workers=1)
+        part: _F32 = fft.irfft(spec[:, self.rows], n=self.shape[1], axis=2, workers=1)
         out = part[:, :, self.cols]
         out *= self.envelope * np.float32(1.0 / self.norm)
         return out
 
     def peaks(self, frames: np.ndarray, subpixel: bool, calibrated: bool = True
-              ) -> tuple[np.ndarray, np.ndarray]:
+              ) -> tuple[_F64, _F64]:
+        """Shift (n, 2) and peak height (n,) of each frame's correlation with the reference.
+
+        Parameters
+        ----------
+        frames : ndarray (n, Y, X)
+            Frames of the reference's shape.
+        subpixel : bool
+            Refine the integer peak by a 3-point Gaussian fit in y and x.
+        calibrated : bool
+            Take out the taper's pull towards 0 (subpixel shifts only).
+
+        Returns
+        -------
+        shifts, peak : ndarray of float64
+            (dy, dx) of each frame relative to the reference, and the peak's height.
+        """
         corr = self.correlate(frames)
         n, w = corr.shape[0], corr.shape[1]
         m = self.max_shift
@@ -200,7 +238,8 @@ def _chunks(n: int, per: int) -> list[slice]:
     return [slice(i, min(i + per, n)) for i in range(0, n, per)]
 
 
-def _run_batches(fn, n: int, per_frame_bytes: int, workers: int) -> list:
+def _run_batches(fn: Callable[[slice], _R], n: int, per_frame_bytes: int,
+                 workers: int) -> list[_R]:
     """Run ``fn(slice)`` over frames 0…n in batches on ``workers`` threads; results in order."""
     threads = _threads(workers)
     per = max(1, BATCH_BYTES // max(1, per_frame_bytes * threads))
@@ -212,9 +251,9 @@ def _run_batches(fn, n: int, per_frame_bytes: int, workers: int) -> list:
         return list(ex.map(fn, parts))
 
 
-def estimate_shifts(frames: np.ndarray, reference: np.ndarray, *, max_shift: float,
+def estimate_shifts(frames: npt.ArrayLike, reference: npt.ArrayLike, *, max_shift: float,
                     subpixel: bool = True, smooth_sigma: float = 1.15, workers: int = -1
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    ) -> tuple[_F64, _F64]:
     """Rigid shift of each frame relative to ``reference`` by phase correlation.
 
     Parameters
@@ -260,7 +299,8 @@ def estimate_shifts(frames: np.ndarray, reference: np.ndarray, *, max_shift: flo
     return (shifts[0], peak[0]) if single else (shifts, peak)
 
 
-def _phase_ramps(shape: tuple[int, int], shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _phase_ramps(shape: tuple[int, ...], shifts: _F64
+                 ) -> tuple[npt.NDArray[np.complex64], npt.NDArray[np.complex64]]:
     """Factors (n, Y, 1) and (n, 1, Xc) that move rfft2 content by ``shifts`` (n, 2)."""
     ky = fft.fftfreq(shape[0])
     kx = fft.rfftfreq(shape[1])
@@ -269,20 +309,24 @@ def _phase_ramps(shape: tuple[int, int], shifts: np.ndarray) -> tuple[np.ndarray
     return ry[:, :, None], rx[:, None, :]
 
 
-def shift_image(img: np.ndarray, shift) -> np.ndarray:
-    """``img`` (Y, X) with its content moved by ``shift`` = (dy, dx) pixels (subpixel, by a
-    Fourier phase ramp; content wraps around the edges).  float32."""
+def shift_image(img: npt.ArrayLike, shift: npt.ArrayLike) -> _F32:
+    """``img`` (Y, X) with its content moved by ``shift`` = (dy, dx) pixels.
+
+    Subpixel, by a Fourier phase ramp; content wraps around the edges.  float32.
+    """
     img = np.asarray(img, np.float32)
     ry, rx = _phase_ramps(img.shape, np.asarray(shift, np.float64).reshape(1, 2))
     spec = fft.rfft2(img)
     spec *= ry[0]
     spec *= rx[0]
-    return fft.irfft2(spec, s=img.shape).astype(np.float32)
+    moved: _F32 = fft.irfft2(spec, s=img.shape).astype(np.float32)
+    return moved
 
 
-def _aligned_mean(frames: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+def _aligned_mean(frames: np.ndarray, shifts: _F64) -> _F32:
     """Mean of frames (n, Y, X) each moved back by its shift (n, 2) (bilinear); pixels brought
-    in from outside a frame are left out, so each pixel averages the frames that cover it."""
+    in from outside a frame are left out, so each pixel averages the frames that cover it.
+    """
     n, Y, X = frames.shape
     total = np.zeros((Y, X))
     count = np.zeros((Y, X))
@@ -297,19 +341,19 @@ def _aligned_mean(frames: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _binned(frames: np.ndarray, target: int = 64) -> np.ndarray:
+def _binned(frames: np.ndarray, target: int = 64) -> _F32:
     """Frames block-averaged so the longer side is about ``target`` px, flattened (N, P)."""
     n, Y, X = frames.shape
     f = max(1, max(Y, X) // target)
     Yb, Xb = Y // f, X // f
-    small = frames[:, :Yb * f, :Xb * f].reshape(n, Yb, f, Xb, f).mean(axis=(2, 4),
+    small: _F32 = frames[:, :Yb * f, :Xb * f].reshape(n, Yb, f, Xb, f).mean(axis=(2, 4),
                                                                       dtype=np.float32)
     return small.reshape(n, -1)
 
 
-def make_reference(frames: np.ndarray, *, n_iter: int = 3, keep: float = 0.5, n_seed: int = 20,
-                   max_shift: float | None = None, smooth_sigma: float = 1.15,
-                   workers: int = -1) -> np.ndarray:
+def make_reference(frames: npt.ArrayLike, *, n_iter: int = 3, keep: float = 0.5,
+                   n_seed: int = 20, max_shift: float | None = None, smooth_sigma: float = 1.15,
+                   workers: int = -1) -> _F32:
     """Reference image (Y, X) float32 from frames (N, Y, X) of one plane.
 
     The start is the mean of the ``n_seed`` frames most alike: the frame whose ``n_seed`` best
@@ -331,7 +375,7 @@ def make_reference(frames: np.ndarray, *, n_iter: int = 3, keep: float = 0.5, n_
     k = min(n_seed, n)
     best = int(np.argmax(np.sort(cc, axis=1)[:, -k:].mean(axis=1)))
     seeds = np.sort(np.argsort(cc[best])[-k:])
-    ref = frames[seeds].mean(axis=0, dtype=np.float64).astype(np.float32)
+    ref: _F32 = frames[seeds].mean(axis=0, dtype=np.float64).astype(np.float32)
     n_keep = max(1, int(math.ceil(keep * n)))
     for _ in range(n_iter):
         shifts, peak = estimate_shifts(frames, ref, max_shift=max_shift,
@@ -345,9 +389,10 @@ def make_reference(frames: np.ndarray, *, n_iter: int = 3, keep: float = 0.5, n_
 
 
 # -- bidirectional scanning ---------------------------------------------------------------
-def bidi_cross(frames: np.ndarray, workers: int = -1) -> np.ndarray:
+def bidi_cross(frames: npt.ArrayLike, workers: int = -1) -> npt.NDArray[np.complex128]:
     """Sum over frames and row pairs of the whitened cross-power spectrum along x of odd rows
-    against the even rows above them, complex128 (X//2+1,)."""
+    against the even rows above them, complex128 (X//2+1,).
+    """
     frames = np.asarray(frames)
     if frames.ndim == 2:
         frames = frames[None]
@@ -357,7 +402,7 @@ def bidi_cross(frames: np.ndarray, workers: int = -1) -> np.ndarray:
     if h == 0 or n == 0:
         return np.zeros(X // 2 + 1, np.complex128)
 
-    def part(s):
+    def part(s: slice) -> npt.NDArray[np.complex128]:
         spec = []
         for rows in (slice(0, 2 * h, 2), slice(1, 2 * h, 2)):
             a = frames[s, rows].astype(np.float32)
@@ -368,14 +413,18 @@ def bidi_cross(frames: np.ndarray, workers: int = -1) -> np.ndarray:
         mag = np.abs(cross)
         mag += _EPS * mag.mean() + np.finfo(np.float32).tiny
         cross /= mag
-        return cross.sum(axis=(0, 1), dtype=np.complex128)
+        total: npt.NDArray[np.complex128] = cross.sum(axis=(0, 1), dtype=np.complex128)
+        return total
 
-    return sum(_run_batches(part, n, Y * (X // 2 + 1) * 8, workers))
+    parts = _run_batches(part, n, Y * (X // 2 + 1) * 8, workers)
+    return sum(parts[1:], parts[0])  # parts[0] + parts[1] + …
 
 
-def bidi_peak(cross: np.ndarray, X: int, max_offset: int, sigma: float = 1.15) -> float:
+def bidi_peak(cross: npt.NDArray[np.complexfloating], X: int, max_offset: int,
+              sigma: float = 1.15) -> float:
     """Subpixel bidirectional phase (pixels, within ``max_offset``) at the peak of the
-    inverse transform of :func:`bidi_cross`'s spectrum for rows of ``X`` pixels."""
+    inverse transform of :func:`bidi_cross`'s spectrum for rows of ``X`` pixels.
+    """
     m = int(max(0, min(max_offset, (X - 3) // 2)))
     if m == 0 or not np.any(cross):
         return 0.0
@@ -394,7 +443,7 @@ def bidi_peak(cross: np.ndarray, X: int, max_offset: int, sigma: float = 1.15) -
     return p
 
 
-def bidi_phase(frames: np.ndarray, max_offset: int = 10, workers: int = -1) -> float:
+def bidi_phase(frames: npt.ArrayLike, max_offset: int = 10, workers: int = -1) -> float:
     """Offset p along x of the odd rows' content relative to the even rows (rows 1, 3, 5, …
     counted from 0), in pixels, searched within ±``max_offset``; :func:`correct_bidi` with p
     removes it: ``corrected_odd_row[x] = odd_row[x + p]``.

@@ -1,5 +1,6 @@
 """Long computations are generators that yield (done, total) and return their result, so a GUI
-worker can report progress and stop between steps; :func:`drive` runs one to the end."""
+worker can report progress and stop between steps; :func:`drive` runs one to the end.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def drive(gen: Generator[tuple[int, int], None, T],
         try:
             done, total = next(gen)
         except StopIteration as stop:
-            return stop.value
+            result: T = stop.value  # what the generator returned
+            return result
         if progress is not None:
             progress(done, total)

@@ -46,13 +46,21 @@ def lab_of(colours: Sequence[str]) -> npt.NDArray[np.float64]:
     return np.asarray(rgb2lab(rgb), np.float64)
 
 
+def _delta_e(lab1: npt.NDArray[np.float64],
+             lab2: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """CIE76 ΔE of CIELAB colours, by scikit-image."""
+    # scikit-image's colour functions carry no annotations
+    out: npt.NDArray[np.float64] = deltaE_cie76(lab1, lab2)  # type: ignore[no-untyped-call]
+    return out
+
+
 def lab_distance(a: str, b: str) -> float:
     """Perceptual distance (CIE76 ΔE) between two "#rrggbb" colours.
 
     About 2 is just noticeable; above 20 the colours are clearly told apart.
     """
     lab = lab_of([a, b])
-    return float(deltaE_cie76(lab[0], lab[1]))
+    return float(_delta_e(lab[0], lab[1]))
 
 
 @lru_cache(maxsize=1)
@@ -66,11 +74,11 @@ def _palette_table() -> tuple[str, ...]:
     grid, lab = grid[keep], lab[keep]
     first = int(np.argmin(np.linalg.norm(grid - _rgb(FIRST), axis=1)))
     chosen = [first]
-    nearest = deltaE_cie76(lab, lab[first])
+    nearest = _delta_e(lab, lab[first])
     while len(chosen) < _TABLE_SIZE:
         k = int(np.argmax(nearest))
         chosen.append(k)
-        nearest = np.minimum(nearest, deltaE_cie76(lab, lab[k]))
+        nearest = np.minimum(nearest, _delta_e(lab, lab[k]))
     return tuple("#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in grid[k]))
                  for k in chosen)
 

@@ -1,17 +1,26 @@
 """ROI masks as one sparse matrix, from a :class:`~napari_scanimage.analysis.rois.RoiSet` or
-from plain boolean masks: what traces and lifetime traces sum photons or pixels over."""
+from plain boolean masks: what traces and lifetime traces sum photons or pixels over.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import numpy as np
+import numpy.typing as npt
 from scipy import sparse
 
 from ..errors import SelectionError
 
+if TYPE_CHECKING:
+    from .rois import RoiSet
+
 __all__ = ["roi_masks"]
 
 
-def roi_masks(rois, frame_shape: tuple[int, int], num_planes: int
+def roi_masks(rois: RoiSet | Mapping[str, npt.ArrayLike], frame_shape: tuple[int, int],
+              num_planes: int
               ) -> tuple[sparse.csr_matrix, list[str]]:
     """The mask matrix (ROIs × plane·Y·X, bool) and names of ROIs given either way.
 
@@ -35,7 +44,7 @@ def roi_masks(rois, frame_shape: tuple[int, int], num_planes: int
     if hasattr(rois, "masks") and hasattr(rois, "names"):
         m = sparse.csr_matrix(rois.masks(frame_shape, num_planes), dtype=bool)
         names = list(rois.names)
-    elif isinstance(rois, dict):
+    elif isinstance(rois, Mapping):
         names, rows = [], []
         npix = frame_shape[0] * frame_shape[1]
         for name, mask in rois.items():

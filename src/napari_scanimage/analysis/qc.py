@@ -9,21 +9,31 @@ float64, so memory is a few images per plane whatever the recording's length.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
+from ..errors import SelectionError
 from ._progress import drive
+
+if TYPE_CHECKING:
+    from .._core.dataset import Dataset
+    from .._core.layout import SliceSample
+    from .registration import Registration
 
 __all__ = ["KINDS", "FrameFlags", "flag_frames", "iter_summary_images", "summary_images"]
 
 KINDS = ("mean", "max", "std", "local correlation")
 BLOCK_BYTES = 32 << 20
 _OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))  # the other 4 of the 8 neighbours are mirrors
+_F64 = npt.NDArray[np.float64]
+_Images = dict[str, npt.NDArray[np.float32]]
 
 
-def _views(a: np.ndarray, dy: int, dx: int):
+def _views(a: _F64, dy: int, dx: int) -> tuple[_F64, _F64]:
     """(a at p, a at p + (dy, dx)) over the pixels where both exist (last two axes)."""
     Y, X = a.shape[-2:]
     ys, yd = slice(0, Y - dy), slice(dy, Y)
@@ -32,14 +42,14 @@ def _views(a: np.ndarray, dy: int, dx: int):
 
 
 class _Moments:
-    def __init__(self, shape: tuple[int, int, int]):
+    def __init__(self, shape: tuple[int, int, int]) -> None:
         self.n = 0
         self.s1 = np.zeros(shape)
         self.s2 = np.zeros(shape)
         self.mx = np.full(shape, -np.inf)
         self.cross = [np.zeros(_views(self.s1, dy, dx)[0].shape) for dy, dx in _OFFSETS]
 
-    def add(self, block: np.ndarray) -> None:
+    def add(self, block: npt.NDArray[np.number]) -> None:
         """block: (n, Z, Y, X)."""
         b = block.astype(np.float64, copy=False)
         self.n += len(b)
@@ -50,7 +60,8 @@ class _Moments:
             p, q = _views(b, dy, dx)
             acc += np.einsum("tzyx,tzyx->zyx", p, q)
 
-    def images(self) -> dict[str, np.ndarray]:
+    def images(self) -> _Images:
+        """The summary images (float32 (Z, Y, X) each) of the frames added so far."""
         n = max(self.n, 1)
         mean = self.s1 / n
         var = np.maximum(self.s2 / n - mean * mean, 0.0)
@@ -72,32 +83,39 @@ class _Moments:
                 "local correlation": np.nan_to_num(corr).astype(np.float32)}
 
 
-def iter_summary_images(dataset, *, channel: int | str = 0, registration=None,
-                        times=None) -> Iterator[tuple[int, int]]:
+def iter_summary_images(dataset: Dataset, *, channel: int | str = 0,
+                        registration: Registration | None = None,
+                        times: slice | Sequence[int] | None = None
+                        ) -> Generator[tuple[int, int], None, _Images]:
     """Generator: yields (blocks done, blocks) and returns {kind: float32 (Z, Y, X)}.
 
     Frames are one per volume (the mean of the samples when there are several per slice);
-    with ``registration`` they are read registered (see ``Dataset.read``)."""
+    with ``registration`` they are read registered (see ``Dataset.read``).
+    """
     info = dataset.info
+    if info.frame_shape is None:  # set for every opened recording
+        raise SelectionError("the frame shape of the recording is unknown")
     Z, (Y, X) = info.num_planes, info.frame_shape
-    sample = "mean" if info.frames_per_slice > 1 else 0
+    sample: SliceSample = "mean" if info.frames_per_slice > 1 else 0
     n_rows = dataset.selection(channel, slice_sample=sample).num_times(dataset.layout)
     rows = np.arange(n_rows, dtype=np.int64) if times is None else \
         np.arange(n_rows, dtype=np.int64)[times]
     per_block = max(1, BLOCK_BYTES // (Z * Y * X * 8))
     chunks = [rows[i:i + per_block] for i in range(0, len(rows), per_block)]
     moments = _Moments((Z, Y, X))
-    extra = {} if registration is None else {"registration": registration}
     yield 0, len(chunks)
     for k, chunk in enumerate(chunks):
-        block = dataset.read(channel, slice_sample=sample, times=chunk, **extra)
+        block = dataset.read(channel, slice_sample=sample, times=chunk.tolist(),
+                             registration=registration)
         moments.add(block.reshape(len(chunk), Z, Y, X))
         yield k + 1, len(chunks)
     return moments.images()
 
 
-def summary_images(dataset, *, channel: int | str = 0, registration=None, times=None,
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+def summary_images(dataset: Dataset, *, channel: int | str = 0,
+                   registration: Registration | None = None,
+                   times: slice | Sequence[int] | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> _Images:
     """Mean, max, std and local-correlation images (float32 (Z, Y, X) each) of one channel."""
     gen = iter_summary_images(dataset, channel=channel, registration=registration, times=times)
     return drive(gen, progress)

@@ -18,18 +18,24 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .._atomic import atomic_write, check_header
 from .._core.shifting import correct_bidi
 from ..errors import FormatError, SelectionError
 from ._phasecorr import bidi_cross, bidi_peak, estimate_shifts, make_reference
 from ._progress import drive
+
+if TYPE_CHECKING:
+    from .._core.dataset import Dataset
+    from .._core.layout import SliceSample
 
 __all__ = ["FORMAT", "VERSION", "Registration", "iter_register", "register"]
 
@@ -63,15 +69,15 @@ class Registration:
     frame_shape : (int, int)
     """
 
-    shifts: np.ndarray
-    correlation: np.ndarray
-    reference: np.ndarray
+    shifts: npt.NDArray[np.float64]
+    correlation: npt.NDArray[np.float64]
+    reference: npt.NDArray[np.float32]
     channel: str = ""
     bidi_phase: float = 0.0
-    settings: dict = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         s = np.asarray(self.shifts, np.float64)
         if s.ndim != 3 or s.shape[2] != 2:
             raise SelectionError(f"shifts must be (T, Z, 2), got {s.shape}")
@@ -88,15 +94,18 @@ class Registration:
 
     @property
     def num_times(self) -> int:
-        return self.shifts.shape[0]
+        """Time points (T)."""
+        return int(self.shifts.shape[0])
 
     @property
     def num_planes(self) -> int:
-        return self.shifts.shape[1]
+        """Planes (Z)."""
+        return int(self.shifts.shape[1])
 
     @property
     def frame_shape(self) -> tuple[int, int]:
-        return tuple(int(s) for s in self.reference.shape[1:])
+        """(Y, X) of the frames (of the reference)."""
+        return int(self.reference.shape[1]), int(self.reference.shape[2])
 
     def integer(self) -> Registration:
         """The same registration with shifts rounded to whole pixels (FLIM-safe for photons)."""
@@ -104,7 +113,7 @@ class Registration:
                             self.channel, self.bidi_phase, {**self.settings, "rounded": True},
                             self.source)
 
-    def check_fits(self, num_times: int, num_planes: int, frame_shape) -> None:
+    def check_fits(self, num_times: int, num_planes: int, frame_shape: Sequence[int]) -> None:
         """Raise SelectionError unless this registration fits a recording of this layout."""
         if (self.num_times, self.num_planes, self.frame_shape) != (
                 num_times, num_planes, tuple(frame_shape)):
@@ -115,7 +124,7 @@ class Registration:
                 f"{frame_shape[1]} — compute or load the registration of this recording")
 
     # -- files ------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write as ``.npz`` (arrays and a JSON header; no pickled objects), atomically."""
         header = {"format": FORMAT, "version": VERSION, "channel": self.channel,
                   "bidi_phase": float(self.bidi_phase), "settings": self.settings,
@@ -126,7 +135,8 @@ class Registration:
         return atomic_write(path, buf.getvalue())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Registration:
+    def load(cls, path: str | os.PathLike[str]) -> Registration:
+        """Read a file written by :meth:`save`; FormatError if it is not one."""
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -141,7 +151,7 @@ class Registration:
 
 
 # -- estimation ---------------------------------------------------------------------------
-def _channel_of(dataset, channel) -> int:
+def _channel_of(dataset: Dataset, channel: int | str) -> int:
     names = dataset.info.channel_names
     c = dataset.channel_index(channel)
     if not 0 <= c < len(names):
@@ -151,7 +161,7 @@ def _channel_of(dataset, channel) -> int:
     return c
 
 
-def _planes_of(planes, num_planes: int) -> list[int]:
+def _planes_of(planes: Sequence[int] | None, num_planes: int) -> list[int]:
     if planes is None:
         return list(range(num_planes))
     try:
@@ -169,9 +179,9 @@ def _planes_of(planes, num_planes: int) -> list[int]:
     return sorted(out)
 
 
-def _read(dataset, channel: int, planes: list[int], num_planes: int, slice_sample, rows
-          ) -> np.ndarray:
-    """Frames (n, len(planes), Y, X) of time rows ``rows`` (a slice or indices)."""
+def _read(dataset: Dataset, channel: int, planes: list[int], num_planes: int,
+          slice_sample: SliceSample, rows: slice) -> npt.NDArray[Any]:
+    """Frames (n, len(planes), Y, X) of the time rows ``rows``."""
     if len(planes) == 1:
         return dataset.read(channel, plane=planes[0], slice_sample=slice_sample,
                             times=rows)[:, None]
@@ -179,21 +189,25 @@ def _read(dataset, channel: int, planes: list[int], num_planes: int, slice_sampl
     return data if len(planes) == num_planes else data[:, planes]
 
 
-def iter_register(dataset, *, channel: int | str = 0, planes: Sequence[int] | None = None,
-                  reference_frames: int = 200, max_shift: float | None = None,
-                  subpixel: bool = True, bidi: bool = False, block_frames: int | None = None
-                  ) -> Iterator[tuple[int, int]]:
+def iter_register(dataset: Dataset, *, channel: int | str = 0,
+                  planes: Sequence[int] | None = None, reference_frames: int = 200,
+                  max_shift: float | None = None, subpixel: bool = True, bidi: bool = False,
+                  block_frames: int | None = None
+                  ) -> Generator[tuple[int, int], None, Registration]:
     """Generator form of :func:`register`: yields (steps done, steps) and returns the
-    :class:`Registration`."""
+    :class:`Registration`.
+    """
     info = dataset.info
     c = _channel_of(dataset, channel)
     Z = int(info.num_planes)
+    if info.frame_shape is None:  # set for every opened recording
+        raise SelectionError("the frame shape of the recording is unknown")
     Y, X = (int(n) for n in info.frame_shape)
     if min(Y, X) < 8:
         raise SelectionError(f"frames of {Y}×{X} pixels are too small to register (need at "
                              "least 8×8)")
     est = _planes_of(planes, Z)
-    slice_sample = "mean" if info.frames_per_slice > 1 else 0
+    slice_sample: SliceSample = "mean" if info.frames_per_slice > 1 else 0
     T = int(dataset.selection(c, slice_sample=slice_sample).num_times(dataset.layout))
     if T < 1:
         raise SelectionError(f"{dataset.paths[0].name} has no complete time point to register")
@@ -218,14 +232,12 @@ def iter_register(dataset, *, channel: int | str = 0, planes: Sequence[int] | No
     yield done, total
 
     ref_rows = np.unique(np.round(np.linspace(0, T - 1, min(int(reference_frames), T)))
-                         ).astype(np.int64)
+                         ).astype(np.int64).tolist()
     phase = 0.0
-    if bidi:
-        cross = 0
-        for z in est:
-            cross = cross + bidi_cross(
-                dataset.read(c, plane=z, slice_sample=slice_sample, times=ref_rows))
-        phase = bidi_peak(cross, X, 10, SMOOTH_SIGMA)
+    if bidi:  # the planes' cross-power spectra summed (est is never empty)
+        crosses = [bidi_cross(dataset.read(c, plane=z, slice_sample=slice_sample,
+                                           times=ref_rows)) for z in est]
+        phase = bidi_peak(sum(crosses[1:], crosses[0]), X, 10, SMOOTH_SIGMA)
     reference = np.zeros((Z, Y, X), np.float32)
     for z in range(Z):
         frames = dataset.read(c, plane=z, slice_sample=slice_sample, times=ref_rows)
@@ -260,7 +272,7 @@ def iter_register(dataset, *, channel: int | str = 0, planes: Sequence[int] | No
             done += 1
             yield done, total
 
-    settings = {"method": "phase correlation", "channel": c, "planes": est,
+    settings: dict[str, Any] = {"method": "phase correlation", "channel": c, "planes": est,
                 "reference_frames": len(ref_rows), "max_shift": max_shift,
                 "subpixel": bool(subpixel), "bidi": bool(bidi), "block_frames": block_frames,
                 "slice_sample": slice_sample, "smooth_sigma": SMOOTH_SIGMA}
@@ -269,7 +281,7 @@ def iter_register(dataset, *, channel: int | str = 0, planes: Sequence[int] | No
                         source=str(dataset.paths[0]))
 
 
-def register(dataset, *, channel: int | str = 0, planes: Sequence[int] | None = None,
+def register(dataset: Dataset, *, channel: int | str = 0, planes: Sequence[int] | None = None,
              reference_frames: int = 200, max_shift: float | None = None,
              subpixel: bool = True, bidi: bool = False, block_frames: int | None = None,
              progress: Callable[[int, int], None] | None = None) -> Registration:
@@ -278,6 +290,7 @@ def register(dataset, *, channel: int | str = 0, planes: Sequence[int] | None = 
     Parameters
     ----------
     dataset : Dataset
+        The recording.
     channel : int or str
         Channel the shifts are estimated on (they apply to every channel).
     planes : list of int, optional

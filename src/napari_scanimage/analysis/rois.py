@@ -17,8 +17,10 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, overload
 
 import numpy as np
+import numpy.typing as npt
 from scipy import sparse
 
 from .._atomic import atomic_write, check_header
@@ -30,17 +32,19 @@ __all__ = ["Roi", "RoiSet", "KINDS", "FORMAT", "VERSION"]
 
 FORMAT = "napari-scanimage-rois"
 VERSION = 1
+# ROI colours: "#rrggbb" or RGB(A) floats in 0..1 (as napari layers give them)
+Colour = str | Sequence[float] | npt.NDArray[np.floating]
 
 
-class RoiSet(Sequence):
+class RoiSet(Sequence[Roi]):
     """An ordered set of uniquely named ROIs.
 
     Build one with :meth:`from_masks`, :meth:`from_layer`, :meth:`load` or :meth:`from_imagej`;
     ``masks(frame_shape, num_planes)`` gives the sparse mask matrix traces use.
     """
 
-    def __init__(self, rois: Sequence[Roi] = (), *, frame_shape: tuple[int, int] | None = None,
-                 num_planes: int | None = None, source: str | None = None):
+    def __init__(self, rois: Sequence[Roi] = (), *, frame_shape: Sequence[int] | None = None,
+                 num_planes: int | None = None, source: str | None = None) -> None:
         self._rois = list(rois)
         names = [r.name for r in self._rois]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -50,7 +54,8 @@ class RoiSet(Sequence):
             if r.kind not in KINDS:
                 raise SelectionError(f"ROI {r.name!r} has kind {r.kind!r}; expected one of "
                                      f"{', '.join(KINDS)}")
-        self.frame_shape = None if frame_shape is None else tuple(int(s) for s in frame_shape)
+        self.frame_shape: tuple[int, ...] | None = (
+            None if frame_shape is None else tuple(int(s) for s in frame_shape))
         self.num_planes = None if num_planes is None else int(num_planes)
         self.source = source
 
@@ -58,7 +63,12 @@ class RoiSet(Sequence):
     def __len__(self) -> int:
         return len(self._rois)
 
-    def __getitem__(self, key):
+    @overload
+    def __getitem__(self, key: int | str) -> Roi: ...
+    @overload
+    def __getitem__(self, key: slice) -> list[Roi]: ...
+    def __getitem__(self, key: int | str | slice) -> Roi | list[Roi]:
+        """An ROI by position or name, or a list of ROIs by slice."""
         if isinstance(key, str):
             for r in self._rois:
                 if r.name == key:
@@ -75,43 +85,53 @@ class RoiSet(Sequence):
 
     @property
     def names(self) -> list[str]:
+        """The ROIs' names, in order."""
         return [r.name for r in self._rois]
 
     @property
     def planes(self) -> list[int | None]:
+        """The plane of each ROI (None: every plane)."""
         return [r.plane for r in self._rois]
 
     @property
     def colours(self) -> list[str]:
+        """The ROIs' colours ("#rrggbb")."""
         return [r.colour for r in self._rois]
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
-    def from_masks(cls, masks: Mapping[str, np.ndarray], *, colours: Sequence[str] | None = None,
-                   source: str | None = None) -> RoiSet:
+    def from_masks(cls, masks: Mapping[str, npt.ArrayLike], *,
+                   colours: Sequence[str] | None = None, source: str | None = None) -> RoiSet:
         """ROIs from {name: bool mask (Y, X) — every plane — or (Z, Y, X) — its planes}."""
-        rois, shapes = [], set()
+        rois: list[Roi] = []
+        shapes: set[tuple[int, ...]] = set()
+        depths: list[int] = []  # planes of the 3-D masks
         for k, (name, mask) in enumerate(masks.items()):
             m = np.asarray(mask).astype(bool)
             if m.ndim not in (2, 3):
                 raise SelectionError(f"mask {name!r} has shape {m.shape}; expected (Y, X) or "
                                      "(Z, Y, X)")
             shapes.add(m.shape[-2:])
-            planes = np.flatnonzero(m.reshape(m.shape[0], -1).any(axis=1)) if m.ndim == 3 else []
-            plane = int(planes[0]) if m.ndim == 3 and len(planes) == 1 else None
+            plane = None
+            if m.ndim == 3:
+                depths.append(m.shape[0])
+                planes = np.flatnonzero(m.reshape(m.shape[0], -1).any(axis=1))
+                plane = int(planes[0]) if len(planes) == 1 else None
             colour = colours[k] if colours is not None else PALETTE[k % len(PALETTE)]
             rois.append(Roi(str(name), "mask", plane=plane, colour=colour, mask=m))
         if len(shapes) > 1:
             raise SelectionError(f"masks of different frame shapes: {sorted(shapes)}")
-        num_planes = max((r.mask.shape[0] for r in rois if r.mask.ndim == 3), default=None)
+        num_planes = max(depths, default=None)
         return cls(rois, frame_shape=shapes.pop() if shapes else None, num_planes=num_planes,
                    source=source)
 
     @classmethod
-    def from_layer(cls, data, *, shape_types: Sequence[str] | str | None = None,
+    def from_layer(cls, data: Sequence[npt.ArrayLike] | npt.NDArray[Any], *,
+                   shape_types: Sequence[str] | str | None = None,
                    edge_widths: Sequence[float] | float = 1.0,
                    planes: Sequence[int | None] | None = None,
-                   names: Sequence[str] | None = None, colours: Sequence[str] | None = None,
+                   names: Sequence[str] | Mapping[int, str] | None = None,
+                   colours: Sequence[Colour] | Mapping[int, Colour] | None = None,
                    frame_shape: tuple[int, int] | None = None, num_planes: int | None = None,
                    source: str | None = None) -> RoiSet:
         """ROIs from a napari layer's data.
@@ -130,7 +150,7 @@ class RoiSet(Sequence):
         widths = np.broadcast_to(np.asarray(edge_widths, np.float64), (n,))
         if len(types) != n:
             raise SelectionError(f"{n} shapes but {len(types)} shape types")
-        rois = []
+        rois: list[Roi] = []
         for k, verts in enumerate(shapes):
             if verts.ndim != 2 or verts.shape[1] < 2:
                 raise SelectionError(f"shape {k} has vertices of shape {verts.shape}; expected "
@@ -147,7 +167,11 @@ class RoiSet(Sequence):
         return cls(rois, frame_shape=frame_shape, num_planes=num_planes, source=source)
 
     @classmethod
-    def _from_labels(cls, labels, names, colours, frame_shape, num_planes, source) -> RoiSet:
+    def _from_labels(cls, labels: npt.NDArray[Any],
+                     names: Sequence[str] | Mapping[int, str] | None,
+                     colours: Sequence[Colour] | Mapping[int, Colour] | None,
+                     frame_shape: Sequence[int] | None, num_planes: int | None,
+                     source: str | None) -> RoiSet:
         a = np.asarray(labels)
         if frame_shape is not None and a.shape[-2:] != tuple(frame_shape):
             raise SelectionError(f"labels of {shape_text(a.shape[-2:])} pixels; the frames are"
@@ -159,7 +183,8 @@ class RoiSet(Sequence):
         else:  # no plane axis: labels on every leading axis are pooled
             per_plane = _pool_labels(a.reshape(-1, 1, *a.shape[-2:]))
         values = [int(v) for v in np.unique(per_plane) if v != 0]
-        masks, chosen = {}, []
+        masks: dict[str, npt.NDArray[np.bool_]] = {}
+        chosen: list[str] = []
         for k, value in enumerate(values):  # names / colours: by position or {value: ...}
             m = per_plane == value
             name = names.get(value) if isinstance(names, Mapping) else \
@@ -174,9 +199,10 @@ class RoiSet(Sequence):
         return out
 
     # -- masks ------------------------------------------------------------------------------
-    def masks(self, frame_shape: tuple[int, int], num_planes: int = 1) -> sparse.csr_matrix:
+    def masks(self, frame_shape: Sequence[int], num_planes: int = 1) -> sparse.csr_matrix:
         """Sparse bool (n_rois, num_planes·Y·X): row r holds ROI r's pixels in every plane it
-        belongs to (all planes when ``plane`` is None)."""
+        belongs to (all planes when ``plane`` is None).
+        """
         Y, X = (int(s) for s in frame_shape)
         npix = Y * X
         cols = []
@@ -184,7 +210,7 @@ class RoiSet(Sequence):
             if roi.plane is not None and not 0 <= roi.plane < num_planes:
                 raise SelectionError(f"ROI {roi.name!r} is on plane {roi.plane}; the recording "
                                      f"has {num_planes} plane(s)")
-            if roi.kind == "mask" and np.ndim(roi.mask) == 3:
+            if roi.kind == "mask" and roi.mask is not None and roi.mask.ndim == 3:
                 m = np.asarray(roi.mask, bool)
                 if m.shape != (num_planes, Y, X):
                     raise SelectionError(f"ROI {roi.name!r} is a mask of shape {m.shape}; the "
@@ -202,26 +228,29 @@ class RoiSet(Sequence):
         return sparse.csr_matrix((np.ones(len(indices), bool), indices, indptr),
                                  shape=(len(cols), num_planes * npix))
 
-    def mask(self, key: int | str, frame_shape: tuple[int, int], num_planes: int = 1
-             ) -> np.ndarray:
+    def mask(self, key: int | str, frame_shape: Sequence[int], num_planes: int = 1
+             ) -> npt.NDArray[np.bool_]:
         """Dense bool (num_planes, Y, X) mask of one ROI (by index or name)."""
         k = self.names.index(key) if isinstance(key, str) else int(key)
         row = RoiSet([self._rois[k]]).masks(frame_shape, num_planes)
-        return row.toarray().reshape(num_planes, *frame_shape)
+        dense: npt.NDArray[np.bool_] = row.toarray()  # scipy.sparse is untyped
+        return dense.reshape(num_planes, *frame_shape)
 
     def renamed(self, old: str, new: str) -> RoiSet:
+        """The same ROIs with ROI ``old`` named ``new``."""
         rois = [replace(r, name=new) if r.name == old else r for r in self._rois]
         return RoiSet(rois, frame_shape=self.frame_shape, num_planes=self.num_planes,
                       source=self.source)
 
     # -- files ------------------------------------------------------------------------------
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The ROIs as a JSON-serialisable document (format tag and version first)."""
         return {"format": FORMAT, "version": VERSION, "source": self.source,
                 "frame_shape": None if self.frame_shape is None else list(self.frame_shape),
                 "num_planes": self.num_planes,
                 "rois": [_roi_to_dict(r) for r in self._rois]}
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the ROIs as versioned JSON, atomically (the old file stays until replaced)."""
         path = Path(path)
         text = json.dumps(self.to_dict(), indent=1)
@@ -229,10 +258,11 @@ class RoiSet(Sequence):
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, frame_shape: tuple[int, int] | None = None,
+    def load(cls, path: str | os.PathLike[str], *, frame_shape: Sequence[int] | None = None,
              num_planes: int | None = None) -> RoiSet:
         """Read a file written by :meth:`save`; with ``frame_shape`` / ``num_planes`` (those of
-        the recording they are meant for) ROIs drawn on other frames are refused."""
+        the recording they are meant for) ROIs drawn on other frames are refused.
+        """
         path = Path(path)
         try:
             doc = json.loads(path.read_bytes())
@@ -243,7 +273,7 @@ class RoiSet(Sequence):
         return out
 
     @classmethod
-    def from_dict(cls, doc, name: str = "ROIs") -> RoiSet:
+    def from_dict(cls, doc: Any, name: str = "ROIs") -> RoiSet:
         """The inverse of :meth:`to_dict` (FormatError naming ``name`` when it is not one)."""
         check_header(doc, FORMAT, VERSION, name, "ROI file")
         try:
@@ -255,7 +285,8 @@ class RoiSet(Sequence):
                 raise
             raise FormatError(f"{name}: malformed ROI entry ({exc!r})") from None
 
-    def _check_fits(self, what: str, frame_shape, num_planes) -> None:
+    def _check_fits(self, what: str, frame_shape: Sequence[int] | None,
+                    num_planes: int | None) -> None:
         if frame_shape is not None and self.frame_shape is not None and \
                 tuple(frame_shape) != self.frame_shape:
             raise SelectionError(f"the ROIs in {what} were drawn on "
@@ -268,9 +299,10 @@ class RoiSet(Sequence):
                 raise SelectionError(f"ROI(s) {', '.join(high)} in {what} are on planes the "
                                      f"recording does not have ({num_planes} plane(s))")
 
-    def to_imagej(self, path: str | os.PathLike) -> Path:
+    def to_imagej(self, path: str | os.PathLike[str]) -> Path:
         """Write an ImageJ / Fiji ROI zip (mask ROIs have no outline and are skipped, with a
-        warning).  ImageJ's coordinates are pixel corners: x + 0.5, y + 0.5."""
+        warning).  ImageJ's coordinates are pixel corners: x + 0.5, y + 0.5.
+        """
         from . import _imagej
 
         path = Path(path)
@@ -279,7 +311,8 @@ class RoiSet(Sequence):
         return path
 
     @classmethod
-    def from_imagej(cls, path: str | os.PathLike, *, frame_shape: tuple[int, int] | None = None,
+    def from_imagej(cls, path: str | os.PathLike[str], *,
+                    frame_shape: Sequence[int] | None = None,
                     num_planes: int | None = None) -> RoiSet:
         """Read an ImageJ ROI zip or .roi file."""
         from . import _imagej
@@ -290,8 +323,8 @@ class RoiSet(Sequence):
         return out
 
 
-def _roi_to_dict(r: Roi) -> dict:
-    d = {"name": r.name, "kind": r.kind, "plane": r.plane, "colour": r.colour,
+def _roi_to_dict(r: Roi) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": r.name, "kind": r.kind, "plane": r.plane, "colour": r.colour,
          "width": r.width}
     if r.kind == "mask":
         m = np.asarray(r.mask, bool)
@@ -301,7 +334,7 @@ def _roi_to_dict(r: Roi) -> dict:
     return d
 
 
-def _roi_from_dict(d: dict) -> Roi:
+def _roi_from_dict(d: Mapping[str, Any]) -> Roi:
     kind = d["kind"]
     if kind == "mask":
         shape = tuple(int(s) for s in d["mask"]["shape"])
@@ -320,10 +353,11 @@ def _roi_from_dict(d: dict) -> Roi:
                str(d.get("colour", PALETTE[0])), float(d.get("width", 1.0)))
 
 
-def _pool_labels(stack: np.ndarray) -> np.ndarray:
+def _pool_labels(stack: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """(K, Z, Y, X) labels drawn at several times → (Z, Y, X): a pixel keeps its label wherever
-    one was painted (the last nonzero one wins where they disagree)."""
-    out = np.zeros(stack.shape[1:], stack.dtype)
+    one was painted (the last nonzero one wins where they disagree).
+    """
+    out: npt.NDArray[Any] = np.zeros(stack.shape[1:], stack.dtype)
     for layer in stack:
         out = np.where(layer != 0, layer, out)
     return out

@@ -9,9 +9,12 @@ mask matrices and files are in :mod:`napari_scanimage.analysis.rois`.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import ScanImageWarning, SelectionError
 from .colours import FIRST
@@ -19,6 +22,8 @@ from .colours import FIRST
 __all__ = ["KINDS", "Roi", "rasterise", "shape_text", "warn_skipped"]
 
 KINDS = ("polygon", "rectangle", "ellipse", "path", "line", "mask")
+_F64 = npt.NDArray[np.float64]
+_BOOL = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,30 +48,33 @@ class Roi:
 
     name: str
     kind: str
-    vertices: np.ndarray | None = None
+    vertices: _F64 | None = None
     plane: int | None = None
     colour: str = FIRST
     width: float = 1.0
-    mask: np.ndarray | None = None
+    mask: _BOOL | None = None
 
-    def pixels(self, frame_shape: tuple[int, int]) -> np.ndarray:
+    def pixels(self, frame_shape: tuple[int, int]) -> _BOOL:
         """Boolean (Y, X) mask of an outline ROI (or a 2-D mask ROI) on frames of this shape."""
         if self.kind == "mask":
             m = np.asarray(self.mask, bool)
             if m.shape[-2:] != tuple(frame_shape):
                 raise SelectionError(f"ROI {self.name!r} is a mask of {shape_text(m.shape[-2:])}"
                                      f" pixels; the frames are {shape_text(frame_shape)}")
-            return m if m.ndim == 2 else m.any(axis=0)
+            # a 3-D mask reduced over its planes is a (Y, X) array, never a scalar
+            return m if m.ndim == 2 else cast("_BOOL", m.any(axis=0))
+        if self.vertices is None:
+            raise SelectionError(f"ROI {self.name!r} ({self.kind}) has no outline vertices")
         return rasterise(self.kind, self.vertices, frame_shape, self.width)
 
 
-def shape_text(shape) -> str:
+def shape_text(shape: Iterable[int]) -> str:
     """``"512×512"``: a frame shape as the messages show it."""
     return "×".join(str(int(s)) for s in shape)
 
 
-def rasterise(kind: str, vertices: np.ndarray, frame_shape: tuple[int, int],
-              width: float = 1.0) -> np.ndarray:
+def rasterise(kind: str, vertices: npt.ArrayLike, frame_shape: tuple[int, int],
+              width: float = 1.0) -> _BOOL:
     """Pixels (Y, X) whose centres lie inside an outline (or within width/2 of a path)."""
     Y, X = (int(s) for s in frame_shape)
     v = np.asarray(vertices, np.float64).reshape(-1, 2)
@@ -92,7 +100,7 @@ def rasterise(kind: str, vertices: np.ndarray, frame_shape: tuple[int, int],
     return out
 
 
-def _in_polygon(v: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+def _in_polygon(v: _F64, yy: _F64, xx: _F64) -> _BOOL:
     """Even-odd rule at each (yy, xx); points on an edge count as inside."""
     inside = np.zeros(yy.shape, bool)
     on_edge = np.zeros(yy.shape, bool)
@@ -107,15 +115,16 @@ def _in_polygon(v: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
     return inside | on_edge
 
 
-def _segment_distance(ya, xa, yb, xb, yy, xx) -> np.ndarray:
+def _segment_distance(ya: float, xa: float, yb: float, xb: float, yy: _F64, xx: _F64) -> _F64:
     dy, dx = yb - ya, xb - xa
     length2 = dy * dy + dx * dx
     t = np.zeros(yy.shape) if length2 == 0 else \
         np.clip(((yy - ya) * dy + (xx - xa) * dx) / length2, 0.0, 1.0)
-    return np.hypot(yy - (ya + t * dy), xx - (xa + t * dx))
+    out: _F64 = np.hypot(yy - (ya + t * dy), xx - (xa + t * dx))
+    return out
 
 
-def _near_path(v: np.ndarray, yy: np.ndarray, xx: np.ndarray, half: float) -> np.ndarray:
+def _near_path(v: _F64, yy: _F64, xx: _F64, half: float) -> _BOOL:
     near = np.zeros(yy.shape, bool)
     for i in range(max(len(v) - 1, 1)):
         a, b = v[i], v[min(i + 1, len(v) - 1)]
@@ -123,7 +132,7 @@ def _near_path(v: np.ndarray, yy: np.ndarray, xx: np.ndarray, half: float) -> np
     return near
 
 
-def _in_ellipse(v: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+def _in_ellipse(v: _F64, yy: _F64, xx: _F64) -> _BOOL:
     """Ellipse inscribed in the (possibly rotated) box of four corners, as napari stores it."""
     if len(v) != 4:
         raise SelectionError(f"an ellipse ROI needs the 4 corners of its box, got {len(v)}")
@@ -136,7 +145,8 @@ def _in_ellipse(v: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
     py, px = yy - centre[0], xx - centre[1]
     u = (py * a[0] + px * a[1]) / na
     w = (py * b[0] + px * b[1]) / nb
-    return u * u + w * w <= 1.0 + 1e-12
+    inside: _BOOL = u * u + w * w <= 1.0 + 1e-12
+    return inside
 
 
 def warn_skipped(names: list[str], why: str) -> None:

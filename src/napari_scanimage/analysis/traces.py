@@ -19,11 +19,14 @@ import csv
 import io
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage, sparse
 
 from .._atomic import atomic_write
@@ -31,10 +34,23 @@ from ..errors import EmptyRoiWarning, SelectionError
 from ._progress import drive
 from .masks import roi_masks
 
+if TYPE_CHECKING:
+    from .._core.dataset import Dataset
+    from .._core.layout import SliceSample
+    from .._core.reading import BlockReader
+    from ..flim.fit_result import DecayFit
+    from ..flim.lifetime import LifetimeTraces
+    from .registration import Registration
+    from .rois import RoiSet
+
 __all__ = ["Traces", "iter_traces", "neuropil_masks", "traces"]
 
 KINDS = ("mean", "sum", "dff")
 BLOCK_BYTES = 8 << 20  # frames per block: small enough to be summed while still in cache
+_F64 = npt.NDArray[np.float64]
+_I64 = npt.NDArray[np.int64]
+# per plane: the flat pixel columns some mask uses, and the masks' weights on them
+_Planes = list[tuple[_I64, sparse.csr_matrix]]
 
 
 @dataclass(frozen=True)
@@ -55,14 +71,14 @@ class Traces:
         NaN where the ROI has no pixel in that plane.
     """
 
-    values: np.ndarray
+    values: _F64
     names: list[str]
-    time: np.ndarray
+    time: _F64
     channel: str
     kind: str
-    per_plane: np.ndarray = field(repr=False)
+    per_plane: _F64 = field(repr=False)
 
-    def to_csv(self, path: str | os.PathLike) -> Path:
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write a tidy CSV (time_s, roi, channel, metric, value), atomically."""
         return atomic_write(path, self.csv_text().encode())
 
@@ -72,7 +88,7 @@ class Traces:
         self._write_rows(out)
         return out.getvalue()
 
-    def _write_rows(self, fh) -> None:
+    def _write_rows(self, fh: io.StringIO) -> None:
         writer = csv.writer(fh)
         writer.writerow(["time_s", "roi", "channel", "metric", "value"])
         for r, name in enumerate(self.names):
@@ -83,7 +99,8 @@ class Traces:
 def neuropil_masks(masks: sparse.csr_matrix, shape: tuple[int, int, int], *, inner: int = 2,
                    outer: int = 8) -> sparse.csr_matrix:
     """Annulus around each ROI (per plane): pixels between ``inner`` and ``outer`` pixels from
-    it, minus every ROI's pixels.  Same layout as ``masks`` (n_rois, Z·Y·X)."""
+    it, minus every ROI's pixels.  Same layout as ``masks`` (n_rois, Z·Y·X).
+    """
     Z, Y, X = shape
     union = np.asarray(masks.sum(axis=0)).reshape(Z, Y, X) > 0
     rows = []
@@ -99,9 +116,11 @@ def neuropil_masks(masks: sparse.csr_matrix, shape: tuple[int, int, int], *, inn
     return sparse.vstack(rows, format="csr") if rows else masks.copy()
 
 
-def _read_block(block, rows: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:
+def _read_block(block: BlockReader, rows: _I64,
+                buffer: npt.NDArray[Any] | None = None) -> npt.NDArray[Any]:
     """Frames of time rows ``rows`` as (n, Z·Y·X); read into ``buffer`` when the selection
-    needs no averaging (one page per frame) and no registration."""
+    needs no averaging (one page per frame) and no registration.
+    """
     pages = block.selection.pages_at(block.layout, rows)  # (n, nz, nf)
     if buffer is not None and pages.shape[2] == 1 and block.registration is None:
         out = buffer[: len(rows)].reshape((len(rows), pages.shape[1], *block.spec.frame_shape))
@@ -110,27 +129,32 @@ def _read_block(block, rows: np.ndarray, buffer: np.ndarray | None = None) -> np
     return block.rows_at(rows).reshape(len(rows), -1)
 
 
-def _sums(flat: np.ndarray, planes: list[tuple[np.ndarray, sparse.csr_matrix]]) -> np.ndarray:
+def _sums(flat: npt.NDArray[Any], planes: _Planes) -> _F64:
     """Per-plane sums (n_masks, n_rows, Z): ``planes`` holds, per plane, the flat pixel columns
-    some mask uses and the masks' weights on them; only those pixels are converted."""
+    some mask uses and the masks' weights on them; only those pixels are converted.
+    """
     return np.stack([w @ flat[:, cols].astype(np.float64).T for cols, w in planes], axis=2)
 
 
-def _block_sums(block, rows: np.ndarray, planes) -> np.ndarray:
+def _block_sums(block: BlockReader, rows: _I64, planes: _Planes) -> _F64:
     """Per-plane sums of one block of time rows (the unit of work on dask schedulers)."""
     return _sums(_read_block(block, rows), planes)
 
 
-def iter_traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
-                slice_sample="mean", percentile: float = 8.0, window_s: float | None = None,
+def iter_traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike], *,
+                channel: int | str = 0, kind: str = "mean", slice_sample: SliceSample = "mean",
+                percentile: float = 8.0, window_s: float | None = None,
                 neuropil: float | None = None, neuropil_radii: tuple[int, int] = (2, 8),
-                times=None, scheduler=None, registration=None, shift_mode: str | None = None
-                ) -> Iterator[tuple[int, int]]:
+                times: slice | Sequence[int] | None = None, scheduler: Any = None,
+                registration: Registration | None = None, shift_mode: str | None = None
+                ) -> Generator[tuple[int, int], None, Traces]:
     """Generator form of :func:`traces`: yields (blocks done, blocks) and returns Traces."""
     if kind not in KINDS:
         raise SelectionError(f"kind {kind!r} is not one of {', '.join(map(repr, KINDS))}")
     info = dataset.info
     Z = info.num_planes
+    if info.frame_shape is None:  # set for every opened recording
+        raise SelectionError("the frame shape of the recording is unknown")
     Y, X = info.frame_shape
     masks, names = roi_masks(rois, (Y, X), Z)
     n_rois = masks.shape[0]
@@ -139,7 +163,7 @@ def iter_traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
                                                      outer=neuropil_radii[1])], format="csr")
     weights = masks.astype(np.float64).tocsc()
     used = np.flatnonzero(np.diff(weights.indptr))  # columns (pixels) any mask uses
-    planes = []
+    planes: _Planes = []
     for z in range(Z):
         cols = used[(used >= z * Y * X) & (used < (z + 1) * Y * X)]
         planes.append((cols, weights[:, cols].tocsr()))
@@ -164,23 +188,28 @@ def iter_traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
         from concurrent.futures import ThreadPoolExecutor
 
         n_flat = Z * Y * X
-        buffers = ([np.empty((per_block, n_flat), block.out_dtype) for _ in range(2)]
-                   if block.registration is None else [None, None])
+        buffers: list[npt.NDArray[Any] | None] = (
+            [np.empty((per_block, n_flat), block.out_dtype) for _ in range(2)]
+            if block.registration is None else [None, None])
         at = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scanimage-traces") as pool:
-            pending = pool.submit(_read_block, block, chunks[0], buffers[0]) if chunks else None
+            pending: list[Future[npt.NDArray[Any]]] = (
+                [pool.submit(_read_block, block, chunks[0], buffers[0])] if chunks else [])
             for k, rows in enumerate(chunks):
-                flat = pending.result()
+                flat = pending.pop().result()
                 if k + 1 < len(chunks):
-                    pending = pool.submit(_read_block, block, chunks[k + 1], buffers[(k + 1) % 2])
+                    pending.append(pool.submit(_read_block, block, chunks[k + 1],
+                                               buffers[(k + 1) % 2]))
                 sums[:, at:at + len(rows)] = _sums(flat, planes)
                 at += len(rows)
                 yield k + 1, len(chunks)
     else:
-        import dask
+        from dask.base import compute
+        from dask.delayed import delayed
 
-        tasks = [dask.delayed(_block_sums)(block, rows, planes) for rows in chunks]
-        parts = dask.compute(*tasks, scheduler=scheduler)
+        tasks = [delayed(_block_sums)(block, rows, planes) for rows in chunks]
+        # dask's compute carries no annotations
+        parts = compute(*tasks, scheduler=scheduler)  # type: ignore[no-untyped-call]
         at = 0
         for part in parts:
             sums[:, at:at + part.shape[1]] = part
@@ -190,8 +219,10 @@ def iter_traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
                    window_s, neuropil, slice_sample)
 
 
-def _finish(dataset, block, rows, sums, counts, names, n_rois, kind, percentile, window_s,
-            neuropil, slice_sample) -> Traces:
+def _finish(dataset: Dataset, block: BlockReader, rows: _I64, sums: _F64, counts: _F64,
+            names: list[str], n_rois: int, kind: str, percentile: float,
+            window_s: float | None, neuropil: float | None,
+            slice_sample: SliceSample) -> Traces:
     total = sums.sum(axis=2)
     npix = counts.sum(axis=1)
     empty = npix[:n_rois] == 0
@@ -218,10 +249,11 @@ def _finish(dataset, block, rows, sums, counts, names, n_rois, kind, percentile,
     return Traces(values, list(names), time, channel, kind, per_plane)
 
 
-def dff(values: np.ndarray, time: np.ndarray, *, percentile: float = 8.0,
-        window_s: float | None = None) -> np.ndarray:
+def dff(values: _F64, time: _F64, *, percentile: float = 8.0,
+        window_s: float | None = None) -> _F64:
     """(F − F0) / F0 per row; F0 = ``percentile`` of the whole row, or a running percentile over
-    ``window_s`` seconds (edges repeat the nearest value)."""
+    ``window_s`` seconds (edges repeat the nearest value).
+    """
     if window_s is None:
         f0 = np.nanpercentile(values, percentile, axis=1, keepdims=True) if values.size else \
             values
@@ -231,29 +263,34 @@ def dff(values: np.ndarray, time: np.ndarray, *, percentile: float = 8.0,
         f0 = np.stack([ndimage.percentile_filter(row, percentile, size=size, mode="nearest")
                        for row in values]) if len(values) else values
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (values - f0) / f0
+        out: _F64 = (values - f0) / f0
+    return out
 
 
-def _time(dataset, block, rows, slice_sample) -> np.ndarray:
+def _time(dataset: Dataset, block: BlockReader, rows: _I64, slice_sample: SliceSample) -> _F64:
     times = dataset.timestamps(0, slice_sample=slice_sample)
     return np.asarray(times, dtype=np.float64)[rows]
 
 
-def traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
-           slice_sample="mean", percentile: float = 8.0, window_s: float | None = None,
+def traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike], *,
+           channel: int | str = 0, kind: str = "mean", slice_sample: SliceSample = "mean",
+           percentile: float = 8.0, window_s: float | None = None,
            neuropil: float | None = None, neuropil_radii: tuple[int, int] = (2, 8),
-           times: slice | Sequence[int] | None = None, scheduler=None,
-           progress: Callable[[int, int], None] | None = None, registration=None,
-           shift_mode: str | None = None, harmonic: int = 1, irf_offset_ns=0.0,
-           bin_volumes: int = 1):
+           times: slice | Sequence[int] | None = None, scheduler: Any = None,
+           progress: Callable[[int, int], None] | None = None,
+           registration: Registration | None = None, shift_mode: str | None = None,
+           harmonic: int = 1, irf_offset_ns: float | DecayFit = 0.0,
+           bin_volumes: int = 1) -> Traces | LifetimeTraces:
     """Every ROI's trace over time, in one pass over the frames.
 
     Parameters
     ----------
     dataset : Dataset
+        The recording.
     rois : RoiSet or dict of name → bool mask (Y, X) or (Z, Y, X)
         A 2-D ROI without a plane covers every plane (pooled); a per-plane ROI only its plane.
     channel : int or str
+        Channel index or name.
     kind : {"mean", "sum", "dff", "lifetime", "phasor"}
         Mean or sum of the ROI's pixels; dF/F = (F − F0) / F0 of the mean.  "lifetime" and
         "phasor" (`.siff` only) give a :class:`~.lifetime.LifetimeTraces` from the photons'
@@ -272,6 +309,7 @@ def traces(dataset, rois, *, channel: int | str = 0, kind: str = "mean",
     scheduler : str or dask client, optional
         Run the blocks on this dask scheduler ("threads", "processes", a distributed Client).
     progress : callable(done, total), optional
+        Called after each block.
     registration : Registration, optional
         Motion registration of the recording: traces of the registered frames (ROIs drawn on
         them), as :meth:`Dataset.read` gives them with ``registration``.

@@ -36,15 +36,25 @@ import io
 import math
 import os
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 from scipy import stats
 
 from .._atomic import atomic_write
 from ..errors import EmptyRoiWarning, SelectionError
+
+if TYPE_CHECKING:
+    from .._core.dataset import Dataset
+    from ..analysis.registration import Registration
+    from ..analysis.rois import RoiSet
+    from ..io.siff import SiffReader
+    from .fit_result import DecayFit
 
 __all__ = ["KINDS", "LifetimeTraces", "lifetime_traces"]
 
@@ -54,6 +64,11 @@ _U16 = np.uint64(0xFFFF)
 _S48 = np.uint64(48)
 _S32 = np.uint64(32)
 BAD_COORD, BAD_COUNT = 1, 2
+_F64 = npt.NDArray[np.float64]
+_I64 = npt.NDArray[np.int64]
+_INT = npt.NDArray[np.integer[Any]]
+_Views64 = tuple[npt.NDArray[np.uint64], ...]
+_Views16 = tuple[npt.NDArray[np.uint16], ...]
 
 
 @dataclass(frozen=True)
@@ -92,9 +107,10 @@ class LifetimeTraces:
     irf_offset_ns: float = 0.0
     confidence: float = 0.95
 
-    def to_csv(self, path: str | os.PathLike) -> Path:
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write a tidy CSV (time_s, roi, channel, metric, value, ci_low, ci_high, photons),
-        atomically.  Metrics: ``lifetime_ns``, or ``phasor_g_h<h>`` and ``phasor_s_h<h>``."""
+        atomically.  Metrics: ``lifetime_ns``, or ``phasor_g_h<h>`` and ``phasor_s_h<h>``.
+        """
         return atomic_write(path, self.csv_text().encode())
 
     def csv_text(self) -> str:
@@ -121,13 +137,16 @@ class LifetimeTraces:
 
 # -- photon moments -----------------------------------------------------------------------------
 @njit(nogil=True, cache=True)
-def _moments_kernel(v64, v16, kinds, starts, counts, rasters, rows, planes, indptr, indices,
-                    uptr, upix, height, width, omega, phasor, out_i, out_f, status):
+def _moments_kernel(v64: _Views64, v16: _Views16, kinds: _I64, starts: _I64, counts: _I64,
+                    rasters: _I64, rows: _I64, planes: _I64, indptr: _I64, indices: _I64,
+                    uptr: _I64, upix: _I64, height: int, width: int, omega: float, phasor: bool,
+                    out_i: _I64, out_f: _F64, status: npt.NDArray[np.int8]) -> None:
     """Photon moments of every mask per output row: ``out_i[row, mask]`` += (n, Σt, Σt²) and,
     with ``phasor``, ``out_f[row, mask]`` += (Σcos, Σsin, Σcos², Σsin²) of phase ``omega·t``.
 
     Pages and masks as in the reader's ``mask_sums`` kernel (CSR table per plane, masked pixels
-    listed in ``upix[uptr[z]:uptr[z + 1]]``)."""
+    listed in ``upix[uptr[z]:uptr[z + 1]]``).
+    """
     npix = height * width
     for i in range(kinds.shape[0]):
         oi = out_i[rows[i]]
@@ -171,7 +190,7 @@ def _moments_kernel(v64, v16, kinds, starts, counts, rasters, rows, planes, indp
             z = planes[i]
             rview = v16[rasters[i] % 2]
             rbase = rasters[i] // 2
-            pos = 0
+            pos: int | np.int64 = 0  # (annotations of locals are not seen by numba)
             prev = 0
             for u in range(uptr[z], uptr[z + 1]):  # only pixels inside some mask
                 k = upix[u]
@@ -183,8 +202,8 @@ def _moments_kernel(v64, v16, kinds, starts, counts, rasters, rows, planes, indp
                     status[i] = BAD_COUNT
                     break
                 if cnt:
-                    s1 = 0
-                    s2 = 0
+                    s1: int | np.int64 = 0
+                    s2: int | np.int64 = 0
                     sc = 0.0
                     ss = 0.0
                     scc = 0.0
@@ -218,10 +237,10 @@ def _moments_kernel(v64, v16, kinds, starts, counts, rasters, rows, planes, indp
                     status[i] = BAD_COUNT
 
 
-def _file_moments(reader, pages, rows, planes, nrows, indptr, indices, nmasks, omega,
-                  phasor) -> tuple[np.ndarray, np.ndarray]:
-    """Moments of one file's pages (local indices): int64 (nrows, R, 3), float64 (nrows, R, 4).
-    """
+def _file_moments(reader: SiffReader, pages: npt.ArrayLike, rows: npt.ArrayLike,
+                  planes: npt.ArrayLike, nrows: int, indptr: _I64, indices: _I64, nmasks: int,
+                  omega: float, phasor: bool) -> tuple[_I64, _F64]:
+    """Moments of one file's pages (local indices): int64 (nrows, R, 3), float64 (nrows, R, 4)."""
     from ..io.siff import pixel_lists
 
     pages = np.asarray(pages, np.int64).reshape(-1)
@@ -235,7 +254,7 @@ def _file_moments(reader, pages, rows, planes, nrows, indptr, indices, nmasks, o
     status = np.zeros(len(pages), np.int8)
     uptr, upix = pixel_lists(indptr[:, 1:] > indptr[:, :-1])
 
-    def run(sl):
+    def run(sl: slice) -> None:
         _moments_kernel(reader._v64, reader._v16, reader.kinds[pages[sl]],
                         reader.starts[pages[sl]], reader.counts[pages[sl]],
                         reader.rasters[pages[sl]], rows[sl], planes[sl], indptr, indices, uptr,
@@ -247,10 +266,12 @@ def _file_moments(reader, pages, rows, planes, nrows, indptr, indices, nmasks, o
     return out_i, out_f
 
 
-def _roi_moments(dataset, stack: np.ndarray, channel, times, registration, bin_volumes: int,
-                 omega: float, phasor: bool):
+def _roi_moments(dataset: Dataset, stack: npt.NDArray[np.bool_], channel: int | str,
+                 times: slice | npt.ArrayLike | None, registration: Registration | None,
+                 bin_volumes: int, omega: float, phasor: bool) -> tuple[_I64, _F64, _I64]:
     """Moments per (pooled time point, ROI) of bool masks ``stack`` (R, Z, Y, X); also the
-    selected time rows."""
+    selected time rows.
+    """
     from .._core.photons import shifted_csr
     from ..io.siff import masks_to_csr
 
@@ -261,7 +282,8 @@ def _roi_moments(dataset, stack: np.ndarray, channel, times, registration, bin_v
     rows = np.broadcast_to((np.arange(n) // bin_volumes)[:, None, None], pages.shape)
     zs = np.broadcast_to(np.arange(Z)[None, :, None], pages.shape)
     if registration is None:
-        passes = [(slice(None), zs.reshape(-1), masks_to_csr(stack))]
+        passes: Iterable[tuple[slice | _INT, _INT, tuple[_I64, _I64]]] = [
+            (slice(None), zs.reshape(-1), masks_to_csr(stack))]
     else:
         Y, X = dataset.spec.frame_shape
         where = [np.nonzero(stack[:, z]) for z in range(Z)]
@@ -281,7 +303,7 @@ def _roi_moments(dataset, stack: np.ndarray, channel, times, registration, bin_v
 
 
 # -- statistics ---------------------------------------------------------------------------------
-def _mean_ci(n: np.ndarray, s1: np.ndarray, s2: np.ndarray, confidence: float):
+def _mean_ci(n: _F64, s1: _F64, s2: _F64, confidence: float) -> tuple[_F64, _F64]:
     """Mean, and half-width of its Student-t interval, from n, Σx, Σx² (float arrays)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = s1 / n
@@ -292,10 +314,10 @@ def _mean_ci(n: np.ndarray, s1: np.ndarray, s2: np.ndarray, confidence: float):
     return mean, np.where(n > 1, q * se, np.nan)
 
 
-def _offset_ns(irf_offset_ns) -> float:
-    value = getattr(irf_offset_ns, "irf_offset_ns", irf_offset_ns)
+def _offset_ns(irf_offset_ns: float | DecayFit) -> float:
+    given: Any = getattr(irf_offset_ns, "irf_offset_ns", irf_offset_ns)  # a DecayFit or not
     try:
-        value = float(value)
+        value = float(given)
     except (TypeError, ValueError):
         raise SelectionError(f"irf_offset_ns must be a number or a DecayFit, got "
                              f"{irf_offset_ns!r}") from None
@@ -304,9 +326,12 @@ def _offset_ns(irf_offset_ns) -> float:
     return value
 
 
-def lifetime_traces(dataset, rois, *, channel: int | str = 0, kind: str = "lifetime",
-                    harmonic: int = 1, irf_offset_ns=0.0, bin_volumes: int = 1, times=None,
-                    registration=None, confidence: float = 0.95) -> LifetimeTraces:
+def lifetime_traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike], *,
+                    channel: int | str = 0, kind: str = "lifetime", harmonic: int = 1,
+                    irf_offset_ns: float | DecayFit = 0.0, bin_volumes: int = 1,
+                    times: slice | npt.ArrayLike | None = None,
+                    registration: Registration | None = None,
+                    confidence: float = 0.95) -> LifetimeTraces:
     """Empirical lifetime or phasor of every ROI at every time point, in one photon pass.
 
     Parameters
@@ -358,9 +383,13 @@ def lifetime_traces(dataset, rois, *, channel: int | str = 0, kind: str = "lifet
         if flim.laser_period_ps is None:
             raise SelectionError("the laser period is unknown (no countrates in the file): "
                                  "phasors need it")
+        if flim.bin_width_ps is None:  # bin_width_ns above has raised already
+            raise SelectionError("the bin width is unknown; reopen with bin_width_ps=...")
         omega = 2.0 * math.pi * int(harmonic) * flim.bin_width_ps / flim.laser_period_ps
     info = dataset.info
     Z = info.num_planes
+    if info.frame_shape is None:  # set for every opened recording
+        raise SelectionError("the frame shape of the recording is unknown")
     Y, X = info.frame_shape
     masks, names = roi_masks(rois, (Y, X), Z)
     stack = masks.toarray().reshape(len(names), Z, Y, X)

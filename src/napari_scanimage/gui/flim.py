@@ -4,7 +4,7 @@ degenerate; fits saved and loaded as JSON.  The pooled lifetime image gets a col
 dock (its lifetime range in ns), the fraction image napari's colour bar of the layer.
 
 The histogram and the fit run in a worker (the library's ``Dataset.histogram`` and
-:func:`~napari_scanimage.flim.decay.fit_decay`), so the viewer stays responsive.
+:func:`~napari_scanimage.flim.fitting.fit_decay`), so the viewer stays responsive.
 """
 
 from __future__ import annotations
@@ -28,8 +28,14 @@ from qtpy.QtWidgets import (
 )
 
 from ..errors import ScanImageError
-from ..flim.decay import DecayFit, fit_decay
-from ..flim.phasor import intensity_modulated, lifetime_image, phasor_image, turbo
+from ..flim import (
+    DecayFit,
+    fit_decay,
+    intensity_modulated,
+    lifetime_image,
+    phasor_image,
+    turbo,
+)
 from ._dock import PLOT_MIN_HEIGHT, dock_layout, show_rows
 from ._family import derived_metadata
 from ._report import report_failure

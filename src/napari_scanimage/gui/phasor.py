@@ -25,13 +25,14 @@ from qtpy.QtWidgets import (
 )
 
 from ..analysis.colours import PALETTE
-from ..flim.decay import DecayFit, fit_dataset_decay
-from ..flim.phasor import (
+from ..flim import (
+    DecayFit,
     PhasorCensus,
     PhasorImage,
     Reference,
     cursor_labels,
     filter_phasor,
+    fit_dataset_decay,
     lifetime_ticks,
     mean_phasor,
     phasor_bounds,
