@@ -40,8 +40,13 @@ class Shifts(Protocol):
     The read path depends on this shape only, not on how the shifts were estimated.
     """
 
-    shifts: np.ndarray  # (num_times, num_planes, 2) of (dy, dx)
-    bidi_phase: float
+    @property
+    def shifts(self) -> np.ndarray:
+        """(num_times, num_planes, 2) of (dy, dx)."""
+
+    @property
+    def bidi_phase(self) -> float:
+        """Bidirectional line phase, pixels."""
 
     def check_fits(self, num_times: int, num_planes: int,
                    frame_shape: tuple[int, int]) -> None:
