@@ -38,7 +38,8 @@ def _pixel(rec, height, width):
 @njit(nogil=True, cache=True, inline="always")
 def _count_u16(view, start, stop, hist, status, maxtau, i):
     """Add the u16 arrival times ``view[start:stop]`` to ``hist``; times past its end mark
-    page ``i`` as OVERFLOW and keep the largest in ``maxtau[i]``."""
+    page ``i`` as OVERFLOW and keep the largest in ``maxtau[i]``.
+    """
     cap = hist.shape[0]
     for j in range(start, stop):
         tau = np.int64(view[j])
@@ -94,7 +95,8 @@ def histogram(v64, v16, kinds, starts, counts, rasters, rows, planes, mask, use_
               uptr, upix, height, width, out, status, maxtau):
     """Arrival-time counts of each page added to ``out[rows[i]]``; with ``use_mask`` only the
     photons whose pixel is set in ``mask[planes[i]]`` (flat H·W, uint8), whose set pixels of
-    plane z are also listed, ascending, in ``upix[uptr[z]:uptr[z + 1]]``."""
+    plane z are also listed, ascending, in ``upix[uptr[z]:uptr[z + 1]]``.
+    """
     npix = height * width
     cap = out.shape[1]
     for i in range(kinds.shape[0]):
@@ -212,7 +214,8 @@ def pixel_sums(v64, v16, kinds, starts, counts, rasters, rows, height, width, ou
                status):
     """Photon count and arrival-time sum of every pixel, per output row: ``out_n`` and
     ``out_tau`` are (rows, height·width).  (``mask_sums`` with every pixel its own mask, without
-    the table lookups.)"""
+    the table lookups.)
+    """
     npix = height * width
     for i in range(kinds.shape[0]):
         cn = out_n[rows[i]]

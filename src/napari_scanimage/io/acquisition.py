@@ -1,5 +1,6 @@
 """What a ScanImage recording is: :class:`AcquisitionInfo`, and reading its values from header
-keys whose names and types differ between ScanImage versions (see ``docs/formats.md``)."""
+keys whose names and types differ between ScanImage versions (see ``docs/formats.md``).
+"""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ class AcquisitionInfo:
 
 def first_value(values: Mapping, *keys: str, default: Any = None) -> Any:
     """The value of the first of ``keys`` present with a value (not None or []) in ``values``;
-    versions name one setting differently."""
+    versions name one setting differently.
+    """
     for key in keys:
         if key in values:
             value = values[key]

@@ -170,7 +170,8 @@ def _pair(sf: Mapping, key: str, where: str, positive: bool) -> tuple[float, flo
 
 def plane_zs(values: Mapping, num_planes: int, frames_per_slice: int = 1) -> tuple[float, ...]:
     """The z (µm) of each plane from ``SI.hStackManager.zs`` (which repeats each slice's z once
-    per frame when frames per slice > 1); planar recordings without ``zs``: (0.0,)."""
+    per frame when frames per slice > 1); planar recordings without ``zs``: (0.0,).
+    """
     for key in ("SI.hStackManager.zs", "SI.hStackManager.zsRelative"):
         zs = _numbers(values.get(key))
         if len(zs) == num_planes * frames_per_slice and frames_per_slice > 1:

@@ -143,7 +143,8 @@ class StaticMetadata:
 def _split_lines(text: str, sep: str, strip_prefix: str = "", spaces: bool = False
                  ) -> dict[str, str]:
     """``key = value`` lines → dict; keys with spaces only when ``spaces`` (`.siff` frame
-    keys such as ``sync Stamps`` and ``Appended text``)."""
+    keys such as ``sync Stamps`` and ``Appended text``).
+    """
     out: dict[str, str] = {}
     for line in text.split(sep):
         key, eq, value = line.partition("=")

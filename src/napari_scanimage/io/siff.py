@@ -166,7 +166,8 @@ class SiffReader:
 
     def _check_size(self) -> None:
         """Refuse to touch the memory map of a file shortened since it was opened: a mapped
-        page past the new end would kill the process (SIGBUS) in the compiled loops."""
+        page past the new end would kill the process (SIGBUS) in the compiled loops.
+        """
         try:
             size = os.fstat(self._fd).st_size
         except OSError as exc:  # EIO / ESTALE: failing drive or unmounted share
@@ -204,7 +205,8 @@ class SiffReader:
     def read_into(self, pages, out: np.ndarray, rows: tuple[int, int] | None = None) -> None:
         """Intensity (photon counts) of ``pages`` into ``out`` (n, Y, X) uint16; with ``rows``
         = (first, count) only that band of rows, ``out`` (n, count, X) (photons are counted
-        over whole frames either way)."""
+        over whole frames either way).
+        """
         if rows is None:
             self.intensity(pages, out)
             return
@@ -215,7 +217,8 @@ class SiffReader:
     # -- NumPy reference path ---------------------------------------------------------------
     def photons(self, page: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(y, x, tau) int64 arrays of every photon of ``page``, in storage order (raw: arrival
-        order; compressed: grouped by pixel in raster order)."""
+        order; compressed: grouped by pixel in raster order).
+        """
         pages = np.array([page], dtype=np.int64)
         self._check(pages)
         n, start = int(self.counts[page]), int(self.starts[page])
@@ -361,7 +364,8 @@ class SiffReader:
     def _sums(self, pages, rows, out_n, out_t, kernel) -> tuple[np.ndarray, np.ndarray]:
         """Run ``kernel(slice, counts, sums, status)`` over slices of ``pages`` on the thread
         pool, into ``out_n`` / ``out_t`` (rows, …); with one output row every slice gets its
-        own pair, added up at the end."""
+        own pair, added up at the end.
+        """
         status = np.zeros(len(pages), np.int8)
         pooled = out_n.shape[0] == 1
         parts: list[tuple[np.ndarray, np.ndarray]] = []
@@ -381,7 +385,8 @@ class SiffReader:
 
     def pixel_sums(self, pages, rows, nrows: int) -> tuple[np.ndarray, np.ndarray]:
         """Photon counts and arrival-time sums per pixel: int64 (nrows, Y, X) each (every
-        pixel is its own mask)."""
+        pixel is its own mask).
+        """
         npix = self.height * self.width
         pages = np.asarray(pages, np.int64)
         if self._compiled(pages):
@@ -414,7 +419,8 @@ class SiffReader:
     # -- helpers --------------------------------------------------------------------------
     def _compiled(self, pages: np.ndarray) -> bool:
         """Use the compiled loops?  Small jobs (a viewer step) take the NumPy path until the
-        kernels are loaded, so opening a file never waits for numba."""
+        kernels are loaded, so opening a file never waits for numba.
+        """
         if self.engine != "auto":
             return self.engine == "numba"
         if _KERNELS in sys.modules:
@@ -546,7 +552,8 @@ def _ranges(lengths: np.ndarray) -> np.ndarray:
 def masks_to_csr(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CSR membership table of bool masks (R, Zm, Y, X): ``indptr`` (Zm, Y·X + 1) and
     ``indices`` (mask numbers), so that the masks holding pixel p of plane z are
-    ``indices[indptr[z, p]:indptr[z, p + 1]]``."""
+    ``indices[indptr[z, p]:indptr[z, p + 1]]``.
+    """
     R, Zm = masks.shape[:2]
     flat = masks.reshape(R, Zm, -1)
     npix = flat.shape[2]

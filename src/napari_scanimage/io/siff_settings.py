@@ -83,7 +83,8 @@ def flim_settings(values: Mapping[str, object], *, bin_width_ps: float | None = 
 def check_siff_frame(info, frame_shape: tuple[int, int], path: str = "") -> None:
     """`.siff` frames are photon lists, so nothing on disk bounds their declared size: it must
     agree with the header's ``linesPerFrame`` × ``pixelsPerLine`` (when stated; multi-ROI pages
-    stack several fields and are not checked)."""
+    stack several fields and are not checked).
+    """
     lines, pixels = info.lines_per_frame, info.pixels_per_line
     if info.mroi or not lines or not pixels:
         return

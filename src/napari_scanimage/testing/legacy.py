@@ -335,7 +335,8 @@ class LegacyDataset:
 
     def channel(self, c: int, *, plane: int | None = None, sample: int = 0) -> np.ndarray:
         """(T, Z, Y, X) pixels of channel index c (frame-per-slice ``sample``); (T, Y, X) when
-        planar or ``plane`` given."""
+        planar or ``plane`` given.
+        """
         lay = self.layout
         zs = range(lay.num_planes) if plane is None else [plane]
         idx = [[lay.page_index(t, z, sample, c) for z in zs] for t in range(lay.num_volumes)]

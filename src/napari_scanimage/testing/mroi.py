@@ -131,7 +131,8 @@ class SyntheticMroi:
 
     def field_frame(self, k: int, t: int, z: int, c: int, f: int = 0) -> np.ndarray:
         """Ground truth of field k at volume t, plane z, channel c, sample f (zeros where the
-        field is not scanned)."""
+        field is not scanned).
+        """
         fld = self.fields[k]
         g = self.layout.page_index(t, z, f, c)
         if fld.row_offsets[z] is None:
@@ -158,7 +159,8 @@ def _roi(spec: FieldSpec, as_list: bool) -> dict:
 
 def roi_groups_json(fields: tuple[FieldSpec, ...], *, scanfields_as_list: bool = False) -> str:
     """``{"RoiGroups": ...}`` JSON of the imaging rois (one roi: ``rois`` is an object, as
-    MATLAB writes a 1×1 struct array)."""
+    MATLAB writes a 1×1 struct array).
+    """
     rois = [_roi(s, scanfields_as_list) for s in fields]
     group = {"ver": 1, "classname": "scanimage.mroi.RoiGroup", "name": "MROI Imaging ROI Group",
              "rois": rois[0] if len(rois) == 1 else rois}  # fmt: skip

@@ -70,7 +70,8 @@ def _ex_gauss_cdf(x: np.ndarray, mu: float, sigma: float, tau: float) -> np.ndar
 def bin_probabilities(taus_ps: Sequence[float], fractions: Sequence[float], mu: float,
                        sigma: float, period: float, width: float, length: int) -> np.ndarray:
     """Probability of arrival bins 0..length-1 of the periodic mixture (model:
-    docs/formats.md §2)."""
+    docs/formats.md §2).
+    """
     edges = np.minimum(np.arange(length + 1) * width, period)
     out = np.zeros(length)
     k0 = -math.ceil(max(0.0, 12 * sigma - mu) / period) - 1
@@ -166,7 +167,8 @@ class SyntheticSiff:
 
     def photons(self, g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(y, x, tau) int64 arrays of page g's photons in storage order (raw: arrival order;
-        compressed: grouped by pixel in raster order)."""
+        compressed: grouped by pixel in raster order).
+        """
         if not 0 <= g < self.total_pages:
             raise IndexError(f"page {g} out of range [0, {self.total_pages})")
         pix, tau, _ = self._truth()
@@ -177,7 +179,8 @@ class SyntheticSiff:
 
     def intensity(self, channel: int) -> np.ndarray:
         """uint16 photon counts of the complete volumes' non-flyback pages of ``channel``:
-        (T, Z, Y, X), or (T, Z, F, Y, X) when frames_per_slice F > 1."""
+        (T, Z, Y, X), or (T, Z, F, Y, X) when frames_per_slice F > 1.
+        """
         pix, _, page = self._truth()
         lay = self.layout
         T, Z, F = lay.num_volumes, lay.num_planes, lay.frames_per_slice
@@ -193,7 +196,8 @@ class SyntheticSiff:
 
     def histogram(self, channel: int, length: int | None = None) -> np.ndarray:
         """uint64 counts of arrival bins 0..length-1 (default num_bins + 64) over all pages of
-        ``channel``, not wrapped; ValueError when a photon has tau >= length."""
+        ``channel``, not wrapped; ValueError when a photon has tau >= length.
+        """
         _, tau, page = self._truth()
         length = self.num_bins + 64 if length is None else int(length)
         tau = tau[page % self.layout.num_channels == channel]
@@ -205,7 +209,8 @@ class SyntheticSiff:
         """float64 expected counts of arrival bins 0..length-1 for the channel's photon number
         (late photons excluded): periodic exponential mixture convolved with the Gaussian IRF,
         integrated over each bin.  With a ``lifetime_map`` the mixture weights are the photon
-        numbers drawn with each lifetime (:attr:`component_counts`), not ``fractions``."""
+        numbers drawn with each lifetime (:attr:`component_counts`), not ``fractions``.
+        """
         length = self.num_bins + 64 if length is None else int(length)
         taus = [1000.0 * t for t in self.taus_ns[channel]]
         if self.component_counts is None:
@@ -276,7 +281,8 @@ def _rate_photons(rng: np.random.Generator, rate_map: Callable[[int], np.ndarray
                   pages: np.ndarray, active: np.ndarray, H: int, W: int,
                   ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Photons of each page and pixel of each photon (raster order in a page), Poisson with mean
-    ``rate_map(g)`` per pixel: one unit-rate Poisson process along the pages' cumulative rate."""
+    ``rate_map(g)`` per pixel: one unit-rate Poisson process along the pages' cumulative rate.
+    """
     npix = H * W
     maps = np.zeros((pages.size, npix))
     for i in np.flatnonzero(active):
@@ -297,7 +303,8 @@ def _block_photons(rng: np.random.Generator, m: dict, g0: int, N: np.ndarray,
                    n_norm: np.ndarray, late: np.ndarray, pix_in: np.ndarray | None,
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
     """Pixel index and arrival bin of every photon of pages g0.. (page-major, arrival order),
-    and with a lifetime map the (C*K,) counts of non-late photons per channel and lifetime."""
+    and with a lifetime map the (C*K,) counts of non-late photons per channel and lifetime.
+    """
     C, H, W, npix, K = m["C"], m["H"], m["W"], m["H"] * m["W"], m["K"]
     total, starts = int(N.sum()), np.cumsum(N) - N
     ph_c = np.repeat((np.arange(N.size) + g0) % C, N)

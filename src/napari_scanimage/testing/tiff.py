@@ -43,7 +43,8 @@ _ENTRY = np.dtype([("tag", "<u2"), ("type", "<u2"), ("count", "<u8"), ("value", 
 
 class PageCounts:
     """Page arithmetic shared by the synthetic layouts (fields ``channels``,
-    ``channel_names``, ``num_planes``, ``frames_per_slice``, ``num_flyback``)."""
+    ``channel_names``, ``num_planes``, ``frames_per_slice``, ``num_flyback``).
+    """
 
     @property
     def num_channels(self) -> int:
