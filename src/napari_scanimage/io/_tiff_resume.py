@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import numpy.typing as npt
 
 from ..errors import FormatError
 
@@ -29,7 +28,7 @@ def resumed_walk(resume: PageIndex | None, walker: IfdWalker, fd: int, header: T
     does not continue ``resume`` (index it from the start).
     """
     base = _resume_point(resume, walker, header, path)
-    if base is None:
+    if base is None or resume is None:  # (no earlier index: no resume point)
         return None
     if base is not resume:  # the chain ended where the earlier index stopped: no new pages
         info: WalkInfo = {"first_format": resume.first_format, "next": 0,
@@ -69,7 +68,7 @@ def _join_arrays(resume: PageIndex, arrays: PageArrays | None) -> PageArrays:
     """The earlier index's per-page arrays followed by ``arrays`` (new pages)."""
     flags = (resume.siff_flags.astype(np.int64) if resume.siff_flags is not None
              else np.full(len(resume), -1, np.int64))
-    old: dict[str, npt.NDArray[np.int64]] = {
+    old: PageArrays = {
         "data_offsets": resume.data_offsets, "byte_counts": resume.byte_counts,
         "description_offsets": resume.description_offsets,
         "description_lengths": resume.description_lengths, "siff": flags}

@@ -172,7 +172,8 @@ def _pair(sf: Mapping[str, Any], key: str, where: str, positive: bool) -> tuple[
     return (value[0], value[1])
 
 
-def plane_zs(values: Mapping[str, Any], num_planes: int, frames_per_slice: int = 1) -> tuple[float, ...]:
+def plane_zs(values: Mapping[str, Any], num_planes: int, frames_per_slice: int = 1
+             ) -> tuple[float, ...]:
     """The z (µm) of each plane from ``SI.hStackManager.zs`` (which repeats each slice's z once
     per frame when frames per slice > 1); planar recordings without ``zs``: (0.0,).
     """

@@ -211,6 +211,7 @@ class PageReader:
         return read_description(self._fh, self.index, page)
 
     def close(self) -> None:
+        """Close the file, its memory map and any tifffile handle."""
         self._buf = None
         if self._mm is not None:
             try:
