@@ -14,8 +14,10 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, overload
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 
 from .tiff import (
@@ -47,7 +49,8 @@ _DESC = ("frameNumbers = {n}\nframeNumberAcquisition = {n}\nframeTimestamps_sec 
          "endOfAcquisitionMode = \ndcOverVoltage = 0\nepoch = {laser}\n")  # fmt: skip
 
 
-def _frame_clock(frames: np.ndarray, frame_rate: float, period_ps: float) -> dict:
+def _frame_clock(frames: np.ndarray, frame_rate: float, period_ps: float
+                 ) -> dict[str, npt.NDArray[np.int64]]:
     """Per 0-based frame: timestamp (µs), sync stamps, laser and system epochs (ns)."""
     t_ns = np.rint(np.asarray(frames, np.float64) * (1e9 / frame_rate)).astype(np.int64)
     update = t_ns // 1_000_000_000  # the system epoch is refreshed about once a second
@@ -64,7 +67,8 @@ def _ex_gauss_cdf(x: np.ndarray, mu: float, sigma: float, tau: float) -> np.ndar
         return np.where(x >= mu, -np.expm1(-lam * np.maximum(x - mu, 0.0)), 0.0)
     z = (x - mu) / sigma
     tail = np.exp(-lam * (x - mu) + 0.5 * (lam * sigma) ** 2 + special.log_ndtr(z - lam * sigma))
-    return special.ndtr(z) - tail
+    cdf: npt.NDArray[np.float64] = special.ndtr(z) - tail  # (scipy is untyped)
+    return cdf
 
 
 def bin_probabilities(taus_ps: Sequence[float], fractions: Sequence[float], mu: float,
@@ -161,7 +165,7 @@ class SyntheticSiff:
 
     def _truth(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(pixel index, tau, page) of every photon in storage order."""
-        if self._pix is None:
+        if self._pix is None or self._tau is None:  # (kept together)
             raise RuntimeError("photon truth not kept (write_siff(..., keep_truth=True))")
         return self._pix, self._tau, np.repeat(np.arange(self.total_pages), self.photon_counts)
 
@@ -216,7 +220,8 @@ class SyntheticSiff:
         if self.component_counts is None:
             sel = slice(channel, None, self.layout.num_channels)
             weights = [float((self.photon_counts[sel] - self.late_counts[sel]).sum())]
-            parts = [(taus, self.fractions[channel])]
+            parts: list[tuple[Sequence[float], Sequence[float]]] = [
+                (taus, self.fractions[channel])]
         else:
             weights = self.component_counts[channel, : len(taus)].astype(float).tolist()
             parts = [([t], [1.0]) for t in taus]
@@ -225,7 +230,14 @@ class SyntheticSiff:
                                            self.bin_width_ps, length)
                     for w, (t, f) in zip(weights, parts, strict=True)), np.zeros(length))
 
-    def _clock(self, key: str | None = None) -> np.ndarray:
+    @overload
+    def _clock(self, key: None = None) -> dict[str, npt.NDArray[np.int64]]: ...
+
+    @overload
+    def _clock(self, key: str) -> npt.NDArray[np.int64]: ...
+
+    def _clock(self, key: str | None = None
+               ) -> npt.NDArray[np.int64] | dict[str, npt.NDArray[np.int64]]:
         frames = np.arange(self.total_pages) // self.layout.num_channels
         clock = _frame_clock(frames, self.layout.frame_rate, self.laser_period_ps)
         return clock if key is None else clock[key]
@@ -253,7 +265,7 @@ class SyntheticSiff:
         return _description(g // self.layout.num_channels, clock, self.annotations.get(g))
 
 
-def _description(frame: int, clock: dict, note: str | None) -> str:
+def _description(frame: int, clock: dict[str, int], note: str | None) -> str:
     """Description of a page of 0-based ``frame``, with the annotation ``note`` if any."""
     sec = "{}.{:06d}".format  # exact seconds from integer microseconds
     text = _DESC.format(n=frame + 1, ts=sec(*divmod(clock["ts_us"], 10**6)), sync=clock["sync"],
@@ -264,9 +276,12 @@ def _description(frame: int, clock: dict, note: str | None) -> str:
     return text
 
 
-def _channel_models(C: int, taus_ns, fractions) -> tuple[tuple, tuple]:
+def _channel_models(C: int, taus_ns: Sequence[Sequence[float]],
+                    fractions: Sequence[Sequence[float]]
+                    ) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
     """Per-channel (recycled) lifetimes and normalised fractions, validated."""
-    taus, fracs = [], []
+    taus: list[tuple[float, ...]] = []
+    fracs: list[tuple[float, ...]] = []
     for c in range(C):
         t = tuple(map(float, taus_ns[c % len(taus_ns)]))
         f = (1.0,) if len(t) == 1 else tuple(map(float, fractions[c % len(fractions)]))
@@ -299,7 +314,7 @@ def _rate_photons(rng: np.random.Generator, rate_map: Callable[[int], np.ndarray
     return np.bincount(idx // npix, minlength=pages.size), idx % npix
 
 
-def _block_photons(rng: np.random.Generator, m: dict, g0: int, N: np.ndarray,
+def _block_photons(rng: np.random.Generator, m: dict[str, Any], g0: int, N: np.ndarray,
                    n_norm: np.ndarray, late: np.ndarray, pix_in: np.ndarray | None,
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
     """Pixel index and arrival bin of every photon of pages g0.. (page-major, arrival order),
@@ -352,7 +367,7 @@ def _block_photons(rng: np.random.Generator, m: dict, g0: int, N: np.ndarray,
     return pix, tau, ncomp
 
 
-def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: bool = False,
+def write_siff(path: str | os.PathLike[str], layout: SyntheticLayout, *, compressed: bool = False,
                photons_per_frame: float = 2000.0,
                taus_ns: Sequence[Sequence[float]] = ((0.5, 2.5),),
                fractions: Sequence[Sequence[float]] = ((0.4, 0.6),),
@@ -362,7 +377,7 @@ def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: 
                late_pages: Mapping[int, int] | None = None, motion: np.ndarray | None = None,
                annotations: Mapping[int, str] | None = None,
                extra_tags: Mapping[int, int] | None = None, keep_truth: bool = True,
-               seed: int = 0, header: str | os.PathLike | None = None,
+               seed: int = 0, header: str | os.PathLike[str] | None = None,
                rate_map: Callable[[int], np.ndarray] | None = None,
                lifetime_map: np.ndarray | None = None) -> SyntheticSiff:  # fmt: skip
     """Write a synthetic ScanImage-FLIM ``.siff`` file with known photons.
@@ -532,11 +547,12 @@ def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: 
             ifd["e"]["value"][:, i279] = rec_b * N
             ifd["next"][-1] *= g1 < G  # 0 ends the chain
             ifd_u8, ends = ifd.view(np.uint8).reshape(n, ifd_b), np.cumsum(N)
-            parts: list = []
+            parts: list[bytes | npt.NDArray[Any]] = []
             for i in range(n):
                 parts += [ifd_u8[i], descs[i], *([raster[i]] if compressed else []),
                           data[ends[i] - N[i]: ends[i]]]  # fmt: skip
-            fh.write(b"".join(parts))
+            # (arrays are buffers: numpy's stubs say so only from Python 3.12 on)
+            fh.write(b"".join(parts))  # type: ignore[arg-type]
             pos += int(sizes.sum())
     pix_all, tau_all = map(np.concatenate, zip(*truth, strict=True)) if keep_truth else (None,) * 2
     return SyntheticSiff(pathlib.Path(path), lay, bool(compressed), num_bins, bw, period, taus,
