@@ -30,10 +30,10 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from ..errors import FormatError
+
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
-
-from ..errors import FormatError
 
 __all__ = ["PositionalReader", "has_madvise", "has_pread", "has_preadv", "pread_function",
            "release_mapped"]
