@@ -37,15 +37,13 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from pathlib import Path
+from typing import Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import FormatError, LayoutError, MroiWarning
-
-if TYPE_CHECKING:
-    from .._core.dataset import Dataset
 
 __all__ = ["Field", "MroiGeometry", "mroi_geometry", "plane_zs", "stitch"]
 
@@ -365,7 +363,27 @@ def mroi_geometry(metadata: Mapping[str, Any], *, num_planes: int, page_shape: t
                         tuple(zs) if zs is not None else ())
 
 
-def stitch(dataset: Dataset, channel: int | str = 0, *, plane: int | None = None,
+class FieldSource(Protocol):
+    """What :func:`stitch` reads: a multi-ROI recording (a ``Dataset``)."""
+
+    @property
+    def paths(self) -> Sequence[Path]:
+        """The recording's files."""
+        ...
+
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        """Its multi-ROI fields."""
+        ...
+
+    def read(self, channel: int | str = 0, *, plane: int | None = None,
+             times: slice | Sequence[int] | None = None, field: int | str | None = None
+             ) -> npt.NDArray[Any]:
+        """Pixels of one field (see ``Dataset.read``)."""
+        ...
+
+
+def stitch(dataset: FieldSource, channel: int | str = 0, *, plane: int | None = None,
            times: slice | Sequence[int] | None = None, fill: float = 0
            ) -> tuple[npt.NDArray[Any], tuple[float, float], tuple[float, float]]:
     """Fields of a multi-ROI recording placed on one canvas at their positions in the sample.
