@@ -40,12 +40,9 @@ from .tiff import PageIndex
 __all__ = ["FlimSettings", "SiffReader", "flim_settings", "masks_to_csr", "pixel_lists"]
 
 I64: TypeAlias = npt.NDArray[np.int64]
-# page numbers (or output rows, plane numbers): anything np.asarray makes int64 of
-Indices: TypeAlias = "Sequence[int] | npt.NDArray[np.integer[Any]]"
-# the photon loop body of the NumPy path: (page, row, flat pixel, arrival time)
-_Body: TypeAlias = Callable[[int, int, I64, I64], None]
-# a compiled kernel over a slice of the pages: (slice, counts, sums, status)
-_Kernel: TypeAlias = Callable[[slice, I64, I64, npt.NDArray[np.int8]], None]
+Indices: TypeAlias = "Sequence[int] | npt.NDArray[np.integer[Any]]"  # page numbers
+_Body: TypeAlias = Callable[[int, int, I64, I64], None]  # (page, row, flat pixel, arrival)
+_Kernel: TypeAlias = Callable[[slice, I64, I64, npt.NDArray[np.int8]], None]  # see _sums
 
 RAW, COMPRESSED = 0, 1
 MAX_BINS_FACTOR = 4
@@ -65,9 +62,7 @@ _NO_BYTES = np.zeros(0, np.uint8)
 
 
 def default_engine() -> str:
-    """The engine of readers made without one: "numpy" when ``NAPARI_SCANIMAGE_ENGINE=numpy``
-    or numba is not installed, else "auto".
-    """
+    """Engine of readers made without one: "numpy" (by the environment, or no numba), or "auto"."""
     if os.environ.get("NAPARI_SCANIMAGE_ENGINE", "").lower() == "numpy":
         return "numpy"
     import importlib.util
@@ -294,9 +289,7 @@ class SiffReader:
         return out
 
     def capacity(self, num_bins: int) -> int:
-        """Histogram bins kept for ``num_bins`` configured bins; a later arrival time is
-        corruption.
-        """
+        """Histogram bins kept for ``num_bins`` bins; a later arrival time is corruption."""
         return MAX_BINS_FACTOR * max(int(num_bins), 16)
 
     def histogram(self, pages: npt.ArrayLike, rows: npt.ArrayLike, nrows: int, num_bins: int, *,

@@ -44,13 +44,11 @@ _INT64_MAX = 2**63 - 1
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 6: 1, 7: 1, 8: 2, 9: 4, 13: 4, 16: 8, 17: 8, 18: 8}
 
 
-# Where a walk stopped: pages so far, last IFD, its distance from the one before, end of the
-# last page (empty: not resumable)
+# Where a walk stopped: pages so far, last IFD, distance from the one before, last page end
 WalkState: TypeAlias = tuple[int, ...]
 # Values of the format tags (_FORMAT_TAGS) of a page; None for an absent tag
 PageFormat: TypeAlias = tuple[int | None, ...]
-# Per-page int64 columns of a walk (keys as PageIndex's arrays, "siff" for tag 907): lists
-# from the careful walk, arrays once joined
+# Per-page int64 columns of a walk (as PageIndex's; "siff": tag 907), lists or arrays
 PageArrays: TypeAlias = dict[str, list[int] | npt.NDArray[np.int64]]
 
 
@@ -573,8 +571,7 @@ def _walk_chain(walker: IfdWalker, fd: int, header: TiffHeader, start: int,
     if not info["next"] or truncated:
         return arrays, direct, info, truncated
     sparse = info["next"] - start >= 2 * SPARSE_STRIDE  # two pages
-    # (the pages walked have a tag layout)
-    tags = cast("tuple[int, ...]", info["tags"])
+    tags = cast("tuple[int, ...]", info["tags"])  # (the pages walked have a layout)
     fast = _fast_walk(walker, fd, header, tags, info["next"], sparse,
                       info["state"]) if direct else None
     if not fast:
