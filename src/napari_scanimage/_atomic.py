@@ -28,7 +28,7 @@ REPLACE_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4)
 
 
 @contextmanager
-def replacing(path: str | os.PathLike) -> Iterator[str]:
+def replacing(path: str | os.PathLike[str]) -> Iterator[str]:
     """Yield a temporary path next to ``path``; on success it replaces ``path``, on error it is
     removed and ``path`` is left as it was.
 
@@ -86,9 +86,10 @@ def _replace(tmp: str, path: Path, existed: bool) -> None:
             time.sleep(delay)
 
 
-def check_header(doc, fmt: str, version: int, name: str, kind: str) -> None:
+def check_header(doc: object, fmt: str, version: int, name: str, kind: str) -> None:
     """Raise FormatError unless ``doc`` is a dict with ``"format": fmt`` and an integer
-    ``"version"`` in 1…``version`` (``name``: the file, ``kind``: e.g. "ROI file")."""
+    ``"version"`` in 1…``version`` (``name``: the file, ``kind``: e.g. "ROI file").
+    """
     from .errors import FormatError
 
     if not isinstance(doc, dict) or doc.get("format") != fmt:
@@ -99,7 +100,7 @@ def check_header(doc, fmt: str, version: int, name: str, kind: str) -> None:
                           f"versions 1–{version}: update it")
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], object]) -> Path:
+def atomic_write(path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO], object]) -> Path:
     """Write ``data`` to ``path`` atomically (flushed to disk before the replace).
 
     ``data`` is the bytes, or a function writing them to the open binary file it is given.

@@ -6,6 +6,7 @@ Every error says what was found and what the user can do about it.
 from __future__ import annotations
 
 import errno
+import os
 
 __all__ = [
     "ScanImageError",
@@ -42,15 +43,18 @@ class SelectionError(ScanImageError, ValueError):
 
 class ReadError(ScanImageError, OSError):
     """A file cannot be read: deleted or moved, permission denied, its drive unmounted, or an
-    I/O error.  ``errno`` is the operating system's error number (None when unknown)."""
+    I/O error.  ``errno`` is the operating system's error number (None when unknown).
+    """
 
 
 class SaveError(ScanImageError, OSError):
     """A file cannot be written: read-only or missing folder, full drive, or an I/O error.  The
-    file that was there before is left unchanged and no temporary file is left behind."""
+    file that was there before is left unchanged and no temporary file is left behind.
+    """
 
 
-_READ_HINTS = {
+# keyed by ``OSError.errno``, which is None for errors not raised by the operating system
+_READ_HINTS: dict[int | None, tuple[str, str]] = {
     errno.EACCES: ("permission denied", "ask for read access to the file and its folder, or "
                    "copy it somewhere you can read"),
     errno.EPERM: ("permission denied", "ask for read access to the file and its folder, or "
@@ -69,7 +73,7 @@ _READ_HINTS = {
                   "again"),
 }
 
-_SAVE_HINTS = {
+_SAVE_HINTS: dict[int | None, tuple[str, str]] = {
     errno.EACCES: ("permission denied", "choose a folder you can write to"),
     errno.EPERM: ("permission denied", "choose a folder you can write to"),
     errno.EROFS: ("the drive is read-only", "choose a folder on a writable drive"),
@@ -83,9 +87,10 @@ _SAVE_HINTS = {
 }
 
 
-def read_error(path, exc: OSError) -> ReadError:
+def read_error(path: str | os.PathLike[str], exc: OSError) -> ReadError:
     """A :class:`ReadError` for an OS error met while reading ``path`` (raise it ``from``
-    ``exc``)."""
+    ``exc``).
+    """
     what, todo = _READ_HINTS.get(exc.errno, (
         exc.strerror or type(exc).__name__, "check the file and its drive, then open it again"))
     err = ReadError(f"{path}: cannot be read: {what}; {todo}")
@@ -93,9 +98,10 @@ def read_error(path, exc: OSError) -> ReadError:
     return err
 
 
-def save_error(path, exc: OSError, existed: bool) -> SaveError:
+def save_error(path: str | os.PathLike[str], exc: OSError, existed: bool) -> SaveError:
     """A :class:`SaveError` for an OS error met while saving ``path`` (``existed``: a previous
-    file was there, and is still unchanged)."""
+    file was there, and is still unchanged).
+    """
     what, todo = _SAVE_HINTS.get(exc.errno, (
         exc.strerror or type(exc).__name__, "check the drive, or save somewhere else"))
     kept = ("the previous file is unchanged" if existed else "nothing was written")
@@ -130,4 +136,5 @@ class EmptyRoiWarning(ScanImageWarning):
 
 class MroiWarning(ScanImageWarning):
     """Multi-ROI geometry is inconsistent or incomplete (e.g. the fly-to lines between fields
-    estimated from the page and from the scan timing disagree); what is used instead is said."""
+    estimated from the page and from the scan timing disagree); what is used instead is said.
+    """

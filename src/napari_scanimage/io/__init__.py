@@ -1,0 +1,1 @@
+"""Reading ScanImage TIFF and `.siff` files: page indexing, metadata, pixels and photons."""

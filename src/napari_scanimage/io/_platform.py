@@ -23,12 +23,17 @@ results of both paths can be compared in one process by removing the functions f
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import FormatError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["PositionalReader", "has_madvise", "has_pread", "has_preadv", "pread_function",
            "release_mapped"]
@@ -71,7 +76,8 @@ def _seek_read(fd: int, n: int, offset: int) -> bytes:
 def release_mapped(mm: mmap.mmap, start: int, length: int) -> bool:
     """Drop bytes ``start`` … ``start + length`` (page-aligned) of ``mm`` from this process's
     mapping (they stay in the OS file cache).  Returns False where this is not available (the
-    caller then remaps the file to the same end)."""
+    caller then remaps the file to the same end).
+    """
     advice = getattr(mmap, "MADV_DONTNEED", None)
     if advice is None or not hasattr(mm, "madvise"):
         return False
@@ -96,9 +102,10 @@ class PositionalReader:
     def __init__(self, path: str, fd: int):
         self.path = path
         self._fd = fd
-        self._preadv = getattr(os, "preadv", None)
+        self._preadv: Callable[[int, Sequence[WriteableBuffer], int], int] | None = getattr(
+            os, "preadv", None)
         self._local = threading.local()
-        self._handles: list = []
+        self._handles: list[io.FileIO] = []
         self._lock = threading.Lock()
 
     @property
@@ -106,12 +113,13 @@ class PositionalReader:
         """True when reads go through ``os.preadv`` (no per-thread handles)."""
         return self._preadv is not None
 
-    def readinto(self, buffer, offset: int) -> int:
+    def readinto(self, buffer: WriteableBuffer, offset: int) -> int:
         """Fill ``buffer`` (writable, C-contiguous) from byte ``offset``; return the number of
-        bytes read (less than its size only at the end of the file)."""
+        bytes read (less than its size only at the end of the file).
+        """
         if self._preadv is not None:
             return self._preadv(self._fd, [buffer], offset)
-        fh = getattr(self._local, "fh", None)
+        fh: io.FileIO | None = getattr(self._local, "fh", None)
         if fh is None:
             fh = self._open()
         fh.seek(offset)
@@ -124,7 +132,7 @@ class PositionalReader:
             got += k
         return got
 
-    def _open(self):
+    def _open(self) -> io.FileIO:
         fh = open(self.path, "rb", buffering=0)
         # the path must still name the file the descriptor holds (not one saved over it since)
         mine, first = os.fstat(fh.fileno()), os.fstat(self._fd)

@@ -15,8 +15,27 @@ A per-page ``status`` reports what was wrong instead of raising inside compiled 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, TypeAlias
+
 import numpy as np
-from numba import njit
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    _F = TypeVar("_F", bound=Callable[..., Any])
+
+    # numba has no type information: its dispatcher is called like the function it compiles
+    def njit(**options: Any) -> Callable[[_F], _F]: ...
+else:
+    from numba import njit
+
+# Arrays as the callers pass them (see the module docstring)
+I64: TypeAlias = npt.NDArray[np.int64]
+V64: TypeAlias = tuple[npt.NDArray[np.uint64], ...]
+V16: TypeAlias = tuple[npt.NDArray[np.uint16], ...]
+Status: TypeAlias = npt.NDArray[np.int8]
 
 OK, BAD_COORD, BAD_COUNT, OVERFLOW = 0, 1, 2, 3
 _LOW32 = np.uint64(0xFFFFFFFF)
@@ -26,7 +45,7 @@ _S32 = np.uint64(32)
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _pixel(rec, height, width):
+def _pixel(rec: np.uint64, height: int, width: int) -> int | np.int64:
     """Flat pixel index of a raw photon record, or -1 when it lies outside the frame."""
     y = np.int64(rec >> _S48)
     x = np.int64((rec >> _S32) & _U16)
@@ -36,9 +55,11 @@ def _pixel(rec, height, width):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _count_u16(view, start, stop, hist, status, maxtau, i):
+def _count_u16(view: npt.NDArray[np.uint16], start: int | np.int64, stop: int | np.int64,
+               hist: I64, status: Status, maxtau: I64, i: int) -> None:
     """Add the u16 arrival times ``view[start:stop]`` to ``hist``; times past its end mark
-    page ``i`` as OVERFLOW and keep the largest in ``maxtau[i]``."""
+    page ``i`` as OVERFLOW and keep the largest in ``maxtau[i]``.
+    """
     cap = hist.shape[0]
     for j in range(start, stop):
         tau = np.int64(view[j])
@@ -51,15 +72,17 @@ def _count_u16(view, start, stop, hist, status, maxtau, i):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _raster_sum(rview, rbase, start, stop):
-    total = 0
+def _raster_sum(rview: npt.NDArray[np.uint16], rbase: int | np.int64, start: int | np.int64,
+                stop: int | np.int64) -> int | np.int64:
+    total: int | np.int64 = 0
     for k in range(start, stop):
         total += np.int64(rview[rbase + k])
     return total
 
 
 @njit(nogil=True, cache=True)
-def intensity(v64, v16, kinds, starts, counts, rasters, height, width, out, status):
+def intensity(v64: V64, v16: V16, kinds: I64, starts: I64, counts: I64, rasters: I64,
+              height: int, width: int, out: npt.NDArray[np.uint16], status: Status) -> None:
     """Photon counts per pixel of each page into ``out[i]`` (flat H·W, uint16)."""
     npix = height * width
     for i in range(kinds.shape[0]):
@@ -90,11 +113,14 @@ def intensity(v64, v16, kinds, starts, counts, rasters, height, width, out, stat
 
 
 @njit(nogil=True, cache=True)
-def histogram(v64, v16, kinds, starts, counts, rasters, rows, planes, mask, use_mask,
-              uptr, upix, height, width, out, status, maxtau):
+def histogram(v64: V64, v16: V16, kinds: I64, starts: I64, counts: I64, rasters: I64,
+              rows: I64, planes: I64, mask: npt.NDArray[np.uint8], use_mask: bool, uptr: I64,
+              upix: I64, height: int, width: int, out: I64, status: Status, maxtau: I64
+              ) -> None:
     """Arrival-time counts of each page added to ``out[rows[i]]``; with ``use_mask`` only the
     photons whose pixel is set in ``mask[planes[i]]`` (flat H·W, uint8), whose set pixels of
-    plane z are also listed, ascending, in ``upix[uptr[z]:uptr[z + 1]]``."""
+    plane z are also listed, ascending, in ``upix[uptr[z]:uptr[z + 1]]``.
+    """
     npix = height * width
     cap = out.shape[1]
     for i in range(kinds.shape[0]):
@@ -129,7 +155,7 @@ def histogram(v64, v16, kinds, starts, counts, rasters, rows, planes, mask, use_
             z = planes[i]
             rview = v16[rasters[i] % 2]
             rbase = rasters[i] // 2
-            pos = 0
+            pos: int | np.int64 = 0
             prev = 0
             for u in range(uptr[z], uptr[z + 1]):  # only the masked pixels' photons
                 k = upix[u]
@@ -146,8 +172,9 @@ def histogram(v64, v16, kinds, starts, counts, rasters, rows, planes, mask, use_
 
 
 @njit(nogil=True, cache=True)
-def mask_sums(v64, v16, kinds, starts, counts, rasters, rows, planes, indptr, indices,
-              uptr, upix, height, width, out_n, out_tau, status):
+def mask_sums(v64: V64, v16: V16, kinds: I64, starts: I64, counts: I64, rasters: I64,
+              rows: I64, planes: I64, indptr: I64, indices: I64, uptr: I64, upix: I64,
+              height: int, width: int, out_n: I64, out_tau: I64, status: Status) -> None:
     """Photon count and arrival-time sum of every mask, per output row.
 
     Masks are a CSR table per plane: the masks containing pixel ``p`` of plane ``z`` are
@@ -184,7 +211,7 @@ def mask_sums(v64, v16, kinds, starts, counts, rasters, rows, planes, indptr, in
             z = planes[i]
             rview = v16[rasters[i] % 2]
             rbase = rasters[i] // 2
-            pos = 0
+            pos: int | np.int64 = 0
             prev = 0
             for u in range(uptr[z], uptr[z + 1]):  # only pixels inside some mask
                 k = upix[u]
@@ -195,7 +222,7 @@ def mask_sums(v64, v16, kinds, starts, counts, rasters, rows, planes, indptr, in
                     status[i] = BAD_COUNT
                     break
                 if c:
-                    s = 0
+                    s: int | np.int64 = 0
                     for j in range(pos, pos + c):
                         s += np.int64(view[base + j])
                     for q in range(ptr[k], ptr[k + 1]):
@@ -208,11 +235,13 @@ def mask_sums(v64, v16, kinds, starts, counts, rasters, rows, planes, indptr, in
 
 
 @njit(nogil=True, cache=True)
-def pixel_sums(v64, v16, kinds, starts, counts, rasters, rows, height, width, out_n, out_tau,
-               status):
+def pixel_sums(v64: V64, v16: V16, kinds: I64, starts: I64, counts: I64, rasters: I64,
+               rows: I64, height: int, width: int, out_n: I64, out_tau: I64, status: Status
+               ) -> None:
     """Photon count and arrival-time sum of every pixel, per output row: ``out_n`` and
     ``out_tau`` are (rows, height·width).  (``mask_sums`` with every pixel its own mask, without
-    the table lookups.)"""
+    the table lookups.)
+    """
     npix = height * width
     for i in range(kinds.shape[0]):
         cn = out_n[rows[i]]
@@ -234,14 +263,14 @@ def pixel_sums(v64, v16, kinds, starts, counts, rasters, rows, height, width, ou
             base = starts[i] // 2
             rview = v16[rasters[i] % 2]
             rbase = rasters[i] // 2
-            pos = 0
+            pos: int | np.int64 = 0
             for k in range(npix):
                 c = np.int64(rview[rbase + k])
                 if c:
                     if pos + c > n:
                         status[i] = BAD_COUNT
                         break
-                    s = 0
+                    s: int | np.int64 = 0
                     for j in range(pos, pos + c):
                         s += np.int64(view[base + j])
                     cn[k] += c
@@ -252,12 +281,12 @@ def pixel_sums(v64, v16, kinds, starts, counts, rasters, rows, height, width, ou
 
 
 @njit(nogil=True, cache=True)
-def raster_totals(v16, rasters, npix, out):
+def raster_totals(v16: V16, rasters: I64, npix: int, out: I64) -> None:
     """Sum of each compressed page's u16 intensity raster into ``out`` (int64)."""
     for i in range(rasters.shape[0]):
         view = v16[rasters[i] % 2]
         base = rasters[i] // 2
-        total = 0
+        total: int | np.int64 = 0
         for k in range(npix):
             total += np.int64(view[base + k])
         out[i] = total

@@ -6,21 +6,33 @@ written): :func:`resumed_walk` walks only the pages added since an earlier
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from ..errors import FormatError
 
+if TYPE_CHECKING:
+    from .tiff import IfdWalker, PageArrays, PageIndex, TiffHeader, WalkInfo, WalkState
 
-def resumed_walk(resume, walker, fd: int, header, path: str, walk_chain):
+    Walk = tuple[PageArrays, bool, WalkInfo, bool]
+
+
+def resumed_walk(resume: PageIndex | None, walker: IfdWalker, fd: int, header: TiffHeader,
+                 path: str,
+                 walk_chain: Callable[[IfdWalker, int, TiffHeader, int, WalkState | None], Walk],
+                 ) -> Walk | None:
     """``(arrays, direct, info, truncated)`` of the whole file from ``resume`` and a walk of
     the new pages (``walk_chain(walker, fd, header, start, state)``), or None when the file
-    does not continue ``resume`` (index it from the start)."""
+    does not continue ``resume`` (index it from the start).
+    """
     base = _resume_point(resume, walker, header, path)
-    if base is None:
+    if base is None or resume is None:  # (no earlier index: no resume point)
         return None
     if base is not resume:  # the chain ended where the earlier index stopped: no new pages
-        info = {"first_format": resume.first_format, "next": 0, "state": resume.walk_state}
+        info: WalkInfo = {"first_format": resume.first_format, "next": 0,
+                          "state": resume.walk_state}
         return _join_arrays(resume, None), resume.direct, info, False
     arrays, direct, info, truncated = walk_chain(walker, fd, header, resume.next_ifd,
                                                  resume.walk_state)
@@ -29,9 +41,11 @@ def resumed_walk(resume, walker, fd: int, header, path: str, walk_chain):
     return _join_arrays(resume, arrays), direct, info, truncated
 
 
-def _resume_point(resume, walker, header, path: str):
+def _resume_point(resume: PageIndex | None, walker: IfdWalker, header: TiffHeader, path: str
+                  ) -> PageIndex | Literal[True] | None:
     """``resume`` when the file still continues it (walk on from its next IFD), True when
-    its chain has ended there since, None when it does not continue it."""
+    its chain has ended there since, None when it does not continue it.
+    """
     if (resume is None or not resume.walk_state or not resume.next_ifd
             or os.path.abspath(resume.path) != os.path.abspath(path)
             or walker.size < resume.file_size or resume.bigtiff != header.bigtiff
@@ -50,13 +64,14 @@ def _resume_point(resume, walker, header, path: str):
     return True if nxt == 0 else None
 
 
-def _join_arrays(resume, arrays: dict | None) -> dict:
+def _join_arrays(resume: PageIndex, arrays: PageArrays | None) -> PageArrays:
     """The earlier index's per-page arrays followed by ``arrays`` (new pages)."""
     flags = (resume.siff_flags.astype(np.int64) if resume.siff_flags is not None
              else np.full(len(resume), -1, np.int64))
-    old = {"data_offsets": resume.data_offsets, "byte_counts": resume.byte_counts,
-           "description_offsets": resume.description_offsets,
-           "description_lengths": resume.description_lengths, "siff": flags}
+    old: PageArrays = {
+        "data_offsets": resume.data_offsets, "byte_counts": resume.byte_counts,
+        "description_offsets": resume.description_offsets,
+        "description_lengths": resume.description_lengths, "siff": flags}
     if arrays is None:
         return old
     return {k: np.concatenate([v, np.asarray(arrays[k], np.int64)]) for k, v in old.items()}

@@ -1,5 +1,6 @@
 """What a ScanImage recording is: :class:`AcquisitionInfo`, and reading its values from header
-keys whose names and types differ between ScanImage versions (see ``docs/formats.md``)."""
+keys whose names and types differ between ScanImage versions (see ``docs/formats.md``).
+"""
 
 from __future__ import annotations
 
@@ -56,20 +57,23 @@ class AcquisitionInfo:
     # facts from the pages, filled in by the Dataset
     num_volumes: int | None = None
     frame_shape: tuple[int, int] | None = None
-    dtype: np.dtype | None = None
+    dtype: np.dtype[Any] | None = None
 
     @property
     def num_channels(self) -> int:
+        """Number of saved channels."""
         return len(self.channel_ids)
 
     @property
     def volumetric(self) -> bool:
+        """True when a time sample is a volume of several planes."""
         return self.num_planes > 1
 
 
-def first_value(values: Mapping, *keys: str, default: Any = None) -> Any:
+def first_value(values: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
     """The value of the first of ``keys`` present with a value (not None or []) in ``values``;
-    versions name one setting differently."""
+    versions name one setting differently.
+    """
     for key in keys:
         if key in values:
             value = values[key]
@@ -101,7 +105,7 @@ def number(value: Any) -> float | None:
     return None
 
 
-def fov_pixel_size(v: Mapping, lines: int | None, pixels: int | None
+def fov_pixel_size(v: Mapping[str, Any], lines: int | None, pixels: int | None
                    ) -> tuple[float, float] | None:
     """Pixel size (y, x) in µm from the imaging field of view corners, or None."""
     fov = first_value(v, "SI.hRoiManager.imagingFovUm")

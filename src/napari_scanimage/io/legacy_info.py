@@ -1,6 +1,7 @@
 """Layout, rates and timestamps of the older ScanImage generations (classic TIFF): SI 3.x
 (``state.`` keys), SI 4 (``SI4.``) and SI 5.0 / 5.1 / 2015 (``SI5.`` / ``SI.`` keys repeated in
-every page description)."""
+every page description).
+"""
 
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ def legacy_info(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ..
     return _info_classic(meta, ids, names)
 
 
-def _info_si3(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]):
+def _info_si3(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]
+              ) -> AcquisitionInfo:
     """SI 3.x: ``numberOfFrames`` raw frames per slice (per file when planar), averaged in
     groups of ``numAvgFramesSave`` before saving (e.g. 3.8, where ``averaging`` is stale).  Older
     files have only ``averaging``: 1 averages all frames of a slice into one.  Stacks are slow
-    stacks (stage moves between slices): one volume per file."""
+    stacks (stage moves between slices): one volume per file.
+    """
     v = meta.values
     slices = max(int(number(first_value(v, "state.acq.numberOfZSlices", default=1)) or 1), 1)
     frames = max(int(number(first_value(v, "state.acq.numberOfFrames", default=1)) or 1), 1)
@@ -67,7 +70,8 @@ def _info_si3(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]
     )
 
 
-def _info_classic(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]):
+def _info_classic(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]
+                  ) -> AcquisitionInfo:
     """SI 4 (``SI4.`` keys), SI 5.0 (flat ``SI5.`` keys, the SI 4 names) and SI 5.1/2015
     (``SI.hModule.`` keys) from the description of the first page.
 
@@ -174,9 +178,10 @@ def _info_classic(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, 
     )
 
 
-def _version(major: Any, minor: Any, default: str) -> str:
+def _version(major: object, minor: object, default: str) -> str:
     """``VERSION_MAJOR``.``VERSION_MINOR``; a major that already has a dot ('5.1') keeps a
-    minor of 0 off."""
+    minor of 0 off.
+    """
     major, minor = str(major).strip(), str(minor).strip()
     if not major:
         return default

@@ -37,9 +37,11 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import FormatError, LayoutError, MroiWarning
 
@@ -132,7 +134,7 @@ class MroiGeometry:
     plane_zs: tuple[float, ...]
 
 
-def _as_list(value: Any) -> list:
+def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
@@ -158,7 +160,7 @@ def _numbers(value: Any) -> list[float]:
     return out
 
 
-def _pair(sf: Mapping, key: str, where: str, positive: bool) -> tuple[float, float]:
+def _pair(sf: Mapping[str, Any], key: str, where: str, positive: bool) -> tuple[float, float]:
     value = _numbers(sf.get(key))
     if len(value) != 2 or not all(math.isfinite(v) for v in value):
         raise FormatError(f"{where}: scanfield {key} is {sf.get(key)!r}, not two numbers; the "
@@ -168,9 +170,11 @@ def _pair(sf: Mapping, key: str, where: str, positive: bool) -> tuple[float, flo
     return (value[0], value[1])
 
 
-def plane_zs(values: Mapping, num_planes: int, frames_per_slice: int = 1) -> tuple[float, ...]:
+def plane_zs(values: Mapping[str, Any], num_planes: int, frames_per_slice: int = 1
+             ) -> tuple[float, ...]:
     """The z (µm) of each plane from ``SI.hStackManager.zs`` (which repeats each slice's z once
-    per frame when frames per slice > 1); planar recordings without ``zs``: (0.0,)."""
+    per frame when frames per slice > 1); planar recordings without ``zs``: (0.0,).
+    """
     for key in ("SI.hStackManager.zs", "SI.hStackManager.zsRelative"):
         zs = _numbers(values.get(key))
         if len(zs) == num_planes * frames_per_slice and frames_per_slice > 1:
@@ -187,7 +191,7 @@ def plane_zs(values: Mapping, num_planes: int, frames_per_slice: int = 1) -> tup
                       "planes; the planes of discrete-plane rois cannot be matched")
 
 
-def _roi_planes(roi: Mapping, n_fields: int, zs: Sequence[float] | None, where: str,
+def _roi_planes(roi: Mapping[str, Any], n_fields: int, zs: Sequence[float] | None, where: str,
                 num_planes: int) -> list[int]:
     """Planes at which ``roi`` (with ``n_fields`` enabled scanfields) is scanned."""
     discrete = _flag(roi.get("discretePlaneMode"), False)
@@ -207,7 +211,7 @@ def _roi_planes(roi: Mapping, n_fields: int, zs: Sequence[float] | None, where: 
     return [k for k in range(num_planes) if lo <= z[k] <= hi]
 
 
-def mroi_geometry(metadata: Mapping, *, num_planes: int, page_shape: tuple[int, int],
+def mroi_geometry(metadata: Mapping[str, Any], *, num_planes: int, page_shape: tuple[int, int],
                   frames_per_slice: int = 1, bidirectional: bool = False,
                   source: str = "") -> MroiGeometry:
     """Fields of a multi-ROI recording from its static metadata.
@@ -281,9 +285,9 @@ def mroi_geometry(metadata: Mapping, *, num_planes: int, page_shape: tuple[int, 
             res = _pair(sf, "pixelResolutionXY", here, positive=True)
             if not all(float(v).is_integer() for v in res):
                 raise FormatError(f"{here}: pixelResolutionXY {list(res)} is not whole pixels")
-            rot = _numbers(sf.get("rotationDegrees")) or [0.0]
+            rotations = _numbers(sf.get("rotationDegrees")) or [0.0]
             geoms.append(((int(res[0]), int(res[1])), _pair(sf, "centerXY", here, False),
-                          _pair(sf, "sizeXY", here, True), rot[0]))
+                          _pair(sf, "sizeXY", here, True), rotations[0]))
         if any(g != geoms[0] for g in geoms[1:]):
             raise LayoutError(f"{here} has {len(geoms)} scanfields of different geometry, which "
                               "ScanImage interpolates through z; such rois are not supported "
@@ -305,14 +309,14 @@ def mroi_geometry(metadata: Mapping, *, num_planes: int, page_shape: tuple[int, 
     # fly-to lines: the plane stacking the most lines fills the page exactly
     per_plane = [[p for p in parsed if z in p[6]] for z in range(num_planes)]
     estimates = []
-    for z, here in enumerate(per_plane):
-        total = sum(p[2][1] for p in here)
+    for z, on_plane in enumerate(per_plane):
+        total = sum(p[2][1] for p in on_plane)
         if total > page_h:
             raise LayoutError(f"{where}: the fields of plane {z} are {total} lines tall "
                               f"together but pages have {page_h}; the ROI metadata do not "
                               "belong to these pages")
-        if len(here) > 1:
-            estimates.append((page_h - total) / (len(here) - 1))
+        if len(on_plane) > 1:
+            estimates.append((page_h - total) / (len(on_plane) - 1))
     geometric = min(estimates) if estimates else None
     timing = None
     line_period = _numbers(metadata.get("SI.hRoiManager.linePeriod"))
@@ -359,8 +363,29 @@ def mroi_geometry(metadata: Mapping, *, num_planes: int, page_shape: tuple[int, 
                         tuple(zs) if zs is not None else ())
 
 
-def stitch(dataset, channel: int | str = 0, *, plane: int | None = None, times=None,
-           fill: float = 0) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
+class FieldSource(Protocol):
+    """What :func:`stitch` reads: a multi-ROI recording (a ``Dataset``)."""
+
+    @property
+    def paths(self) -> Sequence[Path]:
+        """The recording's files."""
+        ...
+
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        """Its multi-ROI fields."""
+        ...
+
+    def read(self, channel: int | str = 0, *, plane: int | None = None,
+             times: slice | Sequence[int] | None = None, field: int | str | None = None
+             ) -> npt.NDArray[Any]:
+        """Pixels of one field (see ``Dataset.read``)."""
+        ...
+
+
+def stitch(dataset: FieldSource, channel: int | str = 0, *, plane: int | None = None,
+           times: slice | Sequence[int] | None = None, fill: float = 0
+           ) -> tuple[npt.NDArray[Any], tuple[float, float], tuple[float, float]]:
     """Fields of a multi-ROI recording placed on one canvas at their positions in the sample.
 
     The canvas uses the finest field pixel size; a field with another pixel size is resampled
@@ -399,7 +424,7 @@ def stitch(dataset, channel: int | str = 0, *, plane: int | None = None, times=N
     bottom = max(f.top_left_um[0] + f.size_xy_um[1] for f in fields)
     right = max(f.top_left_um[1] + f.size_xy_um[0] for f in fields)
     ny, nx = int(round((bottom - top) / py)), int(round((right - left) / px))
-    canvas = None
+    canvas: npt.NDArray[Any] | None = None
     for f in fields:
         data = dataset.read(channel, plane=plane, times=times, field=f.index)
         if canvas is None:
@@ -412,4 +437,5 @@ def stitch(dataset, channel: int | str = 0, *, plane: int | None = None, times=N
         cols = np.minimum((np.arange(hx) * px / f.pixel_size_um[1]).astype(int), f.width - 1)
         hy, hx = min(hy, ny - y0), min(hx, nx - x0)
         canvas[..., y0:y0 + hy, x0:x0 + hx] = data[..., rows[:hy, None], cols[None, :hx]]
-    return canvas, (top, left), (py, px)
+    # (made with the first field: there is at least one)
+    return cast("npt.NDArray[Any]", canvas), (top, left), (py, px)

@@ -18,13 +18,19 @@ from __future__ import annotations
 import functools
 import mmap
 import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import FormatError, read_error
 from ._platform import PositionalReader
 from .tiff import PageIndex
+
+if TYPE_CHECKING:
+    import tifffile
 
 __all__ = ["PageReader", "read_description"]
 
@@ -43,7 +49,7 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=min(_CPUS, 4), thread_name_prefix="scanimage-read")
 
 
-def read_description(fh, index: PageIndex, page: int) -> str:
+def read_description(fh: BinaryIO, index: PageIndex, page: int) -> str:
     """Return the ImageDescription text of ``page`` ('' when absent)."""
     length = int(index.description_lengths[page])
     if length == 0:
@@ -52,7 +58,7 @@ def read_description(fh, index: PageIndex, page: int) -> str:
     return fh.read(length).rstrip(b"\0").decode("utf-8", "replace")
 
 
-def _runs(offsets: np.ndarray) -> list[tuple[int, int, int]]:
+def _runs(offsets: npt.NDArray[np.int64]) -> list[tuple[int, int, int]]:
     """Split page offsets into runs (start, stop, stride) with a constant positive stride.
 
     A stride of 0 marks a single page.
@@ -85,9 +91,9 @@ class PageReader:
         self.index = index
         self._fh = open(index.path, "rb")
         self._fd = self._fh.fileno()
-        self._buf: np.ndarray | None = None
-        self._mm = None
-        self._tiff = None
+        self._buf: npt.NDArray[np.uint8] | None = None
+        self._mm: mmap.mmap | None = None
+        self._tiff: tifffile.TiffFile | None = None
         self.frame_bytes = index.shape[0] * index.shape[1] * index.dtype.itemsize
         self._swap = index.byteorder != ("<" if np.little_endian else ">")
         # without os.preadv (Windows) each reading thread seeks a handle of its own
@@ -99,9 +105,10 @@ class PageReader:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
         return self._fh.closed
 
-    def read_into(self, pages: np.ndarray, out: np.ndarray,
+    def read_into(self, pages: npt.NDArray[np.integer[Any]], out: npt.NDArray[Any],
                   rows: tuple[int, int] | None = None) -> None:
         """Copy ``pages`` (local page numbers) into ``out`` of shape (len(pages), Y, X).
 
@@ -134,7 +141,8 @@ class PageReader:
             else:
                 self._pread_pages(pages, offsets, flat, range(n), nbytes)
         else:
-            buf = self._buf
+            # (direct files are mapped while open)
+            buf = cast("npt.NDArray[np.uint8]", self._buf)
             # touching a mapped page past the end of a shortened file would kill the process
             end = int(offsets.max()) + nbytes
             try:
@@ -157,8 +165,10 @@ class PageReader:
         if self._swap:
             out.byteswap(inplace=True)
 
-    def _pread_pages(self, pages, offsets, flat, indices, nbytes: int) -> None:
-        readinto = self._positional.readinto
+    def _pread_pages(self, pages: npt.NDArray[np.integer[Any]], offsets: npt.NDArray[np.int64],
+                     flat: npt.NDArray[np.uint8], indices: Iterable[int], nbytes: int) -> None:
+        # (made whenever reads go through pread)
+        readinto = cast(PositionalReader, self._positional).readinto
         for i in indices:
             try:
                 got = readinto(flat[i], int(offsets[i]))
@@ -168,7 +178,8 @@ class PageReader:
                 raise FormatError(f"{self.index.path}: page {int(pages[i])} ends early; the "
                                   "file was shortened while open")
 
-    def _read_tifffile(self, pages: np.ndarray, out: np.ndarray) -> None:
+    def _read_tifffile(self, pages: npt.NDArray[np.integer[Any]], out: npt.NDArray[Any]
+                       ) -> None:
         for i, p in enumerate(np.asarray(pages).tolist()):
             try:
                 if self._tiff is None:
@@ -196,9 +207,11 @@ class PageReader:
                     from exc
 
     def description(self, page: int) -> str:
+        """Return the ImageDescription text of local page ``page`` ('' when absent)."""
         return read_description(self._fh, self.index, page)
 
     def close(self) -> None:
+        """Close the file, its memory map and any tifffile handle."""
         self._buf = None
         if self._mm is not None:
             try:
@@ -216,5 +229,5 @@ class PageReader:
     def __enter__(self) -> PageReader:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

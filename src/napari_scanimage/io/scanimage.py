@@ -19,10 +19,10 @@ import math
 import os
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -100,7 +100,7 @@ def parse_value(text: str) -> Any:
         return text
 
 
-class RawMetadata(Mapping):
+class RawMetadata(Mapping[str, Any]):
     """Mapping of metadata key → parsed value; values are parsed on first access."""
 
     def __init__(self, raw: dict[str, str]):
@@ -114,7 +114,7 @@ class RawMetadata(Mapping):
             value = self._parsed[key] = parse_value(self._raw[key])
             return value
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._raw)
 
     def __len__(self) -> int:
@@ -135,7 +135,7 @@ class StaticMetadata:
 
     generation: str  # "2016+", "SI5", "SI4", "SI3"
     values: RawMetadata
-    roi_groups: dict | None = None
+    roi_groups: dict[str, Any] | None = None
     tiff_format_version: int | None = None
     header_length: int = 0
 
@@ -143,7 +143,8 @@ class StaticMetadata:
 def _split_lines(text: str, sep: str, strip_prefix: str = "", spaces: bool = False
                  ) -> dict[str, str]:
     """``key = value`` lines → dict; keys with spaces only when ``spaces`` (`.siff` frame
-    keys such as ``sync Stamps`` and ``Appended text``)."""
+    keys such as ``sync Stamps`` and ``Appended text``).
+    """
     out: dict[str, str] = {}
     for line in text.split(sep):
         key, eq, value = line.partition("=")
@@ -157,7 +158,7 @@ def _split_lines(text: str, sep: str, strip_prefix: str = "", spaces: bool = Fal
     return out
 
 
-def _first_description(fh, size: int, path: str) -> str:
+def _first_description(fh: BinaryIO, size: int, path: str) -> str:
     import mmap
 
     header = read_header(fh.read(16), path)
@@ -170,7 +171,7 @@ def _first_description(fh, size: int, path: str) -> str:
         return bytes(mm[off: off + length]).rstrip(b"\0").decode("utf-8", "replace")
 
 
-def read_static_metadata(path: str | os.PathLike) -> StaticMetadata:
+def read_static_metadata(path: str | os.PathLike[str]) -> StaticMetadata:
     """Read the static ScanImage metadata of one file, touching only the bytes it needs.
 
     Raises

@@ -30,13 +30,13 @@ __all__ = ["check_frame_continuity", "discover_series", "natural_key"]
 _SPLIT = re.compile(r"^(?P<base>.*_\d+)_(?P<file>\d+)$")
 
 
-def natural_key(path: str | os.PathLike) -> list:
+def natural_key(path: str | os.PathLike[str]) -> list[int | str]:
     """Key that sorts ``a_2`` before ``a_10``."""
     name = Path(path).name
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
-def discover_series(path: str | os.PathLike) -> list[Path]:
+def discover_series(path: str | os.PathLike[str]) -> list[Path]:
     """Files of the split acquisition ``path`` belongs to (just ``path`` when not split).
 
     Warns
@@ -79,7 +79,7 @@ def discover_series(path: str | os.PathLike) -> list[Path]:
     return [members[n] for n in numbers]
 
 
-def check_frame_continuity(paths: Sequence[str | os.PathLike],
+def check_frame_continuity(paths: Sequence[str | os.PathLike[str]],
                            boundaries: Sequence[tuple[int | None, int | None]]) -> list[int]:
     """Warn about ``frameNumbers`` that do not continue across file boundaries.
 
@@ -94,7 +94,7 @@ def check_frame_continuity(paths: Sequence[str | os.PathLike],
     list of int
         Indices k where file k+1 does not continue file k.
     """
-    breaks = []
+    breaks: list[int] = []
     for k in range(len(paths) - 1):
         last, first = boundaries[k][1], boundaries[k + 1][0]
         if last is not None and first is not None and first != last + 1:

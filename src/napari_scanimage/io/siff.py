@@ -25,10 +25,12 @@ import functools
 import mmap
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeAlias, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import FormatError, read_error
 from ._platform import release_mapped
@@ -36,6 +38,11 @@ from .siff_settings import FlimSettings, flim_settings
 from .tiff import PageIndex
 
 __all__ = ["FlimSettings", "SiffReader", "flim_settings", "masks_to_csr", "pixel_lists"]
+
+I64: TypeAlias = npt.NDArray[np.int64]
+Indices: TypeAlias = "Sequence[int] | npt.NDArray[np.integer[Any]]"  # page numbers
+_Body: TypeAlias = Callable[[int, int, I64, I64], None]  # (page, row, flat pixel, arrival)
+_Kernel: TypeAlias = Callable[[slice, I64, I64, npt.NDArray[np.int8]], None]  # see _sums
 
 RAW, COMPRESSED = 0, 1
 MAX_BINS_FACTOR = 4
@@ -51,9 +58,11 @@ PIECE_BYTES = 32 << 20
 MAPPED_BUDGET = 256 << 20
 _PAGE = mmap.PAGESIZE
 _CPUS = os.cpu_count() or 1
+_NO_BYTES = np.zeros(0, np.uint8)
 
 
 def default_engine() -> str:
+    """Engine of readers made without one: "numpy" (by the environment, or no numba), or "auto"."""
     if os.environ.get("NAPARI_SCANIMAGE_ENGINE", "").lower() == "numpy":
         return "numpy"
     import importlib.util
@@ -85,7 +94,10 @@ class SiffReader:
         npix = self.height * self.width
         # O_BINARY: no newline translation on Windows (0 elsewhere)
         self._fd = os.open(index.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        self._mm = None
+        self._mm: mmap.mmap | None = None
+        self._buf: npt.NDArray[np.uint8]  # the map's bytes (set by _map)
+        self._v64: tuple[npt.NDArray[np.uint64], ...] = ()
+        self._v16: tuple[npt.NDArray[np.uint16], ...] = ()
         self._map()
         self.kinds = index.siff_flags.astype(np.int64)
         self.starts = index.data_offsets
@@ -104,7 +116,7 @@ class SiffReader:
         self._bad_any = bool((self._bad != "").any())
         # compressed pages whose raster total has been checked against their photon count
         self._verified = self.kinds != COMPRESSED
-        self._identity: tuple[np.ndarray, np.ndarray] | None = None  # pixel_sums' mask table
+        self._identity: tuple[I64, I64] | None = None  # pixel_sums' mask table
 
     # -- housekeeping ---------------------------------------------------------------------
     def _map(self) -> None:
@@ -131,12 +143,14 @@ class SiffReader:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
         return self._fd < 0
 
     def close(self) -> None:
+        """Release the memory map and the file descriptor (calling it again does nothing)."""
         if self._fd >= 0:
             self._v64 = self._v16 = ()
-            self._buf = None
+            self._buf = _NO_BYTES  # (no view keeps the map)
             if self._mm is not None:
                 try:
                     self._mm.close()
@@ -148,10 +162,10 @@ class SiffReader:
     def __enter__(self) -> SiffReader:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _check(self, pages: np.ndarray) -> None:
+    def _check(self, pages: I64) -> None:
         if self._fd < 0:
             raise FormatError(f"{self.path}: reader is closed")
         if pages.size and (pages.min() < 0 or pages.max() >= len(self.kinds)):
@@ -166,7 +180,8 @@ class SiffReader:
 
     def _check_size(self) -> None:
         """Refuse to touch the memory map of a file shortened since it was opened: a mapped
-        page past the new end would kill the process (SIGBUS) in the compiled loops."""
+        page past the new end would kill the process (SIGBUS) in the compiled loops.
+        """
         try:
             size = os.fstat(self._fd).st_size
         except OSError as exc:  # EIO / ESTALE: failing drive or unmounted share
@@ -174,8 +189,9 @@ class SiffReader:
         if size < self.index.file_size:
             raise FormatError(f"{self.path}: the file became shorter while open; reopen it")
 
-    def _raise_status(self, pages: np.ndarray, status: np.ndarray,
-                      maxtau: np.ndarray | None = None, cap: int = 0) -> None:
+    def _raise_status(self, pages: npt.NDArray[np.integer[Any]],
+                      status: npt.NDArray[np.integer[Any]],
+                      maxtau: npt.NDArray[np.integer[Any]] | None = None, cap: int = 0) -> None:
         hit = np.flatnonzero(status)
         if not hit.size:
             return
@@ -201,10 +217,12 @@ class SiffReader:
         self._check_size()
         return bytes(self._buf[start: start + length]).rstrip(b"\0").decode("utf-8", "replace")
 
-    def read_into(self, pages, out: np.ndarray, rows: tuple[int, int] | None = None) -> None:
+    def read_into(self, pages: Indices, out: npt.NDArray[np.uint16],
+                  rows: tuple[int, int] | None = None) -> None:
         """Intensity (photon counts) of ``pages`` into ``out`` (n, Y, X) uint16; with ``rows``
         = (first, count) only that band of rows, ``out`` (n, count, X) (photons are counted
-        over whole frames either way)."""
+        over whole frames either way).
+        """
         if rows is None:
             self.intensity(pages, out)
             return
@@ -213,9 +231,10 @@ class SiffReader:
         out[...] = whole[:, rows[0]:rows[0] + rows[1]]
 
     # -- NumPy reference path ---------------------------------------------------------------
-    def photons(self, page: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def photons(self, page: int) -> tuple[I64, I64, I64]:
         """(y, x, tau) int64 arrays of every photon of ``page``, in storage order (raw: arrival
-        order; compressed: grouped by pixel in raster order)."""
+        order; compressed: grouped by pixel in raster order).
+        """
         pages = np.array([page], dtype=np.int64)
         self._check(pages)
         n, start = int(self.counts[page]), int(self.starts[page])
@@ -235,13 +254,14 @@ class SiffReader:
         tau = self._buf[start: start + 2 * n].view("<u2").astype(np.int64)
         return pix // W, pix % W, tau
 
-    def _numpy_loop(self, pages, rows, body) -> None:
+    def _numpy_loop(self, pages: I64, rows: I64, body: _Body) -> None:
         for page, row in zip(pages.tolist(), rows.tolist(), strict=True):
             y, x, tau = self.photons(page)
             body(page, row, y * self.width + x, tau)
 
     # -- operations -----------------------------------------------------------------------
-    def intensity(self, pages, out: np.ndarray | None = None) -> np.ndarray:
+    def intensity(self, pages: npt.ArrayLike, out: npt.NDArray[np.uint16] | None = None
+                  ) -> npt.NDArray[np.uint16]:
         """Photon counts per pixel of ``pages``: uint16 (n, Y, X)."""
         pages = np.asarray(pages, dtype=np.int64).reshape(-1)
         self._check(pages)
@@ -259,7 +279,7 @@ class SiffReader:
 
         status = np.zeros(len(pages), np.int8)
 
-        def run(sl):
+        def run(sl: slice) -> None:
             K.intensity(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
                         self.counts[pages[sl]], self.rasters[pages[sl]], self.height,
                         self.width, flat[sl], status[sl])
@@ -269,10 +289,12 @@ class SiffReader:
         return out
 
     def capacity(self, num_bins: int) -> int:
+        """Histogram bins kept for ``num_bins`` bins; a later arrival time is corruption."""
         return MAX_BINS_FACTOR * max(int(num_bins), 16)
 
-    def histogram(self, pages, rows, nrows: int, num_bins: int, *,
-                  mask: np.ndarray | None = None, planes=None) -> np.ndarray:
+    def histogram(self, pages: npt.ArrayLike, rows: npt.ArrayLike, nrows: int, num_bins: int, *,
+                  mask: npt.NDArray[np.bool_] | None = None, planes: npt.ArrayLike | None = None
+                  ) -> I64:
         """Arrival-time counts: int64 (nrows, L), page ``pages[i]`` adding to row ``rows[i]``.
 
         ``mask`` is bool (Zm, Y, X): only photons in ``mask[planes[i]]`` count.  L is
@@ -290,7 +312,7 @@ class SiffReader:
             out = np.zeros((nrows, cap), np.int64)
             plane_of = dict(zip(pages.tolist(), planes.tolist(), strict=True))
 
-            def body(page, row, pix, tau):
+            def body(page: int, row: int, pix: I64, tau: I64) -> None:
                 if mask is not None:
                     tau = tau[flat_mask[plane_of[page]][pix] != 0]
                 if tau.size and tau.max() >= cap:
@@ -305,10 +327,11 @@ class SiffReader:
         status = np.zeros(len(pages), np.int8)
         maxtau = np.zeros(len(pages), np.int64)
         pooled = nrows == 1
-        outs: list[np.ndarray] = []
+        outs: list[I64] = []
 
-        def run(sl):
-            out = np.zeros((nrows, cap), np.int64) if pooled else shared
+        def run(sl: slice) -> None:
+            # (shared is made below when not pooled)
+            out = np.zeros((nrows, cap), np.int64) if pooled else cast(I64, shared)
             K.histogram(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
                         self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl], planes[sl],
                         flat_mask, mask is not None, uptr, upix, self.height, self.width, out,
@@ -320,11 +343,12 @@ class SiffReader:
         self._parallel(pages, rows, run, pooled)
         self._raise_status(pages, status, maxtau, cap)
         out = (sum(outs[1:], outs[0]) if outs else np.zeros((1, cap), np.int64)) \
-            if pooled else shared
+            if pooled else cast(I64, shared)
         return self._trim(out, num_bins)
 
-    def mask_sums(self, pages, rows, nrows: int, indptr: np.ndarray, indices: np.ndarray,
-                  nmasks: int, planes=None) -> tuple[np.ndarray, np.ndarray]:
+    def mask_sums(self, pages: npt.ArrayLike, rows: npt.ArrayLike, nrows: int, indptr: I64,
+                  indices: I64, nmasks: int, planes: npt.ArrayLike | None = None
+                  ) -> tuple[I64, I64]:
         """Photon counts and arrival-time sums per mask: two int64 (nrows, nmasks) arrays.
 
         Masks come as a CSR table per plane (see :func:`masks_to_csr`); ``planes[i]`` picks the
@@ -337,7 +361,7 @@ class SiffReader:
         if not self._compiled(pages):
             plane_of = dict(zip(pages.tolist(), planes.tolist(), strict=True))
 
-            def body(page, row, pix, tau):
+            def body(page: int, row: int, pix: I64, tau: I64) -> None:
                 ptr = indptr[plane_of[page]]
                 reps = ptr[pix + 1] - ptr[pix]
                 owners = indices[np.repeat(ptr[pix], reps) + _ranges(reps)]
@@ -351,22 +375,24 @@ class SiffReader:
 
         uptr, upix = pixel_lists(indptr[:, 1:] > indptr[:, :-1])
 
-        def kernel(sl, a, b, status):
+        def kernel(sl: slice, a: I64, b: I64, status: npt.NDArray[np.int8]) -> None:
             K.mask_sums(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
                         self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl], planes[sl],
                         indptr, indices, uptr, upix, self.height, self.width, a, b, status)
 
         return self._sums(pages, rows, out_n, out_t, kernel)
 
-    def _sums(self, pages, rows, out_n, out_t, kernel) -> tuple[np.ndarray, np.ndarray]:
+    def _sums(self, pages: I64, rows: I64, out_n: I64, out_t: I64, kernel: _Kernel
+              ) -> tuple[I64, I64]:
         """Run ``kernel(slice, counts, sums, status)`` over slices of ``pages`` on the thread
         pool, into ``out_n`` / ``out_t`` (rows, …); with one output row every slice gets its
-        own pair, added up at the end."""
+        own pair, added up at the end.
+        """
         status = np.zeros(len(pages), np.int8)
         pooled = out_n.shape[0] == 1
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        parts: list[tuple[I64, I64]] = []
 
-        def run(sl):
+        def run(sl: slice) -> None:
             a, b = ((np.zeros_like(out_n), np.zeros_like(out_t)) if pooled else (out_n, out_t))
             kernel(sl, a, b, status[sl])
             if pooled:
@@ -379,9 +405,11 @@ class SiffReader:
             out_t += b
         return out_n, out_t
 
-    def pixel_sums(self, pages, rows, nrows: int) -> tuple[np.ndarray, np.ndarray]:
+    def pixel_sums(self, pages: npt.ArrayLike, rows: npt.ArrayLike, nrows: int
+                   ) -> tuple[I64, I64]:
         """Photon counts and arrival-time sums per pixel: int64 (nrows, Y, X) each (every
-        pixel is its own mask)."""
+        pixel is its own mask).
+        """
         npix = self.height * self.width
         pages = np.asarray(pages, np.int64)
         if self._compiled(pages):
@@ -394,7 +422,8 @@ class SiffReader:
         shape = (nrows, self.height, self.width)
         return out_n.reshape(shape), out_t.reshape(shape)
 
-    def _pixel_sums_compiled(self, pages, rows, nrows: int) -> tuple[np.ndarray, np.ndarray]:
+    def _pixel_sums_compiled(self, pages: I64, rows: npt.ArrayLike, nrows: int
+                             ) -> tuple[I64, I64]:
         from . import _siff_kernels as K
 
         pages, rows = self._sorted(pages, rows)
@@ -402,7 +431,7 @@ class SiffReader:
         out_n = np.zeros((nrows, npix), np.int64)
         out_t = np.zeros((nrows, npix), np.int64)
 
-        def kernel(sl, a, b, status):
+        def kernel(sl: slice, a: I64, b: I64, status: npt.NDArray[np.int8]) -> None:
             K.pixel_sums(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
                          self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl],
                          self.height, self.width, a, b, status)
@@ -412,16 +441,17 @@ class SiffReader:
         return out_n.reshape(shape), out_t.reshape(shape)
 
     # -- helpers --------------------------------------------------------------------------
-    def _compiled(self, pages: np.ndarray) -> bool:
+    def _compiled(self, pages: I64) -> bool:
         """Use the compiled loops?  Small jobs (a viewer step) take the NumPy path until the
-        kernels are loaded, so opening a file never waits for numba."""
+        kernels are loaded, so opening a file never waits for numba.
+        """
         if self.engine != "auto":
             return self.engine == "numba"
         if _KERNELS in sys.modules:
             return True
         return int(self.counts[pages].sum()) >= SMALL_JOB_PHOTONS
 
-    def _verify(self, pages: np.ndarray) -> None:
+    def _verify(self, pages: I64) -> None:
         todo = np.unique(pages[~self._verified[pages]])
         if not todo.size:
             return
@@ -434,7 +464,7 @@ class SiffReader:
         else:
             from . import _siff_kernels as K
 
-            def run(sl):
+            def run(sl: slice) -> None:
                 K.raster_totals(self._v16, self.rasters[todo[sl]], npix, totals[sl])
 
             self._parallel(todo, np.arange(len(todo)), run)
@@ -442,7 +472,7 @@ class SiffReader:
         self._raise_status(todo, bad.astype(np.int8) * 2)
         self._verified[todo] = True
 
-    def _sorted(self, pages, rows) -> tuple[np.ndarray, np.ndarray]:
+    def _sorted(self, pages: npt.ArrayLike, rows: npt.ArrayLike) -> tuple[I64, I64]:
         pages = np.asarray(pages, dtype=np.int64).reshape(-1)
         rows = np.broadcast_to(np.asarray(rows, dtype=np.int64), pages.shape).reshape(-1)
         self._check(pages)
@@ -451,7 +481,8 @@ class SiffReader:
             pages, rows = pages[order], rows[order]
         return pages, np.ascontiguousarray(rows)
 
-    def _planes(self, pages, planes, table) -> np.ndarray:
+    def _planes(self, pages: I64, planes: npt.ArrayLike | None,
+                table: npt.NDArray[Any] | None) -> I64:
         if planes is None:
             return np.zeros(len(pages), np.int64)
         planes = np.broadcast_to(np.asarray(planes, np.int64), pages.shape).reshape(-1)
@@ -460,7 +491,7 @@ class SiffReader:
             raise ValueError("mask plane index out of range")
         return np.ascontiguousarray(planes)
 
-    def _parallel(self, pages: np.ndarray, rows: np.ndarray, run: Callable[[slice], None],
+    def _parallel(self, pages: I64, rows: I64, run: Callable[[slice], None],
                   pooled: bool = False) -> None:
         """Call ``run`` on slices of ``pages`` on the thread pool.
 
@@ -488,7 +519,7 @@ class SiffReader:
         release = self.index.file_size > MAPPED_BUDGET
         remap = False  # set when a piece could not be released on its own
 
-        def piece(sl):
+        def piece(sl: slice) -> None:
             nonlocal remap
             self._check_size()  # shortened meanwhile? (keeps the SIGBUS window to one piece)
             run(sl)
@@ -506,7 +537,7 @@ class SiffReader:
             if remap:  # no madvise: drop every page this call mapped by mapping afresh
                 self._map()
 
-    def _span(self, pages: np.ndarray) -> tuple[int, int]:
+    def _span(self, pages: I64) -> tuple[int, int]:
         """Whole memory pages inside the file bytes that ``pages`` read."""
         lo = int(np.where(self.kinds[pages] == COMPRESSED, self.rasters[pages],
                           self.starts[pages]).min())
@@ -521,20 +552,20 @@ class SiffReader:
         return release_mapped(self._mm, lo, hi - lo)
 
     @staticmethod
-    def _trim(out: np.ndarray, num_bins: int) -> np.ndarray:
+    def _trim(out: I64, num_bins: int) -> I64:
         used = np.flatnonzero(out.any(axis=0))
         length = max(int(num_bins), int(used[-1]) + 1 if used.size else 0)
         return out[:, :length]
 
 
-def pixel_lists(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pixel_lists(table: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
     """Set pixels of each row of a (Zm, H·W) bool table as CSR: ``uptr`` (Zm + 1), ``upix``."""
     counts = table.sum(axis=1)
     uptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return uptr, np.nonzero(table)[1].astype(np.int64)
 
 
-def _ranges(lengths: np.ndarray) -> np.ndarray:
+def _ranges(lengths: I64) -> I64:
     """Concatenated ``arange(n)`` for each n in ``lengths``."""
     total = int(lengths.sum())
     if total == 0:
@@ -543,10 +574,11 @@ def _ranges(lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) - starts
 
 
-def masks_to_csr(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def masks_to_csr(masks: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
     """CSR membership table of bool masks (R, Zm, Y, X): ``indptr`` (Zm, Y·X + 1) and
     ``indices`` (mask numbers), so that the masks holding pixel p of plane z are
-    ``indices[indptr[z, p]:indptr[z, p + 1]]``."""
+    ``indices[indptr[z, p]:indptr[z, p + 1]]``.
+    """
     R, Zm = masks.shape[:2]
     flat = masks.reshape(R, Zm, -1)
     npix = flat.shape[2]

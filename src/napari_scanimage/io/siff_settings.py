@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import FormatError
+
+if TYPE_CHECKING:
+    from .acquisition import AcquisitionInfo
 
 __all__ = ["FlimSettings", "check_siff_frame", "flim_settings"]
 
@@ -35,6 +39,13 @@ class FlimSettings:
 
     @property
     def bin_width_ns(self) -> float:
+        """Width of one bin in ns.
+
+        Raises
+        ------
+        FormatError
+            When the bin width is unknown.
+        """
         if self.bin_width_ps is None:
             raise FormatError("the arrival-time bin width is unknown (no binResolution in the "
                               "file); open it with open_dataset(..., bin_width_ps=...)")
@@ -48,7 +59,7 @@ class FlimSettings:
         return self.laser_period_ps / self.bin_width_ps
 
 
-def _number(value) -> float | None:
+def _number(value: Any) -> float | None:
     if isinstance(value, (list, tuple)):
         value = value[0] if value else None
     if isinstance(value, np.ndarray):
@@ -80,10 +91,11 @@ def flim_settings(values: Mapping[str, object], *, bin_width_ps: float | None = 
                         period, resolution)
 
 
-def check_siff_frame(info, frame_shape: tuple[int, int], path: str = "") -> None:
+def check_siff_frame(info: AcquisitionInfo, frame_shape: tuple[int, int], path: str = "") -> None:
     """`.siff` frames are photon lists, so nothing on disk bounds their declared size: it must
     agree with the header's ``linesPerFrame`` × ``pixelsPerLine`` (when stated; multi-ROI pages
-    stack several fields and are not checked)."""
+    stack several fields and are not checked).
+    """
     lines, pixels = info.lines_per_frame, info.pixels_per_line
     if info.mroi or not lines or not pixels:
         return

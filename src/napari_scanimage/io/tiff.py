@@ -18,8 +18,10 @@ import warnings
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
+from typing import Any, NotRequired, TypeAlias, TypedDict, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import FormatError, TruncatedFileWarning
 from ._platform import pread_function
@@ -42,6 +44,23 @@ _INT64_MAX = 2**63 - 1
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 6: 1, 7: 1, 8: 2, 9: 4, 13: 4, 16: 8, 17: 8, 18: 8}
 
 
+# Where a walk stopped: pages so far, last IFD, distance from the one before, last page end
+WalkState: TypeAlias = tuple[int, ...]
+# Values of the format tags (_FORMAT_TAGS) of a page; None for an absent tag
+PageFormat: TypeAlias = tuple[int | None, ...]
+# Per-page int64 columns of a walk (as PageIndex's; "siff": tag 907), lists or arrays
+PageArrays: TypeAlias = dict[str, list[int] | npt.NDArray[np.int64]]
+
+
+class WalkInfo(TypedDict):
+    """Where a walk of the IFD chain stopped."""
+
+    first_format: PageFormat | None
+    next: int
+    tags: NotRequired[tuple[int, ...] | None]
+    state: WalkState
+
+
 @dataclass(frozen=True)
 class TiffHeader:
     """The first bytes of a TIFF file: byte order, BigTIFF flag and first IFD offset."""
@@ -51,7 +70,7 @@ class TiffHeader:
     first_ifd: int
 
 
-def read_header(head: bytes, path: str | os.PathLike = "") -> TiffHeader:
+def read_header(head: bytes, path: str | os.PathLike[str] = "") -> TiffHeader:
     """Parse the 8- or 16-byte TIFF header.
 
     Raises
@@ -100,21 +119,21 @@ class PageIndex:
     """
 
     path: str
-    data_offsets: np.ndarray
-    byte_counts: np.ndarray
-    description_offsets: np.ndarray
-    description_lengths: np.ndarray
+    data_offsets: npt.NDArray[np.int64]
+    byte_counts: npt.NDArray[np.int64]
+    description_offsets: npt.NDArray[np.int64]
+    description_lengths: npt.NDArray[np.int64]
     shape: tuple[int, int]
-    dtype: np.dtype
+    dtype: np.dtype[Any]
     direct: bool
     file_size: int
     bigtiff: bool
     byteorder: str
     truncated: bool = False
-    siff_flags: np.ndarray | None = None
+    siff_flags: npt.NDArray[np.int8] | None = None
     next_ifd: int = 0
-    walk_state: tuple = ()
-    first_format: tuple | None = None
+    walk_state: WalkState = ()
+    first_format: PageFormat | None = None
     first_ifd: int = 0
 
     def __len__(self) -> int:
@@ -139,16 +158,16 @@ _ENTRY_STRUCTS: dict[tuple[bool, str, int], struct.Struct] = {}
 class IfdWalker:
     """Sequential IFD walk over a memory map; one `struct.unpack_from` per regular page."""
 
-    def __init__(self, buf, size: int, header: TiffHeader, path: str):
+    def __init__(self, buf: mmap.mmap, size: int, header: TiffHeader, path: str):
         self.buf, self.size, self.path = buf, size, path
         self.bo, self.big = header.byteorder, header.bigtiff
         self.count_fmt = struct.Struct(self.bo + ("Q" if self.big else "H"))
         self.entry_size = 20 if self.big else 12
         self.count_size = 8 if self.big else 2
         self.inline = 8 if self.big else 4
-        self.layout_key: tuple | None = None
+        self.layout_key: tuple[int, ...] | None = None
 
-    def _unpack_ifd(self, offset: int, page: int):
+    def _unpack_ifd(self, offset: int, page: int) -> tuple[tuple[int, ...], int] | None:
         """(all unpacked values: count, 4 per entry, next offset; IFD size) or None at EOF."""
         if offset + self.count_size > self.size:
             return None
@@ -162,10 +181,11 @@ class IfdWalker:
         vals = fmt.unpack_from(self.buf, offset)
         return vals, fmt.size
 
-    def walk(self, first: int, max_pages: int = -1, state: tuple | None = None
-             ) -> tuple[dict[str, list[int]], bool, dict, dict]:
+    def walk(self, first: int, max_pages: int = -1, state: WalkState | None = None
+             ) -> tuple[PageArrays, bool, WalkInfo, bool]:
         """Index up to ``max_pages`` pages from the IFD at ``first``; ``state`` continues an
-        earlier walk (its ``info["state"]``: pages so far, last IFD, stride, last page end)."""
+        earlier walk (its ``info["state"]``: pages so far, last IFD, stride, last page end).
+        """
         offsets: list[int] = []
         nbytes: list[int] = []
         doffs: list[int] = []
@@ -173,7 +193,7 @@ class IfdWalker:
         siff: list[int] = []
         direct = True
         truncated = False
-        first_format: tuple | None = None
+        first_format: PageFormat | None = None
         ifd = first
         # pages so far, last IFD, its distance from the one before, end of the last page
         page, prev_ifd, stride, last_end = state if state is not None else (0, -1, 0, 0)
@@ -184,8 +204,9 @@ class IfdWalker:
         # big-endian files keep a short inline value in the first bytes of the value field
         shifts = ({t: 8 * (field_bytes - n) for t, n in _TYPE_SIZES.items() if n < field_bytes}
                   if self.bo == ">" else {})
-        cache_key = None
-        getter = None
+        cache_key: tuple[int, ...] | None = None
+        # set with the tag layout on the first page (cache_key None differs from any layout)
+        getter: itemgetter[Any]
         while ifd and page != stop_page:
             if ifd < 8:
                 raise FormatError(f"{self.path}: page {page}: IFD offset {ifd} points into the "
@@ -272,10 +293,11 @@ class IfdWalker:
             last_end = max(end, ifd + ifd_size)
             ifd = nxt
             page += 1
-        arrays = {"data_offsets": offsets, "byte_counts": nbytes,
-                  "description_offsets": doffs, "description_lengths": dlens, "siff": siff}
-        info = {"first_format": first_format, "next": ifd, "tags": cache_key,
-                "state": (page, prev_ifd, stride, last_end)}
+        arrays: PageArrays = {"data_offsets": offsets, "byte_counts": nbytes,
+                              "description_offsets": doffs, "description_lengths": dlens,
+                              "siff": siff}
+        info: WalkInfo = {"first_format": first_format, "next": ifd, "tags": cache_key,
+                          "state": (page, prev_ifd, stride, last_end)}
         return arrays, direct, info, truncated
 
 
@@ -285,13 +307,14 @@ class _Columns:
     def __init__(self, copies: bytes | bytearray, ifd_size: int):
         self.rows = np.frombuffer(copies, dtype=np.uint8).reshape(-1, ifd_size)
 
-    def get(self, c: int, dtype: np.dtype) -> np.ndarray:
+    def get(self, c: int, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
         column = np.ascontiguousarray(self.rows[:, c: c + dtype.itemsize])
-        return column.view(dtype).reshape(-1)
+        values: npt.NDArray[Any] = column.view(dtype)
+        return values.reshape(-1)
 
 
-def _fast_walk(walker: IfdWalker, fd: int, header: TiffHeader, first_tags: tuple, start: int,
-               sparse: bool, start_state: tuple):
+def _fast_walk(walker: IfdWalker, fd: int, header: TiffHeader, first_tags: tuple[int, ...],
+               start: int, sparse: bool, start_state: WalkState) -> dict[str, Any] | None:
     """Index a file whose IFDs all share the first page's tag layout, or return None.
 
     The chain is followed with one unpack per page (the next-IFD field of a same-sized IFD);
@@ -318,7 +341,7 @@ def _fast_walk(walker: IfdWalker, fd: int, header: TiffHeader, first_tags: tuple
     # IFD bytes are copied out of windows read with pread: a dense file (small frames) is read
     # in large windows, a sparse one (large frames) one IFD at a time; nothing stays mapped
     window = ifd_size if sparse else max(WINDOW_BYTES, ifd_size)
-    copies = bytearray()
+    copies: bytes | bytearray = bytearray()
     blocks: list[bytes] = []
     block, block_start, block_end = b"", 0, 0
     pread = pread_function()
@@ -365,7 +388,7 @@ def _fast_walk(walker: IfdWalker, fd: int, header: TiffHeader, first_tags: tuple
         if not (gather.get(walker.count_size + walker.entry_size * i, tag_dtype) == tag).all():
             return None
 
-    def entry(tag: int) -> tuple[np.ndarray, np.ndarray]:
+    def entry(tag: int) -> tuple[npt.NDArray[Any], ...]:
         at = walker.count_size + walker.entry_size * where[tag]
         head = gather.get(at, head_dtype)
         if not (head == head[0]).all():  # and the same type on every page
@@ -373,9 +396,10 @@ def _fast_walk(walker: IfdWalker, fd: int, header: TiffHeader, first_tags: tuple
         return gather.get(at + 4, word), gather.get(at + 4 + word.itemsize, word)
 
     try:
-        fields = {t: entry(t) for t in (_TAG_STRIP_OFFSETS, _TAG_STRIP_BYTES, _TAG_DESCRIPTION,
-                                        _TAG_SIFF) + _FORMAT_TAGS + (_TAG_TILE_WIDTH,)
-                  if t in where}
+        fields: dict[int, tuple[npt.NDArray[Any], ...]] = {
+            t: entry(t) for t in (_TAG_STRIP_OFFSETS, _TAG_STRIP_BYTES, _TAG_DESCRIPTION,
+                                  _TAG_SIFF) + _FORMAT_TAGS + (_TAG_TILE_WIDTH,)
+            if t in where}
     except LookupError:
         return None
     for t in _FORMAT_TAGS + (_TAG_TILE_WIDTH,):
@@ -400,7 +424,8 @@ def _fast_walk(walker: IfdWalker, fd: int, header: TiffHeader, first_tags: tuple
     if min(data_offsets.min(), byte_counts.min(), d_off.min(), d_count.min(), 0) < 0:
         return None  # 64-bit fields past 2**63: the careful walk refuses them page by page
 
-    def end(offset: np.ndarray, length: np.ndarray) -> np.ndarray:  # no int64 overflow
+    def end(offset: npt.NDArray[np.int64], length: npt.NDArray[np.int64]
+            ) -> npt.NDArray[np.int64]:  # no int64 overflow
         return np.minimum(offset, size + 1) + np.minimum(length, size + 1)
 
     ends = np.maximum(end(data_offsets, byte_counts), end(d_off, d_count))
@@ -427,7 +452,8 @@ def _fast_walk(walker: IfdWalker, fd: int, header: TiffHeader, first_tags: tuple
             "next": int(ifd), "state": state}
 
 
-def _dtype_from_format(fmt: tuple, path: str) -> tuple[tuple[int, int], np.dtype | None, bool]:
+def _dtype_from_format(fmt: PageFormat, path: str
+                       ) -> tuple[tuple[int, int], np.dtype[Any] | None, bool]:
     """(height, width), sample dtype (None if unusual) and whether plain memory-map reads work."""
     width, height, bps, compression, spp, sample_format = fmt
     if width is None or height is None:
@@ -441,7 +467,7 @@ def _dtype_from_format(fmt: tuple, path: str) -> tuple[tuple[int, int], np.dtype
     return (int(height), int(width)), dtype, plain
 
 
-def index_pages(path: str | os.PathLike, *, resume: PageIndex | None = None,
+def index_pages(path: str | os.PathLike[str], *, resume: PageIndex | None = None,
                 warn: bool = True) -> PageIndex:
     """Walk the IFD chain of a TIFF file once.
 
@@ -487,8 +513,10 @@ def index_pages(path: str | os.PathLike, *, resume: PageIndex | None = None,
             raise FormatError(f"{path}: the file ends before its first page is complete "
                               f"({size} bytes); nothing can be read")
         raise FormatError(f"{path}: TIFF file holds no pages")
-    shape, dtype, plain = _dtype_from_format(info["first_format"], path)
-    if not plain:
+    first_format = info["first_format"]
+    assert first_format is not None  # set by the first page indexed
+    shape, dtype, plain = _dtype_from_format(first_format, path)
+    if not plain or dtype is None:  # (plain pages have a dtype)
         direct = False
     else:
         expected = shape[0] * shape[1] * dtype.itemsize
@@ -500,8 +528,8 @@ def index_pages(path: str | os.PathLike, *, resume: PageIndex | None = None,
     else:  # (.siff frames are not stored as pixels)
         if dtype is None:
             dtype = _dtype_via_tifffile(path)
-        check_frame_size(shape, dtype.itemsize * max(int(info["first_format"][4] or 1), 1),
-                          size, path, compressed=info["first_format"][3] not in (None, 1))
+        check_frame_size(shape, dtype.itemsize * max(int(first_format[4] or 1), 1),
+                          size, path, compressed=first_format[3] not in (None, 1))
     if direct or is_siff:  # one strip per page: its data must lie in the file
         kept = check_extent(arrays, n, size, path)
         if kept < n:  # a cut file: keep the pages whose data are complete
@@ -533,16 +561,19 @@ def index_pages(path: str | os.PathLike, *, resume: PageIndex | None = None,
     )
 
 
-def _walk_chain(walker: IfdWalker, fd: int, header: TiffHeader, start: int, state: tuple | None):
+def _walk_chain(walker: IfdWalker, fd: int, header: TiffHeader, start: int,
+                state: WalkState | None) -> tuple[PageArrays, bool, WalkInfo, bool]:
     """Index the chain from the IFD at ``start`` (``state``: the walk so far; None at page 0)
     as :meth:`IfdWalker.walk`: two pages carefully (page 0 may carry extra tags), the rest in
-    bulk if they repeat the second's layout, and a cut end (file being written) carefully."""
+    bulk if they repeat the second's layout, and a cut end (file being written) carefully.
+    """
     arrays, direct, info, truncated = walker.walk(start, max_pages=2, state=state)
     if not info["next"] or truncated:
         return arrays, direct, info, truncated
     sparse = info["next"] - start >= 2 * SPARSE_STRIDE  # two pages
-    fast = direct and _fast_walk(walker, fd, header, info["tags"], info["next"], sparse,
-                                 info["state"])
+    tags = cast("tuple[int, ...]", info["tags"])  # (the pages walked have a layout)
+    fast = _fast_walk(walker, fd, header, tags, info["next"], sparse,
+                      info["state"]) if direct else None
     if not fast:
         return walker.walk(start, state=state)
     arrays = {k: np.concatenate([np.asarray(v, np.int64), fast[k]]) for k, v in arrays.items()}
@@ -557,7 +588,7 @@ def _walk_chain(walker: IfdWalker, fd: int, header: TiffHeader, start: int, stat
     return arrays, direct, info, truncated
 
 
-def _dtype_via_tifffile(path: str) -> np.dtype:
+def _dtype_via_tifffile(path: str) -> np.dtype[Any]:
     import tifffile
 
     try:

@@ -1,10 +1,10 @@
-"""Write synthetic classic-TIFF recordings of older ScanImage versions with known pixels.
+r"""Write synthetic classic-TIFF recordings of older ScanImage versions with known pixels.
 
 Generations (docs/formats.md §1):
 
 ``"SI3"``
     ScanImage 3.x (3.8): every page's ImageDescription holds the whole ``state.x=value`` header,
-    ``\\r`` separated; no per-frame values.  Stacks are slow stacks (one volume per file).
+    ``\r`` separated; no per-frame values.  Stacks are slow stacks (one volume per file).
 ``"SI4"``
     ScanImage 4: optional ``Frame Tag = 0000000N`` line, then ``scanimage.SI4.x = value``
     lines in every page; no per-frame timestamps.
@@ -25,10 +25,12 @@ from __future__ import annotations
 import os
 import pathlib
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from .tiff import PageCounts, page_content
 
@@ -76,7 +78,7 @@ class LegacyLayout(PageCounts):
     frame_rate: float = 10.0
     bidirectional: bool = True
     z_step_um: float = 2.5
-    byteorder: str = "<"
+    byteorder: Literal["<", ">"] = "<"
     frame_tag: bool = True
     jitter_s: float = 1e-4
     header_overrides: tuple[tuple[str, str | None], ...] = ()
@@ -113,10 +115,12 @@ class LegacyLayout(PageCounts):
 
     @property
     def total_pages(self) -> int:
+        """Pages in the file."""
         return self.num_volumes * self.pages_per_volume
 
     @property
     def total_frames(self) -> int:
+        """Frames in the file (all channels of one frame count once)."""
         return self.num_volumes * self.frames_per_volume
 
     @property
@@ -135,7 +139,7 @@ class LegacyLayout(PageCounts):
         return k * self.average / self.frame_rate + self.jitter_s * (k % 3)
 
 
-def _mat(v) -> str:
+def _mat(v: object) -> str:
     """A Python value as MATLAB text."""
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -146,7 +150,7 @@ def _mat(v) -> str:
     return str(v)
 
 
-def _column(ids) -> str:
+def _column(ids: Sequence[int]) -> str:
     return _mat(ids[0]) if len(ids) == 1 else "[" + ";".join(map(str, ids)) + "]"
 
 
@@ -320,6 +324,7 @@ class LegacyDataset:
 
     @property
     def total_pages(self) -> int:
+        """Pages in the file."""
         return self.layout.total_pages
 
     def page(self, g: int) -> np.ndarray:
@@ -329,13 +334,15 @@ class LegacyDataset:
         lay = self.layout
         return page_content(g, lay.height, lay.width, lay.dtype)
 
-    def pages(self, indices) -> np.ndarray:
+    def pages(self, indices: npt.ArrayLike) -> np.ndarray:
+        """Ground-truth pixels of the pages ``indices`` (any shape; Y, X appended)."""
         return np.stack([self.page(int(g)) for g in np.asarray(indices).ravel()]).reshape(
             *np.shape(indices), self.layout.height, self.layout.width)
 
     def channel(self, c: int, *, plane: int | None = None, sample: int = 0) -> np.ndarray:
         """(T, Z, Y, X) pixels of channel index c (frame-per-slice ``sample``); (T, Y, X) when
-        planar or ``plane`` given."""
+        planar or ``plane`` given.
+        """
         lay = self.layout
         zs = range(lay.num_planes) if plane is None else [plane]
         idx = [[lay.page_index(t, z, sample, c) for z in zs] for t in range(lay.num_volumes)]
@@ -350,9 +357,9 @@ class LegacyDataset:
                          for t in range(lay.num_volumes)])
 
 
-def write_legacy_tiff(path: str | os.PathLike, layout: LegacyLayout | None = None, *,
+def write_legacy_tiff(path: str | os.PathLike[str], layout: LegacyLayout | None = None, *,
                       page_offsets: Mapping[int, int] | None = None,
-                      **layout_kwargs) -> LegacyDataset:
+                      **layout_kwargs: Any) -> LegacyDataset:
     """Write one classic (non-Big) TIFF file in the layout of an older ScanImage version.
 
     Parameters

@@ -21,6 +21,7 @@ import os
 import pathlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +77,7 @@ class FieldTruth:
 
     @property
     def planes(self) -> tuple[int, ...]:
+        """Planes the field is scanned at."""
         return tuple(z for z, r in enumerate(self.row_offsets) if r is not None)
 
 
@@ -109,6 +111,7 @@ class SyntheticMroi:
 
     @property
     def page_shape(self) -> tuple[int, int]:
+        """(height, width) of the pages."""
         return (self.layout.height, self.layout.width)
 
     def page(self, g: int) -> np.ndarray:
@@ -120,18 +123,19 @@ class SyntheticMroi:
             return np.full(self.page_shape, FLYBACK_VALUE, lay.dtype)
         z = frame // lay.frames_per_slice
         out = np.zeros(self.page_shape, lay.dtype)
-        here = [f for f in self.fields if f.row_offsets[z] is not None]
+        # (field, its first row) of the fields scanned at plane z
+        here = [(f, r) for f in self.fields if (r := f.row_offsets[z]) is not None]
         fly = np.array([FLY_TO_VALUE], np.uint16).view(lay.dtype)[0]
-        for a, b in zip(here[:-1], here[1:], strict=False):
-            out[a.row_offsets[z] + a.height: b.row_offsets[z]] = fly
-        for f in here:
-            r = f.row_offsets[z]
+        for (a, ra), (_, rb) in zip(here[:-1], here[1:], strict=False):
+            out[ra + a.height: rb] = fly
+        for f, r in here:
             out[r:r + f.height, :f.width] = self.field_pixels(g, f.index)
         return out
 
     def field_frame(self, k: int, t: int, z: int, c: int, f: int = 0) -> np.ndarray:
         """Ground truth of field k at volume t, plane z, channel c, sample f (zeros where the
-        field is not scanned)."""
+        field is not scanned).
+        """
         fld = self.fields[k]
         g = self.layout.page_index(t, z, f, c)
         if fld.row_offsets[z] is None:
@@ -139,7 +143,7 @@ class SyntheticMroi:
         return self.field_pixels(g, k)
 
 
-def _roi(spec: FieldSpec, as_list: bool) -> dict:
+def _roi(spec: FieldSpec, as_list: bool) -> dict[str, Any]:
     scanfield = {
         "ver": 1, "classname": "scanimage.mroi.scanfield.fields.RotatedRectangle",
         "name": "", "centerXY": list(spec.center_deg), "sizeXY": list(spec.size_deg),
@@ -148,17 +152,18 @@ def _roi(spec: FieldSpec, as_list: bool) -> dict:
         "pixelToRefTransform": [[spec.size_deg[0] / spec.width, 0, 0],
                                 [0, spec.size_deg[1] / spec.height, 0], [0, 0, 1]],
     }  # fmt: skip
-    discrete = spec.zs is not None
-    zs = list(spec.zs) if discrete else 0
+    zs = list(spec.zs) if spec.zs is not None else None
+    discrete = zs is not None
     return {"ver": 1, "classname": "scanimage.mroi.Roi", "name": spec.name,
-            "zs": zs[0] if discrete and len(zs) == 1 else zs,
+            "zs": 0 if zs is None else zs[0] if len(zs) == 1 else zs,
             "discretePlaneMode": int(discrete), "enable": int(spec.enable),
             "scanfields": [scanfield] if as_list else scanfield}  # fmt: skip
 
 
 def roi_groups_json(fields: tuple[FieldSpec, ...], *, scanfields_as_list: bool = False) -> str:
     """``{"RoiGroups": ...}`` JSON of the imaging rois (one roi: ``rois`` is an object, as
-    MATLAB writes a 1×1 struct array)."""
+    MATLAB writes a 1×1 struct array).
+    """
     rois = [_roi(s, scanfields_as_list) for s in fields]
     group = {"ver": 1, "classname": "scanimage.mroi.RoiGroup", "name": "MROI Imaging ROI Group",
              "rois": rois[0] if len(rois) == 1 else rois}  # fmt: skip
@@ -167,7 +172,7 @@ def roi_groups_json(fields: tuple[FieldSpec, ...], *, scanfields_as_list: bool =
 
 
 def write_mroi_tiff(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     fields: tuple[FieldSpec, ...] = FIELDS,
     *,
     fly_to_lines: int = 6,
@@ -176,7 +181,7 @@ def write_mroi_tiff(
     roi_json: str | None = None,
     page_height: int | None = None,
     pixels: Callable[[int, int], np.ndarray] | None = None,
-    **layout_kwargs,
+    **layout_kwargs: Any,
 ) -> SyntheticMroi:
     """Write one multi-ROI ScanImage BigTIFF.
 

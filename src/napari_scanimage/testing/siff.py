@@ -14,8 +14,10 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, overload
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 
 from .tiff import (
@@ -47,7 +49,8 @@ _DESC = ("frameNumbers = {n}\nframeNumberAcquisition = {n}\nframeTimestamps_sec 
          "endOfAcquisitionMode = \ndcOverVoltage = 0\nepoch = {laser}\n")  # fmt: skip
 
 
-def _frame_clock(frames: np.ndarray, frame_rate: float, period_ps: float) -> dict:
+def _frame_clock(frames: np.ndarray, frame_rate: float, period_ps: float
+                 ) -> dict[str, npt.NDArray[np.int64]]:
     """Per 0-based frame: timestamp (µs), sync stamps, laser and system epochs (ns)."""
     t_ns = np.rint(np.asarray(frames, np.float64) * (1e9 / frame_rate)).astype(np.int64)
     update = t_ns // 1_000_000_000  # the system epoch is refreshed about once a second
@@ -64,13 +67,15 @@ def _ex_gauss_cdf(x: np.ndarray, mu: float, sigma: float, tau: float) -> np.ndar
         return np.where(x >= mu, -np.expm1(-lam * np.maximum(x - mu, 0.0)), 0.0)
     z = (x - mu) / sigma
     tail = np.exp(-lam * (x - mu) + 0.5 * (lam * sigma) ** 2 + special.log_ndtr(z - lam * sigma))
-    return special.ndtr(z) - tail
+    cdf: npt.NDArray[np.float64] = special.ndtr(z) - tail  # (scipy is untyped)
+    return cdf
 
 
 def bin_probabilities(taus_ps: Sequence[float], fractions: Sequence[float], mu: float,
                        sigma: float, period: float, width: float, length: int) -> np.ndarray:
     """Probability of arrival bins 0..length-1 of the periodic mixture (model:
-    docs/formats.md §2)."""
+    docs/formats.md §2).
+    """
     edges = np.minimum(np.arange(length + 1) * width, period)
     out = np.zeros(length)
     k0 = -math.ceil(max(0.0, 12 * sigma - mu) / period) - 1
@@ -160,13 +165,14 @@ class SyntheticSiff:
 
     def _truth(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(pixel index, tau, page) of every photon in storage order."""
-        if self._pix is None:
+        if self._pix is None or self._tau is None:  # (kept together)
             raise RuntimeError("photon truth not kept (write_siff(..., keep_truth=True))")
         return self._pix, self._tau, np.repeat(np.arange(self.total_pages), self.photon_counts)
 
     def photons(self, g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(y, x, tau) int64 arrays of page g's photons in storage order (raw: arrival order;
-        compressed: grouped by pixel in raster order)."""
+        compressed: grouped by pixel in raster order).
+        """
         if not 0 <= g < self.total_pages:
             raise IndexError(f"page {g} out of range [0, {self.total_pages})")
         pix, tau, _ = self._truth()
@@ -177,7 +183,8 @@ class SyntheticSiff:
 
     def intensity(self, channel: int) -> np.ndarray:
         """uint16 photon counts of the complete volumes' non-flyback pages of ``channel``:
-        (T, Z, Y, X), or (T, Z, F, Y, X) when frames_per_slice F > 1."""
+        (T, Z, Y, X), or (T, Z, F, Y, X) when frames_per_slice F > 1.
+        """
         pix, _, page = self._truth()
         lay = self.layout
         T, Z, F = lay.num_volumes, lay.num_planes, lay.frames_per_slice
@@ -193,7 +200,8 @@ class SyntheticSiff:
 
     def histogram(self, channel: int, length: int | None = None) -> np.ndarray:
         """uint64 counts of arrival bins 0..length-1 (default num_bins + 64) over all pages of
-        ``channel``, not wrapped; ValueError when a photon has tau >= length."""
+        ``channel``, not wrapped; ValueError when a photon has tau >= length.
+        """
         _, tau, page = self._truth()
         length = self.num_bins + 64 if length is None else int(length)
         tau = tau[page % self.layout.num_channels == channel]
@@ -205,13 +213,15 @@ class SyntheticSiff:
         """float64 expected counts of arrival bins 0..length-1 for the channel's photon number
         (late photons excluded): periodic exponential mixture convolved with the Gaussian IRF,
         integrated over each bin.  With a ``lifetime_map`` the mixture weights are the photon
-        numbers drawn with each lifetime (:attr:`component_counts`), not ``fractions``."""
+        numbers drawn with each lifetime (:attr:`component_counts`), not ``fractions``.
+        """
         length = self.num_bins + 64 if length is None else int(length)
         taus = [1000.0 * t for t in self.taus_ns[channel]]
         if self.component_counts is None:
             sel = slice(channel, None, self.layout.num_channels)
             weights = [float((self.photon_counts[sel] - self.late_counts[sel]).sum())]
-            parts = [(taus, self.fractions[channel])]
+            parts: list[tuple[Sequence[float], Sequence[float]]] = [
+                (taus, self.fractions[channel])]
         else:
             weights = self.component_counts[channel, : len(taus)].astype(float).tolist()
             parts = [([t], [1.0]) for t in taus]
@@ -220,7 +230,14 @@ class SyntheticSiff:
                                            self.bin_width_ps, length)
                     for w, (t, f) in zip(weights, parts, strict=True)), np.zeros(length))
 
-    def _clock(self, key: str | None = None) -> np.ndarray:
+    @overload
+    def _clock(self, key: None = None) -> dict[str, npt.NDArray[np.int64]]: ...
+
+    @overload
+    def _clock(self, key: str) -> npt.NDArray[np.int64]: ...
+
+    def _clock(self, key: str | None = None
+               ) -> npt.NDArray[np.int64] | dict[str, npt.NDArray[np.int64]]:
         frames = np.arange(self.total_pages) // self.layout.num_channels
         clock = _frame_clock(frames, self.layout.frame_rate, self.laser_period_ps)
         return clock if key is None else clock[key]
@@ -248,7 +265,7 @@ class SyntheticSiff:
         return _description(g // self.layout.num_channels, clock, self.annotations.get(g))
 
 
-def _description(frame: int, clock: dict, note: str | None) -> str:
+def _description(frame: int, clock: dict[str, int], note: str | None) -> str:
     """Description of a page of 0-based ``frame``, with the annotation ``note`` if any."""
     sec = "{}.{:06d}".format  # exact seconds from integer microseconds
     text = _DESC.format(n=frame + 1, ts=sec(*divmod(clock["ts_us"], 10**6)), sync=clock["sync"],
@@ -259,9 +276,12 @@ def _description(frame: int, clock: dict, note: str | None) -> str:
     return text
 
 
-def _channel_models(C: int, taus_ns, fractions) -> tuple[tuple, tuple]:
+def _channel_models(C: int, taus_ns: Sequence[Sequence[float]],
+                    fractions: Sequence[Sequence[float]]
+                    ) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
     """Per-channel (recycled) lifetimes and normalised fractions, validated."""
-    taus, fracs = [], []
+    taus: list[tuple[float, ...]] = []
+    fracs: list[tuple[float, ...]] = []
     for c in range(C):
         t = tuple(map(float, taus_ns[c % len(taus_ns)]))
         f = (1.0,) if len(t) == 1 else tuple(map(float, fractions[c % len(fractions)]))
@@ -276,7 +296,8 @@ def _rate_photons(rng: np.random.Generator, rate_map: Callable[[int], np.ndarray
                   pages: np.ndarray, active: np.ndarray, H: int, W: int,
                   ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Photons of each page and pixel of each photon (raster order in a page), Poisson with mean
-    ``rate_map(g)`` per pixel: one unit-rate Poisson process along the pages' cumulative rate."""
+    ``rate_map(g)`` per pixel: one unit-rate Poisson process along the pages' cumulative rate.
+    """
     npix = H * W
     maps = np.zeros((pages.size, npix))
     for i in np.flatnonzero(active):
@@ -293,11 +314,12 @@ def _rate_photons(rng: np.random.Generator, rate_map: Callable[[int], np.ndarray
     return np.bincount(idx // npix, minlength=pages.size), idx % npix
 
 
-def _block_photons(rng: np.random.Generator, m: dict, g0: int, N: np.ndarray,
+def _block_photons(rng: np.random.Generator, m: dict[str, Any], g0: int, N: np.ndarray,
                    n_norm: np.ndarray, late: np.ndarray, pix_in: np.ndarray | None,
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
     """Pixel index and arrival bin of every photon of pages g0.. (page-major, arrival order),
-    and with a lifetime map the (C*K,) counts of non-late photons per channel and lifetime."""
+    and with a lifetime map the (C*K,) counts of non-late photons per channel and lifetime.
+    """
     C, H, W, npix, K = m["C"], m["H"], m["W"], m["H"] * m["W"], m["K"]
     total, starts = int(N.sum()), np.cumsum(N) - N
     ph_c = np.repeat((np.arange(N.size) + g0) % C, N)
@@ -345,7 +367,7 @@ def _block_photons(rng: np.random.Generator, m: dict, g0: int, N: np.ndarray,
     return pix, tau, ncomp
 
 
-def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: bool = False,
+def write_siff(path: str | os.PathLike[str], layout: SyntheticLayout, *, compressed: bool = False,
                photons_per_frame: float = 2000.0,
                taus_ns: Sequence[Sequence[float]] = ((0.5, 2.5),),
                fractions: Sequence[Sequence[float]] = ((0.4, 0.6),),
@@ -355,7 +377,7 @@ def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: 
                late_pages: Mapping[int, int] | None = None, motion: np.ndarray | None = None,
                annotations: Mapping[int, str] | None = None,
                extra_tags: Mapping[int, int] | None = None, keep_truth: bool = True,
-               seed: int = 0, header: str | os.PathLike | None = None,
+               seed: int = 0, header: str | os.PathLike[str] | None = None,
                rate_map: Callable[[int], np.ndarray] | None = None,
                lifetime_map: np.ndarray | None = None) -> SyntheticSiff:  # fmt: skip
     """Write a synthetic ScanImage-FLIM ``.siff`` file with known photons.
@@ -525,11 +547,12 @@ def write_siff(path: str | os.PathLike, layout: SyntheticLayout, *, compressed: 
             ifd["e"]["value"][:, i279] = rec_b * N
             ifd["next"][-1] *= g1 < G  # 0 ends the chain
             ifd_u8, ends = ifd.view(np.uint8).reshape(n, ifd_b), np.cumsum(N)
-            parts: list = []
+            parts: list[bytes | npt.NDArray[Any]] = []
             for i in range(n):
                 parts += [ifd_u8[i], descs[i], *([raster[i]] if compressed else []),
                           data[ends[i] - N[i]: ends[i]]]  # fmt: skip
-            fh.write(b"".join(parts))
+            # (arrays are buffers: numpy's stubs say so only from Python 3.12 on)
+            fh.write(b"".join(parts))  # type: ignore[arg-type]
             pos += int(sizes.sum())
     pix_all, tau_all = map(np.concatenate, zip(*truth, strict=True)) if keep_truth else (None,) * 2
     return SyntheticSiff(pathlib.Path(path), lay, bool(compressed), num_bins, bw, period, taus,

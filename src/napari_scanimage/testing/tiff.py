@@ -16,9 +16,10 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["SyntheticDataset", "SyntheticLayout", "page_content", "roi_group_json",
            "scanimage_static_text", "write_scanimage_tiff"]  # fmt: skip
@@ -38,12 +39,22 @@ _DESC_TEMPLATE = (
 _TAGS = ((256, 4), (257, 4), (258, 3), (259, 3), (262, 3), (270, 2), (273, 16), (277, 3),
          (278, 4), (279, 16), (284, 3), (305, 2), (315, 2), (339, 3))  # fmt: skip
 _I270, _I273 = 5, 6  # entries patched per page
+# page numbers: one, or an array of them (vectorised)
+_Index = TypeVar("_Index", int, "npt.NDArray[np.int64]")
 _ENTRY = np.dtype([("tag", "<u2"), ("type", "<u2"), ("count", "<u8"), ("value", "<u8")])
 
 
 class PageCounts:
     """Page arithmetic shared by the synthetic layouts (fields ``channels``,
-    ``channel_names``, ``num_planes``, ``frames_per_slice``, ``num_flyback``)."""
+    ``channel_names``, ``num_planes``, ``frames_per_slice``, ``num_flyback``).
+    """
+
+    # (declared here for the properties; the subclasses define them as dataclass fields)
+    channels: tuple[int, ...]
+    channel_names: tuple[str, ...] | None
+    num_planes: int
+    frames_per_slice: int
+    num_flyback: int
 
     @property
     def num_channels(self) -> int:
@@ -149,7 +160,7 @@ class SyntheticLayout(PageCounts):
         """Bytes of one page's pixel strip."""
         return self.height * self.width * np.dtype(self.dtype).itemsize
 
-    def page_index(self, t: int, z: int, f: int, c: int) -> int:
+    def page_index(self, t: _Index, z: _Index, f: _Index, c: int) -> _Index:
         """Global raw page index of volume t, slice z, frame f, channel c (docs/formats.md §1.4)."""
         return t * self.pages_per_volume + (z * self.frames_per_slice + f) * self.num_channels + c
 
@@ -184,7 +195,8 @@ def page_content(g: int, height: int, width: int, dtype: str | np.dtype = "int16
     """
     out = np.empty((1, height, width), np.uint16)
     _content_into(out, int(g), height, width)
-    return out[0].view(np.dtype(dtype))
+    frame: npt.NDArray[Any] = out[0].view(np.dtype(dtype))
+    return frame
 
 
 def _fmt(v: object) -> str:
@@ -199,7 +211,7 @@ def _row(values: list[float] | tuple[int, ...], sep: str = " ") -> str:
     return _fmt(values[0]) if len(values) == 1 else "[" + sep.join(map(_fmt, values)) + "]"
 
 
-def _read_header(header: str | os.PathLike) -> str:
+def _read_header(header: str | os.PathLike[str]) -> str:
     if isinstance(header, str) and ("\n" in header or header.lstrip().startswith("SI.")):
         return header
     return pathlib.Path(header).read_text(encoding="utf-8", errors="replace")
@@ -252,8 +264,9 @@ def _layout_values(lay: SyntheticLayout, old: dict[str, str]) -> dict[str, str]:
     return v
 
 
-def scanimage_static_text(layout: SyntheticLayout, header: str | os.PathLike | None = None) -> str:
-    """Static ``SI.x = value`` header text (``\\n``-separated lines, final ``\\n``, no NUL).
+def scanimage_static_text(layout: SyntheticLayout,
+                          header: str | os.PathLike[str] | None = None) -> str:
+    r"""Static ``SI.x = value`` header text (``\n``-separated lines, final ``\n``, no NUL).
 
     Parameters
     ----------
@@ -406,12 +419,12 @@ def write_pages(fh: BinaryIO, lay: SyntheticLayout, g_start: int, g_stop: int, s
 
 
 def write_scanimage_tiff(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     layout: SyntheticLayout | None = None,
     *,
-    header: str | os.PathLike | None = None,
+    header: str | os.PathLike[str] | None = None,
     content: Callable[[int], np.ndarray] | None = None,
-    **layout_kwargs,
+    **layout_kwargs: Any,
 ) -> SyntheticDataset:
     """Write a synthetic ScanImage 2016+ BigTIFF dataset (one file or a split series).
 
