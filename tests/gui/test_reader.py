@@ -38,11 +38,29 @@ def test_npe2_read_without_viewer(series):
     assert kind == "image"
     assert data.shape == (4, 3, 2, 24, 32)  # t, z, sample, y, x
     assert kwargs["axis_labels"] == ("t", "z", "sample", "y", "x")
+    assert kwargs["units"] == ("s", "µm", "pixel", "µm", "µm")
     volume_period = (3 * 2 + 1) / 40.0
     np.testing.assert_allclose(kwargs["scale"], (volume_period, 2.5, 1.0, 4.0, 3.0), rtol=1e-4)
     assert kwargs["colormap"] == "red"
     np.testing.assert_array_equal(np.asarray(data[2, 1, 1]),
                                   series.page(series.page_index(2, 1, 1, 1)))
+
+
+def test_unknown_pixel_size_is_labelled_pixels(shared_data):
+    """ScanImage 3.8 stores no pixel size: y and x are pixels (scale 1), not µm."""
+    import npe2
+
+    from napari_scanimage import open_dataset
+
+    path = shared_data / "si38_Blank-IPA_1s_16r_032.tif"
+    layers = npe2.read([str(path)], stack=False, plugin_name="napari-scanimage")
+    _, kwargs, _ = layers[0]
+    assert kwargs["axis_labels"] == ("t", "y", "x")
+    assert kwargs["units"] == ("s", "pixel", "pixel")
+    with open_dataset(path) as ds:  # the layers and the core agree on every axis
+        axes = ds.axes(channels=False)
+        assert kwargs["scale"] == tuple(a.scale for a in axes)
+        np.testing.assert_allclose(kwargs["scale"], (1 / ds.info.volume_rate, 1.0, 1.0))
 
 
 @pytest.mark.gui

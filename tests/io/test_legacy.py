@@ -68,7 +68,8 @@ def _check_info(info, lay: LegacyLayout, generation: str, version: str) -> None:
     assert info.log_average_factor == lay.average
     assert info.bidirectional is lay.bidirectional
     assert info.frame_shape == (lay.height, lay.width) and info.dtype == np.dtype(lay.dtype)
-    assert info.stack_mode == ("slow" if lay.num_planes > 1 and not lay.is_fast else "fast")
+    planar = lay.num_planes == 1
+    assert info.stack_mode == (None if planar else "fast" if lay.is_fast else "slow")
 
 
 def _check_written_times(ds, truth) -> None:
@@ -151,7 +152,7 @@ def test_si38_real_file_legacy_facts(shared_data):
     assert ds.metadata["state.acq.numAvgFramesSave"] == 1 and info.log_average_factor == 1
     assert info.volume_rate == pytest.approx(8.13802083333333)
     assert info.pixel_size_um is None  # zoomFactor 1.6 but no scan-angle calibration
-    assert info.z_step_um is None and info.stack_mode == "fast" and info.frames_per_file is None
+    assert info.z_step_um is None and info.stack_mode is None and info.frames_per_file is None
     assert (info.lines_per_frame, info.pixels_per_line) == (64, 64)
     assert ds.frame_description(0) == {}
     with tifffile.TiffFile(ds.paths[0], is_scanimage=False) as tif:

@@ -2,6 +2,12 @@
 
 :mod:`.dataset`
     ``open_dataset`` and ``Dataset``: metadata, lazy arrays, timestamps, frame indices.
+:mod:`.arrays`
+    ``dims``, ``sizes``, ``to_dask`` and ``to_xarray``: every channel in one array.
+:mod:`.axes`
+    Dims, sizes, physical steps and units of a selection (xarray coordinates, napari scale).
+:mod:`.probe`
+    ``is_scanimage``: a header check that never raises.
 :mod:`.photons`
     The photon methods of a ``.siff`` dataset (photons, histograms, mask sums, events).
 :mod:`.timing`

@@ -31,6 +31,7 @@ from ..io.series import check_frame_continuity, discover_series
 from ..io.siff import flim_settings
 from ..io.siff_settings import check_siff_frame
 from ..io.tiff import PageIndex, index_pages
+from .arrays import ArrayMethods
 from .layout import Layout, Selection, SliceSample, time_rows
 from .live import reindex
 from .photons import PhotonMethods
@@ -96,7 +97,7 @@ def open_dataset(path: str | os.PathLike[str], *,
         raise read_error(exc.filename or paths[0], exc) from exc
 
 
-class Dataset(TimeMethods, PhotonMethods):
+class Dataset(ArrayMethods, TimeMethods, PhotonMethods):
     """One ScanImage recording (one file or a series), read lazily.
 
     Use :func:`open_dataset` to create one.  Closing (or leaving a ``with`` block) releases the

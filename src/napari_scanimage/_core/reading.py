@@ -81,11 +81,22 @@ def _check_unchanged(path: str, index: PageIndex) -> None:
                           f"pages of {index.shape} {index.dtype}); open it again")
 
 
+class _ThreadReaders(dict[str, "PageReader | SiffReader"]):
+    """One thread's open readers by path.  A thread's locals are dropped when it ends (a
+    dask or napari worker thread, before ``atexit`` runs): its files are closed then, not
+    left for the garbage collector (an unclosed-file ResourceWarning).
+    """
+
+    def __del__(self) -> None:
+        for reader in self.values():
+            reader.close()
+
+
 def _reader(path: str) -> PageReader | SiffReader:
     """The open reader of ``path`` of the calling thread: a SiffReader for `.siff` files."""
     readers = getattr(_local, "readers", None)
     if readers is None:
-        readers = _local.readers = {}
+        readers = _local.readers = _ThreadReaders()
     reader = readers.get(path)
     if reader is None or reader.closed:
         index = _get_index(path)

@@ -116,27 +116,23 @@ def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
     if slice_sample is None:
         slice_sample = "axis" if info.frames_per_slice > 1 else 0
     channels = range(info.num_channels) if channels is None else channels
-    t_step = 1.0 / info.volume_rate if info.volume_rate else 1.0
-    if slice_sample == "interleave":
-        t_step /= info.frames_per_slice
-    pixel = info.pixel_size_um or (1.0, 1.0)
+    # the core's axes: steps and units the file states, 1 "pixel" where it states none
+    axes = dataset.axes(plane=plane, slice_sample=slice_sample, channels=False)
+    labels = tuple(a.label for a in axes)
     layers = []
     report = ReadFailureReporter(dataset.paths[0].name)
     for c in channels:
-        sel = dataset.selection(c, plane=plane, slice_sample=slice_sample)
         data = dataset.frames(c, plane=plane, slice_sample=slice_sample)
-        labels = sel.axis_labels()
         n_times = data.shape[0] if "t" in labels else 1
-        # the step nudged by a few ulps so that napari's slider reaches the last frame
-        scale_of = {"t": reachable_step(t_step, n_times), "z": info.z_step_um or 1.0,
-                    "sample": 1.0, "y": pixel[0], "x": pixel[1]}
-        units = {"t": "s", "z": "µm", "sample": "", "y": "µm", "x": "µm"}
+        # the time step nudged by a few ulps so that napari's slider reaches the last frame
+        scale = tuple(reachable_step(a.scale, n_times) if a.label == "t" else a.scale
+                      for a in axes)
         name = info.channel_names[c]
         kwargs = {
             "name": name,
-            "scale": tuple(scale_of[a] for a in labels),
+            "scale": scale,
             "axis_labels": labels,
-            "units": tuple(units[a] or "pixel" for a in labels),
+            "units": tuple(a.unit for a in axes),
             "colormap": channel_colormap(name, c, info.num_channels),
             "blending": "additive" if info.num_channels > 1 else "translucent_no_depth",
             "contrast_limits": _contrast_limits(dataset, c, plane, slice_sample),

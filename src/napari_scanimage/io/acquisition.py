@@ -33,6 +33,9 @@ class AcquisitionInfo:
         Hz.  ``volume_rate`` is the rate of time samples (volumes, or frames when planar).
     pixel_size_um : tuple (y, x) of float or None
     z_step_um : float or None
+    stack_mode : {"fast", "slow"} or None
+        How the planes of a volume were scanned (fast z: piezo or ETL; slow: stage steps);
+        None for planar recordings, whatever a stale header key says.
     """
 
     version: str
@@ -51,7 +54,7 @@ class AcquisitionInfo:
     is_flim: bool
     log_average_factor: int = 1
     frames_per_file: int | None = None
-    stack_mode: str = "fast"
+    stack_mode: str | None = None
     lines_per_frame: int | None = None
     pixels_per_line: int | None = None
     # facts from the pages, filled in by the Dataset

@@ -66,7 +66,7 @@ def _info_si3(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]
         frames_per_file=int(per_file) if per_file else None,
         lines_per_frame=int(lines) if lines else None,
         pixels_per_line=int(pixels) if pixels else None,
-        stack_mode="slow" if slices > 1 else "fast",
+        stack_mode="slow" if slices > 1 else None,
     )
 
 
@@ -172,7 +172,7 @@ def _info_classic(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, 
         is_flim=False,
         log_average_factor=average,
         frames_per_file=int(per_file) if per_file else None,
-        stack_mode="fast" if fast or num_planes == 1 else "slow",
+        stack_mode=None if num_planes == 1 else ("fast" if fast else "slow"),
         lines_per_frame=lines_i,
         pixels_per_line=pixels_i,
     )

@@ -344,7 +344,8 @@ def acquisition_info(meta: StaticMetadata, *, is_flim: bool = False) -> Acquisit
         is_flim=is_flim or "SI.hScan2D.hAcq.Tau_bins" in v,
         log_average_factor=average,
         frames_per_file=int(per_file) if per_file else None,
-        stack_mode=str(first_value(v, "SI.hStackManager.stackMode", default="fast")),
+        stack_mode=(str(first_value(v, "SI.hStackManager.stackMode", default="fast"))
+                    if num_planes > 1 else None),  # planar: no stack, whatever the key
         lines_per_frame=lines_i,
         pixels_per_line=pixels_i,
     )
