@@ -27,10 +27,11 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from ._core.dataset import Dataset
+    from ._core.layout import SliceSample
     from .analysis.registration import Registration
     from .analysis.rois import RoiSet
     from .analysis.traces import Traces
-    from .flim.decay import DecayFit
+    from .flim.fit_result import DecayFit
     from .flim.lifetime import LifetimeTraces
 
 __all__ = ["FORMAT", "VERSION", "MissingFileError", "Session", "TraceSettings"]
@@ -184,7 +185,8 @@ class Session:
                 check("the session", info.frame_shape, info.num_planes)
             result: Traces | LifetimeTraces = traces(
                           ds, self.roi_set, channel=channel, kind=t.kind,
-                          slice_sample=self.slice_sample, percentile=t.percentile,
+                          slice_sample=cast("SliceSample", self.slice_sample),
+                          percentile=t.percentile,
                           window_s=t.window_s, neuropil=t.neuropil,
                           neuropil_radii=t.neuropil_radii, scheduler=scheduler,
                           progress=progress, registration=self.registration_result,

@@ -237,6 +237,21 @@ class ReaderSpec:
             sel = np.flatnonzero(files == k)
             yield _reader(self.paths[k]), local[sel], sel
 
+    def siff_by_file(self, pages: npt.ArrayLike) -> Iterator[
+            tuple[SiffReader, npt.NDArray[np.int64], npt.NDArray[np.intp]]]:
+        """:meth:`by_file` for `.siff` recordings: photon readers only.
+
+        Raises
+        ------
+        SelectionError
+            When a file of ``pages`` is not a `.siff` file (it has no photons).
+        """
+        for reader, local, sel in self.by_file(pages):
+            if not isinstance(reader, SiffReader):
+                raise SelectionError(f"{reader.index.path} is not a .siff file; photon "
+                                     "arrival times need one")
+            yield reader, local, sel
+
 
     def pixel_sums(self, pages: npt.ArrayLike
                    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:

@@ -138,7 +138,8 @@ class FrameFlags:
 
     @property
     def any(self) -> np.ndarray:
-        return self.at_bound | self.low_correlation
+        """Frames flagged for either reason."""
+        return np.asarray(self.at_bound | self.low_correlation, bool)
 
     def summary(self) -> str:
         """"n frames at the shift bound, m with low correlation" (or "no frames flagged")."""

@@ -294,7 +294,7 @@ def _roi_moments(dataset: Dataset, stack: npt.NDArray[np.bool_], channel: int | 
     out_f = np.zeros((groups, R, 4 if phasor else 0), np.float64)
     for at, group_planes, (indptr, indices) in passes:
         group_pages, group_rows = pages.reshape(-1)[at], rows.reshape(-1)[at]
-        for reader, local, sel in dataset.spec.by_file(group_pages):
+        for reader, local, sel in dataset.spec.siff_by_file(group_pages):
             a, b = _file_moments(reader, local, group_rows[sel], group_planes[sel], groups,
                                  indptr, indices, R, omega, phasor)
             out_i += a

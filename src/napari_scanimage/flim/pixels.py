@@ -146,7 +146,7 @@ def _photon_pages(dataset: Dataset, channel: int | str, times: slice | npt.Array
         shifts, bidi = np.zeros((n, Zs, 2), np.int64), 0
     zs = np.broadcast_to(np.arange(Zs)[None, :, None], pages.shape).reshape(-1)
     ts = np.broadcast_to(np.arange(n)[:, None, None], pages.shape).reshape(-1)
-    for reader, local, sel in dataset.spec.by_file(pages.reshape(-1)):
+    for reader, local, sel in dataset.spec.siff_by_file(pages.reshape(-1)):
         for page, at in zip(local.tolist(), sel.tolist(), strict=True):
             y, x, tau = reader.photons(page)
             dy, dx = shifts[ts[at], zs[at]].tolist()
@@ -258,7 +258,7 @@ def lifetime_image(dataset: Dataset, channel: int | str = 0, *,
     t = np.zeros((Zs, Y, X), np.int64)
     if registration is None:  # the readers' compiled per-pixel sums, pooled per plane
         rows = np.broadcast_to(np.arange(Zs)[None, :, None], pages.shape).reshape(-1)
-        for reader, local, sel in dataset.spec.by_file(pages.reshape(-1)):
+        for reader, local, sel in dataset.spec.siff_by_file(pages.reshape(-1)):
             a, b = reader.pixel_sums(local, rows[sel], Zs)
             n += a
             t += b
