@@ -12,11 +12,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from magicgui.backends._qtpy import widgets as _qt_backend
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox, Widget
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+    Widget,
+)
 from magicgui.widgets.bases import RangedWidget
 from qtpy.QtWidgets import QSpinBox
 
-__all__ = ["IntSpinBox", "Params", "check", "choice", "float_spin", "int_spin", "set_choices", "text"]
+__all__ = ["IntSpinBox", "Params", "button", "check", "choice", "float_spin", "int_spin", "set_choices", "text"]
 
 
 class _QtIntSpin(_qt_backend.SpinBox):
@@ -46,8 +55,8 @@ class Params(Container):
     Parameters
     ----------
     rows : sequence of sequences of magicgui widgets
-        One horizontal row each; labels made with :func:`text` are shown but are not
-        parameters.
+        One horizontal row each; labels made with :func:`text` and buttons made with
+        :func:`button` are shown but are not parameters.
     """
 
     def __init__(self, rows: Sequence[Sequence[Widget]]):
@@ -90,6 +99,11 @@ class Params(Container):
 def text(value: str) -> Label:
     """A label between the widgets of a row (not a parameter)."""
     return Label(value=value, gui_only=True)
+
+
+def button(text: str, tooltip: str | None = None) -> PushButton:
+    """A push button in a row of the form (not a parameter); the dock uses its ``.native``."""
+    return PushButton(text=text, tooltip=tooltip, gui_only=True)
 
 
 def check(name: str, text: str, value: bool, tooltip: str | None = None) -> CheckBox:
