@@ -258,7 +258,7 @@ def test_trace_dock_cancel_at_first_progress(viewer, qtbot):
     dock = traces_setup(viewer, qtbot)
     before, curve = dock.result, dock.curves["roi 1"].getData()[1].copy()
     computed = dock.computed_rois
-    dock.metric_box.setCurrentText("sum")  # schedules a new computation: start it now
+    dock.params.metric.value = "sum"  # schedules a new computation: start it now
     dock._timer.stop()
     dock.refresh()
     assert dock.busy

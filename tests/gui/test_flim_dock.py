@@ -87,13 +87,13 @@ def test_trace_plot_lifetime_and_phasor_with_bands(flim_viewer, qtbot):
     viewer = flim_viewer
     plot = TracePlotDock(viewer)
     qtbot.addWidget(plot)
-    metrics = [plot.metric_box.itemText(i) for i in range(plot.metric_box.count())]
+    metrics = list(plot.params.metric.choices)
     assert "lifetime (ns)" in metrics and "phasor g" in metrics
     layer = viewer.add_shapes([np.array([[2.5, 2.5], [2.5, 12.5], [12.5, 12.5], [12.5, 2.5]]),
                                np.array([[16.5, 16.5], [16.5, 28.5], [28.5, 28.5],
                                          [28.5, 16.5]])], shape_type="rectangle")
     plot.select_layer(layer)
-    plot.metric_box.setCurrentText("lifetime (ns)")
+    plot.params.metric.value = "lifetime (ns)"
     qtbot.wait(plot._timer.interval() + 50)
     qtbot.waitUntil(lambda: not plot.busy and not plot._timer.isActive(), timeout=30000)
     ds = viewer.layers["Green"].metadata["scanimage_dataset"]
@@ -115,7 +115,7 @@ def test_trace_plot_lifetime_and_phasor_with_bands(flim_viewer, qtbot):
     qtbot.waitUntil(lambda: not plot.busy, timeout=30000)
     np.testing.assert_allclose(plot.result.values, want.values - flim.fit.irf_offset_ns,
                                rtol=1e-12)
-    plot.metric_box.setCurrentText("phasor s")
+    plot.params.metric.value = "phasor s"
     qtbot.wait(plot._timer.interval() + 50)
     qtbot.waitUntil(lambda: not plot.busy and not plot._timer.isActive(), timeout=30000)
     phasor = traces(ds, masks, kind="phasor")

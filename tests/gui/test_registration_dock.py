@@ -107,7 +107,7 @@ def test_cancel_then_run_to_the_end(viewer_and_dock, qtbot, tmp_path):
                                         [1, 30.5, 20.5]])], shape_type="rectangle", ndim=3)
     plot.select_layer(rois)
     qtbot.waitUntil(lambda: plot.result is not None and not plot.busy, timeout=30000)
-    assert plot.registration() is result and plot.registered.isChecked()
+    assert plot.registration() is result and plot.params.registered.value
     mask = np.zeros((2, 64, 64), bool)
     mask[1, 21:31, 21:31] = True
     ds = viewer.layers["Green"].metadata["scanimage_dataset"]
