@@ -43,8 +43,6 @@ class IntSpinBox(RangedWidget[int]):
         super().__init__(widget_type=_QtIntSpin, **kwargs)
 
 
-#: widgets that take the spare width of a row (check boxes and labels keep their own)
-_STRETCH = (ComboBox, SpinBox, IntSpinBox, FloatSpinBox)
 
 
 class Params(Container):
@@ -56,19 +54,37 @@ class Params(Container):
     ----------
     rows : sequence of sequences of magicgui widgets
         One horizontal row each; labels made with :func:`text` and buttons made with
-        :func:`button` are shown but are not parameters.
+        :func:`button` are shown but are not parameters.  An item ``(widget, stretch)`` gives
+        the widget's share of the row's spare width (default: 1 for drop-downs, else 0).
+    align_labels : bool
+        Labels that open a row get the width of the widest of them, and rows without one are
+        indented as far, so the widgets line up in a column (like a form).
     """
 
-    def __init__(self, rows: Sequence[Sequence[Widget]]):
+    def __init__(self, rows: Sequence[Sequence[Widget | tuple[Widget, int]]],
+                 align_labels: bool = False):
         boxes = []
-        for widgets in rows:
-            row = Container(widgets=list(widgets), layout="horizontal", labels=False)
+        for items in rows:
+            pairs = [item if isinstance(item, tuple) else
+                     (item, 1 if isinstance(item, ComboBox) else 0) for item in items]
+            row = Container(widgets=[w for w, _ in pairs], layout="horizontal", labels=False)
             row.margins = (0, 0, 0, 0)
-            for k, w in enumerate(widgets):
-                row.native.layout().setStretch(k, 1 if isinstance(w, _STRETCH) else 0)
+            for k, (_, stretch) in enumerate(pairs):
+                row.native.layout().setStretch(k, stretch)
             boxes.append(row)
         super().__init__(widgets=boxes, labels=False)
         self.margins = (0, 0, 0, 0)
+        #: the width (px) of the label column with ``align_labels``, else 0
+        self.label_width = 0
+        if align_labels:
+            firsts = [row[0] for row in boxes if isinstance(row[0], Label)]
+            self.label_width = max((w.native.sizeHint().width() for w in firsts), default=0)
+            for row in boxes:
+                if isinstance(row[0], Label):
+                    row[0].native.setMinimumWidth(self.label_width)
+                else:
+                    layout = row.native.layout()
+                    layout.insertSpacing(0, self.label_width)
 
     def _widgets(self) -> Iterable[Widget]:
         for row in self._list:

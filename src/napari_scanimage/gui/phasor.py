@@ -80,7 +80,7 @@ class PhasorDock(WorkerDock, QWidget):
         self.viewer = napari_viewer
         compute_button, cancel_button = button("Compute"), button("Cancel")
         self.params = Params([
-            [choice("channel", tooltip="channel whose arrival times give the phasors"),
+            [(choice("channel", tooltip="channel whose arrival times give the phasors"), 0),
              int_spin("harmonic", 1, 8, 1, prefix="harmonic ",
                       tooltip="harmonic of the laser frequency"),
              compute_button, cancel_button],
@@ -97,8 +97,8 @@ class PhasorDock(WorkerDock, QWidget):
             [text("reference channel"),  # shown for the reference calibration only
              choice("reference_channel", tooltip="channel whose pooled decay is the reference"),
              text("of known lifetime"),
-             float_spin("reference_tau", 0.01, 100.0, 4.0, suffix=" ns",
-                        tooltip="known single lifetime of the reference")],
+             (float_spin("reference_tau", 0.01, 100.0, 4.0, suffix=" ns",
+                         tooltip="known single lifetime of the reference"), 1)],
         ])
         self.compute_button = compute_button.native
         self.cancel_button = cancel_button.native

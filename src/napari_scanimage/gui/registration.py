@@ -15,7 +15,6 @@ import numpy as np
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -75,16 +74,16 @@ def registration_form() -> Params:
          choice("plane", [("all planes", None)], tooltip="register every plane, or one "
                 "(the others get zero shifts)")],
         [text("reference frames"),
-         int_spin("reference_frames", 1, 100000, 200,
-                  tooltip="frames, spread evenly over the recording, that each plane's "
-                  "reference is built from"),
+         (int_spin("reference_frames", 1, 100000, 200,
+                   tooltip="frames, spread evenly over the recording, that each plane's "
+                   "reference is built from"), 1),
          text("max shift (px)"),
-         float_spin("max_shift", 0, 10000, 0, special="auto",
-                    tooltip="0 = auto: a tenth of the frame")],
+         (float_spin("max_shift", 0, 10000, 0, special="auto",
+                     tooltip="0 = auto: a tenth of the frame"), 1)],
         [check("subpixel", "subpixel", True, "subpixel shifts (else whole pixels)"),
          check("bidi", "bidirectional phase", False, "estimate the odd-line offset of "
                "bidirectional scanning and correct it before estimating shifts")],
-    ])
+    ], align_labels=True)
 
 
 class RegistrationDock(WorkerDock, QWidget):
@@ -111,9 +110,10 @@ class RegistrationDock(WorkerDock, QWidget):
         self.status.setWordWrap(True)
         self.flags = QLabel("")
         self.flags.setWordWrap(True)
-        form = QFormLayout()
-        form.setContentsMargins(0, 0, 0, 0)
-        form.addRow("show", _row(self.view_box, QLabel("QC image"), self.summary_box))
+        show = QLabel("show")  # in the form's label column
+        show.setMinimumWidth(self.params.label_width)
+        form = QHBoxLayout()
+        form.addWidget(_row(show, self.view_box, QLabel("QC image"), self.summary_box))
         buttons = QHBoxLayout()
         for b in (self.run_button, self.cancel_button, self.save_button, self.load_button):
             buttons.addWidget(b)

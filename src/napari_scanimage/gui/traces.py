@@ -94,8 +94,8 @@ def trace_form() -> Params:
          int_spin("neuropil_inner", 0, 50, 2, prefix="ring ", suffix=" px",
                   tooltip="annulus: from this many pixels out of the ROI…"),
          int_spin("neuropil_outer", 1, 100, 8, prefix="– ", suffix=" px",
-                  tooltip="…to this many (pixels)"),
-         float_spin("percentile", 0.0, 100.0, 8.0, decimals=1, step=1.0, prefix="F0 p",
+                  tooltip="…to this many (pixels)")],
+        [float_spin("percentile", 0.0, 100.0, 8.0, decimals=1, step=1.0, prefix="F0 p",
                     tooltip="dF/F baseline F0: this percentile of the trace"),
          float_spin("window_s", 0.0, 3600.0, 0.0, decimals=1, step=5.0, prefix="win ",
                     suffix=" s", special="win: all",
@@ -118,7 +118,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         self.session_button = QPushButton("Save session…")
         self.session_button.setToolTip("recording, ROIs, registration, fit and trace settings, "
                                        "to replay with 'napari-scanimage traces SESSION'")
-        self.mean_button = self.params[1][-1].native
+        self.mean_button = self.params[2][-1].native
         self.cancel_button = QPushButton("Cancel")
         self.progress = QProgressBar()
         self.progress.setMaximumHeight(12)
