@@ -19,13 +19,13 @@ from magicgui.widgets import (
     FloatSpinBox,
     Label,
     PushButton,
-    SpinBox,
     Widget,
 )
 from magicgui.widgets.bases import RangedWidget
 from qtpy.QtWidgets import QSpinBox
 
-__all__ = ["IntSpinBox", "Params", "button", "check", "choice", "float_spin", "int_spin", "set_choices", "text"]
+__all__ = ["IntSpinBox", "Params", "button", "check", "choice", "float_spin", "int_spin",
+           "set_choices", "text"]
 
 
 class _QtIntSpin(_qt_backend.SpinBox):
@@ -123,6 +123,7 @@ def button(text: str, tooltip: str | None = None) -> PushButton:
 
 
 def check(name: str, text: str, value: bool, tooltip: str | None = None) -> CheckBox:
+    """A check box with ``text`` beside it."""
     return CheckBox(name=name, text=text, value=value, tooltip=tooltip)
 
 
