@@ -149,9 +149,10 @@ def test_docks_from_the_plugins_menu(make_napari_viewer, qtbot, recording):
     _, rois = viewer.window.add_plugin_dock_widget("napari-scanimage", "ROIs")
     _, traces = viewer.window.add_plugin_dock_widget("napari-scanimage", "Traces")
     assert isinstance(rois, RoiDock) and isinstance(traces, TracePlotDock)
-    assert traces.channel_box.count() == 2 and rois.layer is None
+    assert len(traces.params.channel.choices) == 2 and rois.layer is None
     _, registration = viewer.window.add_plugin_dock_widget("napari-scanimage", "Registration")
-    assert registration.channel_box.count() == 2 and registration.plane_box.count() == 4
+    assert len(registration.params.channel.choices) == 2
+    assert len(registration.params.plane.choices) == 4
     _, flim = viewer.window.add_plugin_dock_widget("napari-scanimage", "FLIM")
     assert not flim.isEnabled()  # a TIFF has no photon arrival times
     _, phasor = viewer.window.add_plugin_dock_widget("napari-scanimage", "Phasor")

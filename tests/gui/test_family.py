@@ -47,7 +47,7 @@ def axes_of(viewer, qtbot) -> tuple:
 
 
 def registered(viewer, qtbot, dock):
-    dock.reference_spin.setValue(10)
+    dock.params.reference_frames.value = 10
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
     assert dock.result is not None

@@ -258,7 +258,7 @@ def test_trace_dock_cancel_at_first_progress(viewer, qtbot):
     dock = traces_setup(viewer, qtbot)
     before, curve = dock.result, dock.curves["roi 1"].getData()[1].copy()
     computed = dock.computed_rois
-    dock.metric_box.setCurrentText("sum")  # schedules a new computation: start it now
+    dock.params.metric.value = "sum"  # schedules a new computation: start it now
     dock._timer.stop()
     dock.refresh()
     assert dock.busy
@@ -286,13 +286,13 @@ def test_flim_dock_cancel_at_first_progress(make_napari_viewer, qtbot, tmp_path)
     viewer.open(str(sim.path), plugin="napari-scanimage")
     dock = FlimDock(viewer)
     qtbot.addWidget(dock)
-    dock.n_exp.setValue(1)
+    dock.params.n_exp.value = 1
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
     first = dock.fit
     assert first is not None and first.n_exp == 1
     table = [dock.table.item(r, 1).text() for r in range(dock.table.rowCount())]
-    dock.n_exp.setValue(2)
+    dock.params.n_exp.value = 2
     dock.run()
     seen = cancel_at_first_progress(dock)
     qtbot.waitUntil(lambda: not dock.busy, timeout=60000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_scanimage.flim import DecayFit
+from napari_scanimage.flim import DecayFit, fit_dataset_decay
 from napari_scanimage.gui.flim import FlimDock
 from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
@@ -30,13 +30,13 @@ def test_fit_of_an_roi_and_files(flim_viewer, qtbot, tmp_path):
     viewer = flim_viewer
     dock = FlimDock(viewer)
     qtbot.addWidget(dock)
-    assert dock.isEnabled() and dock.channel_box.count() == 2
+    assert dock.isEnabled() and len(dock.params.channel.choices) == 2
     viewer.add_shapes([np.array([[4.5, 4.5], [4.5, 20.5], [20.5, 20.5],
                                    [20.5, 4.5]])], shape_type="rectangle", name="cells")
     dock._refresh()
-    dock.layer_box.setCurrentText("cells")
-    dock.which_box.setCurrentText("all ROIs")
-    dock.n_exp.setValue(1)
+    dock.params.rois.value = "cells"
+    dock.params.which.value = "all ROIs"
+    dock.params.n_exp.value = 1
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
     fit = dock.fit
@@ -87,13 +87,13 @@ def test_trace_plot_lifetime_and_phasor_with_bands(flim_viewer, qtbot):
     viewer = flim_viewer
     plot = TracePlotDock(viewer)
     qtbot.addWidget(plot)
-    metrics = [plot.metric_box.itemText(i) for i in range(plot.metric_box.count())]
+    metrics = list(plot.params.metric.choices)
     assert "lifetime (ns)" in metrics and "phasor g" in metrics
     layer = viewer.add_shapes([np.array([[2.5, 2.5], [2.5, 12.5], [12.5, 12.5], [12.5, 2.5]]),
                                np.array([[16.5, 16.5], [16.5, 28.5], [28.5, 28.5],
                                          [28.5, 16.5]])], shape_type="rectangle")
     plot.select_layer(layer)
-    plot.metric_box.setCurrentText("lifetime (ns)")
+    plot.params.metric.value = "lifetime (ns)"
     qtbot.wait(plot._timer.interval() + 50)
     qtbot.waitUntil(lambda: not plot.busy and not plot._timer.isActive(), timeout=30000)
     ds = viewer.layers["Green"].metadata["scanimage_dataset"]
@@ -107,7 +107,7 @@ def test_trace_plot_lifetime_and_phasor_with_bands(flim_viewer, qtbot):
     # after a fit in the FLIM dock, lifetimes are mean arrival minus its IRF offset
     flim = FlimDock(viewer)
     qtbot.addWidget(flim)
-    flim.n_exp.setValue(1)
+    flim.params.n_exp.value = 1
     flim.run()
     qtbot.waitUntil(lambda: not flim.busy, timeout=60000)
     assert plot.irf_offset_ns() == flim.fit.irf_offset_ns
@@ -115,7 +115,7 @@ def test_trace_plot_lifetime_and_phasor_with_bands(flim_viewer, qtbot):
     qtbot.waitUntil(lambda: not plot.busy, timeout=30000)
     np.testing.assert_allclose(plot.result.values, want.values - flim.fit.irf_offset_ns,
                                rtol=1e-12)
-    plot.metric_box.setCurrentText("phasor s")
+    plot.params.metric.value = "phasor s"
     qtbot.wait(plot._timer.interval() + 50)
     qtbot.waitUntil(lambda: not plot.busy and not plot._timer.isActive(), timeout=30000)
     phasor = traces(ds, masks, kind="phasor")
@@ -134,7 +134,7 @@ def test_two_component_fit_and_fraction_image(make_napari_viewer, qtbot, tmp_pat
     dock = FlimDock(viewer)
     qtbot.addWidget(dock)
     assert not dock.fraction_button.isEnabled()
-    dock.n_exp.setValue(2)
+    dock.params.n_exp.value = 2
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
     assert dock.fit.taus_ns == pytest.approx((0.6, 3.5), rel=0.05)
@@ -155,7 +155,7 @@ def test_collapsed_three_component_fit_warns_and_chi2_is_shown(make_napari_viewe
     viewer.open(str(sample_path("flim_2ch")), plugin="napari-scanimage")
     dock = FlimDock(viewer)
     qtbot.addWidget(dock)
-    dock.n_exp.setValue(3)
+    dock.params.n_exp.value = 3
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
     fit = dock.fit
@@ -166,27 +166,54 @@ def test_collapsed_three_component_fit_warns_and_chi2_is_shown(make_napari_viewe
     rows = {dock.table.item(r, 0).text(): dock.table.item(r, 1).text()
             for r in range(dock.table.rowCount())}
     assert float(rows["reduced chi2"]) == pytest.approx(fit.reduced_chi2, rel=1e-3)
-    dock.n_exp.setValue(2)
+    dock.params.n_exp.value = 2
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
     assert dock.fit.warnings() == [] and not dock.warning.isVisibleTo(dock)
     assert 0.8 < dock.fit.reduced_chi2 < 1.2
 
 
+def test_fit_parameters_set_through_the_form_are_those_of_fit_dataset_decay(flim_viewer,
+                                                                            qtbot):
+    """A script sets the form's values and presses Fit: the fit is the library's
+    fit_dataset_decay() with the same arguments and the chosen ROIs' mask."""
+    viewer = flim_viewer
+    dock = FlimDock(viewer)
+    qtbot.addWidget(dock)
+    viewer.add_shapes([np.array([[2.5, 2.5], [2.5, 24.5], [24.5, 24.5], [24.5, 2.5]])],
+                      shape_type="rectangle", name="cells")
+    params = dock.params
+    assert set(params.asdict()) == {"rois", "which", "channel", "n_exp", "background"}
+    assert params.rois.choices == ("(whole frame)", "cells")
+    assert params.channel.choices == ("Green", "Red")
+    params.update(rois="cells", which="all ROIs", channel="Red", n_exp=1, background=False)
+    assert dock.fit_kwargs() == {"channel": 1, "n_exp": 1, "background": False}
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
+    ds = viewer.layers["Green"].metadata["scanimage_dataset"]
+    mask = np.zeros((1, 32, 32), bool)
+    mask[:, 3:25, 3:25] = True
+    want = fit_dataset_decay(ds, "Red", mask=mask, n_exp=1, background=False)
+    assert dock.fit == want
+    assert want.n_exp == 1 and want.background == 0.0
+    assert want.taus_ns[0] == pytest.approx(1.0, rel=0.05)  # the red channel's lifetime
+    np.testing.assert_array_equal(dock.hist, ds.histogram("Red", mask=mask))
+
+
 def test_selected_rois_without_a_selection_use_all(flim_viewer, qtbot):
     viewer = flim_viewer
     dock = FlimDock(viewer)
     qtbot.addWidget(dock)
-    assert "none selected" in dock.which_box.toolTip() or "with none selected" in \
-        dock.which_box.toolTip()
+    assert "none selected" in dock.params.which.tooltip or "with none selected" in \
+        dock.params.which.tooltip
     layer = viewer.add_shapes([np.array([[2.5, 2.5], [2.5, 10.5], [10.5, 10.5], [10.5, 2.5]]),
                                np.array([[16.5, 16.5], [16.5, 28.5], [28.5, 28.5],
                                          [28.5, 16.5]])], shape_type="rectangle", name="cells")
     layer.selected_data = set()
     dock._refresh()
-    dock.layer_box.setCurrentText("cells")
-    dock.which_box.setCurrentText("selected ROIs")
-    dock.n_exp.setValue(1)
+    dock.params.rois.value = "cells"
+    dock.params.which.value = "selected ROIs"
+    dock.params.n_exp.value = 1
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
     assert "all 2 ROI(s) of cells (none selected, so all are used)" in dock.summary.text()
@@ -212,7 +239,7 @@ def test_lifetime_colour_bar_and_fraction_description(make_napari_viewer, qtbot,
     dock = FlimDock(viewer)
     qtbot.addWidget(dock)
     assert not dock.colorbar.isVisibleTo(dock)
-    dock.n_exp.setValue(2)
+    dock.params.n_exp.value = 2
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
     dock.lifetime_layer()

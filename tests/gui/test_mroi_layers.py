@@ -153,7 +153,7 @@ def test_docks_work_on_the_field_of_the_active_layer(make_napari_viewer, qtbot, 
     np.testing.assert_allclose(layer.scale, right.scale[1:])
     plot = TracePlotDock(viewer)
     qtbot.addWidget(plot)
-    plot.registered.setChecked(False)  # raw frames (the field's registration is shown)
+    plot.params.registered.value = False  # raw frames (the field's registration is shown)
     viewer.layers.selection.active = viewer.layers["Green left"]  # another layer active: no matter
     box = np.array([[1, 2, 3], [1, 2, 13], [1, 10, 13], [1, 10, 3]], float)  # plane 1
     layer.add([box], shape_type="rectangle")

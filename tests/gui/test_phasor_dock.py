@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_scanimage.flim import PhasorImage, cursor_labels, mean_phasor
+from napari_scanimage.flim import (
+    PhasorImage,
+    Reference,
+    cursor_labels,
+    filter_phasor,
+    mean_phasor,
+    phasor_image,
+)
 from napari_scanimage.gui.phasor import PhasorDock
 from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.testing.tiff import SyntheticLayout
@@ -34,7 +41,7 @@ def test_cursors_make_labels_of_two_lifetimes(make_napari_viewer, qtbot, tmp_pat
     viewer.open(str(sim.path), plugin="napari-scanimage")
     dock = PhasorDock(viewer)
     qtbot.addWidget(dock)
-    assert dock.isEnabled() and dock.channel_box.count() == 1
+    assert dock.isEnabled() and len(dock.params.channel.choices) == 1
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
     image = dock.image
@@ -48,6 +55,43 @@ def test_cursors_make_labels_of_two_lifetimes(make_napari_viewer, qtbot, tmp_pat
     layer = dock.make_labels()
     labels = np.asarray(layer.data).reshape(24, 32)
     assert (labels[:, :16] == 1).mean() > 0.9 and (labels[:, 16:] == 2).mean() > 0.9
+
+
+def test_parameters_set_through_the_form_are_those_of_the_library(make_napari_viewer, qtbot,
+                                                                   tmp_path):
+    """A script sets the form's values and presses Compute: the phasors are the library's
+    phasor_image() then filter_phasor() with the same arguments; a new threshold set through
+    the form refilters them the same way."""
+    sim = write_siff(tmp_path / "one.siff", LAYOUT, photons_per_frame=8000, taus_ns=((2.0,),),
+                     fractions=((1.0,),), irf_offset_ns=0.5, irf_width_ns=0.1, seed=9)
+    viewer = make_napari_viewer()
+    viewer.open(str(sim.path), plugin="napari-scanimage")
+    dock = PhasorDock(viewer)
+    qtbot.addWidget(dock)
+    params = dock.params
+    assert set(params.asdict()) == {"channel", "harmonic", "calibration", "min_photons",
+                                    "median_size", "median_repeat", "reference_channel",
+                                    "reference_tau"}
+    params.update(harmonic=2, calibration="reference lifetime", reference_channel="Green",
+                  reference_tau=2.5, min_photons=40, median_size=5, median_repeat=2)
+    assert dock.filter_kwargs() == {"min_photons": 40, "median_size": 5, "median_repeat": 2}
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
+    ds = viewer.layers["Green"].metadata["scanimage_dataset"]
+    raw = phasor_image(ds, 0, harmonic=2, calibration=Reference(ds.histogram(0), 2.5))
+    want = filter_phasor(raw, min_photons=40, median_size=5, median_repeat=2)
+    got = dock.image
+    assert got.harmonic == want.harmonic == 2 and got.median == want.median == (5, 2)
+    assert got.threshold == want.threshold == 40
+    for name in ("mean", "g", "s"):
+        np.testing.assert_array_equal(np.asarray(getattr(got, name)),
+                                      np.asarray(getattr(want, name)))
+    assert np.isfinite(np.asarray(got.g)).any()
+    params.min_photons.value = 400  # refiltered at once, without recomputing
+    assert not dock.busy
+    want = filter_phasor(raw, min_photons=400, median_size=5, median_repeat=2)
+    np.testing.assert_array_equal(np.asarray(dock.image.g), np.asarray(want.g))
+    assert np.isnan(np.asarray(dock.image.g)).sum() > np.isnan(np.asarray(got.g)).sum()
 
 
 def test_sample_phasors_are_calibrated_whole_and_counted(make_napari_viewer, qtbot):
@@ -95,7 +139,7 @@ def test_sample_phasors_are_calibrated_whole_and_counted(make_napari_viewer, qtb
     assert [item.toPlainText() for item in dock.tick_labels] == ["0.25", "0.5", "1", "2", "4",
                                                                  "8"]
     # a higher threshold removes more pixels at once, without recomputing
-    dock.threshold.setValue(50)
+    dock.params.min_photons.value = 50
     assert dock.census.below_threshold == int(((image.mean > 0) & (image.mean < 50)).sum())
     assert dock.census.plotted < census.plotted
 
@@ -109,17 +153,19 @@ def test_reference_calibration_and_raw(make_napari_viewer, qtbot):
     viewer.open(str(sample_path("flim_2ch")), plugin="napari-scanimage")
     dock = PhasorDock(viewer)
     qtbot.addWidget(dock)
-    dock.channel_box.setCurrentIndex(1)
-    dock.calibration_box.setCurrentText("reference lifetime")
-    assert dock.reference_box.isVisibleTo(dock) and dock.reference_box.count() == 2
-    dock.reference_box.setCurrentIndex(1)
-    dock.reference_tau.setValue(1.6)
+    dock.params.channel.value = dock.params.channel.choices[1]
+    dock.params.calibration.value = "reference lifetime"
+    reference = dock.params.reference_channel
+    assert reference.native.isVisibleTo(dock) and len(reference.choices) == 2
+    reference.value = reference.choices[1]
+    dock.params.reference_tau.value = 1.6
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
     assert dock.image.calibration == "reference"
     assert mean_phasor(dock.raw)[2:] == pytest.approx((1.6, 1.6), abs=0.005)
     assert mean_phasor(dock.image)[2:] == pytest.approx((1.6, 1.6), abs=0.05)  # filtered
-    dock.calibration_box.setCurrentText("none (raw)")
+    dock.params.calibration.value = "none (raw)"
+    assert not dock.params.reference_channel.native.isVisibleTo(dock)
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
     assert dock.image.calibration == "none" and "uncalibrated" in dock.status.text()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from napari_scanimage.analysis.registration import register
 from napari_scanimage.gui.registration import RegistrationDock
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
@@ -106,7 +107,7 @@ def test_cancel_then_run_to_the_end(viewer_and_dock, qtbot, tmp_path):
                                         [1, 30.5, 20.5]])], shape_type="rectangle", ndim=3)
     plot.select_layer(rois)
     qtbot.waitUntil(lambda: plot.result is not None and not plot.busy, timeout=30000)
-    assert plot.registration() is result and plot.registered.isChecked()
+    assert plot.registration() is result and plot.params.registered.value
     mask = np.zeros((2, 64, 64), bool)
     mask[1, 21:31, 21:31] = True
     ds = viewer.layers["Green"].metadata["scanimage_dataset"]
@@ -130,3 +131,35 @@ def test_loading_shifts_of_another_recording_is_refused(viewer_and_dock, tmp_pat
     with pytest.raises(SelectionError, match="5 time points"):
         dock.load(path)
     assert dock.result is None
+
+
+def test_parameters_set_through_the_form_are_those_of_register(viewer_and_dock, qtbot):
+    """A script sets the form's values and presses Register: the result is the library's
+    register() with the same arguments."""
+    viewer, dock = viewer_and_dock
+    params = dock.params
+    assert set(params.asdict()) == {"channel", "plane", "reference_frames", "max_shift",
+                                    "subpixel", "bidi"}
+    assert params.channel.choices == ("Green", "Red")
+    assert params.plane.choices == (None, 0, 1)
+    params.channel.value = "Red"
+    params.plane.value = 1
+    params.reference_frames.value = 6
+    params.max_shift.value = 5.0
+    params.subpixel.value = False
+    params.bidi.value = True
+    assert dock.register_kwargs() == {"channel": "Red", "planes": [1], "reference_frames": 6,
+                                      "max_shift": 5.0, "subpixel": False, "bidi": True}
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
+    ds = viewer.layers["Green"].metadata["scanimage_dataset"]
+    want = register(ds, channel="Red", planes=[1], reference_frames=6, max_shift=5.0,
+                    subpixel=False, bidi=True)
+    got = dock.result
+    assert got is not None and got.channel == want.channel == "Red"
+    np.testing.assert_array_equal(got.shifts, want.shifts)
+    np.testing.assert_array_equal(got.correlation, want.correlation)
+    assert got.settings == want.settings
+    assert np.all(got.shifts[:, 0] == 0)  # plane 0 left out
+    params.max_shift.value = 0  # "auto"
+    assert params.max_shift.native.text() == "auto" and dock.register_kwargs()["max_shift"] is None

@@ -110,7 +110,7 @@ def test_curves_cursor_click_edit_export(setup, qtbot, tmp_path, make_napari_vie
     assert list(dock.curves) == ["cell", dock.result.names[1]] and dock.computed_rois == 3
     assert [label.text for _, label in dock.legend.items] == list(dock.curves)
     # dF/F and the export
-    dock.metric_box.setCurrentText("dF/F")
+    dock.params.metric.value = "dF/F"
     settle(qtbot, dock)
     with nsi.open_dataset(layer_path(viewer)) as ds:
         lib = nsi.traces(ds, dict(zip(dock.result.names, m, strict=True)), kind="dff")
@@ -152,7 +152,7 @@ def test_channel_labels_and_cancel(setup, qtbot):
     viewer, rois, layer, dock = setup
     layer.add([rect(0, 2.5, 3.5, 5, 6)], shape_type="rectangle")
     settle(qtbot, dock)
-    dock.channel_box.setCurrentText("Red")
+    dock.params.channel.value = "Red"
     settle(qtbot, dock)
     m = np.zeros((1, 3, 24, 32), bool)
     m[0, 0, 3:8, 4:10] = True
@@ -166,7 +166,7 @@ def test_channel_labels_and_cancel(setup, qtbot):
     settle(qtbot, dock)
     assert list(dock.curves) == ["label 2"]
     # cancel leaves the cached traces and no worker
-    dock.metric_box.setCurrentText("sum")
+    dock.params.metric.value = "sum"
     dock.refresh()
     dock.cancel()
     settle(qtbot, dock)
@@ -182,15 +182,15 @@ def test_neuropil_baseline_and_stacked_equal_the_library(setup, qtbot, tmp_path)
     layer.add([rect(1, 2.5, 3.5, 5, 6), rect(1, 12.5, 14.5, 6, 6), rect(2, 4.5, 20.5, 5, 5)],
               shape_type="rectangle")
     settle(qtbot, dock)
-    dock.metric_box.setCurrentText("dF/F")
-    dock.neuropil_box.setChecked(True)
-    dock.neuropil_coef.setValue(0.6)
-    dock.neuropil_inner.setValue(1)
-    dock.neuropil_outer.setValue(5)
-    dock.percentile.setValue(20.0)
+    dock.params.metric.value = "dF/F"
+    dock.params.neuropil.value = True
+    dock.params.neuropil_coef.value = 0.6
+    dock.params.neuropil_inner.value = 1
+    dock.params.neuropil_outer.value = 5
+    dock.params.percentile.value = 20.0
     settle(qtbot, dock)
     dt = float(np.median(np.diff(dock.result.time)))
-    dock.window.setValue(round(4 * dt, 1))
+    dock.params.window_s.value = round(4 * dt, 1)
     settle(qtbot, dock)
     settings = dock.trace_settings()
     assert settings == TraceSettings(kind="dff", channel="Green", percentile=20.0,
@@ -208,7 +208,7 @@ def test_neuropil_baseline_and_stacked_equal_the_library(setup, qtbot, tmp_path)
                                    rtol=0)
     # stacked: the same values lifted apart, first on top; nothing recomputed
     computed = dock.computed_rois
-    dock.stacked_box.setChecked(True)
+    dock.params.stacked.value = True
     lifts = [dock.offsets[n] for n in lib.names]
     assert lifts[0] > lifts[1] > lifts[2] == 0.0
     for k, name in enumerate(lib.names):
@@ -246,7 +246,7 @@ def test_neuropil_baseline_and_stacked_equal_the_library(setup, qtbot, tmp_path)
                           neuropil=0.8, neuropil_radii=(3, 9), stacked=False)
     dock.set_trace_settings(other)
     assert dock.trace_settings() == other
-    assert dock.metric_box.currentText() == "mean" and not dock.stacked_box.isChecked()
+    assert dock.params.metric.value == "mean" and not dock.params.stacked.value
     dock.set_trace_settings(settings.__class__(**{**settings.to_dict(), "stacked": True}))
     assert dock.trace_settings() == TraceSettings(**{**settings.to_dict(), "stacked": True})
     settle(qtbot, dock)
@@ -259,7 +259,7 @@ def test_neuropil_baseline_and_stacked_equal_the_library(setup, qtbot, tmp_path)
 
 def test_mean_image_button(setup, qtbot):
     viewer, rois, layer, dock = setup
-    dock.channel_box.setCurrentText("Red")
+    dock.params.channel.value = "Red"
     with qtbot.waitSignal(dock.mean_button.clicked):
         dock.mean_button.click()
     qtbot.waitUntil(lambda: dock._mean_worker is None and "mean Red" in viewer.layers,
@@ -272,3 +272,45 @@ def test_mean_image_button(setup, qtbot):
     names = [lay.name for lay in viewer.layers]
     assert names.index("mean Red") < names.index("ROIs")  # ROIs drawn over it
     assert list(mean.scale) == list(layer.scale)
+
+
+def test_trace_parameters_set_through_the_form_are_those_of_traces(setup, qtbot):
+    """A script sets the form's values and refreshes: the curves are the library's traces()
+    with the same arguments, and the settings a session stores are read from (and written
+    to) the form."""
+    from napari_scanimage.session import TraceSettings
+
+    viewer, rois, layer, dock = setup
+    layer.add([rect(1, 2.5, 3.5, 5, 6), rect(1, 12.5, 14.5, 6, 6)], shape_type="rectangle")
+    settle(qtbot, dock)
+    params = dock.params
+    assert set(params.asdict()) == {"rois", "channel", "metric", "registered", "neuropil",
+                                    "neuropil_coef", "neuropil_inner", "neuropil_outer",
+                                    "percentile", "window_s", "stacked"}
+    assert params.rois.value == layer.name and params.channel.choices == ("Green", "Red")
+    params.update(channel="Red", metric="dF/F", neuropil=True, neuropil_coef=0.5,
+                  neuropil_inner=1, neuropil_outer=6, percentile=15.0, window_s=0.0)
+    assert dock._options("dff") == {"neuropil": 0.5, "neuropil_radii": (1, 6),
+                                    "percentile": 15.0, "window_s": None}
+    dock.refresh()  # what the form's changes schedule
+    settle(qtbot, dock)
+    with nsi.open_dataset(layer_path(viewer)) as ds:
+        want = nsi.traces(ds, rois.roi_set(), channel="Red", kind="dff", percentile=15.0,
+                          window_s=None, neuropil=0.5, neuropil_radii=(1, 6))
+    assert dock.result.channel == "Red" and dock.result.kind == "dff"
+    np.testing.assert_allclose(dock.result.values, want.values, atol=1e-12, rtol=0)
+    assert dock.trace_settings() == TraceSettings(kind="dff", channel="Red", percentile=15.0,
+                                                  window_s=None, neuropil=0.5,
+                                                  neuropil_radii=(1, 6))
+    dock.set_trace_settings(TraceSettings(kind="sum", channel="Green", percentile=30.0,
+                                          window_s=2.5, neuropil=None, neuropil_radii=(3, 7),
+                                          stacked=True))
+    assert params.asdict() == {"rois": layer.name, "channel": "Green", "metric": "sum",
+                               "registered": True, "neuropil": False, "neuropil_coef": 0.5,
+                               "neuropil_inner": 3, "neuropil_outer": 7, "percentile": 30.0,
+                               "window_s": 2.5, "stacked": True}
+    assert not params.neuropil.enabled and not params.percentile.enabled  # sums take none
+    settle(qtbot, dock)
+    with nsi.open_dataset(layer_path(viewer)) as ds:
+        want = nsi.traces(ds, rois.roi_set(), channel="Green", kind="sum")
+    np.testing.assert_allclose(dock.result.values, want.values, atol=1e-9, rtol=0)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from ..errors import ScanImageError
+from ._params import set_choices
 from ._report import report_failure
 from .selection import current_dataset
 
@@ -63,16 +64,14 @@ class WorkerDock:
 
     def _follow_siff(self) -> bool:
         """Enable the dock only for a `.siff` recording and list its channels in
-        ``self.channel_box``; True when there is one."""
+        the ``channel`` choice of ``self.params`` (see ._params); True when there is one."""
         ds = self.dataset
         siff = ds is not None and ds.is_siff
         self.setEnabled(siff)
         if not siff:
             self.status.setText("open a ScanImage-FLIM .siff recording")
         names = list(ds.info.channel_names) if siff else []
-        if [self.channel_box.itemText(i) for i in range(self.channel_box.count())] != names:
-            self.channel_box.clear()
-            self.channel_box.addItems(names)
+        set_choices(self.params.channel, names)
         return siff
 
     def _set_busy(self, busy: bool) -> None:

@@ -14,14 +14,11 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QWidget,
@@ -38,6 +35,7 @@ from ..flim import (
 )
 from ._dock import PLOT_MIN_HEIGHT, dock_layout, show_rows
 from ._family import derived_metadata
+from ._params import Params, button, check, choice, int_spin, set_choices
 from ._report import report_failure
 from ._worker import WorkerDock
 from .rois import image_layer_for, layer_rois, on_roi_axes, roi_axes
@@ -49,14 +47,17 @@ SELECTED, ALL = "selected ROIs", "all ROIs"
 PARAMS = ("taus_ns", "fractions", "irf_offset_ns", "irf_width_ns", "background")
 
 
-def _fit_job(ds, channel, mask, n_exp, background):
-    """Worker body: histogram (step 1), then the fit (step 2); returns (histogram, fit)."""
+def _fit_job(ds, mask, kwargs):
+    """Worker body: histogram (step 1), then the fit (step 2) as
+    ``fit_dataset_decay(ds, mask=mask, **kwargs)`` does; returns (histogram, fit)."""
+    fit_kwargs = dict(kwargs)
+    channel = fit_kwargs.pop("channel")
     yield 0, 2
     hist = ds.histogram(channel, mask=mask)
     yield 1, 2
     flim = ds.flim
     fit = fit_decay(hist, bin_width_ps=flim.bin_width_ns * 1000.0,
-                    period_ps=flim.laser_period_ps, n_exp=n_exp, background=background)
+                    period_ps=flim.laser_period_ps, **fit_kwargs)
     yield 2, 2
     return hist, fit
 
@@ -107,21 +108,21 @@ class FlimDock(WorkerDock, QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.layer_box = QComboBox()
-        self.channel_box = QComboBox()
-        self.which_box = QComboBox()
-        self.which_box.addItems([SELECTED, ALL])
-        self.which_box.setToolTip(
-            "selected ROIs: the shapes selected in the ROI layer; with none selected (or a "
-            "Labels layer) every ROI of the layer is used. (whole frame): every pixel")
-        self.n_exp = QSpinBox()
-        self.n_exp.setRange(1, 3)
-        self.n_exp.setValue(2)
-        self.n_exp.setPrefix("components: ")
-        self.background = QCheckBox("background")
-        self.background.setChecked(True)
-        self.fit_button = QPushButton("Fit")
-        self.cancel_button = QPushButton("Cancel")
+        fit_button, cancel_button = button("Fit"), button("Cancel")
+        self.params = Params([
+            [choice("rois", [WHOLE], tooltip="the ROI layer whose ROIs pool the photons; "
+                    f"{WHOLE}: every pixel"),
+             choice("which", [SELECTED, ALL], tooltip=(
+                 "selected ROIs: the shapes selected in the ROI layer; with none selected (or "
+                 "a Labels layer) every ROI of the layer is used. (whole frame): every pixel")),
+             choice("channel", tooltip="channel whose arrival times are fitted")],
+            [int_spin("n_exp", 1, 3, 2, prefix="components: ",
+                      tooltip="exponential components of the decay model"),
+             check("background", "background", True, "fit a constant background too"),
+             fit_button, cancel_button],
+        ])
+        self.fit_button = fit_button.native
+        self.cancel_button = cancel_button.native
         self.save_button = QPushButton("Save fit…")
         self.load_button = QPushButton("Load fit…")
         self.fraction_button = QPushButton("Fraction image")
@@ -166,20 +167,14 @@ class FlimDock(WorkerDock, QWidget):
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["parameter", "value", "± std. error"])
         self.table.verticalHeader().setVisible(False)
-        top = QHBoxLayout()
-        for w in (self.layer_box, self.which_box, self.channel_box):
-            top.addWidget(w, 1)
-        fit_row, file_row = QHBoxLayout(), QHBoxLayout()  # two rows: the dock stays narrow
-        for w in (self.n_exp, self.background, self.fit_button, self.cancel_button):
-            fit_row.addWidget(w)
+        file_row = QHBoxLayout()
         for w in (self.save_button, self.load_button, self.image_button, self.fraction_button):
             file_row.addWidget(w)
         for w in (self.plot, self.residuals):
             w.setMinimumHeight(PLOT_MIN_HEIGHT)
         show_rows(self.table, 4)
         layout = dock_layout(self)
-        layout.addLayout(top)
-        layout.addLayout(fit_row)
+        layout.addWidget(self.params.native)
         layout.addLayout(file_row)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
@@ -207,11 +202,7 @@ class FlimDock(WorkerDock, QWidget):
         self._follow_siff()
         layers = [layer for layer in self.viewer.layers
                   if layer.__class__.__name__ in ("Shapes", "Labels")]
-        current = self.layer_box.currentText()
-        self.layer_box.clear()
-        self.layer_box.addItems([WHOLE] + [layer.name for layer in layers])
-        if current in [layer.name for layer in layers]:
-            self.layer_box.setCurrentText(current)
+        set_choices(self.params.rois, [WHOLE] + [layer.name for layer in layers])
         self._layers = layers
 
     def mask(self):
@@ -220,15 +211,15 @@ class FlimDock(WorkerDock, QWidget):
         "selected ROIs" with no shape selected (or on a Labels layer) uses every ROI of the
         layer; :attr:`roi_note` says which were used."""
         ds = self.dataset
-        k = self.layer_box.currentIndex()
+        name = self.params.rois.value
+        layer = next((x for x in self._layers if x.name == name), None)
         self.roi_note = WHOLE
-        if k <= 0 or ds is None:
+        if layer is None or ds is None:
             return None
-        layer = self._layers[k - 1]
         rois = layer_rois(layer, ds, image_layer_for(self.viewer, ds))
         rows = list(range(len(rois)))
         self.roi_note = f"all {len(rows)} ROI(s) of {layer.name}"
-        if self.which_box.currentText() == SELECTED:
+        if self.params.which.value == SELECTED:
             if layer.__class__.__name__ == "Shapes" and layer.selected_data:
                 rows = sorted(layer.selected_data)
                 self.roi_note = f"{len(rows)} selected ROI(s) of {layer.name}"
@@ -245,6 +236,20 @@ class FlimDock(WorkerDock, QWidget):
         return dense
 
     # -- running ----------------------------------------------------------------------------
+    def channel_index(self) -> int:
+        """The index of the form's channel (0 before a recording is open)."""
+        ds, name = self.dataset, self.params.channel.value
+        names = list(ds.info.channel_names) if ds is not None else []
+        return names.index(name) if name in names else 0
+
+    def fit_kwargs(self) -> dict:
+        """The form as keyword arguments of
+        :func:`~napari_scanimage.flim.decay.fit_dataset_decay` besides the mask of the chosen
+        ROIs (:meth:`mask`): ``channel``, ``n_exp``, ``background``."""
+        params = self.params.asdict()
+        return {"channel": self.channel_index(), "n_exp": params["n_exp"],
+                "background": params["background"]}
+
     def run(self) -> None:
         ds = self.dataset
         if ds is None or not ds.is_siff or self.busy:
@@ -255,8 +260,7 @@ class FlimDock(WorkerDock, QWidget):
             self.status.setText(str(exc))
             return
         self.status.setText(f"fitting {self.roi_note}…")
-        self.start_worker(_fit_job, ds, max(self.channel_box.currentIndex(), 0), mask,
-                          self.n_exp.value(), self.background.isChecked(),
+        self.start_worker(_fit_job, ds, mask, self.fit_kwargs(),
                           returned=lambda out: self.show_fit(*out), what="fit")
 
     def lifetime_layer(self) -> None:
@@ -264,7 +268,7 @@ class FlimDock(WorkerDock, QWidget):
         ds = self.dataset
         if ds is None or not ds.is_siff or self.busy:
             return
-        channel = max(self.channel_box.currentIndex(), 0)
+        channel = self.channel_index()
         offset = self.fit.irf_offset_ns if self.fit is not None else 0.0
         name = f"{ds.info.channel_names[channel]} lifetime (intensity-modulated)"
         self.start_worker(_image_job, ds, channel, offset, what="lifetime image",
@@ -276,7 +280,7 @@ class FlimDock(WorkerDock, QWidget):
         if ds is None or fit is None or fit.n_exp != 2 or self.busy:
             self.status.setText("fit two components first")
             return
-        channel = max(self.channel_box.currentIndex(), 0)
+        channel = self.channel_index()
         name = (f"{ds.info.channel_names[channel]} fraction of τ = {fit.taus_ns[0]:.2f} ns")
         self.start_worker(_fraction_job, ds, channel, fit, what="fraction image",
                           returned=lambda out: self._add_fraction(ds, name, fit, out))

@@ -14,13 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QWidget,
 )
 
@@ -42,6 +39,7 @@ from ..flim import (
 )
 from ._dock import PLOT_MIN_HEIGHT, dock_layout
 from ._family import derived_metadata
+from ._params import Params, button, choice, float_spin, int_spin, set_choices, text
 from ._worker import WorkerDock
 from .rois import image_layer_for, on_roi_axes, roi_axes
 
@@ -81,42 +79,31 @@ class PhasorDock(WorkerDock, QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.channel_box = QComboBox()
-        self.harmonic = QSpinBox()
-        self.harmonic.setRange(1, 8)
-        self.harmonic.setPrefix("harmonic ")
-        self.compute_button = QPushButton("Compute")
-        self.cancel_button = QPushButton("Cancel")
-        self.calibration_box = QComboBox()
-        self.calibration_box.addItems([FIT, REFERENCE, RAW])
-        self.calibration_box.setToolTip(
-            "remove the instrument response: with the Gaussian IRF of the FLIM dock's fit (a "
-            "fit of this channel's pooled decay when there is none), with a reference channel "
-            "of known single lifetime, or not at all")
-        self.reference_box = QComboBox()
-        self.reference_box.setToolTip("channel whose pooled decay is the reference")
-        self.reference_tau = QDoubleSpinBox()
-        self.reference_tau.setRange(0.01, 100.0)
-        self.reference_tau.setDecimals(2)
-        self.reference_tau.setValue(4.0)
-        self.reference_tau.setSuffix(" ns")
-        self.reference_tau.setToolTip("known single lifetime of the reference")
-        self.threshold = QSpinBox()
-        self.threshold.setRange(0, 10_000_000)
-        self.threshold.setValue(10)
-        self.threshold.setPrefix("min photons ")
-        self.threshold.setToolTip("pixels with fewer photons are left out (and counted)")
-        self.median = QSpinBox()
-        self.median.setRange(1, 9)
-        self.median.setSingleStep(2)
-        self.median.setValue(3)
-        self.median.setPrefix("median ")
-        self.median.setToolTip("size of the median filter on g and s (1: none)")
-        self.median_repeat = QSpinBox()
-        self.median_repeat.setRange(0, 5)
-        self.median_repeat.setValue(1)
-        self.median_repeat.setSuffix("×")
-        self.median_repeat.setToolTip("times the median filter runs (0: none)")
+        compute_button, cancel_button = button("Compute"), button("Cancel")
+        self.params = Params([
+            [(choice("channel", tooltip="channel whose arrival times give the phasors"), 0),
+             int_spin("harmonic", 1, 8, 1, prefix="harmonic ",
+                      tooltip="harmonic of the laser frequency"),
+             compute_button, cancel_button],
+            [choice("calibration", [FIT, REFERENCE, RAW], tooltip=(
+                "remove the instrument response: with the Gaussian IRF of the FLIM dock's fit "
+                "(a fit of this channel's pooled decay when there is none), with a reference "
+                "channel of known single lifetime, or not at all")),
+             int_spin("min_photons", 0, 10_000_000, 10, prefix="min photons ",
+                      tooltip="pixels with fewer photons are left out (and counted)"),
+             int_spin("median_size", 1, 9, 3, step=2, prefix="median ",
+                      tooltip="size of the median filter on g and s (1: none)"),
+             int_spin("median_repeat", 0, 5, 1, suffix="×",
+                      tooltip="times the median filter runs (0: none)")],
+            [text("reference channel"),  # shown for the reference calibration only
+             choice("reference_channel", tooltip="channel whose pooled decay is the reference"),
+             text("of known lifetime"),
+             (float_spin("reference_tau", 0.01, 100.0, 4.0, suffix=" ns",
+                         tooltip="known single lifetime of the reference"), 1)],
+        ])
+        self.compute_button = compute_button.native
+        self.cancel_button = cancel_button.native
+        self.reference_row = self.params[2].native
         self.add_cursor_button = QPushButton("Add cursor")
         self.labels_button = QPushButton("Labels from cursors")
         self.progress = QProgressBar()
@@ -141,27 +128,12 @@ class PhasorDock(WorkerDock, QWidget):
                                           symbolPen=pg.mkPen("#00ff66", width=2))
         self.bounds = (-0.05, 1.05, -0.05, 0.6)
         self.plot.setRange(xRange=self.bounds[:2], yRange=self.bounds[2:], padding=0)
-        row = QHBoxLayout()
-        for w in (self.channel_box, self.harmonic, self.compute_button, self.cancel_button):
-            row.addWidget(w)
-        calib = QHBoxLayout()  # calibration, then the cleaning of the phasors
-        for w in (self.calibration_box, self.threshold, self.median, self.median_repeat):
-            calib.addWidget(w)
-        self.reference_row = QWidget()  # shown for the reference calibration only
-        ref = QHBoxLayout(self.reference_row)
-        ref.setContentsMargins(0, 0, 0, 0)
-        ref.addWidget(QLabel("reference channel"))
-        ref.addWidget(self.reference_box, 1)
-        ref.addWidget(QLabel("of known lifetime"))
-        ref.addWidget(self.reference_tau, 1)
         cursors = QHBoxLayout()
         for w in (self.add_cursor_button, self.labels_button):
             cursors.addWidget(w)
         self.plot.setMinimumHeight(2 * PLOT_MIN_HEIGHT)  # the semicircle, not a sliver
         layout = dock_layout(self)
-        layout.addLayout(row)
-        layout.addLayout(calib)
-        layout.addWidget(self.reference_row)
+        layout.addWidget(self.params.native)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.plot, 1)
@@ -177,22 +149,19 @@ class PhasorDock(WorkerDock, QWidget):
         self.cancel_button.clicked.connect(lambda: self._worker and self._worker.quit())
         self.add_cursor_button.clicked.connect(lambda: self.add_cursor())
         self.labels_button.clicked.connect(self.make_labels)
-        self.calibration_box.currentIndexChanged.connect(self._calibration_changed)
-        for box in (self.threshold, self.median, self.median_repeat):
-            box.valueChanged.connect(self.refilter)
+        self.params.calibration.changed.connect(self._calibration_changed)
+        for name in ("min_photons", "median_size", "median_repeat"):
+            getattr(self.params, name).changed.connect(self.refilter)
         napari_viewer.layers.events.inserted.connect(self._refresh)
         napari_viewer.layers.events.removed.connect(self._refresh)
         self._refresh()
 
     def _refresh(self, event=None) -> None:
         self._follow_siff()
-        names = [self.channel_box.itemText(i) for i in range(self.channel_box.count())]
-        if [self.reference_box.itemText(i) for i in range(self.reference_box.count())] != names:
-            self.reference_box.clear()
-            self.reference_box.addItems(names)
+        set_choices(self.params.reference_channel, self.params.channel.choices)
 
     def _calibration_changed(self, *_) -> None:
-        self.reference_row.setVisible(self.calibration_box.currentText() == REFERENCE)
+        self.reference_row.setVisible(self.params.calibration.value == REFERENCE)
 
     def _set_busy(self, busy: bool) -> None:
         super()._set_busy(busy)
@@ -208,14 +177,32 @@ class PhasorDock(WorkerDock, QWidget):
         ds = self.dataset
         if ds is None or not ds.is_siff or self.busy:
             return
-        how = self.calibration_box.currentText()
+        kwargs = self.phasor_kwargs()
+        how = kwargs["calibration"]
         fit = self.decay_fit() if how == FIT else None
         self.status.setText("fitting the decay for the calibration, then computing phasors…"
                             if how == FIT and fit is None else "computing phasors…")
-        self.start_worker(_phasor_job, ds, max(self.channel_box.currentIndex(), 0),
-                          self.harmonic.value(), how, fit,
-                          max(self.reference_box.currentIndex(), 0), self.reference_tau.value(),
+        self.start_worker(_phasor_job, ds, kwargs["channel"], kwargs["harmonic"], how, fit,
+                          kwargs["reference_channel"], kwargs["reference_tau"],
                           returned=lambda out: self.show_image(*out), what="phasor")
+
+    def phasor_kwargs(self) -> dict:
+        """The form's phasor parameters: ``channel`` and ``reference_channel`` (indices),
+        ``harmonic`` (of :func:`~napari_scanimage.flim.phasor.phasor_image`), ``calibration``
+        (one of the calibration choices) and ``reference_tau`` (ns)."""
+        params = self.params.asdict()
+        ds = self.dataset
+        names = list(ds.info.channel_names) if ds is not None else []
+        kwargs = {k: params[k] for k in ("harmonic", "calibration", "reference_tau")}
+        for key in ("channel", "reference_channel"):
+            kwargs[key] = names.index(params[key]) if params[key] in names else 0
+        return kwargs
+
+    def filter_kwargs(self) -> dict:
+        """The form's cleaning of the phasors: keyword arguments of
+        :func:`~napari_scanimage.flim.phasor.filter_phasor`."""
+        params = self.params.asdict()
+        return {k: params[k] for k in ("min_photons", "median_size", "median_repeat")}
 
     def show_image(self, image: PhasorImage, note: str = "") -> None:
         """Filter ``image`` with the dock's median filter and threshold and plot it."""
@@ -228,9 +215,7 @@ class PhasorDock(WorkerDock, QWidget):
         """Re-apply the threshold and median filter to the computed phasors and redraw."""
         if self.raw is None:
             return
-        self.image = filter_phasor(self.raw, min_photons=self.threshold.value(),
-                                   median_size=self.median.value(),
-                                   median_repeat=self.median_repeat.value())
+        self.image = filter_phasor(self.raw, **self.filter_kwargs())
         self.bounds = phasor_bounds(self.image.g, self.image.s)
         self.census = phasor_census(self.image, self.bounds)
         g0, g1, s0, s1 = self.bounds

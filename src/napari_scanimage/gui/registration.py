@@ -13,16 +13,12 @@ from pathlib import Path
 
 import numpy as np
 from qtpy.QtWidgets import (
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QTabWidget,
     QWidget,
 )
@@ -32,6 +28,7 @@ from ..analysis.registration import Registration, iter_register
 from ..errors import ScanImageError
 from ._dock import dock_layout
 from ._family import derived_metadata, is_registered, on_family_axes
+from ._params import Params, check, choice, float_spin, int_spin, set_choices, text
 from ._report import report_failure
 from ._worker import WorkerDock, labelled
 from .plot import PlotDock
@@ -46,15 +43,15 @@ PLANE_COLOURS = ("#ff8c1a", "#4fa3ff", "#7bd651", "#e5484d", "#c27aff", "#f5d90a
                  "#f472b6")
 
 
-def _stages(ds, channel, planes, settings):
-    """Worker body: registration, then summary images before and after; yields
-    (stage, done, total), returns (Registration, {"raw": images, "registered": images})."""
-    result = yield from labelled(iter_register(ds, channel=channel, planes=planes, **settings),
-                                 "registering")
+def _stages(ds, kwargs):
+    """Worker body: registration (``iter_register(ds, **kwargs)``), then summary images before
+    and after; yields (stage, done, total), returns (Registration, {"raw": images,
+    "registered": images})."""
+    result = yield from labelled(iter_register(ds, **kwargs), "registering")
     images = {}
     for label, reg in (("raw", None), ("registered", result)):
         images[label] = yield from labelled(
-            qc.iter_summary_images(ds, channel=channel, registration=reg),
+            qc.iter_summary_images(ds, channel=kwargs["channel"], registration=reg),
             f"summary images ({label})")
     return result, images
 
@@ -64,8 +61,29 @@ def _row(*widgets) -> QWidget:
     row = QHBoxLayout(box)
     row.setContentsMargins(0, 0, 0, 0)
     for w in widgets:
-        row.addWidget(w, 1 if isinstance(w, (QComboBox, QSpinBox, QDoubleSpinBox)) else 0)
+        row.addWidget(w, 1 if isinstance(w, QComboBox) else 0)
     return box
+
+
+def registration_form() -> Params:
+    """The registration parameters: what is aligned (channel, plane) and the settings of
+    :func:`~napari_scanimage.analysis.registration.register`."""
+    return Params([
+        [text("align on"), choice("channel", tooltip="channel the shifts are estimated on "
+                                  "(they apply to every channel)"),
+         choice("plane", [("all planes", None)], tooltip="register every plane, or one "
+                "(the others get zero shifts)")],
+        [text("reference frames"),
+         (int_spin("reference_frames", 1, 100000, 200,
+                   tooltip="frames, spread evenly over the recording, that each plane's "
+                   "reference is built from"), 1),
+         text("max shift (px)"),
+         (float_spin("max_shift", 0, 10000, 0, special="auto",
+                     tooltip="0 = auto: a tenth of the frame"), 1)],
+        [check("subpixel", "subpixel", True, "subpixel shifts (else whole pixels)"),
+         check("bidi", "bidirectional phase", False, "estimate the odd-line offset of "
+               "bidirectional scanning and correct it before estimating shifts")],
+    ], align_labels=True)
 
 
 class RegistrationDock(WorkerDock, QWidget):
@@ -74,18 +92,7 @@ class RegistrationDock(WorkerDock, QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.channel_box = QComboBox()
-        self.plane_box = QComboBox()
-        self.reference_spin = QSpinBox()
-        self.reference_spin.setRange(1, 100000)
-        self.reference_spin.setValue(200)
-        self.max_shift_spin = QDoubleSpinBox()
-        self.max_shift_spin.setRange(0, 10000)
-        self.max_shift_spin.setSpecialValueText("auto")
-        self.max_shift_spin.setToolTip("0 = auto: a tenth of the frame")
-        self.subpixel = QCheckBox("subpixel")
-        self.subpixel.setChecked(True)
-        self.bidi = QCheckBox("bidirectional phase")
+        self.params = registration_form()
         self.view_box = QComboBox()
         self.view_box.addItems(VIEWS)
         self.view_box.setEnabled(False)
@@ -103,12 +110,10 @@ class RegistrationDock(WorkerDock, QWidget):
         self.status.setWordWrap(True)
         self.flags = QLabel("")
         self.flags.setWordWrap(True)
-        form = QFormLayout()
-        form.addRow("align on", _row(self.channel_box, self.plane_box))
-        form.addRow("reference frames", _row(self.reference_spin, QLabel("max shift (px)"),
-                                             self.max_shift_spin))
-        form.addRow("", _row(self.subpixel, self.bidi))
-        form.addRow("show", _row(self.view_box, QLabel("QC image"), self.summary_box))
+        show = QLabel("show")  # in the form's label column
+        show.setMinimumWidth(self.params.label_width)
+        form = QHBoxLayout()
+        form.addWidget(_row(show, self.view_box, QLabel("QC image"), self.summary_box))
         buttons = QHBoxLayout()
         for b in (self.run_button, self.cancel_button, self.save_button, self.load_button):
             buttons.addWidget(b)
@@ -118,6 +123,7 @@ class RegistrationDock(WorkerDock, QWidget):
         self.plots.addTab(self.shift_plot, "shifts")
         self.plots.addTab(self.corr_plot, "correlation with the reference")
         layout = dock_layout(self)
+        layout.addWidget(self.params.native)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
@@ -145,12 +151,9 @@ class RegistrationDock(WorkerDock, QWidget):
         ds = self.dataset
         self.setEnabled(ds is not None)
         names = list(ds.info.channel_names) if ds is not None else []
-        if [self.channel_box.itemText(i) for i in range(self.channel_box.count())] != names:
-            self.channel_box.clear()
-            self.channel_box.addItems(names)
-            self.plane_box.clear()
-            self.plane_box.addItems(["all planes"] + [f"plane {z}" for z in
-                                                      range(ds.info.num_planes if ds else 0)])
+        set_choices(self.params.channel, names)
+        set_choices(self.params.plane, [("all planes", None)] + [
+            (f"plane {z}", z) for z in range(ds.info.num_planes if ds is not None else 0)])
         self.layers[:] = [layer for layer in self.layers if layer in self.viewer.layers]
 
     def _raw_layers(self, ds) -> list:
@@ -159,21 +162,29 @@ class RegistrationDock(WorkerDock, QWidget):
                 and not is_registered(layer)]
 
     # -- running ----------------------------------------------------------------------------
+    def register_kwargs(self) -> dict:
+        """The form as keyword arguments of
+        :func:`~napari_scanimage.analysis.registration.register` (``channel``, ``planes``,
+        ``reference_frames``, ``max_shift``, ``subpixel``, ``bidi``)."""
+        kwargs = self.params.asdict()
+        plane = kwargs.pop("plane")
+        kwargs["planes"] = None if plane is None else [plane]
+        kwargs["max_shift"] = kwargs["max_shift"] or None  # 0: automatic
+        if kwargs["channel"] is None:  # no recording yet
+            kwargs["channel"] = 0
+        return kwargs
+
     def settings(self) -> dict:
-        shift = self.max_shift_spin.value()
-        return {"reference_frames": self.reference_spin.value(),
-                "max_shift": shift if shift > 0 else None,
-                "subpixel": self.subpixel.isChecked(), "bidi": self.bidi.isChecked()}
+        """The registration settings of the form (not what is aligned)."""
+        kwargs = self.register_kwargs()
+        return {k: kwargs[k] for k in ("reference_frames", "max_shift", "subpixel", "bidi")}
 
     def run(self) -> None:
         """Register in a worker; on success show the results (replacing earlier ones)."""
         ds = self.dataset
         if ds is None or self._worker is not None:
             return
-        channel = max(self.channel_box.currentIndex(), 0)
-        k = self.plane_box.currentIndex()
-        planes = None if k <= 0 else [k - 1]
-        self.start_worker(_stages, ds, channel, planes, self.settings(),
+        self.start_worker(_stages, ds, self.register_kwargs(),
                           returned=lambda out: self.show_result(ds, *out), what="registration")
 
     def cancel(self) -> None:

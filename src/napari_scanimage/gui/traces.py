@@ -12,6 +12,7 @@ the clipboard; "Mean image" adds the recording's mean image to draw ROIs on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -19,15 +20,11 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QApplication,
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QSpinBox,
 )
 
 from ..analysis.qc import iter_summary_images
@@ -37,6 +34,7 @@ from ..errors import ScanImageError
 from ..flim.lifetime import LifetimeTraces, lifetime_traces
 from ..session import TraceSettings
 from ._labels import is_labels, label_values
+from ._params import Params, button, check, choice, float_spin, int_spin, set_choices
 from ._report import report_failure
 from ._worker import WorkerDock
 from .plot import PlotDock
@@ -77,17 +75,35 @@ def _run(dataset, rois, channel, kind, slice_sample, registration=None, irf_offs
                                    **(options or {})))
 
 
-def _spin(cls, low, high, value, step, tip, suffix="", decimals=None):
-    box = cls()
-    box.setRange(low, high)
-    box.setSingleStep(step)
-    if decimals is not None:
-        box.setDecimals(decimals)
-    box.setValue(value)
-    box.setSuffix(suffix)
-    box.setToolTip(tip)
-    box.setKeyboardTracking(False)  # typing "15" is one change, not "1" then "15"
-    return box
+def trace_form() -> Params:
+    """The trace parameters: ROI layer, channel, metric, registered frames, neuropil and
+    dF/F baseline (:func:`~napari_scanimage.analysis.traces.iter_traces`) and stacking, plus
+    the "Mean image" button in their row."""
+    return Params([
+        [choice("rois", tooltip="the Shapes or Labels layer whose ROIs give the traces"),
+         choice("channel", tooltip="channel the traces are read from"),
+         choice("metric", [m for m in METRICS if METRICS[m] not in PHOTON_KINDS],
+                tooltip="per ROI and time: mean or sum of its pixels, dF/F; for .siff "
+                "recordings also the lifetime and the phasor"),
+         check("registered", "registered", True,
+               "traces of the registered frames (after Registration)")],
+        [check("neuropil", "neuropil", False, "subtract coefficient × the mean of an annulus "
+               "around each ROI (other ROIs left out)"),
+         float_spin("neuropil_coef", 0.0, 2.0, 0.7, step=0.05, prefix="× ",
+                    tooltip="neuropil coefficient"),
+         int_spin("neuropil_inner", 0, 50, 2, prefix="ring ", suffix=" px",
+                  tooltip="annulus: from this many pixels out of the ROI…"),
+         int_spin("neuropil_outer", 1, 100, 8, prefix="– ", suffix=" px",
+                  tooltip="…to this many (pixels)")],
+        [float_spin("percentile", 0.0, 100.0, 8.0, decimals=1, step=1.0, prefix="F0 p",
+                    tooltip="dF/F baseline F0: this percentile of the trace"),
+         float_spin("window_s", 0.0, 3600.0, 0.0, decimals=1, step=5.0, prefix="win ",
+                    suffix=" s", special="win: all",
+                    tooltip="F0 over a running window of this many seconds (0: whole trace)"),
+         check("stacked", "stacked", False, "draw the traces one above the other"),
+         button("Mean image", "add the mean image of the selected channel (registered when "
+                "shown so) as a layer to draw ROIs on")],
+    ])
 
 
 class TracePlotDock(WorkerDock, PlotDock):
@@ -95,63 +111,24 @@ class TracePlotDock(WorkerDock, PlotDock):
 
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer, y_label="mean", scroll=True)
-        self.layer_box = QComboBox()
-        self.channel_box = QComboBox()
-        self.metric_box = QComboBox()
-        self.metric_box.addItems([m for m in METRICS if METRICS[m] not in PHOTON_KINDS])
-        self.registered = QCheckBox("registered")
-        self.registered.setToolTip("traces of the registered frames (after Registration)")
-        self.registered.setChecked(True)
+        self.params = trace_form()
         self.export_button = QPushButton("CSV…")
         self.copy_button = QPushButton("Copy")
         self.open_session_button = QPushButton("Open session…")
         self.session_button = QPushButton("Save session…")
         self.session_button.setToolTip("recording, ROIs, registration, fit and trace settings, "
                                        "to replay with 'napari-scanimage traces SESSION'")
-        self.neuropil_box = QCheckBox("neuropil")
-        self.neuropil_box.setToolTip("subtract coefficient × the mean of an annulus around "
-                                     "each ROI (other ROIs left out)")
-        self.neuropil_coef = _spin(QDoubleSpinBox, 0.0, 2.0, 0.7, 0.05,
-                                   "neuropil coefficient", decimals=2)
-        self.neuropil_coef.setPrefix("× ")
-        self.neuropil_inner = _spin(QSpinBox, 0, 50, 2, 1, "annulus: from this many pixels "
-                                    "out of the ROI…", " px")
-        self.neuropil_inner.setPrefix("ring ")
-        self.neuropil_outer = _spin(QSpinBox, 1, 100, 8, 1, "…to this many (pixels)", " px")
-        self.neuropil_outer.setPrefix("– ")
-        self.percentile = _spin(QDoubleSpinBox, 0.0, 100.0, 8.0, 1.0,
-                                "dF/F baseline F0: this percentile of the trace", decimals=1)
-        self.percentile.setPrefix("F0 p")
-        self.window = _spin(QDoubleSpinBox, 0.0, 3600.0, 0.0, 5.0,
-                            "F0 over a running window of this many seconds (0: whole trace)",
-                            " s", decimals=1)
-        self.window.setPrefix("win ")
-        self.window.setSpecialValueText("win: all")
-        self.stacked_box = QCheckBox("stacked")
-        self.stacked_box.setToolTip("draw the traces one above the other")
-        self.mean_button = QPushButton("Mean image")
-        self.mean_button.setToolTip("add the mean image of the selected channel (registered "
-                                    "when shown so) as a layer to draw ROIs on")
+        self.mean_button = self.params[2][-1].native
         self.cancel_button = QPushButton("Cancel")
         self.progress = QProgressBar()
         self.progress.setMaximumHeight(12)
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        top = QHBoxLayout()
-        for w in (self.layer_box, self.channel_box, self.metric_box):
-            top.addWidget(w, 1)
-        top.addWidget(self.registered)
-        options = QHBoxLayout()
-        for w in (self.neuropil_box, self.neuropil_coef, self.neuropil_inner,
-                  self.neuropil_outer, self.percentile, self.window, self.stacked_box,
-                  self.mean_button):
-            options.addWidget(w)
         bottom = QHBoxLayout()
         for w in (self.progress, self.cancel_button, self.export_button, self.copy_button,
                   self.open_session_button, self.session_button):
             bottom.addWidget(w)
-        self.layout_.insertLayout(0, top)
-        self.layout_.insertLayout(1, options)
+        self.layout_.insertWidget(0, self.params.native)
         self.layout_.addLayout(bottom)
         self.layout_.addWidget(self.status)
         self._set_busy(False)
@@ -167,16 +144,15 @@ class TracePlotDock(WorkerDock, PlotDock):
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self.refresh)
-        self.layer_box.currentIndexChanged.connect(self._choose_layer)
-        self.channel_box.currentIndexChanged.connect(self.schedule)
-        self.metric_box.currentIndexChanged.connect(self.schedule)
-        self.registered.toggled.connect(self.schedule)
-        self.neuropil_box.toggled.connect(self._settings_changed)
-        for box in (self.neuropil_coef, self.neuropil_inner, self.neuropil_outer,
-                    self.percentile, self.window):  # valueChanged: on release / Enter
-            box.valueChanged.connect(self._settings_changed)
-        self.metric_box.currentIndexChanged.connect(self._enable_options)
-        self.stacked_box.toggled.connect(self.set_stacked)
+        params = self.params
+        params.rois.changed.connect(self._choose_layer)
+        for name in ("channel", "metric", "registered"):
+            getattr(params, name).changed.connect(self.schedule)
+        for name in ("neuropil", "neuropil_coef", "neuropil_inner", "neuropil_outer",
+                     "percentile", "window_s"):  # spin boxes: on release / Enter
+            getattr(params, name).changed.connect(self._settings_changed)
+        params.metric.changed.connect(self._enable_options)
+        params.stacked.changed.connect(self.set_stacked)
         self.mean_button.clicked.connect(self.add_mean_image)
         self._mean_worker = None
         self.export_button.clicked.connect(self._export_dialog)
@@ -191,13 +167,14 @@ class TracePlotDock(WorkerDock, PlotDock):
 
     # -- settings ---------------------------------------------------------------------------
     def _enable_options(self, index=None) -> None:
-        kind = METRICS.get(self.metric_box.currentText(), "mean")
+        params = self.params
+        kind = METRICS.get(params.metric.value, "mean")
         neuropil = kind in ("mean", "dff")  # sums and photon metrics take none
-        self.neuropil_box.setEnabled(neuropil)
-        for box in (self.neuropil_coef, self.neuropil_inner, self.neuropil_outer):
-            box.setEnabled(neuropil and self.neuropil_box.isChecked())
-        for box in (self.percentile, self.window):
-            box.setEnabled(kind == "dff")
+        params.neuropil.enabled = neuropil
+        for name in ("neuropil_coef", "neuropil_inner", "neuropil_outer"):
+            getattr(params, name).enabled = neuropil and params.neuropil.value
+        for name in ("percentile", "window_s"):
+            getattr(params, name).enabled = kind == "dff"
 
     def _settings_changed(self, value=None) -> None:
         self._enable_options()
@@ -205,75 +182,72 @@ class TracePlotDock(WorkerDock, PlotDock):
 
     def trace_settings(self) -> TraceSettings:
         """The dock's settings (every control) as the session stores them."""
-        kind = METRICS.get(self.metric_box.currentText(), "mean")
-        window = self.window.value()
-        channel = self.channel_box.currentText() or None
-        return TraceSettings(kind=kind, channel=channel, percentile=self.percentile.value(),
-                             window_s=window if window > 0 else None,
-                             neuropil=self.neuropil_coef.value()
-                             if self.neuropil_box.isChecked() else None,
-                             neuropil_radii=(self.neuropil_inner.value(),
-                                             self.neuropil_outer.value()),
-                             stacked=self.stacked_box.isChecked())
+        p = self.params.asdict()
+        return TraceSettings(kind=METRICS.get(p["metric"], "mean"), channel=p["channel"],
+                             percentile=p["percentile"], window_s=p["window_s"] or None,
+                             neuropil=p["neuropil_coef"] if p["neuropil"] else None,
+                             neuropil_radii=(p["neuropil_inner"], p["neuropil_outer"]),
+                             stacked=p["stacked"])
 
     def set_trace_settings(self, settings: TraceSettings) -> None:
         """Set every control from ``settings`` (one recomputation follows)."""
-        boxes = (self.metric_box, self.channel_box, self.neuropil_box, self.neuropil_coef,
-                 self.neuropil_inner, self.neuropil_outer, self.percentile, self.window)
-        for box in boxes:  # one refresh at the end, not one per control
-            box.blockSignals(True)
-        try:
-            names = [m for m in METRICS if METRICS[m] == settings.kind]
-            if names and self.metric_box.findText(names[0]) < 0:
-                raise ScanImageError(f"the {settings.kind!r} traces need a .siff recording")
-            if names:
-                self.metric_box.setCurrentText(names[0])
-            channel = settings.channel
-            if isinstance(channel, str) and self.channel_box.findText(channel) >= 0:
-                self.channel_box.setCurrentText(channel)
-            elif isinstance(channel, int) and 0 <= channel < self.channel_box.count():
-                self.channel_box.setCurrentIndex(channel)
-            self.neuropil_box.setChecked(settings.neuropil is not None)
-            if settings.neuropil is not None:
-                self.neuropil_coef.setValue(settings.neuropil)
-            self.neuropil_inner.setValue(settings.neuropil_radii[0])
-            self.neuropil_outer.setValue(settings.neuropil_radii[1])
-            self.percentile.setValue(settings.percentile)
-            self.window.setValue(settings.window_s or 0.0)
-        finally:
-            for box in boxes:
-                box.blockSignals(False)
-        self.stacked_box.setChecked(bool(getattr(settings, "stacked", False)))
+        params = self.params
+        names = [m for m in METRICS if METRICS[m] == settings.kind]
+        if names and names[0] not in params.metric.choices:
+            raise ScanImageError(f"the {settings.kind!r} traces need a .siff recording")
+        values = {"neuropil": settings.neuropil is not None,
+                  "neuropil_inner": settings.neuropil_radii[0],
+                  "neuropil_outer": settings.neuropil_radii[1],
+                  "percentile": settings.percentile, "window_s": settings.window_s or 0.0}
+        if names:
+            values["metric"] = names[0]
+        if settings.neuropil is not None:
+            values["neuropil_coef"] = settings.neuropil
+        channels, channel = params.channel.choices, settings.channel
+        if isinstance(channel, str) and channel in channels:
+            values["channel"] = channel
+        elif isinstance(channel, int) and 0 <= channel < len(channels):
+            values["channel"] = channels[channel]
+        with contextlib.ExitStack() as stack:  # one refresh at the end, not one per control
+            for name in values:
+                stack.enter_context(getattr(params, name).changed.blocked())
+            params.update(values)
+        params.stacked.value = bool(getattr(settings, "stacked", False))
         self._label_axis()
         self._enable_options()
         self.schedule()
 
     def _label_axis(self) -> None:
         step = self.stack_step()
-        stacked = f" (stacked {step:.3g} apart)" if self.stacked_box.isChecked() and step \
+        stacked = f" (stacked {step:.3g} apart)" if self.params.stacked.value and step \
             else ""
-        self.plot.setLabel("left", self.metric_box.currentText() + stacked)
+        self.plot.setLabel("left", str(self.params.metric.value) + stacked)
 
     def set_stacked(self, stacked: bool) -> None:
         """Stacked display (no recomputation); the checkbox follows."""
-        if self.stacked_box.isChecked() != bool(stacked):
-            self.stacked_box.setChecked(bool(stacked))  # comes back here
+        if self.params.stacked.value != bool(stacked):
+            self.params.stacked.value = bool(stacked)  # comes back here
             return
         super().set_stacked(stacked)
         self._label_axis()
 
     def _options(self, kind: str) -> dict:
-        """iter_traces keywords for ``kind`` (only those that change its result)."""
+        """iter_traces keywords for ``kind`` from the form (only those that change its
+        result)."""
+        p = self.params.asdict()
         out = {}
-        if kind in ("mean", "dff") and self.neuropil_box.isChecked():
-            out.update(neuropil=self.neuropil_coef.value(),
-                       neuropil_radii=(self.neuropil_inner.value(),
-                                       self.neuropil_outer.value()))
+        if kind in ("mean", "dff") and p["neuropil"]:
+            out.update(neuropil=p["neuropil_coef"],
+                       neuropil_radii=(p["neuropil_inner"], p["neuropil_outer"]))
         if kind == "dff":
-            window = self.window.value()
-            out.update(percentile=self.percentile.value(),
-                       window_s=window if window > 0 else None)
+            out.update(percentile=p["percentile"], window_s=p["window_s"] or None)
         return out
+
+    def channel_index(self) -> int:
+        """The index of the form's channel (0 before a recording is open)."""
+        choices = self.params.channel.choices
+        value = self.params.channel.value
+        return choices.index(value) if value in choices else 0
 
     # -- sources ----------------------------------------------------------------------------
     def _refresh_layers(self, event=None) -> None:
@@ -281,34 +255,23 @@ class TracePlotDock(WorkerDock, PlotDock):
                   if layer.__class__.__name__ in ("Shapes", "Labels")]
         ds = self.dataset
         names = list(ds.info.channel_names) if ds is not None else []
-        if [self.channel_box.itemText(i) for i in range(self.channel_box.count())] != names:
-            self.channel_box.blockSignals(True)
-            self.channel_box.clear()
-            self.channel_box.addItems(names)
-            self.channel_box.blockSignals(False)
-        self.layer_box.blockSignals(True)
-        self.layer_box.clear()
-        self.layer_box.addItems([layer.name for layer in layers])
-        if self._layer in layers:
-            self.layer_box.setCurrentIndex(layers.index(self._layer))
-        self.layer_box.blockSignals(False)
-        self._layers = layers
+        params = self.params
         metrics = [m for m in METRICS if ds is not None and ds.is_siff
                    or METRICS[m] not in PHOTON_KINDS]
-        if [self.metric_box.itemText(i) for i in range(self.metric_box.count())] != metrics:
-            current = self.metric_box.currentText()
-            self.metric_box.blockSignals(True)
-            self.metric_box.clear()
-            self.metric_box.addItems(metrics)
-            if current in metrics:
-                self.metric_box.setCurrentText(current)
-            self.metric_box.blockSignals(False)
-        self.registered.setVisible(self.registration() is not None)
+        with params.channel.changed.blocked(), params.rois.changed.blocked(), \
+                params.metric.changed.blocked():
+            set_choices(params.channel, names)
+            set_choices(params.rois, [layer.name for layer in layers])
+            if self._layer in layers:
+                params.rois.value = self._layer.name
+            set_choices(params.metric, metrics)  # the current one stays when it is there
+        self._layers = layers
+        params.registered.native.setVisible(self.registration() is not None)
         self._choose_layer()
 
     def _choose_layer(self, index=None) -> None:
-        i = self.layer_box.currentIndex()
-        layer = self._layers[i] if 0 <= i < len(self._layers) else None
+        name = self.params.rois.value
+        layer = next((x for x in self._layers if x.name == name), None)
         if layer is not self._layer:
             for name in ("data", "paint", "features", "edge_color", "highlight",
                          "selected_label"):
@@ -339,7 +302,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         return 0.0
 
     def select_layer(self, layer) -> None:
-        self.layer_box.setCurrentIndex(self._layers.index(layer))
+        self.params.rois.value = layer.name
 
     # -- computing --------------------------------------------------------------------------
     def schedule(self, event=None) -> None:
@@ -358,9 +321,9 @@ class TracePlotDock(WorkerDock, PlotDock):
         meta = image.metadata.get("scanimage", {}) if image is not None else {}
         sample = meta.get("slice_sample", "mean")
         sample = "mean" if sample in (None, "axis") else sample
-        channel = max(self.channel_box.currentIndex(), 0)
-        reg = self.registration() if self.registered.isChecked() else None
-        return ds, rois, channel, METRICS[self.metric_box.currentText()], sample, image, reg
+        channel = self.channel_index()
+        reg = self.registration() if self.params.registered.value else None
+        return ds, rois, channel, METRICS[self.params.metric.value], sample, image, reg
 
     def refresh(self) -> None:
         """Compute the traces missing from the cache (in a worker), then draw."""
@@ -453,7 +416,7 @@ class TracePlotDock(WorkerDock, PlotDock):
             self.result = LifetimeTraces(values, stacked("counts", (0, T)), low, high,
                                          rois.names, time, channel, kind)
             if kind == "phasor":  # g or s
-                c = 0 if self.metric_box.currentText() == "phasor g" else 1
+                c = 0 if self.params.metric.value == "phasor g" else 1
                 values, low, high = values[..., c], low[..., c], high[..., c]
             bands = {n: (lo, hi) for n, lo, hi in zip(rois.names, low, high, strict=True)}
         else:
@@ -466,7 +429,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         self.set_curves(time, dict(zip(rois.names, values, strict=True)), rois.colours,
                         bands=bands, hidden=hidden, highlighted=self._selected_names(rois))
         self._label_axis()
-        self.status.setText(f"{len(rois)} ROI(s), {channel}, {self.metric_box.currentText()}")
+        self.status.setText(f"{len(rois)} ROI(s), {channel}, {self.params.metric.value}")
 
     def _selected_names(self, rois: RoiSet) -> set[str]:
         """Names of the ROIs selected in the layer (drawn highlighted)."""
@@ -509,8 +472,8 @@ class TracePlotDock(WorkerDock, PlotDock):
             return None
         from napari.qt.threading import create_worker
 
-        channel = max(self.channel_box.currentIndex(), 0)
-        reg = self.registration() if self.registered.isChecked() else None
+        channel = self.channel_index()
+        reg = self.registration() if self.params.registered.value else None
         image = image_layer_for(self.viewer, ds)
         name = f"mean {ds.info.channel_names[channel]}" + (" (registered)" if reg else "")
         worker = create_worker(iter_summary_images, ds, channel=channel, registration=reg,
