@@ -74,3 +74,22 @@ def test_flag_frames_at_the_shift_bound_and_low_correlation():
                                "1 with an outlying low correlation")
     clean = qc.flag_frames(np.zeros((T, Z, 2)), np.full((T, Z), 0.95), max_shift=None)
     assert not clean.any.any() and clean.summary() == "no frames flagged"
+
+
+def test_flag_frames_ignores_planes_left_out_without_warnings():
+    """Registering one plane of several leaves the others' correlations NaN: no flags there,
+    and no 'All-NaN slice' warning."""
+    import warnings
+
+    from napari_scanimage.analysis.qc import flag_frames
+
+    corr = np.full((20, 3), np.nan)
+    corr[:, 1] = 0.9
+    corr[7, 1] = 0.2
+    shifts = np.zeros((20, 3, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flags = flag_frames(shifts, corr, max_shift=10)
+    assert flags.low_correlation[:, [0, 2]].sum() == 0
+    assert np.flatnonzero(flags.low_correlation[:, 1]).tolist() == [7]
+    assert not flags.at_bound.any()

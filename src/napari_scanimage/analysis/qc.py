@@ -173,11 +173,14 @@ def flag_frames(shifts: np.ndarray, correlation: np.ndarray, max_shift: float | 
         at_bound = np.zeros(corr.shape, bool)
     else:
         at_bound = (np.abs(shifts) >= float(max_shift) - tolerance).any(axis=-1)
+    # planes not registered (all NaN) have no median: they are never flagged
+    scanned = np.isfinite(corr).any(axis=0, keepdims=True) if corr.size else corr.astype(bool)
+    filled = np.where(scanned, corr, 0.0)
     with np.errstate(invalid="ignore"):
-        median = np.nanmedian(corr, axis=0, keepdims=True) if corr.size else corr
-        mad = 1.4826 * np.nanmedian(np.abs(corr - median), axis=0, keepdims=True) \
+        median = np.nanmedian(filled, axis=0, keepdims=True) if corr.size else corr
+        mad = 1.4826 * np.nanmedian(np.abs(filled - median), axis=0, keepdims=True) \
             if corr.size else corr
         spread = np.where(mad > 0, mad * z, 0.05)
-        low = (median - corr) > spread
+        low = ((median - corr) > spread) & scanned
     return FrameFlags(at_bound=at_bound & np.isfinite(shifts).all(axis=-1),
                       low_correlation=low & np.isfinite(corr))

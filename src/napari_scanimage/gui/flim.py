@@ -244,7 +244,7 @@ class FlimDock(WorkerDock, QWidget):
 
     def fit_kwargs(self) -> dict:
         """The form as keyword arguments of
-        :func:`~napari_scanimage.flim.decay.fit_dataset_decay` besides the mask of the chosen
+        :func:`~napari_scanimage.flim.fitting.fit_dataset_decay` besides the mask of the chosen
         ROIs (:meth:`mask`): ``channel``, ``n_exp``, ``background``."""
         params = self.params.asdict()
         return {"channel": self.channel_index(), "n_exp": params["n_exp"],
