@@ -184,3 +184,27 @@ def test_session_reader_claims_sessions_only(tmp_path, npe2pm, scanimage_plugin)
 
     layers = _read([str(session)], plugin_name="napari-scanimage", stack=False, _pm=npe2pm)
     assert [kw["name"] for _, kw, _ in layers] == ["Channel 1", "ROIs"]
+
+
+def test_open_session_button_reads_older_plain_json_sessions(make_napari_viewer, qtbot,
+                                                             tmp_path):
+    """Sessions saved before the .nsession.json name (plain .json) still open from the Traces
+    dock; a JSON that is not a session is refused with a message naming it."""
+    import napari_scanimage as nsi
+    from napari_scanimage.errors import ScanImageError
+    from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
+
+    truth = write_scanimage_tiff(tmp_path / "rec.tif", SyntheticLayout(num_volumes=4))
+    rois = nsi.RoiSet.from_layer([np.array([[2.0, 2], [2, 9], [9, 9], [9, 2]])],
+                                 shape_types="polygon", names=["cell"], frame_shape=(32, 32))
+    old = Session(sources=[truth.paths[0]], roi_set=rois,
+                  trace=TraceSettings(kind="sum")).save(tmp_path / "old.json")
+    viewer = make_napari_viewer()
+    dock = TracePlotDock(viewer)
+    qtbot.addWidget(dock)
+    added = dock.open_session(old)
+    assert [x.name for x in added] == ["Channel 1", "ROIs"]
+    settle(qtbot, dock)
+    assert dock.trace_settings().kind == "sum" and dock.result.names == ["cell"]
+    with pytest.raises(ScanImageError, match="rois.json is not a napari-scanimage session"):
+        dock.open_session(rois.save(tmp_path / "rois.json"))
