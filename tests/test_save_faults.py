@@ -214,8 +214,9 @@ def test_session_and_sidecars_kept_together_when_the_drive_fills(results, full_d
 
 # -- a file another program holds open (Windows: it cannot be replaced) ---------------------
 class WindowsSharing:
-    """``os.replace`` as on Windows: a target some handle holds open (see :meth:`hold`) is
-    refused with the sharing-violation error Windows gives (winerror 32)."""
+    """``os.replace`` as on Windows: a file some handle holds open (see :meth:`hold`) can be
+    neither replaced nor moved away; refused with the sharing-violation error Windows gives
+    (winerror 32)."""
 
     def __init__(self, monkeypatch):
         self.held: dict[str, object] = {}
@@ -223,7 +224,7 @@ class WindowsSharing:
         real = os.replace
 
         def replace(src, dst, **kwargs):
-            if os.path.abspath(dst) in self.held:
+            if {os.path.abspath(src), os.path.abspath(dst)} & set(self.held):
                 self.refused += 1
                 err = PermissionError(errno.EACCES, "The process cannot access the file "
                                       "because it is being used by another process", str(dst))
@@ -308,3 +309,57 @@ def test_every_saver_onto_a_file_held_open(results, name, tmp_path, windows_shar
     with pytest.raises(SaveError, match=r"cannot save .*: the file is open in another program"):
         SAVERS[name](results, folder / name)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_session_kept_whole_when_its_json_is_held_open(results, tmp_path, windows_sharing):
+    """A new session whose sidecars differ: with the JSON held open, the new sidecars must not
+    end up next to the previous JSON (they are moved in only once the previous files are
+    aside, and moved out again when the JSON cannot follow)."""
+    import dataclasses
+
+    target = tmp_path / "analysis.nsession.json"
+    results["session"].save(target)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(before) == ["analysis.decayfit.json", "analysis.nsession.json",
+                              "analysis.registration.npz"]
+    reg = results["reg"]
+    changed = dataclasses.replace(
+        results["session"], registration_result=dataclasses.replace(reg, shifts=reg.shifts + 1),
+        decay_fit=dataclasses.replace(results["fit"], taus_ns=(0.7, 3.0)))
+    for held in ("analysis.nsession.json", "analysis.registration.npz"):
+        windows_sharing.hold(tmp_path / held)
+        with pytest.raises(SaveError, match=r"cannot save .*: the file is open in another pro"):
+            changed.save(target)
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+        windows_sharing.release(tmp_path / held)
+    changed.save(target)  # once free, the new session and sidecars together
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(after) == sorted(before)
+    assert all(after[n] != before[n] for n in ("analysis.decayfit.json",
+                                                "analysis.registration.npz"))
+
+
+def test_session_put_back_when_moving_in_fails(results, tmp_path, monkeypatch):
+    """A failure after some previous files were moved aside and some new ones moved in (an
+    I/O error on the last rename) puts every previous file back."""
+    import dataclasses
+
+    target = tmp_path / "analysis.nsession.json"
+    results["session"].save(target)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real = os.replace
+
+    def replace(src, dst, **kwargs):
+        if os.path.basename(os.fspath(dst)) == "analysis.nsession.json" and \
+                os.path.basename(os.fspath(src)).startswith(".analysis.nsession-") and \
+                "previous" not in os.fspath(src):
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(dst))
+        return real(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    reg = results["reg"]
+    changed = dataclasses.replace(
+        results["session"], registration_result=dataclasses.replace(reg, shifts=reg.shifts + 1))
+    with pytest.raises(SaveError, match=r"cannot save .*analysis.nsession.json.*previous"):
+        changed.save(target)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -145,7 +145,14 @@ def test_session_reader_takes_only_session_files(tmp_path, project):
     _, path, session = project
     assert get_session_reader(str(path)) is read_session
     layers = read_session(str(path))
-    assert [kw["name"] for _, kw, _ in layers] == ["Channel 1", "Channel 2", "ROIs"]
+    assert [kw["name"] for _, kw, _ in layers] == [
+        "Channel 1", "Channel 2", "Channel 1 registered", "Channel 2 registered", "ROI masks",
+        "ROIs"]  # the session's registration and its mask ROI ("cell") are restored too
+    assert all(kw["metadata"]["scanimage"]["plane"] == 1 for _, kw, _ in layers[:4])
+    assert layers[2][1]["metadata"]["scanimage_registration"] is not None
+    masks, kw, kind = layers[-2]
+    assert kind == "labels" and kw["metadata"]["roi_names"] == {1: "cell"}
+    np.testing.assert_array_equal(masks > 0, session.roi_set.mask("cell", (32, 48), 2)[1])
     shapes, kw, kind = layers[-1]
     assert kind == "shapes" and kw["features"]["name"] == ["square"]  # outlines only
     np.testing.assert_allclose(shapes[0][:, -2:], session.roi_set["square"].vertices)
@@ -157,3 +164,45 @@ def test_session_reader_takes_only_session_files(tmp_path, project):
     assert get_session_reader(str(tmp_path / "missing.json")) is None
     assert get_session_reader([str(tmp_path / "other.json")]) is None
     assert get_session_reader(str(tmp_path / "x.tif")) is None
+
+
+def test_session_file_names(tmp_path):
+    """Sessions are named <stem>.nsession.json; the sidecars take the stem alone; whether a
+    file is a session is decided by its content."""
+    from napari_scanimage.session import is_session_file, session_file
+
+    assert session_file(tmp_path / "a.json").name == "a.nsession.json"
+    assert session_file(tmp_path / "a").name == "a.nsession.json"
+    assert session_file(tmp_path / "a.NSESSION.JSON").name == "a.NSESSION.JSON"
+    truth = write_scanimage_tiff(tmp_path / "rec.tif", SyntheticLayout(num_volumes=3))
+    with nsi.open_dataset(truth.paths[0]) as ds:
+        reg = nsi.register(ds)
+    path = Session(sources=[truth.paths[0]], registration_result=reg).save(
+        tmp_path / "a.nsession.json")
+    doc = json.loads(path.read_text())
+    assert doc["registration"] == "a.registration.npz"
+    assert is_session_file(path) and not is_session_file(tmp_path / "a.registration.npz")
+    (tmp_path / "other.json").write_text("[1, 2]")
+    assert not is_session_file(tmp_path / "other.json")
+
+
+def test_view_round_trip(tmp_path):
+    """What the viewer showed (channels, sample mode, lifetimes) comes back; older files
+    without it read as before."""
+    truth = write_scanimage_tiff(tmp_path / "rec.tif", SyntheticLayout(
+        channels=(1, 2), num_volumes=3, frames_per_slice=2))
+    path = Session(sources=[truth.paths[0]], plane=1, shown_channels=[1],
+                   shown_slice_sample="axis", lifetime=True).save(tmp_path / "v.nsession.json")
+    got = Session.load(path)
+    assert (got.plane, got.shown_channels, got.shown_slice_sample, got.lifetime) == \
+        (1, [1], "axis", True)
+    doc = json.loads(path.read_text())
+    for key in ("shown_channels", "shown_slice_sample", "lifetime"):
+        del doc["selection"][key]
+    path.write_text(json.dumps(doc))
+    old = Session.load(path)
+    assert (old.shown_channels, old.shown_slice_sample, old.lifetime) == (None, None, False)
+    doc["selection"]["shown_channels"] = ["x"]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match="shown_channels"):
+        Session.load(path)

@@ -4,15 +4,20 @@ A session is a versioned JSON file (``{"format": "napari-scanimage-session", "ve
 Recording paths are stored relative to the session file's folder (absolute when that is not
 possible, e.g. on another drive), so a folder holding a session and its recordings can move.
 ROIs are stored inline; the registration (``<stem>.registration.npz``) and the decay fit
-(``<stem>.decayfit.json``) are sidecar files next to the session, referenced by name.
+(``<stem>.decayfit.json``) are sidecar files next to the session, referenced by name.  Session
+files are named ``<stem>.nsession.json`` (:data:`SUFFIX`, :func:`session_file`), so that viewers
+tell them from other JSON files by name.
 
-:meth:`Session.save` writes every file in full to a temporary file first, then replaces the
-sidecars and, last, the JSON: a failed save leaves the previous session and sidecars as they were.
+:meth:`Session.save` writes every file in full to a temporary file first; then the previous
+files are moved aside, the new ones moved in (sidecars first, the JSON last) and only then the
+previous ones deleted: a save that fails at any step puts the previous session and its sidecars
+back as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -20,7 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from ._atomic import atomic_write, check_header, replacing
+from ._atomic import _replace, atomic_write, check_header
 from .errors import FormatError, ScanImageError, SelectionError
 
 if TYPE_CHECKING:
@@ -34,10 +39,12 @@ if TYPE_CHECKING:
     from .flim.fit_result import DecayFit
     from .flim.lifetime import LifetimeTraces
 
-__all__ = ["FORMAT", "VERSION", "MissingFileError", "Session", "TraceSettings"]
+__all__ = ["FORMAT", "SUFFIX", "VERSION", "MissingFileError", "Session", "TraceSettings",
+           "is_session_file", "session_file"]
 
 FORMAT = "napari-scanimage-session"
 VERSION = 1
+SUFFIX = ".nsession.json"
 TRACE_KINDS = ("mean", "sum", "dff", "lifetime", "phasor")
 
 
@@ -107,7 +114,15 @@ class Session:
     sources : list of Path
         The recording's files (one file, or every file of a series in order), absolute.
     channel, plane, slice_sample
-        The selection shown / analysed.
+        The selection analysed (``channel``, ``slice_sample``: what the traces use) and the
+        single plane shown (None: all planes).
+    shown_channels : list of int or None
+        The channels shown in the viewer (None: all).
+    shown_slice_sample : int, str or None
+        How the viewer showed the samples of a slice ("axis", "mean", "interleave" or one
+        sample); None: as ``slice_sample``.
+    lifetime : bool
+        `.siff` lifetime layers shown next to the photon counts.
     roi_set : RoiSet or None
     registration_result : Registration or None
     decay_fit : DecayFit or None
@@ -128,6 +143,9 @@ class Session:
     trace: TraceSettings = field(default_factory=TraceSettings)
     bin_width_ps: float | None = None
     path: Path | None = None
+    shown_channels: list[int] | None = None
+    shown_slice_sample: int | str | None = None
+    lifetime: bool = False
 
     def __post_init__(self) -> None:
         # given as one path or any paths; normalised to a list of absolute Paths here
@@ -207,7 +225,11 @@ class Session:
             "sources": [_relative(p, folder) for p in self.sources],
             "bin_width_ps": self.bin_width_ps,
             "selection": {"channel": self.channel, "plane": self.plane,
-                          "slice_sample": self.slice_sample},
+                          "slice_sample": self.slice_sample,
+                          "shown_channels": None if self.shown_channels is None
+                          else [int(c) for c in self.shown_channels],
+                          "shown_slice_sample": self.shown_slice_sample,
+                          "lifetime": bool(self.lifetime)},
             "rois": None if self.roi_set is None else self.roi_set.to_dict(),
             "registration": None,
             "decay_fit": None,
@@ -217,25 +239,34 @@ class Session:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the session to ``path`` (JSON) and its sidecars next to it, atomically.
 
-        Every file is first written in full to a temporary file; only when all of them are
-        written do they replace the old ones (sidecars first, the JSON last).  A failure while
-        writing (full drive, read-only folder) leaves the previous session and its sidecars
-        exactly as they were.
+        Every file is first written in full to a temporary file.  Then the previous files are
+        moved aside (the JSON first: a file another program holds open stops the save before
+        anything changed), the new ones moved in (sidecars first, the JSON last) and the
+        previous ones deleted.  A failure at any step (full drive, read-only folder, a file
+        held open) puts the previous session and its sidecars back exactly as they were.
         """
         path = Path(path).absolute()
         doc = self.to_dict(path.parent)
-        with contextlib.ExitStack() as stage:  # left in reverse order: the JSON replaced last
-            session_tmp = stage.enter_context(replacing(path))
+        base = _base_name(path)
+        staged: list[tuple[str, Path]] = []  # (temporary file, target), the JSON first
+        try:
+            session_tmp = _stage(path, staged)
             if self.registration_result is not None:
-                side = path.with_name(f"{path.stem}.registration.npz")
-                self.registration_result.save(stage.enter_context(replacing(side)))
+                side = path.with_name(f"{base}.registration.npz")
+                self.registration_result.save(_stage(side, staged))
                 doc["registration"] = side.name
             if self.decay_fit is not None:
-                side = path.with_name(f"{path.stem}.decayfit.json")
-                self.decay_fit.save(stage.enter_context(replacing(side)))
+                side = path.with_name(f"{base}.decayfit.json")
+                self.decay_fit.save(_stage(side, staged))
                 doc["decay_fit"] = side.name
             atomic_write(session_tmp,
                          (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode())
+            _commit(staged)
+        finally:
+            for tmp, _ in staged:
+                with contextlib.suppress(OSError):
+                    if os.path.lexists(tmp):
+                        os.unlink(tmp)
         self.path = path
         return path
 
@@ -270,11 +301,19 @@ class Session:
             rois = None if doc.get("rois") is None else \
                 RoiSet.from_dict(doc["rois"], f"{path.name}: its 'rois' entry")
             plane = sel.get("plane")
+            shown = sel.get("shown_channels")
+            if shown is not None and (not isinstance(shown, list) or not all(
+                    isinstance(c, int) and not isinstance(c, bool) for c in shown)):
+                raise TypeError(f"shown_channels {shown!r} is not a list of channel indices")
+            shown_sample = sel.get("shown_slice_sample")
             session = cls(sources=sources, channel=_channel(sel.get("channel", 0)),
                           plane=None if plane is None else int(plane),
                           slice_sample=_slice_sample(sel.get("slice_sample", "mean")),
                           roi_set=rois, trace=trace, bin_width_ps=_optional_float(
-                              doc.get("bin_width_ps")), path=path)
+                              doc.get("bin_width_ps")), path=path, shown_channels=shown,
+                          shown_slice_sample=None if shown_sample is None
+                          else _slice_sample(shown_sample),
+                          lifetime=bool(sel.get("lifetime", False)))
             reg_name, fit_name = doc.get("registration"), doc.get("decay_fit")
             for name in (reg_name, fit_name):
                 if name is not None and not isinstance(name, str):
@@ -299,6 +338,103 @@ class Session:
 
             session.decay_fit = DecayFit.load(_sidecar(path, fit_name))
         return session
+
+
+def session_file(path: str | os.PathLike) -> Path:
+    """``path`` named as a session file: ``<stem>.nsession.json`` (a ``.json`` ending is
+    replaced, any other name gets the suffix added)."""
+    path = Path(path)
+    if path.name.lower().endswith(SUFFIX):
+        return path
+    name = path.name[:-len(".json")] if path.name.lower().endswith(".json") else path.name
+    return path.with_name(name + SUFFIX)
+
+
+def is_session_file(path: str | os.PathLike, max_bytes: int = 64 << 20) -> bool:
+    """Whether ``path`` is a JSON file holding a napari-scanimage session (its content is
+    read, whatever its name; files larger than ``max_bytes`` are not)."""
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) > max_bytes:
+            return False
+        with open(path, "rb") as fh:
+            doc = json.loads(fh.read())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == FORMAT
+
+
+def _base_name(path: Path) -> str:
+    """The session's name without ``.nsession.json`` (or ``.json``): the sidecars' stem."""
+    name = path.name
+    for suffix in (SUFFIX, ".json"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[:-len(suffix)]
+    return path.stem
+
+
+def _stage(target: Path, staged: list) -> str:
+    """A new temporary file next to ``target`` (recorded in ``staged``)."""
+    import tempfile
+
+    from .errors import save_error
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix,
+                                   dir=target.parent)
+    except OSError as exc:
+        raise save_error(target, exc, target.exists()) from exc
+    os.close(fd)
+    staged.append((tmp, target))
+    return tmp
+
+
+def _commit(staged: list[tuple[str, Path]]) -> None:
+    """Move the staged files onto their targets as one step: the previous targets are moved
+    aside first (in order: the JSON, staged first, then the sidecars), the new files moved in
+    (in reverse: the JSON last), then the previous ones deleted.  On any failure everything
+    moved so far goes back; the error says the previous files are unchanged."""
+    import tempfile
+
+    from .errors import SaveError, save_error
+
+    aside: dict[Path, str] = {}  # target → where its previous content waits
+    placed: list[Path] = []
+    target = staged[0][1]
+    try:
+        for _, target in staged:
+            if os.path.lexists(target):
+                fd, old = tempfile.mkstemp(prefix=f".{target.stem}-previous-",
+                                           suffix=target.suffix, dir=target.parent)
+                os.close(fd)
+                try:  # (retried while another program holds it open, as a replace is)
+                    _replace(os.fspath(target), Path(old), True)
+                except BaseException:
+                    os.unlink(old)
+                    raise
+                aside[target] = old
+        for tmp, target in reversed(staged):
+            _replace(tmp, target, target in aside)
+            placed.append(target)
+    except (OSError, ScanImageError) as exc:
+        for done in placed:  # the new files out, the previous ones back
+            with contextlib.suppress(OSError):
+                os.unlink(done)
+        for where, old in aside.items():
+            with contextlib.suppress(OSError):
+                os.replace(old, where)
+        kept = "the previous files are unchanged" if aside else "nothing was written"
+        if isinstance(exc, SaveError) and exc.errno == errno.EACCES:  # held open
+            err = SaveError(f"cannot save {target}: the file is open in another program (or "
+                            f"marked read-only); close it there, or save under another name "
+                            f"({kept})")
+            err.errno = errno.EACCES
+            raise err from exc
+        if isinstance(exc, ScanImageError):
+            raise
+        raise save_error(target, exc, bool(aside)) from exc
+    for old in aside.values():
+        with contextlib.suppress(OSError):
+            os.unlink(old)
 
 
 def _relative(p: Path, folder: Path | None) -> str:

@@ -128,7 +128,7 @@ def test_curves_cursor_click_edit_export(setup, qtbot, tmp_path, make_napari_vie
     # a session saved here replays through the command line to the same traces
     from napari_scanimage.cli import main
 
-    session = dock.save_session(tmp_path / "session.json")
+    session = dock.save_session(tmp_path / "session.nsession.json")
     replay = tmp_path / "replay.csv"
     assert main(["traces", str(session), "--out", str(replay)]) == 0
     assert replay.read_bytes().decode() == dock.result.csv_text()

@@ -204,6 +204,10 @@ class FlimDock(WorkerDock, QWidget):
                   if layer.__class__.__name__ in ("Shapes", "Labels")]
         set_choices(self.params.rois, [WHOLE] + [layer.name for layer in layers])
         self._layers = layers
+        image = image_layer_for(self.viewer, self.dataset)
+        fit = image.metadata.get("scanimage_decay_fit") if image is not None else None
+        if fit is not None and fit is not self.fit and not self.busy:  # a session's fit
+            self.show_fit(None, fit)
 
     def mask(self):
         """Union of the chosen ROIs' masks ((Z, Y, X)), or None for the whole frame.

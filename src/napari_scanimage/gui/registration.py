@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -155,6 +156,30 @@ class RegistrationDock(WorkerDock, QWidget):
         set_choices(self.params.plane, [("all planes", None)] + [
             (f"plane {z}", z) for z in range(ds.info.num_planes if ds is not None else 0)])
         self.layers[:] = [layer for layer in self.layers if layer in self.viewer.layers]
+        if ds is not None:  # after the layers being added now (a session opened) are in
+            QTimer.singleShot(0, self._adopt)
+
+    def _adopt(self) -> None:
+        """Registered layers added by others (a session opened) become this dock's result."""
+        ds = self.dataset
+        found = [layer for layer in self.viewer.layers if is_registered(layer)
+                 and layer.metadata.get("scanimage_dataset") is ds and layer not in self.layers]
+        if ds is None or not found or self._worker is not None:
+            return
+        result = found[0].metadata["scanimage_registration"]
+        self.layers += [x for x in found if x.metadata["scanimage_registration"] is result]
+        if result is self.result:
+            return
+        self.result = result
+        self.frame_flags = qc.flag_frames(result.shifts, result.correlation,
+                                          result.settings.get("max_shift"))
+        self._plot(ds, result, image_layer_for(self.viewer, ds))
+        self.view_box.setEnabled(True)
+        self.view_box.blockSignals(True)
+        self.view_box.setCurrentText("registered")
+        self.view_box.blockSignals(False)
+        self.status.setText(f"registration of the session (on {result.channel})")
+        self.flags.setText(self._flag_text(ds, result))
 
     def _raw_layers(self, ds) -> list:
         return [layer for layer in self.viewer.layers

@@ -134,6 +134,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         self._set_busy(False)
         self._layers: list = []
         self._layer = None
+        self._adopted: list = []  # the trace settings of sessions already set
         self._cache: dict[tuple, dict] = {}  # key → {"values", "per_plane" or band and photons}
         self._times: dict[tuple, np.ndarray] = {}
         self._worker = None
@@ -268,6 +269,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         self._layers = layers
         params.registered.native.setVisible(self.registration() is not None)
         self._choose_layer()
+        self._adopt_session()
 
     def _choose_layer(self, index=None) -> None:
         name = self.params.rois.value
@@ -525,43 +527,90 @@ class TracePlotDock(WorkerDock, PlotDock):
         return text
 
     def session(self):
-        """A :class:`~napari_scanimage.session.Session` of what the plot shows."""
+        """A :class:`~napari_scanimage.session.Session` of what the plot shows (and of what
+        the viewer shows: channels, plane, slice-sample mode, lifetimes, the decay fit)."""
         from ..session import Session
 
         request = self._request()
         if request is None:
             raise ScanImageError("nothing to save: open a recording and draw ROIs first")
         ds, rois, channel, kind, sample, image, reg = request
-        fit = None
-        if kind in PHOTON_KINDS:
-            for layer in self.viewer.layers:
-                fit = layer.metadata.get("scanimage_decay_fit") or fit
+        fit = image.metadata.get("scanimage_decay_fit") if image is not None else None
+        for layer in self.viewer.layers:  # (a fit shown on another layer of the recording)
+            if fit is None and layer.metadata.get("scanimage_dataset") is ds:
+                fit = layer.metadata.get("scanimage_decay_fit")
+        meta = image.metadata.get("scanimage", {}) if image is not None else {}
+        raw = [layer.metadata["scanimage"] for layer in self.viewer.layers
+               if layer.metadata.get("scanimage_dataset") is ds
+               and "scanimage_registration" not in layer.metadata
+               and isinstance(layer.metadata.get("scanimage"), dict)
+               and "channel" in layer.metadata["scanimage"]]
+        shown = sorted({int(m["channel"]) for m in raw})
         trace = self.trace_settings()
         trace.channel = None  # the session's channel
         return Session(sources=list(ds.paths), channel=channel, slice_sample=sample,
-                       roi_set=rois, registration_result=reg, decay_fit=fit, trace=trace)
+                       plane=meta.get("plane"), roi_set=rois, registration_result=reg,
+                       decay_fit=fit, trace=trace,
+                       shown_channels=None if shown == list(range(ds.info.num_channels))
+                       else shown, shown_slice_sample=meta.get("slice_sample"),
+                       lifetime=any(m.get("product") == "lifetime" for m in raw))
 
     def save_session(self, path: str | Path) -> Path:
         out = self.session().save(path)
         self.status.setText(f"saved session {Path(path).name}")
         return out
 
+    def _adopt_session(self) -> None:
+        """Trace settings a session put on a layer (``scanimage_trace_settings``): set once
+        per session opened, with that layer's ROIs shown."""
+        for layer in self.viewer.layers:
+            settings = layer.metadata.get("scanimage_trace_settings")
+            if settings is None or any(settings is done for done in self._adopted):
+                continue
+            self._adopted.append(settings)
+            if layer in self._layers:
+                self.select_layer(layer)
+            self.registered.setChecked(True)
+            try:
+                self.set_trace_settings(settings)
+            except ScanImageError as exc:
+                report_failure(self.status, "the session's trace settings", exc)
+
     def _session_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save session", "session.json",
-                                              "Session (*.json)")
+        from ..session import session_file
+
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", "session.nsession.json",
+                                              "Session (*.nsession.json)")
         if path:
             try:
-                self.save_session(path)
+                self.save_session(session_file(path))
             except (ScanImageError, OSError) as exc:
                 report_failure(self.status, "saving the session", exc)
 
     def _open_session_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Session (*.json)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "",
+                                              "Session (*.nsession.json *.json)")
         if path:
-            try:  # the plugin's session reader: the recording's layers and the ROIs
-                self.viewer.open(path, plugin="napari-scanimage")
+            try:
+                self.open_session(path)
             except (ScanImageError, OSError, ValueError) as exc:
                 report_failure(self.status, "opening the session", exc)
+
+    def open_session(self, path: str | Path) -> list:
+        """Open a session file (any name: older sessions end in plain ``.json``) in the
+        viewer, as *File → Open* does for ``*.nsession.json``; returns the layers added."""
+        from napari.layers import Layer
+
+        from .session_reader import get_session_reader
+
+        reader = get_session_reader(path)
+        if reader is None:
+            raise ScanImageError(f"{Path(path).name} is not a napari-scanimage session")
+        added = []
+        for data, kwargs, kind in reader(path):
+            added.append(self.viewer.add_layer(Layer.create(data, kwargs, kind)))
+        self.status.setText(f"opened session {Path(path).name}")
+        return added
 
     def _export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export traces", "traces.csv", "CSV (*.csv)")
