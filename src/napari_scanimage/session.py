@@ -340,7 +340,7 @@ class Session:
         return session
 
 
-def session_file(path: str | os.PathLike) -> Path:
+def session_file(path: str | os.PathLike[str]) -> Path:
     """``path`` named as a session file: ``<stem>.nsession.json`` (a ``.json`` ending is
     replaced, any other name gets the suffix added)."""
     path = Path(path)
@@ -350,7 +350,7 @@ def session_file(path: str | os.PathLike) -> Path:
     return path.with_name(name + SUFFIX)
 
 
-def is_session_file(path: str | os.PathLike, max_bytes: int = 64 << 20) -> bool:
+def is_session_file(path: str | os.PathLike[str], max_bytes: int = 64 << 20) -> bool:
     """Whether ``path`` is a JSON file holding a napari-scanimage session (its content is
     read, whatever its name; files larger than ``max_bytes`` are not)."""
     try:
@@ -372,7 +372,7 @@ def _base_name(path: Path) -> str:
     return path.stem
 
 
-def _stage(target: Path, staged: list) -> str:
+def _stage(target: Path, staged: list[tuple[str, Path]]) -> str:
     """A new temporary file next to ``target`` (recorded in ``staged``)."""
     import tempfile
 
