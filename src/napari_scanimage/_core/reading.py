@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import os
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -34,8 +33,9 @@ __all__ = ["BlockReader", "LazyArray", "PageCrop", "ReaderSpec", "close_readers"
 
 _index_lock = threading.Lock()
 _indexes: dict[tuple[str, int, int], PageIndex] = {}
-_local = threading.local()
-_all_readers: weakref.WeakSet[PageReader | SiffReader] = weakref.WeakSet()
+_readers_lock = threading.Lock()
+#: open readers by (thread ident, path): each thread reads through its own handle
+_open_readers: dict[tuple[int, str], PageReader | SiffReader] = {}
 
 
 def _file_key(path: str) -> tuple[str, int, int]:
@@ -81,46 +81,54 @@ def _check_unchanged(path: str, index: PageIndex) -> None:
                           f"pages of {index.shape} {index.dtype}); open it again")
 
 
-class _ThreadReaders(dict[str, "PageReader | SiffReader"]):
-    """One thread's open readers by path.  A thread's locals are dropped when it ends (a
-    dask or napari worker thread, before ``atexit`` runs): its files are closed then, not
-    left for the garbage collector (an unclosed-file ResourceWarning).
-    """
-
-    def __del__(self) -> None:
-        for reader in self.values():
-            reader.close()
-
-
 def _reader(path: str) -> PageReader | SiffReader:
-    """The open reader of ``path`` of the calling thread: a SiffReader for `.siff` files."""
-    readers = getattr(_local, "readers", None)
-    if readers is None:
-        readers = _local.readers = _ThreadReaders()
-    reader = readers.get(path)
+    """The open reader of ``path`` of the calling thread: a SiffReader for `.siff` files.
+
+    Readers are kept in one process-wide table by (thread, path), not in thread-local storage:
+    a thread's locals are destroyed while the thread shuts down, and closing a memory map
+    there (which releases the GIL) can abort the interpreter.  Readers of threads that have
+    ended are closed here, from a live thread, and every reader at exit.
+    """
+    key = (threading.get_ident(), path)
+    reader = _open_readers.get(key)
     if reader is None or reader.closed:
+        _close_readers_of_ended_threads()
         index = _get_index(path)
         cls = PageReader if index.siff_flags is None else SiffReader
         try:
-            reader = readers[path] = cls(index)
+            reader = cls(index)
         except OSError as exc:
             raise read_error(path, exc) from exc
-        _all_readers.add(reader)
+        with _readers_lock:
+            _open_readers[key] = reader
     return reader
+
+
+def _close_readers_of_ended_threads() -> None:
+    alive = {t.ident for t in threading.enumerate()}
+    with _readers_lock:
+        ended = [key for key in _open_readers if key[0] not in alive]
+        readers = [_open_readers.pop(key) for key in ended]
+    for reader in readers:
+        reader.close()
 
 
 @atexit.register
 def _close_all() -> None:
-    for reader in list(_all_readers):
+    with _readers_lock:
+        readers = list(_open_readers.values())
+        _open_readers.clear()
+    for reader in readers:
         reader.close()
 
 
 def close_readers(paths: Iterable[str | os.PathLike[str]]) -> None:
     """Close every cached reader (all threads) of ``paths`` and forget their indexes."""
     names = set(map(str, paths))
-    for reader in list(_all_readers):
-        if reader.index.path in names:
-            reader.close()
+    with _readers_lock:
+        readers = [r for (_, path), r in _open_readers.items() if path in names]
+    for reader in readers:
+        reader.close()
     with _index_lock:
         for key in [k for k in _indexes if k[0] in names]:
             del _indexes[key]
