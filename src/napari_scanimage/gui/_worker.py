@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
+
+from qtpy.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QWidget
 
 from ..errors import ScanImageError
 from ._report import report_failure
@@ -20,7 +23,8 @@ _log = logging.getLogger(__name__)
 
 class Failed:
     """What a job that raised returns instead of its value (so napari neither re-raises the
-    exception in the event loop nor shows it a second time)."""
+    exception in the event loop nor shows it a second time).
+    """
 
     def __init__(self, exc: Exception):
         self.exc = exc
@@ -28,7 +32,8 @@ class Failed:
 
 def guarded(fn, *args):
     """Run generator function ``fn(*args)``, re-yielding its progress; return its value, or a
-    :class:`Failed` holding the exception it raised."""
+    :class:`Failed` holding the exception it raised.
+    """
     try:
         return (yield from fn(*args))
     except Exception as exc:  # reported in the viewer by WorkerDock
@@ -45,16 +50,23 @@ def labelled(gen, stage: str):
         yield stage, done, total
 
 
-class WorkerDock:
-    """Mix into a QWidget before it; needs ``viewer``, ``progress``, ``cancel_button`` and
-    ``status`` attributes."""
+class WorkerDock(QWidget):
+    """A QWidget base class; the dock sets the ``viewer``, ``progress``, ``cancel_button`` and
+    ``status`` attributes (and ``channel_box`` for :meth:`_follow_siff`).
+    """
 
+    viewer: Any  # the napari viewer
+    progress: QProgressBar
+    cancel_button: QPushButton
+    status: QLabel
+    channel_box: QComboBox
     _worker = None
 
     @property
     def dataset(self):
         """The recording (or multi-ROI field) of the dock's ROI layer, else of the active
-        layer, else the first shown (:func:`.selection.current_dataset`)."""
+        layer, else the first shown (:func:`.selection.current_dataset`).
+        """
         return current_dataset(self.viewer, getattr(self, "_layer", None))
 
     @property
@@ -63,7 +75,8 @@ class WorkerDock:
 
     def _follow_siff(self) -> bool:
         """Enable the dock only for a `.siff` recording and list its channels in
-        ``self.channel_box``; True when there is one."""
+        ``self.channel_box``; True when there is one.
+        """
         ds = self.dataset
         siff = ds is not None and ds.is_siff
         self.setEnabled(siff)
@@ -86,7 +99,8 @@ class WorkerDock:
         """Run generator function ``fn(*args)`` (yielding (done, total) or (stage, done,
         total)) in a worker; ``returned(value)`` gets its result unless it is cancelled or
         fails, ``finished()`` runs after it ends unless it fails.  A failure is shown as a
-        napari error notification (and in the status line) and kept in ``last_error``."""
+        napari error notification (and in the status line) and kept in ``last_error``.
+        """
         from napari.qt.threading import create_worker
         from qtpy.QtCore import QTimer
 
@@ -131,7 +145,8 @@ class WorkerDock:
 
     def report_error(self, what: str, exc: BaseException) -> str:
         """Tell the user that ``what`` failed: status line and a napari error notification
-        whose text says what to do; returns the message."""
+        whose text says what to do; returns the message.
+        """
         if not isinstance(exc, (ScanImageError, OSError, MemoryError)):  # a bug: keep the
             _log.error("%s failed", what, exc_info=exc)  # traceback for the report
         return report_failure(self.status, what, exc)

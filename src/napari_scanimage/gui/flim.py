@@ -40,7 +40,7 @@ from ._dock import PLOT_MIN_HEIGHT, dock_layout, show_rows
 from ._family import derived_metadata
 from ._report import report_failure
 from ._worker import WorkerDock
-from .rois import image_layer_for, layer_rois, on_roi_axes, roi_axes
+from .roi_layers import image_layer_for, layer_rois, on_roi_axes, roi_axes
 
 __all__ = ["FlimDock"]
 

@@ -43,7 +43,7 @@ from ..flim import (
 from ._dock import PLOT_MIN_HEIGHT, dock_layout
 from ._family import derived_metadata
 from ._worker import WorkerDock
-from .rois import image_layer_for, on_roi_axes, roi_axes
+from .roi_layers import image_layer_for, on_roi_axes, roi_axes
 
 __all__ = ["PhasorDock"]
 

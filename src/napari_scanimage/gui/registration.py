@@ -35,7 +35,7 @@ from ._family import derived_metadata, is_registered, on_family_axes
 from ._report import report_failure
 from ._worker import WorkerDock, labelled
 from .plot import PlotDock
-from .rois import image_layer_for
+from .roi_layers import image_layer_for
 from .selection import layer_key
 
 __all__ = ["RegistrationDock"]

@@ -40,7 +40,7 @@ from ._labels import is_labels, label_values
 from ._report import report_failure
 from ._worker import WorkerDock
 from .plot import PlotDock
-from .rois import image_layer_for, layer_rois, on_roi_axes, roi_axes, set_trace_shown, trace_shown
+from .roi_layers import image_layer_for, layer_rois, on_roi_axes, roi_axes, set_trace_shown, trace_shown
 
 __all__ = ["TracePlotDock", "roi_signature"]
 
