@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from napari_scanimage.errors import MroiWarning
-from napari_scanimage.gui.rois import roi_axes
+from napari_scanimage.gui.roi_layers import roi_axes
 from napari_scanimage.testing.mroi import FIELDS, FieldSpec, roi_groups_json, write_mroi_tiff
 
 pytestmark = pytest.mark.gui

@@ -89,7 +89,7 @@ def test_cancel_then_run_to_the_end(viewer_and_dock, qtbot, tmp_path):
     np.testing.assert_array_equal(dock.shift_plot.curves["dx z1"].getData()[1],
                                   result.shifts[:, 1, 1])
     viewer.dims.set_point(0, 5 * viewer.layers["Green"].scale[0])
-    assert dock.shift_plot.cursor.value() == pytest.approx(dock.shift_plot.x[5])
+    assert dock.shift_plot.time_cursor.value() == pytest.approx(dock.shift_plot.times[5])
     # views
     dock.set_view("side by side")  # the aligned channel, raw and registered, nothing else
     assert viewer.canvas.grid.enabled

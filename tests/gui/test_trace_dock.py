@@ -71,7 +71,7 @@ def test_curves_cursor_click_edit_export(setup, qtbot, tmp_path, make_napari_vie
     axis = list(viewer.dims.axis_labels).index("t")
     step = viewer.layers["Green"].scale[0]
     viewer.dims.set_point(axis, 7 * step)
-    assert dock.cursor.value() == pytest.approx(t[7])
+    assert dock.time_cursor.value() == pytest.approx(t[7])
     assert dock.curves["roi 1"].getData()[1] is before
     # a click on the plot → the slider
     dock.resize(600, 400)
@@ -86,13 +86,13 @@ def test_curves_cursor_click_edit_export(setup, qtbot, tmp_path, make_napari_vie
     qtbot.mouseClick(dock.plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
     assert len(clicks) == 1
     assert viewer.dims.current_step[axis] == 4
-    assert dock.cursor.value() == pytest.approx(t[4])
+    assert dock.time_cursor.value() == pytest.approx(t[4])
     # a closed (hidden) dock idles while the slider moves and catches up when shown
     dock.hide()
     viewer.dims.set_point(axis, 2 * step)
-    assert dock.cursor.value() == pytest.approx(t[4])
+    assert dock.time_cursor.value() == pytest.approx(t[4])
     dock.show()
-    assert dock.cursor.value() == pytest.approx(t[2])
+    assert dock.time_cursor.value() == pytest.approx(t[2])
     # editing one ROI recomputes only that one; renaming recomputes nothing
     data = list(layer.data)
     data[1] = rect(2, 0.5, 0.5, 4, 4)

@@ -25,7 +25,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["GROUPS", "PLOT_MIN_HEIGHT", "DockScroll", "dock_layout", "group_of", "show_rows"]
+__all__ = ["GROUPS", "PLOT_MIN_HEIGHT", "DockScroll", "dock_layout", "dock_scroll", "group_of",
+           "show_rows"]
 
 #: minimum height (px) of every plot in the docks: room for a vertical axis label such as
 #: "residual (σ)" and a few tick labels
@@ -43,7 +44,7 @@ GROUPS = {"SelectionDock": "setup", "MetadataDock": "setup", "RoiDock": "setup",
           "TracePlotDock": "analysis"}
 
 
-def group_of(widget: QWidget) -> str | None:
+def group_of(widget: QWidget | None) -> str | None:
     """The tab group of a dock widget of the plugin (by its class), else None."""
     for cls in type(widget).__mro__:
         if cls.__name__ in GROUPS:
@@ -54,7 +55,8 @@ def group_of(widget: QWidget) -> str | None:
 class DockScroll(QScrollArea):
     """A scroll area for a dock's contents: as wide as the contents need (up to
     :data:`MAX_MIN_WIDTH`), squeezable to :data:`SQUEEZED_HEIGHT`, and asking for the
-    contents' preferred height."""
+    contents' preferred height.
+    """
 
     def __init__(self, dock: QWidget):
         super().__init__(dock)
@@ -68,7 +70,8 @@ class DockScroll(QScrollArea):
         self._placed = False
 
     def _extra_width(self) -> int:
-        return self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        bar = self.verticalScrollBar()
+        return (bar.sizeHint().width() if bar is not None else 0) + 2 * self.frameWidth()
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         inner = self.contents.minimumSizeHint()
@@ -94,7 +97,8 @@ class DockScroll(QScrollArea):
 
 class _Contents(QWidget):
     """The scrolled contents: a change of their size hints reaches the dock area (QScrollArea
-    itself only updates its scroll bars)."""
+    itself only updates its scroll bars).
+    """
 
     def __init__(self, scroll: QScrollArea):
         super().__init__()
@@ -109,7 +113,8 @@ class _Contents(QWidget):
 
 def _add_stretch_unless_expanding(layout) -> None:
     """Like napari's own docks: a stretch at the bottom keeps a dock of fixed-height controls
-    at the top, unless something in it (a plot, a list) takes the room."""
+    at the top, unless something in it (a plot, a list) takes the room.
+    """
     if layout is None or layout.expandingDirections() & Qt.Orientation.Vertical:
         return
     layout.addStretch(1)
@@ -117,20 +122,26 @@ def _add_stretch_unless_expanding(layout) -> None:
 
 def dock_layout(dock: QWidget) -> QVBoxLayout:
     """Put a :class:`DockScroll` into ``dock`` and return the layout of its contents (use it
-    where the dock would use ``QVBoxLayout(dock)``)."""
+    where the dock would use ``QVBoxLayout(dock)``).
+    """
     outer = QVBoxLayout(dock)
     outer.setContentsMargins(0, 0, 0, 0)
     scroll = DockScroll(dock)
     outer.addWidget(scroll)
-    dock.scroll_area = scroll
     return _Column(scroll.contents)
+
+
+def dock_scroll(dock: QWidget) -> DockScroll | None:
+    """The :class:`DockScroll` that :func:`dock_layout` put into ``dock``, or None."""
+    return dock.findChild(DockScroll, options=Qt.FindChildOption.FindDirectChildrenOnly)
 
 
 class _Column(QVBoxLayout):
     """The contents' layout.  Word-wrapped labels give a layout a height-for-width, and
     QScrollArea then sizes the contents at their *preferred* height (plots at 480 px), so a
     dock of normal height would always scroll; without it the contents fill the dock and
-    scroll only below their minimum size."""
+    scroll only below their minimum size.
+    """
 
     def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt's name
         return False

@@ -26,6 +26,7 @@ import numpy as np
 
 from .._core.dataset import Dataset
 from ..layer_axes import full_planes, plane_of, project_planes, reproject_vertices
+from .roi_layers import features_table
 
 __all__ = ["derived_metadata", "family_image", "frozen", "is_registered", "members",
            "on_family_axes", "reproject_planes", "reproject_rois", "roi_axes_of", "set_layout"]
@@ -51,7 +52,8 @@ def _is_raw(layer) -> bool:
 
 def family_image(viewer, dataset: Dataset):
     """The first raw image layer of ``dataset`` (a multi-ROI field: that field's layer),
-    else of its whole recording."""
+    else of its whole recording.
+    """
     fallback = None
     for layer in viewer.layers:
         ds = layer.metadata.get("scanimage_dataset")
@@ -71,7 +73,8 @@ def roi_axes_of(image) -> list[str]:
 
 def derived_metadata(dataset: Dataset, planes: np.ndarray, **extra) -> dict:
     """Metadata for a per-plane image or mask layer of ``dataset`` (``planes``: (Z, Y, X[, 3])),
-    so that it follows selection changes."""
+    so that it follows selection changes.
+    """
     planes = np.asarray(planes)
     if planes.ndim == 2:  # one plane
         planes = planes[None]
@@ -81,8 +84,9 @@ def derived_metadata(dataset: Dataset, planes: np.ndarray, **extra) -> dict:
 def members(viewer, dataset: Dataset, roi_labels: list[str]) -> dict[str, list]:
     """The layers of ``dataset``'s recording other than its raw images, by kind:
     "registered", "planes" (per-plane images and masks) and "rois" (Shapes).  Untagged
-    Shapes and Labels on the recording's ROI axes (``roi_labels``) count as its ROIs."""
-    out = {"registered": [], "planes": [], "rois": []}
+    Shapes and Labels on the recording's ROI axes (``roi_labels``) count as its ROIs.
+    """
+    out: dict[str, list] = {"registered": [], "planes": [], "rois": []}
     whole = dataset.whole
     for layer in viewer.layers:
         if _is_raw(layer):
@@ -118,7 +122,8 @@ def set_layout(layer, data, *, scale, translate, axis_labels, units) -> None:
     napari 0.9 keeps a hidden layer's cached extent when its data change (only a visible
     layer is refreshed), and a stale extent with another number of axes breaks the viewer's
     axis labels.  So the data event waits until the caches are dropped (showing the layer
-    instead would draw it half changed)."""
+    instead would draw it half changed).
+    """
     with layer.events.data.blocker():
         layer.data = data
     for cached in ("extent", "_extent_augmented"):
@@ -133,7 +138,8 @@ def set_layout(layer, data, *, scale, translate, axis_labels, units) -> None:
 
 def reproject_planes(layer, old: tuple, new: tuple, image, num_planes: int) -> None:
     """A per-plane image or label layer onto the new ROI axes.  ``old``/``new``:
-    (ROI axis labels, single plane shown or None)."""
+    (ROI axis labels, single plane shown or None).
+    """
     (old_labels, old_plane), (new_labels, new_plane) = old, new
     store = layer.metadata.get("scanimage_planes")
     if layer.__class__.__name__ == "Labels":  # painted: the mask shown is the truth
@@ -153,13 +159,12 @@ def reproject_planes(layer, old: tuple, new: tuple, image, num_planes: int) -> N
 
 def reproject_rois(viewer, layer, old: tuple, new: tuple, image) -> str:
     """An ROI Shapes layer onto the new ROI axes; returns a message when ROIs were set aside
-    (their plane is not shown) or brought back, else ""."""
+    (their plane is not shown) or brought back, else "".
+    """
     (old_labels, old_plane), (new_labels, new_plane) = old, new
     layer_labels = list(layer.axis_labels)
     if layer_labels != list(old_labels):
         old_labels = layer_labels  # drawn on other axes than the image's: read its own
-    import pandas as pd
-
     flags = (list(layer.features["all_planes"]) if "all_planes" in layer.features
              else [False] * len(layer.data))
     rows = layer.features.to_dict("records") if len(layer.features) else [{}] * len(layer.data)
@@ -181,7 +186,7 @@ def reproject_rois(viewer, layer, old: tuple, new: tuple, image) -> str:
         else:
             kept.append({**shape, "vertices": verts})
     layer.metadata = {**layer.metadata, _OTHER_PLANES: away}
-    features = pd.DataFrame([s["features"] for s in kept]) if kept else layer.features[:0]
+    features = features_table([s["features"] for s in kept]) if kept else layer.features[:0]
     if len(new_labels) != layer.ndim:
         # napari slices a Shapes layer whose number of axes changed in place wrongly (its
         # shapes are drawn on no plane): a new layer takes its place, same name and look
@@ -222,7 +227,8 @@ def reproject_rois(viewer, layer, old: tuple, new: tuple, image) -> str:
 
 def on_family_axes(image, planes: np.ndarray) -> tuple[np.ndarray, dict]:
     """Per-plane images ``planes`` (Z, Y, X[, 3]) laid out on the ROI axes of ``image`` (a raw
-    layer): the data and the scale, translate, labels and units to add it with."""
+    layer): the data and the scale, translate, labels and units to add it with.
+    """
     labels = roi_axes_of(image)
     plane = image.metadata.get("scanimage", {}).get("plane")
     data = project_planes(planes, labels, plane)
@@ -240,15 +246,16 @@ def frozen():
     canvas, and Qt paints a resized GL widget at once) and when a layer is added (its controls
     process Qt events); a family half moved to new axes must not be drawn (mixed axes,
     "Inconsistent units" warnings, and a draw between removing and adding layers crashed
-    napari).  The draw event of each vispy canvas is blocked."""
+    napari).  The draw event of each vispy canvas is blocked.
+    """
     from contextlib import ExitStack
 
     from qtpy.QtWidgets import QApplication, QWidget
 
     # the GL widgets of every window (napari's own window is not public to plugins)
-    canvases = [w._vispy_canvas for top in QApplication.topLevelWidgets()
+    canvases = [canvas for top in QApplication.topLevelWidgets()
                 for w in top.findChildren(QWidget)
-                if getattr(w, "_vispy_canvas", None) is not None]
+                if (canvas := getattr(w, "_vispy_canvas", None)) is not None]
     with ExitStack() as stack:
         for canvas in canvases:
             stack.enter_context(canvas.events.draw.blocker())

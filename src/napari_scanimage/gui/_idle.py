@@ -1,12 +1,16 @@
 """Docks that follow the viewer's sliders do nothing while hidden (a closed dock is only
-hidden) and catch up when shown again."""
+hidden) and catch up when shown again.
+"""
 
 from __future__ import annotations
 
+from qtpy.QtWidgets import QWidget
 
-class IdleWhenHidden:
-    """Mix into a QWidget before it: ``self.hidden`` is True between a hide and a show event;
-    ``catch_up()`` runs on show."""
+
+class IdleWhenHidden(QWidget):
+    """A QWidget base class: ``self.hidden`` is True between a hide and a show event;
+    ``catch_up()`` runs on show.
+    """
 
     hidden = False
 

@@ -52,7 +52,8 @@ def delete_labels(layer, values: list[int]) -> None:
 
 def mask_layer_data(rois, frame_shape, num_planes: int) -> tuple[np.ndarray, dict[int, str]]:
     """A labels array ((Z, Y, X), or (Y, X) for one plane) holding the mask ROIs of ``rois``
-    (label k + 1 for the k-th), and their names."""
+    (label k + 1 for the k-th), and their names.
+    """
     masks = rois.masks(frame_shape, num_planes).toarray().reshape(len(rois), num_planes,
                                                                    *frame_shape)
     data = np.zeros((num_planes, *frame_shape), np.int32)
@@ -64,7 +65,8 @@ def mask_layer_data(rois, frame_shape, num_planes: int) -> tuple[np.ndarray, dic
 
 def use_palette(layer, colours: dict[int, str] | None = None, size: int = 1024) -> None:
     """Colour label v with the v-th ROI palette colour (or ``colours[v]``), once per layer:
-    a user's later colour choice is kept."""
+    a user's later colour choice is kept.
+    """
     if layer.metadata.get(PALETTE_KEY):
         return
     from napari.utils.colormaps import DirectLabelColormap

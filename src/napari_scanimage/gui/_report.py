@@ -1,5 +1,6 @@
 """Telling the user about failures in the viewer: napari error notifications whose text says
-what happened and what to do, for failed worker jobs, failed saves and failed reads."""
+what happened and what to do, for failed worker jobs, failed saves and failed reads.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def notify_error(message: str) -> None:
 
 def report_failure(status, what: str, exc: BaseException) -> str:
     """Tell the user that ``what`` failed: in the dock's ``status`` label and as a napari error
-    notification; returns the message."""
+    notification; returns the message.
+    """
     message = describe(exc, what)
     status.setText(message)
     notify_error(message)
@@ -43,7 +45,8 @@ def report_failure(status, what: str, exc: BaseException) -> str:
 class ReadFailureReporter:
     """``on_error`` of the lazy arrays of a recording's layers: where a read fails (file
     deleted, shortened, unreadable) the viewer shows blank frames, and the user is told once
-    (not at every step of the slider)."""
+    (not at every step of the slider).
+    """
 
     def __init__(self, name: str):
         self.name = name

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
+
+from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton, QWidget
 
 from ..errors import ScanImageError
 from ._params import set_choices
@@ -21,7 +24,8 @@ _log = logging.getLogger(__name__)
 
 class Failed:
     """What a job that raised returns instead of its value (so napari neither re-raises the
-    exception in the event loop nor shows it a second time)."""
+    exception in the event loop nor shows it a second time).
+    """
 
     def __init__(self, exc: Exception):
         self.exc = exc
@@ -29,7 +33,8 @@ class Failed:
 
 def guarded(fn, *args):
     """Run generator function ``fn(*args)``, re-yielding its progress; return its value, or a
-    :class:`Failed` holding the exception it raised."""
+    :class:`Failed` holding the exception it raised.
+    """
     try:
         return (yield from fn(*args))
     except Exception as exc:  # reported in the viewer by WorkerDock
@@ -46,16 +51,23 @@ def labelled(gen, stage: str):
         yield stage, done, total
 
 
-class WorkerDock:
-    """Mix into a QWidget before it; needs ``viewer``, ``progress``, ``cancel_button`` and
-    ``status`` attributes."""
+class WorkerDock(QWidget):
+    """A QWidget base class; the dock sets the ``viewer``, ``progress``, ``cancel_button`` and
+    ``status`` attributes (and ``params`` with a ``channel`` choice for :meth:`_follow_siff`).
+    """
 
+    viewer: Any  # the napari viewer
+    progress: QProgressBar
+    cancel_button: QPushButton
+    status: QLabel
+    params: Any  # the dock's magicgui parameter form (._params.Params)
     _worker = None
 
     @property
     def dataset(self):
         """The recording (or multi-ROI field) of the dock's ROI layer, else of the active
-        layer, else the first shown (:func:`.selection.current_dataset`)."""
+        layer, else the first shown (:func:`.selection.current_dataset`).
+        """
         return current_dataset(self.viewer, getattr(self, "_layer", None))
 
     @property
@@ -64,7 +76,8 @@ class WorkerDock:
 
     def _follow_siff(self) -> bool:
         """Enable the dock only for a `.siff` recording and list its channels in
-        the ``channel`` choice of ``self.params`` (see ._params); True when there is one."""
+        the ``channel`` choice of ``self.params`` (see ._params); True when there is one.
+        """
         ds = self.dataset
         siff = ds is not None and ds.is_siff
         self.setEnabled(siff)
@@ -85,7 +98,8 @@ class WorkerDock:
         """Run generator function ``fn(*args)`` (yielding (done, total) or (stage, done,
         total)) in a worker; ``returned(value)`` gets its result unless it is cancelled or
         fails, ``finished()`` runs after it ends unless it fails.  A failure is shown as a
-        napari error notification (and in the status line) and kept in ``last_error``."""
+        napari error notification (and in the status line) and kept in ``last_error``.
+        """
         from napari.qt.threading import create_worker
         from qtpy.QtCore import QTimer
 
@@ -130,7 +144,8 @@ class WorkerDock:
 
     def report_error(self, what: str, exc: BaseException) -> str:
         """Tell the user that ``what`` failed: status line and a napari error notification
-        whose text says what to do; returns the message."""
+        whose text says what to do; returns the message.
+        """
         if not isinstance(exc, (ScanImageError, OSError, MemoryError)):  # a bug: keep the
             _log.error("%s failed", what, exc_info=exc)  # traceback for the report
         return report_failure(self.status, what, exc)

@@ -45,8 +45,11 @@ def add_docks(viewer) -> dict:
 def arrange_docks(viewer, docks: dict) -> None:
     """The demo layout for the window's present size: the ROI list and the decay fit on show,
     the setup docks over a third of the height (or what the ROI list needs), the traces
-    under the canvas."""
+    under the canvas.
+    """
     from qtpy.QtCore import Qt
+
+    from ._dock import dock_scroll
 
     window = viewer.window._qt_window
     frames = {name: widget.parentWidget() for name, widget in docks.items()}
@@ -54,7 +57,9 @@ def arrange_docks(viewer, docks: dict) -> None:
     frames["FLIM"].raise_()
     height = window.height()
     # a third of the height, or what the ROI list needs not to scroll (and its title bar)
-    setup = max(height // 3, docks["ROIs"].scroll_area.contents.minimumSizeHint().height() + 60)
+    scroll = dock_scroll(docks["ROIs"])
+    needed = scroll.contents.minimumSizeHint().height() if scroll is not None else 0
+    setup = max(height // 3, needed + 60)
     window.resizeDocks([frames["ROIs"], frames["FLIM"]], [setup, height - setup],
                        Qt.Orientation.Vertical)
     window.resizeDocks([frames["Traces"]], [max(height // 3, 260)], Qt.Orientation.Vertical)
@@ -64,7 +69,7 @@ def add_demo_rois(viewer, docks: dict, sample: str) -> None:
     """An ROI layer with ellipses on the most active cells of the plane on show."""
     from ..analysis.colours import PALETTE
     from ..sample import active_cells
-    from .rois import image_layer_for, plane_axis
+    from .roi_layers import image_layer_for, plane_axis
 
     if sample == "mroi_3field":  # cells are in canvas coordinates; fields are cut from it
         return
@@ -90,7 +95,8 @@ def add_demo_rois(viewer, docks: dict, sample: str) -> None:
 
 def build_viewer(show: bool = True, sample: str = "volume_2ch", with_docks: bool = False):
     """A napari viewer with a sample recording open and the plugin's docks added (returned
-    too, as ``(viewer, docks)``, with ``with_docks``)."""
+    too, as ``(viewer, docks)``, with ``with_docks``).
+    """
     import napari
 
     from ..sample import sample_path
@@ -122,13 +128,18 @@ def settle(docks: dict | None = None, timeout: float = 60.0) -> None:
 
 def has_display() -> bool:
     """Whether Qt can open a window here: always on macOS and Windows; on Linux and other X11
-    systems only with an X or Wayland display (without one Qt aborts the process)."""
+    systems only with an X or Wayland display (without one Qt aborts the process).
+    """
     if sys.platform == "darwin" or sys.platform.startswith("win"):
         return True
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def run_demo(screenshot: str | None = None, sample: str = "volume_2ch") -> int:
+    """Show napari with ``sample`` open and the plugin's docks (until the window is closed),
+    or with ``screenshot`` write a picture of the window there instead; returns the exit
+    status (2: no display to draw on).
+    """
     if screenshot is None:
         import napari
 

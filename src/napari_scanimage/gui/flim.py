@@ -38,7 +38,7 @@ from ._family import derived_metadata
 from ._params import Params, button, check, choice, int_spin, set_choices
 from ._report import report_failure
 from ._worker import WorkerDock
-from .rois import image_layer_for, layer_rois, on_roi_axes, roi_axes
+from .roi_layers import image_layer_for, layer_rois, on_roi_axes, roi_axes
 
 __all__ = ["FlimDock"]
 

@@ -1,11 +1,12 @@
 """Metadata dock: the recording's static ScanImage metadata, ROI groups, and the description of
-the frame under the time slider, in one searchable tree."""
+the frame under the time slider, in one searchable tree.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QWidget
+from qtpy.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem
 
 from .._core.dataset import Dataset
 from ..errors import ScanImageError
@@ -28,7 +29,8 @@ def format_value(value) -> str:
 def _data_point(viewer, layer) -> np.ndarray:
     """The viewer's point in ``layer``'s data coordinates.  Layers made by this plugin carry
     only a scale (and maybe a translation): that is computed directly, since napari's general
-    ``world_to_data`` costs milliseconds per slider step."""
+    ``world_to_data`` costs milliseconds per slider step.
+    """
     point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim:]
     affine, rotate = np.asarray(layer.affine.affine_matrix), np.asarray(layer.rotate)
     if np.array_equal(affine, np.eye(len(affine))) and np.array_equal(rotate, np.eye(
@@ -39,7 +41,8 @@ def _data_point(viewer, layer) -> np.ndarray:
 
 def current_page(viewer, layer) -> int | None:
     """Global raw page shown by ``layer`` at the viewer's current position (the first sample's
-    page for "mean"), or None for layers not made by this plugin."""
+    page for "mean"), or None for layers not made by this plugin.
+    """
     meta = layer.metadata.get("scanimage") if layer is not None else None
     ds = layer.metadata.get("scanimage_dataset") if layer is not None else None
     if not isinstance(meta, dict) or not isinstance(ds, Dataset):
@@ -68,7 +71,7 @@ def _add_tree(parent: QTreeWidgetItem, value) -> None:
             _add_tree(QTreeWidgetItem(parent, [f"[{i}]", ""]), sub)
 
 
-class MetadataDock(IdleWhenHidden, QWidget):
+class MetadataDock(IdleWhenHidden):
     """Searchable tree: current frame description, static SI.* metadata by module, ROI groups."""
 
     def __init__(self, napari_viewer):
@@ -156,7 +159,7 @@ class MetadataDock(IdleWhenHidden, QWidget):
         if self.hidden:
             return
         layer = self._layer()
-        if layer is None or self._frame_root is None:
+        if layer is None or self._frame_root is None or self._dataset is None:
             return
         try:
             page = current_page(self.viewer, layer)
@@ -196,7 +199,9 @@ class MetadataDock(IdleWhenHidden, QWidget):
     def _filter(self, text: str) -> None:
         needle = text.strip().lower()
 
-        def visit(item: QTreeWidgetItem, inside_hit: bool) -> bool:
+        def visit(item: QTreeWidgetItem | None, inside_hit: bool) -> bool:
+            if item is None:
+                return False
             own = not needle or needle in item.text(0).lower() or needle in item.text(1).lower()
             hit = inside_hit or own  # a matching module shows all its keys
             child_hit = False

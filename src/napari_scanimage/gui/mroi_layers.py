@@ -21,7 +21,8 @@ __all__ = ["field_translate", "shown_fields"]
 
 def shown_fields(dataset) -> tuple[Field, ...]:
     """The fields to show as separate layers; empty (whole pages shown) for recordings that
-    are not multi-ROI, field views, `.siff` recordings and unusable ROI metadata (warned)."""
+    are not multi-ROI, field views, `.siff` recordings and unusable ROI metadata (warned).
+    """
     if dataset.selected_field is not None or not dataset.info.mroi:
         return ()
     if dataset.is_siff:

@@ -41,7 +41,7 @@ from ._dock import PLOT_MIN_HEIGHT, dock_layout
 from ._family import derived_metadata
 from ._params import Params, button, choice, float_spin, int_spin, set_choices, text
 from ._worker import WorkerDock
-from .rois import image_layer_for, on_roi_axes, roi_axes
+from .roi_layers import image_layer_for, on_roi_axes, roi_axes
 
 __all__ = ["PhasorDock"]
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout
 
 from ._dock import PLOT_MIN_HEIGHT, dock_layout
 from ._idle import IdleWhenHidden
@@ -31,7 +31,8 @@ def time_axis(viewer, image_layer) -> tuple[int, float] | None:
 
 def stack_offsets(curves: dict[str, np.ndarray], hidden=frozenset()) -> dict[str, float]:
     """Offsets lifting each shown curve above the next (the first on top), one robust range
-    (1st–99th percentile of the widest curve) × 1.2 apart; hidden curves take no place."""
+    (1st–99th percentile of the widest curve) × 1.2 apart; hidden curves take no place.
+    """
     shown = [n for n in curves if n not in hidden]
     spans = [np.subtract(*np.nanpercentile(curves[n], [99, 1]))
              for n in shown if np.isfinite(curves[n]).any()]
@@ -40,7 +41,7 @@ def stack_offsets(curves: dict[str, np.ndarray], hidden=frozenset()) -> dict[str
     return {n: (len(shown) - 1 - k) * step for k, n in enumerate(shown)}
 
 
-class PlotDock(IdleWhenHidden, QWidget):
+class PlotDock(IdleWhenHidden):
     """A plot whose x axis is the recording's time (s), with a cursor at the viewer's time."""
 
     def __init__(self, napari_viewer, *, y_label: str = "", x_label: str = "time (s)",
@@ -57,12 +58,12 @@ class PlotDock(IdleWhenHidden, QWidget):
         self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.legend.sigSampleClicked.connect(self._legend_sample_clicked)
         self.offsets: dict[str, float] = {}
-        self.cursor = pg.InfiniteLine(angle=90, movable=False,
+        self.time_cursor = pg.InfiniteLine(angle=90, movable=False,
                                       pen=pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DashLine))
-        self.plot.addItem(self.cursor, ignoreBounds=True)
+        self.plot.addItem(self.time_cursor, ignoreBounds=True)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.bands: list = []
-        self.x = np.zeros(0)
+        self.times = np.zeros(0)
         self.image_layer = None
         # a dock of its own scrolls (see ._dock); a plot inside another dock does not
         self.layout_ = dock_layout(self) if scroll else QVBoxLayout(self)
@@ -81,9 +82,10 @@ class PlotDock(IdleWhenHidden, QWidget):
         the legend is rebuilt only when the names change.  ``hidden`` curves keep their
         legend entry (click it to show them again); ``highlighted`` ones are drawn thicker,
         on top.  With :attr:`stacked` each shown curve is lifted by an offset
-        (:attr:`offsets`) so they do not overlap."""
-        self.x = np.asarray(x, np.float64)
-        self._shown = (self.x, dict(curves), colours, bands, set(hidden), set(highlighted))
+        (:attr:`offsets`) so they do not overlap.
+        """
+        self.times = np.asarray(x, np.float64)
+        self._shown = (self.times, dict(curves), colours, bands, set(hidden), set(highlighted))
         items = list(self.curves.values())
         new: dict[str, pg.PlotDataItem] = {}
         self.offsets = stack_offsets(curves, hidden) if self.stacked else {}
@@ -94,10 +96,10 @@ class PlotDock(IdleWhenHidden, QWidget):
             y = np.asarray(y, np.float64) + self.offsets.get(name, 0.0)
             if k < len(items):
                 item = items[k]
-                item.setData(self.x, y)
+                item.setData(self.times, y)
                 item.setPen(pen)
             else:
-                item = self.plot.plot(self.x, y, pen=pen)
+                item = self.plot.plot(self.times, y, pen=pen)
             item.opts["name"] = name
             item.setVisible(name not in hidden)
             item.setZValue(2 if bold else 1)
@@ -172,8 +174,8 @@ class PlotDock(IdleWhenHidden, QWidget):
             colour = pg.mkColor(colours[k] if colours is not None else pg.intColor(k))
             colour.setAlpha(60)
             ok = np.isfinite(low) & np.isfinite(high)
-            lo = pg.PlotDataItem(self.x[ok], np.asarray(low)[ok])
-            hi = pg.PlotDataItem(self.x[ok], np.asarray(high)[ok])
+            lo = pg.PlotDataItem(self.times[ok], np.asarray(low)[ok])
+            hi = pg.PlotDataItem(self.times[ok], np.asarray(high)[ok])
             fill = pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(colour))
             self.plot.addItem(fill)
             self.bands.append(fill)
@@ -197,18 +199,18 @@ class PlotDock(IdleWhenHidden, QWidget):
         if self.hidden:
             return
         row = self.current_row()
-        if row is None or not len(self.x):
-            self.cursor.setVisible(False)
+        if row is None or not len(self.times):
+            self.time_cursor.setVisible(False)
             return
-        self.cursor.setVisible(True)
-        self.cursor.setValue(float(self.x[min(max(row, 0), len(self.x) - 1)]))
+        self.time_cursor.setVisible(True)
+        self.time_cursor.setValue(float(self.times[min(max(row, 0), len(self.times) - 1)]))
 
     def go_to_time(self, seconds: float) -> int | None:
         """Move the viewer to the time point nearest ``seconds``; returns its row."""
         found = self._time_axis()
-        if found is None or not len(self.x):
+        if found is None or not len(self.times):
             return None
-        row = int(np.argmin(np.abs(self.x - seconds)))
+        row = int(np.argmin(np.abs(self.times - seconds)))
         axis, step = found
         self.viewer.dims.set_point(axis, row * step)
         return row

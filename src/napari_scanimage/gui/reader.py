@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,9 +60,10 @@ def read_scanimage(path: str | Sequence[str]) -> list[tuple]:
 
 
 def _fit_view_when_added(layers: list[tuple]) -> None:
-    """napari fits the view to the first layer added to an empty viewer: a multi-ROI
+    """Napari fits the view to the first layer added to an empty viewer: a multi-ROI
     recording's first field would fill it and the others lie off-screen.  Once all of these
-    layers are in the viewer, fit the view to all of them."""
+    layers are in the viewer, fit the view to all of them.
+    """
     import napari
 
     viewer = napari.current_viewer()
@@ -128,7 +130,7 @@ def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
         scale = tuple(reachable_step(a.scale, n_times) if a.label == "t" else a.scale
                       for a in axes)
         name = info.channel_names[c]
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "name": name,
             "scale": scale,
             "axis_labels": labels,

@@ -33,7 +33,7 @@ from ._params import Params, check, choice, float_spin, int_spin, set_choices, t
 from ._report import report_failure
 from ._worker import WorkerDock, labelled
 from .plot import PlotDock
-from .rois import image_layer_for
+from .roi_layers import image_layer_for
 from .selection import layer_key
 
 __all__ = ["RegistrationDock"]

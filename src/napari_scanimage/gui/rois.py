@@ -2,9 +2,8 @@
 step with the layer; rename, delete, select ↔ highlight, "all planes", save / load (JSON) and
 ImageJ export.
 
-ROI names and the all-planes flag live in the Shapes layer's ``features`` ("name",
-"all_planes"), so they travel with the shapes; :func:`layer_rois` turns a layer into a
-:class:`~napari_scanimage.analysis.rois.RoiSet` for traces, saving and exports.
+How a layer's ROIs are read (names, colours, flags, the layer's axes) is in
+:mod:`napari_scanimage.gui.roi_layers`.
 """
 
 from __future__ import annotations
@@ -28,123 +27,36 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..analysis.colours import next_colour, palette, to_hex
+from ..analysis.colours import next_colour, palette
 from ..analysis.rois import RoiSet
 from ..errors import ScanImageError
 from ._dock import dock_layout, show_rows
 from ._labels import (
-    HIDDEN_KEY,
     delete_labels,
     is_labels,
-    label_colours,
-    label_names,
     label_values,
     mask_layer_data,
     rename_label,
     use_palette,
 )
 from ._report import report_failure
+from .roi_layers import (
+    all_planes_flags,
+    edge_colours,
+    features_table,
+    image_layer_for,
+    layer_rois,
+    on_roi_axes,
+    plane_axis,
+    roi_axes,
+    roi_names,
+    set_trace_shown,
+    style_roi_layer,
+    trace_shown,
+)
 from .selection import current_dataset
 
-__all__ = ["RoiDock", "image_layer_for", "layer_rois", "roi_names", "set_trace_shown",
-           "trace_shown"]
-
-
-def image_layer_for(viewer, dataset=None):
-    """The first image layer of ``dataset`` (or of any recording) in the viewer."""
-    for layer in viewer.layers:
-        ds = layer.metadata.get("scanimage_dataset")
-        if ds is not None and (dataset is None or ds is dataset):
-            return layer
-    return None
-
-
-def roi_names(layer) -> list[str]:
-    """Names of a Shapes layer's ROIs ("roi k" where the features have none)."""
-    n = len(layer.data)
-    names = list(layer.features["name"]) if "name" in layer.features else []
-    return [str(names[k]) if k < len(names) and isinstance(names[k], str) and names[k]
-            else f"roi {k + 1}" for k in range(n)]
-
-
-def _flags(layer) -> list[bool]:
-    """The "all planes" flag of each shape (False where unset: new shapes get NaN)."""
-    values = list(layer.features["all_planes"]) if "all_planes" in layer.features else []
-    return [k < len(values) and isinstance(values[k], (bool, np.bool_)) and bool(values[k])
-            for k in range(len(layer.data))]
-
-
-def _colours(layer) -> list[str]:
-    """The edge colour ("#rrggbb") of each shape."""
-    rgba = np.asarray(layer.edge_color).reshape(-1, 4)[:len(layer.data)]
-    return [to_hex(c) for c in rgba]
-
-
-def trace_shown(layer) -> list[bool]:
-    """Whether each ROI's trace is shown (in the order of :func:`layer_rois`); a hidden ROI
-    keeps its trace, only the plot leaves it out."""
-    if layer is None:
-        return []
-    if is_labels(layer):
-        hidden = layer.metadata.get(HIDDEN_KEY, set())
-        return [v not in hidden for v in label_values(layer)]
-    values = list(layer.features["show"]) if "show" in layer.features else []
-    return [not (k < len(values) and isinstance(values[k], (bool, np.bool_))
-                 and not values[k]) for k in range(len(layer.data))]
-
-
-def set_trace_shown(layer, k: int, shown: bool) -> None:
-    """Show or hide the trace of the ``k``-th ROI of ``layer``; the ROI and trace docks
-    follow (the layer emits its data / paint event)."""
-    if trace_shown(layer)[k] == bool(shown):
-        return
-    if is_labels(layer):
-        value = label_values(layer)[k]
-        hidden = set(layer.metadata.get(HIDDEN_KEY, set()))
-        hidden = hidden - {value} if shown else hidden | {value}
-        layer.metadata = {**layer.metadata, HIDDEN_KEY: hidden}
-        layer.events.paint()
-        return
-    features = layer.features.copy()
-    features["show"] = trace_shown(layer)
-    features.loc[k, "show"] = bool(shown)
-    layer.features = features
-    layer.events.data(value=layer.data)
-
-
-def style_roi_layer(layer) -> None:
-    """ROI names on the canvas, in each ROI's colour (the ``name`` / ``colour`` features)."""
-    if is_labels(layer) or "{name}" in str(getattr(layer.text.string, "format", "")):
-        return
-    visible = bool(layer.metadata.get("roi_names_shown", True))
-    layer.text = {"string": "{name}", "color": {"feature": "colour"}, "size": 9,
-                  "anchor": "upper_left", "visible": visible}
-
-
-def roi_axes(image) -> dict:
-    """Axes, scale and units for an ROI layer over ``image``: every axis after time (z, y, x
-    or y, x; with several samples per slice also that axis, between z and y), since napari
-    aligns layers by their trailing axes.  ROIs then show at every time point."""
-    if image is None:
-        return {}
-    labels = tuple(image.axis_labels)
-    first = labels.index("t") + 1 if "t" in labels else 0
-    keep = list(range(min(first, image.ndim - 2), image.ndim))
-    return dict(ndim=len(keep), scale=[image.scale[k] for k in keep],
-                translate=[image.translate[k] for k in keep],  # (multi-ROI fields: placed)
-                axis_labels=[labels[k] for k in keep], units=[image.units[k] for k in keep])
-
-
-def on_roi_axes(planes: np.ndarray, axes: dict, reduce=np.max) -> np.ndarray:
-    """Per-plane images (Z, Y, X) — or one (Y, X) — laid out on the :func:`roi_axes` ``axes``
-    (a length-1 sample axis where there is one; planes reduced with ``reduce`` when the
-    recording has no z axis)."""
-    planes = planes if planes.ndim == 3 else planes[None]
-    labels = list(axes["axis_labels"])
-    if "z" not in labels:
-        planes = reduce(planes, axis=0, keepdims=True)
-    shape = [planes.shape[0] if a == "z" else 1 for a in labels[:-2]]
-    return planes.reshape(*shape, *planes.shape[-2:])
+__all__ = ["RoiDock"]
 
 
 def _fixed(text: str) -> QTableWidgetItem:
@@ -160,49 +72,6 @@ def _plane_text(roi) -> str:
     return "all" if roi.plane is None else str(roi.plane)
 
 
-def plane_axis(image_layer, ndim: int) -> int | None:
-    """Axis of a ``ndim``-D ROI layer that lies on the image's plane axis (napari aligns
-    layers by their trailing axes), or None."""
-    labels = tuple(image_layer.axis_labels) if image_layer is not None else ()
-    if "z" in labels:
-        axis = labels.index("z") + ndim - len(labels)
-        return axis if 0 <= axis < ndim - 2 else None
-    return None
-
-
-def layer_rois(layer, dataset, image_layer=None) -> RoiSet:
-    """RoiSet of a Shapes or Labels layer for ``dataset`` (frame shape and planes from it;
-    without a dataset, the ROIs as drawn)."""
-    info = dataset.info if dataset is not None else None
-    kwargs = dict(frame_shape=info.frame_shape, num_planes=info.num_planes,
-                  source=str(dataset.paths[0])) if info is not None else {}
-    if is_labels(layer):
-        values = label_values(layer)
-        data = np.asarray(layer.data)
-        axis = plane_axis(image_layer, layer.ndim)
-        if axis is not None:  # planes third from last; other leading axes are pooled
-            data = np.moveaxis(data, axis, -3)
-        return RoiSet.from_layer(data, names=label_names(layer, values),
-                                 colours=label_colours(layer, values), **kwargs)
-    n = len(layer.data)
-    all_planes = _flags(layer)
-    axis = plane_axis(image_layer, layer.ndim)
-    planes = []
-    for k, verts in enumerate(layer.data):
-        if all_planes[k]:
-            planes.append(None)
-        elif axis is not None and info is not None and info.num_planes > 1:
-            planes.append(int(np.clip(np.round(np.asarray(verts)[0, axis]), 0,
-                                      info.num_planes - 1)))
-        else:
-            planes.append(None)
-    colours = _colours(layer)
-    return RoiSet.from_layer([np.asarray(v)[:, -2:] for v in layer.data],
-                             shape_types=list(layer.shape_type), planes=planes,
-                             edge_widths=list(np.broadcast_to(layer.edge_width, (n,))),
-                             names=roi_names(layer), colours=colours, **kwargs)
-
-
 class RoiDock(QWidget):
     """List of the ROIs of a Shapes or Labels layer, kept in step with it."""
 
@@ -213,12 +82,15 @@ class RoiDock(QWidget):
         self.new_button = QPushButton("New ROI layer")
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["name", "plane", "all planes", "colour", "trace"])
-        self.table.horizontalHeaderItem(4).setToolTip("show this ROI's trace in the plot")
+        trace = QTableWidgetItem("trace")
+        trace.setToolTip("show this ROI's trace in the plot")
+        self.table.setHorizontalHeaderItem(4, trace)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        header = self.table.horizontalHeader()
+        header, rows = self.table.horizontalHeader(), self.table.verticalHeader()
+        assert header is not None and rows is not None  # (a table has both headers)
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().setVisible(False)
+        rows.setVisible(False)
         show_rows(self.table, 4)
         self.delete_button = QPushButton("Delete")
         self.save_button = QPushButton("Save…")
@@ -264,7 +136,8 @@ class RoiDock(QWidget):
     @property
     def dataset(self):
         """The recording (or multi-ROI field) of the listed ROI layer, else of the active
-        layer, else the first shown."""
+        layer, else the first shown.
+        """
         return current_dataset(self.viewer, self._layer)
 
     def _refresh_layers(self, event=None) -> None:
@@ -325,7 +198,8 @@ class RoiDock(QWidget):
 
     def new_layer(self):
         """Add an empty ROI Shapes layer on the recording's axes after time
-        (:func:`roi_axes`): ROIs belong to a plane, not to a time."""
+        (:func:`roi_axes`): ROIs belong to a plane, not to a time.
+        """
         ds = self.dataset
         kwargs = roi_axes(image_layer_for(self.viewer, ds))
         layer = self.viewer.add_shapes(name="ROIs", edge_width=1.5, edge_color=palette(1)[0],
@@ -342,8 +216,11 @@ class RoiDock(QWidget):
         """Give every shape a unique name and each new shape the next palette colour unless
         its own is unique (the ``name`` / ``all_planes`` / ``colour`` / ``show`` features; the
         edge colour is the ROI's colour, so a colour set in napari's layer controls is kept).
-        The next shape drawn is already in the next colour."""
+        The next shape drawn is already in the next colour.
+        """
         layer = self._layer
+        if layer is None:
+            return
         n = len(layer.data)
         names = roi_names(layer)
         taken: set[str] = set()
@@ -352,22 +229,21 @@ class RoiDock(QWidget):
                 name = f"roi {k + 1 + len(taken)}"
             names[k] = name
             taken.add(name)
-        all_planes = _flags(layer)
+        all_planes = all_planes_flags(layer)
         given = list(layer.features["name"]) if "name" in layer.features else []
-        edges = _colours(layer)
+        edges = edge_colours(layer)
         old = [k < len(given) and isinstance(given[k], str) and bool(given[k]) for k in range(n)]
-        colours = [edges[k] if old[k] else None for k in range(n)]
+        given_colours = [edges[k] if old[k] else None for k in range(n)]
         for k in range(n):  # a shape just drawn keeps its colour only if no other ROI has it
-            if colours[k] is None:
-                unique = edges[k] not in colours and edges[k] not in edges[k + 1:]
-                colours[k] = edges[k] if unique else \
-                    next_colour([c for c in colours if c is not None])
+            if given_colours[k] is None:
+                unique = edges[k] not in given_colours and edges[k] not in edges[k + 1:]
+                given_colours[k] = edges[k] if unique else \
+                    next_colour([c for c in given_colours if c is not None])
+        colours = [c for c in given_colours if c is not None]  # (every shape has one now)
         shown = trace_shown(layer)
-        features = layer.features.copy() if len(layer.features) == n else None
-        import pandas as pd
-
         columns = {"name": names, "all_planes": all_planes, "colour": colours, "show": shown}
-        features = pd.DataFrame(columns) if features is None else features.assign(**columns)
+        features = layer.features.assign(**columns) if len(layer.features) == n else \
+            features_table(columns)
         features = features.astype({"name": object, "colour": object, "all_planes": bool,
                                     "show": bool})
         if colours != edges and n:
@@ -400,7 +276,7 @@ class RoiDock(QWidget):
             except (ScanImageError, ValueError) as exc:
                 self.status.setText(f"ROIs cannot be used: {exc}")
                 return
-            flags = _flags(layer) if not is_labels(layer) else \
+            flags = all_planes_flags(layer) if not is_labels(layer) else \
                 [p is None for p in self._rois.planes]
             shown = trace_shown(layer)
             self.table.setRowCount(len(self._rois))
@@ -460,19 +336,23 @@ class RoiDock(QWidget):
         self._sync_table()
 
     def rename(self, old: str, new: str) -> None:
-        row = self._rois.names.index(old)
-        self.table.item(row, 0).setText(new)
+        self._cell(old, 0).setText(new)
 
     def set_trace_shown(self, name: str, shown: bool) -> None:
         """Tick / untick ROI ``name``'s trace column, as a user would."""
-        row = self._rois.names.index(name)
-        self.table.item(row, 4).setCheckState(Qt.CheckState.Checked if shown
-                                              else Qt.CheckState.Unchecked)
+        self._cell(name, 4).setCheckState(Qt.CheckState.Checked if shown
+                                          else Qt.CheckState.Unchecked)
 
     def set_all_planes(self, name: str, value: bool) -> None:
-        row = self._rois.names.index(name)
-        self.table.item(row, 2).setCheckState(Qt.CheckState.Checked if value
-                                              else Qt.CheckState.Unchecked)
+        self._cell(name, 2).setCheckState(Qt.CheckState.Checked if value
+                                          else Qt.CheckState.Unchecked)
+
+    def _cell(self, name: str, column: int) -> QTableWidgetItem:
+        """The table cell of ROI ``name`` in ``column``."""
+        item = self.table.item(self._rois.names.index(name), column)
+        if item is None:  # (every listed ROI has all its cells)
+            raise LookupError(f"no cell {column} for ROI {name!r}")
+        return item
 
     def _select_shapes(self) -> None:
         if self._updating or self._layer is None:
@@ -533,7 +413,8 @@ class RoiDock(QWidget):
 
     def load(self, path: str | Path):
         """Load ROIs (JSON or ImageJ) into a new ROI layer; refused with a message when they
-        do not fit the recording."""
+        do not fit the recording.
+        """
         ds = self.dataset
         info = ds.info if ds is not None else None
         kwargs = dict(frame_shape=info.frame_shape, num_planes=info.num_planes) if info else {}
@@ -564,10 +445,8 @@ class RoiDock(QWidget):
                                                           if r.vertices is not None])
         finally:
             self._updating = False
-        import pandas as pd
-
         kept = [r for r in rois if r.vertices is not None]
-        layer.features = pd.DataFrame({"name": [r.name for r in kept],
+        layer.features = features_table({"name": [r.name for r in kept],
                                        "all_planes": [r.plane is None for r in kept],
                                        "colour": [r.colour for r in kept],
                                        "show": [True] * len(kept)})

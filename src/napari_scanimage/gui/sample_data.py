@@ -15,11 +15,13 @@ def volumetric_sample() -> list[tuple]:
 
 def flim_sample() -> list[tuple]:
     """Planar 2-channel ScanImage-FLIM `.siff` (photon counts; green cells 2.6 ns, green
-    background 0.9 ns, red 1.6 ns) with calcium-like transients and mild motion."""
+    background 0.9 ns, red 1.6 ns) with calcium-like transients and mild motion.
+    """
     return read_scanimage(str(sample_path("flim_2ch")))
 
 
 def mroi_sample() -> list[tuple]:
     """Multi-ROI ScanImage TIFF: three fields of one tissue, 2 channels, 2 planes; each field
-    is a layer placed where it was scanned."""
+    is a layer placed where it was scanned.
+    """
     return read_scanimage(str(sample_path("mroi_3field")))

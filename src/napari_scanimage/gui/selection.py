@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QLabel,
     QListWidget,
+    QListWidgetItem,
     QPushButton,
     QWidget,
 )
@@ -74,7 +75,8 @@ def datasets_in(viewer) -> list[Dataset]:
 def current_dataset(viewer, layer=None) -> Dataset | None:
     """The recording the docks work on: that of ``layer`` (an ROI layer records the recording
     it was made over), else of the active layer, else the first one shown.  For a multi-ROI
-    recording this is a field: select a field's layer (or draw ROIs over it) to work on it."""
+    recording this is a field: select a field's layer (or draw ROIs over it) to work on it.
+    """
     for candidate in (layer, viewer.layers.selection.active):
         meta = getattr(candidate, "metadata", None) or {}
         if isinstance(meta.get("scanimage_dataset"), Dataset):
@@ -85,7 +87,8 @@ def current_dataset(viewer, layer=None) -> Dataset | None:
 
 def recordings_in(viewer) -> list[Dataset]:
     """Whole recordings shown by the viewer's layers (a multi-ROI recording once, not once
-    per field), in layer order."""
+    per field), in layer order.
+    """
     found: list[Dataset] = []
     for ds in datasets_in(viewer):
         if all(ds.whole is not d for d in found):
@@ -94,8 +97,9 @@ def recordings_in(viewer) -> list[Dataset]:
 
 
 def _layers_of(viewer, dataset: Dataset) -> list:
-    """This plugin's raw layers showing ``dataset`` (or, for a multi-ROI recording, its
-    fields); registered layers are not among them."""
+    """The plugin's raw layers showing ``dataset`` (or, for a multi-ROI recording, its
+    fields); registered layers are not among them.
+    """
     return [layer for layer in viewer.layers
             if isinstance(ds := layer.metadata.get("scanimage_dataset"), Dataset)
             and ds.whole is dataset.whole and layer_key(layer) and not is_registered(layer)]
@@ -107,7 +111,7 @@ def _field_key(meta: dict) -> tuple:
 
 def _layouts(viewer, dataset: Dataset) -> dict:
     """(ROI axis labels, single plane shown) of each field's first raw layer, by field name."""
-    out = {}
+    out: dict[str | None, tuple] = {}
     for layer in _layers_of(viewer, dataset):
         meta = layer.metadata["scanimage"]
         out.setdefault(meta.get("field"), (roi_axes_of(layer), meta.get("plane"), layer))
@@ -208,7 +212,8 @@ def _apply(viewer, dataset: Dataset, *, channels, plane, slice_sample, lifetime,
 
 def file_stamps(dataset: Dataset) -> tuple:
     """(size, modification time) of the dataset's files and of their folder (new files of a
-    split acquisition change it): what auto-refresh compares.  OSError when a file is gone."""
+    split acquisition change it): what auto-refresh compares.  OSError when a file is gone.
+    """
     stamps = []
     for p in (*dataset.paths, dataset.paths[0].parent):
         st = os.stat(p)
@@ -343,8 +348,9 @@ class SelectionDock(QWidget):
         info = ds.info
         shown = {layer_key(layer) for layer in _layers_of(self.viewer, ds)}
         for c, name in enumerate(info.channel_names):
-            self.channels.addItem(name)
-            self.channels.item(c).setSelected((c, "intensity") in shown or not shown)
+            item = QListWidgetItem(name)
+            self.channels.addItem(item)
+            item.setSelected((c, "intensity") in shown or not shown)
         self.plane.addItem("all planes", None)
         for z in range(info.num_planes):
             self.plane.addItem(f"plane {z}", z)
@@ -377,7 +383,7 @@ class SelectionDock(QWidget):
         ds = self.dataset
         if ds is None:
             return []
-        channels = [i for i in range(self.channels.count()) if self.channels.item(i).isSelected()]
+        channels = sorted(self.channels.row(item) for item in self.channels.selectedItems())
         if not channels:
             self.status.setText("select at least one channel")
             return []
@@ -396,7 +402,8 @@ class SelectionDock(QWidget):
     # -- files still being written -----------------------------------------------------
     def refresh_files(self) -> int:
         """Refresh every recording shown in the viewer (see :func:`refresh_layers`);
-        returns the time points added to all of them."""
+        returns the time points added to all of them.
+        """
         total = 0
         for ds in recordings_in(self.viewer):
             try:

@@ -38,7 +38,14 @@ from ._params import Params, button, check, choice, float_spin, int_spin, set_ch
 from ._report import report_failure
 from ._worker import WorkerDock
 from .plot import PlotDock
-from .rois import image_layer_for, layer_rois, on_roi_axes, roi_axes, set_trace_shown, trace_shown
+from .roi_layers import (
+    image_layer_for,
+    layer_rois,
+    on_roi_axes,
+    roi_axes,
+    set_trace_shown,
+    trace_shown,
+)
 
 __all__ = ["TracePlotDock", "roi_signature"]
 
