@@ -86,7 +86,7 @@ class Params(Container):
                     layout = row.native.layout()
                     layout.insertSpacing(0, self.label_width)
 
-    def _widgets(self) -> Iterable[Widget]:
+    def _widgets(self) -> Iterable[Any]:  # magicgui widgets (value widgets, labels, buttons)
         for row in self._list:
             yield from row
 
@@ -101,9 +101,10 @@ class Params(Container):
         """Every parameter's value by name (labels left out)."""
         return {w.name: w.value for w in self._widgets() if w.name and not w.gui_only}
 
-    def update(self, mapping: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    def update(self, mapping: Mapping[Any, Any] | Iterable[tuple[str, Any]] | None = None,
+               **kwargs: Any) -> None:
         """Set parameters by name (unknown names raise KeyError)."""
-        for name, value in {**(mapping or {}), **kwargs}.items():
+        for name, value in {**dict(mapping or {}), **kwargs}.items():
             widget = next((w for w in self._widgets() if w.name == name and not w.gui_only),
                           None)
             if widget is None:

@@ -166,7 +166,9 @@ class FlimDock(WorkerDock, QWidget):
         self.residual_curve = self.residuals.plot([], [], pen=pg.mkPen("#aaaaaa"))
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["parameter", "value", "± std. error"])
-        self.table.verticalHeader().setVisible(False)
+        header = self.table.verticalHeader()
+        if header is not None:
+            header.setVisible(False)
         file_row = QHBoxLayout()
         for w in (self.save_button, self.load_button, self.image_button, self.fraction_button):
             file_row.addWidget(w)

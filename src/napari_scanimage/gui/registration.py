@@ -355,10 +355,11 @@ class RegistrationDock(WorkerDock, QWidget):
         self._flag_items = []
         flags = self.frame_flags
         if flags is not None and len(time):
-            t, z = np.nonzero(flags.any[:len(time)])
+            flagged_t, flagged_z = np.nonzero(flags.any[:len(time)])
             for plot, ys in ((self.shift_plot, np.abs(result.shifts).max(axis=2)),
                              (self.corr_plot, result.correlation)):
-                marks = pg.ScatterPlotItem(time[t], ys[t, z], symbol="x", size=10,
+                marks = pg.ScatterPlotItem(time[flagged_t], ys[flagged_t, flagged_z], symbol="x",
+                                           size=10,
                                            pen=pg.mkPen("#ff3030", width=2), brush=None)
                 plot.plot.addItem(marks)
                 self._flag_items.append(marks)

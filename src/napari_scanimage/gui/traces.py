@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from qtpy.QtCore import QTimer
@@ -146,7 +147,8 @@ class TracePlotDock(WorkerDock, PlotDock):
         self._times: dict[tuple, np.ndarray] = {}
         self._worker = None
         self._pending: tuple | None = None
-        self.result: Traces | None = None
+        self._cancelled = False
+        self.result: Traces | LifetimeTraces | None = None
         self.computed_rois = 0  # ROIs computed (not taken from the cache) since creation
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -203,7 +205,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         names = [m for m in METRICS if METRICS[m] == settings.kind]
         if names and names[0] not in params.metric.choices:
             raise ScanImageError(f"the {settings.kind!r} traces need a .siff recording")
-        values = {"neuropil": settings.neuropil is not None,
+        values: dict[str, Any] = {"neuropil": settings.neuropil is not None,
                   "neuropil_inner": settings.neuropil_radii[0],
                   "neuropil_outer": settings.neuropil_radii[1],
                   "percentile": settings.percentile, "window_s": settings.window_s or 0.0}
@@ -243,7 +245,7 @@ class TracePlotDock(WorkerDock, PlotDock):
         """iter_traces keywords for ``kind`` from the form (only those that change its
         result)."""
         p = self.params.asdict()
-        out = {}
+        out: dict[str, Any] = {}
         if kind in ("mean", "dff") and p["neuropil"]:
             out.update(neuropil=p["neuropil_coef"],
                        neuropil_radii=(p["neuropil_inner"], p["neuropil_outer"]))
@@ -270,7 +272,7 @@ class TracePlotDock(WorkerDock, PlotDock):
                 params.metric.changed.blocked():
             set_choices(params.channel, names)
             set_choices(params.rois, [layer.name for layer in layers])
-            if self._layer in layers:
+            if self._layer is not None and self._layer in layers:
                 params.rois.value = self._layer.name
             set_choices(params.metric, metrics)  # the current one stays when it is there
         self._layers = layers
@@ -530,7 +532,9 @@ class TracePlotDock(WorkerDock, PlotDock):
 
     def copy_to_clipboard(self) -> str:
         text = self.result.csv_text() if self.result is not None else ""
-        QApplication.clipboard().setText(text)
+        clipboard = QApplication.clipboard()
+        if clipboard is not None:
+            clipboard.setText(text)
         return text
 
     def session(self):
@@ -577,7 +581,7 @@ class TracePlotDock(WorkerDock, PlotDock):
             self._adopted.append(settings)
             if layer in self._layers:
                 self.select_layer(layer)
-            self.registered.setChecked(True)
+            self.params.registered.value = True
             try:
                 self.set_trace_settings(settings)
             except ScanImageError as exc:
