@@ -1,5 +1,6 @@
 """A virtual X server (Xvfb) for scripts that render napari windows on a machine without a
-display: the documentation screenshots and the viewer benchmark.  Not part of the package."""
+display: the documentation screenshots and the viewer benchmark.  Not part of the package.
+"""
 
 from __future__ import annotations
 

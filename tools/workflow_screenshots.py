@@ -1,4 +1,4 @@
-"""Screenshots of the whole workflow, step by step, in real napari windows.
+r"""Screenshots of the whole workflow, step by step, in real napari windows.
 
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python tools/workflow_screenshots.py \\
         OUT_DIR [WIDTHxHEIGHT]
@@ -66,7 +66,8 @@ def _rect(z, y, x, h, w):
 
 def run(out: Path, size: tuple[int, int] | None = None) -> list[str]:
     """Run the workflow, writing ``out/NN-step.png``; returns the notifications and warnings
-    met."""
+    met.
+    """
     import napari
     from napari.utils.notifications import notification_manager
 
@@ -137,8 +138,8 @@ def run(out: Path, size: tuple[int, int] | None = None) -> list[str]:
         layer.mode = "pan_zoom"
         _settle(docks)
         flim = docks["FLIM"]
-        flim.layer_box.setCurrentText("ROIs")
-        flim.which_box.setCurrentText("all ROIs")
+        flim.params.rois.value = "ROIs"
+        flim.params.which.value = "all ROIs"
         flim.run()
         shoot(viewer, docks, "flim-fit")
         docks["Phasor"].parentWidget().raise_()

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "check_header", "replacing"]
+__all__ = ["atomic_write", "check_header", "replace_retrying", "replacing"]
 
 # Windows error codes of a replace refused because the target is open elsewhere: access
 # denied (opened without delete sharing), sharing violation, lock violation
@@ -48,7 +48,7 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
-        _replace(tmp, path, existed)
+        replace_retrying(tmp, path, existed)
     except OSError as exc:
         if isinstance(exc, ScanImageError):  # already says what happened
             raise
@@ -65,7 +65,7 @@ def _held_open(exc: OSError) -> bool:
     return isinstance(exc, PermissionError) and getattr(exc, "winerror", None) in _HELD_OPEN
 
 
-def _replace(tmp: str, path: Path, existed: bool) -> None:
+def replace_retrying(tmp: str, path: Path, existed: bool) -> None:
     """``os.replace(tmp, path)``, retried while another program holds ``path`` open."""
     from .errors import SaveError
 

@@ -37,7 +37,8 @@ def reachable_step(step: float, n: int) -> float:
 
 def plane_of(point: Sequence[float], labels: Sequence[str], shown_plane: int | None) -> int | None:
     """The plane of a point given on ``labels`` axes: its rounded z coordinate where the layout
-    has a z axis, else the single plane shown (None when that is not known)."""
+    has a z axis, else the single plane shown (None when that is not known).
+    """
     labels = list(labels)
     if "z" in labels:
         return int(np.round(point[labels.index("z")]))
@@ -92,7 +93,8 @@ def full_planes(data: np.ndarray, labels: Sequence[str], plane: int | None, num_
                 into: np.ndarray | None = None) -> np.ndarray:
     """The inverse of :func:`project_planes` for a label mask: ``(Z, Y, X)`` with the planes
     the layout shows taken from ``data`` (the maximum over a sample axis) and the others from
-    ``into`` (zeros when not given)."""
+    ``into`` (zeros when not given).
+    """
     data = np.asarray(data)
     labels = list(labels)
     lead = [k for k, a in enumerate(labels[:-2]) if a != "z"]

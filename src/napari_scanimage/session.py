@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from ._atomic import _replace, atomic_write, check_header
+from ._atomic import atomic_write, check_header, replace_retrying
 from .errors import FormatError, ScanImageError, SelectionError
 
 if TYPE_CHECKING:
@@ -342,7 +342,8 @@ class Session:
 
 def session_file(path: str | os.PathLike[str]) -> Path:
     """``path`` named as a session file: ``<stem>.nsession.json`` (a ``.json`` ending is
-    replaced, any other name gets the suffix added)."""
+    replaced, any other name gets the suffix added).
+    """
     path = Path(path)
     if path.name.lower().endswith(SUFFIX):
         return path
@@ -352,7 +353,8 @@ def session_file(path: str | os.PathLike[str]) -> Path:
 
 def is_session_file(path: str | os.PathLike[str], max_bytes: int = 64 << 20) -> bool:
     """Whether ``path`` is a JSON file holding a napari-scanimage session (its content is
-    read, whatever its name; files larger than ``max_bytes`` are not)."""
+    read, whatever its name; files larger than ``max_bytes`` are not).
+    """
     try:
         if not os.path.isfile(path) or os.path.getsize(path) > max_bytes:
             return False
@@ -392,7 +394,8 @@ def _commit(staged: list[tuple[str, Path]]) -> None:
     """Move the staged files onto their targets as one step: the previous targets are moved
     aside first (in order: the JSON, staged first, then the sidecars), the new files moved in
     (in reverse: the JSON last), then the previous ones deleted.  On any failure everything
-    moved so far goes back; the error says the previous files are unchanged."""
+    moved so far goes back; the error says the previous files are unchanged.
+    """
     import tempfile
 
     from .errors import SaveError, save_error
@@ -407,13 +410,13 @@ def _commit(staged: list[tuple[str, Path]]) -> None:
                                            suffix=target.suffix, dir=target.parent)
                 os.close(fd)
                 try:  # (retried while another program holds it open, as a replace is)
-                    _replace(os.fspath(target), Path(old), True)
+                    replace_retrying(os.fspath(target), Path(old), True)
                 except BaseException:
                     os.unlink(old)
                     raise
                 aside[target] = old
         for tmp, target in reversed(staged):
-            _replace(tmp, target, target in aside)
+            replace_retrying(tmp, target, target in aside)
             placed.append(target)
     except (OSError, ScanImageError) as exc:
         for done in placed:  # the new files out, the previous ones back

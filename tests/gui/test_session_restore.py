@@ -97,7 +97,7 @@ def test_volume_session_reopens_whole(make_napari_viewer, qtbot, tmp_path):
                          neuropil_radii=(1, 6))
     cli = cli_values(path, tmp_path)
     for dock in (early, late_traces):
-        assert dock.trace_settings() == want and dock.registered.isChecked()
+        assert dock.trace_settings() == want and dock.params.registered.value
         assert dock.result.names == saved_rois.names
         np.testing.assert_allclose(dock.result.values, saved_values, atol=1e-9, rtol=0)
         for k, name in enumerate(dock.result.names):
@@ -117,8 +117,8 @@ def test_flim_session_restores_fit_masks_and_plane(make_napari_viewer, qtbot, tm
     labels = viewer.add_labels(masks, name="cells")
     labels.metadata = {**labels.metadata, "roi_names": {1: "soma", 2: "dendrite"}}
     flim._refresh()
-    flim.layer_box.setCurrentText("cells")
-    flim.which_box.setCurrentText("all ROIs")
+    flim.params.rois.value = "cells"
+    flim.params.which.value = "all ROIs"
     flim.run()
     qtbot.waitUntil(lambda: flim.fit is not None and not flim.busy, timeout=120000)
     fit = flim.fit

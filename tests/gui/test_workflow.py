@@ -109,8 +109,8 @@ def test_full_workflow(make_napari_viewer, qtbot, tmp_path, heard):
                   shape_type="rectangle")
     settle(qtbot, docks3)
     flim = docks3["FLIM"]
-    flim.layer_box.setCurrentText("ROIs")
-    flim.which_box.setCurrentText("all ROIs")
+    flim.params.rois.value = "ROIs"
+    flim.params.which.value = "all ROIs"
     flim.run()
     qtbot.waitUntil(lambda: flim.fit is not None, timeout=180000)
     settle(qtbot, docks3)

@@ -1,0 +1,1 @@
+"""The napari plugin: reader, sample data and docks (everything that imports napari or Qt)."""

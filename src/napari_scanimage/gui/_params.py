@@ -30,7 +30,8 @@ __all__ = ["IntSpinBox", "Params", "button", "check", "choice", "float_spin", "i
 
 class _QtIntSpin(_qt_backend.SpinBox):
     """magicgui's integer spin box on a plain QSpinBox, which shows a prefix, a suffix and a
-    text for its minimum (magicgui's own unbounded one shows none of them)."""
+    text for its minimum (magicgui's own unbounded one shows none of them).
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         _qt_backend.QBaseRangedWidget.__init__(self, QSpinBox, **kwargs)
@@ -169,7 +170,8 @@ def float_spin(name: str, low: float, high: float, value: float, *, decimals: in
 
 def set_choices(box: ComboBox, choices: Sequence) -> bool:
     """Give ``box`` new choices (values or (text, value) pairs) unless it has them already;
-    True when they changed.  The value is kept when it is still a choice."""
+    True when they changed.  The value is kept when it is still a choice.
+    """
     values = tuple(c[1] if isinstance(c, tuple) else c for c in choices)
     texts = [c[0] if isinstance(c, tuple) else str(c) for c in choices]
     native = box.native

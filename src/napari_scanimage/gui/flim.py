@@ -49,7 +49,8 @@ PARAMS = ("taus_ns", "fractions", "irf_offset_ns", "irf_width_ns", "background")
 
 def _fit_job(ds, mask, kwargs):
     """Worker body: histogram (step 1), then the fit (step 2) as
-    ``fit_dataset_decay(ds, mask=mask, **kwargs)`` does; returns (histogram, fit)."""
+    ``fit_dataset_decay(ds, mask=mask, **kwargs)`` does; returns (histogram, fit).
+    """
     fit_kwargs = dict(kwargs)
     channel = fit_kwargs.pop("channel")
     yield 0, 2
@@ -76,7 +77,8 @@ def _image_job(ds, channel, irf_offset_ns):
 
 def _fraction_job(ds, channel, fit):
     """Worker body: per-pixel fraction of the fit's short-lifetime component (phasors
-    calibrated with the fit's IRF)."""
+    calibrated with the fit's IRF).
+    """
     yield 0, 1
     image = phasor_image(ds, channel, calibration=fit)
     fraction = np.clip(image.fraction(fit.taus_ns[0], fit.taus_ns[1]), 0.0, 1.0)
@@ -215,7 +217,8 @@ class FlimDock(WorkerDock, QWidget):
         """Union of the chosen ROIs' masks ((Z, Y, X)), or None for the whole frame.
 
         "selected ROIs" with no shape selected (or on a Labels layer) uses every ROI of the
-        layer; :attr:`roi_note` says which were used."""
+        layer; :attr:`roi_note` says which were used.
+        """
         ds = self.dataset
         name = self.params.rois.value
         layer = next((x for x in self._layers if x.name == name), None)
@@ -251,7 +254,8 @@ class FlimDock(WorkerDock, QWidget):
     def fit_kwargs(self) -> dict:
         """The form as keyword arguments of
         :func:`~napari_scanimage.flim.fitting.fit_dataset_decay` besides the mask of the chosen
-        ROIs (:meth:`mask`): ``channel``, ``n_exp``, ``background``."""
+        ROIs (:meth:`mask`): ``channel``, ``n_exp``, ``background``.
+        """
         params = self.params.asdict()
         return {"channel": self.channel_index(), "n_exp": params["n_exp"],
                 "background": params["background"]}

@@ -51,7 +51,8 @@ FIT, REFERENCE, RAW = "IRF of the FLIM fit", "reference lifetime", "none (raw)"
 
 def _phasor_job(ds, channel, harmonic, how, fit, ref_channel, ref_tau):
     """Worker body: the calibration (a decay fit when none is given), then the phasors.
-    Returns (raw PhasorImage, calibration note)."""
+    Returns (raw PhasorImage, calibration note).
+    """
     yield 0, 2
     calibration, note = None, "uncalibrated (raw phasors include the instrument delay)"
     if how == FIT:
@@ -189,7 +190,8 @@ class PhasorDock(WorkerDock, QWidget):
     def phasor_kwargs(self) -> dict:
         """The form's phasor parameters: ``channel`` and ``reference_channel`` (indices),
         ``harmonic`` (of :func:`~napari_scanimage.flim.phasor.phasor_image`), ``calibration``
-        (one of the calibration choices) and ``reference_tau`` (ns)."""
+        (one of the calibration choices) and ``reference_tau`` (ns).
+        """
         params = self.params.asdict()
         ds = self.dataset
         names = list(ds.info.channel_names) if ds is not None else []
@@ -200,7 +202,8 @@ class PhasorDock(WorkerDock, QWidget):
 
     def filter_kwargs(self) -> dict:
         """The form's cleaning of the phasors: keyword arguments of
-        :func:`~napari_scanimage.flim.phasor.filter_phasor`."""
+        :func:`~napari_scanimage.flim.phasor.filter_phasor`.
+        """
         params = self.params.asdict()
         return {k: params[k] for k in ("min_photons", "median_size", "median_repeat")}
 

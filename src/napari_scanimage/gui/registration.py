@@ -47,7 +47,8 @@ PLANE_COLOURS = ("#ff8c1a", "#4fa3ff", "#7bd651", "#e5484d", "#c27aff", "#f5d90a
 def _stages(ds, kwargs):
     """Worker body: registration (``iter_register(ds, **kwargs)``), then summary images before
     and after; yields (stage, done, total), returns (Registration, {"raw": images,
-    "registered": images})."""
+    "registered": images}).
+    """
     result = yield from labelled(iter_register(ds, **kwargs), "registering")
     images = {}
     for label, reg in (("raw", None), ("registered", result)):
@@ -68,7 +69,8 @@ def _row(*widgets) -> QWidget:
 
 def registration_form() -> Params:
     """The registration parameters: what is aligned (channel, plane) and the settings of
-    :func:`~napari_scanimage.analysis.registration.register`."""
+    :func:`~napari_scanimage.analysis.registration.register`.
+    """
     return Params([
         [text("align on"), choice("channel", tooltip="channel the shifts are estimated on "
                                   "(they apply to every channel)"),
@@ -190,7 +192,8 @@ class RegistrationDock(WorkerDock, QWidget):
     def register_kwargs(self) -> dict:
         """The form as keyword arguments of
         :func:`~napari_scanimage.analysis.registration.register` (``channel``, ``planes``,
-        ``reference_frames``, ``max_shift``, ``subpixel``, ``bidi``)."""
+        ``reference_frames``, ``max_shift``, ``subpixel``, ``bidi``).
+        """
         kwargs = self.params.asdict()
         plane = kwargs.pop("plane")
         kwargs["planes"] = None if plane is None else [plane]
@@ -226,7 +229,8 @@ class RegistrationDock(WorkerDock, QWidget):
     # -- results ----------------------------------------------------------------------------
     def show_result(self, ds, result: Registration, images: dict | None = None) -> None:
         """Registered layers, plots, flagged frames and (if given) one QC layer showing the
-        summary image chosen in the dock, for ``result``."""
+        summary image chosen in the dock, for ``result``.
+        """
         active = self.viewer.layers.selection.active
         self._show_hidden()
         for layer in self.layers:
@@ -372,7 +376,8 @@ class RegistrationDock(WorkerDock, QWidget):
 
     def set_view(self, view: str) -> None:
         """"raw", "registered" or "side by side" (napari's grid with the aligned channel's raw
-        and registered layers only; the others are hidden until another view is chosen)."""
+        and registered layers only; the others are hidden until another view is chosen).
+        """
         if view not in VIEWS:
             return
         if self.view_box.currentText() != view:

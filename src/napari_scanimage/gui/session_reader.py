@@ -32,7 +32,8 @@ _MAX_BYTES = 64 << 20
 
 def get_session_reader(path) -> Callable | None:
     """:func:`read_session` for a JSON file holding a session (whatever its name), else
-    None."""
+    None.
+    """
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).lower().endswith(".json"):
         return None
     return read_session if is_session_file(path, _MAX_BYTES) else None
@@ -43,7 +44,8 @@ def roi_shapes_layer(rois, axis_labels, scale, units, plane: int | None = None,
     """A Shapes layer tuple for the outline ROIs of ``rois`` on the recording's axes after
     time (``axis_labels``/``scale``/``units`` of the image layer; ``plane``: the single plane
     shown).  ROIs of planes not shown are set aside in the layer's metadata (as a change of
-    selection sets them aside), to come back when all planes are shown."""
+    selection sets them aside), to come back when all planes are shown.
+    """
     labels = list(axis_labels)
     first = labels.index("t") + 1 if "t" in labels else 0
     keep = list(range(min(first, len(labels) - 2), len(labels)))
@@ -95,7 +97,8 @@ def _rgba(colour) -> np.ndarray:
 def roi_labels_layer(rois, dataset, axis_labels, scale, units, plane: int | None = None,
                      translate=None) -> tuple | None:
     """A Labels layer tuple for the mask ROIs of ``rois`` (label k + 1 for the k-th, its name
-    and colour kept), laid out like the image (``plane``: the single plane shown)."""
+    and colour kept), laid out like the image (``plane``: the single plane shown).
+    """
     from napari.utils.colormaps import DirectLabelColormap
 
     from ..analysis.rois import RoiSet
@@ -182,6 +185,9 @@ def session_layers(session, dataset) -> list[tuple]:
 
 
 def read_session(path) -> list[tuple]:
+    """Layer data of a session file: the recording's layers as the session showed them, its
+    registered layers and its ROIs (see the module docstring).
+    """
     from ..session import Session
 
     session = Session.load(path)

@@ -12,7 +12,6 @@ the clipboard; "Mean image" adds the recording's mean image to draw ROIs on.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from ..errors import ScanImageError
 from ..flim.lifetime import LifetimeTraces, lifetime_traces
 from ..session import TraceSettings
 from ._labels import is_labels, label_values
-from ._params import Params, button, check, choice, float_spin, int_spin, set_choices
+from ._params import set_choices
 from ._report import report_failure
 from ._worker import WorkerDock
 from .plot import PlotDock
@@ -47,12 +46,17 @@ from .roi_layers import (
     set_trace_shown,
     trace_shown,
 )
+from .trace_form import (
+    METRICS,
+    PHOTON_KINDS,
+    apply_settings,
+    settings_of,
+    trace_form,
+    trace_options,
+)
 
 __all__ = ["TracePlotDock", "roi_signature"]
 
-METRICS = {"mean": "mean", "sum": "sum", "dF/F": "dff", "lifetime (ns)": "lifetime",
-           "phasor g": "phasor", "phasor s": "phasor"}
-PHOTON_KINDS = ("lifetime", "phasor")  # `.siff` only; drawn with their confidence band
 DEBOUNCE_MS = 200
 
 
@@ -71,7 +75,8 @@ def roi_signature(roi: Roi) -> str:
 def _run(dataset, rois, channel, kind, slice_sample, registration=None, irf_offset_ns=0.0,
          options=None):
     """Worker body: yields (done, total); returns Traces (LifetimeTraces for photon kinds).
-    ``options``: the percentile / window_s / neuropil / neuropil_radii of :func:`iter_traces`."""
+    ``options``: the percentile / window_s / neuropil / neuropil_radii of :func:`iter_traces`.
+    """
     if kind in PHOTON_KINDS:
         yield 0, 1
         out = lifetime_traces(dataset, rois, channel=channel, kind=kind,
@@ -81,37 +86,6 @@ def _run(dataset, rois, channel, kind, slice_sample, registration=None, irf_offs
     return (yield from iter_traces(dataset, rois, channel=channel, kind=kind,
                                    slice_sample=slice_sample, registration=registration,
                                    **(options or {})))
-
-
-def trace_form() -> Params:
-    """The trace parameters: ROI layer, channel, metric, registered frames, neuropil and
-    dF/F baseline (:func:`~napari_scanimage.analysis.traces.iter_traces`) and stacking, plus
-    the "Mean image" button in their row."""
-    return Params([
-        [choice("rois", tooltip="the Shapes or Labels layer whose ROIs give the traces"),
-         choice("channel", tooltip="channel the traces are read from"),
-         choice("metric", [m for m in METRICS if METRICS[m] not in PHOTON_KINDS],
-                tooltip="per ROI and time: mean or sum of its pixels, dF/F; for .siff "
-                "recordings also the lifetime and the phasor"),
-         check("registered", "registered", True,
-               "traces of the registered frames (after Registration)")],
-        [check("neuropil", "neuropil", False, "subtract coefficient × the mean of an annulus "
-               "around each ROI (other ROIs left out)"),
-         float_spin("neuropil_coef", 0.0, 2.0, 0.7, step=0.05, prefix="× ",
-                    tooltip="neuropil coefficient"),
-         int_spin("neuropil_inner", 0, 50, 2, prefix="ring ", suffix=" px",
-                  tooltip="annulus: from this many pixels out of the ROI…"),
-         int_spin("neuropil_outer", 1, 100, 8, prefix="– ", suffix=" px",
-                  tooltip="…to this many (pixels)")],
-        [float_spin("percentile", 0.0, 100.0, 8.0, decimals=1, step=1.0, prefix="F0 p",
-                    tooltip="dF/F baseline F0: this percentile of the trace"),
-         float_spin("window_s", 0.0, 3600.0, 0.0, decimals=1, step=5.0, prefix="win ",
-                    suffix=" s", special="win: all",
-                    tooltip="F0 over a running window of this many seconds (0: whole trace)"),
-         check("stacked", "stacked", False, "draw the traces one above the other"),
-         button("Mean image", "add the mean image of the selected channel (registered when "
-                "shown so) as a layer to draw ROIs on")],
-    ])
 
 
 class TracePlotDock(WorkerDock, PlotDock):
@@ -192,37 +166,11 @@ class TracePlotDock(WorkerDock, PlotDock):
 
     def trace_settings(self) -> TraceSettings:
         """The dock's settings (every control) as the session stores them."""
-        p = self.params.asdict()
-        return TraceSettings(kind=METRICS.get(p["metric"], "mean"), channel=p["channel"],
-                             percentile=p["percentile"], window_s=p["window_s"] or None,
-                             neuropil=p["neuropil_coef"] if p["neuropil"] else None,
-                             neuropil_radii=(p["neuropil_inner"], p["neuropil_outer"]),
-                             stacked=p["stacked"])
+        return settings_of(self.params)
 
     def set_trace_settings(self, settings: TraceSettings) -> None:
         """Set every control from ``settings`` (one recomputation follows)."""
-        params = self.params
-        names = [m for m in METRICS if METRICS[m] == settings.kind]
-        if names and names[0] not in params.metric.choices:
-            raise ScanImageError(f"the {settings.kind!r} traces need a .siff recording")
-        values: dict[str, Any] = {"neuropil": settings.neuropil is not None,
-                  "neuropil_inner": settings.neuropil_radii[0],
-                  "neuropil_outer": settings.neuropil_radii[1],
-                  "percentile": settings.percentile, "window_s": settings.window_s or 0.0}
-        if names:
-            values["metric"] = names[0]
-        if settings.neuropil is not None:
-            values["neuropil_coef"] = settings.neuropil
-        channels, channel = params.channel.choices, settings.channel
-        if isinstance(channel, str) and channel in channels:
-            values["channel"] = channel
-        elif isinstance(channel, int) and 0 <= channel < len(channels):
-            values["channel"] = channels[channel]
-        with contextlib.ExitStack() as stack:  # one refresh at the end, not one per control
-            for name in values:
-                stack.enter_context(getattr(params, name).changed.blocked())
-            params.update(values)
-        params.stacked.value = bool(getattr(settings, "stacked", False))
+        apply_settings(self.params, settings)
         self._label_axis()
         self._enable_options()
         self.schedule()
@@ -241,17 +189,11 @@ class TracePlotDock(WorkerDock, PlotDock):
         super().set_stacked(stacked)
         self._label_axis()
 
-    def _options(self, kind: str) -> dict:
+    def _options(self, kind: str) -> dict[str, Any]:
         """iter_traces keywords for ``kind`` from the form (only those that change its
-        result)."""
-        p = self.params.asdict()
-        out: dict[str, Any] = {}
-        if kind in ("mean", "dff") and p["neuropil"]:
-            out.update(neuropil=p["neuropil_coef"],
-                       neuropil_radii=(p["neuropil_inner"], p["neuropil_outer"]))
-        if kind == "dff":
-            out.update(percentile=p["percentile"], window_s=p["window_s"] or None)
-        return out
+        result).
+        """
+        return trace_options(self.params, kind)
 
     def channel_index(self) -> int:
         """The index of the form's channel (0 before a recording is open)."""
@@ -305,7 +247,8 @@ class TracePlotDock(WorkerDock, PlotDock):
 
     def irf_offset_ns(self) -> float:
         """IRF offset of the decay fit shown by the FLIM dock (0: lifetimes are mean arrival
-        times)."""
+        times).
+        """
         for layer in self.viewer.layers:
             fit = layer.metadata.get("scanimage_decay_fit")
             if fit is not None:
@@ -461,7 +404,8 @@ class TracePlotDock(WorkerDock, PlotDock):
 
     def curve_chosen(self, name: str) -> None:
         """A click on a legend name selects that ROI in the layer (highlighted there, in the
-        ROI list and in the plot)."""
+        ROI list and in the plot).
+        """
         if self.result is None or name not in self.result.names or self._layer is None:
             return
         k = self.result.names.index(name)
@@ -475,7 +419,8 @@ class TracePlotDock(WorkerDock, PlotDock):
     def add_mean_image(self):
         """Compute (in a worker) the mean image of the selected channel — of the registered
         frames when the traces use them — and add it as a layer under the ROI layers;
-        returns the worker (None when there is no recording or one is running)."""
+        returns the worker (None when there is no recording or one is running).
+        """
         ds = self.dataset
         if ds is None or self._mean_worker is not None:
             if ds is None:
@@ -539,7 +484,8 @@ class TracePlotDock(WorkerDock, PlotDock):
 
     def session(self):
         """A :class:`~napari_scanimage.session.Session` of what the plot shows (and of what
-        the viewer shows: channels, plane, slice-sample mode, lifetimes, the decay fit)."""
+        the viewer shows: channels, plane, slice-sample mode, lifetimes, the decay fit).
+        """
         from ..session import Session
 
         request = self._request()
@@ -573,7 +519,8 @@ class TracePlotDock(WorkerDock, PlotDock):
 
     def _adopt_session(self) -> None:
         """Trace settings a session put on a layer (``scanimage_trace_settings``): set once
-        per session opened, with that layer's ROIs shown."""
+        per session opened, with that layer's ROIs shown.
+        """
         for layer in self.viewer.layers:
             settings = layer.metadata.get("scanimage_trace_settings")
             if settings is None or any(settings is done for done in self._adopted):
@@ -609,7 +556,8 @@ class TracePlotDock(WorkerDock, PlotDock):
 
     def open_session(self, path: str | Path) -> list:
         """Open a session file (any name: older sessions end in plain ``.json``) in the
-        viewer, as *File → Open* does for ``*.nsession.json``; returns the layers added."""
+        viewer, as *File → Open* does for ``*.nsession.json``; returns the layers added.
+        """
         from napari.layers import Layer
 
         from .session_reader import get_session_reader
