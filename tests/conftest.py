@@ -204,3 +204,22 @@ def no_files_left_open_by_module(request):
     if left:
         pytest.fail(f"{len(left)} file(s) left open by {request.node.name}: "
                     f"{', '.join(left[:5])}", pytrace=False)
+
+
+@pytest.fixture
+def opened():
+    """``opened(path, **kwargs)`` is :func:`napari_scanimage.open_dataset`, and the dataset is
+    closed when the test ends (its cached readers are released): for tests that read a
+    dataset in many places, where one ``with`` block would hold the whole test."""
+    from napari_scanimage import open_dataset
+
+    datasets = []
+
+    def open_(*args, **kwargs):
+        ds = open_dataset(*args, **kwargs)
+        datasets.append(ds)
+        return ds
+
+    yield open_
+    for ds in datasets:
+        ds.close()

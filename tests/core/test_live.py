@@ -98,7 +98,7 @@ def _channel_truth(kind, truth, channel):
 @pytest.mark.parametrize("kind", ["tif", "raw", "comp"])
 @pytest.mark.parametrize("where", ["page_end", "inside_ifd", "inside_description",
                                    "inside_strip", "strip_all_but_one"])
-def test_file_being_written_opens_with_its_complete_pages(written, kind, where, tmp_path):
+def test_file_being_written_opens_with_its_complete_pages(written, kind, where, tmp_path, opened):
     truth = written[kind]
     src = _path_of(kind, truth)
     offsets, size = page_bounds(src)
@@ -110,7 +110,7 @@ def test_file_being_written_opens_with_its_complete_pages(written, kind, where, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # truncated-file and incomplete-volume notices
         index = index_pages(part)
-        ds = nsi.open_dataset(part)
+        ds = opened(part)
     assert len(index) == complete_pages(offsets, size, cut) == page
     assert ds.info.num_volumes == 2
     for c in range(lay.num_channels):
@@ -271,16 +271,16 @@ def test_refresh_follows_a_siff_being_written(written, tmp_path, kind):
     assert seen == sorted(seen)
 
 
-def test_refresh_of_a_complete_file_adds_nothing(written, tmp_path):
+def test_refresh_of_a_complete_file_adds_nothing(written, tmp_path, opened):
     path = tmp_path / "done.tif"
     shutil.copyfile(written["tif"].paths[0], path)
-    ds = nsi.open_dataset(path)
+    ds = opened(path)
     spec, layout = ds.spec, ds.layout
     assert ds.refresh() == 0
     assert ds.spec == spec and ds.layout == layout
 
 
-def test_refresh_lifetime_and_photons_of_a_growing_siff(written, tmp_path):
+def test_refresh_lifetime_and_photons_of_a_growing_siff(written, tmp_path, opened):
     truth = written["raw"]
     data = truth.path.read_bytes()
     offsets, size = page_bounds(truth.path)
@@ -289,7 +289,7 @@ def test_refresh_lifetime_and_photons_of_a_growing_siff(written, tmp_path):
     live.write_bytes(data[:offsets[2 * ppv]])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the file ends where the next page will start
-        ds = nsi.open_dataset(live)
+        ds = opened(live)
     assert ds.info.num_volumes == 2
     with open(live, "ab") as fh:
         fh.write(data[offsets[2 * ppv]:offsets[4 * ppv] + 3])
@@ -363,7 +363,7 @@ SERIES = SyntheticLayout(channels=(1, 2), num_volumes=12, frames_per_file=4, hei
                          width=16)
 
 
-def test_refresh_adds_new_files_of_a_split_series(tmp_path):
+def test_refresh_adds_new_files_of_a_split_series(tmp_path, opened):
     full = tmp_path / "full"
     full.mkdir()
     truth = write_scanimage_tiff(full / "scan.tif", SERIES)
@@ -376,8 +376,8 @@ def test_refresh_adds_new_files_of_a_split_series(tmp_path):
     (live / truth.paths[1].name).write_bytes(second[:offsets[3] + 5])  # 3 pages: 1 frame
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = nsi.open_dataset(live / truth.paths[0].name)
-        explicit = nsi.open_dataset(live / truth.paths[0].name,
+        ds = opened(live / truth.paths[0].name)
+        explicit = opened(live / truth.paths[0].name,
                                     file_paths=[live / p.name for p in truth.paths[:2]])
     assert ds.info.num_volumes == 5
     want = np.stack([truth.page(2 * t + 1) for t in range(12)])
@@ -396,7 +396,7 @@ def test_refresh_adds_new_files_of_a_split_series(tmp_path):
 
 
 # -- cost ----------------------------------------------------------------------------------
-def test_refresh_walks_only_new_pages(tmp_path):
+def test_refresh_walks_only_new_pages(tmp_path, opened):
     """A refresh after a few more frames re-reads a few IFDs, not the whole chain."""
     lay = SyntheticLayout(num_volumes=3000, height=8, width=8)
     truth = write_scanimage_tiff(tmp_path / "many.tif", lay)
@@ -406,7 +406,7 @@ def test_refresh_walks_only_new_pages(tmp_path):
     live.write_bytes(data[:offsets[2990] + 11])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = nsi.open_dataset(live)
+        ds = opened(live)
     assert ds.info.num_volumes == 2990
     before = ds._indexes[0]
     with open(live, "r+b") as fh:  # break an early IFD: only a fresh walk would meet it
@@ -425,7 +425,7 @@ def test_refresh_walks_only_new_pages(tmp_path):
 
 
 # -- multi-ROI field views ---------------------------------------------------------------------
-def test_refresh_updates_the_field_views_of_a_multi_roi_recording(tmp_path):
+def test_refresh_updates_the_field_views_of_a_multi_roi_recording(tmp_path, opened):
     from napari_scanimage.testing.mroi import write_mroi_tiff
 
     write_mroi_tiff(tmp_path / "full.tif", num_volumes=6)
@@ -436,8 +436,8 @@ def test_refresh_updates_the_field_views_of_a_multi_roi_recording(tmp_path):
     live.write_bytes(data[:offsets[len(offsets) // 3] + 9])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = nsi.open_dataset(live)
-        whole = nsi.open_dataset(path)
+        ds = opened(live)
+        whole = opened(path)
     view = ds.field(1)
     assert ds.info.num_volumes == view.info.num_volumes == 2
     with open(live, "ab") as fh:
