@@ -11,6 +11,7 @@ import pytest
 from scipy import ndimage, stats
 
 from napari_scanimage import sample
+from napari_scanimage._core.reading import close_readers
 from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.testing.tiff import SyntheticLayout
 
@@ -27,6 +28,7 @@ def flim(tmp_path_factory):
         start = time.perf_counter()
         path = sample.sample_path("flim_2ch")
         yield path, time.perf_counter() - start, cache
+    close_readers([path])  # the sample's layers (napari owns them) keep their readers
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +128,7 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
 
 def test_tiff_sample_keeps_its_file_name(tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_SCANIMAGE_CACHE", str(tmp_path))
-    monkeypatch.setattr(sample, "write_scanimage_tiff", lambda path, *a, **k: open(path, "wb"))
+    monkeypatch.setattr(sample, "write_scanimage_tiff", lambda path, *a, **k: open(path, "wb").close())
     assert sample.sample_path("volume_2ch") == tmp_path / "volume_2ch_v1.tif"
     assert os.listdir(tmp_path) == ["volume_2ch_v1.tif"]
 

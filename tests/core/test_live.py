@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import tifffile
 
-import napari_scanimage as nsi
 from napari_scanimage.errors import FormatError, ReadError
 from napari_scanimage.io.tiff import index_pages
 from napari_scanimage.testing.siff import write_siff
@@ -207,7 +206,7 @@ class Writer(threading.Thread):
             self.error = exc
 
 
-def follow_growing_file(kind, truth, tmp_path, seed: int) -> list[int]:
+def follow_growing_file(opened, kind, truth, tmp_path, seed: int) -> list[int]:
     """Replay the recording into a file while refreshing and reading; returns the volume
     counts seen."""
     src = _path_of(kind, truth)
@@ -221,7 +220,7 @@ def follow_growing_file(kind, truth, tmp_path, seed: int) -> list[int]:
     live.write_bytes(data[:start])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = nsi.open_dataset(live)
+        ds = opened(live)
     seen = [ds.info.num_volumes]
     early = ds.frames(0)  # made before any refresh: keeps its length
     writer = Writer(live, data, start, chunk_ends(src, offsets, size, start, seed))
@@ -255,9 +254,9 @@ def follow_growing_file(kind, truth, tmp_path, seed: int) -> list[int]:
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_refresh_follows_a_tiff_being_written(written, tmp_path, seed):
+def test_refresh_follows_a_tiff_being_written(written, tmp_path, seed, opened):
     truth = written["tif"]
-    seen = follow_growing_file("tif", truth, tmp_path, seed)
+    seen = follow_growing_file(opened, "tif", truth, tmp_path, seed)
     assert seen == sorted(seen)
     assert len(set(seen)) > 2  # the reader saw the file grow in steps
     np.testing.assert_array_equal(
@@ -266,8 +265,8 @@ def test_refresh_follows_a_tiff_being_written(written, tmp_path, seed):
 
 
 @pytest.mark.parametrize("kind", ["raw", "comp"])
-def test_refresh_follows_a_siff_being_written(written, tmp_path, kind):
-    seen = follow_growing_file(kind, written[kind], tmp_path, seed=3)
+def test_refresh_follows_a_siff_being_written(written, tmp_path, kind, opened):
+    seen = follow_growing_file(opened, kind, written[kind], tmp_path, seed=3)
     assert seen == sorted(seen)
 
 
@@ -311,10 +310,10 @@ def _snapshot(ds):
     return (ds.spec, ds.layout, ds.info, ds.paths, list(ds._indexes))
 
 
-def _open_copy(truth_path, tmp_path, name="rec.tif"):
+def _open_copy(opened, truth_path, tmp_path, name="rec.tif"):
     path = tmp_path / name
     shutil.copyfile(truth_path, path)
-    return path, nsi.open_dataset(path)
+    return path, opened(path)
 
 
 def _assert_unchanged(ds, before):
@@ -323,9 +322,9 @@ def _assert_unchanged(ds, before):
     assert all(a is b for a, b in zip(after[4], before[4], strict=True))
 
 
-def test_shrunk_file_is_refused_and_dataset_kept(written, tmp_path):
+def test_shrunk_file_is_refused_and_dataset_kept(written, tmp_path, opened):
     truth = written["tif"]
-    path, ds = _open_copy(truth.paths[0], tmp_path)
+    path, ds = _open_copy(opened, truth.paths[0], tmp_path)
     before = _snapshot(ds)
     offsets, _ = page_bounds(path)
     os.truncate(path, offsets[3 * truth.layout.pages_per_volume])
@@ -337,9 +336,9 @@ def test_shrunk_file_is_refused_and_dataset_kept(written, tmp_path):
 
 @pytest.mark.parametrize("change", [{"height": 20}, {"dtype": "uint16"}, {"frame_rate": 7.5},
                                     {"num_volumes": 12}])
-def test_replaced_file_is_refused_and_dataset_kept(written, tmp_path, change):
+def test_replaced_file_is_refused_and_dataset_kept(written, tmp_path, change, opened):
     truth = written["tif"]
-    path, ds = _open_copy(truth.paths[0], tmp_path)
+    path, ds = _open_copy(opened, truth.paths[0], tmp_path)
     before = _snapshot(ds)
     other = write_scanimage_tiff(tmp_path / "other.tif", VOLUMETRIC, **change)
     os.replace(other.paths[0], path)
@@ -349,8 +348,8 @@ def test_replaced_file_is_refused_and_dataset_kept(written, tmp_path, change):
     np.testing.assert_array_equal(ds.spec.pages_per_file, before[0].pages_per_file)
 
 
-def test_deleted_file_raises_read_error(written, tmp_path):
-    path, ds = _open_copy(written["tif"].paths[0], tmp_path)
+def test_deleted_file_raises_read_error(written, tmp_path, opened):
+    path, ds = _open_copy(opened, written["tif"].paths[0], tmp_path)
     before = _snapshot(ds)
     path.unlink()
     with pytest.raises(ReadError):

@@ -10,7 +10,12 @@ import pytest
 import tifffile
 
 import napari_scanimage as nsi
-from napari_scanimage.errors import FormatError, SeriesWarning, TruncatedFileWarning
+from napari_scanimage.errors import (
+    FormatError,
+    IncompleteVolumeWarning,
+    SeriesWarning,
+    TruncatedFileWarning,
+)
 from napari_scanimage.io.tiff import index_pages
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
@@ -30,7 +35,8 @@ def test_truncated_last_page_keeps_complete_pages(planar, tmp_path, opened):
     data = planar.paths[0].read_bytes()
     cut = tmp_path / "cut.tif"
     cut.write_bytes(data[:-100])  # inside the last page's pixels
-    with pytest.warns(TruncatedFileWarning, match="ends inside page 19"):
+    with (pytest.warns(TruncatedFileWarning, match="ends inside page 19"),
+          pytest.warns(IncompleteVolumeWarning, match="1 of 2 pages")):
         ds = opened(cut)
     assert ds.info.num_volumes == 9  # the last frame (2 channel pages) lost one page
     np.testing.assert_array_equal(ds.read(1)[8], planar.page(17))
