@@ -128,7 +128,8 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
 
 def test_tiff_sample_keeps_its_file_name(tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_SCANIMAGE_CACHE", str(tmp_path))
-    monkeypatch.setattr(sample, "write_scanimage_tiff", lambda path, *a, **k: open(path, "wb").close())
+    monkeypatch.setattr(sample, "write_scanimage_tiff",
+                        lambda path, *a, **k: open(path, "wb").close())
     assert sample.sample_path("volume_2ch") == tmp_path / "volume_2ch_v1.tif"
     assert os.listdir(tmp_path) == ["volume_2ch_v1.tif"]
 

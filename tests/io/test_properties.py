@@ -17,6 +17,7 @@ import tifffile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import napari_scanimage as nsi
 from napari_scanimage.errors import ScanImageError
 from napari_scanimage.io.scanimage import parse_frame_description, parse_value
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
@@ -73,12 +74,12 @@ def layouts(draw) -> SyntheticLayout:
 
 @given(layouts())
 @FILES
-def test_any_layout_reads_back_exactly(tmp_path_factory, lay, opened):
+def test_any_layout_reads_back_exactly(tmp_path_factory, lay):
     path = tmp_path_factory.mktemp("lay") / "rec.tif"
     truth = write_scanimage_tiff(path, lay)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = opened(path)
+        ds = nsi.open_dataset(path)
     with ds:
         assert ds.info.num_channels == len(lay.channels)
         assert ds.info.num_planes == lay.num_planes
@@ -111,7 +112,7 @@ def small_file(tmp_path_factory):
 
 @given(st.data())
 @FILES
-def test_any_cut_opens_complete_volumes_or_refuses(small_file, tmp_path_factory, data, opened):
+def test_any_cut_opens_complete_volumes_or_refuses(small_file, tmp_path_factory, data):
     path, truth = small_file
     raw = path.read_bytes()
     cut = data.draw(st.integers(0, len(raw)), label="cut")
@@ -120,7 +121,7 @@ def test_any_cut_opens_complete_volumes_or_refuses(small_file, tmp_path_factory,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = opened(target)
+            ds = nsi.open_dataset(target)
     except ScanImageError:
         return
     with ds:
@@ -134,7 +135,7 @@ def test_any_cut_opens_complete_volumes_or_refuses(small_file, tmp_path_factory,
 
 @given(st.data())
 @FILES
-def test_any_header_value_opens_or_refuses(small_file, tmp_path_factory, data, opened):
+def test_any_header_value_opens_or_refuses(small_file, tmp_path_factory, data):
     """Replace one value of the static header text (same length, so offsets hold) by any
     printable text: the file opens with consistent data or raises a ScanImageError."""
     path, truth = small_file
@@ -155,7 +156,7 @@ def test_any_header_value_opens_or_refuses(small_file, tmp_path_factory, data, o
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = opened(target)
+            ds = nsi.open_dataset(target)
             with ds:
                 for c in range(ds.info.num_channels):
                     arr = ds.read(c)
