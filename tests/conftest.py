@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,124 @@ def full_dir(tmp_path):
         yield folder
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+# -- files left open -------------------------------------------------------------------------
+#: Files a test may leave open: caches and settings of the libraries the tests run.
+_OPEN_FILE_ALLOWED = ("/.cache/", "/site-packages/", "/dev/", "/proc/", "/sys/", "napari",
+                      "numba", "/usr/", "/etc/", ".log")
+_PYTHON = os.path.realpath(sys.executable)
+_SHARED_LIBRARY = re.compile(r"\.(so(\.[\d.]+)?|pyd|dll|dylib)$")
+
+
+def _held_paths() -> list[str]:
+    """Paths of the files this process holds: open descriptors and memory maps (both pin a
+    file, and on Windows stop it from being replaced or deleted).  Reads /proc directly where
+    it exists: psutil's memory maps parse /proc/self/smaps, ten times slower, and this runs
+    around every test."""
+    if os.path.isdir("/proc/self/fd"):
+        paths = []
+        mapped = set()  # a mapping splits into several lines, in numbers that vary
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:  # the descriptor listing the folder itself, closed meanwhile
+                pass
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and fields[5].startswith("/"):
+                    mapped.add(fields[5].rstrip("\n"))
+        return paths + sorted(mapped)
+    import psutil
+
+    proc = psutil.Process()
+    paths = [f.path for f in proc.open_files()]
+    try:
+        paths += [m.path for m in proc.memory_maps(grouped=True) if os.path.isabs(m.path)]
+    except (psutil.Error, OSError, NotImplementedError):  # not listed on every platform
+        pass
+    return paths
+
+
+def _open_files(under: str = "") -> dict[str, int]:
+    """Regular files this process holds open (under the folder ``under``): {path: count}."""
+    held: dict[str, int] = {}
+    for path in _held_paths():
+        if not path.startswith("/"):  # pipes, sockets, anonymous inodes
+            continue
+        if under:
+            if not path.startswith(under):
+                continue
+        elif (path == _PYTHON or any(part in path for part in _OPEN_FILE_ALLOWED)
+              or _SHARED_LIBRARY.search(path)):
+            continue
+        held[path] = held.get(path, 0) + 1
+    return held
+
+
+def _left_open(before: dict[str, int], under: str = "") -> list[str]:
+    """Files held more often now than in ``before``, once unreachable objects are gone."""
+    after = _open_files(under)
+    if any(n > before.get(p, 0) for p, n in after.items()):
+        import gc
+
+        gc.collect()  # only when something looks left open: a full collection is not free
+        after = _open_files(under)
+    return sorted(p for p, n in after.items() if n > before.get(p, 0))
+
+
+@pytest.fixture(autouse=True)
+def no_files_left_open(request):
+    """Fail a test that leaves open a file in its own temporary folder (``tmp_path``).
+
+    Files of module- and session-scoped fixtures may stay open while the module runs; they are
+    checked when the module ends (:func:`no_files_left_open_by_module`).  Mark a test
+    ``@pytest.mark.leaves_files_open`` to exempt it (and say why in its docstring).
+    """
+    if ("tmp_path" not in request.fixturenames
+            or request.node.get_closest_marker("leaves_files_open")):
+        yield
+        return
+    # The folder is new: nothing in it can be open before the test.  Taken now, not at
+    # teardown, when asking for tmp_path again would make a new folder.
+    own = str(request.getfixturevalue("tmp_path")) + os.sep
+    yield
+    left = _left_open({}, own)
+    if left:
+        pytest.fail(f"{len(left)} file(s) left open by the test: {', '.join(left[:5])}",
+                    pytrace=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_files_left_open_by_module(request):
+    """Fail a test module whose tests or fixtures leave files open once all of them are done
+    (this fixture is set up first and torn down last in its module)."""
+    if request.node.get_closest_marker("leaves_files_open"):
+        yield
+        return
+    before = _open_files()
+    yield
+    left = _left_open(before)
+    if left:
+        pytest.fail(f"{len(left)} file(s) left open by {request.node.name}: "
+                    f"{', '.join(left[:5])}", pytrace=False)
+
+
+@pytest.fixture
+def opened():
+    """``opened(path, **kwargs)`` is :func:`napari_scanimage.open_dataset`, and the dataset is
+    closed when the test ends (its cached readers are released): for tests that read a
+    dataset in many places, where one ``with`` block would hold the whole test."""
+    from napari_scanimage import open_dataset
+
+    datasets = []
+
+    def open_(*args, **kwargs):
+        ds = open_dataset(*args, **kwargs)
+        datasets.append(ds)
+        return ds
+
+    yield open_
+    for ds in datasets:
+        ds.close()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import ndimage, stats
 
-import napari_scanimage
 from napari_scanimage import sample
+from napari_scanimage._core.reading import close_readers
 from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.testing.tiff import SyntheticLayout
 
@@ -28,6 +28,7 @@ def flim(tmp_path_factory):
         start = time.perf_counter()
         path = sample.sample_path("flim_2ch")
         yield path, time.perf_counter() - start, cache
+    close_readers([path])  # the sample's layers (napari owns them) keep their readers
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +36,12 @@ def tissue():
     return sample._FlimTissue(sample.SAMPLES["flim_2ch"])
 
 
-def test_generated_fast_small_and_planar_two_channel_siff(flim):
+def test_generated_fast_small_and_planar_two_channel_siff(flim, opened):
     path, seconds, cache = flim
     assert seconds < GENERATION_LIMIT_S, f"generation took {seconds:.2f} s"
     assert path == cache / "flim_2ch_v1.siff" and os.listdir(cache) == [path.name]
     assert path.stat().st_size < MAX_BYTES
-    ds = napari_scanimage.open_dataset(path)
+    ds = opened(path)
     lay = sample.SAMPLES["flim_2ch"]
     assert ds.is_siff and ds.info.channel_names == ("Green", "Red")
     assert ds.info.num_planes == 1 and ds.info.num_volumes == lay.num_volumes
@@ -70,8 +71,8 @@ def core_and_background(tissue):
                                                                                 iterations=4)
 
 
-def test_green_has_two_lifetimes_red_one(flim, tissue):
-    ds = napari_scanimage.open_dataset(flim[0])
+def test_green_has_two_lifetimes_red_one(flim, tissue, opened):
+    ds = opened(flim[0])
     core, background = core_and_background(tissue)
     assert core.sum() > 500 and background.sum() > 10_000
 
@@ -87,8 +88,8 @@ def test_green_has_two_lifetimes_red_one(flim, tissue):
     assert np.nanmean(tau[:, core]) - np.nanmean(tau[:, background]) > 1.0
 
 
-def test_green_cells_show_calcium_transients(flim, tissue):
-    ds = napari_scanimage.open_dataset(flim[0])
+def test_green_cells_show_calcium_transients(flim, tissue, opened):
+    ds = opened(flim[0])
     core, _ = core_and_background(tissue)
     labels = np.unique(tissue.cell_labels[core])
     masks = np.stack([core & (tissue.cell_labels == k) for k in labels])
@@ -127,7 +128,8 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
 
 def test_tiff_sample_keeps_its_file_name(tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_SCANIMAGE_CACHE", str(tmp_path))
-    monkeypatch.setattr(sample, "write_scanimage_tiff", lambda path, *a, **k: open(path, "wb"))
+    monkeypatch.setattr(sample, "write_scanimage_tiff",
+                        lambda path, *a, **k: open(path, "wb").close())
     assert sample.sample_path("volume_2ch") == tmp_path / "volume_2ch_v1.tif"
     assert os.listdir(tmp_path) == ["volume_2ch_v1.tif"]
 
@@ -144,7 +146,7 @@ def ramp_rate(g):
     return x if c == 0 else np.full((12, 16), 1.0 + t % 2)
 
 
-def test_rate_map_gives_poisson_counts_per_pixel(tmp_path):
+def test_rate_map_gives_poisson_counts_per_pixel(tmp_path, opened):
     s = write_siff(tmp_path / "r.siff", LAY, rate_map=ramp_rate, late_pages={5: 4}, seed=2)
     assert s.rate_maps is None and s.lifetime_map is None
     green = s.intensity(0)[:, 0].astype(float)  # (T, Y, X)
@@ -156,7 +158,7 @@ def test_rate_map_gives_poisson_counts_per_pixel(tmp_path):
     red = s.intensity(1)[:, 0].sum(axis=(1, 2))
     assert red[1::2].mean() / red[::2].mean() == pytest.approx(2.0, rel=0.02)
     assert s.late_counts[5] == 4 and s.histogram(0)[s.num_bins:].sum() == 0
-    ds = napari_scanimage.open_dataset(s.path)
+    ds = opened(s.path)
     np.testing.assert_array_equal(ds.read(0), s.intensity(0)[:, 0])
 
 

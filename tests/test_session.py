@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import napari_scanimage as nsi
+from napari_scanimage._core.reading import close_readers
 from napari_scanimage.errors import FormatError, ScanImageError
 from napari_scanimage.flim import DecayFit
 from napari_scanimage.session import MissingFileError, Session, TraceSettings
@@ -40,7 +41,8 @@ def project(tmp_path):
                       decay_fit=fit, trace=TraceSettings(kind="dff", percentile=20.0,
                                                          window_s=0.2, neuropil=0.7))
     path = session.save(folder / "analysis.json")
-    return folder, path, session
+    yield folder, path, session
+    close_readers(truth.paths)  # layers read from the session keep their readers
 
 
 def test_round_trip(project):

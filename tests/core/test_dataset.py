@@ -71,12 +71,12 @@ LAYOUTS = {
 
 
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
-def test_layout_bit_exact(tmp_path, name):
+def test_layout_bit_exact(tmp_path, name, opened):
     lay = LAYOUTS[name]
     truth = write_scanimage_tiff(tmp_path / f"{name}.tif", lay)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds = nsi.open_dataset(truth.paths[-1])  # any file of a series opens the series
+        ds = opened(truth.paths[-1])  # any file of a series opens the series
     with ds:
         info = ds.info
         assert len(ds.paths) == len(truth.paths)
@@ -96,9 +96,9 @@ def test_layout_bit_exact(tmp_path, name):
         check_all_modes(ds, truth)
 
 
-def test_frames_per_slice_shapes_and_labels(tmp_path):
+def test_frames_per_slice_shapes_and_labels(tmp_path, opened):
     truth = write_scanimage_tiff(tmp_path / "f.tif", LAYOUTS["vol_F3_2ch"])
-    ds = nsi.open_dataset(truth.paths[0])
+    ds = opened(truth.paths[0])
     assert ds.array(0).shape == (3, 2, 32, 48)
     assert ds.array(0, slice_sample="axis").shape == (3, 2, 3, 32, 48)
     assert ds.array(0, slice_sample="interleave").shape == (9, 2, 32, 48)
@@ -116,18 +116,18 @@ def test_frames_per_slice_shapes_and_labels(tmp_path):
                                   [truth.page_index(t, 0, 2, 0) for t in range(3)])
 
 
-def test_planar_frames_per_slice_is_time(tmp_path):
+def test_planar_frames_per_slice_is_time(tmp_path, opened):
     """Planar headers carry framesPerSlice = number of frames; it must not become samples."""
     truth = write_scanimage_tiff(tmp_path / "p.tif", SyntheticLayout(num_volumes=12))
-    ds = nsi.open_dataset(truth.paths[0])
+    ds = opened(truth.paths[0])
     assert ds.info.frames_per_slice == 1
     assert ds.array().shape == (12, 32, 48)
     np.testing.assert_allclose(ds.timestamps(), np.arange(12) / 30.0, atol=1e-6)
 
 
-def test_selection_errors(tmp_path):
+def test_selection_errors(tmp_path, opened):
     truth = write_scanimage_tiff(tmp_path / "s.tif", LAYOUTS["vol_F3_2ch"])
-    ds = nsi.open_dataset(truth.paths[0])
+    ds = opened(truth.paths[0])
     with pytest.raises(SelectionError, match="2 channel"):
         ds.array(2)
     with pytest.raises(SelectionError, match="no channel named 'Blue'"):
@@ -141,10 +141,10 @@ def test_selection_errors(tmp_path):
     assert ds.array(0, plane=-1).shape == (3, 32, 48)
 
 
-def test_lazy_graph_is_picklable_and_chunks_agree(tmp_path):
+def test_lazy_graph_is_picklable_and_chunks_agree(tmp_path, opened):
     truth = write_scanimage_tiff(tmp_path / "l.tif", SyntheticLayout(
         channels=(1, 2), num_planes=2, num_volumes=40, height=256, width=256))
-    ds = nsi.open_dataset(truth.paths[0])
+    ds = opened(truth.paths[0])
     arr = ds.array(1)
     assert arr.numblocks[0] > 1  # several chunks along time
     restored = pickle.loads(pickle.dumps(arr))
@@ -157,7 +157,7 @@ def test_lazy_graph_is_picklable_and_chunks_agree(tmp_path):
     np.testing.assert_array_equal(ds.read(1, times=slice(3, 30, 4)), whole[3:30:4])
 
 
-def test_opening_realises_no_pixel_data(tmp_path, monkeypatch):
+def test_opening_realises_no_pixel_data(tmp_path, monkeypatch, opened):
     truth = write_scanimage_tiff(tmp_path / "n.tif", SyntheticLayout(num_volumes=5))
     from napari_scanimage.io import pages as tiff
 
@@ -165,14 +165,14 @@ def test_opening_realises_no_pixel_data(tmp_path, monkeypatch):
     original = tiff.PageReader.read_into
     monkeypatch.setattr(tiff.PageReader, "read_into",
                         lambda self, p, *rest: (calls.append(len(p)), original(self, p, *rest)))
-    ds = nsi.open_dataset(truth.paths[0])
+    ds = opened(truth.paths[0])
     arr = ds.array(0)
     assert calls == []
     arr[2].compute()
     assert sum(calls) >= 1
 
 
-def test_single_volume_without_flyback_page(tmp_path):
+def test_single_volume_without_flyback_page(tmp_path, opened):
     """A single volume is saved without flyback although the header declares one."""
     truth = write_scanimage_tiff(tmp_path / "one.tif", SyntheticLayout(
         num_planes=3, num_flyback=1, num_volumes=1))
@@ -182,20 +182,20 @@ def test_single_volume_without_flyback_page(tmp_path):
                                      "numFramesPerVolumeWithFlyback = 4")
     assert "numFramesPerVolumeWithFlyback = 4" in text
     one = write_scanimage_tiff(tmp_path / "one_noflyback.tif", lay, header=text)
-    ds = nsi.open_dataset(one.paths[0])
+    ds = opened(one.paths[0])
     assert ds.info.num_volumes == 1 and ds.info.num_flyback == 0
     np.testing.assert_array_equal(ds.read(0)[0, 2], one.page(2))
 
 
-def test_fewer_pages_than_a_volume_is_a_layout_error(tmp_path):
+def test_fewer_pages_than_a_volume_is_a_layout_error(tmp_path, opened):
     lay = SyntheticLayout(num_planes=4, num_volumes=0, extra_pages=3)
     truth = write_scanimage_tiff(tmp_path / "short.tif", lay)
     with pytest.raises(LayoutError, match="fewer than one volume"):
-        nsi.open_dataset(truth.paths[0])
+        opened(truth.paths[0])
 
 
-def test_timestamp_fallback_warns(shared_data):
-    ds = nsi.open_dataset(shared_data / "si38_Blank-IPA_1s_16r_032.tif")
+def test_timestamp_fallback_warns(shared_data, opened):
+    ds = opened(shared_data / "si38_Blank-IPA_1s_16r_032.tif")
     with pytest.warns(TimestampWarning, match="8.13802 Hz"):
         times = ds.timestamps()
     np.testing.assert_allclose(times, np.arange(30) / 8.13802083333333)
@@ -204,7 +204,7 @@ def test_timestamp_fallback_warns(shared_data):
 @pytest.mark.parametrize("header", [
     "si2022_single.txt", "si2022_2ch.txt", "si2022_vol_2ch.txt", "si2022_split.txt",
     "si2022_frames_per_slice.txt", "si2022_frames_per_slice_1vol.txt"])
-def test_real_headers(tmp_path, shared_data, header):
+def test_real_headers(tmp_path, shared_data, header, opened):
     """Synthetic pixels around each real ScanImage 2022 header: layout from its own keys."""
     path = shared_data / "scanimage-headers" / header
     text = path.read_text()
@@ -227,7 +227,7 @@ def test_real_headers(tmp_path, shared_data, header):
     }
     lay = layouts[header]
     truth = write_scanimage_tiff(tmp_path / "real.tif", lay, header=text)
-    ds = nsi.open_dataset(truth.paths[0])
+    ds = opened(truth.paths[0])
     assert ds.info.version == "2022.1"
     assert ds.info.num_planes == lay.num_planes
     assert ds.info.bidirectional is lay.bidirectional

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import tifffile
 
-import napari_scanimage as nsi
 from napari_scanimage.errors import FormatError, ReadError
 from napari_scanimage.io.tiff import index_pages
 from napari_scanimage.testing.siff import write_siff
@@ -98,7 +97,7 @@ def _channel_truth(kind, truth, channel):
 @pytest.mark.parametrize("kind", ["tif", "raw", "comp"])
 @pytest.mark.parametrize("where", ["page_end", "inside_ifd", "inside_description",
                                    "inside_strip", "strip_all_but_one"])
-def test_file_being_written_opens_with_its_complete_pages(written, kind, where, tmp_path):
+def test_file_being_written_opens_with_its_complete_pages(written, kind, where, tmp_path, opened):
     truth = written[kind]
     src = _path_of(kind, truth)
     offsets, size = page_bounds(src)
@@ -110,7 +109,7 @@ def test_file_being_written_opens_with_its_complete_pages(written, kind, where, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # truncated-file and incomplete-volume notices
         index = index_pages(part)
-        ds = nsi.open_dataset(part)
+        ds = opened(part)
     assert len(index) == complete_pages(offsets, size, cut) == page
     assert ds.info.num_volumes == 2
     for c in range(lay.num_channels):
@@ -207,7 +206,7 @@ class Writer(threading.Thread):
             self.error = exc
 
 
-def follow_growing_file(kind, truth, tmp_path, seed: int) -> list[int]:
+def follow_growing_file(opened, kind, truth, tmp_path, seed: int) -> list[int]:
     """Replay the recording into a file while refreshing and reading; returns the volume
     counts seen."""
     src = _path_of(kind, truth)
@@ -221,7 +220,7 @@ def follow_growing_file(kind, truth, tmp_path, seed: int) -> list[int]:
     live.write_bytes(data[:start])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = nsi.open_dataset(live)
+        ds = opened(live)
     seen = [ds.info.num_volumes]
     early = ds.frames(0)  # made before any refresh: keeps its length
     writer = Writer(live, data, start, chunk_ends(src, offsets, size, start, seed))
@@ -255,9 +254,9 @@ def follow_growing_file(kind, truth, tmp_path, seed: int) -> list[int]:
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_refresh_follows_a_tiff_being_written(written, tmp_path, seed):
+def test_refresh_follows_a_tiff_being_written(written, tmp_path, seed, opened):
     truth = written["tif"]
-    seen = follow_growing_file("tif", truth, tmp_path, seed)
+    seen = follow_growing_file(opened, "tif", truth, tmp_path, seed)
     assert seen == sorted(seen)
     assert len(set(seen)) > 2  # the reader saw the file grow in steps
     np.testing.assert_array_equal(
@@ -266,21 +265,21 @@ def test_refresh_follows_a_tiff_being_written(written, tmp_path, seed):
 
 
 @pytest.mark.parametrize("kind", ["raw", "comp"])
-def test_refresh_follows_a_siff_being_written(written, tmp_path, kind):
-    seen = follow_growing_file(kind, written[kind], tmp_path, seed=3)
+def test_refresh_follows_a_siff_being_written(written, tmp_path, kind, opened):
+    seen = follow_growing_file(opened, kind, written[kind], tmp_path, seed=3)
     assert seen == sorted(seen)
 
 
-def test_refresh_of_a_complete_file_adds_nothing(written, tmp_path):
+def test_refresh_of_a_complete_file_adds_nothing(written, tmp_path, opened):
     path = tmp_path / "done.tif"
     shutil.copyfile(written["tif"].paths[0], path)
-    ds = nsi.open_dataset(path)
+    ds = opened(path)
     spec, layout = ds.spec, ds.layout
     assert ds.refresh() == 0
     assert ds.spec == spec and ds.layout == layout
 
 
-def test_refresh_lifetime_and_photons_of_a_growing_siff(written, tmp_path):
+def test_refresh_lifetime_and_photons_of_a_growing_siff(written, tmp_path, opened):
     truth = written["raw"]
     data = truth.path.read_bytes()
     offsets, size = page_bounds(truth.path)
@@ -289,7 +288,7 @@ def test_refresh_lifetime_and_photons_of_a_growing_siff(written, tmp_path):
     live.write_bytes(data[:offsets[2 * ppv]])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the file ends where the next page will start
-        ds = nsi.open_dataset(live)
+        ds = opened(live)
     assert ds.info.num_volumes == 2
     with open(live, "ab") as fh:
         fh.write(data[offsets[2 * ppv]:offsets[4 * ppv] + 3])
@@ -311,10 +310,10 @@ def _snapshot(ds):
     return (ds.spec, ds.layout, ds.info, ds.paths, list(ds._indexes))
 
 
-def _open_copy(truth_path, tmp_path, name="rec.tif"):
+def _open_copy(opened, truth_path, tmp_path, name="rec.tif"):
     path = tmp_path / name
     shutil.copyfile(truth_path, path)
-    return path, nsi.open_dataset(path)
+    return path, opened(path)
 
 
 def _assert_unchanged(ds, before):
@@ -323,9 +322,9 @@ def _assert_unchanged(ds, before):
     assert all(a is b for a, b in zip(after[4], before[4], strict=True))
 
 
-def test_shrunk_file_is_refused_and_dataset_kept(written, tmp_path):
+def test_shrunk_file_is_refused_and_dataset_kept(written, tmp_path, opened):
     truth = written["tif"]
-    path, ds = _open_copy(truth.paths[0], tmp_path)
+    path, ds = _open_copy(opened, truth.paths[0], tmp_path)
     before = _snapshot(ds)
     offsets, _ = page_bounds(path)
     os.truncate(path, offsets[3 * truth.layout.pages_per_volume])
@@ -337,9 +336,9 @@ def test_shrunk_file_is_refused_and_dataset_kept(written, tmp_path):
 
 @pytest.mark.parametrize("change", [{"height": 20}, {"dtype": "uint16"}, {"frame_rate": 7.5},
                                     {"num_volumes": 12}])
-def test_replaced_file_is_refused_and_dataset_kept(written, tmp_path, change):
+def test_replaced_file_is_refused_and_dataset_kept(written, tmp_path, change, opened):
     truth = written["tif"]
-    path, ds = _open_copy(truth.paths[0], tmp_path)
+    path, ds = _open_copy(opened, truth.paths[0], tmp_path)
     before = _snapshot(ds)
     other = write_scanimage_tiff(tmp_path / "other.tif", VOLUMETRIC, **change)
     os.replace(other.paths[0], path)
@@ -349,8 +348,8 @@ def test_replaced_file_is_refused_and_dataset_kept(written, tmp_path, change):
     np.testing.assert_array_equal(ds.spec.pages_per_file, before[0].pages_per_file)
 
 
-def test_deleted_file_raises_read_error(written, tmp_path):
-    path, ds = _open_copy(written["tif"].paths[0], tmp_path)
+def test_deleted_file_raises_read_error(written, tmp_path, opened):
+    path, ds = _open_copy(opened, written["tif"].paths[0], tmp_path)
     before = _snapshot(ds)
     path.unlink()
     with pytest.raises(ReadError):
@@ -363,7 +362,7 @@ SERIES = SyntheticLayout(channels=(1, 2), num_volumes=12, frames_per_file=4, hei
                          width=16)
 
 
-def test_refresh_adds_new_files_of_a_split_series(tmp_path):
+def test_refresh_adds_new_files_of_a_split_series(tmp_path, opened):
     full = tmp_path / "full"
     full.mkdir()
     truth = write_scanimage_tiff(full / "scan.tif", SERIES)
@@ -376,8 +375,8 @@ def test_refresh_adds_new_files_of_a_split_series(tmp_path):
     (live / truth.paths[1].name).write_bytes(second[:offsets[3] + 5])  # 3 pages: 1 frame
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = nsi.open_dataset(live / truth.paths[0].name)
-        explicit = nsi.open_dataset(live / truth.paths[0].name,
+        ds = opened(live / truth.paths[0].name)
+        explicit = opened(live / truth.paths[0].name,
                                     file_paths=[live / p.name for p in truth.paths[:2]])
     assert ds.info.num_volumes == 5
     want = np.stack([truth.page(2 * t + 1) for t in range(12)])
@@ -396,7 +395,7 @@ def test_refresh_adds_new_files_of_a_split_series(tmp_path):
 
 
 # -- cost ----------------------------------------------------------------------------------
-def test_refresh_walks_only_new_pages(tmp_path):
+def test_refresh_walks_only_new_pages(tmp_path, opened):
     """A refresh after a few more frames re-reads a few IFDs, not the whole chain."""
     lay = SyntheticLayout(num_volumes=3000, height=8, width=8)
     truth = write_scanimage_tiff(tmp_path / "many.tif", lay)
@@ -406,7 +405,7 @@ def test_refresh_walks_only_new_pages(tmp_path):
     live.write_bytes(data[:offsets[2990] + 11])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = nsi.open_dataset(live)
+        ds = opened(live)
     assert ds.info.num_volumes == 2990
     before = ds._indexes[0]
     with open(live, "r+b") as fh:  # break an early IFD: only a fresh walk would meet it
@@ -425,7 +424,7 @@ def test_refresh_walks_only_new_pages(tmp_path):
 
 
 # -- multi-ROI field views ---------------------------------------------------------------------
-def test_refresh_updates_the_field_views_of_a_multi_roi_recording(tmp_path):
+def test_refresh_updates_the_field_views_of_a_multi_roi_recording(tmp_path, opened):
     from napari_scanimage.testing.mroi import write_mroi_tiff
 
     write_mroi_tiff(tmp_path / "full.tif", num_volumes=6)
@@ -436,8 +435,8 @@ def test_refresh_updates_the_field_views_of_a_multi_roi_recording(tmp_path):
     live.write_bytes(data[:offsets[len(offsets) // 3] + 9])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = nsi.open_dataset(live)
-        whole = nsi.open_dataset(path)
+        ds = opened(live)
+        whole = opened(path)
     view = ds.field(1)
     assert ds.info.num_volumes == view.info.num_volumes == 2
     with open(live, "ab") as fh:

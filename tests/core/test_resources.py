@@ -29,7 +29,7 @@ def test_reader_threads_close_their_files(tmp_path):
     assert "ResourceWarning" not in out.stderr, out.stderr
 
 
-def test_close_and_with_release_the_files(tmp_path):
+def test_close_and_with_release_the_files(tmp_path, opened):
     import psutil
 
     truth = write_scanimage_tiff(tmp_path / "c.tif", SyntheticLayout(num_volumes=4))
@@ -42,7 +42,7 @@ def test_close_and_with_release_the_files(tmp_path):
         ds.read(0)
         assert open_here() >= 1
     assert open_here() == 0
-    ds = nsi.open_dataset(path)
+    ds = opened(path)
     ds.read(0)
     ds.close()
     assert open_here() == 0

@@ -98,15 +98,14 @@ def test_two_exponentials_recovered():
     assert fit.background < 0.005 and abs(fit.irf_offset_ns - 0.5) < 0.01
 
 
-def test_fit_of_photons_written_to_a_siff(tmp_path):
-    from napari_scanimage import open_dataset
+def test_fit_of_photons_written_to_a_siff(tmp_path, opened):
     from napari_scanimage.testing.siff import write_siff
     from napari_scanimage.testing.tiff import SyntheticLayout
 
     lay = SyntheticLayout(channels=(1,), num_volumes=20, height=32, width=32)
     truth = write_siff(tmp_path / "f.siff", lay, photons_per_frame=3000, taus_ns=((1.5,),),
                        irf_offset_ns=0.5, irf_width_ns=0.1, seed=3)
-    ds = open_dataset(truth.path)
+    ds = opened(truth.path)
     fit = fit_dataset_decay(ds, 0, n_exp=1)
     assert fit.bin_width_ps == truth.bin_width_ps and fit.period_ps == truth.laser_period_ps
     assert fit.total == pytest.approx(truth.photon_counts.sum())

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from phasorpy.phasor import phasor_from_signal
 
-from napari_scanimage import open_dataset
 from napari_scanimage.analysis.registration import Registration
 from napari_scanimage.errors import SelectionError
 from napari_scanimage.flim import (
@@ -47,13 +46,13 @@ def _truth_histograms(truth, pages, length):
 
 
 @pytest.mark.parametrize("compressed", [False, True])
-def test_pixel_histograms_equal_ground_truth(tmp_path, compressed):
+def test_pixel_histograms_equal_ground_truth(tmp_path, compressed, opened):
     lay = SyntheticLayout(channels=(1, 2), num_planes=2, frames_per_slice=2, num_flyback=1,
                           num_volumes=4, height=12, width=10)
     late = {lay.page_index(1, 1, 0, 1): 7}
     truth = write_siff(tmp_path / "f.siff", lay, compressed=compressed, photons_per_frame=900,
                        late_pages=late, seed=3)
-    ds = open_dataset(truth.path)
+    ds = opened(truth.path)
     times, c = [1, 3], 1
     h = pixel_histograms(ds, c, times=times)
     assert h.counts.dtype == np.uint32 and h.counts.ndim == 4 and h.dropped == 0
@@ -82,11 +81,11 @@ def test_pixel_histograms_equal_ground_truth(tmp_path, compressed):
         pixel_histograms(ds, c, beyond_period="fold")
 
 
-def test_registered_histograms_match_masked_histograms(tmp_path):
+def test_registered_histograms_match_masked_histograms(tmp_path, opened):
     lay = SyntheticLayout(num_volumes=5, height=16, width=14)
     motion = np.array([[0, 0], [1, -2], [-2, 1], [3, 0], [0, 2]])
     truth = write_siff(tmp_path / "m.siff", lay, photons_per_frame=3000, motion=motion)
-    ds = open_dataset(truth.path)
+    ds = opened(truth.path)
     reg = Registration(motion[:, None, :].astype(float), np.ones((5, 1)),
                        np.zeros((1, 16, 14), np.float32))
     h = pixel_histograms(ds, registration=reg)
@@ -105,10 +104,10 @@ def test_registered_histograms_match_masked_histograms(tmp_path):
     np.testing.assert_allclose(life[n > 0], mean[n > 0], rtol=1e-12)
 
 
-def test_phasor_equals_phasorpy_on_the_histograms(tmp_path):
+def test_phasor_equals_phasorpy_on_the_histograms(tmp_path, opened):
     lay = SyntheticLayout(num_volumes=3, height=20, width=16)
     truth = write_siff(tmp_path / "p.siff", lay, photons_per_frame=1500, seed=5)
-    ds = open_dataset(truth.path)
+    ds = opened(truth.path)
     for harmonic in (1, 2):
         im = phasor_image(ds, harmonic=harmonic, min_photons=4)
         pages = [lay.page_index(t, 0, 0, 0) for t in range(3)]
@@ -131,11 +130,11 @@ def _pooled(im):
     return np.nansum(im.g * w) / w.sum(), np.nansum(im.s * w) / w.sum()
 
 
-def test_single_exponential_lies_on_the_semicircle(tmp_path):
+def test_single_exponential_lies_on_the_semicircle(tmp_path, opened):
     lay = SyntheticLayout(num_volumes=4, height=32, width=32)
     raw = write_siff(tmp_path / "a.siff", lay, photons_per_frame=40000, taus_ns=((2.5,),),
                      irf_offset_ns=0.0, irf_width_ns=0.0, keep_truth=False)
-    im = phasor_image(open_dataset(raw.path))
+    im = phasor_image(opened(raw.path))
     phase_tau, mod_tau = apparent_lifetimes(*_pooled(im), FREQ)
     assert phase_tau == pytest.approx(2.5, rel=0.03) and mod_tau == pytest.approx(2.5, rel=0.03)
     # per pixel: the median is on the semicircle too
@@ -145,7 +144,7 @@ def test_single_exponential_lies_on_the_semicircle(tmp_path):
     irf = {"irf_offset_ns": 1.3, "irf_width_ns": 0.15}
     sample = write_siff(tmp_path / "b.siff", lay, photons_per_frame=40000, taus_ns=((2.5,),),
                         keep_truth=False, **irf)
-    ds = open_dataset(sample.path)
+    ds = opened(sample.path)
     assert apparent_lifetimes(*_pooled(phasor_image(ds)), FREQ)[0] > 4  # delayed by the IRF
     fit = DecayFit(taus_ns=(2.5,), fractions=(1.0,), background=0.0, total=1.0,
                    bin_width_ps=BIN_PS, period_ps=PERIOD_PS, **irf)
@@ -155,7 +154,7 @@ def test_single_exponential_lies_on_the_semicircle(tmp_path):
     np.testing.assert_allclose(taus, 2.5, rtol=0.03)
     ref = write_siff(tmp_path / "r.siff", lay, photons_per_frame=40000, taus_ns=((1.0,),),
                      keep_truth=False, seed=9, **irf)
-    ref_hist = open_dataset(ref.path).histogram()
+    ref_hist = opened(ref.path).histogram()
     by_ref = phasor_image(ds, calibration=Reference(ref_hist, 1.0))
     assert by_ref.calibration == "reference"
     np.testing.assert_allclose(by_ref.apparent_lifetimes()[0][by_ref.mean > 0].mean(), 2.5,
@@ -166,7 +165,7 @@ def test_single_exponential_lies_on_the_semicircle(tmp_path):
     assert np.hypot(rg, rs) < 1.0
 
 
-def test_fraction_image_recovers_two_lifetime_map(tmp_path):
+def test_fraction_image_recovers_two_lifetime_map(tmp_path, opened):
     lay = SyntheticLayout(num_volumes=6, height=24, width=24)
     lmap = np.zeros((24, 24), np.int64)
     lmap[:, 12:] = 1
@@ -174,7 +173,7 @@ def test_fraction_image_recovers_two_lifetime_map(tmp_path):
     irf = {"irf_offset_ns": 0.8, "irf_width_ns": 0.1}
     truth = write_siff(tmp_path / "l.siff", lay, photons_per_frame=30000,
                        taus_ns=((0.6, 3.0),), lifetime_map=lmap, keep_truth=False, **irf)
-    ds = open_dataset(truth.path)
+    ds = opened(truth.path)
     fit = DecayFit(taus_ns=(0.6, 3.0), fractions=(0.5, 0.5), background=0.0, total=1.0,
                    bin_width_ps=BIN_PS, period_ps=PERIOD_PS, **irf)
     im = phasor_image(ds, calibration=fit, min_photons=20)
@@ -195,10 +194,10 @@ def test_fraction_image_recovers_two_lifetime_map(tmp_path):
     assert fraction_image(g, s, 0.6, 3.0, FREQ) == pytest.approx(expect, abs=0.05)
 
 
-def test_lifetime_image_equals_ground_truth(tmp_path):
+def test_lifetime_image_equals_ground_truth(tmp_path, opened):
     lay = SyntheticLayout(num_planes=2, num_volumes=3, height=10, width=12)
     truth = write_siff(tmp_path / "t.siff", lay, photons_per_frame=150, empty_pages=[2])
-    ds = open_dataset(truth.path)
+    ds = opened(truth.path)
     fit = DecayFit(taus_ns=(1.0,), fractions=(1.0,), irf_offset_ns=0.25, irf_width_ns=0.1,
                    background=0.0, total=1.0, bin_width_ps=BIN_PS, period_ps=PERIOD_PS)
     life, n = lifetime_image(ds, times=[0, 2], irf_offset_ns=fit)

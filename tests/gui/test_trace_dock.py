@@ -116,7 +116,7 @@ def test_curves_cursor_click_edit_export(setup, qtbot, tmp_path, make_napari_vie
         lib = nsi.traces(ds, dict(zip(dock.result.names, m, strict=True)), kind="dff")
     np.testing.assert_allclose(dock.result.values, lib.values, rtol=1e-12)
     path = dock.export_csv(tmp_path / "out.csv")
-    rows = list(csv.DictReader(path.open()))
+    rows = list(csv.DictReader(path.read_text().splitlines()))  # no file left open
     assert len(rows) == 2 * 12 and rows[0]["metric"] == "dff" and rows[0]["channel"] == "Green"
     assert float(rows[13]["value"]) == lib.values[1, 1]
     text = dock.copy_to_clipboard()

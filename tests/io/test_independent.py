@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 import pytest
 
-import napari_scanimage as nsi
 from napari_scanimage.errors import IncompleteVolumeWarning
 
 
@@ -19,10 +18,10 @@ def series(shared_data):
     return folder
 
 
-def test_independent_series(series):
+def test_independent_series(series, opened):
     truth = np.load(series / "truth.npz")
     with pytest.warns(IncompleteVolumeWarning, match="7 of 22 pages"):
-        ds = nsi.open_dataset(series / "vol2ch_00001_00002.tif")
+        ds = opened(series / "vol2ch_00001_00002.tif")
     with ds:
         info = ds.info
         assert [p.name for p in ds.paths] == [f"vol2ch_00001_0000{k}.tif" for k in (1, 2, 3)]
@@ -41,13 +40,13 @@ def test_independent_series(series):
         np.testing.assert_array_equal(ds.frame_indices(), truth["frame_indices_last_plane"])
 
 
-def test_si38_real_file(shared_data):
+def test_si38_real_file(shared_data, opened):
     import tifffile
 
     path = shared_data / "si38_Blank-IPA_1s_16r_032.tif"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clean open: no warnings
-        ds = nsi.open_dataset(path)
+        ds = opened(path)
     info = ds.info
     assert info.generation == "SI3" and info.version == "3.8"
     assert info.channel_names == ("Channel 2",) and info.channel_ids == (2,)

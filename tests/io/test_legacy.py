@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import tifffile
 
-import napari_scanimage as nsi
 from napari_scanimage.errors import TimestampWarning
 from napari_scanimage.io.scanimage import (
     acquisition_info,
@@ -33,10 +32,10 @@ def _tifffile_pages(path) -> np.ndarray:
         return np.stack([page.asarray() for page in tif.pages])
 
 
-def _open_clean(path):
+def _open_clean(opened, path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        return nsi.open_dataset(path)
+        return opened(path)
 
 
 def _check_pixels(ds, truth) -> None:
@@ -95,11 +94,11 @@ def _check_derived_times(ds, truth) -> None:
 
 
 # -- SI 3.x ----------------------------------------------------------------------------------
-def test_si3_planar_two_channels_averaged(tmp_path):
+def test_si3_planar_two_channels_averaged(tmp_path, opened):
     lay = LegacyLayout("SI3", channels=(1, 2), num_volumes=6, average=2, bidirectional=False)
     truth = write_legacy_tiff(tmp_path / "si3.tif", lay)
     assert read_static_metadata(truth.path).generation == "SI3"
-    ds = _open_clean(truth.path)
+    ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI3", "3.8")
     assert ds.info.volume_rate == pytest.approx(5.0)  # 10 Hz, 2 frames averaged per page
     assert ds.info.pixel_size_um is None and ds.info.z_step_um is None
@@ -108,12 +107,12 @@ def test_si3_planar_two_channels_averaged(tmp_path):
     assert ds.frame_description(3) == {}  # SI 3 pages repeat the static header only
 
 
-def test_si3_stack_with_frames_per_slice(tmp_path):
+def test_si3_stack_with_frames_per_slice(tmp_path, opened):
     # numAvgFramesSave 1 with the stale `averaging = 1` a real 3.8 header can carry: not averaged
     lay = LegacyLayout("SI3", channels=(2,), num_planes=3, frames_per_slice=2, num_volumes=1)
     assert "state.acq.averaging=1" in legacy_description(lay, 0)
     truth = write_legacy_tiff(tmp_path / "stack.tif", lay)
-    ds = _open_clean(truth.path)
+    ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI3", "3.8")
     assert ds.info.z_step_um == pytest.approx(2.5) and ds.info.channel_names == ("Channel 2",)
     assert ds.read(0, slice_sample="axis").shape == (1, 3, 2, lay.height, lay.width)
@@ -121,33 +120,33 @@ def test_si3_stack_with_frames_per_slice(tmp_path):
     _check_derived_times(ds, truth)
 
 
-def test_si3_stack_averaged(tmp_path):
+def test_si3_stack_averaged(tmp_path, opened):
     """numberOfFrames 6 per slice averaged in threes: 2 saved frames per slice."""
     lay = LegacyLayout("SI3", channels=(1, 2), num_planes=2, frames_per_slice=2, average=3,
                        num_volumes=1)
     truth = write_legacy_tiff(tmp_path / "avg.tif", lay)
-    ds = _open_clean(truth.path)
+    ds = _open_clean(opened, truth.path)
     assert ds.metadata["state.acq.numberOfFrames"] == 6
     _check_info(ds.info, lay, "SI3", "3.8")
     _check_pixels(ds, truth)
     _check_derived_times(ds, truth)
 
 
-def test_si3_old_averaging_flag_without_num_avg_frames_save(tmp_path):
+def test_si3_old_averaging_flag_without_num_avg_frames_save(tmp_path, opened):
     """Before numAvgFramesSave, ``averaging = 1`` saved one average of all frames per slice."""
     lay = LegacyLayout("SI3", num_planes=3, average=4, num_volumes=1, header_overrides=(
         ("state.acq.numAvgFramesSave", None), ("state.acq.numAvgFramesSaveGUI", None),
         ("state.acq.averaging", "1")))
     truth = write_legacy_tiff(tmp_path / "old.tif", lay)
-    ds = _open_clean(truth.path)
+    ds = _open_clean(opened, truth.path)
     assert "state.acq.numAvgFramesSave" not in ds.metadata
     _check_info(ds.info, lay, "SI3", "3.8")
     _check_pixels(ds, truth)
 
 
-def test_si38_real_file_legacy_facts(shared_data):
+def test_si38_real_file_legacy_facts(shared_data, opened):
     """The real 3.8 file: facts the other real-file tests do not cover."""
-    ds = _open_clean(shared_data / "si38_Blank-IPA_1s_16r_032.tif")
+    ds = _open_clean(opened, shared_data / "si38_Blank-IPA_1s_16r_032.tif")
     info = ds.info
     assert ds.metadata["state.acq.numAvgFramesSave"] == 1 and info.log_average_factor == 1
     assert info.volume_rate == pytest.approx(8.13802083333333)
@@ -161,11 +160,11 @@ def test_si38_real_file_legacy_facts(shared_data):
 
 
 # -- SI 4 ------------------------------------------------------------------------------------
-def test_si4_planar_two_channels_averaged(tmp_path):
+def test_si4_planar_two_channels_averaged(tmp_path, opened):
     lay = LegacyLayout("SI4", channels=(1, 2), num_volumes=5, average=2)
     truth = write_legacy_tiff(tmp_path / "si4.tif", lay)
     assert read_static_metadata(truth.path).generation == "SI4"
-    ds = _open_clean(truth.path)
+    ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI4", "4")
     assert ds.metadata["SI4.channelsSave"] == [[1], [2]]
     _check_pixels(ds, truth)
@@ -174,11 +173,11 @@ def test_si4_planar_two_channels_averaged(tmp_path):
     assert "SI4.channelsSave" not in ds.frame_description(2)
 
 
-def test_si4_volumetric_with_flyback_discard(tmp_path):
+def test_si4_volumetric_with_flyback_discard(tmp_path, opened):
     lay = LegacyLayout("SI4", channels=(1, 2), num_planes=4, num_flyback=2, num_volumes=3,
                        frame_rate=12.0, dtype="uint16")
     truth = write_legacy_tiff(tmp_path / "vol.tif", lay)
-    ds = _open_clean(truth.path)
+    ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI4", "4")
     assert ds.info.volume_rate == pytest.approx(1 / ds.metadata["SI4.fastZPeriod"])
     assert ds.info.z_step_um == pytest.approx(2.5)
@@ -190,23 +189,23 @@ def test_si4_volumetric_with_flyback_discard(tmp_path):
     _check_derived_times(ds, truth)
 
 
-def test_si4_slow_stack(tmp_path):
+def test_si4_slow_stack(tmp_path, opened):
     lay = LegacyLayout("SI4", num_planes=3, frames_per_slice=2, num_volumes=1, fast_z=False,
                        average=2)
     truth = write_legacy_tiff(tmp_path / "slow.tif", lay)
-    ds = _open_clean(truth.path)
+    ds = _open_clean(opened, truth.path)
     assert ds.metadata["SI4.acqNumFrames"] == 4 and ds.metadata["SI4.fastZEnable"] == 0
     _check_info(ds.info, lay, "SI4", "4")
     _check_pixels(ds, truth)
 
 
 # -- SI 5 ------------------------------------------------------------------------------------
-def test_si5_planar_two_named_channels_averaged(tmp_path):
+def test_si5_planar_two_named_channels_averaged(tmp_path, opened):
     lay = LegacyLayout("SI5", channels=(1, 3), channel_names=("GCaMP", "tdTomato"),
                        num_volumes=7, average=3)
     truth = write_legacy_tiff(tmp_path / "si5.tif", lay)
     assert read_static_metadata(truth.path).generation == "SI5"
-    ds = _open_clean(truth.path)
+    ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI5", "5.1")
     assert ds.info.channel_names == ("GCaMP", "tdTomato")
     assert "frameTimestamps_sec" not in ds.metadata  # frame lines are not static metadata
@@ -216,11 +215,11 @@ def test_si5_planar_two_named_channels_averaged(tmp_path):
     assert desc["frameNumbers"] == "3" and "SI.hChannels.channelSave" not in desc
 
 
-def test_si5_fast_z_with_flyback(tmp_path):
+def test_si5_fast_z_with_flyback(tmp_path, opened):
     lay = LegacyLayout("SI5", channels=(1, 2), channel_names=("green", "red"), num_planes=3,
                        num_flyback=2, num_volumes=4, dtype="uint16")
     truth = write_legacy_tiff(tmp_path / "vol.tif", lay)
-    ds = _open_clean(truth.path)
+    ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI5", "5.1")
     assert ds.info.volume_rate == pytest.approx(ds.metadata["SI.hRoiManager.scanVolumeRate"])
     assert ds.metadata["SI.hFastZ.numVolumes"] == 4
@@ -228,44 +227,44 @@ def test_si5_fast_z_with_flyback(tmp_path):
     _check_written_times(ds, truth)
 
 
-def test_si5_fast_z_ignores_stale_frames_per_slice(tmp_path):
+def test_si5_fast_z_ignores_stale_frames_per_slice(tmp_path, opened):
     """Fast z scans each slice once per volume whatever framesPerSlice still says."""
     lay = LegacyLayout("SI5", num_planes=4, num_flyback=1, num_volumes=3, header_overrides=(
         ("scanimage.SI.hStackManager.framesPerSlice", "100"),
         ("scanimage.SI.hStackManager.numSlices", "9")))  # slicesPerAcq is the one used
     truth = write_legacy_tiff(tmp_path / "stale.tif", lay)
-    ds = _open_clean(truth.path)
+    ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI5", "5.1")
     _check_pixels(ds, truth)
 
 
-def test_si5_slow_stack(tmp_path):
+def test_si5_slow_stack(tmp_path, opened):
     lay = LegacyLayout("SI5", num_planes=2, frames_per_slice=3, num_volumes=1, fast_z=False)
     truth = write_legacy_tiff(tmp_path / "slow.tif", lay)
-    ds = _open_clean(truth.path)
+    ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI5", "5.1")
     _check_pixels(ds, truth)
     times = ds.timestamps(1, slice_sample="axis")
     np.testing.assert_allclose(times.ravel(), [lay.frame_time(k) for k in (3, 4, 5)], atol=1e-6)
 
 
-def test_si50_flat_keys_volumetric(tmp_path):
+def test_si50_flat_keys_volumetric(tmp_path, opened):
     """SI 5.0: ``scanimage.SI5.`` keys and ``Frame Timestamp(s)`` lines."""
     lay = LegacyLayout("SI5.0", channels=(1, 2), num_planes=3, num_flyback=1, num_volumes=3,
                        average=1)
     truth = write_legacy_tiff(tmp_path / "si50.tif", lay)
-    ds = _open_clean(truth.path)
+    ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI5", "5.0")
     _check_pixels(ds, truth)
     _check_written_times(ds, truth)
     assert ds.frame_description(0)["Frame Number"] == ds.frame_description(0)["frameNumbers"]
 
 
-def test_si50_planar_averaged_big_endian(tmp_path):
+def test_si50_planar_averaged_big_endian(tmp_path, opened):
     lay = LegacyLayout("SI5.0", channels=(2,), num_volumes=5, average=4, byteorder=">")
     truth = write_legacy_tiff(tmp_path / "be.tif", lay)
     assert index_pages(truth.path).byteorder == ">"
-    ds = _open_clean(truth.path)
+    ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI5", "5.0")
     _check_pixels(ds, truth)
     _check_written_times(ds, truth)
@@ -289,7 +288,7 @@ def test_si4_si5_info_without_fast_z_flag_takes_keys_as_they_stand(tmp_path):
 
 # -- classic TIFF past 2 GB ------------------------------------------------------------------
 @pytest.mark.parametrize("byteorder", ["<", ">"])
-def test_classic_tiff_past_2gb_reads_offsets_unsigned(tmp_path, byteorder):
+def test_classic_tiff_past_2gb_reads_offsets_unsigned(tmp_path, byteorder, opened):
     """Pages (IFDs, descriptions and strips) beyond 2**31 and up to just below 2**32, in a
     sparse file: offsets must be read as unsigned 32-bit values."""
     lay = LegacyLayout("SI5", channels=(1, 2), num_volumes=12, height=16, width=24,
@@ -308,7 +307,7 @@ def test_classic_tiff_past_2gb_reads_offsets_unsigned(tmp_path, byteorder):
         assert ix.data_offsets[8] > 2**31 and ix.data_offsets[-1] > 2**32 - 2**20
         assert truth.ifd_offsets[8] > 2**31
         assert (ix.description_offsets[8:] > 2**31).all()
-        ds = _open_clean(path)
+        ds = _open_clean(opened, path)
         _check_info(ds.info, lay, "SI5", "5.1")
         _check_pixels(ds, truth)
         _check_written_times(ds, truth)

@@ -50,7 +50,7 @@ def tiff(tmp_path):
     return write_scanimage_tiff(tmp_path / "rec.tif", LAYOUT)
 
 
-def test_deleted_while_open(tiff):
+def test_deleted_while_open(tiff, opened):
     path = tiff.paths[0]
     with nsi.open_dataset(path) as ds:
         first = ds.read(0, times=[0])
@@ -66,7 +66,7 @@ def test_deleted_while_open(tiff):
     with pytest.raises(ReadError, match="no longer exists"):  # dask reopens the file
         lazy[2].compute()
     with pytest.raises(FormatError, match="no such file"):
-        nsi.open_dataset(path)
+        opened(path)
 
 
 @pytest.mark.parametrize("large", [False, True], ids=["mapped", "pread"])

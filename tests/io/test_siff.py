@@ -242,11 +242,11 @@ def test_unknown_bin_width_needs_override(tmp_path):
         assert np.nanmax(ds.lifetime_array(0)[0].compute()) < 12.5
 
 
-def test_missing_tau_bins_is_a_format_error(tmp_path):
+def test_missing_tau_bins_is_a_format_error(tmp_path, opened):
     sim = write_siff(tmp_path / "b.siff", PLANAR, seed=1)
     patch_text(sim.path, b"Tau_bins", b"Tau_bXns")
     with pytest.raises(FormatError, match="Tau_bins"):
-        nsi.open_dataset(sim.path)
+        opened(sim.path)
 
 
 def test_absurd_arrival_time_names_page(tmp_path):

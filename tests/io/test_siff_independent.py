@@ -224,7 +224,7 @@ def test_photon_outside_frame_names_page(files, tmp_path):
         assert ds.read(0, times=[1]).sum() > 0
 
 
-def test_truncated_file_keeps_complete_pages(files, tmp_path):
+def test_truncated_file_keeps_complete_pages(files, tmp_path, opened):
     src = files["raw"]
     entries = ifd_entries(src)
     cut = entries[33][273][1] + 16  # inside page 33's photon strip
@@ -233,7 +233,7 @@ def test_truncated_file_keeps_complete_pages(files, tmp_path):
     t = truth(src)
     with pytest.warns(TruncatedFileWarning, match="page 33"), \
             pytest.warns(IncompleteVolumeWarning, match="3 of 6 pages"):
-        ds = nsi.open_dataset(dst)
+        ds = opened(dst)
     with ds:
         assert ds.info.num_volumes == 5
         np.testing.assert_array_equal(ds.array(0).compute(), t["intensity_channel0"][:5])
