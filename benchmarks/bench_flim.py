@@ -52,18 +52,27 @@ def bench(rows, path: str, repeat: int) -> None:
 
     def add(name, ours, theirs, target=1.0):
         ratio = theirs / ours
-        rows.append([name, fmt_t(ours), fmt_t(theirs), f"{ratio:.2f}×",
-                     f"{photons / ours / 1e6:,.0f} M/s" if "traces" in name else "—",
-                     f"≥ {target:g}×", "yes" if ratio >= target else "no"])
+        rows.append(
+            [
+                name,
+                fmt_t(ours),
+                fmt_t(theirs),
+                f"{ratio:.2f}×",
+                f"{photons / ours / 1e6:,.0f} M/s" if "traces" in name else "—",
+                f"≥ {target:g}×",
+                "yes" if ratio >= target else "no",
+            ]
+        )
 
     got = lifetime_traces(ds, rois)
     tau_ref, n_ref, _ = ref.sum_rois_flim(masks, None, frames=c0)
     assert np.array_equal(got.counts, n_ref.astype(np.int64)), "photon counts differ"
-    np.testing.assert_allclose(got.values / bw_bins, tau_ref, rtol=0, atol=1e-9,
-                               equal_nan=True)
-    add(f"lifetime traces, {N_ROIS} ROIs × {len(c0):,} frames",
+    np.testing.assert_allclose(got.values / bw_bins, tau_ref, rtol=0, atol=1e-9, equal_nan=True)
+    add(
+        f"lifetime traces, {N_ROIS} ROIs × {len(c0):,} frames",
         median_time(lambda: lifetime_traces(ds, rois), repeat),
-        median_time(lambda: ref.sum_rois_flim(masks, None, frames=c0), repeat))
+        median_time(lambda: ref.sum_rois_flim(masks, None, frames=c0), repeat),
+    )
 
     n_img = min(IMAGE_FRAMES, len(c0))
     lazy = ds.frames(0, product="lifetime")  # what napari layers hold (no dask)
@@ -71,9 +80,11 @@ def bench(rows, path: str, repeat: int) -> None:
     np.testing.assert_array_equal(image, ds.lifetime_array(0)[:n_img].compute())
     image_ref, _, _ = ref.flim_map(None, frames=c0[:n_img])
     np.testing.assert_allclose(image / bw_bins, image_ref, rtol=1e-6, equal_nan=True)
-    add(f"per-pixel lifetime image, {n_img} frames",
+    add(
+        f"per-pixel lifetime image, {n_img} frames",
         median_time(lambda: np.asarray(lazy[:n_img]), repeat),
-        median_time(lambda: ref.flim_map(None, frames=c0[:n_img]), repeat))
+        median_time(lambda: ref.flim_map(None, frames=c0[:n_img]), repeat),
+    )
     ds.close()
 
 
@@ -84,15 +95,19 @@ def main(argv=None) -> int:
     import corrosiffpy  # noqa: F401 - the reference must be installed (testing extra)
 
     os.makedirs(args.dir, exist_ok=True)
-    print(f"environment: python {platform.python_version()}, numpy {np.__version__}, "
-          f"corrosiffpy {version('corrosiffpy')}, numba {version('numba')}, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"environment: python {platform.python_version()}, numpy {np.__version__}, "
+        f"corrosiffpy {version('corrosiffpy')}, numba {version('numba')}, "
+        f"{os.cpu_count()} CPUs"
+    )
     path = os.path.join(args.dir, f"{args.size}_flim_raw.siff")
     volumes = SIZES[args.size]
     t0 = time.perf_counter()
     made = ensure_file(path, volumes, False)
-    print(f"{'generated' if made else 'reusing'} {path}: {2 * volumes:,} pages, "
-          f"{os.path.getsize(path) / 2**30:.2f} GiB ({time.perf_counter() - t0:.1f} s)")
+    print(
+        f"{'generated' if made else 'reusing'} {path}: {2 * volumes:,} pages, "
+        f"{os.path.getsize(path) / 2**30:.2f} GiB ({time.perf_counter() - t0:.1f} s)"
+    )
     warm_cache(path)
     rows: list[list[str]] = []
     bench(rows, path, args.repeat)
@@ -100,8 +115,10 @@ def main(argv=None) -> int:
     print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in rows:
         print("| " + " | ".join(r) + " |")
-    print(f"\nMedians of {args.repeat} runs after one warm-up; ratio = corrosiffpy time / our "
-          "time. Lifetimes checked equal (1e-9 bins; images 1e-6 relative, float32).")
+    print(
+        f"\nMedians of {args.repeat} runs after one warm-up; ratio = corrosiffpy time / our "
+        "time. Lifetimes checked equal (1e-9 bins; images 1e-6 relative, float32)."
+    )
     return 0
 
 

@@ -30,13 +30,20 @@ from napari_scanimage import open_dataset
 from napari_scanimage.testing.mroi import FieldSpec, write_mroi_tiff
 
 MiB = 2**20
-_FIELDS = (FieldSpec("a", 512, 256, (-3.0, 0.0), (4.0, 2.0)),
-           FieldSpec("b", 512, 256, (1.0, 0.0), (4.0, 2.0)),
-           FieldSpec("c", 512, 128, (5.0, 0.0), (4.0, 1.0)),
-           FieldSpec("d", 512, 128, (9.0, 0.0), (4.0, 1.0)))
-SIZES = {"full": ("full_mroi.tif", _FIELDS, 1600),
-         "smoke": ("smoke_mroi.tif", tuple(FieldSpec(f.name, 64, f.height // 8, f.center_deg,
-                                                     f.size_deg) for f in _FIELDS), 40)}
+_FIELDS = (
+    FieldSpec("a", 512, 256, (-3.0, 0.0), (4.0, 2.0)),
+    FieldSpec("b", 512, 256, (1.0, 0.0), (4.0, 2.0)),
+    FieldSpec("c", 512, 128, (5.0, 0.0), (4.0, 1.0)),
+    FieldSpec("d", 512, 128, (9.0, 0.0), (4.0, 1.0)),
+)
+SIZES = {
+    "full": ("full_mroi.tif", _FIELDS, 1600),
+    "smoke": (
+        "smoke_mroi.tif",
+        tuple(FieldSpec(f.name, 64, f.height // 8, f.center_deg, f.size_deg) for f in _FIELDS),
+        40,
+    ),
+}
 
 
 def ensure_file(folder: str, size: str) -> str:
@@ -44,9 +51,17 @@ def ensure_file(folder: str, size: str) -> str:
     path = os.path.join(folder, name)
     if not os.path.exists(path):
         os.makedirs(folder, exist_ok=True)
-        write_mroi_tiff(path + ".part", fields, fly_to_lines=16, channels=(1,),
-                        channel_names=("Green",), num_planes=1, num_flyback=0,
-                        num_volumes=pages, bidirectional=False)
+        write_mroi_tiff(
+            path + ".part",
+            fields,
+            fly_to_lines=16,
+            channels=(1,),
+            channel_names=("Green",),
+            num_planes=1,
+            num_flyback=0,
+            num_volumes=pages,
+            bidirectional=False,
+        )
         os.replace(path + ".part", path)
     with open(path, "rb") as fh:
         while fh.read(64 * MiB):
@@ -65,10 +80,10 @@ def main(argv=None) -> int:
     for k, f in enumerate(ds.fields[:2]):
         t = median_time(lambda k=k: ds.read(0, field=k), args.repeat)
         share = f.height * ds.info.frame_shape[1] * 2 / page_bytes
-        rows.append((f"field {f.name} ({f.height}×{f.width})", t, whole / t,
-                     f"ideal {1 / share:.2f}×"))
-    every = median_time(lambda: [ds.read(0, field=k) for k in range(len(ds.fields))],
-                        args.repeat)
+        rows.append(
+            (f"field {f.name} ({f.height}×{f.width})", t, whole / t, f"ideal {1 / share:.2f}×")
+        )
+    every = median_time(lambda: [ds.read(0, field=k) for k in range(len(ds.fields))], args.repeat)
     rows.append(("all fields, one by one", every, whole / every, "target ≥ 0.8"))
     ds.close()
 
@@ -96,13 +111,16 @@ def main(argv=None) -> int:
         open_dataset(live).close()
         open_times.append(time.perf_counter() - t0)
     os.unlink(live)
-    refresh, fresh = sorted(refresh_times)[len(refresh_times) // 2], \
-        sorted(open_times)[len(open_times) // 2]
-    rows.append((f"refresh after {added} new pages", refresh, fresh / refresh,
-                 "vs open_dataset"))
+    refresh, fresh = (
+        sorted(refresh_times)[len(refresh_times) // 2],
+        sorted(open_times)[len(open_times) // 2],
+    )
+    rows.append((f"refresh after {added} new pages", refresh, fresh / refresh, "vs open_dataset"))
 
-    print(f"{os.path.basename(path)}: {pages} pages of {ds.info.frame_shape}, "
-          f"{os.path.getsize(path) / MiB:.0f} MiB, {len(ds.fields)} fields\n")
+    print(
+        f"{os.path.basename(path)}: {pages} pages of {ds.info.frame_shape}, "
+        f"{os.path.getsize(path) / MiB:.0f} MiB, {len(ds.fields)} fields\n"
+    )
     print("| measurement | median s | speed vs reference | note |\n|---|---|---|---|")
     for name, t, ratio, note in rows:
         print(f"| {name} | {t:.4f} | {ratio:.2f}× | {note} |")

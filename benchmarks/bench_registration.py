@@ -55,7 +55,7 @@ def make_movie(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     frames = np.empty((n, size, size), np.float32)
     crop = slice(PAD, PAD + size)
     for i in range(0, n, 16):
-        d = true[i:i + 16]
+        d = true[i : i + 16]
         ry = np.exp(-2j * np.pi * ky[None, :, None] * d[:, :1, None]).astype(np.complex64)
         rx = np.exp(-2j * np.pi * kx[None, None, :] * d[:, 1:, None]).astype(np.complex64)
         moved = spec * rx
@@ -65,7 +65,7 @@ def make_movie(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
         img *= bleach[:, None, None]
         noise = rng.standard_normal(img.shape, dtype=np.float32)
         noise *= np.sqrt(np.maximum(img, 1))  # shot-like noise
-        frames[i:i + len(d)] = img + noise
+        frames[i : i + len(d)] = img + noise
     reference = fft.irfft2(spec, s=(big, big))[crop, crop].astype(np.float32)
     return frames, reference, true
 
@@ -77,15 +77,15 @@ def bare(frames: np.ndarray, reference: np.ndarray) -> np.ndarray:
     per = max(1, _phasecorr.BATCH_BYTES // (Y * (X // 2 + 1) * 8))
     out = np.empty((len(frames), 2))
     for i in range(0, len(frames), per):
-        spec = fft.rfft2(frames[i:i + per], workers=-1)
+        spec = fft.rfft2(frames[i : i + per], workers=-1)
         spec *= ref
         mag = np.abs(spec)
         mag += 1e-6 * mag.mean()
         spec /= mag
         corr = fft.irfft2(spec, s=(Y, X), workers=-1)
         iy, ix = np.divmod(corr.reshape(len(corr), -1).argmax(axis=1), X)
-        out[i:i + per, 0] = (iy + Y // 2) % Y - Y // 2
-        out[i:i + per, 1] = (ix + X // 2) % X - X // 2
+        out[i : i + per, 0] = (iy + Y // 2) % Y - Y // 2
+        out[i : i + per, 1] = (ix + X // 2) % X - X // 2
     return out
 
 
@@ -109,8 +109,9 @@ def main(argv=None) -> int:
         got["ours"] = estimate_shifts(frames, reference, max_shift=max_shift)[0]
 
     def skimage():
-        got["skimage"] = np.array([-phase_cross_correlation(reference, f, upsample_factor=10)[0]
-                                   for f in frames[:n_sk]])
+        got["skimage"] = np.array(
+            [-phase_cross_correlation(reference, f, upsample_factor=10)[0] for f in frames[:n_sk]]
+        )
 
     def bare_run():
         got["bare"] = bare(frames, reference)
@@ -119,31 +120,46 @@ def main(argv=None) -> int:
     t_sk = median_time(skimage, args.repeat)
     t_bare = median_time(bare_run, args.repeat)
     fps = {"ours": n / t_ours, "skimage": n_sk / t_sk, "bare": n / t_bare}
-    err = {"ours": rms(got["ours"] - true), "skimage": rms(got["skimage"] - true[:n_sk]),
-           "bare": rms(got["bare"] - true)}
+    err = {
+        "ours": rms(got["ours"] - true),
+        "skimage": rms(got["skimage"] - true[:n_sk]),
+        "bare": rms(got["bare"] - true),
+    }
     ours_sub = rms(got["ours"][:n_sk] - true[:n_sk])
 
-    print(f"{n} frames of {size}×{size} float32 ({frames.nbytes / 2**20:.0f} MiB, made in "
-          f"{t_make:.1f} s); |true shift| ≤ {MAX_SHIFT_PX:g} px, max_shift {max_shift} px; "
-          f"{os.cpu_count()} CPUs; batch {_phasecorr.BATCH_BYTES >> 20} MiB of spectra")
-    print("\n| method | frames | time | frames/s | RMS error (px) | ratio | target | met |\n"
-          "|---|---|---|---|---|---|---|---|")
+    print(
+        f"{n} frames of {size}×{size} float32 ({frames.nbytes / 2**20:.0f} MiB, made in "
+        f"{t_make:.1f} s); |true shift| ≤ {MAX_SHIFT_PX:g} px, max_shift {max_shift} px; "
+        f"{os.cpu_count()} CPUs; batch {_phasecorr.BATCH_BYTES >> 20} MiB of spectra"
+    )
+    print(
+        "\n| method | frames | time | frames/s | RMS error (px) | ratio | target | met |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
 
     def row(name, frames_, t, e, ratio="", target="", met=""):
-        print(f"| {name} | {frames_} | {t * 1e3:.0f} ms | {frames_ / t:,.0f} | {e:.3f} | "
-              f"{ratio} | {target} | {met} |")
+        print(
+            f"| {name} | {frames_} | {t * 1e3:.0f} ms | {frames_ / t:,.0f} | {e:.3f} | "
+            f"{ratio} | {target} | {met} |"
+        )
 
     row("ours: estimate_shifts (subpixel)", n, t_ours, err["ours"])
     row("scikit-image phase_cross_correlation (upsample 10)", n_sk, t_sk, err["skimage"])
     row("bare batched rfft2/irfft2 (whitened, integer argmax)", n, t_bare, err["bare"])
     r_sk, r_bare = fps["ours"] / fps["skimage"], fps["ours"] / fps["bare"]
-    print(f"| speed ratio ours / scikit-image | | | | | {r_sk:.1f}× | ≥ 2× | "
-          f"{'yes' if r_sk >= 2 else 'no'} |")
-    print(f"| speed ratio ours / bare FFT phase correlation | | | | | {r_bare:.2f}× | ≥ 0.8× | "
-          f"{'yes' if r_bare >= 0.8 else 'no'} |")
+    print(
+        f"| speed ratio ours / scikit-image | | | | | {r_sk:.1f}× | ≥ 2× | "
+        f"{'yes' if r_sk >= 2 else 'no'} |"
+    )
+    print(
+        f"| speed ratio ours / bare FFT phase correlation | | | | | {r_bare:.2f}× | ≥ 0.8× | "
+        f"{'yes' if r_bare >= 0.8 else 'no'} |"
+    )
     ok = err["ours"] <= 0.1 and ours_sub <= err["skimage"]
-    print(f"| accuracy: ours on the scikit-image frames | {n_sk} | | | {ours_sub:.3f} | | "
-          f"≤ 0.1 px and ≤ scikit-image | {'yes' if ok else 'no'} |")
+    print(
+        f"| accuracy: ours on the scikit-image frames | {n_sk} | | | {ours_sub:.3f} | | "
+        f"≤ 0.1 px and ≤ scikit-image | {'yes' if ok else 'no'} |"
+    )
     return 0
 
 

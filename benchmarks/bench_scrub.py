@@ -31,12 +31,26 @@ from _common import parser
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 SIZES = {
-    "full": SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=4,
-                            frames_per_slice=2, num_flyback=1, num_volumes=60, height=512,
-                            width=512),
-    "smoke": SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=2,
-                             frames_per_slice=2, num_flyback=1, num_volumes=12, height=128,
-                             width=128),
+    "full": SyntheticLayout(
+        channels=(1, 2),
+        channel_names=("Green", "Red"),
+        num_planes=4,
+        frames_per_slice=2,
+        num_flyback=1,
+        num_volumes=60,
+        height=512,
+        width=512,
+    ),
+    "smoke": SyntheticLayout(
+        channels=(1, 2),
+        channel_names=("Green", "Red"),
+        num_planes=2,
+        frames_per_slice=2,
+        num_flyback=1,
+        num_volumes=12,
+        height=128,
+        width=128,
+    ),
 }
 
 
@@ -56,7 +70,8 @@ def ensure_file(folder: str, size: str) -> str:
 def time_steps(viewer, steps: int) -> dict[str, list[float]]:
     """Seconds per time step over ``steps`` steps: "slice" (the slider moves, napari slices
     every layer and the docks react; synchronous) and "slice + draw" (until the window has
-    repainted)."""
+    repainted).
+    """
     from qtpy.QtWidgets import QApplication
 
     canvas = viewer.window._qt_viewer.canvas.native
@@ -94,7 +109,8 @@ def add_rois(layer, frame_shape) -> None:
 def run(path: str, steps: int, rounds: int = 8) -> dict[str, dict[str, list[float]]]:
     """Step timings with the docks closed and open (alternating rounds, so drift in the
     machine's speed hits both alike), and with the same frames as in-memory NumPy layers (what
-    napari itself costs per step)."""
+    napari itself costs per step).
+    """
     import napari
 
     from napari_scanimage import open_dataset
@@ -124,8 +140,9 @@ def run(path: str, steps: int, rounds: int = 8) -> dict[str, dict[str, list[floa
         opened = time_steps(viewer, per_round)
         add("docks open", opened)
         for what in opened:  # closed ÷ open in this round: drift between rounds cancels
-            ratios.setdefault(what, []).append(statistics.median(closed[what])
-                                               / statistics.median(opened[what]))
+            ratios.setdefault(what, []).append(
+                statistics.median(closed[what]) / statistics.median(opened[what])
+            )
         for dock in docks.values():
             viewer.window.remove_dock_widget(dock)
         del docks
@@ -133,8 +150,12 @@ def run(path: str, steps: int, rounds: int = 8) -> dict[str, dict[str, list[floa
     viewer.layers.clear()
     with open_dataset(path) as ds:  # the same frames, in memory: napari's own cost per step
         for c in range(ds.info.num_channels):
-            viewer.add_image(ds.read(c, slice_sample="axis"), name=f"numpy {c}",
-                             blending="additive", contrast_limits=(0, 30000))
+            viewer.add_image(
+                ds.read(c, slice_sample="axis"),
+                name=f"numpy {c}",
+                blending="additive",
+                contrast_limits=(0, 30000),
+            )
     add("NumPy layers, no docks (napari alone)", time_steps(viewer, steps))
     viewer.close()
     results["ratios"] = ratios
@@ -153,24 +174,30 @@ def main(argv=None) -> int:
     with virtual_display():
         results = run(path, args.steps, args.rounds)
     lay = SIZES[args.size]
-    print(f"file: {path} ({lay.height}×{lay.width}, {lay.num_channels} channels, "
-          f"{lay.num_planes} planes, {lay.frames_per_slice} samples, {lay.num_volumes} volumes)")
+    print(
+        f"file: {path} ({lay.height}×{lay.width}, {lay.num_channels} channels, "
+        f"{lay.num_planes} planes, {lay.frames_per_slice} samples, {lay.num_volumes} volumes)"
+    )
     ratios = results.pop("ratios")
     print("\n| viewer | measured | median per step | p90 | steps/s |\n|---|---|---|---|---|")
     medians: dict[tuple[str, str], float] = {}
     for name, parts in results.items():
         for what, times in parts.items():
             med = medians[(name, what)] = statistics.median(times)
-            print(f"| {name} | {what} | {med * 1e3:.2f} ms | "
-                  f"{np.percentile(times, 90) * 1e3:.2f} ms | {1 / med:.0f} |")
+            print(
+                f"| {name} | {what} | {med * 1e3:.2f} ms | "
+                f"{np.percentile(times, 90) * 1e3:.2f} ms | {1 / med:.0f} |"
+            )
     for what in ("slice", "slice + draw"):
         opened = medians[("docks open", what)]
         r = ratios[what]
-        print(f"{what}: {opened * 1e3:.2f} ms per step with docks; step rate with docks open = "
-              f"{statistics.median(r):.2f}× the rate with them closed (median of {len(r)} "
-              f"alternating rounds, {min(r):.2f}–{max(r):.2f}); napari alone with in-memory "
-              f"NumPy layers {medians[('NumPy layers, no docks (napari alone)', what)] * 1e3:.2f}"
-              " ms")
+        print(
+            f"{what}: {opened * 1e3:.2f} ms per step with docks; step rate with docks open = "
+            f"{statistics.median(r):.2f}× the rate with them closed (median of {len(r)} "
+            f"alternating rounds, {min(r):.2f}–{max(r):.2f}); napari alone with in-memory "
+            f"NumPy layers {medians[('NumPy layers, no docks (napari alone)', what)] * 1e3:.2f}"
+            " ms"
+        )
     print("targets: ≤ 20 ms median per step with docks open; ≥ 0.9× the rate without them")
     return 0
 

@@ -32,8 +32,7 @@ from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 _BIG = dict(channels=(1, 2), num_planes=4, num_flyback=1, dtype="int16")
 SIZES = {
     "full": ("full_big.tif", SyntheticLayout(**_BIG, num_volumes=420, height=512, width=512)),
-    "smoke": ("smoke_traces.tif", SyntheticLayout(**_BIG, num_volumes=20, height=128,
-                                                  width=128)),
+    "smoke": ("smoke_traces.tif", SyntheticLayout(**_BIG, num_volumes=20, height=128, width=128)),
 }
 N_ROIS = 50
 MiB = 2**20
@@ -71,7 +70,7 @@ def memmap_copy(ds) -> np.ndarray:
     frame = index.shape[0] * index.shape[1] * index.dtype.itemsize
     out = np.empty((len(pages), frame), np.uint8)
     for i, off in enumerate(index.data_offsets[pages].tolist()):
-        out[i] = mm[off: off + frame]
+        out[i] = mm[off : off + frame]
     return out
 
 
@@ -103,28 +102,39 @@ def main(argv=None) -> int:
     nbytes = n_frames * int(np.prod(ds.info.frame_shape)) * 2
     got = traces(ds, masks, kind="sum")
     frames = ds.read(0)
-    check = [frames.reshape(len(frames), -1, *ds.info.frame_shape)[:, :, m].sum(axis=(1, 2))
-             for m in list(masks.values())[:3]]
+    check = [
+        frames.reshape(len(frames), -1, *ds.info.frame_shape)[:, :, m].sum(axis=(1, 2))
+        for m in list(masks.values())[:3]
+    ]
     assert np.array_equal(got.values[:3], np.array(check, dtype=float)), "traces disagree"
     del frames
     t_read = median_time(lambda: ds.read(0), args.repeat)
     t_mm = median_time(lambda: memmap_copy(ds), args.repeat)
     t_sum = median_time(lambda: traces(ds, masks, kind="sum"), args.repeat)
     t_dff = median_time(lambda: traces(ds, masks, kind="dff", window_s=30.0), args.repeat)
-    res = subprocess.run([sys.executable, __file__, "--rss-child", path], capture_output=True,
-                         text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, __file__, "--rss-child", path], capture_output=True, text=True, check=True
+    )
     grow = json.loads(res.stdout.strip().splitlines()[-1])["grow"]
-    print(f"file: {path} ({os.path.getsize(path) / 2**30:.2f} GiB); channel 0: {n_frames} "
-          f"frames, {nbytes / MiB:.0f} MiB; {N_ROIS} ROIs")
+    print(
+        f"file: {path} ({os.path.getsize(path) / 2**30:.2f} GiB); channel 0: {n_frames} "
+        f"frames, {nbytes / MiB:.0f} MiB; {N_ROIS} ROIs"
+    )
     print("\n| operation | time | MiB/s | ratio to plain read | target |\n|---|---|---|---|---|")
-    for name, t, target in (("plain read (Dataset.read)", t_read, ""),
-                            ("bare memory-map copy", t_mm, ""),
-                            (f"traces, {N_ROIS} ROIs, sum", t_sum, "≥ 0.7"),
-                            (f"traces, {N_ROIS} ROIs, dF/F (30 s running F0)", t_dff, "≥ 0.7")):
-        print(f"| {name} | {t * 1e3:.0f} ms | {nbytes / MiB / t:,.0f} | {t_read / t:.2f}× | "
-              f"{target} |")
-    print(f"| peak RSS growth of one traces call (fresh process) | {grow / MiB:.0f} MiB | | | "
-          f"bounded (file {os.path.getsize(path) / MiB:.0f} MiB) |")
+    for name, t, target in (
+        ("plain read (Dataset.read)", t_read, ""),
+        ("bare memory-map copy", t_mm, ""),
+        (f"traces, {N_ROIS} ROIs, sum", t_sum, "≥ 0.7"),
+        (f"traces, {N_ROIS} ROIs, dF/F (30 s running F0)", t_dff, "≥ 0.7"),
+    ):
+        print(
+            f"| {name} | {t * 1e3:.0f} ms | {nbytes / MiB / t:,.0f} | {t_read / t:.2f}× | "
+            f"{target} |"
+        )
+    print(
+        f"| peak RSS growth of one traces call (fresh process) | {grow / MiB:.0f} MiB | | | "
+        f"bounded (file {os.path.getsize(path) / MiB:.0f} MiB) |"
+    )
     return 0
 
 

@@ -72,8 +72,30 @@ FILE_FACTOR = 4
 FAILING = ("OTHER", "slow", "over-alloc")
 
 _TAG_DESCRIPTION, _TAG_OFFSETS, _TAG_COUNTS = 270, 273, 279
-_INTERESTING = (0, 1, 2, 7, 8, 15, 16, 255, 256, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 2**31 - 1,
-                2**31, 2**32 - 1, 2**32, 2**40, 2**62, 2**63 - 1, 2**63, 2**64 - 1)
+_INTERESTING = (
+    0,
+    1,
+    2,
+    7,
+    8,
+    15,
+    16,
+    255,
+    256,
+    0x7FFF,
+    0x8000,
+    0xFFFF,
+    0x10000,
+    2**31 - 1,
+    2**31,
+    2**32 - 1,
+    2**32,
+    2**40,
+    2**62,
+    2**63 - 1,
+    2**63,
+    2**64 - 1,
+)
 
 
 # -- seeds ---------------------------------------------------------------------------------
@@ -150,29 +172,76 @@ def make_seeds(folder: Path) -> list[Seed]:
     """Tiny seed recordings (16 x 16 pages, a few frames) and their parsed structure."""
     folder.mkdir(parents=True, exist_ok=True)
     planar = SyntheticLayout(channels=(1, 2), num_volumes=3, height=16, width=16)
-    volume = SyntheticLayout(channels=(2,), num_planes=3, num_flyback=1, num_volumes=2,
-                             height=16, width=16, dtype="uint16")
+    volume = SyntheticLayout(
+        channels=(2,),
+        num_planes=3,
+        num_flyback=1,
+        num_volumes=2,
+        height=16,
+        width=16,
+        dtype="uint16",
+    )
     flim = SyntheticLayout(channels=(1, 2), num_volumes=3, height=16, width=16)
     write_scanimage_tiff(folder / "planar.tif", planar)
     write_scanimage_tiff(folder / "volume.tif", volume)
-    write_siff(folder / "raw.siff", flim, photons_per_frame=150, keep_truth=False, seed=1,
-               annotations={1: "stim on"})
-    write_siff(folder / "compressed.siff", flim, compressed=True, photons_per_frame=150,
-               keep_truth=False, seed=2)
+    write_siff(
+        folder / "raw.siff",
+        flim,
+        photons_per_frame=150,
+        keep_truth=False,
+        seed=1,
+        annotations={1: "stim on"},
+    )
+    write_siff(
+        folder / "compressed.siff",
+        flim,
+        compressed=True,
+        photons_per_frame=150,
+        keep_truth=False,
+        seed=2,
+    )
     # classic (non-Big) TIFF of the older ScanImage versions, both byte orders, and a
     # multi-ROI page stack
-    write_legacy_tiff(folder / "si3.tif", LegacyLayout(generation="SI3", channels=(1, 2),
-                                                       num_volumes=3, height=16, width=16))
-    write_legacy_tiff(folder / "si5be.tif", LegacyLayout(
-        generation="SI5", channels=(1,), num_planes=2, num_flyback=1, num_volumes=2,
-        height=16, width=16, byteorder=">"))
-    write_mroi_tiff(folder / "mroi.tif", (FieldSpec("a", 16, 12, (-1.0, 0.0), (2.0, 1.5)),
-                                          FieldSpec("b", 8, 10, (1.0, 0.0), (1.0, 1.25))),
-                    fly_to_lines=2, channels=(1,), channel_names=("Green",), num_planes=1,
-                    num_flyback=0, num_volumes=3)
+    write_legacy_tiff(
+        folder / "si3.tif",
+        LegacyLayout(generation="SI3", channels=(1, 2), num_volumes=3, height=16, width=16),
+    )
+    write_legacy_tiff(
+        folder / "si5be.tif",
+        LegacyLayout(
+            generation="SI5",
+            channels=(1,),
+            num_planes=2,
+            num_flyback=1,
+            num_volumes=2,
+            height=16,
+            width=16,
+            byteorder=">",
+        ),
+    )
+    write_mroi_tiff(
+        folder / "mroi.tif",
+        (
+            FieldSpec("a", 16, 12, (-1.0, 0.0), (2.0, 1.5)),
+            FieldSpec("b", 8, 10, (1.0, 0.0), (1.0, 1.25)),
+        ),
+        fly_to_lines=2,
+        channels=(1,),
+        channel_names=("Green",),
+        num_planes=1,
+        num_flyback=0,
+        num_volumes=3,
+    )
     seeds = []
-    for name in ("planar.tif", "volume.tif", "raw.siff", "compressed.siff", "si3.tif",
-                 "si5be.tif", "mroi.tif"):
+    for name in (
+        "planar.tif",
+        "volume.tif",
+        "raw.siff",
+        "compressed.siff",
+        "si3.tif",
+        "si5be.tif",
+        "mroi.tif",
+    ):
         p = folder / name
         seeds.append(_parse(Seed(p.stem, p.read_bytes(), p.suffix == ".siff", p.suffix)))
     return seeds
@@ -238,8 +307,11 @@ def m_tag_type(seed, data, rng):
 
 def m_offset_past_eof(seed, data, rng):
     ifd = _pick(rng, seed.ifds)
-    targets = [e for e in ifd.entries if e.tag in (_TAG_OFFSETS, _TAG_DESCRIPTION)
-               or e.count * 2 > (8 if seed.big else 4)]
+    targets = [
+        e
+        for e in ifd.entries
+        if e.tag in (_TAG_OFFSETS, _TAG_DESCRIPTION) or e.count * 2 > (8 if seed.big else 4)
+    ]
     past = len(data) + int(_pick(rng, (0, 1, 8, 4096, 2**20, 2**32)))
     if rng.random() < 0.3 or not targets:
         _put(seed, data, ifd.next_pos, past, "Q" if seed.big else "I")
@@ -287,11 +359,18 @@ def m_text_number(seed, data, rng):
         return m_flip_header(seed, data, rng)
     m = _pick(rng, found)
     n = m.end() - m.start()
-    choices = [b"9" * n, b"0" * n, (b"-" + b"9" * n)[:n], b"nan".ljust(n)[:n] if n >= 3 else
-               b"-" * n, b"1e99".ljust(n)[:n] if n >= 4 else b"9" * n, b"[" * n, b" " * n]
+    choices = [
+        b"9" * n,
+        b"0" * n,
+        (b"-" + b"9" * n)[:n],
+        b"nan".ljust(n)[:n] if n >= 3 else b"-" * n,
+        b"1e99".ljust(n)[:n] if n >= 4 else b"9" * n,
+        b"[" * n,
+        b" " * n,
+    ]
     new = _pick(rng, choices)
-    old = bytes(data[lo + m.start(): lo + m.end()])
-    data[lo + m.start(): lo + m.end()] = new
+    old = bytes(data[lo + m.start() : lo + m.end()])
+    data[lo + m.start() : lo + m.end()] = new
     return f"text at {lo + m.start()}: {old!r} -> {new!r}"
 
 
@@ -310,8 +389,9 @@ def m_data_words(seed, data, rng):
         if n < size:
             break
         p = off + int(rng.integers(0, (n - size) // size + 1)) * size
-        data[p:p + size] = b"\xff" * size if rng.random() < 0.7 else b"\x7f" + b"\xff" * (
-            size - 1)
+        data[p : p + size] = (
+            b"\xff" * size if rng.random() < 0.7 else b"\x7f" + b"\xff" * (size - 1)
+        )
         where.append(p)
     return f"data words ({size} bytes) at {where} set to extreme values"
 
@@ -325,14 +405,30 @@ def m_truncate(seed, data, rng):
 def m_zero_region(seed, data, rng):
     start = int(rng.integers(0, len(data)))
     n = int(rng.integers(1, 4097))
-    data[start:start + n] = bytes(len(data[start:start + n]))
+    data[start : start + n] = bytes(len(data[start : start + n]))
     return f"zeroed bytes {start}..{min(start + n, len(data))}"
 
 
-MUTATIONS = {f.__name__[2:]: f for f in (
-    m_flip_header, m_flip_ifd, m_tag_value, m_tag_count, m_tag_type, m_offset_past_eof,
-    m_huge_entry_count, m_ifd_loop, m_ifd_misaligned, m_flip_description, m_text_number,
-    m_flip_data, m_data_words, m_truncate, m_zero_region)}
+MUTATIONS = {
+    f.__name__[2:]: f
+    for f in (
+        m_flip_header,
+        m_flip_ifd,
+        m_tag_value,
+        m_tag_count,
+        m_tag_type,
+        m_offset_past_eof,
+        m_huge_entry_count,
+        m_ifd_loop,
+        m_ifd_misaligned,
+        m_flip_description,
+        m_text_number,
+        m_flip_data,
+        m_data_words,
+        m_truncate,
+        m_zero_region,
+    )
+}
 
 
 # -- running -------------------------------------------------------------------------------
@@ -346,7 +442,8 @@ class _Inconsistent(Exception):
 
 def grown_reads(path: Path) -> list[np.ndarray] | None:
     """The mutant as a file still being written: open its first 60 %, append the rest,
-    ``refresh()`` and read every channel (None when the reader refuses either part)."""
+    ``refresh()`` and read every channel (None when the reader refuses either part).
+    """
     data = path.read_bytes()
     cut = len(data) * 3 // 5
     part = path.with_name(f"{path.stem}_growing{path.suffix}")
@@ -370,28 +467,36 @@ def grown_reads(path: Path) -> list[np.ndarray] | None:
 
 def workload(path: Path, siff: bool) -> None:
     """Open, read every channel, and for `.siff` the histogram and lifetime image; the same
-    file opened while growing and refreshed must read the same."""
+    file opened while growing and refreshed must read the same.
+    """
     grown = grown_reads(path)
     with open_dataset(path) as ds:
         info = ds.info
         for c in range(len(info.channel_ids)):
             arr = ds.read(c)
-            if grown is not None and not (len(grown) > c and grown[c].shape == arr.shape
-                                          and np.array_equal(grown[c], arr)):
-                raise _Inconsistent(f"read({c}) after the file grew and was refreshed differs "
-                                    "from a fresh open")
+            if grown is not None and not (
+                len(grown) > c and grown[c].shape == arr.shape and np.array_equal(grown[c], arr)
+            ):
+                raise _Inconsistent(
+                    f"read({c}) after the file grew and was refreshed differs from a fresh open"
+                )
             if arr.shape[-2:] != tuple(info.frame_shape) or arr.dtype != info.dtype:
-                raise _Inconsistent(f"read({c}) gave {arr.shape} {arr.dtype}; the dataset "
-                                    f"says {info.frame_shape} {info.dtype}")
+                raise _Inconsistent(
+                    f"read({c}) gave {arr.shape} {arr.dtype}; the dataset "
+                    f"says {info.frame_shape} {info.dtype}"
+                )
             if arr.shape[0] != ds.layout.num_volumes:
-                raise _Inconsistent(f"read({c}) gave {arr.shape[0]} time rows; the layout "
-                                    f"has {ds.layout.num_volumes} volumes")
+                raise _Inconsistent(
+                    f"read({c}) gave {arr.shape[0]} time rows; the layout "
+                    f"has {ds.layout.num_volumes} volumes"
+                )
         if info.mroi and not siff:  # multi-ROI: every field of channel 0
             for f in ds.fields:
                 arr = ds.read(0, field=f.index)
                 if arr.shape[-2:] != (f.height, f.width):
-                    raise _Inconsistent(f"field {f.name} read as {arr.shape}; it is "
-                                        f"{f.height}×{f.width}")
+                    raise _Inconsistent(
+                        f"field {f.name} read as {arr.shape}; it is {f.height}×{f.width}"
+                    )
         if siff:
             hist = ds.histogram(0)
             if hist.ndim != 1 or (np.asarray(hist) < 0).any():
@@ -403,15 +508,17 @@ def workload(path: Path, siff: bool) -> None:
 
 def warm_up(folder: Path, seeds: list[Seed]) -> None:
     """Load lazy imports (tifffile) and the compiled `.siff` kernels before any case is
-    measured: a mutant that takes the compiled path must not be charged for compiling it."""
+    measured: a mutant that takes the compiled path must not be charged for compiling it.
+    """
     import tifffile  # noqa: F401 - imported lazily by the readers of irregular pages
 
     lay = SyntheticLayout(channels=(1,), num_volumes=2, height=16, width=16)
     paths = [(folder / (s.name + s.suffix), s.siff) for s in seeds]
     for compressed in (False, True):
         p = folder / f"warm{int(compressed)}.siff"
-        write_siff(p, lay, compressed=compressed, photons_per_frame=4 * SMALL_JOB_PHOTONS,
-                   keep_truth=False)
+        write_siff(
+            p, lay, compressed=compressed, photons_per_frame=4 * SMALL_JOB_PHOTONS, keep_truth=False
+        )
         paths.append((p, True))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -445,16 +552,16 @@ def _location(exc: BaseException) -> str:
     return f"{os.path.relpath(f.filename)}:{f.lineno} in {f.name}"
 
 
-def run_case(case: Case, path: Path, siff: bool, max_seconds: float, hang_seconds: float
-             ) -> Case:
+def run_case(case: Case, path: Path, siff: bool, max_seconds: float, hang_seconds: float) -> Case:
     """Run the workload on one mutant and classify the outcome."""
     case.size = path.stat().st_size
-    alarm = threading.current_thread() is threading.main_thread() and hasattr(signal,
-                                                                             "setitimer")
+    alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
     old = None
     if alarm:
+
         def _raise(signum, frame):
             raise _Hang()
+
         old = signal.signal(signal.SIGALRM, _raise)
         signal.setitimer(signal.ITIMER_REAL, hang_seconds)
     tracemalloc.reset_peak()
@@ -487,9 +594,15 @@ def run_case(case: Case, path: Path, siff: bool, max_seconds: float, hang_second
     return case
 
 
-def fuzz(cases: int, seed: int = 0, folder: str | os.PathLike | None = None, *,
-         max_seconds: float = MAX_SECONDS, hang_seconds: float = HANG_SECONDS,
-         out=sys.stdout) -> dict:
+def fuzz(
+    cases: int,
+    seed: int = 0,
+    folder: str | os.PathLike | None = None,
+    *,
+    max_seconds: float = MAX_SECONDS,
+    hang_seconds: float = HANG_SECONDS,
+    out=sys.stdout,
+) -> dict:
     """Run ``cases`` mutants; returns ``{"cases": [Case], "counts": Counter, "failures": [Case]}``.
 
     Mutants are written to ``folder`` (a temporary folder when None) and deleted after their
@@ -514,8 +627,10 @@ def fuzz(cases: int, seed: int = 0, folder: str | os.PathLike | None = None, *,
             path = root / "seeds" / (s.name + s.suffix)
             base = run_case(Case(-1, s.name, "none", "seed"), path, s.siff, 60.0, 120.0)
             if base.outcome != "ok":
-                raise RuntimeError(f"seed {s.name} does not read: {base.outcome} {base.error} "
-                                   f"{base.peak} bytes {base.seconds:.2f} s\n{base.trace}")
+                raise RuntimeError(
+                    f"seed {s.name} does not read: {base.outcome} {base.error} "
+                    f"{base.peak} bytes {base.seconds:.2f} s\n{base.trace}"
+                )
         rng = np.random.default_rng(seed)
         names = sorted(MUTATIONS)
         for i in range(cases):
@@ -531,9 +646,15 @@ def fuzz(cases: int, seed: int = 0, folder: str | os.PathLike | None = None, *,
             # a hard crash of the reader (a fault in compiled code) ends this process: the
             # mutant stays in mutants/ and this note names its mutation
             (root / "current_case.txt").write_text(
-                f"case {i}: {s.name} {name}: {detail}\nfile: {path}\n")
-            case = run_case(Case(i, s.name, name, detail, suffix=s.suffix), path, s.siff,
-                            max_seconds, hang_seconds)
+                f"case {i}: {s.name} {name}: {detail}\nfile: {path}\n"
+            )
+            case = run_case(
+                Case(i, s.name, name, detail, suffix=s.suffix),
+                path,
+                s.siff,
+                max_seconds,
+                hang_seconds,
+            )
             results.append(case)
             if case.outcome in FAILING:
                 keep = root / "failures"
@@ -573,23 +694,31 @@ def report(results, counts, failures, root: Path, out) -> None:
     if results:
         slow = max(results, key=lambda c: c.seconds)
         big = max(results, key=lambda c: c.peak)
-        p(f"\nslowest case: #{slow.index} {slow.seconds:.3f} s ({slow.seed}, {slow.mutation}: "
-          f"{slow.detail}; {slow.outcome})")
-        p(f"largest allocation: #{big.index} {big.peak / 2**20:.2f} MiB for a {big.size}-byte "
-          f"file ({big.seed}, {big.mutation}: {big.detail}; {big.outcome})")
+        p(
+            f"\nslowest case: #{slow.index} {slow.seconds:.3f} s ({slow.seed}, {slow.mutation}: "
+            f"{slow.detail}; {slow.outcome})"
+        )
+        p(
+            f"largest allocation: #{big.index} {big.peak / 2**20:.2f} MiB for a {big.size}-byte "
+            f"file ({big.seed}, {big.mutation}: {big.detail}; {big.outcome})"
+        )
         p(f"cases with warnings: {sum(1 for c in results if c.warnings)}")
     distinct: dict[tuple[str, str, str], list[Case]] = {}
     for c in failures:
         distinct.setdefault((c.outcome, c.error, c.where), []).append(c)
     if distinct:
-        p(f"\n{len(failures)} failing case(s), {len(distinct)} distinct "
-          "(outcome, exception, location):")
+        p(
+            f"\n{len(failures)} failing case(s), {len(distinct)} distinct "
+            "(outcome, exception, location):"
+        )
     for (outcome, error, where), group in distinct.items():
         c = group[0]
         p(f"\n## {outcome}: {error} at {where} ({len(group)} case(s); e.g. #{c.index})")
         for g in group[:5]:
-            p(f"- #{g.index} {g.seed} {g.mutation}: {g.detail} ({g.seconds:.2f} s, "
-              f"{g.peak / 2**20:.1f} MiB) -> failures/case{g.index:06d}{g.suffix}")
+            p(
+                f"- #{g.index} {g.seed} {g.mutation}: {g.detail} ({g.seconds:.2f} s, "
+                f"{g.peak / 2**20:.1f} MiB) -> failures/case{g.index:06d}{g.suffix}"
+            )
         if c.trace:
             p(c.trace.rstrip())
 
@@ -603,8 +732,13 @@ def main(argv=None) -> int:
     ap.add_argument("--hang-seconds", type=float, default=HANG_SECONDS)
     ap.add_argument("--size", default=None, help=argparse.SUPPRESS)  # run_bench compatibility
     args = ap.parse_args(argv)
-    result = fuzz(args.cases, args.seed, args.dir, max_seconds=args.max_seconds,
-                  hang_seconds=args.hang_seconds)
+    result = fuzz(
+        args.cases,
+        args.seed,
+        args.dir,
+        max_seconds=args.max_seconds,
+        hang_seconds=args.hang_seconds,
+    )
     return 1 if result["failures"] else 0
 
 

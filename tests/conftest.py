@@ -29,7 +29,8 @@ def shared_data() -> Path:
 
 def _set_immutable(folder: Path, on: bool) -> None:
     """Set or clear the Linux 'immutable' flag of ``folder`` (root only; ext2/3/4, xfs, btrfs):
-    nobody, root included, can then create, rename or delete entries in it."""
+    nobody, root included, can then create, rename or delete entries in it.
+    """
     import array
     import fcntl
 
@@ -62,8 +63,10 @@ def make_readonly():
             try:
                 _set_immutable(folder, True)
             except OSError as exc:
-                pytest.skip(f"running as root and the immutable flag is unavailable ({exc}); "
-                            "no other way to make a folder read-only for root")
+                pytest.skip(
+                    f"running as root and the immutable flag is unavailable ({exc}); "
+                    "no other way to make a folder read-only for root"
+                )
             locked.append((folder, "flag"))
         probe = folder / ".probe"
         try:
@@ -94,8 +97,11 @@ def full_dir(tmp_path):
     folder.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("a real full drive needs a tiny tmpfs, which only root can mount")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=755", "tmpfs",
-                           str(folder)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=755", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -106,8 +112,18 @@ def full_dir(tmp_path):
 
 # -- files left open -------------------------------------------------------------------------
 #: Files a test may leave open: caches and settings of the libraries the tests run.
-_OPEN_FILE_ALLOWED = ("/.cache/", "/site-packages/", "/dev/", "/proc/", "/sys/", "napari",
-                      "numba", "/usr/", "/etc/", ".log")
+_OPEN_FILE_ALLOWED = (
+    "/.cache/",
+    "/site-packages/",
+    "/dev/",
+    "/proc/",
+    "/sys/",
+    "napari",
+    "numba",
+    "/usr/",
+    "/etc/",
+    ".log",
+)
 _PYTHON = os.path.realpath(sys.executable)
 _SHARED_LIBRARY = re.compile(r"\.(so(\.[\d.]+)?|pyd|dll|dylib)$")
 
@@ -116,7 +132,8 @@ def _held_paths() -> list[str]:
     """Paths of the files this process holds: open descriptors and memory maps (both pin a
     file, and on Windows stop it from being replaced or deleted).  Reads /proc directly where
     it exists: psutil's memory maps parse /proc/self/smaps, ten times slower, and this runs
-    around every test."""
+    around every test.
+    """
     if os.path.isdir("/proc/self/fd"):
         paths = []
         mapped = set()  # a mapping splits into several lines, in numbers that vary
@@ -151,8 +168,11 @@ def _open_files(under: str = "") -> dict[str, int]:
         if under:
             if not path.startswith(under):
                 continue
-        elif (path == _PYTHON or any(part in path for part in _OPEN_FILE_ALLOWED)
-              or _SHARED_LIBRARY.search(path)):
+        elif (
+            path == _PYTHON
+            or any(part in path for part in _OPEN_FILE_ALLOWED)
+            or _SHARED_LIBRARY.search(path)
+        ):
             continue
         held[path] = held.get(path, 0) + 1
     return held
@@ -177,8 +197,9 @@ def no_files_left_open(request):
     checked when the module ends (:func:`no_files_left_open_by_module`).  Mark a test
     ``@pytest.mark.leaves_files_open`` to exempt it (and say why in its docstring).
     """
-    if ("tmp_path" not in request.fixturenames
-            or request.node.get_closest_marker("leaves_files_open")):
+    if "tmp_path" not in request.fixturenames or request.node.get_closest_marker(
+        "leaves_files_open"
+    ):
         yield
         return
     # The folder is new: nothing in it can be open before the test.  Taken now, not at
@@ -187,14 +208,16 @@ def no_files_left_open(request):
     yield
     left = _left_open({}, own)
     if left:
-        pytest.fail(f"{len(left)} file(s) left open by the test: {', '.join(left[:5])}",
-                    pytrace=False)
+        pytest.fail(
+            f"{len(left)} file(s) left open by the test: {', '.join(left[:5])}", pytrace=False
+        )
 
 
 @pytest.fixture(scope="module", autouse=True)
 def no_files_left_open_by_module(request):
     """Fail a test module whose tests or fixtures leave files open once all of them are done
-    (this fixture is set up first and torn down last in its module)."""
+    (this fixture is set up first and torn down last in its module).
+    """
     if request.node.get_closest_marker("leaves_files_open"):
         yield
         return
@@ -202,15 +225,18 @@ def no_files_left_open_by_module(request):
     yield
     left = _left_open(before)
     if left:
-        pytest.fail(f"{len(left)} file(s) left open by {request.node.name}: "
-                    f"{', '.join(left[:5])}", pytrace=False)
+        pytest.fail(
+            f"{len(left)} file(s) left open by {request.node.name}: {', '.join(left[:5])}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture
 def opened():
     """``opened(path, **kwargs)`` is :func:`napari_scanimage.open_dataset`, and the dataset is
     closed when the test ends (its cached readers are released): for tests that read a
-    dataset in many places, where one ``with`` block would hold the whole test."""
+    dataset in many places, where one ``with`` block would hold the whole test.
+    """
     from napari_scanimage import open_dataset
 
     datasets = []

@@ -11,9 +11,20 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 def run_bench(script: str, tmp_path, *args: str) -> tuple[str, list[str]]:
     """Run a benchmark at its smoke size; (stdout, its markdown table rows)."""
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), "--size", "smoke",
-                           "--dir", str(tmp_path), *args],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / script),
+            "--size",
+            "smoke",
+            "--dir",
+            str(tmp_path),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout, [line for line in proc.stdout.splitlines() if line.startswith("| ")]
 

@@ -14,8 +14,12 @@ from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 
 def test_info_json(tmp_path, capsys):
-    truth = write_scanimage_tiff(tmp_path / "a.tif", SyntheticLayout(
-        channels=(2, 3), num_planes=3, num_flyback=2, num_volumes=4, frame_rate=25.0))
+    truth = write_scanimage_tiff(
+        tmp_path / "a.tif",
+        SyntheticLayout(
+            channels=(2, 3), num_planes=3, num_flyback=2, num_volumes=4, frame_rate=25.0
+        ),
+    )
     assert main(["info", str(truth.paths[0]), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["channel_names"] == ["Channel 2", "Channel 3"]
@@ -39,8 +43,12 @@ def test_info_siff(shared_data, capsys):
     assert main(["info", str(path), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["is_flim"] is True
-    assert record["siff"] == {"num_bins": 120, "bin_width_ps": 20.0, "laser_period_ps": 12500.0,
-                              "photon_encoding": ["raw"]}
+    assert record["siff"] == {
+        "num_bins": 120,
+        "bin_width_ps": 20.0,
+        "laser_period_ps": 12500.0,
+        "photon_encoding": ["raw"],
+    }
     assert (record["num_volumes"], record["num_planes"], record["num_flyback"]) == (6, 2, 1)
 
 
@@ -54,13 +62,19 @@ def _analysis_project(folder):
     from napari_scanimage.session import Session, TraceSettings
 
     folder.mkdir(parents=True, exist_ok=True)
-    truth = write_scanimage_tiff(folder / "rec.tif", SyntheticLayout(
-        channels=(1, 2), num_planes=2, num_volumes=6, frame_rate=20.0))
+    truth = write_scanimage_tiff(
+        folder / "rec.tif",
+        SyntheticLayout(channels=(1, 2), num_planes=2, num_volumes=6, frame_rate=20.0),
+    )
     mask = np.zeros((32, 48), bool)
     mask[3:11, 5:22] = True
     rois = RoiSet.from_masks({"a": mask, "b": ~mask})
-    session = Session(sources=[truth.paths[0]], channel=1, roi_set=rois,
-                      trace=TraceSettings(kind="dff", percentile=10.0))
+    session = Session(
+        sources=[truth.paths[0]],
+        channel=1,
+        roi_set=rois,
+        trace=TraceSettings(kind="dff", percentile=10.0),
+    )
     return truth.paths[0], session.save(folder / "s.json"), rois
 
 
@@ -78,8 +92,23 @@ def test_traces_session_equals_library(tmp_path, capsys):
     assert "traces: 1/1" in capsys.readouterr().err
     # flags override the session's settings; --rois with a plain file
     roi_file = rois.save(tmp_path / "rois.json")
-    assert main(["traces", str(rec), "--rois", str(roi_file), "--out", str(out),
-                 "--kind", "sum", "--channel", "Channel 1"]) == 0
+    assert (
+        main(
+            [
+                "traces",
+                str(rec),
+                "--rois",
+                str(roi_file),
+                "--out",
+                str(out),
+                "--kind",
+                "sum",
+                "--channel",
+                "Channel 1",
+            ]
+        )
+        == 0
+    )
     with nsi.open_dataset(rec) as ds:
         want = nsi.traces(ds, rois, channel=0, kind="sum")
     assert out.read_bytes().decode() == want.csv_text()
@@ -102,13 +131,28 @@ def test_register_file_and_session(tmp_path, capsys):
     out = tmp_path / "reg.csv"
     assert main(["traces", str(session_path), "--out", str(out)]) == 0
     with nsi.open_dataset(rec) as ds:
-        expected = nsi.traces(ds, rois, channel=1, kind="dff", percentile=10.0,
-                              registration=want)
+        expected = nsi.traces(ds, rois, channel=1, kind="dff", percentile=10.0, registration=want)
     assert out.read_bytes().decode() == expected.csv_text()
     out2 = tmp_path / "reg2.csv"
-    assert main(["traces", str(rec), "--rois", str(rois.save(tmp_path / "r.json")),
-                 "--registration", str(default_out), "--channel", "1", "--kind", "dff",
-                 "--out", str(out2)]) == 0
+    assert (
+        main(
+            [
+                "traces",
+                str(rec),
+                "--rois",
+                str(rois.save(tmp_path / "r.json")),
+                "--registration",
+                str(default_out),
+                "--channel",
+                "1",
+                "--kind",
+                "dff",
+                "--out",
+                str(out2),
+            ]
+        )
+        == 0
+    )
     with nsi.open_dataset(rec) as ds:
         expected = nsi.traces(ds, rois, channel=1, kind="dff", registration=want)
     assert out2.read_bytes().decode() == expected.csv_text()
@@ -118,8 +162,10 @@ def test_traces_on_local_cluster_equals_in_process(tmp_path, capsys):
     rec, session_path, _ = _analysis_project(tmp_path / "p")
     here, there = tmp_path / "here.csv", tmp_path / "there.csv"
     assert main(["traces", str(session_path), "--out", str(here), "--kind", "mean"]) == 0
-    assert main(["traces", str(session_path), "--out", str(there), "--kind", "mean",
-                 "--workers", "2"]) == 0
+    assert (
+        main(["traces", str(session_path), "--out", str(there), "--kind", "mean", "--workers", "2"])
+        == 0
+    )
     assert there.read_text() == here.read_text()
     assert "starting 2 local worker process(es)" in capsys.readouterr().err
 
@@ -131,11 +177,17 @@ def test_batch(tmp_path, capsys):
     _, template, rois = _analysis_project(tmp_path / "template")
     data = tmp_path / "data"
     data.mkdir()
-    recs = [write_scanimage_tiff(data / f"m{k}.tif", SyntheticLayout(
-        channels=(1, 2), num_planes=2, num_volumes=4 + k, frame_rate=20.0)).paths[0]
-            for k in range(3)]
-    series = write_scanimage_tiff(data / "ser.tif", SyntheticLayout(
-        channels=(1, 2), num_planes=2, num_volumes=4, frames_per_file=4))
+    recs = [
+        write_scanimage_tiff(
+            data / f"m{k}.tif",
+            SyntheticLayout(channels=(1, 2), num_planes=2, num_volumes=4 + k, frame_rate=20.0),
+        ).paths[0]
+        for k in range(3)
+    ]
+    series = write_scanimage_tiff(
+        data / "ser.tif",
+        SyntheticLayout(channels=(1, 2), num_planes=2, num_volumes=4, frames_per_file=4),
+    )
     assert len(series.paths) > 1
     out_dir = tmp_path / "results"
     assert main(["batch", str(data), "--session", str(template), "--out-dir", str(out_dir)]) == 0
@@ -151,8 +203,10 @@ def test_batch(tmp_path, capsys):
         p.unlink()
     (data / "broken.tif").write_bytes(b"II*\x00 this is not a tiff")
     shutil.rmtree(out_dir)
-    assert main(["batch", str(data / "*.tif"), "--session", str(template),
-                 "--out-dir", str(out_dir)]) == 1
+    assert (
+        main(["batch", str(data / "*.tif"), "--session", str(template), "--out-dir", str(out_dir)])
+        == 1
+    )
     captured = capsys.readouterr()
     assert "3 recording(s) analysed, 1 failed" in captured.out
     assert "broken.tif" in captured.out and "broken.tif: failed" in captured.err
@@ -179,8 +233,10 @@ def test_bad_inputs_exit_non_zero_without_output(tmp_path, capsys):
     assert main(["traces", str(rec), "--rois", str(other), "--out", str(out)]) == 2
     assert "10×10" in capsys.readouterr().err
     # unreachable scheduler
-    assert main(["traces", str(session_path), "--out", str(out),
-                 "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert (
+        main(["traces", str(session_path), "--out", str(out), "--scheduler", "tcp://127.0.0.1:9"])
+        == 2
+    )
     lines = _error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and "cannot reach the dask scheduler at tcp://127.0.0.1:9" in lines[0]
     # output folder missing
@@ -210,14 +266,21 @@ def test_export_nwb_from_a_session(tmp_path, capsys):
     with pynwb.NWBHDF5IO(str(out), "r") as io:
         nwb = io.read()
         data = [np.asarray(s.data[:]) for s in nwb.acquisition.values()]
-        assert any(d.shape == frames.transpose(0, 3, 2, 1).shape and
-                   np.array_equal(d, frames.transpose(0, 3, 2, 1)) for d in data)
+        assert any(
+            d.shape == frames.transpose(0, 3, 2, 1).shape
+            and np.array_equal(d, frames.transpose(0, 3, 2, 1))
+            for d in data
+        )
         ophys = nwb.processing["ophys"]
-        responses = [s for iface in ophys.data_interfaces.values()
-                     if hasattr(iface, "roi_response_series")
-                     for s in iface.roi_response_series.values()]
-        assert any(np.allclose(np.asarray(r.data[:]).T, want.values, equal_nan=True)
-                   for r in responses)
+        responses = [
+            s
+            for iface in ophys.data_interfaces.values()
+            if hasattr(iface, "roi_response_series")
+            for s in iface.roi_response_series.values()
+        ]
+        assert any(
+            np.allclose(np.asarray(r.data[:]).T, want.values, equal_nan=True) for r in responses
+        )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     # a session whose recording is gone: one error line, no file
     (tmp_path / "p" / "rec.tif").unlink()

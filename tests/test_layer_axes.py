@@ -33,21 +33,25 @@ def test_reachable_step_spans_every_length_exactly(rate):
 
 def test_vertices_keep_their_plane_across_layouts():
     axis = on([2, 0])  # (z, sample, y, x): plane 2
-    mean = reproject_vertices(axis, ["z", "sample", "y", "x"], ["z", "y", "x"],
-                              old_plane=None, new_plane=None)
+    mean = reproject_vertices(
+        axis, ["z", "sample", "y", "x"], ["z", "y", "x"], old_plane=None, new_plane=None
+    )
     np.testing.assert_array_equal(mean, on([2]))
     assert plane_of(mean[0], ["z", "y", "x"], None) == 2
     # one plane shown: the ROI of that plane goes 2-D, others have no place
     flat = reproject_vertices(mean, ["z", "y", "x"], ["y", "x"], old_plane=None, new_plane=2)
     np.testing.assert_array_equal(flat, SQUARE)
-    assert reproject_vertices(mean, ["z", "y", "x"], ["y", "x"], old_plane=None,
-                              new_plane=1) is None
-    kept = reproject_vertices(mean, ["z", "y", "x"], ["y", "x"], old_plane=None, new_plane=1,
-                              all_planes=True)
+    assert (
+        reproject_vertices(mean, ["z", "y", "x"], ["y", "x"], old_plane=None, new_plane=1) is None
+    )
+    kept = reproject_vertices(
+        mean, ["z", "y", "x"], ["y", "x"], old_plane=None, new_plane=1, all_planes=True
+    )
     np.testing.assert_array_equal(kept, SQUARE)
     # back from plane 2 to all planes, with a sample axis: on plane 2, sample 0
-    back = reproject_vertices(flat, ["y", "x"], ["z", "sample", "y", "x"], old_plane=2,
-                              new_plane=None)
+    back = reproject_vertices(
+        flat, ["y", "x"], ["z", "sample", "y", "x"], old_plane=2, new_plane=None
+    )
     np.testing.assert_array_equal(back, axis)
 
 

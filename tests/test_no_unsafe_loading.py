@@ -2,7 +2,8 @@
 ``pickle.load``), no ``eval`` / ``exec``, no ``yaml.load`` without a safe loader.
 
 Checked on the syntax tree of every module, so comments and docstrings that mention these
-names do not count."""
+names do not count.
+"""
 
 from __future__ import annotations
 
@@ -28,11 +29,19 @@ def _name(node: ast.AST) -> str:
 def problems(tree: ast.AST) -> list[str]:
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "allow_pickle" and not (
-                isinstance(node.value, ast.Constant) and node.value.value is False):
+        if (
+            isinstance(node, ast.keyword)
+            and node.arg == "allow_pickle"
+            and not (isinstance(node.value, ast.Constant) and node.value.value is False)
+        ):
             found.append(f"line {node.value.lineno}: allow_pickle other than False")
-        if isinstance(node, ast.ImportFrom) and node.module in ("pickle", "cPickle", "dill",
-                                                                "marshal", "shelve"):
+        if isinstance(node, ast.ImportFrom) and node.module in (
+            "pickle",
+            "cPickle",
+            "dill",
+            "marshal",
+            "shelve",
+        ):
             found.append(f"line {node.lineno}: imports from {node.module}")
         if not isinstance(node, ast.Call):
             continue
@@ -40,12 +49,18 @@ def problems(tree: ast.AST) -> list[str]:
         last = name.rsplit(".", 1)[-1]
         if name in ("eval", "exec", "builtins.eval", "builtins.exec", "compile"):
             found.append(f"line {node.lineno}: {name}()")
-        if name.split(".")[0] in ("pickle", "cPickle", "dill", "marshal", "shelve") and \
-                last in ("load", "loads", "Unpickler", "open"):
+        if name.split(".")[0] in ("pickle", "cPickle", "dill", "marshal", "shelve") and last in (
+            "load",
+            "loads",
+            "Unpickler",
+            "open",
+        ):
             found.append(f"line {node.lineno}: {name}()")
         if name in ("yaml.load", "yaml.load_all", "yaml.unsafe_load", "yaml.full_load"):
-            loader = next((k.value for k in node.keywords if k.arg == "Loader"),
-                          node.args[1] if len(node.args) > 1 else None)
+            loader = next(
+                (k.value for k in node.keywords if k.arg == "Loader"),
+                node.args[1] if len(node.args) > 1 else None,
+            )
             if loader is None or _name(loader).rsplit(".", 1)[-1] not in SAFE_YAML_LOADERS:
                 found.append(f"line {node.lineno}: {name}() without a safe Loader")
         if last in ("read_pickle", "load") and name.startswith(("pd.", "pandas.", "torch.")):
@@ -54,16 +69,20 @@ def problems(tree: ast.AST) -> list[str]:
 
 
 def test_the_checker_sees_what_it_must():
-    bad = ast.parse("import pickle\nimport numpy as np\nimport yaml\n"
-                    "np.load(f, allow_pickle=True)\npickle.loads(b)\neval('1')\nexec(s)\n"
-                    "yaml.load(t)\nyaml.load(t, Loader=yaml.FullLoader)\n"
-                    "from pickle import load\n")
-    assert sorted(int(p.split(':')[0][5:]) for p in problems(bad)) == [4, 5, 6, 7, 8, 9, 10]
-    good = ast.parse('"""eval( exec( pickle.load allow_pickle=True yaml.load("""\n'
-                     "# eval(x) pickle.load(f)\n"
-                     "np.load(f, allow_pickle=False)\nnp.load(f)\n"
-                     "yaml.load(t, Loader=yaml.SafeLoader)\nyaml.safe_load(t)\n"
-                     "ast.literal_eval('1')\nre.compile('a')\n")
+    bad = ast.parse(
+        "import pickle\nimport numpy as np\nimport yaml\n"
+        "np.load(f, allow_pickle=True)\npickle.loads(b)\neval('1')\nexec(s)\n"
+        "yaml.load(t)\nyaml.load(t, Loader=yaml.FullLoader)\n"
+        "from pickle import load\n"
+    )
+    assert sorted(int(p.split(":")[0][5:]) for p in problems(bad)) == [4, 5, 6, 7, 8, 9, 10]
+    good = ast.parse(
+        '"""eval( exec( pickle.load allow_pickle=True yaml.load("""\n'
+        "# eval(x) pickle.load(f)\n"
+        "np.load(f, allow_pickle=False)\nnp.load(f)\n"
+        "yaml.load(t, Loader=yaml.SafeLoader)\nyaml.safe_load(t)\n"
+        "ast.literal_eval('1')\nre.compile('a')\n"
+    )
     assert problems(good) == []
 
 
@@ -76,5 +95,6 @@ def test_no_unsafe_loading_in_the_package():
         if found:
             report[str(path.relative_to(SRC))] = found
     if report:
-        pytest.fail("unsafe loading:\n" + "\n".join(f"{f}: {p}" for f, ps in report.items()
-                                                     for p in ps))
+        pytest.fail(
+            "unsafe loading:\n" + "\n".join(f"{f}: {p}" for f, ps in report.items() for p in ps)
+        )

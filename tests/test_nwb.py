@@ -19,9 +19,17 @@ from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 pynwb = pytest.importorskip("pynwb")
 
 Y, X = 20, 24
-VOLUME = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=2,
-                         num_volumes=6, height=Y, width=X, frame_rate=20.0, z_step_um=4.0,
-                         fov_um=120.0)
+VOLUME = SyntheticLayout(
+    channels=(1, 2),
+    channel_names=("Green", "Red"),
+    num_planes=2,
+    num_volumes=6,
+    height=Y,
+    width=X,
+    frame_rate=20.0,
+    z_step_um=4.0,
+    fov_um=120.0,
+)
 PLANAR = SyntheticLayout(channels=(1, 3), num_volumes=7, height=Y, width=X, frame_rate=25.0)
 EPOCH = datetime(2022, 5, 3, 10, 11, 12, 345000).astimezone(UTC)  # synthetic files' epoch
 
@@ -49,8 +57,9 @@ def box(y0, y1, x0, x1):
 def volume_rois():
     plane1 = np.zeros((2, Y, X), bool)
     plane1[1] = box(2, 6, 3, 9)
-    return nsi.RoiSet.from_masks({"soma": box(8, 14, 10, 16), "plane 1 only": plane1,
-                                  "edge": box(0, 3, 20, 24)})
+    return nsi.RoiSet.from_masks(
+        {"soma": box(8, 14, 10, 16), "plane 1 only": plane1, "edge": box(0, 3, 20, 24)}
+    )
 
 
 def read_back(path):
@@ -62,13 +71,19 @@ def test_volumetric_export_round_trip(volume, tmp_path):
     rois = volume_rois()
     mean = nsi.traces(volume, rois, channel="Green", kind="mean")
     dff = nsi.traces(volume, rois, channel="Red", kind="dff")
-    part = nsi.traces(volume, nsi.RoiSet([rois["edge"], rois["soma"]]), channel="Red",
-                      kind="sum")
+    part = nsi.traces(volume, nsi.RoiSet([rois["edge"], rois["soma"]]), channel="Red", kind="sum")
     reg = nsi.register(volume, channel="Green")
     steps = []
-    out = export_nwb(volume, tmp_path / "rec.nwb", rois=rois, traces=[mean, dff, part],
-                     registration=reg, identifier="abc", session_description="test",
-                     progress=lambda d, n: steps.append((d, n)))
+    out = export_nwb(
+        volume,
+        tmp_path / "rec.nwb",
+        rois=rois,
+        traces=[mean, dff, part],
+        registration=reg,
+        identifier="abc",
+        session_description="test",
+        progress=lambda d, n: steps.append((d, n)),
+    )
     assert out == tmp_path / "rec.nwb"
     assert sorted(os.listdir(tmp_path)) == ["rec.nwb"]  # no temporary left behind
     assert steps[0] == (0, 2) and steps[-1] == (2, 2)
@@ -95,8 +110,9 @@ def test_volumetric_export_round_trip(volume, tmp_path):
             assert np.isnan(plane.excitation_lambda)
             px_y, px_x = volume.info.pixel_size_um
             np.testing.assert_allclose(plane.grid_spacing[:], [px_x * 1e-6, px_y * 1e-6, 4e-6])
-            np.testing.assert_allclose(s.field_of_view[:], [X * px_x * 1e-6, Y * px_y * 1e-6,
-                                                            2 * 4e-6])
+            np.testing.assert_allclose(
+                s.field_of_view[:], [X * px_x * 1e-6, Y * px_y * 1e-6, 2 * 4e-6]
+            )
         # frames 2, 3 are the second volume's planes 0, 1 of the channel-0 page sequence
         green = f.acquisition["TwoPhotonSeries Green"].data
         np.testing.assert_array_equal(green[1, :, :, 1], volume.read(0)[1, 1].T)
@@ -107,8 +123,7 @@ def test_volumetric_export_round_trip(volume, tmp_path):
         masks = ps["image_mask"].data[:]
         assert masks.shape == (3, X, Y, 2)
         for k in range(3):
-            np.testing.assert_array_equal(masks[k] > 0,
-                                          rois.mask(k, (Y, X), 2).transpose(2, 1, 0))
+            np.testing.assert_array_equal(masks[k] > 0, rois.mask(k, (Y, X), 2).transpose(2, 1, 0))
         rrs = ophys["Fluorescence"]["mean Green"]
         np.testing.assert_array_equal(rrs.data[:], mean.values.T)
         np.testing.assert_allclose(rrs.timestamps[:], mean.time)
@@ -125,23 +140,48 @@ def test_volumetric_export_round_trip(volume, tmp_path):
         np.testing.assert_array_equal(mc["correlation"].data[:], reg.correlation)
         np.testing.assert_allclose(mc["shifts"].timestamps[:], times)
         for z in range(2):
-            np.testing.assert_array_equal(mc["reference images"][f"plane {z}"].data[:],
-                                          reg.reference[z].T)
+            np.testing.assert_array_equal(
+                mc["reference images"][f"plane {z}"].data[:], reg.reference[z].T
+            )
 
 
 def test_planar_export_one_channel(planar, tmp_path):
     rois = nsi.RoiSet.from_masks({"a": box(1, 5, 1, 5), "b": box(10, 18, 4, 12)})
     mean = nsi.traces(planar, rois, channel=1, kind="mean")
-    life = LifetimeTraces(np.array([[1.5, 2.0, np.nan], [3.0, 2.5, 2.25]]),
-                          np.ones((2, 3), np.int64), np.zeros((2, 3)), np.zeros((2, 3)),
-                          ["b", "a"], np.array([0.0, 0.5, 1.0]), "Channel 3", "lifetime")
+    life = LifetimeTraces(
+        np.array([[1.5, 2.0, np.nan], [3.0, 2.5, 2.25]]),
+        np.ones((2, 3), np.int64),
+        np.zeros((2, 3)),
+        np.zeros((2, 3)),
+        ["b", "a"],
+        np.array([0.0, 0.5, 1.0]),
+        "Channel 3",
+        "lifetime",
+    )
     gs = np.arange(12, dtype=np.float64).reshape(2, 3, 2) / 12
-    phasor = LifetimeTraces(gs, np.ones((2, 3), np.int64), gs, gs, ["a", "b"],
-                            np.array([0.0, 0.5, 1.0]), "Channel 3", "phasor", harmonic=2)
+    phasor = LifetimeTraces(
+        gs,
+        np.ones((2, 3), np.int64),
+        gs,
+        gs,
+        ["a", "b"],
+        np.array([0.0, 0.5, 1.0]),
+        "Channel 3",
+        "phasor",
+        harmonic=2,
+    )
     start = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-    out = export_nwb(planar, tmp_path / "p.nwb", channels=["Channel 3"], rois=rois,
-                     traces=[mean, life, phasor], session_start_time=start, indicator="GCaMP8m",
-                     location="V1", excitation_nm=920)
+    out = export_nwb(
+        planar,
+        tmp_path / "p.nwb",
+        channels=["Channel 3"],
+        rois=rois,
+        traces=[mean, life, phasor],
+        session_start_time=start,
+        indicator="GCaMP8m",
+        location="V1",
+        excitation_nm=920,
+    )
     assert pynwb.validate(path=str(out)) == []
     io, f = read_back(out)
     with io:
@@ -152,8 +192,11 @@ def test_planar_export_one_channel(planar, tmp_path):
         np.testing.assert_array_equal(s.data[:], planar.read(1).transpose(0, 2, 1))
         np.testing.assert_allclose(s.timestamps[:], planar.timestamps(0, slice_sample=0))
         plane = s.imaging_plane
-        assert (plane.indicator, plane.location, plane.excitation_lambda) == ("GCaMP8m", "V1",
-                                                                             920.0)
+        assert (plane.indicator, plane.location, plane.excitation_lambda) == (
+            "GCaMP8m",
+            "V1",
+            920.0,
+        )
         assert plane.imaging_rate == pytest.approx(25.0)
         ps = f.processing["ophys"]["ImageSegmentation"]["PlaneSegmentation"]
         assert ps.imaging_plane is plane
@@ -162,15 +205,17 @@ def test_planar_export_one_channel(planar, tmp_path):
         np.testing.assert_array_equal(masks[0] > 0, box(1, 5, 1, 5).T)
         np.testing.assert_array_equal(masks[1] > 0, box(10, 18, 4, 12).T)
         np.testing.assert_array_equal(
-            f.processing["ophys"]["Fluorescence"]["mean Channel 3"].data[:], mean.values.T)
+            f.processing["ophys"]["Fluorescence"]["mean Channel 3"].data[:], mean.values.T
+        )
         lt = f.processing["ophys"]["lifetime"]
         assert lt.unit == "ns"
         np.testing.assert_array_equal(lt.data[:], life.values.T)
         assert list(lt.rois.data[:]) == [1, 0]
         np.testing.assert_allclose(lt.timestamps[:], [0.0, 0.5, 1.0])
         for k, part in enumerate("gs"):
-            np.testing.assert_array_equal(f.processing["ophys"][f"phasor {part}"].data[:],
-                                          gs[..., k].T)
+            np.testing.assert_array_equal(
+                f.processing["ophys"][f"phasor {part}"].data[:], gs[..., k].T
+            )
 
 
 def test_frames_written_in_buffers(volume, tmp_path, monkeypatch):
@@ -193,8 +238,9 @@ def test_frames_written_in_buffers(volume, tmp_path, monkeypatch):
 
     monkeypatch.setattr(nwb_module, "_frames_iterator", spying)
     steps = []
-    out = export_nwb(volume, tmp_path / "b.nwb", channels=[1],
-                     progress=lambda d, n: steps.append((d, n)))
+    out = export_nwb(
+        volume, tmp_path / "b.nwb", channels=[1], progress=lambda d, n: steps.append((d, n))
+    )
     assert [(s.start, s.stop) for s in seen] == [(0, 2), (2, 4), (4, 6)]  # never all frames
     assert steps == [(0, 3), (1, 3), (2, 3), (3, 3)]
     io, f = read_back(out)
@@ -248,8 +294,9 @@ def test_target_that_cannot_be_replaced(volume, tmp_path):
     assert os.listdir(folder) == ["inside"]
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="permissions do not bind root")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="permissions do not bind root"
+)
 def test_read_only_folder(volume, tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
@@ -268,8 +315,7 @@ def test_inputs_that_do_not_fit(volume, planar, tmp_path):
     with pytest.raises(SelectionError, match="rois"):
         export_nwb(volume, tmp_path / "x.nwb", traces=mean)
     with pytest.raises(SelectionError, match="no ROI"):
-        export_nwb(volume, tmp_path / "x.nwb", traces=mean,
-                   rois=nsi.RoiSet([rois["soma"]]))
+        export_nwb(volume, tmp_path / "x.nwb", traces=mean, rois=nsi.RoiSet([rois["soma"]]))
     with pytest.raises(SelectionError, match="registration"):
         export_nwb(planar, tmp_path / "x.nwb", registration=nsi.register(volume))
     with pytest.raises(SelectionError, match="Blue"):
@@ -286,12 +332,13 @@ def test_missing_pynwb_says_how_to_install(volume, tmp_path, monkeypatch):
 
 def test_session_start(volume, monkeypatch):
     assert session_start(volume) == EPOCH
-    assert _parse_epoch("[2021 12 31 23 59 59.5]") == \
-        datetime(2021, 12, 31, 23, 59, 59, 500000).astimezone(UTC)
-    assert _parse_epoch("1700000000123456789") == datetime(2023, 11, 14, 22, 13, 20, 123457,
-                                                            tzinfo=UTC)
-    assert _parse_epoch([2020, 2, 29, 1, 2, 3.0]) == datetime(2020, 2, 29, 1, 2, 3).astimezone(
-        UTC)
+    assert _parse_epoch("[2021 12 31 23 59 59.5]") == datetime(
+        2021, 12, 31, 23, 59, 59, 500000
+    ).astimezone(UTC)
+    assert _parse_epoch("1700000000123456789") == datetime(
+        2023, 11, 14, 22, 13, 20, 123457, tzinfo=UTC
+    )
+    assert _parse_epoch([2020, 2, 29, 1, 2, 3.0]) == datetime(2020, 2, 29, 1, 2, 3).astimezone(UTC)
     assert _parse_epoch("not a date") is None
     monkeypatch.setattr(volume, "frame_description", lambda page: {})
     mtime = datetime.fromtimestamp(os.stat(volume.paths[0]).st_mtime, tz=UTC)

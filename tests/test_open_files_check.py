@@ -1,5 +1,6 @@
 """The suite's open-files checks (tests/conftest.py) fail tests and modules that leave files
-open, and let a marked test keep one."""
+open, and let a marked test keep one.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ CONFTEST = Path(__file__).with_name("conftest.py")
 def test_files_left_open_fail_their_test_and_module(pytester):
     pytester.makeconftest(CONFTEST.read_text())
     pytester.makeini("[pytest]\nmarkers =\n    leaves_files_open: kept open on purpose\n")
-    pytester.makepyfile(test_leaky='''
+    pytester.makepyfile(
+        test_leaky='''
         import pytest
 
         KEPT = []
@@ -32,10 +34,13 @@ def test_files_left_open_fail_their_test_and_module(pytester):
 
         def test_last():
             pass
-    ''')
+    '''
+    )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:warnings", "-rE")
     result.assert_outcomes(passed=4, errors=2)
-    result.stdout.fnmatch_lines([
-        "ERROR test_leaky.py::test_leaves_one_open - Failed: 1 file(s) left*",
-        "ERROR test_leaky.py::test_last - Failed: 2 file(s) left*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "ERROR test_leaky.py::test_leaves_one_open - Failed: 1 file(s) left*",
+            "ERROR test_leaky.py::test_last - Failed: 2 file(s) left*",
+        ]
+    )

@@ -10,23 +10,26 @@ import napari_scanimage as nsi
 
 
 def _run(code: str) -> str:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return out.stdout.strip()
 
 
 def test_import_is_cheap():
     """``import napari_scanimage`` loads no array, compiler or GUI library."""
     heavy = ("dask", "numba", "napari", "scipy", "xarray", "qtpy", "tifffile")
-    loaded = _run("import sys, napari_scanimage; "
-                  f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))")
+    loaded = _run(
+        "import sys, napari_scanimage; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
+    )
     assert loaded == "[]"
 
 
 def test_sub_packages_load_on_first_use():
     """``nsi.flim`` without ``import napari_scanimage.flim`` first (a fresh interpreter)."""
-    out = _run("import napari_scanimage as nsi; print(nsi.flim.phasor_image.__name__, "
-               "nsi.analysis.__name__, nsi.testing.tiff.SyntheticLayout.__name__)")
+    out = _run(
+        "import napari_scanimage as nsi; print(nsi.flim.phasor_image.__name__, "
+        "nsi.analysis.__name__, nsi.testing.tiff.SyntheticLayout.__name__)"
+    )
     assert out == "phasor_image napari_scanimage.analysis SyntheticLayout"
 
 

@@ -15,8 +15,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def python_blocks() -> list[str]:
     """The ```python blocks of the README, in order."""
-    return re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"),
-                      flags=re.M | re.S)
+    return re.findall(
+        r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.M | re.S
+    )
 
 
 def test_readme_has_examples():
@@ -37,7 +38,8 @@ def test_readme_examples_run(tmp_path, monkeypatch):
         cell = np.zeros(shape, bool)
         cell[20:30, 20:30] = True
     RoiSet.from_masks({"cell 1": cell, "cell 2": np.roll(cell, 15, axis=1)}).save(
-        tmp_path / "rois.json")
+        tmp_path / "rois.json"
+    )
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     opened = []

@@ -1,5 +1,6 @@
 """The FLIM sample (planar 2-channel `.siff`, generated on first use) and the ``rate_map`` /
-``lifetime_map`` options of the synthetic `.siff` writer behind it."""
+``lifetime_map`` options of the synthetic `.siff` writer behind it.
+"""
 
 from __future__ import annotations
 
@@ -67,8 +68,9 @@ def test_second_call_reuses_the_file(flim, monkeypatch):
 def core_and_background(tissue):
     """Cell cores and background far from cells: robust to the drift (<= 3 px)."""
     cells = tissue.lifetime_map.astype(bool)
-    return ndimage.binary_erosion(cells, iterations=3), ~ndimage.binary_dilation(cells,
-                                                                                iterations=4)
+    return ndimage.binary_erosion(cells, iterations=3), ~ndimage.binary_dilation(
+        cells, iterations=4
+    )
 
 
 def test_green_has_two_lifetimes_red_one(flim, tissue, opened):
@@ -128,8 +130,9 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
 
 def test_tiff_sample_keeps_its_file_name(tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_SCANIMAGE_CACHE", str(tmp_path))
-    monkeypatch.setattr(sample, "write_scanimage_tiff",
-                        lambda path, *a, **k: open(path, "wb").close())
+    monkeypatch.setattr(
+        sample, "write_scanimage_tiff", lambda path, *a, **k: open(path, "wb").close()
+    )
     assert sample.sample_path("volume_2ch") == tmp_path / "volume_2ch_v1.tif"
     assert os.listdir(tmp_path) == ["volume_2ch_v1.tif"]
 
@@ -157,7 +160,7 @@ def test_rate_map_gives_poisson_counts_per_pixel(tmp_path, opened):
     assert green.var(axis=0).mean() / green.mean(axis=0).mean() == pytest.approx(1.0, abs=0.1)
     red = s.intensity(1)[:, 0].sum(axis=(1, 2))
     assert red[1::2].mean() / red[::2].mean() == pytest.approx(2.0, rel=0.02)
-    assert s.late_counts[5] == 4 and s.histogram(0)[s.num_bins:].sum() == 0
+    assert s.late_counts[5] == 4 and s.histogram(0)[s.num_bins :].sum() == 0
     ds = opened(s.path)
     np.testing.assert_array_equal(ds.read(0), s.intensity(0)[:, 0])
 
@@ -185,7 +188,7 @@ def test_lifetime_map_routes_photons_and_moves_with_motion(tmp_path):
     assert ns[comp == 0].mean() == pytest.approx(0.5, abs=0.05)
     for channel in range(2):  # expected histograms use the drawn photons of each lifetime
         hist, expected = s.histogram(channel).astype(float), s.expected_histogram(channel)
-        hist[s.num_bins:] = 0  # late photons are not in the model
+        hist[s.num_bins :] = 0  # late photons are not in the model
         assert expected.sum() == pytest.approx(hist.sum(), rel=1e-9)
         big = expected >= 5  # pool the sparse bins
         obs, exp = np.r_[hist[big], hist[~big].sum()], np.r_[expected[big], expected[~big].sum()]

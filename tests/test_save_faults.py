@@ -1,5 +1,6 @@
 """Saving where it cannot succeed (read-only or missing folder, full drive): a typed SaveError
-that says what happened and what to do, the previous file byte-identical, no temporary file."""
+that says what happened and what to do, the previous file byte-identical, no temporary file.
+"""
 
 from __future__ import annotations
 
@@ -39,15 +40,18 @@ def test_read_only_folder(tmp_path, make_readonly):
     assert err.value.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
     message = str(err.value)
     assert message.startswith(f"cannot save {target}: ")
-    assert ("permission denied" in message or "read-only" in message)
+    assert "permission denied" in message or "read-only" in message
     assert "choose a folder" in message and "(the previous file is unchanged)" in message
     assert target.read_bytes() == PREVIOUS and listing(folder) == ["rois.json"]
 
 
 def test_missing_folder(tmp_path):
     target = tmp_path / "no" / "such" / "traces.csv"
-    with pytest.raises(SaveError, match=r"its folder does not exist; create the folder or "
-                                        r"choose another one \(nothing was written\)") as err:
+    with pytest.raises(
+        SaveError,
+        match=r"its folder does not exist; create the folder or "
+        r"choose another one \(nothing was written\)",
+    ) as err:
         atomic_write(target, b"a,b\n")
     assert err.value.errno == errno.ENOENT and isinstance(err.value, FileNotFoundError) is False
     assert not (tmp_path / "no").exists()
@@ -74,9 +78,12 @@ def test_drive_full_while_writing(tmp_path):
         seen.extend(p.name for p in tmp_path.iterdir())
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    with pytest.raises(SaveError, match=r"the drive is full; free "
-                                        r"some space or save to another drive \(the previous "
-                                        r"file is unchanged\)") as err:
+    with pytest.raises(
+        SaveError,
+        match=r"the drive is full; free "
+        r"some space or save to another drive \(the previous "
+        r"file is unchanged\)",
+    ) as err:
         atomic_write(target, writer)
     assert err.value.errno == errno.ENOSPC
     assert len(seen) == 2 and any(n.startswith(".shifts-") for n in seen)  # the temp existed
@@ -111,24 +118,52 @@ def test_other_errors_pass_through(tmp_path):
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("rec")
-    truth = write_scanimage_tiff(folder / "rec.tif", SyntheticLayout(
-        channels=(1, 2), num_planes=2, num_volumes=5, height=32, width=48))
+    truth = write_scanimage_tiff(
+        folder / "rec.tif",
+        SyntheticLayout(channels=(1, 2), num_planes=2, num_volumes=5, height=32, width=48),
+    )
     mask = np.zeros((32, 48), bool)
     mask[4:12, 6:20] = True
     rois = nsi.RoiSet.from_masks({"cell": mask})
-    square = nsi.RoiSet.from_layer([np.array([[14.0, 20.0], [14, 40], [28, 40], [28, 20]])],
-                                   shape_types="polygon", names=["square"],
-                                   frame_shape=(32, 48))
+    square = nsi.RoiSet.from_layer(
+        [np.array([[14.0, 20.0], [14, 40], [28, 40], [28, 20]])],
+        shape_types="polygon",
+        names=["square"],
+        frame_shape=(32, 48),
+    )
     with nsi.open_dataset(truth.paths[0]) as ds:
         reg = nsi.register(ds, channel=1)
         traces = nsi.traces(ds, rois, channel=0)
-    fit = DecayFit(taus_ns=(0.8, 3.2), fractions=(0.4, 0.6), irf_offset_ns=0.75,
-                   irf_width_ns=0.12, background=0.01, total=1e4, bin_width_ps=20.0,
-                   period_ps=12500.0, n_exp=2, deviance=101.5, fit_range=(3, 110))
-    session = Session(sources=[truth.paths[0]], channel="Channel 1", roi_set=rois,
-                      registration_result=reg, decay_fit=fit, trace=TraceSettings(kind="mean"))
-    return {"path": truth.paths[0], "rois": rois, "square": square, "reg": reg,
-            "traces": traces, "fit": fit, "session": session}
+    fit = DecayFit(
+        taus_ns=(0.8, 3.2),
+        fractions=(0.4, 0.6),
+        irf_offset_ns=0.75,
+        irf_width_ns=0.12,
+        background=0.01,
+        total=1e4,
+        bin_width_ps=20.0,
+        period_ps=12500.0,
+        n_exp=2,
+        deviance=101.5,
+        fit_range=(3, 110),
+    )
+    session = Session(
+        sources=[truth.paths[0]],
+        channel="Channel 1",
+        roi_set=rois,
+        registration_result=reg,
+        decay_fit=fit,
+        trace=TraceSettings(kind="mean"),
+    )
+    return {
+        "path": truth.paths[0],
+        "rois": rois,
+        "square": square,
+        "reg": reg,
+        "traces": traces,
+        "fit": fit,
+        "session": session,
+    }
 
 
 def _export_nwb(results, path):
@@ -157,8 +192,11 @@ def test_every_saver_into_a_read_only_folder(results, name, tmp_path, make_reado
     SAVERS[name](results, folder / name)  # a first save works
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     make_readonly(folder)
-    with pytest.raises(SaveError, match=r"cannot save .*; choose a folder .* \(the previous file "
-                                        r"is unchanged\)"):
+    with pytest.raises(
+        SaveError,
+        match=r"cannot save .*; choose a folder .* \(the previous file "
+        r"is unchanged\)",
+    ):
         SAVERS[name](results, folder / name)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
@@ -174,7 +212,8 @@ def test_every_saver_into_a_missing_folder(results, name, tmp_path):
 def test_saver_on_a_really_full_drive(results, name, full_dir):
     """The biggest files (the registration sidecar of a session; NWB) on a full tmpfs.  NWB is
     refused before HDF5 writes anything: HDF5 crashes the process when a drive fills in the
-    middle of its file (this test would then kill the test run)."""
+    middle of its file (this test would then kill the test run).
+    """
     filler = full_dir / "filler.bin"
     with open(filler, "wb") as fh:  # leave ~8 KiB free
         fh.write(b"\0" * (os.statvfs(full_dir).f_bavail * os.statvfs(full_dir).f_frsize - 8192))
@@ -186,23 +225,31 @@ def test_saver_on_a_really_full_drive(results, name, full_dir):
 def test_session_and_sidecars_kept_together_when_the_drive_fills(results, full_dir):
     """A session is staged whole (sidecars and JSON in temporary files) before anything is
     replaced: when the JSON no longer fits, the new sidecars (which did fit) must not replace
-    the previous ones either."""
+    the previous ones either.
+    """
     import dataclasses
 
     target = full_dir / "analysis.json"
     results["session"].save(target)  # previous: session + registration + decay-fit sidecars
     before = {p.name: p.read_bytes() for p in full_dir.iterdir()}
-    assert sorted(before) == ["analysis.decayfit.json", "analysis.json",
-                              "analysis.registration.npz"]
+    assert sorted(before) == [
+        "analysis.decayfit.json",
+        "analysis.json",
+        "analysis.registration.npz",
+    ]
     rng = np.random.default_rng(0)  # many ROIs inline: a JSON of a few hundred kB
-    polygons = [np.c_[16 + 10 * np.sin(a), 24 + 10 * np.cos(a)] + rng.normal(0, 1e-3, (60, 2))
-                for a in [np.linspace(0, 2 * np.pi, 60, endpoint=False)] * 150]
+    polygons = [
+        np.c_[16 + 10 * np.sin(a), 24 + 10 * np.cos(a)] + rng.normal(0, 1e-3, (60, 2))
+        for a in [np.linspace(0, 2 * np.pi, 60, endpoint=False)] * 150
+    ]
     many = nsi.RoiSet.from_layer(polygons, shape_types="polygon", frame_shape=(32, 48))
     reg = results["reg"]
     session = dataclasses.replace(
-        results["session"], roi_set=many,
+        results["session"],
+        roi_set=many,
         registration_result=dataclasses.replace(reg, shifts=reg.shifts + 1.0),
-        decay_fit=dataclasses.replace(results["fit"], taus_ns=(0.7, 3.0)))
+        decay_fit=dataclasses.replace(results["fit"], taus_ns=(0.7, 3.0)),
+    )
     stat = os.statvfs(full_dir)
     with open(full_dir / "filler.bin", "wb") as fh:  # room for the sidecars, not the JSON
         fh.write(b"\0" * (stat.f_bavail * stat.f_frsize - 96 * 1024))
@@ -216,7 +263,8 @@ def test_session_and_sidecars_kept_together_when_the_drive_fills(results, full_d
 class WindowsSharing:
     """``os.replace`` as on Windows: a file some handle holds open (see :meth:`hold`) can be
     neither replaced nor moved away; refused with the sharing-violation error Windows gives
-    (winerror 32)."""
+    (winerror 32).
+    """
 
     def __init__(self, monkeypatch):
         self.held: dict[str, object] = {}
@@ -226,8 +274,12 @@ class WindowsSharing:
         def replace(src, dst, **kwargs):
             if {os.path.abspath(src), os.path.abspath(dst)} & set(self.held):
                 self.refused += 1
-                err = PermissionError(errno.EACCES, "The process cannot access the file "
-                                      "because it is being used by another process", str(dst))
+                err = PermissionError(
+                    errno.EACCES,
+                    "The process cannot access the file "
+                    "because it is being used by another process",
+                    str(dst),
+                )
                 err.winerror = 32
                 raise err
             return real(src, dst, **kwargs)
@@ -277,7 +329,8 @@ def test_file_held_open_gives_a_clear_error(tmp_path, windows_sharing):
     waited = time.perf_counter() - start
     assert str(err.value) == (
         f"cannot save {target}: the file is open in another program (or marked read-only); "
-        "close it there, or save under another name (the previous file is unchanged)")
+        "close it there, or save under another name (the previous file is unchanged)"
+    )
     assert err.value.errno == errno.EACCES and isinstance(err.value.__cause__, PermissionError)
     assert windows_sharing.refused == 7 and 0.8 < waited < 3.0  # retried for about a second
     assert target.read_bytes() == PREVIOUS and listing(tmp_path) == ["traces.csv"]
@@ -314,18 +367,24 @@ def test_every_saver_onto_a_file_held_open(results, name, tmp_path, windows_shar
 def test_session_kept_whole_when_its_json_is_held_open(results, tmp_path, windows_sharing):
     """A new session whose sidecars differ: with the JSON held open, the new sidecars must not
     end up next to the previous JSON (they are moved in only once the previous files are
-    aside, and moved out again when the JSON cannot follow)."""
+    aside, and moved out again when the JSON cannot follow).
+    """
     import dataclasses
 
     target = tmp_path / "analysis.nsession.json"
     results["session"].save(target)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    assert sorted(before) == ["analysis.decayfit.json", "analysis.nsession.json",
-                              "analysis.registration.npz"]
+    assert sorted(before) == [
+        "analysis.decayfit.json",
+        "analysis.nsession.json",
+        "analysis.registration.npz",
+    ]
     reg = results["reg"]
     changed = dataclasses.replace(
-        results["session"], registration_result=dataclasses.replace(reg, shifts=reg.shifts + 1),
-        decay_fit=dataclasses.replace(results["fit"], taus_ns=(0.7, 3.0)))
+        results["session"],
+        registration_result=dataclasses.replace(reg, shifts=reg.shifts + 1),
+        decay_fit=dataclasses.replace(results["fit"], taus_ns=(0.7, 3.0)),
+    )
     for held in ("analysis.nsession.json", "analysis.registration.npz"):
         windows_sharing.hold(tmp_path / held)
         with pytest.raises(SaveError, match=r"cannot save .*: the file is open in another pro"):
@@ -335,13 +394,15 @@ def test_session_kept_whole_when_its_json_is_held_open(results, tmp_path, window
     changed.save(target)  # once free, the new session and sidecars together
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert sorted(after) == sorted(before)
-    assert all(after[n] != before[n] for n in ("analysis.decayfit.json",
-                                                "analysis.registration.npz"))
+    assert all(
+        after[n] != before[n] for n in ("analysis.decayfit.json", "analysis.registration.npz")
+    )
 
 
 def test_session_put_back_when_moving_in_fails(results, tmp_path, monkeypatch):
     """A failure after some previous files were moved aside and some new ones moved in (an
-    I/O error on the last rename) puts every previous file back."""
+    I/O error on the last rename) puts every previous file back.
+    """
     import dataclasses
 
     target = tmp_path / "analysis.nsession.json"
@@ -350,16 +411,19 @@ def test_session_put_back_when_moving_in_fails(results, tmp_path, monkeypatch):
     real = os.replace
 
     def replace(src, dst, **kwargs):
-        if os.path.basename(os.fspath(dst)) == "analysis.nsession.json" and \
-                os.path.basename(os.fspath(src)).startswith(".analysis.nsession-") and \
-                "previous" not in os.fspath(src):
+        if (
+            os.path.basename(os.fspath(dst)) == "analysis.nsession.json"
+            and os.path.basename(os.fspath(src)).startswith(".analysis.nsession-")
+            and "previous" not in os.fspath(src)
+        ):
             raise OSError(errno.EIO, os.strerror(errno.EIO), str(dst))
         return real(src, dst, **kwargs)
 
     monkeypatch.setattr(os, "replace", replace)
     reg = results["reg"]
     changed = dataclasses.replace(
-        results["session"], registration_result=dataclasses.replace(reg, shifts=reg.shifts + 1))
+        results["session"], registration_result=dataclasses.replace(reg, shifts=reg.shifts + 1)
+    )
     with pytest.raises(SaveError, match=r"cannot save .*analysis.nsession.json.*previous"):
         changed.save(target)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -20,8 +20,12 @@ def _rois():
     mask = np.zeros((32, 48), bool)
     mask[4:12, 6:20] = True
     by_mask = nsi.RoiSet.from_masks({"cell": mask}, source="rec.tif")
-    square = nsi.RoiSet.from_layer([np.array([[14.0, 20.0], [14, 40], [28, 40], [28, 20]])],
-                                   shape_types="polygon", names=["square"], frame_shape=(32, 48))
+    square = nsi.RoiSet.from_layer(
+        [np.array([[14.0, 20.0], [14, 40], [28, 40], [28, 20]])],
+        shape_types="polygon",
+        names=["square"],
+        frame_shape=(32, 48),
+    )
     return nsi.RoiSet([*by_mask, *square], frame_shape=(32, 48))
 
 
@@ -29,17 +33,35 @@ def _rois():
 def project(tmp_path):
     folder = tmp_path / "project"
     folder.mkdir()
-    truth = write_scanimage_tiff(folder / "rec.tif", SyntheticLayout(
-        channels=(1, 2), num_planes=2, num_volumes=5, frame_rate=20.0))
+    truth = write_scanimage_tiff(
+        folder / "rec.tif",
+        SyntheticLayout(channels=(1, 2), num_planes=2, num_volumes=5, frame_rate=20.0),
+    )
     with nsi.open_dataset(truth.paths[0]) as ds:
         reg = nsi.register(ds, channel=1)
-    fit = DecayFit(taus_ns=(0.8, 3.2), fractions=(0.4, 0.6), irf_offset_ns=0.75,
-                   irf_width_ns=0.12, background=0.01, total=1e4, bin_width_ps=20.0,
-                   period_ps=12500.0, n_exp=2, deviance=101.5, fit_range=(3, 110))
-    session = Session(sources=[truth.paths[0]], channel="Channel 2", plane=1,
-                      slice_sample="mean", roi_set=_rois(), registration_result=reg,
-                      decay_fit=fit, trace=TraceSettings(kind="dff", percentile=20.0,
-                                                         window_s=0.2, neuropil=0.7))
+    fit = DecayFit(
+        taus_ns=(0.8, 3.2),
+        fractions=(0.4, 0.6),
+        irf_offset_ns=0.75,
+        irf_width_ns=0.12,
+        background=0.01,
+        total=1e4,
+        bin_width_ps=20.0,
+        period_ps=12500.0,
+        n_exp=2,
+        deviance=101.5,
+        fit_range=(3, 110),
+    )
+    session = Session(
+        sources=[truth.paths[0]],
+        channel="Channel 2",
+        plane=1,
+        slice_sample="mean",
+        roi_set=_rois(),
+        registration_result=reg,
+        decay_fit=fit,
+        trace=TraceSettings(kind="dff", percentile=20.0, window_s=0.2, neuropil=0.7),
+    )
     path = session.save(folder / "analysis.json")
     yield folder, path, session
     close_readers(truth.paths)  # layers read from the session keep their readers
@@ -60,8 +82,9 @@ def test_round_trip(project):
     assert loaded.trace.neuropil_radii == (2, 8)
     assert loaded.rois().names == ["cell", "square"]
     for name in ("cell", "square"):
-        np.testing.assert_array_equal(loaded.rois().mask(name, (32, 48), 2),
-                                      saved.rois().mask(name, (32, 48), 2))
+        np.testing.assert_array_equal(
+            loaded.rois().mask(name, (32, 48), 2), saved.rois().mask(name, (32, 48), 2)
+        )
     reg, reg0 = loaded.registration(), saved.registration()
     np.testing.assert_array_equal(reg.shifts, reg0.shifts)
     np.testing.assert_array_equal(reg.reference, reg0.reference)
@@ -74,9 +97,17 @@ def test_run_traces_matches_library(project):
     session = Session.load(path)
     got = session.run_traces()
     with nsi.open_dataset(session.sources[0]) as ds:
-        want = nsi.traces(ds, session.rois(), channel="Channel 2", kind="dff",
-                          slice_sample="mean", percentile=20.0, window_s=0.2, neuropil=0.7,
-                          registration=session.registration())
+        want = nsi.traces(
+            ds,
+            session.rois(),
+            channel="Channel 2",
+            kind="dff",
+            slice_sample="mean",
+            percentile=20.0,
+            window_s=0.2,
+            neuropil=0.7,
+            registration=session.registration(),
+        )
     assert got.kind == "dff" and got.names == ["cell", "square"]
     np.testing.assert_array_equal(got.values, want.values)
     np.testing.assert_array_equal(got.time, want.time)
@@ -117,8 +148,9 @@ def test_bad_json(tmp_path):
     path.write_text(json.dumps({"format": "napari-scanimage-rois", "version": 1}))
     with pytest.raises(FormatError, match="not a napari-scanimage session file"):
         Session.load(path)
-    path.write_text(json.dumps({"format": "napari-scanimage-session", "version": 1,
-                                "sources": "rec.tif"}))
+    path.write_text(
+        json.dumps({"format": "napari-scanimage-session", "version": 1, "sources": "rec.tif"})
+    )
     with pytest.raises(FormatError, match="malformed session"):
         Session.load(path)
 
@@ -138,7 +170,11 @@ def test_save_is_relative_and_atomic(project):
     session.save(path)
     assert Session.load(path).trace.kind == "sum"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "analysis.decayfit.json", "analysis.json", "analysis.registration.npz", "rec.tif"]
+        "analysis.decayfit.json",
+        "analysis.json",
+        "analysis.registration.npz",
+        "rec.tif",
+    ]
 
 
 def test_session_reader_takes_only_session_files(tmp_path, project):
@@ -148,8 +184,13 @@ def test_session_reader_takes_only_session_files(tmp_path, project):
     assert get_session_reader(str(path)) is read_session
     layers = read_session(str(path))
     assert [kw["name"] for _, kw, _ in layers] == [
-        "Channel 1", "Channel 2", "Channel 1 registered", "Channel 2 registered", "ROI masks",
-        "ROIs"]  # the session's registration and its mask ROI ("cell") are restored too
+        "Channel 1",
+        "Channel 2",
+        "Channel 1 registered",
+        "Channel 2 registered",
+        "ROI masks",
+        "ROIs",
+    ]  # the session's registration and its mask ROI ("cell") are restored too
     assert all(kw["metadata"]["scanimage"]["plane"] == 1 for _, kw, _ in layers[:4])
     assert layers[2][1]["metadata"]["scanimage_registration"] is not None
     masks, kw, kind = layers[-2]
@@ -170,7 +211,8 @@ def test_session_reader_takes_only_session_files(tmp_path, project):
 
 def test_session_file_names(tmp_path):
     """Sessions are named <stem>.nsession.json; the sidecars take the stem alone; whether a
-    file is a session is decided by its content."""
+    file is a session is decided by its content.
+    """
     from napari_scanimage.session import is_session_file, session_file
 
     assert session_file(tmp_path / "a.json").name == "a.nsession.json"
@@ -180,7 +222,8 @@ def test_session_file_names(tmp_path):
     with nsi.open_dataset(truth.paths[0]) as ds:
         reg = nsi.register(ds)
     path = Session(sources=[truth.paths[0]], registration_result=reg).save(
-        tmp_path / "a.nsession.json")
+        tmp_path / "a.nsession.json"
+    )
     doc = json.loads(path.read_text())
     assert doc["registration"] == "a.registration.npz"
     assert is_session_file(path) and not is_session_file(tmp_path / "a.registration.npz")
@@ -190,14 +233,25 @@ def test_session_file_names(tmp_path):
 
 def test_view_round_trip(tmp_path):
     """What the viewer showed (channels, sample mode, lifetimes) comes back; older files
-    without it read as before."""
-    truth = write_scanimage_tiff(tmp_path / "rec.tif", SyntheticLayout(
-        channels=(1, 2), num_volumes=3, frames_per_slice=2))
-    path = Session(sources=[truth.paths[0]], plane=1, shown_channels=[1],
-                   shown_slice_sample="axis", lifetime=True).save(tmp_path / "v.nsession.json")
+    without it read as before.
+    """
+    truth = write_scanimage_tiff(
+        tmp_path / "rec.tif", SyntheticLayout(channels=(1, 2), num_volumes=3, frames_per_slice=2)
+    )
+    path = Session(
+        sources=[truth.paths[0]],
+        plane=1,
+        shown_channels=[1],
+        shown_slice_sample="axis",
+        lifetime=True,
+    ).save(tmp_path / "v.nsession.json")
     got = Session.load(path)
-    assert (got.plane, got.shown_channels, got.shown_slice_sample, got.lifetime) == \
-        (1, [1], "axis", True)
+    assert (got.plane, got.shown_channels, got.shown_slice_sample, got.lifetime) == (
+        1,
+        [1],
+        "axis",
+        True,
+    )
     doc = json.loads(path.read_text())
     for key in ("shown_channels", "shown_slice_sample", "lifetime"):
         del doc["selection"][key]

@@ -71,11 +71,13 @@ def _mroi(viewer, docks) -> None:
 
 #: file name → (sample, how to set the view up, window size): a 1080p screen, and the demo
 #: again on a 1280x800 one
-VIEWS = {"demo.png": ("volume_2ch", _volume, (1920, 1080)),
-         "demo-1280x800.png": ("volume_2ch", _volume, (1280, 800)),
-         "flim.png": ("flim_2ch", _flim, (1920, 1080)),
-         "registration.png": ("volume_2ch", _registration, (1920, 1080)),
-         "mroi.png": ("mroi_3field", _mroi, (1920, 1080))}
+VIEWS = {
+    "demo.png": ("volume_2ch", _volume, (1920, 1080)),
+    "demo-1280x800.png": ("volume_2ch", _volume, (1280, 800)),
+    "flim.png": ("flim_2ch", _flim, (1920, 1080)),
+    "registration.png": ("volume_2ch", _registration, (1920, 1080)),
+    "mroi.png": ("mroi_3field", _mroi, (1920, 1080)),
+}
 
 
 def render(out_dir: str | Path = "docs/images", names=None) -> list[Path]:

@@ -26,14 +26,21 @@ class virtual_display:
             return self
         xvfb = shutil.which("Xvfb")
         if xvfb is None:
-            raise RuntimeError("no display and no Xvfb: install it (apt-get install xvfb) or run "
-                               "scripts/demo.sh, which does")
+            raise RuntimeError(
+                "no display and no Xvfb: install it (apt-get install xvfb) or run "
+                "scripts/demo.sh, which does"
+            )
         for number in range(99, 199):
-            if not Path(f"/tmp/.X11-unix/X{number}").exists() and \
-                    not Path(f"/tmp/.X{number}-lock").exists():
+            if (
+                not Path(f"/tmp/.X11-unix/X{number}").exists()
+                and not Path(f"/tmp/.X{number}-lock").exists()
+            ):
                 break
-        self.proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", self.size, "-nolisten",
-                                      "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [xvfb, f":{number}", "-screen", "0", self.size, "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while not Path(f"/tmp/.X11-unix/X{number}").exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:

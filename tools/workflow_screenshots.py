@@ -30,8 +30,8 @@ def _settle(docks: dict, timeout: float = 180.0) -> None:
         QApplication.processEvents()
         time.sleep(0.02)
     while time.monotonic() < deadline and (
-            any(getattr(d, "busy", False) for d in docks.values())
-            or docks["Traces"]._timer.isActive()):
+        any(getattr(d, "busy", False) for d in docks.values()) or docks["Traces"]._timer.isActive()
+    ):
         QApplication.processEvents()
         time.sleep(0.02)
     for _ in range(10):
@@ -60,8 +60,7 @@ def _window(viewer, docks, size):
 
 
 def _rect(z, y, x, h, w):
-    return np.array([[z, 0, y, x], [z, 0, y, x + w], [z, 0, y + h, x + w], [z, 0, y + h, x]],
-                    float)
+    return np.array([[z, 0, y, x], [z, 0, y, x + w], [z, 0, y + h, x + w], [z, 0, y + h, x]], float)
 
 
 def run(out: Path, size: tuple[int, int] | None = None) -> list[str]:
@@ -78,7 +77,8 @@ def run(out: Path, size: tuple[int, int] | None = None) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     heard: list[str] = []
     notification_manager.notification_ready.connect(
-        lambda n: heard.append(f"notification: {n.message}"))
+        lambda n: heard.append(f"notification: {n.message}")
+    )
     shots = iter(range(1, 100))
 
     def shoot(viewer, docks, name):
@@ -95,8 +95,10 @@ def run(out: Path, size: tuple[int, int] | None = None) -> list[str]:
         docks = add_docks(viewer)
         _window(viewer, docks, size)
         layer = docks["ROIs"].new_layer()
-        layer.add([_rect(2, 30, 40, 12, 14), _rect(2, 70, 20, 10, 10),
-                   _rect(0, 90, 90, 16, 12)], shape_type="rectangle")
+        layer.add(
+            [_rect(2, 30, 40, 12, 14), _rect(2, 70, 20, 10, 10), _rect(0, 90, 90, 16, 12)],
+            shape_type="rectangle",
+        )
         docks["ROIs"].set_all_planes("roi 3", True)
         layer.mode = "pan_zoom"
         shoot(viewer, docks, "rois")
@@ -105,12 +107,16 @@ def run(out: Path, size: tuple[int, int] | None = None) -> list[str]:
         shoot(viewer, docks, "registered")
         selection = docks["Selection"]
         selection.parentWidget().raise_()
-        for name, plane, sample in (("mean", "keep", "mean"), ("plane1", 1, None),
-                                    ("interleave", "keep", "interleave"),
-                                    ("back", None, "mean")):
+        for name, plane, sample in (
+            ("mean", "keep", "mean"),
+            ("plane1", 1, None),
+            ("interleave", "keep", "interleave"),
+            ("back", None, "mean"),
+        ):
             if plane != "keep":
-                selection.plane.setCurrentIndex(selection.plane.findData(plane)
-                                                if plane is not None else 0)
+                selection.plane.setCurrentIndex(
+                    selection.plane.findData(plane) if plane is not None else 0
+                )
             if sample is not None:
                 selection.sample.setCurrentIndex(selection.sample.findData(sample))
             selection.apply()
@@ -133,8 +139,9 @@ def run(out: Path, size: tuple[int, int] | None = None) -> list[str]:
         docks = add_docks(viewer)
         _window(viewer, docks, size)
         layer = docks["ROIs"].new_layer()
-        layer.add([np.array([[60.0, 60], [60, 100], [100, 100], [100, 60]])],
-                  shape_type="rectangle")
+        layer.add(
+            [np.array([[60.0, 60], [60, 100], [100, 100], [100, 60]])], shape_type="rectangle"
+        )
         layer.mode = "pan_zoom"
         _settle(docks)
         flim = docks["FLIM"]

@@ -78,9 +78,11 @@ def replace_retrying(tmp: str, path: Path, existed: bool) -> None:
                 raise
             if delay is None:
                 kept = "the previous file is unchanged" if existed else "nothing was written"
-                err = SaveError(f"cannot save {path}: the file is open in another program "
-                                "(or marked read-only); close it there, or save under another "
-                                f"name ({kept})")
+                err = SaveError(
+                    f"cannot save {path}: the file is open in another program "
+                    "(or marked read-only); close it there, or save under another "
+                    f"name ({kept})"
+                )
                 err.errno = errno.EACCES
                 raise err from exc
             time.sleep(delay)
@@ -96,8 +98,10 @@ def check_header(doc: object, fmt: str, version: int, name: str, kind: str) -> N
         raise FormatError(f"{name} is not a napari-scanimage {kind} (no 'format': {fmt!r})")
     found = doc.get("version")
     if not isinstance(found, int) or isinstance(found, bool) or not 1 <= found <= version:
-        raise FormatError(f"{name} is {kind} version {found!r}; this napari-scanimage reads "
-                          f"versions 1–{version}: update it")
+        raise FormatError(
+            f"{name} is {kind} version {found!r}; this napari-scanimage reads "
+            f"versions 1–{version}: update it"
+        )
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO], object]) -> Path:

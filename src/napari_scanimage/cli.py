@@ -71,17 +71,25 @@ def _info(args: argparse.Namespace) -> int:
         if info.mroi:
             try:
                 record["fields"] = [
-                    {"name": f.name, "shape": list(f.shape), "planes": list(f.planes),
-                     "center_xy_um": list(f.center_xy_um), "size_xy_um": list(f.size_xy_um)}
-                    for f in ds.fields]
+                    {
+                        "name": f.name,
+                        "shape": list(f.shape),
+                        "planes": list(f.planes),
+                        "center_xy_um": list(f.center_xy_um),
+                        "size_xy_um": list(f.size_xy_um),
+                    }
+                    for f in ds.fields
+                ]
             except ScanImageError as exc:  # whole pages still read
                 record["fields"] = f"not split: {exc}"
         if ds.is_siff:
             flim = ds.flim
-            record["siff"] = {"num_bins": flim.num_bins, "bin_width_ps": flim.bin_width_ps,
-                              "laser_period_ps": flim.laser_period_ps,
-                              "photon_encoding": sorted({"raw", "compressed"}
-                                                        & set(_encodings(ds)))}
+            record["siff"] = {
+                "num_bins": flim.num_bins,
+                "bin_width_ps": flim.bin_width_ps,
+                "laser_period_ps": flim.laser_period_ps,
+                "photon_encoding": sorted({"raw", "compressed"} & set(_encodings(ds))),
+            }
     if args.json:
         print(json.dumps(record, indent=2))
     else:
@@ -93,8 +101,13 @@ def _info(args: argparse.Namespace) -> int:
 
 def _encodings(ds: Dataset) -> list[str]:
     names = {0: "raw", 1: "compressed"}
-    return [names[int(k)] for _, _, ix in ds.file_indexes() if ix.siff_flags is not None
-            for k in set(ix.siff_flags.tolist()) if int(k) in names]
+    return [
+        names[int(k)]
+        for _, _, ix in ds.file_indexes()
+        if ix.siff_flags is not None
+        for k in set(ix.siff_flags.tolist())
+        if int(k) in names
+    ]
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -121,8 +134,12 @@ class _Progress:
         step = 10 * done // total
         if step != self.step:
             self.step = step
-            print(f"{self.label}: {done}/{total} ({100 * done // total}%, "
-                  f"{time.monotonic() - self.t0:.1f} s)", file=sys.stderr, flush=True)
+            print(
+                f"{self.label}: {done}/{total} ({100 * done // total}%, "
+                f"{time.monotonic() - self.t0:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _channel_arg(text: str) -> int | str:
@@ -140,8 +157,9 @@ def _target_session(target: str) -> Session:
     if _is_session(path):
         return Session.load(path)
     if not path.is_file():
-        raise ScanImageError(f"{path} does not exist; give a ScanImage .tif/.siff file or a "
-                             "session .json")
+        raise ScanImageError(
+            f"{path} does not exist; give a ScanImage .tif/.siff file or a session .json"
+        )
     return Session(sources=[path])
 
 
@@ -149,8 +167,9 @@ def _check_out(path: Path, option: str) -> Path:
     if path.is_dir():
         raise ScanImageError(f"{option} {path} is a folder; give a file name")
     if not path.absolute().parent.is_dir():
-        raise ScanImageError(f"the folder of {option} {path} does not exist; create it or "
-                             f"choose another {option}")
+        raise ScanImageError(
+            f"the folder of {option} {path} does not exist; create it or choose another {option}"
+        )
     return path
 
 
@@ -166,17 +185,20 @@ def _scheduler(args: argparse.Namespace) -> Iterator[Client | None]:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise ScanImageError("--scheduler and --workers need the 'distributed' package: "
-                             "pip install distributed") from None
+        raise ScanImageError(
+            "--scheduler and --workers need the 'distributed' package: pip install distributed"
+        ) from None
     if address:
         try:
             # (distributed's Client and LocalCluster have no annotations)
             client = Client(address, timeout=SCHEDULER_TIMEOUT_S)  # type: ignore[no-untyped-call]
         except (OSError, TimeoutError, ValueError) as exc:
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ScanImageError(f"cannot reach the dask scheduler at {address} within "
-                                 f"{SCHEDULER_TIMEOUT_S} s ({why}); check that it is running and"
-                                 " the address is right, or drop --scheduler") from None
+            raise ScanImageError(
+                f"cannot reach the dask scheduler at {address} within "
+                f"{SCHEDULER_TIMEOUT_S} s ({why}); check that it is running and"
+                " the address is right, or drop --scheduler"
+            ) from None
         try:
             yield client
         finally:
@@ -187,10 +209,13 @@ def _scheduler(args: argparse.Namespace) -> Iterator[Client | None]:
     print(f"starting {workers} local worker process(es)", file=sys.stderr, flush=True)
     try:
         cluster = LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
     except (OSError, RuntimeError, TimeoutError) as exc:
-        raise ScanImageError(f"could not start {workers} local dask worker(s) ({exc}); try "
-                             "fewer --workers or run without them") from None
+        raise ScanImageError(
+            f"could not start {workers} local dask worker(s) ({exc}); try "
+            "fewer --workers or run without them"
+        ) from None
     try:
         with Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
@@ -209,12 +234,15 @@ def _apply_trace_args(session: Session, args: argparse.Namespace, dataset: Datas
     if args.kind is not None:
         session.trace = replace(session.trace, kind=args.kind)
     if args.rois is not None:
-        session.roi_set = load_rois(args.rois, frame_shape=dataset.info.frame_shape,
-                                    num_planes=dataset.info.num_planes)
+        session.roi_set = load_rois(
+            args.rois, frame_shape=dataset.info.frame_shape, num_planes=dataset.info.num_planes
+        )
     if args.registration is not None:
         if not Path(args.registration).is_file():
-            raise ScanImageError(f"registration file {args.registration} does not exist; run "
-                                 "'napari-scanimage register' first")
+            raise ScanImageError(
+                f"registration file {args.registration} does not exist; run "
+                "'napari-scanimage register' first"
+            )
         session.registration_result = Registration.load(args.registration)
     if session.roi_set is None:
         raise ScanImageError("no ROIs: give --rois ROIS.json|.zip (or a session with ROIs)")
@@ -255,8 +283,13 @@ def _register(args: argparse.Namespace) -> int:
     session = Session.load(target) if is_session else _target_session(args.target)
     channel = session.channel if args.channel is None else _channel_arg(args.channel)
     with session.open_dataset() as whole:
-        reg = register(_field_view(whole, args), channel=channel, bidi=args.bidi,
-                       max_shift=args.max_shift, progress=_Progress("register"))
+        reg = register(
+            _field_view(whole, args),
+            channel=channel,
+            bidi=args.bidi,
+            max_shift=args.max_shift,
+            progress=_Progress("register"),
+        )
     if out is not None:
         reg.save(out)
         print(f"wrote the registration to {out}")
@@ -276,11 +309,19 @@ def _export_nwb(args: argparse.Namespace) -> int:
     out = _check_out(Path(args.out), "--out")
     session = Session.load(args.session)
     with session.open_dataset() as ds:
-        result = session.run_traces(None, dataset=ds, progress=_Progress("traces")) \
-            if session.roi_set is not None else None
-        export_nwb(ds, out, rois=session.roi_set, traces=result,
-                   registration=session.registration_result,
-                   progress=_Progress("export-nwb"))
+        result = (
+            session.run_traces(None, dataset=ds, progress=_Progress("traces"))
+            if session.roi_set is not None
+            else None
+        )
+        export_nwb(
+            ds,
+            out,
+            rois=session.roi_set,
+            traces=result,
+            registration=session.registration_result,
+            progress=_Progress("export-nwb"),
+        )
     print(f"wrote {out}")
     return 0
 
@@ -290,8 +331,9 @@ def _recordings(pattern: str) -> list[Path]:
     if path.is_dir():
         found = [p for p in path.iterdir() if p.suffix.lower() in RECORDING_SUFFIXES]
     else:
-        found = [Path(p) for p in glob.glob(pattern)
-                 if Path(p).suffix.lower() in RECORDING_SUFFIXES]
+        found = [
+            Path(p) for p in glob.glob(pattern) if Path(p).suffix.lower() in RECORDING_SUFFIXES
+        ]
     return sorted(p for p in found if p.is_file() and not p.name.startswith("."))
 
 
@@ -303,12 +345,15 @@ def _batch(args: argparse.Namespace) -> int:
 
     template = Session.load(args.session, require_sources=False)
     if template.roi_set is None:
-        raise ScanImageError(f"the template session {args.session} has no ROIs; save one with "
-                             "ROIs first")
+        raise ScanImageError(
+            f"the template session {args.session} has no ROIs; save one with ROIs first"
+        )
     files = _recordings(args.inputs)
     if not files:
-        raise ScanImageError(f"no .tif, .tiff or .siff files found in {args.inputs}; give a "
-                             "folder or a glob pattern such as 'data/*.tif'")
+        raise ScanImageError(
+            f"no .tif, .tiff or .siff files found in {args.inputs}; give a "
+            "folder or a glob pattern such as 'data/*.tif'"
+        )
     base = Path(args.inputs) if Path(args.inputs).is_dir() else files[0].parent
     out_dir = Path(args.out_dir) if args.out_dir else base
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -323,10 +368,12 @@ def _batch(args: argparse.Namespace) -> int:
                 with open_dataset(f) as ds:
                     seen.update(p.resolve() for p in ds.paths)
                     first = ds.paths[0]
-                    session = replace(template, sources=list(ds.paths),
-                                      registration_result=None, path=None)
-                    result = session.run_traces(scheduler, dataset=ds,
-                                                progress=_Progress(f"  {first.name}"))
+                    session = replace(
+                        template, sources=list(ds.paths), registration_result=None, path=None
+                    )
+                    result = session.run_traces(
+                        scheduler, dataset=ds, progress=_Progress(f"  {first.name}")
+                    )
                 out = out_dir / f"{first.stem}_traces.csv"
                 result.to_csv(out)
                 written.append(out)
@@ -339,30 +386,46 @@ def _batch(args: argparse.Namespace) -> int:
     for f, why in failed:
         print(f"failed: {f}: {why}")
     if failed:
-        print(f"napari-scanimage: error: {len(failed)} of {len(written) + len(failed)} "
-              "recording(s) failed (listed above); fix or remove them and rerun",
-              file=sys.stderr)
+        print(
+            f"napari-scanimage: error: {len(failed)} of {len(written) + len(failed)} "
+            "recording(s) failed (listed above); fix or remove them and rerun",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run on the dask scheduler at ADDRESS (e.g. tcp://host:8786)")
-    g.add_argument("--workers", type=int, metavar="N",
-                   help="run on N local worker processes started for this run")
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on the dask scheduler at ADDRESS (e.g. tcp://host:8786)",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run on N local worker processes started for this run",
+    )
 
 
 def _add_analysis_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("register", help="rigid motion registration of a recording")
-    p.add_argument("target", metavar="FILE|SESSION",
-                   help="a recording, or a session .json (the result is stored in it)")
+    p.add_argument(
+        "target",
+        metavar="FILE|SESSION",
+        help="a recording, or a session .json (the result is stored in it)",
+    )
     p.add_argument("--channel", help="channel index or name the shifts are estimated on")
-    p.add_argument("--out", metavar="SHIFTS.npz",
-                   help="output file (default <file stem>.registration.npz next to FILE)")
+    p.add_argument(
+        "--out",
+        metavar="SHIFTS.npz",
+        help="output file (default <file stem>.registration.npz next to FILE)",
+    )
     p.add_argument("--field", help="multi-ROI recordings: field index or name")
-    p.add_argument("--bidi", action="store_true",
-                   help="estimate and correct the bidirectional line offset")
+    p.add_argument(
+        "--bidi", action="store_true", help="estimate and correct the bidirectional line offset"
+    )
     p.add_argument("--max-shift", type=float, metavar="N", help="largest shift searched (px)")
     p.set_defaults(func=_register)
     p = sub.add_parser("traces", help="ROI traces of a recording as a tidy CSV")
@@ -381,28 +444,42 @@ def _add_analysis_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
     p.set_defaults(func=_export_nwb)
     p = sub.add_parser("batch", help="a template session's traces for many recordings")
     p.add_argument("inputs", metavar="FOLDER|GLOB", help="folder or glob of recordings")
-    p.add_argument("--session", required=True, metavar="TEMPLATE.json",
-                   help="session whose ROIs and trace settings are applied")
-    p.add_argument("--out-dir", metavar="DIR",
-                   help="folder for <stem>_traces.csv (default: the recordings' folder)")
+    p.add_argument(
+        "--session",
+        required=True,
+        metavar="TEMPLATE.json",
+        help="session whose ROIs and trace settings are applied",
+    )
+    p.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="folder for <stem>_traces.csv (default: the recordings' folder)",
+    )
     _add_cluster_options(p)
     p.set_defaults(func=_batch)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="napari-scanimage",
-                                     description="ScanImage recordings in napari and scripts")
+    parser = argparse.ArgumentParser(
+        prog="napari-scanimage", description="ScanImage recordings in napari and scripts"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="print the layout and metadata of a recording")
     p.add_argument("file", help="a ScanImage .tif (any file of a series) or .siff")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_info)
     p = sub.add_parser("demo", help="open napari with sample data and every dock")
-    p.add_argument("--screenshot", metavar="PATH",
-                   help="render the window to PATH (PNG) and exit; works without a display")
-    p.add_argument("--sample", choices=("volume_2ch", "flim_2ch", "mroi_3field"),
-                   default="volume_2ch",
-                   help="which sample recording to open (default: the volumetric TIFF)")
+    p.add_argument(
+        "--screenshot",
+        metavar="PATH",
+        help="render the window to PATH (PNG) and exit; works without a display",
+    )
+    p.add_argument(
+        "--sample",
+        choices=("volume_2ch", "flim_2ch", "mroi_3field"),
+        default="volume_2ch",
+        help="which sample recording to open (default: the volumetric TIFF)",
+    )
     p.set_defaults(func=_demo)
     _add_analysis_commands(sub)
     return parser

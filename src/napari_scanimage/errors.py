@@ -55,22 +55,35 @@ class SaveError(ScanImageError, OSError):
 
 # keyed by ``OSError.errno``, which is None for errors not raised by the operating system
 _READ_HINTS: dict[int | None, tuple[str, str]] = {
-    errno.EACCES: ("permission denied", "ask for read access to the file and its folder, or "
-                   "copy it somewhere you can read"),
-    errno.EPERM: ("permission denied", "ask for read access to the file and its folder, or "
-                  "copy it somewhere you can read"),
-    errno.ENOENT: ("the file no longer exists (deleted or moved)", "put it back or open it "
-                   "again from where it is now"),
-    errno.ENOTDIR: ("part of its path is not a folder any more", "check the path and open the "
-                    "file again"),
-    errno.EIO: ("the drive reported an I/O error", "check that the drive or network share is "
-                "mounted and healthy, then open the file again"),
-    errno.ESTALE: ("the network share went away (stale file handle)", "check that the share "
-                   "is mounted, then open the file again"),
-    errno.ENODEV: ("the drive is gone", "check that the drive is mounted, then open the file "
-                   "again"),
-    errno.ENXIO: ("the drive is gone", "check that the drive is mounted, then open the file "
-                  "again"),
+    errno.EACCES: (
+        "permission denied",
+        "ask for read access to the file and its folder, or copy it somewhere you can read",
+    ),
+    errno.EPERM: (
+        "permission denied",
+        "ask for read access to the file and its folder, or copy it somewhere you can read",
+    ),
+    errno.ENOENT: (
+        "the file no longer exists (deleted or moved)",
+        "put it back or open it again from where it is now",
+    ),
+    errno.ENOTDIR: (
+        "part of its path is not a folder any more",
+        "check the path and open the file again",
+    ),
+    errno.EIO: (
+        "the drive reported an I/O error",
+        "check that the drive or network share is mounted and healthy, then open the file again",
+    ),
+    errno.ESTALE: (
+        "the network share went away (stale file handle)",
+        "check that the share is mounted, then open the file again",
+    ),
+    errno.ENODEV: (
+        "the drive is gone",
+        "check that the drive is mounted, then open the file again",
+    ),
+    errno.ENXIO: ("the drive is gone", "check that the drive is mounted, then open the file again"),
 }
 
 _SAVE_HINTS: dict[int | None, tuple[str, str]] = {
@@ -78,8 +91,7 @@ _SAVE_HINTS: dict[int | None, tuple[str, str]] = {
     errno.EPERM: ("permission denied", "choose a folder you can write to"),
     errno.EROFS: ("the drive is read-only", "choose a folder on a writable drive"),
     errno.ENOENT: ("its folder does not exist", "create the folder or choose another one"),
-    errno.ENOTDIR: ("part of its folder path is a file, not a folder",
-                    "choose another folder"),
+    errno.ENOTDIR: ("part of its folder path is a file, not a folder", "choose another folder"),
     errno.EISDIR: ("a folder of that name exists", "choose another file name"),
     errno.ENOSPC: ("the drive is full", "free some space or save to another drive"),
     errno.EDQUOT: ("your disk quota is used up", "free some space or save to another drive"),
@@ -91,8 +103,10 @@ def read_error(path: str | os.PathLike[str], exc: OSError) -> ReadError:
     """A :class:`ReadError` for an OS error met while reading ``path`` (raise it ``from``
     ``exc``).
     """
-    what, todo = _READ_HINTS.get(exc.errno, (
-        exc.strerror or type(exc).__name__, "check the file and its drive, then open it again"))
+    what, todo = _READ_HINTS.get(
+        exc.errno,
+        (exc.strerror or type(exc).__name__, "check the file and its drive, then open it again"),
+    )
     err = ReadError(f"{path}: cannot be read: {what}; {todo}")
     err.errno = exc.errno
     return err
@@ -102,9 +116,10 @@ def save_error(path: str | os.PathLike[str], exc: OSError, existed: bool) -> Sav
     """A :class:`SaveError` for an OS error met while saving ``path`` (``existed``: a previous
     file was there, and is still unchanged).
     """
-    what, todo = _SAVE_HINTS.get(exc.errno, (
-        exc.strerror or type(exc).__name__, "check the drive, or save somewhere else"))
-    kept = ("the previous file is unchanged" if existed else "nothing was written")
+    what, todo = _SAVE_HINTS.get(
+        exc.errno, (exc.strerror or type(exc).__name__, "check the drive, or save somewhere else")
+    )
+    kept = "the previous file is unchanged" if existed else "nothing was written"
     err = SaveError(f"cannot save {path}: {what}; {todo} ({kept})")
     err.errno = exc.errno
     return err

@@ -32,7 +32,7 @@ def reachable_step(step: float, n: int) -> float:
         return step
     bits = 53 - int(n - 1).bit_length()
     mantissa, exponent = math.frexp(step)
-    return math.ldexp(round(mantissa * 2.0 ** bits) / 2.0 ** bits, exponent)
+    return math.ldexp(round(mantissa * 2.0**bits) / 2.0**bits, exponent)
 
 
 def plane_of(point: Sequence[float], labels: Sequence[str], shown_plane: int | None) -> int | None:
@@ -45,9 +45,15 @@ def plane_of(point: Sequence[float], labels: Sequence[str], shown_plane: int | N
     return shown_plane
 
 
-def reproject_vertices(vertices: np.ndarray, old_labels: Sequence[str],
-                       new_labels: Sequence[str], *, old_plane: int | None,
-                       new_plane: int | None, all_planes: bool = False) -> np.ndarray | None:
+def reproject_vertices(
+    vertices: np.ndarray,
+    old_labels: Sequence[str],
+    new_labels: Sequence[str],
+    *,
+    old_plane: int | None,
+    new_plane: int | None,
+    all_planes: bool = False,
+) -> np.ndarray | None:
     """An ROI's vertices moved from the ``old_labels`` layout to ``new_labels``.
 
     ``old_plane`` / ``new_plane`` are the single planes shown (None: all planes, or the
@@ -59,8 +65,13 @@ def reproject_vertices(vertices: np.ndarray, old_labels: Sequence[str],
     vertices = np.asarray(vertices, dtype=np.float64)
     old_labels, new_labels = list(old_labels), list(new_labels)
     plane = plane_of(vertices[0], old_labels, old_plane) if len(vertices) else old_plane
-    if ("z" not in new_labels and new_plane is not None and plane is not None
-            and plane != new_plane and not all_planes):
+    if (
+        "z" not in new_labels
+        and new_plane is not None
+        and plane is not None
+        and plane != new_plane
+        and not all_planes
+    ):
         return None
     out = np.zeros((len(vertices), len(new_labels)))
     for k, name in enumerate(new_labels):
@@ -84,13 +95,18 @@ def project_planes(planes: np.ndarray, labels: Sequence[str], plane: int | None)
     labels = list(labels)
     if "z" not in labels:
         k = plane if plane is not None and plane < len(planes) else 0
-        planes = planes[k:k + 1]
+        planes = planes[k : k + 1]
     shape = [planes.shape[0] if a == "z" else 1 for a in labels[:-2]]
     return planes.reshape(*shape, *planes.shape[1:])
 
 
-def full_planes(data: np.ndarray, labels: Sequence[str], plane: int | None, num_planes: int,
-                into: np.ndarray | None = None) -> np.ndarray:
+def full_planes(
+    data: np.ndarray,
+    labels: Sequence[str],
+    plane: int | None,
+    num_planes: int,
+    into: np.ndarray | None = None,
+) -> np.ndarray:
     """The inverse of :func:`project_planes` for a label mask: ``(Z, Y, X)`` with the planes
     the layout shows taken from ``data`` (the maximum over a sample axis) and the others from
     ``into`` (zeros when not given).
@@ -100,10 +116,13 @@ def full_planes(data: np.ndarray, labels: Sequence[str], plane: int | None, num_
     lead = [k for k, a in enumerate(labels[:-2]) if a != "z"]
     if lead:
         data = data.max(axis=tuple(lead))
-    out = (np.zeros((num_planes, *data.shape[-2:]), dtype=data.dtype) if into is None
-           else np.array(into, copy=True))
+    out = (
+        np.zeros((num_planes, *data.shape[-2:]), dtype=data.dtype)
+        if into is None
+        else np.array(into, copy=True)
+    )
     if "z" in labels:
-        out[:len(data)] = data[:num_planes]
+        out[: len(data)] = data[:num_planes]
     else:
         out[plane if plane is not None else 0] = data
     return out

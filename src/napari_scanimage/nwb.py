@@ -71,7 +71,8 @@ def _pynwb() -> Any:  # pynwb has no type information
     except ImportError as exc:
         raise ScanImageError(
             f"NWB export needs pynwb, which is not installed ({exc}); install it with "
-            "pip install \"napari-scanimage[nwb]\"") from None
+            'pip install "napari-scanimage[nwb]"'
+        ) from None
     return pynwb
 
 
@@ -126,8 +127,7 @@ def session_start(dataset: Dataset) -> datetime:
 
 
 # -- chunked frames --------------------------------------------------------------------------
-def _frames_iterator(array: da.Array, progress: Callable[[], None]
-                     ) -> GenericDataChunkIterator:
+def _frames_iterator(array: da.Array, progress: Callable[[], None]) -> GenericDataChunkIterator:
     """A GenericDataChunkIterator over a dask array already in NWB axis order, whole frames
     per chunk and buffer (reads follow the time-chunked source).
     """
@@ -142,8 +142,9 @@ def _frames_iterator(array: da.Array, progress: Callable[[], None]
             T = max(shape[0], 1)
             per_chunk = min(T, max(1, CHUNK_BYTES // max(frame, 1)))
             per_buffer = min(T, per_chunk * max(1, BUFFER_BYTES // max(per_chunk * frame, 1)))
-            super().__init__(chunk_shape=(per_chunk, *shape[1:]),
-                             buffer_shape=(per_buffer, *shape[1:]))
+            super().__init__(
+                chunk_shape=(per_chunk, *shape[1:]), buffer_shape=(per_buffer, *shape[1:])
+            )
 
         def _get_data(self, selection: tuple[slice, ...]) -> npt.NDArray[Any]:
             out = np.asarray(self._array[selection].compute(scheduler="threads"))
@@ -181,13 +182,22 @@ def _times(dataset: Dataset) -> npt.NDArray[np.float64] | None:
 
 
 # -- export ----------------------------------------------------------------------------------
-def export_nwb(dataset: Dataset, path: str | os.PathLike[str], *,
-               channels: Sequence[int | str] | None = None, rois: RoiSet | None = None,
-               traces: AnyTraces | list[AnyTraces] | tuple[AnyTraces, ...] | None = None,
-               registration: Registration | None = None, session_description: str | None = None,
-               identifier: str | None = None, session_start_time: datetime | None = None,
-               progress: Callable[[int, int], None] | None = None, indicator: str | None = None,
-               location: str | None = None, excitation_nm: float | None = None) -> Path:
+def export_nwb(
+    dataset: Dataset,
+    path: str | os.PathLike[str],
+    *,
+    channels: Sequence[int | str] | None = None,
+    rois: RoiSet | None = None,
+    traces: AnyTraces | list[AnyTraces] | tuple[AnyTraces, ...] | None = None,
+    registration: Registration | None = None,
+    session_description: str | None = None,
+    identifier: str | None = None,
+    session_start_time: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    indicator: str | None = None,
+    location: str | None = None,
+    excitation_nm: float | None = None,
+) -> Path:
     """Write a recording to an NWB file, atomically.
 
     Parameters
@@ -249,15 +259,19 @@ def export_nwb(dataset: Dataset, path: str | os.PathLike[str], *,
     path = Path(path)
     info = dataset.info
     names = list(info.channel_names)
-    chosen = list(range(len(names))) if channels is None else \
-        [dataset.channel_index(c) for c in channels]
+    chosen = (
+        list(range(len(names)))
+        if channels is None
+        else [dataset.channel_index(c) for c in channels]
+    )
     for c in chosen:
         if not 0 <= c < len(names):
             raise SelectionError(f"channel {c} does not exist; the recording has {len(names)}")
     if len(set(chosen)) != len(chosen):
         raise SelectionError("a channel is listed twice")
-    trace_list: list[AnyTraces] = [] if traces is None else \
-        list(traces) if isinstance(traces, (list, tuple)) else [traces]
+    trace_list: list[AnyTraces] = (
+        [] if traces is None else list(traces) if isinstance(traces, (list, tuple)) else [traces]
+    )
     Z = info.num_planes
     volumetric = Z > 1
     Y, X = (int(s) for s in dataset.spec.frame_shape)  # (= info.frame_shape)
@@ -268,8 +282,10 @@ def export_nwb(dataset: Dataset, path: str | os.PathLike[str], *,
     for tr in trace_list:
         missing = [n for n in tr.names if n not in roi_names]
         if missing:
-            raise SelectionError(f"traces of {', '.join(map(repr, missing))} have no ROI in "
-                                 "rois; pass the RoiSet the traces were computed from")
+            raise SelectionError(
+                f"traces of {', '.join(map(repr, missing))} have no ROI in "
+                "rois; pass the RoiSet the traces were computed from"
+            )
         if tr.kind not in ("mean", "sum", "dff", "lifetime", "phasor"):
             raise SelectionError(f"trace kind {tr.kind!r} cannot be exported")
 
@@ -277,30 +293,39 @@ def export_nwb(dataset: Dataset, path: str | os.PathLike[str], *,
     if start.tzinfo is None:
         start = start.astimezone(UTC)
     nwb = pynwb.NWBFile(
-        session_description=session_description
-        or f"ScanImage recording {dataset.paths[0].name}",
-        identifier=identifier or str(uuid.uuid4()), session_start_time=start,
-        source_script="napari-scanimage", source_script_file_name="napari_scanimage.nwb",
+        session_description=session_description or f"ScanImage recording {dataset.paths[0].name}",
+        identifier=identifier or str(uuid.uuid4()),
+        session_start_time=start,
+        source_script="napari-scanimage",
+        source_script_file_name="napari_scanimage.nwb",
         notes=f"Exported from {', '.join(p.name for p in dataset.paths)} (ScanImage "
-              f"{info.version}, {info.generation}).")
+        f"{info.version}, {info.generation}).",
+    )
     device = nwb.create_device(
-        name="Microscope", description=f"Laser-scanning microscope run by ScanImage "
+        name="Microscope",
+        description=f"Laser-scanning microscope run by ScanImage "
         f"{info.version} ({'FLIM, photon counting' if info.is_flim else 'analogue'} "
-        f"acquisition)")
+        f"acquisition)",
+    )
 
     rate = info.volume_rate
     times = _times(dataset)
     if times is None and not rate:
-        raise FormatError(f"{dataset.paths[0]}: neither per-frame timestamps nor a frame rate; "
-                          "the NWB time base cannot be derived")
+        raise FormatError(
+            f"{dataset.paths[0]}: neither per-frame timestamps nor a frame rate; "
+            "the NWB time base cannot be derived"
+        )
     pixel = info.pixel_size_um
     spacing = None
     if pixel is not None:
         spacing = [pixel[1] * 1e-6, pixel[0] * 1e-6]
         if volumetric:
             spacing.append((info.z_step_um or math.nan) * 1e-6)
-    fov = None if spacing is None else \
-        [s * n for s, n in zip(spacing, (X, Y, Z) if volumetric else (X, Y), strict=True)]
+    fov = (
+        None
+        if spacing is None
+        else [s * n for s, n in zip(spacing, (X, Y, Z) if volumetric else (X, Y), strict=True)]
+    )
     planes, series = {}, []
     described = chosen or [0]
     done = [0, 0]  # buffers written, total
@@ -312,37 +337,54 @@ def export_nwb(dataset: Dataset, path: str | os.PathLike[str], *,
 
     for c in described:
         name = _safe(names[c])
-        optical = OpticalChannel(name=f"OpticalChannel {name}",
-                                 description=f"ScanImage channel {info.channel_ids[c]} "
-                                             f"({names[c]})", emission_lambda=math.nan)
+        optical = OpticalChannel(
+            name=f"OpticalChannel {name}",
+            description=f"ScanImage channel {info.channel_ids[c]} ({names[c]})",
+            emission_lambda=math.nan,
+        )
         planes[c] = nwb.create_imaging_plane(
-            name=f"ImagingPlane {name}", optical_channel=optical, device=device,
-            description=(f"{Z} planes, {info.z_step_um} µm apart" if volumetric
-                         else "one plane") + f", {Y}×{X} pixels (channel {names[c]})",
+            name=f"ImagingPlane {name}",
+            optical_channel=optical,
+            device=device,
+            description=(f"{Z} planes, {info.z_step_um} µm apart" if volumetric else "one plane")
+            + f", {Y}×{X} pixels (channel {names[c]})",
             excitation_lambda=math.nan if excitation_nm is None else float(excitation_nm),
             imaging_rate=float(rate) if rate else math.nan,
-            indicator=indicator or "unknown", location=location or "unknown",
-            **({} if spacing is None else {"grid_spacing": spacing,
-                                           "grid_spacing_unit": "meters"}))
+            indicator=indicator or "unknown",
+            location=location or "unknown",
+            **({} if spacing is None else {"grid_spacing": spacing, "grid_spacing_unit": "meters"}),
+        )
     first_series = None
     for c in chosen:
         data = _frames_iterator(_to_nwb_axes(dataset.array(c), volumetric), step)
         done[1] += data.num_buffers
         # (no timestamps: the check above made sure there is a rate)
-        timing = {"rate": float(cast(float, rate)), "starting_time": 0.0} if times is None else \
-            {"timestamps": first_series if first_series is not None else times}
+        timing = (
+            {"rate": float(cast(float, rate)), "starting_time": 0.0}
+            if times is None
+            else {"timestamps": first_series if first_series is not None else times}
+        )
         s = TwoPhotonSeries(
-            name=f"TwoPhotonSeries {_safe(names[c])}", imaging_plane=planes[c], data=data,
-            unit="a.u.", description=f"Raw frames of channel {names[c]}, axes (time, x, y"
-            + (", z)" if volumetric else ")") + " (ScanImage sample values)",
-            dimension=[X, Y, Z] if volumetric else [X, Y], **timing,
-            **({} if fov is None else {"field_of_view": fov}))
+            name=f"TwoPhotonSeries {_safe(names[c])}",
+            imaging_plane=planes[c],
+            data=data,
+            unit="a.u.",
+            description=f"Raw frames of channel {names[c]}, axes (time, x, y"
+            + (", z)" if volumetric else ")")
+            + " (ScanImage sample values)",
+            dimension=[X, Y, Z] if volumetric else [X, Y],
+            **timing,
+            **({} if fov is None else {"field_of_view": fov}),
+        )
         nwb.add_acquisition(s)
         series.append(s)
         if first_series is None:
             first_series = s
-    time_base = ({"rate": float(cast(float, rate)), "starting_time": 0.0} if times is None else
-                 {"timestamps": first_series if first_series is not None else times})
+    time_base = (
+        {"rate": float(cast(float, rate)), "starting_time": 0.0}
+        if times is None
+        else {"timestamps": first_series if first_series is not None else times}
+    )
 
     ophys = None
     if rois is not None or trace_list:
@@ -352,9 +394,11 @@ def export_nwb(dataset: Dataset, path: str | os.PathLike[str], *,
         segmentation = ImageSegmentation(name="ImageSegmentation")
         ophys.add(segmentation)
         ps = segmentation.create_plane_segmentation(
-            name="PlaneSegmentation", imaging_plane=planes[described[0]],
+            name="PlaneSegmentation",
+            imaging_plane=planes[described[0]],
             description="ROIs drawn in napari-scanimage; image_mask axes (x, y"
-            + (", z)" if volumetric else ")"))
+            + (", z)" if volumetric else ")"),
+        )
         ps.add_column("roi_name", "ROI name")
         for k, rn in enumerate(roi_names):
             m = rois.mask(k, (Y, X), Z)  # (Z, Y, X)
@@ -364,31 +408,46 @@ def export_nwb(dataset: Dataset, path: str | os.PathLike[str], *,
         for tr in trace_list:
             rows = [roi_names.index(n) for n in tr.names]
 
-            def region(rows: list[int] = rows, kind: str = tr.kind  # one per series
-                       ) -> DynamicTableRegion:
-                return ps.create_roi_table_region(description=f"ROIs of the {kind} traces",
-                                                  region=rows)
+            def region(
+                rows: list[int] = rows,
+                kind: str = tr.kind,  # one per series
+            ) -> DynamicTableRegion:
+                return ps.create_roi_table_region(
+                    description=f"ROIs of the {kind} traces", region=rows
+                )
 
             values = np.asarray(tr.values, np.float64)
             when = {"timestamps": np.asarray(tr.time, np.float64)}
             if tr.kind == "phasor":  # (kinds "phasor" and "lifetime": LifetimeTraces)
                 harmonic = cast("LifetimeTraces", tr).harmonic
                 for k, part in enumerate("gs"):
-                    ophys.add(RoiResponseSeries(
-                        name=_unique(ophys, f"phasor {part}", tr.channel), data=values[..., k].T,
-                        rois=region(), unit="n.a.",
-                        description=f"Phasor {part} (harmonic {harmonic}) of channel "
-                                    f"{tr.channel}", **when))
+                    ophys.add(
+                        RoiResponseSeries(
+                            name=_unique(ophys, f"phasor {part}", tr.channel),
+                            data=values[..., k].T,
+                            rois=region(),
+                            unit="n.a.",
+                            description=f"Phasor {part} (harmonic {harmonic}) of channel "
+                            f"{tr.channel}",
+                            **when,
+                        )
+                    )
                 continue
             if tr.kind == "lifetime":
                 irf = cast("LifetimeTraces", tr).irf_offset_ns
-                ophys.add(RoiResponseSeries(
-                    name=_unique(ophys, "lifetime", tr.channel), data=values.T, rois=region(),
-                    unit="ns", description=f"Mean photon arrival-time lifetime of channel "
-                    f"{tr.channel} (IRF offset {irf} ns subtracted)", **when))
+                ophys.add(
+                    RoiResponseSeries(
+                        name=_unique(ophys, "lifetime", tr.channel),
+                        data=values.T,
+                        rois=region(),
+                        unit="ns",
+                        description=f"Mean photon arrival-time lifetime of channel "
+                        f"{tr.channel} (IRF offset {irf} ns subtracted)",
+                        **when,
+                    )
+                )
                 continue
-            cls, key = (DfOverF, "DfOverF") if tr.kind == "dff" else (Fluorescence,
-                                                                      "Fluorescence")
+            cls, key = (DfOverF, "DfOverF") if tr.kind == "dff" else (Fluorescence, "Fluorescence")
             if key not in containers:
                 containers[key] = cls(name=key)
                 ophys.add(containers[key])
@@ -396,27 +455,58 @@ def export_nwb(dataset: Dataset, path: str | os.PathLike[str], *,
             name = f"{tr.kind} {_safe(tr.channel)}"
             if name in container.roi_response_series:
                 raise SelectionError(f"two {tr.kind} traces of channel {tr.channel}")
-            container.add_roi_response_series(RoiResponseSeries(
-                name=name, data=values.T, rois=region(),
-                unit="dF/F" if tr.kind == "dff" else "a.u.",
-                description=f"ROI {tr.kind} of channel {tr.channel}, axes (time, ROI)", **when))
+            container.add_roi_response_series(
+                RoiResponseSeries(
+                    name=name,
+                    data=values.T,
+                    rois=region(),
+                    unit="dF/F" if tr.kind == "dff" else "a.u.",
+                    description=f"ROI {tr.kind} of channel {tr.channel}, axes (time, ROI)",
+                    **when,
+                )
+            )
 
     if registration is not None:
         mc = nwb.create_processing_module(
-            "motion correction", f"Rigid motion registration estimated on channel "
+            "motion correction",
+            f"Rigid motion registration estimated on channel "
             f"{registration.channel or '?'} (bidirectional phase {registration.bidi_phase:g} "
-            "px); shifts are not applied to the frames written")
-        mc.add(TimeSeries(name="shifts", data=registration.shifts, unit="pixels",
-                          description="(dy, dx) of each time point's frame in each plane; "
-                                      "axes (time, plane, 2)", **time_base))
-        mc.add(TimeSeries(name="correlation", data=registration.correlation, unit="n.a.",
-                          description="Peak normalised phase correlation with the reference; "
-                                      "axes (time, plane)", **time_base))
-        mc.add(Images(name="reference images", description="Reference image of each plane, "
-                      "axes (x, y)", images=[
-                          GrayscaleImage(name=f"plane {z}", data=registration.reference[z].T,
-                                         description=f"reference of plane {z}")
-                          for z in range(registration.num_planes)]))
+            "px); shifts are not applied to the frames written",
+        )
+        mc.add(
+            TimeSeries(
+                name="shifts",
+                data=registration.shifts,
+                unit="pixels",
+                description="(dy, dx) of each time point's frame in each plane; "
+                "axes (time, plane, 2)",
+                **time_base,
+            )
+        )
+        mc.add(
+            TimeSeries(
+                name="correlation",
+                data=registration.correlation,
+                unit="n.a.",
+                description="Peak normalised phase correlation with the reference; "
+                "axes (time, plane)",
+                **time_base,
+            )
+        )
+        mc.add(
+            Images(
+                name="reference images",
+                description="Reference image of each plane, axes (x, y)",
+                images=[
+                    GrayscaleImage(
+                        name=f"plane {z}",
+                        data=registration.reference[z].T,
+                        description=f"reference of plane {z}",
+                    )
+                    for z in range(registration.num_planes)
+                ],
+            )
+        )
 
     if progress is not None:
         progress(0, done[1])
@@ -428,9 +518,13 @@ def export_nwb(dataset: Dataset, path: str | os.PathLike[str], *,
     return path
 
 
-def _estimated_bytes(dataset: Dataset, chosen: Sequence[int], rois: RoiSet | None,
-                     trace_list: Sequence[AnyTraces], registration: Registration | None
-                     ) -> int:
+def _estimated_bytes(
+    dataset: Dataset,
+    chosen: Sequence[int],
+    rois: RoiSet | None,
+    trace_list: Sequence[AnyTraces],
+    registration: Registration | None,
+) -> int:
     """An upper estimate of the NWB file's size: frames, masks, traces, shifts and headroom."""
     info = dataset.info
     Y, X = (int(s) for s in dataset.spec.frame_shape)  # (= info.frame_shape)
@@ -456,8 +550,9 @@ def _check_free_space(path: Path, need: int) -> None:
     except OSError:  # a missing or unreadable folder: the save itself reports it
         return
     if free < need:
-        full = OSError(errno.ENOSPC, f"{free / 2**20:.1f} MiB free, about {need / 2**20:.1f} "
-                                     "MiB needed")
+        full = OSError(
+            errno.ENOSPC, f"{free / 2**20:.1f} MiB free, about {need / 2**20:.1f} MiB needed"
+        )
         raise save_error(path, full, os.path.lexists(path))
 
 
@@ -476,4 +571,3 @@ def _unique(module: Any, base: str, channel: str) -> str:  # module: a pynwb Pro
     if name in module.data_interfaces:
         raise SelectionError(f"two {base} traces of channel {channel}")
     return name
-

@@ -33,22 +33,46 @@ __all__ = ["SAMPLES", "active_cells", "cache_dir", "sample_path"]
 
 SAMPLES = {
     "volume_2ch": SyntheticLayout(
-        channels=(1, 2), channel_names=("Green", "Red"), num_planes=4, frames_per_slice=2,
-        num_flyback=1, num_volumes=40, height=128, width=128, frame_rate=60.0, z_step_um=10.0,
-        fov_um=300.0, bidirectional=True),
+        channels=(1, 2),
+        channel_names=("Green", "Red"),
+        num_planes=4,
+        frames_per_slice=2,
+        num_flyback=1,
+        num_volumes=40,
+        height=128,
+        width=128,
+        frame_rate=60.0,
+        z_step_um=10.0,
+        fov_um=300.0,
+        bidirectional=True,
+    ),
     "flim_2ch": SyntheticLayout(
-        channels=(1, 2), channel_names=("Green", "Red"), num_volumes=360, height=256, width=256,
-        frame_rate=30.0, fov_um=250.0, bidirectional=True),
+        channels=(1, 2),
+        channel_names=("Green", "Red"),
+        num_volumes=360,
+        height=256,
+        width=256,
+        frame_rate=30.0,
+        fov_um=250.0,
+        bidirectional=True,
+    ),
     # multi-ROI: three fields cut from one 2-plane tissue canvas at 1 µm per pixel
     "mroi_3field": SyntheticLayout(
-        channels=(1, 2), channel_names=("Green", "Red"), num_planes=2, num_flyback=1,
-        num_volumes=30, height=150, width=330, frame_rate=30.0, z_step_um=10.0,
-        bidirectional=True),
+        channels=(1, 2),
+        channel_names=("Green", "Red"),
+        num_planes=2,
+        num_flyback=1,
+        num_volumes=30,
+        height=150,
+        width=330,
+        frame_rate=30.0,
+        z_step_um=10.0,
+        bidirectional=True,
+    ),
 }
 FLIM_TAUS_NS = ((0.9, 2.6), (1.6,))  # green: background, cell bodies; red
 # (name, top, left, height, width) of the multi-ROI sample's fields on its canvas, pixels
-MROI_FIELDS = (("left", 10, 4, 128, 96), ("middle", 0, 112, 150, 96), ("right", 30, 224, 90,
-                                                                        100))
+MROI_FIELDS = (("left", 10, 4, 128, 96), ("middle", 0, 112, 150, 96), ("right", 30, 224, 90, 100))
 
 
 def cache_dir() -> Path:
@@ -80,14 +104,19 @@ class _Tissue:
         self.centres: list[tuple[FloatArray, ...]] = []  # per plane: (cy, cx, radius) of each cell
         yy, xx = np.mgrid[:H, :W]
         background = ndimage.gaussian_filter(rng.normal(size=(Z, H, W)), (0, 6, 6))
-        self.background: FloatArray = (300 + 2000 * (background - background.min())
-                                       / np.ptp(background))
+        self.background: FloatArray = 300 + 2000 * (background - background.min()) / np.ptp(
+            background
+        )
         for _plane in range(Z):
             n = 25
             cy, cx = rng.uniform(8, H - 8, n), rng.uniform(8, W - 8, n)
             radius = rng.uniform(2.5, 4.5, n)
-            blobs = np.exp(-(((yy[None] - cy[:, None, None]) ** 2 + (xx[None] - cx[:, None, None])
-                              ** 2) / (2 * radius[:, None, None] ** 2)))
+            blobs = np.exp(
+                -(
+                    ((yy[None] - cy[:, None, None]) ** 2 + (xx[None] - cx[:, None, None]) ** 2)
+                    / (2 * radius[:, None, None] ** 2)
+                )
+            )
             spikes = rng.random((n, n_samples)) < 0.03
             kernel = np.exp(-np.arange(40) / 8.0)
             traces = np.array([np.convolve(s, kernel)[:n_samples] for s in spikes]) * 3000
@@ -163,8 +192,9 @@ class _FlimTissue:
         return self.green + extra.reshape(self.green.shape)
 
 
-def active_cells(name: str = "volume_2ch", count: int = 4, plane: int = 0
-                 ) -> list[tuple[float, float, float]]:
+def active_cells(
+    name: str = "volume_2ch", count: int = 4, plane: int = 0
+) -> list[tuple[float, float, float]]:
     """(y, x, radius) of the ``count`` most active cells of a sample's ``plane`` (for demo ROIs),
     away from the frame edges.
     """
@@ -178,8 +208,9 @@ def active_cells(name: str = "volume_2ch", count: int = 4, plane: int = 0
         traces = tissue.cells[plane][1]
     cy, cx, radius = tissue.centres[plane]
     margin = 12
-    inside = (cy > margin) & (cy < layout.height - margin) & (cx > margin) & \
-        (cx < layout.width - margin)
+    inside = (
+        (cy > margin) & (cy < layout.height - margin) & (cx > margin) & (cx < layout.width - margin)
+    )
     order = [k for k in np.argsort(-traces.std(axis=1)) if inside[k]]
     chosen: list[int] = []
     for k in order:  # skip cells overlapping one already chosen
@@ -212,24 +243,38 @@ def _write_mroi(path: str, canvas: SyntheticLayout) -> None:
     page = functools.lru_cache(maxsize=4)(_Tissue(canvas, seed=5).page)
     deg = 1.0 / OBJECTIVE_RESOLUTION  # one pixel (1 µm) in scan degrees
     cy, cx = canvas.height / 2, canvas.width / 2
-    specs = tuple(FieldSpec(name, w, h, ((left + w / 2 - cx) * deg, (top + h / 2 - cy) * deg),
-                            (w * deg, h * deg))
-                  for name, top, left, h, w in MROI_FIELDS)
+    specs = tuple(
+        FieldSpec(
+            name, w, h, ((left + w / 2 - cx) * deg, (top + h / 2 - cy) * deg), (w * deg, h * deg)
+        )
+        for name, top, left, h, w in MROI_FIELDS
+    )
 
     def pixels(g: int, k: int) -> npt.NDArray[Any]:
         _, top, left, h, w = MROI_FIELDS[k]
-        return page(g)[top:top + h, left:left + w]
+        return page(g)[top : top + h, left : left + w]
 
-    write_mroi_tiff(path, specs, pixels=pixels, fly_to_lines=8, channels=canvas.channels,
-                    channel_names=canvas.channel_names, num_planes=canvas.num_planes,
-                    num_flyback=canvas.num_flyback, num_volumes=canvas.num_volumes,
-                    frame_rate=canvas.frame_rate, z_step_um=canvas.z_step_um,
-                    bidirectional=canvas.bidirectional)
+    write_mroi_tiff(
+        path,
+        specs,
+        pixels=pixels,
+        fly_to_lines=8,
+        channels=canvas.channels,
+        channel_names=canvas.channel_names,
+        num_planes=canvas.num_planes,
+        num_flyback=canvas.num_flyback,
+        num_volumes=canvas.num_volumes,
+        frame_rate=canvas.frame_rate,
+        z_step_um=canvas.z_step_um,
+        bidirectional=canvas.bidirectional,
+    )
 
 
-_FILES = {"volume_2ch": ("volume_2ch_v1.tif", _write_tiff),
-          "flim_2ch": ("flim_2ch_v1.siff", _write_flim),
-          "mroi_3field": ("mroi_3field_v1.tif", _write_mroi)}
+_FILES = {
+    "volume_2ch": ("volume_2ch_v1.tif", _write_tiff),
+    "flim_2ch": ("flim_2ch_v1.siff", _write_flim),
+    "mroi_3field": ("mroi_3field_v1.tif", _write_mroi),
+}
 
 
 def sample_path(name: str = "volume_2ch") -> Path:

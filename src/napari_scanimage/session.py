@@ -39,8 +39,16 @@ if TYPE_CHECKING:
     from .flim.fit_result import DecayFit
     from .flim.lifetime import LifetimeTraces
 
-__all__ = ["FORMAT", "SUFFIX", "VERSION", "MissingFileError", "Session", "TraceSettings",
-           "is_session_file", "session_file"]
+__all__ = [
+    "FORMAT",
+    "SUFFIX",
+    "VERSION",
+    "MissingFileError",
+    "Session",
+    "TraceSettings",
+    "is_session_file",
+    "session_file",
+]
 
 FORMAT = "napari-scanimage-session"
 VERSION = 1
@@ -72,8 +80,7 @@ class TraceSettings:
 
     def __post_init__(self) -> None:
         if self.kind not in TRACE_KINDS:
-            raise SelectionError(f"trace kind {self.kind!r} is not one of "
-                                 f"{', '.join(TRACE_KINDS)}")
+            raise SelectionError(f"trace kind {self.kind!r} is not one of {', '.join(TRACE_KINDS)}")
         self.percentile = float(self.percentile)
         self.window_s = None if self.window_s is None else float(self.window_s)
         self.neuropil = None if self.neuropil is None else float(self.neuropil)
@@ -167,10 +174,14 @@ class Session:
             raise SelectionError("the session has no recording; add one to 'sources'")
         for p in self.sources:
             if not p.is_file():
-                raise MissingFileError(f"the session's recording {p} does not exist; put it "
-                                       "back or make a new session")
-        return open_dataset(self.sources[0], bin_width_ps=self.bin_width_ps,
-                            file_paths=self.sources if len(self.sources) > 1 else None)
+                raise MissingFileError(
+                    f"the session's recording {p} does not exist; put it back or make a new session"
+                )
+        return open_dataset(
+            self.sources[0],
+            bin_width_ps=self.bin_width_ps,
+            file_paths=self.sources if len(self.sources) > 1 else None,
+        )
 
     def rois(self) -> RoiSet | None:
         """The session's ROIs (a RoiSet) or None."""
@@ -180,10 +191,13 @@ class Session:
         """The session's Registration or None."""
         return self.registration_result
 
-    def run_traces(self, scheduler: str | Client | None = None, *,
-                   dataset: Dataset | None = None,
-                   progress: Callable[[int, int], None] | None = None
-                   ) -> Traces | LifetimeTraces:
+    def run_traces(
+        self,
+        scheduler: str | Client | None = None,
+        *,
+        dataset: Dataset | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Traces | LifetimeTraces:
         """Traces of the session's ROIs with its settings: a Traces (LifetimeTraces for the
         kinds "lifetime" and "phasor").
         """
@@ -202,13 +216,22 @@ class Session:
             if check is not None:  # ROIs drawn on other frames are refused with a clear message
                 check("the session", info.frame_shape, info.num_planes)
             result: Traces | LifetimeTraces = traces(
-                          ds, self.roi_set, channel=channel, kind=t.kind,
-                          slice_sample=cast("SliceSample", self.slice_sample),
-                          percentile=t.percentile,
-                          window_s=t.window_s, neuropil=t.neuropil,
-                          neuropil_radii=t.neuropil_radii, scheduler=scheduler,
-                          progress=progress, registration=self.registration_result,
-                          harmonic=t.harmonic, irf_offset_ns=irf, bin_volumes=t.bin_volumes)
+                ds,
+                self.roi_set,
+                channel=channel,
+                kind=t.kind,
+                slice_sample=cast("SliceSample", self.slice_sample),
+                percentile=t.percentile,
+                window_s=t.window_s,
+                neuropil=t.neuropil,
+                neuropil_radii=t.neuropil_radii,
+                scheduler=scheduler,
+                progress=progress,
+                registration=self.registration_result,
+                harmonic=t.harmonic,
+                irf_offset_ns=irf,
+                bin_volumes=t.bin_volumes,
+            )
             return result
         finally:
             if own:
@@ -221,15 +244,20 @@ class Session:
         """
         folder = Path(folder).absolute() if folder is not None else None
         return {
-            "format": FORMAT, "version": VERSION,
+            "format": FORMAT,
+            "version": VERSION,
             "sources": [_relative(p, folder) for p in self.sources],
             "bin_width_ps": self.bin_width_ps,
-            "selection": {"channel": self.channel, "plane": self.plane,
-                          "slice_sample": self.slice_sample,
-                          "shown_channels": None if self.shown_channels is None
-                          else [int(c) for c in self.shown_channels],
-                          "shown_slice_sample": self.shown_slice_sample,
-                          "lifetime": bool(self.lifetime)},
+            "selection": {
+                "channel": self.channel,
+                "plane": self.plane,
+                "slice_sample": self.slice_sample,
+                "shown_channels": None
+                if self.shown_channels is None
+                else [int(c) for c in self.shown_channels],
+                "shown_slice_sample": self.shown_slice_sample,
+                "lifetime": bool(self.lifetime),
+            },
             "rois": None if self.roi_set is None else self.roi_set.to_dict(),
             "registration": None,
             "decay_fit": None,
@@ -259,8 +287,7 @@ class Session:
                 side = path.with_name(f"{base}.decayfit.json")
                 self.decay_fit.save(_stage(side, staged))
                 doc["decay_fit"] = side.name
-            atomic_write(session_tmp,
-                         (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode())
+            atomic_write(session_tmp, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode())
             _commit(staged)
         finally:
             for tmp, _ in staged:
@@ -298,22 +325,32 @@ class Session:
             sources = [_resolve(s, folder) for s in doc["sources"]]
             sel = doc.get("selection") or {}
             trace = TraceSettings.from_dict(doc.get("trace") or {})
-            rois = None if doc.get("rois") is None else \
-                RoiSet.from_dict(doc["rois"], f"{path.name}: its 'rois' entry")
+            rois = (
+                None
+                if doc.get("rois") is None
+                else RoiSet.from_dict(doc["rois"], f"{path.name}: its 'rois' entry")
+            )
             plane = sel.get("plane")
             shown = sel.get("shown_channels")
-            if shown is not None and (not isinstance(shown, list) or not all(
-                    isinstance(c, int) and not isinstance(c, bool) for c in shown)):
+            if shown is not None and (
+                not isinstance(shown, list)
+                or not all(isinstance(c, int) and not isinstance(c, bool) for c in shown)
+            ):
                 raise TypeError(f"shown_channels {shown!r} is not a list of channel indices")
             shown_sample = sel.get("shown_slice_sample")
-            session = cls(sources=sources, channel=_channel(sel.get("channel", 0)),
-                          plane=None if plane is None else int(plane),
-                          slice_sample=_slice_sample(sel.get("slice_sample", "mean")),
-                          roi_set=rois, trace=trace, bin_width_ps=_optional_float(
-                              doc.get("bin_width_ps")), path=path, shown_channels=shown,
-                          shown_slice_sample=None if shown_sample is None
-                          else _slice_sample(shown_sample),
-                          lifetime=bool(sel.get("lifetime", False)))
+            session = cls(
+                sources=sources,
+                channel=_channel(sel.get("channel", 0)),
+                plane=None if plane is None else int(plane),
+                slice_sample=_slice_sample(sel.get("slice_sample", "mean")),
+                roi_set=rois,
+                trace=trace,
+                bin_width_ps=_optional_float(doc.get("bin_width_ps")),
+                path=path,
+                shown_channels=shown,
+                shown_slice_sample=None if shown_sample is None else _slice_sample(shown_sample),
+                lifetime=bool(sel.get("lifetime", False)),
+            )
             reg_name, fit_name = doc.get("registration"), doc.get("decay_fit")
             for name in (reg_name, fit_name):
                 if name is not None and not isinstance(name, str):
@@ -328,7 +365,8 @@ class Session:
                     raise MissingFileError(
                         f"{path.name} refers to the recording {p}, which does not exist; move "
                         "it back (paths are relative to the session's folder) or edit "
-                        "'sources'")
+                        "'sources'"
+                    )
         if reg_name is not None:
             from .analysis.registration import Registration
 
@@ -347,7 +385,7 @@ def session_file(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.name.lower().endswith(SUFFIX):
         return path
-    name = path.name[:-len(".json")] if path.name.lower().endswith(".json") else path.name
+    name = path.name[: -len(".json")] if path.name.lower().endswith(".json") else path.name
     return path.with_name(name + SUFFIX)
 
 
@@ -370,7 +408,7 @@ def _base_name(path: Path) -> str:
     name = path.name
     for suffix in (SUFFIX, ".json"):
         if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[:-len(suffix)]
+            return name[: -len(suffix)]
     return path.stem
 
 
@@ -381,8 +419,9 @@ def _stage(target: Path, staged: list[tuple[str, Path]]) -> str:
     from .errors import save_error
 
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix,
-                                   dir=target.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.stem}-", suffix=target.suffix, dir=target.parent
+        )
     except OSError as exc:
         raise save_error(target, exc, target.exists()) from exc
     os.close(fd)
@@ -406,8 +445,9 @@ def _commit(staged: list[tuple[str, Path]]) -> None:
     try:
         for _, target in staged:
             if os.path.lexists(target):
-                fd, old = tempfile.mkstemp(prefix=f".{target.stem}-previous-",
-                                           suffix=target.suffix, dir=target.parent)
+                fd, old = tempfile.mkstemp(
+                    prefix=f".{target.stem}-previous-", suffix=target.suffix, dir=target.parent
+                )
                 os.close(fd)
                 try:  # (retried while another program holds it open, as a replace is)
                     replace_retrying(os.fspath(target), Path(old), True)
@@ -427,9 +467,11 @@ def _commit(staged: list[tuple[str, Path]]) -> None:
                 os.replace(old, where)
         kept = "the previous files are unchanged" if aside else "nothing was written"
         if isinstance(exc, SaveError) and exc.errno == errno.EACCES:  # held open
-            err = SaveError(f"cannot save {target}: the file is open in another program (or "
-                            f"marked read-only); close it there, or save under another name "
-                            f"({kept})")
+            err = SaveError(
+                f"cannot save {target}: the file is open in another program (or "
+                f"marked read-only); close it there, or save under another name "
+                f"({kept})"
+            )
             err.errno = errno.EACCES
             raise err from exc
         if isinstance(exc, ScanImageError):
@@ -459,8 +501,10 @@ def _resolve(s: object, folder: Path) -> Path:
 def _sidecar(path: Path, name: str) -> Path:
     side = path.parent / name
     if not side.is_file():
-        raise MissingFileError(f"{path.name} refers to {name}, which is not next to it; copy "
-                               "it back beside the session file or remove the reference")
+        raise MissingFileError(
+            f"{path.name} refers to {name}, which is not next to it; copy "
+            "it back beside the session file or remove the reference"
+        )
     return side
 
 
@@ -480,8 +524,12 @@ def _optional_float(v: Any) -> float | None:
     return None if v is None else float(v)
 
 
-def load_rois(path: str | os.PathLike[str], *, frame_shape: tuple[int, int] | None = None,
-              num_planes: int | None = None) -> RoiSet:
+def load_rois(
+    path: str | os.PathLike[str],
+    *,
+    frame_shape: tuple[int, int] | None = None,
+    num_planes: int | None = None,
+) -> RoiSet:
     """An ROI file: napari-scanimage JSON, or an ImageJ ``.zip`` / ``.roi``."""
     from .analysis.rois import RoiSet
 
@@ -491,4 +539,3 @@ def load_rois(path: str | os.PathLike[str], *, frame_shape: tuple[int, int] | No
     if path.suffix.lower() in (".zip", ".roi"):
         return RoiSet.from_imagej(path, frame_shape=frame_shape, num_planes=num_planes)
     return RoiSet.load(path, frame_shape=frame_shape, num_planes=num_planes)
-

@@ -9,8 +9,16 @@ import napari_scanimage as nsi
 from napari_scanimage.analysis import qc
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
-LAYOUT = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=2,
-                         frames_per_slice=2, num_flyback=1, num_volumes=9, height=12, width=14)
+LAYOUT = SyntheticLayout(
+    channels=(1, 2),
+    channel_names=("Green", "Red"),
+    num_planes=2,
+    frames_per_slice=2,
+    num_flyback=1,
+    num_volumes=9,
+    height=12,
+    width=14,
+)
 
 
 def brute_local_corr(frames):  # (T, Y, X)
@@ -24,8 +32,7 @@ def brute_local_corr(frames):  # (T, Y, X)
                     yy, xx = y + dy, x + dx
                     if (dy or dx) and 0 <= yy < Y and 0 <= xx < X:
                         a, b = frames[:, y, x], frames[:, yy, xx]
-                        rs.append(0.0 if a.std() == 0 or b.std() == 0
-                                  else np.corrcoef(a, b)[0, 1])
+                        rs.append(0.0 if a.std() == 0 or b.std() == 0 else np.corrcoef(a, b)[0, 1])
             out[y, x] = np.mean(rs)
     return out
 
@@ -42,14 +49,16 @@ def test_summary_images_equal_brute_force(tmp_path, monkeypatch):
     np.testing.assert_allclose(got["max"], frames.max(axis=0), rtol=1e-6)
     np.testing.assert_allclose(got["std"], frames.std(axis=0), rtol=1e-4)
     for z in range(2):
-        np.testing.assert_allclose(got["local correlation"][z], brute_local_corr(frames[:, z]),
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            got["local correlation"][z], brute_local_corr(frames[:, z]), atol=1e-4
+        )
 
 
 def test_constant_pixels_give_zero_correlation(tmp_path):
     layout = SyntheticLayout(channels=(1,), num_volumes=4, height=6, width=7)
-    written = write_scanimage_tiff(tmp_path / "flat.tif", layout,
-                                   content=lambda g: np.full((6, 7), 100, np.int16))
+    written = write_scanimage_tiff(
+        tmp_path / "flat.tif", layout, content=lambda g: np.full((6, 7), 100, np.int16)
+    )
     with nsi.open_dataset(written.paths[0]) as ds:
         got = qc.summary_images(ds)
     assert got["mean"].shape == (1, 6, 7) and np.all(got["std"] == 0)
@@ -70,15 +79,17 @@ def test_flag_frames_at_the_shift_bound_and_low_correlation():
     assert set(zip(*np.nonzero(flags.at_bound), strict=True)) == {(17, 1), (40, 0)}
     assert set(zip(*np.nonzero(flags.low_correlation), strict=True)) == {(33, 2)}
     assert np.flatnonzero(flags.any.any(axis=1)).tolist() == [17, 33, 40]
-    assert flags.summary() == ("2 frame(s) with a shift at the search bound, "
-                               "1 with an outlying low correlation")
+    assert flags.summary() == (
+        "2 frame(s) with a shift at the search bound, 1 with an outlying low correlation"
+    )
     clean = qc.flag_frames(np.zeros((T, Z, 2)), np.full((T, Z), 0.95), max_shift=None)
     assert not clean.any.any() and clean.summary() == "no frames flagged"
 
 
 def test_flag_frames_ignores_planes_left_out_without_warnings():
     """Registering one plane of several leaves the others' correlations NaN: no flags there,
-    and no 'All-NaN slice' warning."""
+    and no 'All-NaN slice' warning.
+    """
     import warnings
 
     from napari_scanimage.analysis.qc import flag_frames

@@ -1,5 +1,6 @@
 """Rigid registration: phase correlation against known subpixel shifts and scikit-image, and
-``register`` on ScanImage files written with known motion."""
+``register`` on ScanImage files written with known motion.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def texture(shape, seed=0):
 
 class Scene:
     """A texture larger than the frame; ``frame(dy, dx)`` is its centre with the content moved
-    by (dy, dx) pixels (exact subpixel Fourier shift of the larger image, then cropped)."""
+    by (dy, dx) pixels (exact subpixel Fourier shift of the larger image, then cropped).
+    """
 
     def __init__(self, size, seed=0, scale=100.0, offset=100.0):
         big = texture((size + 2 * PAD, size + 2 * PAD), seed) * scale + offset
@@ -55,7 +57,8 @@ class Scene:
 
 def movie(n, size, shifts, *, seed=0, noise=True, bleach=0.0):
     """(n, size, size) float32 frames moved by ``shifts`` (n, 2), with Poisson + Gaussian noise
-    and an exponential intensity decay (bleaching) by ``bleach`` e-folds over the movie."""
+    and an exponential intensity decay (bleaching) by ``bleach`` e-folds over the movie.
+    """
     scene = Scene(size, seed)
     rng = np.random.default_rng(seed + 1)
     out = np.empty((n, size, size), np.float32)
@@ -94,8 +97,7 @@ def test_subpixel_accuracy_beats_skimage():
     shifts, peak = estimate_shifts(frames, ref, max_shift=12)
     ours = rms(shifts - true)
     assert ours <= 0.1
-    sk = np.array([skreg.phase_cross_correlation(ref, f, upsample_factor=20)[0]
-                   for f in frames])
+    sk = np.array([skreg.phase_cross_correlation(ref, f, upsample_factor=20)[0] for f in frames])
     theirs = rms(-sk - true)
     assert ours <= theirs
     assert np.all((peak > 0.3) & (peak < 1.05))
@@ -110,8 +112,9 @@ def test_identical_frames_peak_one_and_single_frame():
     shift, peak = estimate_shifts(ref, ref, max_shift=6)
     assert shift.shape == (2,) and np.all(np.abs(shift) < 1e-3)
     assert peak == pytest.approx(1.0, abs=0.01)
-    shifts, peaks = estimate_shifts(np.stack([ref, ref]).astype(np.uint16), ref, max_shift=6,
-                                    workers=1)
+    shifts, peaks = estimate_shifts(
+        np.stack([ref, ref]).astype(np.uint16), ref, max_shift=6, workers=1
+    )
     assert shifts.shape == (2, 2) and peaks.shape == (2,)
     assert np.all(np.abs(shifts) < 1e-3)
     empty = estimate_shifts(np.zeros((0, 64, 80)), ref, max_shift=6)
@@ -134,8 +137,9 @@ def test_taper_and_shift_image():
     assert w.shape == (32, 40) and w.dtype == np.float32
     assert w.max() == 1 and w.min() > 0 and w[16, 20] == 1 and w[0, 0] < 0.01
     img = texture((32, 40), 4)
-    np.testing.assert_allclose(shift_image(img, (2, -3)), np.roll(img, (2, -3), axis=(0, 1)),
-                               atol=1e-3 * img.max())
+    np.testing.assert_allclose(
+        shift_image(img, (2, -3)), np.roll(img, (2, -3), axis=(0, 1)), atol=1e-3 * img.max()
+    )
     smooth = ndimage.gaussian_filter(img, 2, mode="wrap")  # nothing at the Nyquist frequency
     back = shift_image(shift_image(smooth, (0.4, -1.7)), (-0.4, 1.7))
     np.testing.assert_allclose(back, smooth, atol=1e-3 * smooth.max())
@@ -175,8 +179,9 @@ def test_correct_bidi_fractional():
     out = correct_bidi(frames, 1.5)
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out[:, 0::2], frames[:, 0::2])
-    np.testing.assert_allclose(out[:, 1::2, :8],
-                               np.broadcast_to((np.arange(8) + 1.5) * 3, (2, 2, 8)))
+    np.testing.assert_allclose(
+        out[:, 1::2, :8], np.broadcast_to((np.arange(8) + 1.5) * 3, (2, 2, 8))
+    )
     np.testing.assert_allclose(out[:, 1::2, 8], 0.5 * 27)  # half of the last pixel, half 0
     np.testing.assert_array_equal(out[:, 1::2, 9], 0)
     np.testing.assert_array_equal(correct_bidi(frames, 0), frames)
@@ -184,9 +189,17 @@ def test_correct_bidi_fractional():
 
 # -- register() on ScanImage files ---------------------------------------------------------
 Z, T, S = 3, 30, 80
-VOLUMETRIC = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=Z,
-                             frames_per_slice=2, num_flyback=1, num_volumes=T, height=S,
-                             width=S, dtype="int16")
+VOLUMETRIC = SyntheticLayout(
+    channels=(1, 2),
+    channel_names=("Green", "Red"),
+    num_planes=Z,
+    frames_per_slice=2,
+    num_flyback=1,
+    num_volumes=T,
+    height=S,
+    width=S,
+    dtype="int16",
+)
 PLANAR = SyntheticLayout(channels=(1,), num_volumes=40, height=S, width=S + 16, dtype="uint16")
 BIDI_K = 2
 
@@ -213,8 +226,9 @@ def _volumetric_content(true):
 def volumetric(tmp_path_factory):
     rng = np.random.default_rng(21)
     true = rng.uniform(-4, 4, (T, Z, 2))  # per volume and plane
-    written = write_scanimage_tiff(tmp_path_factory.mktemp("reg") / "vol.tif", VOLUMETRIC,
-                                   content=_volumetric_content(true))
+    written = write_scanimage_tiff(
+        tmp_path_factory.mktemp("reg") / "vol.tif", VOLUMETRIC, content=_volumetric_content(true)
+    )
     with nsi.open_dataset(written.paths[0]) as ds:
         yield ds, true
 
@@ -231,8 +245,9 @@ def planar(tmp_path_factory):
         img[1::2] = np.roll(img[1::2], BIDI_K, axis=1)  # bidirectional scan offset
         return img.astype(np.uint16)
 
-    written = write_scanimage_tiff(tmp_path_factory.mktemp("reg") / "planar.tif", PLANAR,
-                                   content=content)
+    written = write_scanimage_tiff(
+        tmp_path_factory.mktemp("reg") / "planar.tif", PLANAR, content=content
+    )
     with nsi.open_dataset(written.paths[0]) as ds:
         yield ds, true
 
@@ -246,8 +261,9 @@ def centred_error(shifts, true):
 def test_register_volumetric(volumetric):
     ds, true = volumetric
     steps = []
-    reg = register(ds, channel="Green", reference_frames=20, progress=lambda d, n: steps.append(
-        (d, n)))
+    reg = register(
+        ds, channel="Green", reference_frames=20, progress=lambda d, n: steps.append((d, n))
+    )
     assert steps[0][0] == 0 and steps[-1][0] == steps[-1][1] and len(steps) == steps[-1][1] + 1
     assert reg.shifts.shape == (T, Z, 2) and reg.correlation.shape == (T, Z)
     assert reg.reference.shape == (Z, S, S) and reg.reference.dtype == np.float32
@@ -296,18 +312,25 @@ def test_register_save_load_round_trip(planar, tmp_path):
         a, b = getattr(reg, name), getattr(back, name)
         assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
     assert (back.channel, back.bidi_phase, back.settings, back.source) == (
-        reg.channel, reg.bidi_phase, reg.settings, reg.source)
+        reg.channel,
+        reg.bidi_phase,
+        reg.settings,
+        reg.source,
+    )
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"channel": 2}, "channel 2 does not exist.*2 channel"),
-    ({"channel": "Blue"}, "no channel named 'Blue'"),
-    ({"max_shift": 0.5}, "max_shift is 0.5.*at least 1"),
-    ({"planes": [3]}, "plane 3 does not exist.*3 plane"),
-    ({"planes": []}, "planes is empty"),
-    ({"reference_frames": 0}, "reference_frames is 0"),
-    ({"block_frames": 0}, "block_frames is 0"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"channel": 2}, "channel 2 does not exist.*2 channel"),
+        ({"channel": "Blue"}, "no channel named 'Blue'"),
+        ({"max_shift": 0.5}, "max_shift is 0.5.*at least 1"),
+        ({"planes": [3]}, "plane 3 does not exist.*3 plane"),
+        ({"planes": []}, "planes is empty"),
+        ({"reference_frames": 0}, "reference_frames is 0"),
+        ({"block_frames": 0}, "block_frames is 0"),
+    ],
+)
 def test_register_bad_input(volumetric, kwargs, match):
     ds, _ = volumetric
     with pytest.raises(SelectionError, match=match):

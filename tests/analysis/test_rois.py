@@ -1,5 +1,6 @@
 """ROI model: rasterising outlines (against scikit-image / brute force), masks per plane, JSON and
-ImageJ files."""
+ImageJ files.
+"""
 
 from __future__ import annotations
 
@@ -73,11 +74,17 @@ def make_set():
     path = np.array([[30.0, 5.0], [30.0, 20.0]])
     blob = np.zeros((Z, Y, X), bool)
     blob[2, 30:35, 30:38] = True
-    return RoiSet([Roi("rect", "rectangle", rect, None, "#ff0000"),
-                   Roi("tri", "polygon", tri, 1, "#00ff00"),
-                   Roi("line", "path", path, 0, "#0000ff", width=2.0),
-                   Roi("blob", "mask", None, 2, "#ffffff", mask=blob)],
-                  frame_shape=(Y, X), num_planes=Z, source="rec.tif")
+    return RoiSet(
+        [
+            Roi("rect", "rectangle", rect, None, "#ff0000"),
+            Roi("tri", "polygon", tri, 1, "#00ff00"),
+            Roi("line", "path", path, 0, "#0000ff", width=2.0),
+            Roi("blob", "mask", None, 2, "#ffffff", mask=blob),
+        ],
+        frame_shape=(Y, X),
+        num_planes=Z,
+        source="rec.tif",
+    )
 
 
 def test_masks_per_plane_and_all_planes():
@@ -98,8 +105,9 @@ def test_masks_per_plane_and_all_planes():
 def test_traces_from_roiset_equal_dict_masks(tmp_path):
     from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
-    layout = SyntheticLayout(channels=(1,), num_planes=Z, num_flyback=0, num_volumes=5,
-                             height=Y, width=X)
+    layout = SyntheticLayout(
+        channels=(1,), num_planes=Z, num_flyback=0, num_volumes=5, height=Y, width=X
+    )
     written = write_scanimage_tiff(tmp_path / "rec.tif", layout)
     rois = make_set()
     dense = rois.masks((Y, X), Z).toarray().reshape(4, Z, Y, X)
@@ -157,11 +165,19 @@ def test_load_refuses_other_frames_and_bad_files(tmp_path):
 
 
 def test_from_layer_shapes_and_labels():
-    verts = [np.array([[0, 1, 2.5, 3.5], [0, 1, 2.5, 9.5], [0, 1, 7.5, 9.5], [0, 1, 7.5, 3.5]]),
-             np.array([[0, 0, 30.0, 5.0], [0, 0, 30.0, 20.0]])]
-    rois = RoiSet.from_layer(verts, shape_types=["rectangle", "path"], edge_widths=[1, 2],
-                             planes=[1, None], colours=[[1, 0, 0, 1], "#00ff00"],
-                             frame_shape=(Y, X), num_planes=Z)
+    verts = [
+        np.array([[0, 1, 2.5, 3.5], [0, 1, 2.5, 9.5], [0, 1, 7.5, 9.5], [0, 1, 7.5, 3.5]]),
+        np.array([[0, 0, 30.0, 5.0], [0, 0, 30.0, 20.0]]),
+    ]
+    rois = RoiSet.from_layer(
+        verts,
+        shape_types=["rectangle", "path"],
+        edge_widths=[1, 2],
+        planes=[1, None],
+        colours=[[1, 0, 0, 1], "#00ff00"],
+        frame_shape=(Y, X),
+        num_planes=Z,
+    )
     assert rois.names == ["roi 1", "roi 2"] and rois.planes == [1, None]
     assert rois.colours == ["#ff0000", "#00ff00"] and rois[1].width == 2.0
     m = rois.masks((Y, X), Z).toarray().reshape(2, Z, Y, X)
@@ -201,10 +217,12 @@ def test_imagej_round_trip_and_coordinates(tmp_path):
 
 
 def test_imagej_rect_and_oval_written_by_roifile(tmp_path):
-    rect = roifile.ImagejRoi(roitype=roifile.ROI_TYPE.RECT, left=3, top=2, right=9, bottom=6,
-                             name="r")
-    oval = roifile.ImagejRoi(roitype=roifile.ROI_TYPE.OVAL, left=10, top=10, right=20,
-                             bottom=30, name="o")
+    rect = roifile.ImagejRoi(
+        roitype=roifile.ROI_TYPE.RECT, left=3, top=2, right=9, bottom=6, name="r"
+    )
+    oval = roifile.ImagejRoi(
+        roitype=roifile.ROI_TYPE.OVAL, left=10, top=10, right=20, bottom=30, name="o"
+    )
     roifile.roiwrite(tmp_path / "fiji.zip", [rect, oval])
     rois = RoiSet.from_imagej(tmp_path / "fiji.zip")
     m = rois.mask("r", (Y, X))[0]

@@ -13,9 +13,17 @@ from napari_scanimage.analysis.traces import neuropil_masks, traces
 from napari_scanimage.errors import EmptyRoiWarning, SelectionError
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
-LAYOUT = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=3,
-                         frames_per_slice=2, num_flyback=1, num_volumes=12, height=20, width=24,
-                         frame_rate=35.0)
+LAYOUT = SyntheticLayout(
+    channels=(1, 2),
+    channel_names=("Green", "Red"),
+    num_planes=3,
+    frames_per_slice=2,
+    num_flyback=1,
+    num_volumes=12,
+    height=20,
+    width=24,
+    frame_rate=35.0,
+)
 Z, Y, X = 3, 20, 24
 
 
@@ -37,8 +45,13 @@ def roi_masks():
     only_plane1[1] = disc(8, 9, 3)
     border = np.zeros((Y, X), bool)
     border[:3, -4:] = True
-    return {"all planes": disc(10, 12, 4), "plane 1": only_plane1,
-            "overlap": disc(10, 14, 4), "border": border, "empty": np.zeros((Y, X), bool)}
+    return {
+        "all planes": disc(10, 12, 4),
+        "plane 1": only_plane1,
+        "overlap": disc(10, 14, 4),
+        "border": border,
+        "empty": np.zeros((Y, X), bool),
+    }
 
 
 def brute(ds, masks, channel, mode="mean"):
@@ -79,8 +92,7 @@ def test_dff_whole_and_running(dataset):
     f0 = np.percentile(f, 20, axis=1, keepdims=True)
     np.testing.assert_allclose(got.values, (f - f0) / f0, rtol=1e-12, atol=1e-12)
     period = np.median(np.diff(got.time))
-    running = traces(dataset, masks, kind="dff", slice_sample=1, percentile=20,
-                     window_s=5 * period)
+    running = traces(dataset, masks, kind="dff", slice_sample=1, percentile=20, window_s=5 * period)
     f0 = np.stack([ndimage.percentile_filter(row, 20, size=5, mode="nearest") for row in f])
     np.testing.assert_allclose(running.values, (f - f0) / f0, rtol=1e-12, atol=1e-12)
 
@@ -92,8 +104,9 @@ def test_neuropil_and_interleave(dataset):
     frames = dataset.read(0, slice_sample="interleave").astype(np.float64)  # (24, Z, Y, X)
     from scipy import sparse
 
-    stack = sparse.csr_matrix(np.stack([np.broadcast_to(m, (Z, Y, X)).ravel()
-                                        for m in masks.values()]))
+    stack = sparse.csr_matrix(
+        np.stack([np.broadcast_to(m, (Z, Y, X)).ravel() for m in masks.values()])
+    )
     rings = neuropil_masks(stack, (Z, Y, X)).toarray().reshape(2, Z, Y, X)
     assert not (rings & np.broadcast_to(masks["a"] | masks["b"], (Z, Y, X))).any()
     for r, m in enumerate(masks.values()):

@@ -13,18 +13,39 @@ from napari_scanimage.testing.mroi import write_mroi_tiff
 from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
-PLANAR = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_volumes=5,
-                         height=16, width=24, fov_um=96.0, frame_rate=20.0)
-VOLUME = SyntheticLayout(channels=(1, 3), num_planes=3, num_flyback=2, num_volumes=4,
-                         height=8, width=12, z_step_um=2.5, fov_um=48.0)
-SAMPLES = SyntheticLayout(channels=(1, 2), num_planes=2, frames_per_slice=3, num_flyback=1,
-                          num_volumes=3, height=8, width=8)
+PLANAR = SyntheticLayout(
+    channels=(1, 2),
+    channel_names=("Green", "Red"),
+    num_volumes=5,
+    height=16,
+    width=24,
+    fov_um=96.0,
+    frame_rate=20.0,
+)
+VOLUME = SyntheticLayout(
+    channels=(1, 3),
+    num_planes=3,
+    num_flyback=2,
+    num_volumes=4,
+    height=8,
+    width=12,
+    z_step_um=2.5,
+    fov_um=48.0,
+)
+SAMPLES = SyntheticLayout(
+    channels=(1, 2),
+    num_planes=2,
+    frames_per_slice=3,
+    num_flyback=1,
+    num_volumes=3,
+    height=8,
+    width=8,
+)
 
 
 def stacked(ds, **kwargs) -> np.ndarray:
     """What ``to_dask`` must equal: each channel's ``array`` stacked on axis 1."""
-    return np.stack([ds.array(c, **kwargs).compute() for c in range(ds.info.num_channels)],
-                    axis=1)
+    return np.stack([ds.array(c, **kwargs).compute() for c in range(ds.info.num_channels)], axis=1)
 
 
 def test_planar_sizes_have_no_z(tmp_path):
@@ -64,8 +85,9 @@ def test_frames_per_slice_modes(tmp_path, mode):
         assert data.shape[0] == (9 if mode == "interleave" else 3)
         np.testing.assert_array_equal(data.compute(), stacked(ds, slice_sample=mode))
         if mode == "axis":  # (t, c, z, f) is page t·PPV + (z·F + f)·C + c
-            np.testing.assert_array_equal(data[1, 1, 1, 2].compute(),
-                                          truth.page(truth.page_index(1, 1, 2, 1)))
+            np.testing.assert_array_equal(
+                data[1, 1, 1, 2].compute(), truth.page(truth.page_index(1, 1, 2, 1))
+            )
 
 
 def test_multi_roi_field_view(tmp_path):
@@ -111,9 +133,9 @@ def test_to_xarray_coordinates_and_attrs(tmp_path):
         assert list(x["C"].values) == ["Channel 1", "Channel 3"]
         # volume start times: frame (t · frames per volume) ÷ frame rate, from the file
         frames_per_volume = VOLUME.num_planes + VOLUME.num_flyback
-        np.testing.assert_allclose(x["T"].values,
-                                   np.arange(4) * frames_per_volume / VOLUME.frame_rate,
-                                   atol=1e-6)  # written with 6 decimals
+        np.testing.assert_allclose(
+            x["T"].values, np.arange(4) * frames_per_volume / VOLUME.frame_rate, atol=1e-6
+        )  # written with 6 decimals
         assert x["T"].attrs == {"units": "s", "source": "frameTimestamps_sec"}
         np.testing.assert_allclose(x["Z"].values, [0.0, 2.5, 5.0])
         np.testing.assert_allclose(x["Y"].values, np.arange(8) * 6.0)  # 48 µm / 8 rows
@@ -124,13 +146,14 @@ def test_to_xarray_coordinates_and_attrs(tmp_path):
         assert attrs["acquisition"]["channel_names"] == ["Channel 1", "Channel 3"]
         assert attrs["acquisition"]["dtype"] == "int16"
         assert attrs["files"] == [str(truth.paths[0])]
-        np.testing.assert_array_equal(x.sel(C="Channel 3").isel(T=2, Z=1).values,
-                                      truth.page(truth.page_index(2, 1, 0, 1)))
+        np.testing.assert_array_equal(
+            x.sel(C="Channel 3").isel(T=2, Z=1).values, truth.page(truth.page_index(2, 1, 0, 1))
+        )
         one = ds.to_xarray(plane=2)
         assert one.dims == ("T", "C", "Y", "X") and float(one["Z"]) == 5.0
-        np.testing.assert_allclose(one["T"].values,
-                                   (np.arange(4) * frames_per_volume + 2) / VOLUME.frame_rate,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            one["T"].values, (np.arange(4) * frames_per_volume + 2) / VOLUME.frame_rate, atol=1e-6
+        )
 
 
 def test_to_xarray_interleave_times(tmp_path):
@@ -138,8 +161,9 @@ def test_to_xarray_interleave_times(tmp_path):
     with nsi.open_dataset(truth.paths[0]) as ds:
         x = ds.to_xarray(plane=1, slice_sample="interleave")
         per_volume = SAMPLES.frames_per_volume
-        expected = [(t * per_volume + 1 * 3 + f) / SAMPLES.frame_rate
-                    for t in range(3) for f in range(3)]
+        expected = [
+            (t * per_volume + 1 * 3 + f) / SAMPLES.frame_rate for t in range(3) for f in range(3)
+        ]
         np.testing.assert_allclose(x["T"].values, expected, atol=1e-6)
         axis = ds.to_xarray(slice_sample="axis")
         assert axis.dims == ("T", "C", "Z", "F", "Y", "X")
@@ -159,7 +183,10 @@ def test_unknown_steps_are_pixels(shared_data):
         assert x["T"].attrs == {"units": "s", "source": "frame number / frame rate"}
         np.testing.assert_allclose(np.diff(x["T"].values), 1 / ds.info.volume_rate)
         assert [(a.dim, a.unit) for a in ds.axes(channels=False)] == [
-            ("T", "s"), ("Y", "pixel"), ("X", "pixel")]
+            ("T", "s"),
+            ("Y", "pixel"),
+            ("X", "pixel"),
+        ]
 
 
 def test_planar_recordings_have_no_stack_mode(tmp_path):

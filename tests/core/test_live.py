@@ -22,8 +22,9 @@ from napari_scanimage.io.tiff import index_pages
 from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
-VOLUMETRIC = SyntheticLayout(channels=(1, 2), num_planes=2, num_flyback=1, num_volumes=8,
-                             height=16, width=24)
+VOLUMETRIC = SyntheticLayout(
+    channels=(1, 2), num_planes=2, num_flyback=1, num_volumes=8, height=16, width=24
+)
 
 
 # -- ground truth ------------------------------------------------------------------------
@@ -36,16 +37,23 @@ def page_bounds(path) -> tuple[list[int], int]:
 def tiff_truth(truth, channel: int) -> np.ndarray:
     """(T, Z, Y, X) pixels of ``channel`` from the writer's page formula."""
     lay = truth.layout
-    return np.stack([np.stack([truth.page(truth.page_index(t, z, 0, channel))
-                               for z in range(lay.num_planes)])
-                     for t in range(lay.num_volumes)])
+    return np.stack(
+        [
+            np.stack(
+                [truth.page(truth.page_index(t, z, 0, channel)) for z in range(lay.num_planes)]
+            )
+            for t in range(lay.num_volumes)
+        ]
+    )
 
 
 def tifffile_truth(path, layout, channel: int, num_volumes: int) -> np.ndarray:
     """The same from tifffile, reading the complete file."""
     with tifffile.TiffFile(path) as tif:
-        pages = [[layout.page_index(t, z, 0, channel) for z in range(layout.num_planes)]
-                 for t in range(num_volumes)]
+        pages = [
+            [layout.page_index(t, z, 0, channel) for z in range(layout.num_planes)]
+            for t in range(num_volumes)
+        ]
         return np.stack([np.stack([tif.pages[g].asarray() for g in row]) for row in pages])
 
 
@@ -62,14 +70,19 @@ def volumes_in(layout, pages: int) -> int:
 # -- static states: files cut where a writer can stop -------------------------------------
 def cut_points(path, offsets: list[int], page: int) -> dict[str, int]:
     """Byte counts at which page ``page`` is partly written (IFD, description, strip) or
-    not started (the previous page's next-IFD field then points at the end of the file)."""
+    not started (the previous page's next-IFD field then points at the end of the file).
+    """
     with tifffile.TiffFile(path) as tif:
         p = tif.pages[page]
         strip, nbytes = p.dataoffsets[0], p.databytecounts[0]
         desc = p.tags[270].valueoffset
-    return {"page_end": offsets[page], "inside_ifd": offsets[page] + 13,
-            "inside_description": desc + 5, "inside_strip": strip + max(1, nbytes // 2),
-            "strip_all_but_one": strip + nbytes - 1}
+    return {
+        "page_end": offsets[page],
+        "inside_ifd": offsets[page] + 13,
+        "inside_description": desc + 5,
+        "inside_strip": strip + max(1, nbytes // 2),
+        "strip_all_but_one": strip + nbytes - 1,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +90,12 @@ def written(tmp_path_factory):
     """Complete recordings (TIFF, raw and compressed .siff) and their truths."""
     folder = tmp_path_factory.mktemp("live_full")
     tif = write_scanimage_tiff(folder / "rec.tif", VOLUMETRIC)
-    lay = SyntheticLayout(channels=(1, 2), num_planes=2, num_flyback=1, num_volumes=6,
-                          height=16, width=16)
+    lay = SyntheticLayout(
+        channels=(1, 2), num_planes=2, num_flyback=1, num_volumes=6, height=16, width=16
+    )
     # many photons: a frame is far larger than the flyback page before it
     raw = write_siff(folder / "raw.siff", lay, photons_per_frame=6000, seed=1)
-    comp = write_siff(folder / "comp.siff", lay, compressed=True, photons_per_frame=6000,
-                      seed=2)
+    comp = write_siff(folder / "comp.siff", lay, compressed=True, photons_per_frame=6000, seed=2)
     return {"tif": tif, "raw": raw, "comp": comp}
 
 
@@ -95,8 +108,9 @@ def _channel_truth(kind, truth, channel):
 
 
 @pytest.mark.parametrize("kind", ["tif", "raw", "comp"])
-@pytest.mark.parametrize("where", ["page_end", "inside_ifd", "inside_description",
-                                   "inside_strip", "strip_all_but_one"])
+@pytest.mark.parametrize(
+    "where", ["page_end", "inside_ifd", "inside_description", "inside_strip", "strip_all_but_one"]
+)
 def test_file_being_written_opens_with_its_complete_pages(written, kind, where, tmp_path, opened):
     truth = written[kind]
     src = _path_of(kind, truth)
@@ -119,7 +133,8 @@ def test_file_being_written_opens_with_its_complete_pages(written, kind, where, 
 @pytest.mark.parametrize("kind", ["raw", "comp"])
 def test_siff_cut_after_a_flyback_page(written, kind, tmp_path):
     """The page after a (photon-less) flyback page is far larger than it: a file ending just
-    after it (next IFD offset = end of file) is a file being written, not a corrupt one."""
+    after it (next IFD offset = end of file) is a file being written, not a corrupt one.
+    """
     truth = written[kind]
     offsets, size = page_bounds(truth.path)
     lay = truth.layout
@@ -152,8 +167,12 @@ def test_resumed_index_equals_a_fresh_one(written, kind, tmp_path):
             if previous is not None:
                 resumed = index_pages(part, resume=previous)
                 assert len(resumed) == len(fresh) == complete_pages(offsets, size, cut)
-                for name in ("data_offsets", "byte_counts", "description_offsets",
-                             "description_lengths"):
+                for name in (
+                    "data_offsets",
+                    "byte_counts",
+                    "description_offsets",
+                    "description_lengths",
+                ):
                     np.testing.assert_array_equal(getattr(resumed, name), getattr(fresh, name))
                 assert resumed.direct == fresh.direct
                 assert (resumed.siff_flags is None) == (fresh.siff_flags is None)
@@ -169,7 +188,8 @@ def test_resumed_index_equals_a_fresh_one(written, kind, tmp_path):
 # -- a writer thread appends while the reader refreshes ------------------------------------
 def chunk_ends(src, offsets: list[int], size: int, start: int, seed: int) -> list[int]:
     """Chunk boundaries after ``start``: per page one inside its IFD, one inside its
-    description or strip, and often its exact end."""
+    description or strip, and often its exact end.
+    """
     rng = np.random.default_rng(seed)
     ends = []
     with tifffile.TiffFile(src) as tif:
@@ -208,7 +228,8 @@ class Writer(threading.Thread):
 
 def follow_growing_file(opened, kind, truth, tmp_path, seed: int) -> list[int]:
     """Replay the recording into a file while refreshing and reading; returns the volume
-    counts seen."""
+    counts seen.
+    """
     src = _path_of(kind, truth)
     data = src.read_bytes()
     offsets, size = page_bounds(src)
@@ -245,7 +266,7 @@ def follow_growing_file(opened, kind, truth, tmp_path, seed: int) -> list[int]:
     writer.join()
     assert writer.error is None
     assert early.shape[0] == seen[0]
-    np.testing.assert_array_equal(np.asarray(early), expected[0][:seen[0]])
+    np.testing.assert_array_equal(np.asarray(early), expected[0][: seen[0]])
     assert seen[-1] == lay.num_volumes
     assert ds.refresh() == 0
     for c in range(C):
@@ -261,7 +282,8 @@ def test_refresh_follows_a_tiff_being_written(written, tmp_path, seed, opened):
     assert len(set(seen)) > 2  # the reader saw the file grow in steps
     np.testing.assert_array_equal(
         tifffile_truth(truth.paths[0], truth.layout, 1, truth.layout.num_volumes),
-        tiff_truth(truth, 1))
+        tiff_truth(truth, 1),
+    )
 
 
 @pytest.mark.parametrize("kind", ["raw", "comp"])
@@ -285,13 +307,13 @@ def test_refresh_lifetime_and_photons_of_a_growing_siff(written, tmp_path, opene
     offsets, size = page_bounds(truth.path)
     ppv = truth.layout.pages_per_volume
     live = tmp_path / "live.siff"
-    live.write_bytes(data[:offsets[2 * ppv]])
+    live.write_bytes(data[: offsets[2 * ppv]])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the file ends where the next page will start
         ds = opened(live)
     assert ds.info.num_volumes == 2
     with open(live, "ab") as fh:
-        fh.write(data[offsets[2 * ppv]:offsets[4 * ppv] + 3])
+        fh.write(data[offsets[2 * ppv] : offsets[4 * ppv] + 3])
     assert ds.refresh() == 2
     g = 3 * ppv + 2  # volume 3, plane 1, channel 0
     for got, want in zip(ds.photons(g), truth.photons(g), strict=True):
@@ -334,8 +356,9 @@ def test_shrunk_file_is_refused_and_dataset_kept(written, tmp_path, opened):
     assert ds.info.num_volumes == truth.layout.num_volumes
 
 
-@pytest.mark.parametrize("change", [{"height": 20}, {"dtype": "uint16"}, {"frame_rate": 7.5},
-                                    {"num_volumes": 12}])
+@pytest.mark.parametrize(
+    "change", [{"height": 20}, {"dtype": "uint16"}, {"frame_rate": 7.5}, {"num_volumes": 12}]
+)
 def test_replaced_file_is_refused_and_dataset_kept(written, tmp_path, change, opened):
     truth = written["tif"]
     path, ds = _open_copy(opened, truth.paths[0], tmp_path)
@@ -358,8 +381,7 @@ def test_deleted_file_raises_read_error(written, tmp_path, opened):
 
 
 # -- split series ----------------------------------------------------------------------------
-SERIES = SyntheticLayout(channels=(1, 2), num_volumes=12, frames_per_file=4, height=16,
-                         width=16)
+SERIES = SyntheticLayout(channels=(1, 2), num_volumes=12, frames_per_file=4, height=16, width=16)
 
 
 def test_refresh_adds_new_files_of_a_split_series(tmp_path, opened):
@@ -372,16 +394,17 @@ def test_refresh_adds_new_files_of_a_split_series(tmp_path, opened):
     shutil.copyfile(truth.paths[0], live / truth.paths[0].name)
     second = truth.paths[1].read_bytes()
     offsets, size = page_bounds(truth.paths[1])
-    (live / truth.paths[1].name).write_bytes(second[:offsets[3] + 5])  # 3 pages: 1 frame
+    (live / truth.paths[1].name).write_bytes(second[: offsets[3] + 5])  # 3 pages: 1 frame
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = opened(live / truth.paths[0].name)
-        explicit = opened(live / truth.paths[0].name,
-                                    file_paths=[live / p.name for p in truth.paths[:2]])
+        explicit = opened(
+            live / truth.paths[0].name, file_paths=[live / p.name for p in truth.paths[:2]]
+        )
     assert ds.info.num_volumes == 5
     want = np.stack([truth.page(2 * t + 1) for t in range(12)])
     with open(live / truth.paths[1].name, "ab") as fh:
-        fh.write(second[offsets[3] + 5:])
+        fh.write(second[offsets[3] + 5 :])
     (live / truth.paths[2].name).write_bytes(truth.paths[2].read_bytes()[:200])  # no page yet
     assert ds.refresh() == 3
     assert len(ds.paths) == 2
@@ -402,7 +425,7 @@ def test_refresh_walks_only_new_pages(tmp_path, opened):
     data = truth.paths[0].read_bytes()
     offsets, size = page_bounds(truth.paths[0])
     live = tmp_path / "live.tif"
-    live.write_bytes(data[:offsets[2990] + 11])
+    live.write_bytes(data[: offsets[2990] + 11])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = opened(live)
@@ -412,15 +435,16 @@ def test_refresh_walks_only_new_pages(tmp_path, opened):
         fh.seek(offsets[100])
         fh.write(b"\0" * 8)
         fh.seek(0, os.SEEK_END)
-        fh.write(data[offsets[2990] + 11:])
+        fh.write(data[offsets[2990] + 11 :])
     with pytest.raises(FormatError, match="page 100"):
         index_pages(live)
     assert ds.refresh() == 10
     after = ds._indexes[0]
     np.testing.assert_array_equal(after.data_offsets[:2990], before.data_offsets)
     assert len(after) == 3000 and after.next_ifd == 0
-    np.testing.assert_array_equal(ds.read(0, times=slice(2985, None)),
-                                  np.stack([truth.page(g) for g in range(2985, 3000)]))
+    np.testing.assert_array_equal(
+        ds.read(0, times=slice(2985, None)), np.stack([truth.page(g) for g in range(2985, 3000)])
+    )
 
 
 # -- multi-ROI field views ---------------------------------------------------------------------
@@ -432,7 +456,7 @@ def test_refresh_updates_the_field_views_of_a_multi_roi_recording(tmp_path, open
     data = path.read_bytes()
     offsets, size = page_bounds(path)
     live = tmp_path / "live.tif"
-    live.write_bytes(data[:offsets[len(offsets) // 3] + 9])
+    live.write_bytes(data[: offsets[len(offsets) // 3] + 9])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = opened(live)
@@ -440,7 +464,7 @@ def test_refresh_updates_the_field_views_of_a_multi_roi_recording(tmp_path, open
     view = ds.field(1)
     assert ds.info.num_volumes == view.info.num_volumes == 2
     with open(live, "ab") as fh:
-        fh.write(data[offsets[len(offsets) // 3] + 9:])
+        fh.write(data[offsets[len(offsets) // 3] + 9 :])
     assert ds.refresh() == 4
     assert view.info.num_volumes == 6 and view.spec.frame_shape == whole.field(1).spec.frame_shape
     for c in range(ds.info.num_channels):

@@ -12,13 +12,15 @@ from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 
 def test_scanimage_files_are_recognised(tmp_path):
-    series = write_scanimage_tiff(tmp_path / "rec.tif",
-                                  SyntheticLayout(num_volumes=6, frames_per_file=2))
+    series = write_scanimage_tiff(
+        tmp_path / "rec.tif", SyntheticLayout(num_volumes=6, frames_per_file=2)
+    )
     assert len(series.paths) == 3
     assert all(is_scanimage(p) for p in series.paths)  # every member of a split series
     assert is_scanimage(str(series.paths[1]))
-    siff = write_siff(tmp_path / "f.siff", SyntheticLayout(num_volumes=2, height=4, width=4),
-                      photons_per_frame=20)
+    siff = write_siff(
+        tmp_path / "f.siff", SyntheticLayout(num_volumes=2, height=4, width=4), photons_per_frame=20
+    )
     assert is_scanimage(siff.path)
     old = write_legacy_tiff(tmp_path / "si3.tif", LegacyLayout(generation="SI3"))
     assert is_scanimage(old.path)

@@ -1,5 +1,6 @@
 """Registration applied on read: TIFF pixels, `.siff` photons (exact) and ROI traces, against
-ground truth written with known motion."""
+ground truth written with known motion.
+"""
 
 from __future__ import annotations
 
@@ -19,25 +20,38 @@ from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 T, Z, F, C, Y, X = 5, 2, 2, 2, 20, 26
-LAYOUT = SyntheticLayout(channels=(1, 2), num_planes=Z, frames_per_slice=F, num_flyback=1,
-                         num_volumes=T, height=Y, width=X)
+LAYOUT = SyntheticLayout(
+    channels=(1, 2),
+    num_planes=Z,
+    frames_per_slice=F,
+    num_flyback=1,
+    num_volumes=T,
+    height=Y,
+    width=X,
+)
 # (dy, dx) of every volume and plane: content moved down/right by these
-MOTION = np.array([[[0, 0], [1, -2]], [[2, 3], [-1, 0]], [[-3, 1], [0, 4]],
-                   [[1, 1], [2, -3]], [[0, -4], [-2, 2]]])
+MOTION = np.array(
+    [[[0, 0], [1, -2]], [[2, 3], [-1, 0]], [[-3, 1], [0, 4]], [[1, 1], [2, -3]], [[0, -4], [-2, 2]]]
+)
 BASE = np.random.default_rng(3).integers(10, 3000, (Z, C, F, Y, X)).astype(np.int16)
 
 
 def registration(shifts, bidi_phase=0.0, shape=(Y, X)) -> Registration:
     shifts = np.asarray(shifts, np.float64)
-    return Registration(shifts, np.ones(shifts.shape[:2]),
-                        np.zeros((shifts.shape[1], *shape), np.float32), bidi_phase=bidi_phase)
+    return Registration(
+        shifts,
+        np.ones(shifts.shape[:2]),
+        np.zeros((shifts.shape[1], *shape), np.float32),
+        bidi_phase=bidi_phase,
+    )
 
 
 def moved(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """Content displaced by (dy, dx): ``out[y, x] = image[y - dy, x - dx]``, 0 outside."""
     out = np.zeros_like(image)
-    out[max(dy, 0): Y + min(dy, 0), max(dx, 0): X + min(dx, 0)] = \
-        image[max(-dy, 0): Y - max(dy, 0), max(-dx, 0): X - max(dx, 0)]
+    out[max(dy, 0) : Y + min(dy, 0), max(dx, 0) : X + min(dx, 0)] = image[
+        max(-dy, 0) : Y - max(dy, 0), max(-dx, 0) : X - max(dx, 0)
+    ]
     return out
 
 
@@ -58,8 +72,9 @@ def valid(dy: int, dx: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tiff(tmp_path_factory):
-    written = write_scanimage_tiff(tmp_path_factory.mktemp("reg") / "moved.tif", LAYOUT,
-                                   content=content)
+    written = write_scanimage_tiff(
+        tmp_path_factory.mktemp("reg") / "moved.tif", LAYOUT, content=content
+    )
     with nsi.open_dataset(written.paths[0]) as ds:
         yield ds
 
@@ -75,8 +90,9 @@ def test_true_shifts_undo_the_motion(tiff, mode):
             for z in range(Z):
                 ok = valid(*MOTION[t, z])
                 for f in range(F):
-                    np.testing.assert_allclose(axis[t, z, f][ok], BASE[z, c, f][ok],
-                                               atol=0 if mode != "fourier" else 2e-2)
+                    np.testing.assert_allclose(
+                        axis[t, z, f][ok], BASE[z, c, f][ok], atol=0 if mode != "fourier" else 2e-2
+                    )
                     if mode == "integer":
                         assert (axis[t, z, f][~ok] == 0).all()
         got = tiff.read(c, slice_sample="mean", registration=R, shift_mode=mode)
@@ -84,7 +100,8 @@ def test_true_shifts_undo_the_motion(tiff, mode):
         for z in range(Z):
             np.testing.assert_array_equal(
                 tiff.read(c, plane=z, slice_sample=1, registration=R, shift_mode=mode),
-                axis[:, z, 1])
+                axis[:, z, 1],
+            )
 
 
 def test_default_mode_and_interleave(tiff):
@@ -147,19 +164,18 @@ def test_registration_must_fit(tiff):
 
 def brute_sums(ds, masks, R, mode):
     frames = ds.read(0, slice_sample=0, registration=R, shift_mode=mode).astype(np.float64)
-    return np.array([[frame[np.broadcast_to(m, frame.shape)].sum() for frame in frames]
-                     for m in masks.values()])
+    return np.array(
+        [[frame[np.broadcast_to(m, frame.shape)].sum() for frame in frames] for m in masks.values()]
+    )
 
 
 def test_traces_of_registered_frames(tiff):
     yy, xx = np.mgrid[:Y, :X]
     per_plane = np.zeros((Z, Y, X), bool)
     per_plane[1, 4:9, 6:15] = True
-    masks = {"disc": (yy - 10) ** 2 + (xx - 12) ** 2 <= 16, "edge": xx < 3,
-             "plane 1": per_plane}
+    masks = {"disc": (yy - 10) ** 2 + (xx - 12) ** 2 <= 16, "edge": xx < 3, "plane 1": per_plane}
     R = registration(MOTION)
-    got = traces(tiff, masks, kind="sum", slice_sample=0, registration=R,
-                 shift_mode="integer")
+    got = traces(tiff, masks, kind="sum", slice_sample=0, registration=R, shift_mode="integer")
     np.testing.assert_array_equal(got.values, brute_sums(tiff, masks, R, "integer"))
     Rf = registration(MOTION + np.random.default_rng(2).uniform(-0.5, 0.5, MOTION.shape))
     expect = brute_sums(tiff, masks, Rf, "bilinear")
@@ -172,16 +188,28 @@ def test_traces_of_registered_frames(tiff):
 
 
 # -- .siff: photons moved exactly ---------------------------------------------------------------
-SIFF = SyntheticLayout(channels=(1, 2), num_planes=Z, frames_per_slice=F, num_flyback=1,
-                       num_volumes=T, height=Y, width=X)
+SIFF = SyntheticLayout(
+    channels=(1, 2),
+    num_planes=Z,
+    frames_per_slice=F,
+    num_flyback=1,
+    num_volumes=T,
+    height=Y,
+    width=X,
+)
 ROLL = np.array([[0, 0], [2, -1], [-3, 2], [1, 3], [0, -2]])  # the writer's per-volume np.roll
 
 
 @pytest.fixture(scope="module", params=["raw", "compressed"])
 def siff(request, tmp_path_factory):
-    sim = write_siff(tmp_path_factory.mktemp("regsiff") / "moved.siff", SIFF,
-                     compressed=request.param == "compressed", photons_per_frame=250,
-                     motion=ROLL, seed=4)
+    sim = write_siff(
+        tmp_path_factory.mktemp("regsiff") / "moved.siff",
+        SIFF,
+        compressed=request.param == "compressed",
+        photons_per_frame=250,
+        motion=ROLL,
+        seed=4,
+    )
     with nsi.open_dataset(sim.path) as ds:
         yield sim, ds
 
@@ -197,16 +225,21 @@ def moved_photons(sim, g, shift, p):
     y, x, tau = sim.photons(g)
     x = x - p * (y % 2 == 1)  # bidirectional correction of odd rows, then the shift
     y, x = y - int(shift[0]), x - int(shift[1])
-    keep = (y >= 0) & (y < Y) & (x >= 0) & (x < X) & (x + int(shift[1]) >= 0) & (
-        x + int(shift[1]) < X)
+    keep = (
+        (y >= 0) & (y < Y) & (x >= 0) & (x < X) & (x + int(shift[1]) >= 0) & (x + int(shift[1]) < X)
+    )
     return y[keep], x[keep], tau[keep]
 
 
 def brute_photons(sim, R, channel, p=0):
     """Per (t, z, f): registered photon lists."""
     shifts = np.round(R.shifts).astype(int)
-    return {(t, z, f): moved_photons(sim, SIFF.page_index(t, z, f, channel), shifts[t, z], p)
-            for t in range(T) for z in range(Z) for f in range(F)}
+    return {
+        (t, z, f): moved_photons(sim, SIFF.page_index(t, z, f, channel), shifts[t, z], p)
+        for t in range(T)
+        for z in range(Z)
+        for f in range(F)
+    }
 
 
 @pytest.mark.parametrize(("p", "compiled"), [(0, False), (1, False), (1, True)])
@@ -223,14 +256,19 @@ def test_siff_histograms_and_sums_are_exact(siff, p, compiled, monkeypatch):
         for mask in (mask2, mask3, None):
             per = np.zeros((T, L), np.uint64)
             for (t, z, _), (y, x, tau) in photons.items():
-                inside = np.ones(len(y), bool) if mask is None else \
-                    np.broadcast_to(mask, (Z, Y, X))[z][y, x]
+                inside = (
+                    np.ones(len(y), bool)
+                    if mask is None
+                    else np.broadcast_to(mask, (Z, Y, X))[z][y, x]
+                )
                 per[t] += np.bincount(tau[inside], minlength=L)[:L].astype(np.uint64)
-            np.testing.assert_array_equal(ds.histogram(c, mask=mask, registration=R),
-                                          per.sum(axis=0))
+            np.testing.assert_array_equal(
+                ds.histogram(c, mask=mask, registration=R), per.sum(axis=0)
+            )
             np.testing.assert_array_equal(
                 ds.histogram(c, mask=mask, registration=R, per_frame=True, times=[3, 1]),
-                per[[3, 1]])
+                per[[3, 1]],
+            )
         masks = np.stack([mask2, ~mask2, np.zeros((Y, X), bool)])
         got = ds.photon_sums(masks, c, registration=R)
         n = np.zeros((3, T, Z), np.int64)
@@ -248,12 +286,15 @@ def test_siff_histograms_and_sums_are_exact(siff, p, compiled, monkeypatch):
                 again = ds.photon_sums(masks, c, registration=R)
                 np.testing.assert_array_equal(again.counts, n)
                 np.testing.assert_array_equal(again.arrival_sums, s)
-                np.testing.assert_array_equal(ds.histogram(c, mask=None, registration=R),
-                                              per.sum(axis=0))
+                np.testing.assert_array_equal(
+                    ds.histogram(c, mask=None, registration=R), per.sum(axis=0)
+                )
     # fractional shifts: rounded, as Registration.integer()
     Rj = siff_registration(bidi_phase=p, jitter=0.3)
-    np.testing.assert_array_equal(ds.histogram(0, mask=mask2, registration=Rj),
-                                  ds.histogram(0, mask=mask2, registration=Rj.integer()))
+    np.testing.assert_array_equal(
+        ds.histogram(0, mask=mask2, registration=Rj),
+        ds.histogram(0, mask=mask2, registration=Rj.integer()),
+    )
     with pytest.raises(SelectionError):
         ds.histogram(0, registration=registration(ROLL[:, None]))
 
@@ -273,13 +314,14 @@ def test_siff_images_move_whole_photons(siff):
     np.testing.assert_array_equal(intensity, counts)
     bw = ds.flim.bin_width_ns
     with np.errstate(invalid="ignore", divide="ignore"):
-        for mode, n, s in [(0, counts[:, :, 0], sums[:, :, 0]),
-                           ("mean", counts.sum(axis=2), sums.sum(axis=2))]:
+        for mode, n, s in [
+            (0, counts[:, :, 0], sums[:, :, 0]),
+            ("mean", counts.sum(axis=2), sums.sum(axis=2)),
+        ]:
             lifetime = ds.lifetime_array(1, slice_sample=mode, registration=R).compute()
             np.testing.assert_allclose(lifetime, (s * bw / n).astype(np.float32), rtol=1e-6)
         frames = ds.frames(1, product="lifetime", registration=R)
-        np.testing.assert_allclose(frames[3], (sums[3, :, 0] * bw / counts[3, :, 0]),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(frames[3], (sums[3, :, 0] * bw / counts[3, :, 0]), rtol=1e-6)
     with pytest.raises(SelectionError, match="whole pixels"):
         ds.frames(1, product="lifetime", registration=R, shift_mode="bilinear")
     got = ds.lifetime_array(1, registration=R).compute(scheduler="processes")

@@ -22,10 +22,13 @@ def test_reader_threads_close_their_files(tmp_path):
     """Worker threads end before ``atexit``; their open files used to be left to the garbage
     collector ("ResourceWarning: unclosed file") when the process exited.
     """
-    truth = write_scanimage_tiff(tmp_path / "r.tif", SyntheticLayout(num_planes=2,
-                                                                     num_volumes=20))
-    out = subprocess.run([sys.executable, "-X", "dev", "-c", _SCRIPT, str(truth.paths[0])],
-                         capture_output=True, text=True, check=True)
+    truth = write_scanimage_tiff(tmp_path / "r.tif", SyntheticLayout(num_planes=2, num_volumes=20))
+    out = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", _SCRIPT, str(truth.paths[0])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "ResourceWarning" not in out.stderr, out.stderr
 
 
@@ -52,7 +55,8 @@ def test_readers_of_ended_threads_are_closed_from_a_live_thread(tmp_path):
     """A thread's readers are not destroyed while the thread shuts down (closing a memory
     map there releases the GIL during thread teardown, which aborted the interpreter when
     registration and traces ran in two napari workers): they stay in the process-wide table
-    until a live thread's next read, or exit, closes them."""
+    until a live thread's next read, or exit, closes them.
+    """
     import threading
 
     import psutil
@@ -71,8 +75,9 @@ def test_readers_of_ended_threads_are_closed_from_a_live_thread(tmp_path):
         worker = threading.Thread(target=work)
         worker.start()
         worker.join()
-        kept = [r for (ident, p), r in reading._open_readers.items()
-                if ident == idents[0] and p == path]
+        kept = [
+            r for (ident, p), r in reading._open_readers.items() if ident == idents[0] and p == path
+        ]
         assert len(kept) == 1 and not kept[0].closed  # not torn down with the thread
         np_frames = ds.read(0)  # a read in this live thread closes the ended thread's reader
         assert np_frames.size and kept[0].closed

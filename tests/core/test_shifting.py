@@ -21,14 +21,15 @@ def shifted_reference(frame: np.ndarray, dy: int, dx: int) -> np.ndarray:
     Y, X = frame.shape
     pad = max(abs(dy), abs(dx), 1)
     big = np.pad(frame, pad)
-    return big[pad + dy: pad + dy + Y, pad + dx: pad + dx + X]
+    return big[pad + dy : pad + dy + Y, pad + dx : pad + dx + X]
 
 
 @pytest.mark.parametrize("dtype", ["int16", "uint16", "float32", "bool"])
 def test_integer_is_an_exact_copy(dtype):
     frames = (RNG.random((9, 13, 17)) * 1000).astype(dtype)
-    shifts = np.array([[0, 0], [3, -2], [-4, 5], [12, 0], [0, -16], [20, 3], [3, -2],
-                       [-13, -17], [1.4, -0.6]])
+    shifts = np.array(
+        [[0, 0], [3, -2], [-4, 5], [12, 0], [0, -16], [20, 3], [3, -2], [-13, -17], [1.4, -0.6]]
+    )
     got = apply_shifts(frames, shifts, "integer")
     assert got.dtype == frames.dtype and got.shape == frames.shape
     for i, (dy, dx) in enumerate(np.round(shifts).astype(int)):
@@ -42,8 +43,7 @@ def test_sign_of_the_convention():
     moved = np.roll(frame, (2, 3), axis=(0, 1))  # content displaced by (2, 3)
     np.testing.assert_array_equal(apply_shifts(moved[None], [(2, 3)])[0], frame)
     np.testing.assert_allclose(apply_shifts(moved[None], [(2, 3)], "bilinear")[0], frame)
-    np.testing.assert_allclose(apply_shifts(moved[None], [(2, 3)], "fourier")[0], frame,
-                               atol=1e-5)
+    np.testing.assert_allclose(apply_shifts(moved[None], [(2, 3)], "fourier")[0], frame, atol=1e-5)
 
 
 def test_leading_axes_broadcast():
@@ -53,8 +53,9 @@ def test_leading_axes_broadcast():
     for t in range(4):
         for z in range(3):
             for f in range(2):
-                np.testing.assert_array_equal(got[t, z, f], shifted_reference(
-                    frames[t, z, f], *shifts[t, z, 0]))
+                np.testing.assert_array_equal(
+                    got[t, z, f], shifted_reference(frames[t, z, f], *shifts[t, z, 0])
+                )
     one = apply_shifts(frames, (1, -2))  # one pair for all
     np.testing.assert_array_equal(one[2, 1, 0], shifted_reference(frames[2, 1, 0], 1, -2))
 
@@ -62,7 +63,8 @@ def test_leading_axes_broadcast():
 def test_bilinear_equals_ndimage_shift():
     """scipy.ndimage.shift moves content by +shift (``out[o] = in[o - shift]``), so our
     (dy, dx) is its (-dy, -dx); "grid-constant" interpolates against the zero padding as we do,
-    "constant" differs only within a pixel of the border."""
+    "constant" differs only within a pixel of the border.
+    """
     frames = RNG.random((6, 21, 26))
     shifts = np.column_stack([RNG.uniform(-5, 5, 6), RNG.uniform(-5, 5, 6)])
     shifts[0] = (0.0, 0.25)
@@ -94,8 +96,9 @@ def test_fourier_equals_fourier_shift(shape):
 def test_fourier_integer_shift_is_a_copy():
     frames = RNG.random((3, 16, 20)).astype(np.float32)
     shifts = np.array([[2, -3], [-1, 0], [0, 4]])
-    np.testing.assert_allclose(apply_shifts(frames, shifts, "fourier"),
-                               apply_shifts(frames, shifts, "integer"), atol=1e-5)
+    np.testing.assert_allclose(
+        apply_shifts(frames, shifts, "fourier"), apply_shifts(frames, shifts, "integer"), atol=1e-5
+    )
 
 
 def test_correct_bidi_restores_odd_rows():
@@ -124,7 +127,8 @@ def test_correct_bidi_restores_odd_rows():
 @pytest.mark.parametrize("p", [0, 2, -1])
 def test_shift_mask_maps_photons(p):
     """A photon at raw (y, x) lands at registered (y − dy, x − dx), x first corrected by p on odd
-    rows; it counts for a registered mask exactly when it lies in the raw-coordinate mask."""
+    rows; it counts for a registered mask exactly when it lies in the raw-coordinate mask.
+    """
     Y, X = 14, 18
     mask = RNG.random((Y, X)) < 0.4
     for dy, dx in [(0, 0), (3, -2), (-5, 4), (13, 0), (2, 17)]:

@@ -1,4 +1,6 @@
-"""Decay model and Poisson maximum-likelihood decay fitting (flim.decay_model, flim.fitting, flim.fit_result)."""
+"""Decay model and Poisson maximum-likelihood decay fitting (flim.decay_model, flim.fitting,
+flim.fit_result).
+"""
 
 from __future__ import annotations
 
@@ -19,22 +21,39 @@ IRF = {"irf_offset_ns": 0.5, "irf_width_ns": 0.1}
 
 
 def _probabilities(taus, fractions=None, background=0.0):
-    return decay_model(T, taus_ns=taus, fractions=fractions, period_ns=P, bin_width_ns=W,
-                       background=background, **IRF)
+    return decay_model(
+        T,
+        taus_ns=taus,
+        fractions=fractions,
+        period_ns=P,
+        bin_width_ns=W,
+        background=background,
+        **IRF,
+    )
 
 
 def _brute_density(t, taus, fractions, mu, sigma, period, pulses=range(-3, 60)):
     """Explicit convolution integral of each pulse's decay with the Gaussian IRF, summed."""
+
     def one(x, tau):
         def f(s):
             return math.exp(-s / tau) / tau * math.exp(-0.5 * ((x - s - mu) / sigma) ** 2)
+
         lo, hi = max(0.0, x - mu - 12 * sigma), max(0.0, x - mu + 12 * sigma)
         if hi <= 0:
             return 0.0
         val = integrate.quad(f, lo, hi, epsabs=0, epsrel=1e-12, limit=200)[0]
         return val / (sigma * math.sqrt(2 * math.pi))
-    return np.array([sum(fr * sum(one(x + k * period, tau) for k in pulses)
-                         for tau, fr in zip(taus, fractions, strict=True)) for x in t])
+
+    return np.array(
+        [
+            sum(
+                fr * sum(one(x + k * period, tau) for k in pulses)
+                for tau, fr in zip(taus, fractions, strict=True)
+            )
+            for x in t
+        ]
+    )
 
 
 def test_model_matches_brute_force_convolution():
@@ -58,6 +77,7 @@ def test_bin_probabilities_integrate_density_and_match_synthetic_truth():
     dens = decay_model(fine, taus_ns=taus, fractions=fracs, period_ns=P, **IRF)
     np.testing.assert_allclose(p, dens.reshape(NBINS, 64).sum(1), rtol=2e-5)
     from napari_scanimage.testing.siff import bin_probabilities
+
     truth = bin_probabilities([900.0, 2600.0], fracs, 500.0, 100.0, PERIOD_PS, BIN_PS, NBINS)
     np.testing.assert_allclose(p, truth / truth.sum(), rtol=1e-8, atol=1e-15)
     bg = _probabilities(taus, fracs, background=0.25)
@@ -103,8 +123,15 @@ def test_fit_of_photons_written_to_a_siff(tmp_path, opened):
     from napari_scanimage.testing.tiff import SyntheticLayout
 
     lay = SyntheticLayout(channels=(1,), num_volumes=20, height=32, width=32)
-    truth = write_siff(tmp_path / "f.siff", lay, photons_per_frame=3000, taus_ns=((1.5,),),
-                       irf_offset_ns=0.5, irf_width_ns=0.1, seed=3)
+    truth = write_siff(
+        tmp_path / "f.siff",
+        lay,
+        photons_per_frame=3000,
+        taus_ns=((1.5,),),
+        irf_offset_ns=0.5,
+        irf_width_ns=0.1,
+        seed=3,
+    )
     ds = opened(truth.path)
     fit = fit_dataset_decay(ds, 0, n_exp=1)
     assert fit.bin_width_ps == truth.bin_width_ps and fit.period_ps == truth.laser_period_ps
@@ -117,24 +144,37 @@ def test_stderr_coverage_over_repeated_draws():
     rng = np.random.default_rng(11)
     hits = []
     for _ in range(200):
-        fit = fit_decay(rng.multinomial(10_000, p), bin_width_ps=BIN_PS, period_ps=PERIOD_PS,
-                        n_exp=1, background=False)
+        fit = fit_decay(
+            rng.multinomial(10_000, p),
+            bin_width_ps=BIN_PS,
+            period_ps=PERIOD_PS,
+            n_exp=1,
+            background=False,
+        )
         hits.append(abs(fit.taus_ns[0] - 2.0) <= 1.96 * fit.stderr["taus_ns"][0])
     assert 0.90 <= np.mean(hits) <= 0.99
 
 
 def test_fixed_and_initial_parameters():
     y = np.random.default_rng(2).multinomial(20_000, _probabilities((0.9, 2.6), (0.6, 0.4)))
-    fit = fit_decay(y, bin_width_ps=BIN_PS, period_ps=PERIOD_PS, n_exp=2,
-                    fixed={"taus_ns": (0.9, 2.6), "irf_width_ns": 0.1},
-                    initial={"fractions": (0.5, 0.5)})
+    fit = fit_decay(
+        y,
+        bin_width_ps=BIN_PS,
+        period_ps=PERIOD_PS,
+        n_exp=2,
+        fixed={"taus_ns": (0.9, 2.6), "irf_width_ns": 0.1},
+        initial={"fractions": (0.5, 0.5)},
+    )
     assert fit.taus_ns == (0.9, 2.6) and fit.irf_width_ns == 0.1
     assert fit.stderr["taus_ns"] == (0.0, 0.0) and fit.stderr["irf_width_ns"] == 0.0
     assert abs(fit.fractions[0] - 0.6) < 3 * fit.stderr["fractions"][0] < 0.03
     assert fit.stderr["fractions"][0] == pytest.approx(fit.stderr["fractions"][1])
     three = fit_decay(y, bin_width_ps=BIN_PS, period_ps=PERIOD_PS, n_exp=3)
-    assert three.n_exp == 3 and len(three.taus_ns) == 3 and list(three.taus_ns) == sorted(
-        three.taus_ns)
+    assert (
+        three.n_exp == 3
+        and len(three.taus_ns) == 3
+        and list(three.taus_ns) == sorted(three.taus_ns)
+    )
     assert three.deviance <= fit.deviance + 1e-6
 
 
@@ -155,10 +195,12 @@ def test_save_load_round_trip(tmp_path):
 
 def test_bad_files(tmp_path):
     bad = tmp_path / "bad.json"
-    for text, match in [("not json", "not a decay-fit"), ("[1, 2]", "not a napari-scanimage"),
-                        ('{"format": "napari-scanimage-decay-fit", "version": 2}', "version 2"),
-                        ('{"format": "napari-scanimage-decay-fit", "version": 1}', "missing"),
-                        ]:
+    for text, match in [
+        ("not json", "not a decay-fit"),
+        ("[1, 2]", "not a napari-scanimage"),
+        ('{"format": "napari-scanimage-decay-fit", "version": 2}', "version 2"),
+        ('{"format": "napari-scanimage-decay-fit", "version": 1}', "missing"),
+    ]:
         bad.write_text(text)
         with pytest.raises(FormatError, match=match):
             DecayFit.load(bad)
@@ -166,18 +208,21 @@ def test_bad_files(tmp_path):
         DecayFit.load(tmp_path / "missing.json")
 
 
-@pytest.mark.parametrize("histogram, kwargs, match", [
-    ([], {}, "non-empty"),
-    (np.zeros((3, 600)), {}, "1-D"),
-    (np.full(625, -1.0), {}, "negative"),
-    (np.ones(625) * 0.1, {}, "photons"),
-    (np.ones(625) * 10, {"n_exp": 4}, "n_exp"),
-    (np.ones(625) * 10, {"n_exp": 0}, "n_exp"),
-    (np.ones(625) * 10, {"fit_range": (600, 700)}, "fit range"),
-    (np.ones(700) * 10, {"fit_range": (0, 700)}, "past the laser period"),
-    (np.ones(625) * 10, {"bin_width_ps": 0}, "bin width"),
-    (np.ones(625) * 10, {"fixed": {"tau": 1.0}}, "unknown parameter"),
-])
+@pytest.mark.parametrize(
+    "histogram, kwargs, match",
+    [
+        ([], {}, "non-empty"),
+        (np.zeros((3, 600)), {}, "1-D"),
+        (np.full(625, -1.0), {}, "negative"),
+        (np.ones(625) * 0.1, {}, "photons"),
+        (np.ones(625) * 10, {"n_exp": 4}, "n_exp"),
+        (np.ones(625) * 10, {"n_exp": 0}, "n_exp"),
+        (np.ones(625) * 10, {"fit_range": (600, 700)}, "fit range"),
+        (np.ones(700) * 10, {"fit_range": (0, 700)}, "past the laser period"),
+        (np.ones(625) * 10, {"bin_width_ps": 0}, "bin width"),
+        (np.ones(625) * 10, {"fixed": {"tau": 1.0}}, "unknown parameter"),
+    ],
+)
 def test_bad_input(histogram, kwargs, match):
     kwargs = {"bin_width_ps": BIN_PS, "period_ps": PERIOD_PS, **kwargs}
     with pytest.raises(SelectionError, match=match):
@@ -193,8 +238,14 @@ def test_reduced_chi2_from_deviance_and_degrees_of_freedom(tmp_path):
     assert fit.degrees_of_freedom == NBINS - 6 - 1
     assert fit.reduced_chi2 == pytest.approx(fit.deviance / (NBINS - 7))
     assert 0.85 < fit.reduced_chi2 < 1.15  # Poisson data drawn from the model
-    fixed = fit_decay(y, bin_width_ps=BIN_PS, period_ps=PERIOD_PS, n_exp=2,
-                      fixed={"irf_width_ns": 0.1}, background=False)
+    fixed = fit_decay(
+        y,
+        bin_width_ps=BIN_PS,
+        period_ps=PERIOD_PS,
+        n_exp=2,
+        fixed={"irf_width_ns": 0.1},
+        background=False,
+    )
     assert fixed.n_free == 4 and fixed.degrees_of_freedom == NBINS - 5
     # a file written before n_free was stored: inferred from the standard errors
     for one in (fit, fixed):
@@ -219,16 +270,53 @@ def test_collapsed_fit_is_flagged():
     assert three.degenerate
     text = " ".join(three.warnings())
     assert "≈" in text or "standard errors" in text or "% of the photons" in text
-    collapsed = DecayFit((0.9, 0.905, 2.6), (0.3, 0.3, 0.4), 0.5, 0.1, 0.0, 1e5,
-                         {"taus_ns": (0.1, 0.1, 0.1), "fractions": (81.0, 81.0, 0.01)}, 20.0,
-                         PERIOD_PS, 3, 600.0, (0, NBINS), True, 8)
+    collapsed = DecayFit(
+        (0.9, 0.905, 2.6),
+        (0.3, 0.3, 0.4),
+        0.5,
+        0.1,
+        0.0,
+        1e5,
+        {"taus_ns": (0.1, 0.1, 0.1), "fractions": (81.0, 81.0, 0.01)},
+        20.0,
+        PERIOD_PS,
+        3,
+        600.0,
+        (0, NBINS),
+        True,
+        8,
+    )
     warnings = collapsed.warnings()
     assert any("τ1 = 0.9 ns ≈ τ2 = 0.905 ns (fit 2 components)" in w for w in warnings)
     assert any("fraction 1 0.3 ± 81" in w for w in warnings)
-    stuck = DecayFit((2.0,), (1.0,), 0.5, 0.1, 0.0, 1e4, {"taus_ns": (0.05,)}, 20.0,
-                     PERIOD_PS, 1, 600.0, (0, NBINS), False, 4)
+    stuck = DecayFit(
+        (2.0,),
+        (1.0,),
+        0.5,
+        0.1,
+        0.0,
+        1e4,
+        {"taus_ns": (0.05,)},
+        20.0,
+        PERIOD_PS,
+        1,
+        600.0,
+        (0, NBINS),
+        False,
+        4,
+    )
     assert stuck.warnings() == ["the optimiser did not converge"]
-    odd = DecayFit((1.0, 3.0), (1.5, -0.5), 0.5, 0.1, 0.0, 1e4,
-                   {"taus_ns": (math.nan, 0.1), "fractions": (0.1, 0.1)}, 20.0, PERIOD_PS, 2)
+    odd = DecayFit(
+        (1.0, 3.0),
+        (1.5, -0.5),
+        0.5,
+        0.1,
+        0.0,
+        1e4,
+        {"taus_ns": (math.nan, 0.1), "fractions": (0.1, 0.1)},
+        20.0,
+        PERIOD_PS,
+        2,
+    )
     text = " ".join(odd.warnings())
     assert "fraction 2 = -0.5 lies outside [0, 1]" in text and "undefined" in text

@@ -18,10 +18,18 @@ from napari_scanimage.flim.lifetime import lifetime_traces
 from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.testing.tiff import SyntheticLayout
 
-PLANAR = SyntheticLayout(channels=(1, 2), num_planes=1, num_flyback=0, num_volumes=25,
-                         height=16, width=24)
-VOLUME = SyntheticLayout(channels=(1, 2), num_planes=3, frames_per_slice=2, num_flyback=1,
-                         num_volumes=7, height=12, width=14)
+PLANAR = SyntheticLayout(
+    channels=(1, 2), num_planes=1, num_flyback=0, num_volumes=25, height=16, width=24
+)
+VOLUME = SyntheticLayout(
+    channels=(1, 2),
+    num_planes=3,
+    frames_per_slice=2,
+    num_flyback=1,
+    num_volumes=7,
+    height=12,
+    width=14,
+)
 
 
 class _Offset:
@@ -39,26 +47,35 @@ class _Offset:
 def planar_rois(shape):
     Y, X = shape
     yy, xx = np.mgrid[:Y, :X]
-    rois = {"disc": (yy - 7) ** 2 + (xx - 9) ** 2 <= 20,
-            "overlap": (yy - 9) ** 2 + (xx - 12) ** 2 <= 16,
-            "border": (yy == 0) | (xx == X - 1),
-            "random": np.random.default_rng(5).random((Y, X)) < 0.3,
-            "empty": np.zeros((Y, X), bool)}
+    rois = {
+        "disc": (yy - 7) ** 2 + (xx - 9) ** 2 <= 20,
+        "overlap": (yy - 9) ** 2 + (xx - 12) ** 2 <= 16,
+        "border": (yy == 0) | (xx == X - 1),
+        "random": np.random.default_rng(5).random((Y, X)) < 0.3,
+        "empty": np.zeros((Y, X), bool),
+    }
     return rois
 
 
 @pytest.fixture(scope="module", params=["raw", "compressed"])
 def planar(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("lt") / f"planar_{request.param}.siff"
-    return write_siff(path, PLANAR, compressed=request.param == "compressed",
-                      photons_per_frame=600, late_pages={3: 4, 10: 2}, seed=4)
+    return write_siff(
+        path,
+        PLANAR,
+        compressed=request.param == "compressed",
+        photons_per_frame=600,
+        late_pages={3: 4, 10: 2},
+        seed=4,
+    )
 
 
 @pytest.fixture(scope="module")
 def volume(tmp_path_factory):
     path = tmp_path_factory.mktemp("lt") / "volume.siff"
-    return write_siff(path, VOLUME, compressed=True, photons_per_frame=300,
-                      late_pages={8: 3}, seed=9)
+    return write_siff(
+        path, VOLUME, compressed=True, photons_per_frame=300, late_pages={8: 3}, seed=9
+    )
 
 
 def test_lifetime_equals_corrosiffpy(planar):
@@ -75,16 +92,18 @@ def test_lifetime_equals_corrosiffpy(planar):
             tau_ref, n_ref, _ = ref.sum_rois_flim(masks, None, frames=pages)
             assert got.values.shape == (5, 25) and got.counts.dtype == np.int64
             np.testing.assert_array_equal(got.counts, n_ref.astype(np.int64))
-            np.testing.assert_allclose(got.values / bw_ns, tau_ref, rtol=0, atol=1e-9,
-                                       equal_nan=True)
+            np.testing.assert_allclose(
+                got.values / bw_ns, tau_ref, rtol=0, atol=1e-9, equal_nan=True
+            )
             assert np.isnan(got.values[4]).all() and (got.counts[4] == 0).all()
             assert np.isfinite(got.values[:4]).all() and (got.counts[:4] > 0).all()
             off_bins = 47.25
             with pytest.warns(EmptyRoiWarning):
                 shifted = lifetime_traces(ds, rois, channel=c, irf_offset_ns=off_bins * bw_ns)
             tau_off, _, _ = ref.sum_rois_flim(masks, _Offset(off_bins), frames=pages)
-            np.testing.assert_allclose(shifted.values / bw_ns, tau_off, rtol=0, atol=1e-9,
-                                       equal_nan=True)
+            np.testing.assert_allclose(
+                shifted.values / bw_ns, tau_off, rtol=0, atol=1e-9, equal_nan=True
+            )
             fit = types.SimpleNamespace(irf_offset_ns=off_bins * bw_ns)  # a DecayFit's field
             with pytest.warns(EmptyRoiWarning):
                 from_fit = lifetime_traces(ds, rois, channel=c, irf_offset_ns=fit)
@@ -94,7 +113,8 @@ def test_lifetime_equals_corrosiffpy(planar):
 
 def brute_force(sim, rois3, channel, num_bins_period):
     """Per ROI and volume from the written photons: n, mean bin, CI half-width (bins), folded
-    histogram over the period."""
+    histogram over the period.
+    """
     lay = sim.layout
     R, T = len(rois3), lay.num_volumes
     n = np.zeros((R, T), np.int64)
@@ -111,8 +131,9 @@ def brute_force(sim, rois3, channel, num_bins_period):
         for r in range(R):
             a = np.concatenate(taus[r]).astype(np.float64)
             n[r, t] = a.size
-            hist[r, t] = np.bincount(a.astype(np.int64) % num_bins_period,
-                                     minlength=num_bins_period)
+            hist[r, t] = np.bincount(
+                a.astype(np.int64) % num_bins_period, minlength=num_bins_period
+            )
             if a.size:
                 mean[r, t] = a.mean()
             if a.size > 1:
@@ -123,9 +144,11 @@ def brute_force(sim, rois3, channel, num_bins_period):
 def test_volume_lifetime_and_phasor_brute_force(volume):
     Y, X = 12, 14
     rng = np.random.default_rng(2)
-    rois = {"flat": rng.random((Y, X)) < 0.5,  # every plane
-            "planes": rng.random((3, Y, X)) < 0.4,  # its own pixels per plane
-            "only_z1": np.zeros((3, Y, X), bool)}
+    rois = {
+        "flat": rng.random((Y, X)) < 0.5,  # every plane
+        "planes": rng.random((3, Y, X)) < 0.4,  # its own pixels per plane
+        "only_z1": np.zeros((3, Y, X), bool),
+    }
     rois["only_z1"][1, 2:9, 3:10] = True
     rois3 = [np.broadcast_to(m, (3, Y, X)) for m in rois.values()]
     N = round(volume.laser_period_ps / volume.bin_width_ps)
@@ -158,17 +181,25 @@ def test_volume_lifetime_and_phasor_brute_force(volume):
             for comp, fn in ((0, np.cos), (1, np.sin)):  # CI from the photons' spread
                 w = fn(2 * np.pi * harmonic * k / N)
                 m1 = (hist * w).sum(-1) / n
-                var = ((hist * w * w).sum(-1) - n * m1 ** 2) / (n - 1)
+                var = ((hist * w * w).sum(-1) - n * m1**2) / (n - 1)
                 want = stats.t.ppf(0.975, n - 1) * np.sqrt(var / n)
-                np.testing.assert_allclose(ph.ci_high[..., comp] - ph.values[..., comp], want,
-                                           rtol=1e-7)
+                np.testing.assert_allclose(
+                    ph.ci_high[..., comp] - ph.values[..., comp], want, rtol=1e-7
+                )
 
 
 def test_confidence_intervals_cover_the_truth(tmp_path):
-    lay = SyntheticLayout(channels=(1,), num_planes=1, num_flyback=0, num_volumes=300,
-                          height=8, width=8)
-    sim = write_siff(tmp_path / "const.siff", lay, photons_per_frame=480,
-                     taus_ns=((2.2,),), compressed=True, seed=21)
+    lay = SyntheticLayout(
+        channels=(1,), num_planes=1, num_flyback=0, num_volumes=300, height=8, width=8
+    )
+    sim = write_siff(
+        tmp_path / "const.siff",
+        lay,
+        photons_per_frame=480,
+        taus_ns=((2.2,),),
+        compressed=True,
+        seed=21,
+    )
     expected = sim.expected_histogram(0)
     k = np.arange(len(expected))
     true_bins = (k * expected).sum() / expected.sum()
@@ -199,13 +230,19 @@ def test_bin_volumes_pool_photons(planar):
     assert three.values.shape == (4, 7)
     n = np.stack([np.bincount(group, weights=c) for c in one.counts])
     np.testing.assert_array_equal(three.counts, n)
-    w = np.stack([np.bincount(group, weights=c * v) for c, v in zip(one.counts, one.values,
-                                                                     strict=True)])
+    w = np.stack(
+        [np.bincount(group, weights=c * v) for c, v in zip(one.counts, one.values, strict=True)]
+    )
     np.testing.assert_allclose(three.values, w / n, rtol=1e-12)
-    np.testing.assert_allclose(three.time, np.bincount(group, weights=one.time)
-                               / np.bincount(group), rtol=1e-12)
-    g = np.stack([np.bincount(group, weights=c * v) for c, v in zip(
-        ph1.counts, ph1.values[..., 0], strict=True)])
+    np.testing.assert_allclose(
+        three.time, np.bincount(group, weights=one.time) / np.bincount(group), rtol=1e-12
+    )
+    g = np.stack(
+        [
+            np.bincount(group, weights=c * v)
+            for c, v in zip(ph1.counts, ph1.values[..., 0], strict=True)
+        ]
+    )
     np.testing.assert_allclose(ph3.values[..., 0], g / n, rtol=0, atol=1e-12)
     assert (three.ci_high - three.ci_low).mean() < (one.ci_high - one.ci_low).mean()
 
@@ -244,8 +281,13 @@ def test_traces_delegates_and_tiff_is_refused(planar, tmp_path):
         with pytest.raises(SelectionError, match="harmonic"):
             lifetime_traces(ds, rois, kind="phasor", harmonic=0)
         with pytest.raises(SelectionError, match="registration is for 3 time points"):
-            lifetime_traces(ds, rois, registration=Registration(
-                np.zeros((3, 1, 2)), np.ones((3, 1)), np.zeros((1, 16, 24), np.float32)))
+            lifetime_traces(
+                ds,
+                rois,
+                registration=Registration(
+                    np.zeros((3, 1, 2)), np.ones((3, 1)), np.zeros((1, 16, 24), np.float32)
+                ),
+            )
     written = write_scanimage_tiff(tmp_path / "a.tif", SyntheticLayout(num_volumes=2))
     with nsi.open_dataset(written.paths[0]) as ds:
         Y, X = ds.info.frame_shape
@@ -262,14 +304,25 @@ def test_csv(planar, tmp_path):
     path = lt.to_csv(tmp_path / "lt.csv")
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["time_s", "roi", "channel", "metric", "value", "ci_low", "ci_high",
-                       "photons"]
+    assert rows[0] == [
+        "time_s",
+        "roi",
+        "channel",
+        "metric",
+        "value",
+        "ci_low",
+        "ci_high",
+        "photons",
+    ]
     assert len(rows) == 1 + 2 * 4
     r = rows[1 + 4 + 2]  # ROI b, time 2
     assert r[1:4] == ["b", lt.channel, "lifetime_ns"]
     assert float(r[0]) == lt.time[2] and float(r[4]) == lt.values[1, 2]
-    assert (float(r[5]), float(r[6]), int(r[7])) == (lt.ci_low[1, 2], lt.ci_high[1, 2],
-                                                     lt.counts[1, 2])
+    assert (float(r[5]), float(r[6]), int(r[7])) == (
+        lt.ci_low[1, 2],
+        lt.ci_high[1, 2],
+        lt.counts[1, 2],
+    )
     rows = list(csv.reader(ph.to_csv(tmp_path / "ph.csv").read_text().splitlines()))
     assert len(rows) == 1 + 2 * 2 * 3
     assert {r[3] for r in rows[1:]} == {"phasor_g_h2", "phasor_s_h2"}

@@ -1,4 +1,6 @@
-"""Per-pixel histograms, phasor images, calibration and lifetime colours (flim.pixels, flim.phasor, flim.phasor_plot, flim.colormaps)."""
+"""Per-pixel histograms, phasor images, calibration and lifetime colours (flim.pixels,
+flim.phasor, flim.phasor_plot, flim.colormaps).
+"""
 
 from __future__ import annotations
 
@@ -40,18 +42,32 @@ def _truth_histograms(truth, pages, length):
     pix, tau, page = truth._truth()
     keep = np.isin(page, pages)
     npix = truth.layout.height * truth.layout.width
-    flat = np.bincount(pix[keep].astype(np.int64) * length + tau[keep].astype(np.int64),
-                       minlength=npix * length)
+    flat = np.bincount(
+        pix[keep].astype(np.int64) * length + tau[keep].astype(np.int64), minlength=npix * length
+    )
     return flat.reshape(truth.layout.height, truth.layout.width, length)
 
 
 @pytest.mark.parametrize("compressed", [False, True])
 def test_pixel_histograms_equal_ground_truth(tmp_path, compressed, opened):
-    lay = SyntheticLayout(channels=(1, 2), num_planes=2, frames_per_slice=2, num_flyback=1,
-                          num_volumes=4, height=12, width=10)
+    lay = SyntheticLayout(
+        channels=(1, 2),
+        num_planes=2,
+        frames_per_slice=2,
+        num_flyback=1,
+        num_volumes=4,
+        height=12,
+        width=10,
+    )
     late = {lay.page_index(1, 1, 0, 1): 7}
-    truth = write_siff(tmp_path / "f.siff", lay, compressed=compressed, photons_per_frame=900,
-                       late_pages=late, seed=3)
+    truth = write_siff(
+        tmp_path / "f.siff",
+        lay,
+        compressed=compressed,
+        photons_per_frame=900,
+        late_pages=late,
+        seed=3,
+    )
     ds = opened(truth.path)
     times, c = [1, 3], 1
     h = pixel_histograms(ds, c, times=times)
@@ -75,8 +91,7 @@ def test_pixel_histograms_equal_ground_truth(tmp_path, compressed, opened):
     coarse = pixel_histograms(ds, c, times=times, bin_factor=4, beyond_period="drop")
     assert coarse.bin_width_ps == 4 * BIN_PS and coarse.counts.shape[-1] == 157
     padded = np.pad(drop.counts, [(0, 0)] * 3 + [(0, 3)])
-    np.testing.assert_array_equal(coarse.counts, padded.reshape(*padded.shape[:3], 157, 4)
-                                  .sum(-1))
+    np.testing.assert_array_equal(coarse.counts, padded.reshape(*padded.shape[:3], 157, 4).sum(-1))
     with pytest.raises(SelectionError):
         pixel_histograms(ds, c, beyond_period="fold")
 
@@ -86,8 +101,9 @@ def test_registered_histograms_match_masked_histograms(tmp_path, opened):
     motion = np.array([[0, 0], [1, -2], [-2, 1], [3, 0], [0, 2]])
     truth = write_siff(tmp_path / "m.siff", lay, photons_per_frame=3000, motion=motion)
     ds = opened(truth.path)
-    reg = Registration(motion[:, None, :].astype(float), np.ones((5, 1)),
-                       np.zeros((1, 16, 14), np.float32))
+    reg = Registration(
+        motion[:, None, :].astype(float), np.ones((5, 1)), np.zeros((1, 16, 14), np.float32)
+    )
     h = pixel_histograms(ds, registration=reg)
     L = h.counts.shape[-1]
     total = ds.histogram(registration=reg)
@@ -132,8 +148,15 @@ def _pooled(im):
 
 def test_single_exponential_lies_on_the_semicircle(tmp_path, opened):
     lay = SyntheticLayout(num_volumes=4, height=32, width=32)
-    raw = write_siff(tmp_path / "a.siff", lay, photons_per_frame=40000, taus_ns=((2.5,),),
-                     irf_offset_ns=0.0, irf_width_ns=0.0, keep_truth=False)
+    raw = write_siff(
+        tmp_path / "a.siff",
+        lay,
+        photons_per_frame=40000,
+        taus_ns=((2.5,),),
+        irf_offset_ns=0.0,
+        irf_width_ns=0.0,
+        keep_truth=False,
+    )
     im = phasor_image(opened(raw.path))
     phase_tau, mod_tau = apparent_lifetimes(*_pooled(im), FREQ)
     assert phase_tau == pytest.approx(2.5, rel=0.03) and mod_tau == pytest.approx(2.5, rel=0.03)
@@ -142,23 +165,44 @@ def test_single_exponential_lies_on_the_semicircle(tmp_path, opened):
     assert np.nanmedian(per_pixel) == pytest.approx(2.5, rel=0.03)
 
     irf = {"irf_offset_ns": 1.3, "irf_width_ns": 0.15}
-    sample = write_siff(tmp_path / "b.siff", lay, photons_per_frame=40000, taus_ns=((2.5,),),
-                        keep_truth=False, **irf)
+    sample = write_siff(
+        tmp_path / "b.siff",
+        lay,
+        photons_per_frame=40000,
+        taus_ns=((2.5,),),
+        keep_truth=False,
+        **irf,
+    )
     ds = opened(sample.path)
     assert apparent_lifetimes(*_pooled(phasor_image(ds)), FREQ)[0] > 4  # delayed by the IRF
-    fit = DecayFit(taus_ns=(2.5,), fractions=(1.0,), background=0.0, total=1.0,
-                   bin_width_ps=BIN_PS, period_ps=PERIOD_PS, **irf)
+    fit = DecayFit(
+        taus_ns=(2.5,),
+        fractions=(1.0,),
+        background=0.0,
+        total=1.0,
+        bin_width_ps=BIN_PS,
+        period_ps=PERIOD_PS,
+        **irf,
+    )
     by_fit = phasor_image(ds, calibration=fit)
     assert by_fit.calibration == "fit"
     taus = apparent_lifetimes(*_pooled(by_fit), FREQ)
     np.testing.assert_allclose(taus, 2.5, rtol=0.03)
-    ref = write_siff(tmp_path / "r.siff", lay, photons_per_frame=40000, taus_ns=((1.0,),),
-                     keep_truth=False, seed=9, **irf)
+    ref = write_siff(
+        tmp_path / "r.siff",
+        lay,
+        photons_per_frame=40000,
+        taus_ns=((1.0,),),
+        keep_truth=False,
+        seed=9,
+        **irf,
+    )
     ref_hist = opened(ref.path).histogram()
     by_ref = phasor_image(ds, calibration=Reference(ref_hist, 1.0))
     assert by_ref.calibration == "reference"
-    np.testing.assert_allclose(by_ref.apparent_lifetimes()[0][by_ref.mean > 0].mean(), 2.5,
-                               rtol=0.05)
+    np.testing.assert_allclose(
+        by_ref.apparent_lifetimes()[0][by_ref.mean > 0].mean(), 2.5, rtol=0.05
+    )
     np.testing.assert_allclose(apparent_lifetimes(*_pooled(by_ref), FREQ), 2.5, rtol=0.03)
     # the reference's own phasor lands on its lifetime
     _, rg, rs = histogram_phasor(ref_hist, bin_width_ps=BIN_PS, laser_period_ps=PERIOD_PS)
@@ -171,11 +215,25 @@ def test_fraction_image_recovers_two_lifetime_map(tmp_path, opened):
     lmap[:, 12:] = 1
     lmap[8:16, 4:8] = 1
     irf = {"irf_offset_ns": 0.8, "irf_width_ns": 0.1}
-    truth = write_siff(tmp_path / "l.siff", lay, photons_per_frame=30000,
-                       taus_ns=((0.6, 3.0),), lifetime_map=lmap, keep_truth=False, **irf)
+    truth = write_siff(
+        tmp_path / "l.siff",
+        lay,
+        photons_per_frame=30000,
+        taus_ns=((0.6, 3.0),),
+        lifetime_map=lmap,
+        keep_truth=False,
+        **irf,
+    )
     ds = opened(truth.path)
-    fit = DecayFit(taus_ns=(0.6, 3.0), fractions=(0.5, 0.5), background=0.0, total=1.0,
-                   bin_width_ps=BIN_PS, period_ps=PERIOD_PS, **irf)
+    fit = DecayFit(
+        taus_ns=(0.6, 3.0),
+        fractions=(0.5, 0.5),
+        background=0.0,
+        total=1.0,
+        bin_width_ps=BIN_PS,
+        period_ps=PERIOD_PS,
+        **irf,
+    )
     im = phasor_image(ds, calibration=fit, min_photons=20)
     frac = im.fraction(0.6, 3.0)
     np.testing.assert_array_equal(frac, fraction_image(im.g, im.s, 0.6, 3.0, FREQ))
@@ -198,8 +256,16 @@ def test_lifetime_image_equals_ground_truth(tmp_path, opened):
     lay = SyntheticLayout(num_planes=2, num_volumes=3, height=10, width=12)
     truth = write_siff(tmp_path / "t.siff", lay, photons_per_frame=150, empty_pages=[2])
     ds = opened(truth.path)
-    fit = DecayFit(taus_ns=(1.0,), fractions=(1.0,), irf_offset_ns=0.25, irf_width_ns=0.1,
-                   background=0.0, total=1.0, bin_width_ps=BIN_PS, period_ps=PERIOD_PS)
+    fit = DecayFit(
+        taus_ns=(1.0,),
+        fractions=(1.0,),
+        irf_offset_ns=0.25,
+        irf_width_ns=0.1,
+        background=0.0,
+        total=1.0,
+        bin_width_ps=BIN_PS,
+        period_ps=PERIOD_PS,
+    )
     life, n = lifetime_image(ds, times=[0, 2], irf_offset_ns=fit)
     pix, tau, page = truth._truth()
     for z in range(2):
@@ -210,9 +276,9 @@ def test_lifetime_image_equals_ground_truth(tmp_path, opened):
         np.testing.assert_array_equal(n[z], cnt)
         assert (cnt == 0).any()
         assert np.isnan(life[z][cnt == 0]).all()
-        np.testing.assert_allclose(life[z][cnt > 0],
-                                   tot[cnt > 0] / cnt[cnt > 0] * BIN_PS / 1000 - 0.25,
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            life[z][cnt > 0], tot[cnt > 0] / cnt[cnt > 0] * BIN_PS / 1000 - 0.25, rtol=1e-12
+        )
     life1, n1 = lifetime_image(ds, times=[0, 2], plane=1)
     np.testing.assert_array_equal(n1, n[1])
 
@@ -228,11 +294,11 @@ def test_intensity_modulated_colours():
     np.testing.assert_allclose(rgb[1, 1], turbo(0.5), rtol=1e-6)
     np.testing.assert_allclose(rgb[0, 1], 0.5 * turbo(0.5), rtol=1e-6)
     np.testing.assert_allclose(rgb[1, 2], 0.25 * turbo(1.0), rtol=1e-6)  # clipped lifetime
-    gray = intensity_modulated(life, counts, tau_range=(1.0, 3.0), colormap="gray",
-                               count_range=(0, 10))
+    gray = intensity_modulated(
+        life, counts, tau_range=(1.0, 3.0), colormap="gray", count_range=(0, 10)
+    )
     np.testing.assert_allclose(gray[0, 1], [0.5, 0.5, 0.5])
-    table = intensity_modulated(life, counts, tau_range=(1.0, 3.0),
-                                colormap=[[0, 0, 0], [1, 0, 0]])
+    table = intensity_modulated(life, counts, tau_range=(1.0, 3.0), colormap=[[0, 0, 0], [1, 0, 0]])
     np.testing.assert_allclose(table[1, 1], [0.5, 0, 0])
     # turbo: dark at 0, bright green-yellow in the middle, dark red at 1
     lo, mid, hi = turbo([0.0, 0.5, 1.0])
@@ -277,8 +343,14 @@ def test_census_counts_every_pixel_by_reason():
     s = np.array([np.nan, np.nan, np.nan, 0.45, 0.6, 0.1, 0.52])
     image = PhasorImage(mean, g, s, 80.0, 1, "fit", threshold=10)
     census = phasor_census(image, (-0.05, 1.05, -0.05, 0.8), tolerance=0.05)
-    assert (census.pixels, census.no_photons, census.below_threshold, census.undefined,
-            census.outside_plot, census.plotted) == (7, 1, 1, 1, 1, 3)
+    assert (
+        census.pixels,
+        census.no_photons,
+        census.below_threshold,
+        census.undefined,
+        census.outside_plot,
+        census.plotted,
+    ) == (7, 1, 1, 1, 1, 3)
     assert census.on_semicircle == 2  # (0.5, 0.45) inside, (0.5, 0.52) within 0.05
     assert census.semicircle_fraction == pytest.approx(2 / 3)
     text = census.describe()

@@ -26,7 +26,7 @@ def x_display() -> str:
 
 @pytest.fixture(autouse=True)
 def scanimage_plugin(npe2pm):
-    """napari's test fixtures block plugin discovery; register our installed manifest."""
+    """Napari's test fixtures block plugin discovery; register our installed manifest."""
     import npe2
 
     manifest = npe2.PluginManifest.from_distribution("napari-scanimage")

@@ -19,9 +19,20 @@ def test_demo_without_a_display_says_how_to_get_one(tmp_path):
     env = dict(os.environ, NAPARI_SCANIMAGE_CACHE=str(tmp_path / "cache"))
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
-    proc = subprocess.run([sys.executable, "-m", "napari_scanimage.cli", "demo", "--screenshot",
-                           str(tmp_path / "demo.png")], env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_scanimage.cli",
+            "demo",
+            "--screenshot",
+            str(tmp_path / "demo.png"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "no display" in proc.stderr and "scripts/demo.sh --screenshot" in proc.stderr
     assert not (tmp_path / "demo.png").exists()
@@ -33,9 +44,24 @@ def test_demo_screenshot(tmp_path):
     out = tmp_path / "demo.png"
     env = dict(os.environ, NAPARI_SCANIMAGE_CACHE=str(tmp_path / "cache"))
     env.pop("DISPLAY", None)
-    proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable,
-                           "-m", "napari_scanimage.cli", "demo", "--screenshot", str(out)],
-                          env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [
+            "xvfb-run",
+            "-a",
+            "-s",
+            "-screen 0 1600x1000x24",
+            sys.executable,
+            "-m",
+            "napari_scanimage.cli",
+            "demo",
+            "--screenshot",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     from imageio.v3 import imread
 
@@ -51,10 +77,16 @@ def test_demo_screenshot(tmp_path):
 
 def test_documentation_screenshots(tmp_path):
     """The docs' screenshot script renders real windows: the FLIM view shows lifetime colours
-    and the docks."""
+    and the docks.
+    """
     env = dict(os.environ, NAPARI_SCANIMAGE_CACHE=str(tmp_path / "cache"))
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "screenshots.py"), str(tmp_path),
-                           "flim.png"], env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "screenshots.py"), str(tmp_path), "flim.png"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     from imageio.v3 import imread
 

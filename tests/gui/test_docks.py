@@ -13,9 +13,19 @@ from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 
-LAYOUT = SyntheticLayout(channels=(1, 3), channel_names=("Green", "Red"), num_planes=3,
-                         frames_per_slice=2, num_flyback=1, num_volumes=4, frame_rate=40.0,
-                         z_step_um=2.5, fov_um=96.0, height=24, width=32)
+LAYOUT = SyntheticLayout(
+    channels=(1, 3),
+    channel_names=("Green", "Red"),
+    num_planes=3,
+    frames_per_slice=2,
+    num_flyback=1,
+    num_volumes=4,
+    frame_rate=40.0,
+    z_step_um=2.5,
+    fov_um=96.0,
+    height=24,
+    width=32,
+)
 PERIOD = (3 * 2 + 1) / 40.0  # seconds per volume
 
 
@@ -68,8 +78,9 @@ def test_selection_dock_updates_layers_in_place(make_napari_viewer, qtbot, recor
     same = viewer.layers["Green"]
     choose(dock, sample=1)  # same number of axes: the very same layer object
     assert viewer.layers["Green"] is same and same.data.shape == (4, 3, 24, 32)
-    np.testing.assert_array_equal(np.asarray(same.data[3, 0]),
-                                  recording.page(recording.page_index(3, 0, 1, 0)))
+    np.testing.assert_array_equal(
+        np.asarray(same.data[3, 0]), recording.page(recording.page_index(3, 0, 1, 0))
+    )
 
     choose(dock, channels={"Green"})
     assert [layer.name for layer in viewer.layers] == ["Green", "rois"]

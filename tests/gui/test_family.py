@@ -1,5 +1,6 @@
 """A recording's layers follow a change of selection together, in a real viewer: raw and
-registered images, the QC image and ROIs; no mixed axes, no units warnings, no crash."""
+registered images, the QC image and ROIs; no mixed axes, no units warnings, no crash.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.gui
 
 @pytest.fixture
 def notes():
-    """napari notifications shown while the test runs (messages)."""
+    """Napari notifications shown while the test runs (messages)."""
     from napari.utils.notifications import notification_manager
 
     seen: list[str] = []
@@ -38,11 +39,12 @@ def choose(dock, *, plane="keep", sample=None):
 
 def axes_of(viewer, qtbot) -> tuple:
     """Let the viewer repaint, then check every layer lies on the viewer's trailing axes
-    with the same labels; returns the viewer's axis labels."""
+    with the same labels; returns the viewer's axis labels.
+    """
     qtbot.wait(50)
     labels = tuple(viewer.dims.axis_labels)
     for layer in viewer.layers:
-        assert tuple(layer.axis_labels) == labels[viewer.dims.ndim - layer.ndim:], layer.name
+        assert tuple(layer.axis_labels) == labels[viewer.dims.ndim - layer.ndim :], layer.name
     return labels
 
 
@@ -59,13 +61,13 @@ def draw_roi_on_plane(viewer, plane: int):
     z = list(layer.axis_labels).index("z")
     lead = [0.0] * (layer.ndim - 2)
     lead[z] = plane
-    layer.add_rectangles(np.array([lead + [20, 20], lead + [20, 60], lead + [60, 60],
-                                   lead + [60, 20]]))
+    layer.add_rectangles(
+        np.array([lead + [20, 20], lead + [20, 60], lead + [60, 60], lead + [60, 20]])
+    )
     return rois, layer
 
 
-def test_selection_change_keeps_the_family_on_one_set_of_axes(make_napari_viewer, qtbot,
-                                                               notes):
+def test_selection_change_keeps_the_family_on_one_set_of_axes(make_napari_viewer, qtbot, notes):
     viewer = make_napari_viewer(show=True)
     viewer.open_sample("napari-scanimage", "volume_2ch")
     rois, roi_layer = draw_roi_on_plane(viewer, 2)
@@ -98,8 +100,9 @@ def test_selection_change_keeps_the_family_on_one_set_of_axes(make_napari_viewer
     assert viewer.layers["ROIs"].ndim == 2 and len(viewer.layers["ROIs"].data) == 1
     qc_layer = next(x for x in viewer.layers if "scanimage_qc" in x.metadata)
     kind, label = qc_layer.metadata["scanimage_qc"]
-    np.testing.assert_allclose(np.asarray(qc_layer.data),
-                               reg.qc_images[label][kind][2])  # plane 2, not a mean
+    np.testing.assert_allclose(
+        np.asarray(qc_layer.data), reg.qc_images[label][kind][2]
+    )  # plane 2, not a mean
 
     choose(dock, plane=1, sample="mean")  # the ROI's plane is not shown: set aside
     assert axes_of(viewer, qtbot) == ("t", "y", "x")
@@ -142,8 +145,15 @@ def test_last_frame_reachable_for_any_length_and_rate(make_napari_viewer, tmp_pa
     from napari_scanimage.layer_axes import reachable_step
     from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
-    layout = SyntheticLayout(channels=(1,), channel_names=("Green",), num_planes=1,
-                             num_volumes=1000, frame_rate=30.0, height=8, width=8)
+    layout = SyntheticLayout(
+        channels=(1,),
+        channel_names=("Green",),
+        num_planes=1,
+        num_volumes=1000,
+        frame_rate=30.0,
+        height=8,
+        width=8,
+    )
     written = write_scanimage_tiff(tmp_path / "long.tif", layout)
     viewer = make_napari_viewer()
     viewer.open(str(written.paths[0]), plugin="napari-scanimage")

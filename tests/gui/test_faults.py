@@ -1,6 +1,7 @@
 """Faults in a real viewer: a recording shortened or gone under its layers, saves into a
 read-only folder, failing and cancelled worker jobs.  The viewer keeps working, the user is
-told (napari notifications) what happened and what to do, the docks stay usable."""
+told (napari notifications) what happened and what to do, the docks stay usable.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +27,15 @@ from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 
-LAYOUT = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=2,
-                         num_flyback=1, num_volumes=10, height=64, width=64)
+LAYOUT = SyntheticLayout(
+    channels=(1, 2),
+    channel_names=("Green", "Red"),
+    num_planes=2,
+    num_flyback=1,
+    num_volumes=10,
+    height=64,
+    width=64,
+)
 
 
 class Told:
@@ -38,8 +46,11 @@ class Told:
 
     @property
     def errors(self) -> list[str]:
-        return [str(n.message) for n in notification_manager.records[self.start:]
-                if n.severity == NotificationSeverity.ERROR]
+        return [
+            str(n.message)
+            for n in notification_manager.records[self.start :]
+            if n.severity == NotificationSeverity.ERROR
+        ]
 
 
 @pytest.fixture
@@ -73,8 +84,10 @@ def test_layers_of_a_shortened_file_show_blank_frames_and_say_so(viewer, recordi
     assert not step_to(viewer, 9).any()
     assert len(told.errors) == 1  # told once (not for every layer, not at every step)
     message = told.errors[0]
-    assert message.startswith("rec.tif cannot be read; its layers show blank frames where data "
-                              f"is missing: {recording}: page ")
+    assert message.startswith(
+        "rec.tif cannot be read; its layers show blank frames where data "
+        f"is missing: {recording}: page "
+    )
     assert message.endswith("ends early; the file was shortened while open")
     assert not np.asarray(viewer.layers["Red"]._data_view).any()
     np.testing.assert_array_equal(step_to(viewer, 1), shown)  # what is left still shows
@@ -92,35 +105,41 @@ def test_layers_of_a_deleted_file(viewer, recording, qtbot):
     # once the handles are gone (closed, or the share was unmounted) reads fail: blank + told
     close_readers([recording])
     assert not step_to(viewer, 4).any()
-    assert told.errors == ["rec.tif cannot be read; its layers show blank frames where data is "
-                           f"missing: {recording}: cannot be read: the file no longer exists "
-                           "(deleted or moved); put it back or open it again from where it is "
-                           "now"]
+    assert told.errors == [
+        "rec.tif cannot be read; its layers show blank frames where data is "
+        f"missing: {recording}: cannot be read: the file no longer exists "
+        "(deleted or moved); put it back or open it again from where it is "
+        "now"
+    ]
 
 
 # -- saves ------------------------------------------------------------------------------
 def save_via_dialog(monkeypatch, qtbot, button, target: Path) -> None:
     """Click ``button`` with the file dialog answering ``target`` (the dialog is Qt's)."""
-    monkeypatch.setattr(QFileDialog, "getSaveFileName",
-                        staticmethod(lambda *a, **k: (str(target), "")))
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), ""))
+    )
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
-def test_roi_dock_save_into_a_read_only_folder(viewer, qtbot, tmp_path, monkeypatch,
-                                               make_readonly):
+def test_roi_dock_save_into_a_read_only_folder(viewer, qtbot, tmp_path, monkeypatch, make_readonly):
     dock = RoiDock(viewer)
     qtbot.addWidget(dock)
     layer = dock.new_layer()
-    layer.add([np.array([[0, 4.5, 4.5], [0, 4.5, 20.5], [0, 20.5, 20.5], [0, 20.5, 4.5]])],
-              shape_type="rectangle")
+    layer.add(
+        [np.array([[0, 4.5, 4.5], [0, 4.5, 20.5], [0, 20.5, 20.5], [0, 20.5, 4.5]])],
+        shape_type="rectangle",
+    )
     folder = tmp_path / "out"
     folder.mkdir()
     target = folder / "rois.json"
     save_via_dialog(monkeypatch, qtbot, dock.save_button, target)
     previous = target.read_bytes()
     assert len(RoiSet.load(target)) == 1
-    layer.add([np.array([[0, 30.5, 30.5], [0, 30.5, 40.5], [0, 40.5, 40.5], [0, 40.5, 30.5]])],
-              shape_type="rectangle")
+    layer.add(
+        [np.array([[0, 30.5, 30.5], [0, 30.5, 40.5], [0, 40.5, 40.5], [0, 40.5, 30.5]])],
+        shape_type="rectangle",
+    )
     make_readonly(folder)
     told = Told()
     save_via_dialog(monkeypatch, qtbot, dock.save_button, target)
@@ -129,8 +148,7 @@ def test_roi_dock_save_into_a_read_only_folder(viewer, qtbot, tmp_path, monkeypa
     assert message.startswith(f"save failed: cannot save {target}: ")
     assert "choose a folder" in message and "(the previous file is unchanged)" in message
     assert dock.status.text() == message
-    assert target.read_bytes() == previous and [p.name for p in folder.iterdir()] == [
-        "rois.json"]
+    assert target.read_bytes() == previous and [p.name for p in folder.iterdir()] == ["rois.json"]
     # the dock keeps working: saving elsewhere succeeds
     elsewhere = tmp_path / "rois2.json"
     save_via_dialog(monkeypatch, qtbot, dock.save_button, elsewhere)
@@ -144,8 +162,10 @@ def traces_setup(viewer, qtbot):
     layer = rois.new_layer()
     dock = TracePlotDock(viewer)
     qtbot.addWidget(dock)
-    layer.add([np.array([[0, 4.5, 4.5], [0, 4.5, 20.5], [0, 20.5, 20.5], [0, 20.5, 4.5]])],
-              shape_type="rectangle")
+    layer.add(
+        [np.array([[0, 4.5, 4.5], [0, 4.5, 20.5], [0, 20.5, 20.5], [0, 20.5, 4.5]])],
+        shape_type="rectangle",
+    )
     settle(qtbot, dock)
     assert dock.result is not None and dock.result.names == ["roi 1"]
     return dock
@@ -156,8 +176,9 @@ def settle(qtbot, dock):
     qtbot.waitUntil(lambda: not dock.busy and not dock._timer.isActive(), timeout=30000)
 
 
-def test_trace_dock_export_into_a_read_only_folder(viewer, qtbot, tmp_path, monkeypatch,
-                                                   make_readonly):
+def test_trace_dock_export_into_a_read_only_folder(
+    viewer, qtbot, tmp_path, monkeypatch, make_readonly
+):
     dock = traces_setup(viewer, qtbot)
     folder = tmp_path / "out"
     folder.mkdir()
@@ -180,8 +201,12 @@ def test_trace_dock_export_into_a_read_only_folder(viewer, qtbot, tmp_path, monk
 
 # -- worker jobs --------------------------------------------------------------------------
 def idle(dock) -> bool:
-    return (not dock.busy and not dock.progress.isVisible() and dock.progress.value() == 0
-            and not dock.cancel_button.isVisible())
+    return (
+        not dock.busy
+        and not dock.progress.isVisible()
+        and dock.progress.value() == 0
+        and not dock.cancel_button.isVisible()
+    )
 
 
 def test_failing_registration_is_reported_and_earlier_results_stay(viewer, recording, qtbot):
@@ -212,14 +237,26 @@ def failing_job(exc):
     raise exc
 
 
-@pytest.mark.parametrize("exc, hint", [
-    (MemoryError(), "test job failed: out of memory; select fewer frames or planes, or close "
-                    "other layers and try again"),
-    (OSError(5, "Input/output error"), "test job failed: [Errno 5] Input/output error; check "
-                                       "that the file still exists, its drive is mounted"),
-    (KeyError("x"), "test job failed: unexpected KeyError: 'x'; this is a bug in "
-                    "napari-scanimage, please report it"),
-])
+@pytest.mark.parametrize(
+    "exc, hint",
+    [
+        (
+            MemoryError(),
+            "test job failed: out of memory; select fewer frames or planes, or close "
+            "other layers and try again",
+        ),
+        (
+            OSError(5, "Input/output error"),
+            "test job failed: [Errno 5] Input/output error; check "
+            "that the file still exists, its drive is mounted",
+        ),
+        (
+            KeyError("x"),
+            "test job failed: unexpected KeyError: 'x'; this is a bug in "
+            "napari-scanimage, please report it",
+        ),
+    ],
+)
 def test_worker_exceptions_become_notifications_with_a_hint(viewer, qtbot, exc, hint, caplog):
     dock = traces_setup(viewer, qtbot)
     before = dock.result
@@ -239,7 +276,8 @@ def test_worker_exceptions_become_notifications_with_a_hint(viewer, qtbot, exc, 
 def cancel_at_first_progress(dock) -> list:
     """Cancel the job just started at its first progress report (jobs start from the event
     loop, so none is missed); the job waits while the dock's Cancel runs in the GUI thread, so
-    it cannot finish first."""
+    it cannot finish first.
+    """
     seen, gate = [], threading.Event()
 
     def in_gui(value):
@@ -249,8 +287,10 @@ def cancel_at_first_progress(dock) -> list:
         gate.set()
 
     dock._worker.yielded.connect(in_gui)  # queued to the GUI thread
-    dock._worker.yielded.connect(lambda value: gate.wait(30),  # in the job's thread
-                                 Qt.ConnectionType.DirectConnection)
+    dock._worker.yielded.connect(
+        lambda value: gate.wait(30),  # in the job's thread
+        Qt.ConnectionType.DirectConnection,
+    )
     return seen
 
 
@@ -275,13 +315,20 @@ def test_trace_dock_cancel_at_first_progress(viewer, qtbot):
     assert dock.result is not before and dock.result.kind == "sum"
 
 
-FLIM = SyntheticLayout(channels=(1,), channel_names=("Green",), num_volumes=30, height=32,
-                       width=32)
+FLIM = SyntheticLayout(channels=(1,), channel_names=("Green",), num_volumes=30, height=32, width=32)
 
 
 def test_flim_dock_cancel_at_first_progress(make_napari_viewer, qtbot, tmp_path):
-    sim = write_siff(tmp_path / "one.siff", FLIM, photons_per_frame=3000, taus_ns=((2.0,),),
-                     fractions=((1.0,),), irf_offset_ns=0.8, irf_width_ns=0.1, seed=3)
+    sim = write_siff(
+        tmp_path / "one.siff",
+        FLIM,
+        photons_per_frame=3000,
+        taus_ns=((2.0,),),
+        fractions=((1.0,),),
+        irf_offset_ns=0.8,
+        irf_width_ns=0.1,
+        seed=3,
+    )
     viewer = make_napari_viewer()
     viewer.open(str(sim.path), plugin="napari-scanimage")
     dock = FlimDock(viewer)

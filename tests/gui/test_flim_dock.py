@@ -12,15 +12,23 @@ from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 
-PLANAR = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_volumes=40,
-                         height=32, width=32)
+PLANAR = SyntheticLayout(
+    channels=(1, 2), channel_names=("Green", "Red"), num_volumes=40, height=32, width=32
+)
 
 
 @pytest.fixture
 def flim_viewer(make_napari_viewer, tmp_path):
-    sim = write_siff(tmp_path / "one.siff", PLANAR, photons_per_frame=3000,
-                     taus_ns=((2.0,), (1.0,)), fractions=((1.0,), (1.0,)), irf_offset_ns=0.8,
-                     irf_width_ns=0.1, seed=3)
+    sim = write_siff(
+        tmp_path / "one.siff",
+        PLANAR,
+        photons_per_frame=3000,
+        taus_ns=((2.0,), (1.0,)),
+        fractions=((1.0,), (1.0,)),
+        irf_offset_ns=0.8,
+        irf_width_ns=0.1,
+        seed=3,
+    )
     viewer = make_napari_viewer()
     viewer.open(str(sim.path), plugin="napari-scanimage")
     return viewer
@@ -31,8 +39,11 @@ def test_fit_of_an_roi_and_files(flim_viewer, qtbot, tmp_path):
     dock = FlimDock(viewer)
     qtbot.addWidget(dock)
     assert dock.isEnabled() and len(dock.params.channel.choices) == 2
-    viewer.add_shapes([np.array([[4.5, 4.5], [4.5, 20.5], [20.5, 20.5],
-                                   [20.5, 4.5]])], shape_type="rectangle", name="cells")
+    viewer.add_shapes(
+        [np.array([[4.5, 4.5], [4.5, 20.5], [20.5, 20.5], [20.5, 4.5]])],
+        shape_type="rectangle",
+        name="cells",
+    )
     dock._refresh()
     dock.params.rois.value = "cells"
     dock.params.which.value = "all ROIs"
@@ -89,9 +100,13 @@ def test_trace_plot_lifetime_and_phasor_with_bands(flim_viewer, qtbot):
     qtbot.addWidget(plot)
     metrics = list(plot.params.metric.choices)
     assert "lifetime (ns)" in metrics and "phasor g" in metrics
-    layer = viewer.add_shapes([np.array([[2.5, 2.5], [2.5, 12.5], [12.5, 12.5], [12.5, 2.5]]),
-                               np.array([[16.5, 16.5], [16.5, 28.5], [28.5, 28.5],
-                                         [28.5, 16.5]])], shape_type="rectangle")
+    layer = viewer.add_shapes(
+        [
+            np.array([[2.5, 2.5], [2.5, 12.5], [12.5, 12.5], [12.5, 2.5]]),
+            np.array([[16.5, 16.5], [16.5, 28.5], [28.5, 28.5], [28.5, 16.5]]),
+        ],
+        shape_type="rectangle",
+    )
     plot.select_layer(layer)
     plot.params.metric.value = "lifetime (ns)"
     qtbot.wait(plot._timer.interval() + 50)
@@ -113,8 +128,7 @@ def test_trace_plot_lifetime_and_phasor_with_bands(flim_viewer, qtbot):
     assert plot.irf_offset_ns() == flim.fit.irf_offset_ns
     plot.refresh()
     qtbot.waitUntil(lambda: not plot.busy, timeout=30000)
-    np.testing.assert_allclose(plot.result.values, want.values - flim.fit.irf_offset_ns,
-                               rtol=1e-12)
+    np.testing.assert_allclose(plot.result.values, want.values - flim.fit.irf_offset_ns, rtol=1e-12)
     plot.params.metric.value = "phasor s"
     qtbot.wait(plot._timer.interval() + 50)
     qtbot.waitUntil(lambda: not plot.busy and not plot._timer.isActive(), timeout=30000)
@@ -126,9 +140,17 @@ def test_trace_plot_lifetime_and_phasor_with_bands(flim_viewer, qtbot):
 def test_two_component_fit_and_fraction_image(make_napari_viewer, qtbot, tmp_path):
     lifetime_map = np.zeros((32, 32), np.uint8)
     lifetime_map[:, 16:] = 1  # left: 0.6 ns, right: 3.5 ns
-    sim = write_siff(tmp_path / "two.siff", PLANAR, photons_per_frame=20000,
-                     taus_ns=((0.6, 3.5), (1.0,)), fractions=((0.5, 0.5), (1.0,)),
-                     lifetime_map=lifetime_map, irf_offset_ns=0.5, irf_width_ns=0.1, seed=8)
+    sim = write_siff(
+        tmp_path / "two.siff",
+        PLANAR,
+        photons_per_frame=20000,
+        taus_ns=((0.6, 3.5), (1.0,)),
+        fractions=((0.5, 0.5), (1.0,)),
+        lifetime_map=lifetime_map,
+        irf_offset_ns=0.5,
+        irf_width_ns=0.1,
+        seed=8,
+    )
     viewer = make_napari_viewer()
     viewer.open(str(sim.path), plugin="napari-scanimage")
     dock = FlimDock(viewer)
@@ -148,7 +170,8 @@ def test_two_component_fit_and_fraction_image(make_napari_viewer, qtbot, tmp_pat
 
 def test_collapsed_three_component_fit_warns_and_chi2_is_shown(make_napari_viewer, qtbot):
     """The FLIM sample's green decay has two lifetimes: a 3-component fit collapses (two equal
-    lifetimes, undetermined fractions) and the dock says so; the 2-component fit does not."""
+    lifetimes, undetermined fractions) and the dock says so; the 2-component fit does not.
+    """
     from napari_scanimage.sample import sample_path
 
     viewer = make_napari_viewer()
@@ -163,8 +186,10 @@ def test_collapsed_three_component_fit_warns_and_chi2_is_shown(make_napari_viewe
     assert dock.warning.isVisibleTo(dock) and "unreliable fit" in dock.warning.text()
     assert fit.warnings()[0] in dock.warning.text()
     assert f"reduced χ² {fit.reduced_chi2:.3g}" in dock.summary.text()
-    rows = {dock.table.item(r, 0).text(): dock.table.item(r, 1).text()
-            for r in range(dock.table.rowCount())}
+    rows = {
+        dock.table.item(r, 0).text(): dock.table.item(r, 1).text()
+        for r in range(dock.table.rowCount())
+    }
     assert float(rows["reduced chi2"]) == pytest.approx(fit.reduced_chi2, rel=1e-3)
     dock.params.n_exp.value = 2
     dock.run()
@@ -173,15 +198,18 @@ def test_collapsed_three_component_fit_warns_and_chi2_is_shown(make_napari_viewe
     assert 0.8 < dock.fit.reduced_chi2 < 1.2
 
 
-def test_fit_parameters_set_through_the_form_are_those_of_fit_dataset_decay(flim_viewer,
-                                                                            qtbot):
+def test_fit_parameters_set_through_the_form_are_those_of_fit_dataset_decay(flim_viewer, qtbot):
     """A script sets the form's values and presses Fit: the fit is the library's
-    fit_dataset_decay() with the same arguments and the chosen ROIs' mask."""
+    fit_dataset_decay() with the same arguments and the chosen ROIs' mask.
+    """
     viewer = flim_viewer
     dock = FlimDock(viewer)
     qtbot.addWidget(dock)
-    viewer.add_shapes([np.array([[2.5, 2.5], [2.5, 24.5], [24.5, 24.5], [24.5, 2.5]])],
-                      shape_type="rectangle", name="cells")
+    viewer.add_shapes(
+        [np.array([[2.5, 2.5], [2.5, 24.5], [24.5, 24.5], [24.5, 2.5]])],
+        shape_type="rectangle",
+        name="cells",
+    )
     params = dock.params
     assert set(params.asdict()) == {"rois", "which", "channel", "n_exp", "background"}
     assert params.rois.choices == ("(whole frame)", "cells")
@@ -204,11 +232,18 @@ def test_selected_rois_without_a_selection_use_all(flim_viewer, qtbot):
     viewer = flim_viewer
     dock = FlimDock(viewer)
     qtbot.addWidget(dock)
-    assert "none selected" in dock.params.which.tooltip or "with none selected" in \
-        dock.params.which.tooltip
-    layer = viewer.add_shapes([np.array([[2.5, 2.5], [2.5, 10.5], [10.5, 10.5], [10.5, 2.5]]),
-                               np.array([[16.5, 16.5], [16.5, 28.5], [28.5, 28.5],
-                                         [28.5, 16.5]])], shape_type="rectangle", name="cells")
+    assert (
+        "none selected" in dock.params.which.tooltip
+        or "with none selected" in dock.params.which.tooltip
+    )
+    layer = viewer.add_shapes(
+        [
+            np.array([[2.5, 2.5], [2.5, 10.5], [10.5, 10.5], [10.5, 2.5]]),
+            np.array([[16.5, 16.5], [16.5, 28.5], [28.5, 28.5], [28.5, 16.5]]),
+        ],
+        shape_type="rectangle",
+        name="cells",
+    )
     layer.selected_data = set()
     dock._refresh()
     dock.params.rois.value = "cells"
@@ -231,9 +266,17 @@ def test_selected_rois_without_a_selection_use_all(flim_viewer, qtbot):
 def test_lifetime_colour_bar_and_fraction_description(make_napari_viewer, qtbot, tmp_path):
     lifetime_map = np.zeros((32, 32), np.uint8)
     lifetime_map[:, 16:] = 1  # left: 0.6 ns, right: 3.5 ns
-    sim = write_siff(tmp_path / "two.siff", PLANAR, photons_per_frame=20000,
-                     taus_ns=((0.6, 3.5), (1.0,)), fractions=((0.5, 0.5), (1.0,)),
-                     lifetime_map=lifetime_map, irf_offset_ns=0.5, irf_width_ns=0.1, seed=8)
+    sim = write_siff(
+        tmp_path / "two.siff",
+        PLANAR,
+        photons_per_frame=20000,
+        taus_ns=((0.6, 3.5), (1.0,)),
+        fractions=((0.5, 0.5), (1.0,)),
+        lifetime_map=lifetime_map,
+        irf_offset_ns=0.5,
+        irf_width_ns=0.1,
+        seed=8,
+    )
     viewer = make_napari_viewer()
     viewer.open(str(sim.path), plugin="napari-scanimage")
     dock = FlimDock(viewer)

@@ -1,6 +1,7 @@
 """The docks fit the screen: all seven in a 1920x1080 window (added from the Plugins menu) and
 in the demo layout at 1280x800, with plots tall enough to read and axis labels not cut; a
-multi-ROI recording opens with every field in view."""
+multi-ROI recording opens with every field in view.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +28,11 @@ def _cut_labels(plot: pg.PlotWidget) -> list[str]:
     cut = []
     for name in ("left", "bottom"):
         axis = plot.getAxis(name)
-        if not axis.isVisible() or not axis.label.isVisible() or \
-                not axis.label.toPlainText().strip():
+        if (
+            not axis.isVisible()
+            or not axis.label.isVisible()
+            or not axis.label.toPlainText().strip()
+        ):
             continue
         margin = axis.label.document().documentMargin()  # blank padding around the text
         text = axis.label.boundingRect().adjusted(margin, margin, -margin, -margin)
@@ -41,7 +45,8 @@ def _cut_labels(plot: pg.PlotWidget) -> list[str]:
 
 def _check_docks(qtbot, frames: dict, min_plot: int) -> dict:
     """Raise each dock in turn (as a click on its tab does); return {name: [plot heights]}
-    after checking the heights, axis labels and tables."""
+    after checking the heights, axis labels and tables.
+    """
     heights = {}
     for name, frame in frames.items():
         frame.raise_()
@@ -59,7 +64,8 @@ def _check_docks(qtbot, frames: dict, min_plot: int) -> dict:
 
 def test_seven_docks_from_the_plugins_menu_fit_1080p(make_napari_viewer, qtbot):
     """Opened one by one from Plugins → ScanImage, the docks leave a window that fits a
-    1920x1080 screen, and every plot is at least 120 px tall with its labels whole."""
+    1920x1080 screen, and every plot is at least 120 px tall with its labels whole.
+    """
     screen = QApplication.primaryScreen().geometry()
     assert (screen.width(), screen.height()) == (1920, 1080)  # pytest-xvfb's screen
     viewer = make_napari_viewer(show=True)
@@ -74,8 +80,10 @@ def test_seven_docks_from_the_plugins_menu_fit_1080p(make_napari_viewer, qtbot):
     assert frame.width() <= 1920 and frame.height() <= 1080
     hint = window.minimumSizeHint()
     assert hint.width() <= 1920 and hint.height() <= 1080
-    frames = {name: viewer.window.dock_widgets[f"{name} (napari-scanimage)"].parentWidget()
-              for name in NAMES}
+    frames = {
+        name: viewer.window.dock_widgets[f"{name} (napari-scanimage)"].parentWidget()
+        for name in NAMES
+    }
     # stacked seven high each would get ~130 px: the docks share two tab groups instead
     assert len({frozenset([f, *window.tabifiedDockWidgets(f)]) for f in frames.values()}) == 2
     heights = _check_docks(qtbot, frames, 120)
@@ -85,7 +93,8 @@ def test_seven_docks_from_the_plugins_menu_fit_1080p(make_napari_viewer, qtbot):
 
 def test_demo_layout_fits_1280x800(make_napari_viewer, qtbot):
     """The demo's layout in a 1280x800 window: the window is not held larger, and the plots
-    are at least 100 px tall with their labels whole."""
+    are at least 100 px tall with their labels whole.
+    """
     viewer = make_napari_viewer(show=True)
     viewer.open(str(sample_path("volume_2ch")), plugin="napari-scanimage")
     docks = add_docks(viewer)
@@ -108,8 +117,9 @@ def test_demo_layout_fits_1280x800(make_napari_viewer, qtbot):
 
 
 def test_multi_roi_recording_opens_with_every_field_in_view(make_napari_viewer, qtbot):
-    """napari fits the view to the first layer it adds; a multi-ROI recording's fields are
-    all on the canvas after opening."""
+    """Napari fits the view to the first layer it adds; a multi-ROI recording's fields are
+    all on the canvas after opening.
+    """
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1280, 800)
     qtbot.wait(50)

@@ -15,8 +15,9 @@ from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 
-LAYOUT = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_volumes=12,
-                         height=16, width=24)
+LAYOUT = SyntheticLayout(
+    channels=(1, 2), channel_names=("Green", "Red"), num_volumes=12, height=16, width=24
+)
 
 
 @pytest.fixture
@@ -28,13 +29,13 @@ def growing(tmp_path):
     with tifffile.TiffFile(truth.paths[0]) as tif:
         offsets = [p.offset for p in tif.pages] + [len(data)]
     live = tmp_path / "rec.tif"
-    live.write_bytes(data[:offsets[6] + 40])  # 3 frames, and a page begun
+    live.write_bytes(data[: offsets[6] + 40])  # 3 frames, and a page begun
     return truth, data, offsets, live
 
 
 def append_until(live, data, end: int) -> None:
     with open(live, "ab") as fh:
-        fh.write(data[os.path.getsize(live):end])
+        fh.write(data[os.path.getsize(live) : end])
 
 
 def open_live(viewer, live):
@@ -77,8 +78,9 @@ def test_refresh_button_and_auto_refresh_grow_the_layers(make_napari_viewer, qtb
     dock.auto_refresh.setChecked(False)
 
 
-def test_auto_refresh_stops_with_a_message_when_the_file_is_gone(make_napari_viewer, qtbot,
-                                                                growing):
+def test_auto_refresh_stops_with_a_message_when_the_file_is_gone(
+    make_napari_viewer, qtbot, growing
+):
     from napari.utils.notifications import notification_manager
 
     truth, data, offsets, live = growing
@@ -93,8 +95,9 @@ def test_auto_refresh_stops_with_a_message_when_the_file_is_gone(make_napari_vie
     assert viewer.layers["Green"].data.shape[0] == 3  # the layers keep what was read
 
 
-def test_refresh_of_a_replaced_file_warns_and_keeps_the_layers(make_napari_viewer, qtbot,
-                                                              growing, tmp_path):
+def test_refresh_of_a_replaced_file_warns_and_keeps_the_layers(
+    make_napari_viewer, qtbot, growing, tmp_path
+):
     truth, data, offsets, live = growing
     viewer = make_napari_viewer()
     dock = open_live(viewer, live)

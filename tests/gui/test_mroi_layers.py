@@ -1,5 +1,6 @@
 """Multi-ROI recordings in a real viewer: one layer per (channel, field), each field at its
-physical position (scale = field pixel size, fields tile), pixels equal to the ground truth."""
+physical position (scale = field pixel size, fields tile), pixels equal to the ground truth.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ from napari_scanimage.testing.mroi import FIELDS, FieldSpec, roi_groups_json, wr
 pytestmark = pytest.mark.gui
 
 # "middle" only at z = 5 µm (plane 1)
-DISCRETE = (FIELDS[0], FieldSpec("middle", 32, 40, (0.0, 0.25), (2.0, 2.5), zs=(5.0,)),
-            FIELDS[2])
+DISCRETE = (FIELDS[0], FieldSpec("middle", 32, 40, (0.0, 0.25), (2.0, 2.5), zs=(5.0,)), FIELDS[2])
 
 
 @pytest.fixture
@@ -46,16 +46,18 @@ def test_viewer_opens_fields_at_their_positions(make_napari_viewer, qtbot, meso)
         truth = meso.fields[k]
         assert layer.data.shape == (3, 3, truth.height, truth.width)
         assert tuple(layer.axis_labels) == ("t", "z", "y", "x")
-        np.testing.assert_allclose(layer.scale, (volume_period, 5.0, *truth.pixel_size_um),
-                                   rtol=1e-9)
+        np.testing.assert_allclose(
+            layer.scale, (volume_period, 5.0, *truth.pixel_size_um), rtol=1e-9
+        )
         (cx, cy), (sx, sy) = truth.center_xy_um, truth.size_xy_um
         py, px = truth.pixel_size_um
-        np.testing.assert_allclose(layer.translate,
-                                   (0, 0, cy - sy / 2 + py / 2, cx - sx / 2 + px / 2),
-                                   atol=1e-9)
+        np.testing.assert_allclose(
+            layer.translate, (0, 0, cy - sy / 2 + py / 2, cx - sx / 2 + px / 2), atol=1e-9
+        )
         box = pixel_box(layer)  # pixels cover exactly the scanned area
-        np.testing.assert_allclose(box, [[cy - sy / 2, cx - sx / 2], [cy + sy / 2, cx + sx / 2]],
-                                   atol=1e-9)
+        np.testing.assert_allclose(
+            box, [[cy - sy / 2, cx - sx / 2], [cy + sy / 2, cx + sx / 2]], atol=1e-9
+        )
         np.testing.assert_allclose(box.mean(axis=0), (cy, cx), atol=1e-9)  # centred on centreXY
         boxes[layer.name] = box
         view = layer.metadata["scanimage_dataset"]
@@ -63,8 +65,9 @@ def test_viewer_opens_fields_at_their_positions(make_napari_viewer, qtbot, meso)
         assert layer.metadata["scanimage"]["field"] == field_name
         c = ("Green", "Red").index(channel)
         for t, z in itertools.product((0, 2), range(3)):
-            np.testing.assert_array_equal(np.asarray(layer.data[t, z]),
-                                          meso.field_frame(k, t, z, c))
+            np.testing.assert_array_equal(
+                np.asarray(layer.data[t, z]), meso.field_frame(k, t, z, c)
+            )
         if field_name == "middle":
             assert not np.asarray(layer.data[1, 0]).any()  # not scanned at plane 0: zeros
     # the fields tile: no two overlap (touching edges allowed)
@@ -94,12 +97,14 @@ def test_unusable_roi_metadata_shows_whole_pages(make_napari_viewer, tmp_path):
         layers = viewer.open(str(bad.path), plugin="napari-scanimage")
     assert [layer.name for layer in layers] == ["Green", "Red"]
     assert layers[0].data.shape == (2, 3, 124, 64)
-    np.testing.assert_array_equal(np.asarray(layers[1].data[1, 2]),
-                                  bad.page(bad.layout.page_index(1, 2, 0, 1)))
+    np.testing.assert_array_equal(
+        np.asarray(layers[1].data[1, 2]), bad.page(bad.layout.page_index(1, 2, 0, 1))
+    )
 
 
 def test_selection_dock_shows_the_recording_once_and_keeps_fields_in_place(
-        make_napari_viewer, qtbot, meso):
+    make_napari_viewer, qtbot, meso
+):
     from napari_scanimage.gui.selection import SelectionDock
 
     viewer = make_napari_viewer()
@@ -142,8 +147,9 @@ def test_docks_work_on_the_field_of_the_active_layer(make_napari_viewer, qtbot, 
     truth = meso.fields[2]
     assert reg.result.reference.shape == (3, truth.height, truth.width)
     registered = [layer for layer in viewer.layers if layer.name.endswith("registered")]
-    assert registered and all(tuple(layer.translate) == tuple(right.translate)
-                              for layer in registered)
+    assert registered and all(
+        tuple(layer.translate) == tuple(right.translate) for layer in registered
+    )
     # an ROI layer made while the right field is active belongs to it, and so do its traces
     viewer.layers.selection.active = right
     rois = RoiDock(viewer)
@@ -158,11 +164,14 @@ def test_docks_work_on_the_field_of_the_active_layer(make_napari_viewer, qtbot, 
     box = np.array([[1, 2, 3], [1, 2, 13], [1, 10, 13], [1, 10, 3]], float)  # plane 1
     layer.add([box], shape_type="rectangle")
     qtbot.wait(plot._timer.interval() + 50)
-    qtbot.waitUntil(lambda: plot.result is not None and not plot.busy
-                    and not plot._timer.isActive(), timeout=30000)
+    qtbot.waitUntil(
+        lambda: plot.result is not None and not plot.busy and not plot._timer.isActive(),
+        timeout=30000,
+    )
     roiset = plot._request()[1]
     mask = np.asarray(roiset.masks((truth.height, truth.width), 3)[0].todense()).reshape(
-        3, truth.height, truth.width)
+        3, truth.height, truth.width
+    )
     assert mask[1, 3:10, 4:13].all() and not mask[[0, 2]].any()  # the box, on plane 1 only
     assert not mask[1, :2].any() and not mask[1, :, :3].any()
     expected = [meso.field_frame(2, t, 1, 0).astype(np.float64)[mask[1]].mean() for t in range(3)]

@@ -19,8 +19,9 @@ from napari_scanimage.testing.tiff import SyntheticLayout
 
 pytestmark = pytest.mark.gui
 
-LAYOUT = SyntheticLayout(channels=(1,), channel_names=("Green",), num_volumes=30, height=24,
-                         width=32)
+LAYOUT = SyntheticLayout(
+    channels=(1,), channel_names=("Green",), num_volumes=30, height=24, width=32
+)
 
 
 def test_cursor_labels_first_match_wins():
@@ -34,9 +35,17 @@ def test_cursor_labels_first_match_wins():
 def test_cursors_make_labels_of_two_lifetimes(make_napari_viewer, qtbot, tmp_path):
     lifetime_map = np.zeros((24, 32), np.uint8)
     lifetime_map[:, 16:] = 1
-    sim = write_siff(tmp_path / "two.siff", LAYOUT, photons_per_frame=20000,
-                     taus_ns=((0.6, 3.5),), fractions=((0.5, 0.5),), lifetime_map=lifetime_map,
-                     irf_offset_ns=0.5, irf_width_ns=0.1, seed=5)
+    sim = write_siff(
+        tmp_path / "two.siff",
+        LAYOUT,
+        photons_per_frame=20000,
+        taus_ns=((0.6, 3.5),),
+        fractions=((0.5, 0.5),),
+        lifetime_map=lifetime_map,
+        irf_offset_ns=0.5,
+        irf_width_ns=0.1,
+        seed=5,
+    )
     viewer = make_napari_viewer()
     viewer.open(str(sim.path), plugin="napari-scanimage")
     dock = PhasorDock(viewer)
@@ -57,23 +66,47 @@ def test_cursors_make_labels_of_two_lifetimes(make_napari_viewer, qtbot, tmp_pat
     assert (labels[:, :16] == 1).mean() > 0.9 and (labels[:, 16:] == 2).mean() > 0.9
 
 
-def test_parameters_set_through_the_form_are_those_of_the_library(make_napari_viewer, qtbot,
-                                                                   tmp_path):
+def test_parameters_set_through_the_form_are_those_of_the_library(
+    make_napari_viewer, qtbot, tmp_path
+):
     """A script sets the form's values and presses Compute: the phasors are the library's
     phasor_image() then filter_phasor() with the same arguments; a new threshold set through
-    the form refilters them the same way."""
-    sim = write_siff(tmp_path / "one.siff", LAYOUT, photons_per_frame=8000, taus_ns=((2.0,),),
-                     fractions=((1.0,),), irf_offset_ns=0.5, irf_width_ns=0.1, seed=9)
+    the form refilters them the same way.
+    """
+    sim = write_siff(
+        tmp_path / "one.siff",
+        LAYOUT,
+        photons_per_frame=8000,
+        taus_ns=((2.0,),),
+        fractions=((1.0,),),
+        irf_offset_ns=0.5,
+        irf_width_ns=0.1,
+        seed=9,
+    )
     viewer = make_napari_viewer()
     viewer.open(str(sim.path), plugin="napari-scanimage")
     dock = PhasorDock(viewer)
     qtbot.addWidget(dock)
     params = dock.params
-    assert set(params.asdict()) == {"channel", "harmonic", "calibration", "min_photons",
-                                    "median_size", "median_repeat", "reference_channel",
-                                    "reference_tau"}
-    params.update(harmonic=2, calibration="reference lifetime", reference_channel="Green",
-                  reference_tau=2.5, min_photons=40, median_size=5, median_repeat=2)
+    assert set(params.asdict()) == {
+        "channel",
+        "harmonic",
+        "calibration",
+        "min_photons",
+        "median_size",
+        "median_repeat",
+        "reference_channel",
+        "reference_tau",
+    }
+    params.update(
+        harmonic=2,
+        calibration="reference lifetime",
+        reference_channel="Green",
+        reference_tau=2.5,
+        min_photons=40,
+        median_size=5,
+        median_repeat=2,
+    )
     assert dock.filter_kwargs() == {"min_photons": 40, "median_size": 5, "median_repeat": 2}
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=60000)
@@ -84,8 +117,9 @@ def test_parameters_set_through_the_form_are_those_of_the_library(make_napari_vi
     assert got.harmonic == want.harmonic == 2 and got.median == want.median == (5, 2)
     assert got.threshold == want.threshold == 40
     for name in ("mean", "g", "s"):
-        np.testing.assert_array_equal(np.asarray(getattr(got, name)),
-                                      np.asarray(getattr(want, name)))
+        np.testing.assert_array_equal(
+            np.asarray(getattr(got, name)), np.asarray(getattr(want, name))
+        )
     assert np.isfinite(np.asarray(got.g)).any()
     params.min_photons.value = 400  # refiltered at once, without recomputing
     assert not dock.busy
@@ -97,7 +131,8 @@ def test_parameters_set_through_the_form_are_those_of_the_library(make_napari_vi
 def test_sample_phasors_are_calibrated_whole_and_counted(make_napari_viewer, qtbot):
     """The FLIM sample's green channel: calibrated by default (its pixels fall on/inside the
     semicircle near the sample's 0.9 / 2.6 ns), the plot shows every phasor with the
-    semicircle, and the pixels left out are counted by reason."""
+    semicircle, and the pixels left out are counted by reason.
+    """
     from scipy import ndimage
 
     from napari_scanimage.sample import FLIM_TAUS_NS, SAMPLES, _FlimTissue, sample_path
@@ -122,8 +157,13 @@ def test_sample_phasors_are_calibrated_whole_and_counted(make_napari_viewer, qtb
     assert mean_phasor(image, cells)[2] == pytest.approx(long, abs=0.3)
     # every pixel accounted for; the plot covers every phasor and the whole semicircle
     assert census.pixels == 256 * 256
-    assert (census.plotted + census.below_threshold + census.no_photons + census.undefined
-            + census.outside_plot) == census.pixels
+    assert (
+        census.plotted
+        + census.below_threshold
+        + census.no_photons
+        + census.undefined
+        + census.outside_plot
+    ) == census.pixels
     assert census.outside_plot == 0 and census.plotted == int(ok.sum())
     assert census.below_threshold == int(((image.mean > 0) & (image.mean < 10)).sum()) > 0
     assert f"{census.below_threshold} below the photon threshold" in dock.status.text()
@@ -136,8 +176,7 @@ def test_sample_phasors_are_calibrated_whole_and_counted(make_napari_viewer, qtb
     assert dock.plot.getViewBox().state["aspectLocked"] == 1.0
     xs, ys = dock.semicircle.getData()
     assert np.allclose(np.hypot(xs - 0.5, ys), 0.5)
-    assert [item.toPlainText() for item in dock.tick_labels] == ["0.25", "0.5", "1", "2", "4",
-                                                                 "8"]
+    assert [item.toPlainText() for item in dock.tick_labels] == ["0.25", "0.5", "1", "2", "4", "8"]
     # a higher threshold removes more pixels at once, without recomputing
     dock.params.min_photons.value = 50
     assert dock.census.below_threshold == int(((image.mean > 0) & (image.mean < 50)).sum())
@@ -146,7 +185,8 @@ def test_sample_phasors_are_calibrated_whole_and_counted(make_napari_viewer, qtb
 
 def test_reference_calibration_and_raw(make_napari_viewer, qtbot):
     """Calibrated by the red channel as a 1.6 ns reference, the red pixels' mean phasor is at
-    1.6 ns; raw phasors lie mostly outside the semicircle (and the plot still shows them)."""
+    1.6 ns; raw phasors lie mostly outside the semicircle (and the plot still shows them).
+    """
     from napari_scanimage.sample import sample_path
 
     viewer = make_napari_viewer()

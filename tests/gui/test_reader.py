@@ -9,9 +9,20 @@ import tifffile
 from napari_scanimage.gui.reader import get_reader
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
-LAYOUT = SyntheticLayout(channels=(1, 3), channel_names=("Green", "Red"), num_planes=3,
-                         frames_per_slice=2, num_flyback=1, num_volumes=4, frames_per_file=10,
-                         frame_rate=40.0, z_step_um=2.5, fov_um=96.0, height=24, width=32)
+LAYOUT = SyntheticLayout(
+    channels=(1, 3),
+    channel_names=("Green", "Red"),
+    num_planes=3,
+    frames_per_slice=2,
+    num_flyback=1,
+    num_volumes=4,
+    frames_per_file=10,
+    frame_rate=40.0,
+    z_step_um=2.5,
+    fov_um=96.0,
+    height=24,
+    width=32,
+)
 
 
 @pytest.fixture
@@ -42,8 +53,9 @@ def test_npe2_read_without_viewer(series):
     volume_period = (3 * 2 + 1) / 40.0
     np.testing.assert_allclose(kwargs["scale"], (volume_period, 2.5, 1.0, 4.0, 3.0), rtol=1e-4)
     assert kwargs["colormap"] == "red"
-    np.testing.assert_array_equal(np.asarray(data[2, 1, 1]),
-                                  series.page(series.page_index(2, 1, 1, 1)))
+    np.testing.assert_array_equal(
+        np.asarray(data[2, 1, 1]), series.page(series.page_index(2, 1, 1, 1))
+    )
 
 
 def test_unknown_pixel_size_is_labelled_pixels(shared_data):
@@ -109,7 +121,11 @@ def test_lifetime_layers_on_request(siff_file):
     with open_dataset(siff_file) as ds:
         layers = dataset_layers(ds, lifetime=True, plane=1)
         assert [kw["name"] for _, kw, _ in layers] == [
-            "Channel 1", "Channel 1 lifetime", "Channel 2", "Channel 2 lifetime"]
+            "Channel 1",
+            "Channel 1 lifetime",
+            "Channel 2",
+            "Channel 2 lifetime",
+        ]
         tau, kwargs, _ = layers[1]
         assert tau.shape == (6, 20, 28) and tau.dtype == np.float32
         assert kwargs["axis_labels"] == ("t", "y", "x")

@@ -12,8 +12,15 @@ from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 
-LAYOUT = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=2,
-                         num_flyback=1, num_volumes=16, height=64, width=64)
+LAYOUT = SyntheticLayout(
+    channels=(1, 2),
+    channel_names=("Green", "Red"),
+    num_planes=2,
+    num_flyback=1,
+    num_volumes=16,
+    height=64,
+    width=64,
+)
 
 
 def texture(seed, size=96):
@@ -33,7 +40,7 @@ def content(g):
     frame, c = divmod(rest, LAYOUT.num_channels)
     z = min(frame, LAYOUT.num_planes - 1)
     dy, dx = SHIFTS[t]
-    img = BASE[z][16 - dy:80 - dy, 16 - dx:80 - dx]  # content moved by (+dy, +dx)
+    img = BASE[z][16 - dy : 80 - dy, 16 - dx : 80 - dx]  # content moved by (+dy, +dx)
     return (img * (1 + 0.3 * c)).astype(np.int16)
 
 
@@ -86,8 +93,9 @@ def test_cancel_then_run_to_the_end(viewer_and_dock, qtbot, tmp_path):
     assert dock.frame_flags is not None and not dock.frame_flags.any.any()
     assert dock.flags.text() == "QC: no frames flagged"
     assert len(dock.shift_plot.curves) == 4 and len(dock.corr_plot.curves) == 2
-    np.testing.assert_array_equal(dock.shift_plot.curves["dx z1"].getData()[1],
-                                  result.shifts[:, 1, 1])
+    np.testing.assert_array_equal(
+        dock.shift_plot.curves["dx z1"].getData()[1], result.shifts[:, 1, 1]
+    )
     viewer.dims.set_point(0, 5 * viewer.layers["Green"].scale[0])
     assert dock.shift_plot.time_cursor.value() == pytest.approx(dock.shift_plot.times[5])
     # views
@@ -103,8 +111,11 @@ def test_cancel_then_run_to_the_end(viewer_and_dock, qtbot, tmp_path):
 
     plot = TracePlotDock(viewer)
     qtbot.addWidget(plot)
-    rois = viewer.add_shapes([np.array([[1, 20.5, 20.5], [1, 20.5, 30.5], [1, 30.5, 30.5],
-                                        [1, 30.5, 20.5]])], shape_type="rectangle", ndim=3)
+    rois = viewer.add_shapes(
+        [np.array([[1, 20.5, 20.5], [1, 20.5, 30.5], [1, 30.5, 30.5], [1, 30.5, 20.5]])],
+        shape_type="rectangle",
+        ndim=3,
+    )
     plot.select_layer(rois)
     qtbot.waitUntil(lambda: plot.result is not None and not plot.busy, timeout=30000)
     assert plot.registration() is result and plot.params.registered.value
@@ -135,11 +146,18 @@ def test_loading_shifts_of_another_recording_is_refused(viewer_and_dock, tmp_pat
 
 def test_parameters_set_through_the_form_are_those_of_register(viewer_and_dock, qtbot):
     """A script sets the form's values and presses Register: the result is the library's
-    register() with the same arguments."""
+    register() with the same arguments.
+    """
     viewer, dock = viewer_and_dock
     params = dock.params
-    assert set(params.asdict()) == {"channel", "plane", "reference_frames", "max_shift",
-                                    "subpixel", "bidi"}
+    assert set(params.asdict()) == {
+        "channel",
+        "plane",
+        "reference_frames",
+        "max_shift",
+        "subpixel",
+        "bidi",
+    }
     assert params.channel.choices == ("Green", "Red")
     assert params.plane.choices == (None, 0, 1)
     params.channel.value = "Red"
@@ -148,13 +166,20 @@ def test_parameters_set_through_the_form_are_those_of_register(viewer_and_dock, 
     params.max_shift.value = 5.0
     params.subpixel.value = False
     params.bidi.value = True
-    assert dock.register_kwargs() == {"channel": "Red", "planes": [1], "reference_frames": 6,
-                                      "max_shift": 5.0, "subpixel": False, "bidi": True}
+    assert dock.register_kwargs() == {
+        "channel": "Red",
+        "planes": [1],
+        "reference_frames": 6,
+        "max_shift": 5.0,
+        "subpixel": False,
+        "bidi": True,
+    }
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
     ds = viewer.layers["Green"].metadata["scanimage_dataset"]
-    want = register(ds, channel="Red", planes=[1], reference_frames=6, max_shift=5.0,
-                    subpixel=False, bidi=True)
+    want = register(
+        ds, channel="Red", planes=[1], reference_frames=6, max_shift=5.0, subpixel=False, bidi=True
+    )
     got = dock.result
     assert got is not None and got.channel == want.channel == "Red"
     np.testing.assert_array_equal(got.shifts, want.shifts)

@@ -12,8 +12,15 @@ from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 
-LAYOUT = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=3,
-                         num_flyback=1, num_volumes=4, height=24, width=32)
+LAYOUT = SyntheticLayout(
+    channels=(1, 2),
+    channel_names=("Green", "Red"),
+    num_planes=3,
+    num_flyback=1,
+    num_volumes=4,
+    height=24,
+    width=32,
+)
 
 
 @pytest.fixture
@@ -25,8 +32,7 @@ def viewer_with_recording(make_napari_viewer, tmp_path):
 
 
 def square(z, y, x, size=5):
-    return np.array([[z, y, x], [z, y, x + size], [z, y + size, x + size], [z, y + size, x]],
-                    float)
+    return np.array([[z, y, x], [z, y, x + size], [z, y + size, x + size], [z, y + size, x]], float)
 
 
 def test_roi_dock_lists_edits_and_round_trips(viewer_with_recording, qtbot, tmp_path):
@@ -57,8 +63,9 @@ def test_roi_dock_lists_edits_and_round_trips(viewer_with_recording, qtbot, tmp_
     loaded = dock.load(path)
     assert roi_names_of(loaded) == ["roi 1", "cell A"]
     again = RoiSet.load(path, frame_shape=(24, 32), num_planes=3)
-    np.testing.assert_array_equal(again.masks((24, 32), 3).toarray(), rois.masks((24, 32),
-                                                                                  3).toarray())
+    np.testing.assert_array_equal(
+        again.masks((24, 32), 3).toarray(), rois.masks((24, 32), 3).toarray()
+    )
     # delete
     dock.layer_box.setCurrentIndex(0)
     dock.table.selectRow(0)
@@ -70,8 +77,7 @@ def roi_names_of(layer):
     return list(layer.features["name"])
 
 
-def test_loading_rois_of_another_frame_shape_is_refused(viewer_with_recording, qtbot,
-                                                         tmp_path):
+def test_loading_rois_of_another_frame_shape_is_refused(viewer_with_recording, qtbot, tmp_path):
     other = RoiSet.from_masks({"x": np.ones((10, 10), bool)})
     path = tmp_path / "other.json"
     other.save(path)
@@ -120,7 +126,8 @@ def test_labels_layer_rois(viewer_with_recording, qtbot, tmp_path):
 def test_new_rois_get_distinct_colours_shown_everywhere(viewer_with_recording, qtbot, tmp_path):
     """Each ROI drawn takes the next palette colour: in the layer, the list, the names on the
     canvas, the trace plot and the saved file; names can be hidden; a freed colour comes
-    back."""
+    back.
+    """
     from napari_scanimage.analysis.colours import palette
     from napari_scanimage.gui.traces import TracePlotDock
 
@@ -134,15 +141,18 @@ def test_new_rois_get_distinct_colours_shown_everywhere(viewer_with_recording, q
         layer.add([square(1, 1 + 2 * k, 1 + 3 * k, 3)], shape_type="rectangle")
     want = palette(8)
     assert len(set(want)) == 8
-    edges = ["#%02x%02x%02x" % tuple(int(round(255 * c)) for c in rgba[:3])
-             for rgba in layer.edge_color]
+    edges = [
+        "#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in rgba[:3]))
+        for rgba in layer.edge_color
+    ]
     assert edges == want
     assert [dock.table.item(k, 3).background().color().name() for k in range(8)] == want
     assert dock.roi_set().colours == want
     # names on the canvas, in the ROI's colour; hidden and shown again with the checkbox
     assert list(layer.text.values) == [f"roi {k + 1}" for k in range(8)]
-    np.testing.assert_allclose(layer.text.color._values[:, :3], layer.edge_color[:, :3],
-                               atol=1 / 255)
+    np.testing.assert_allclose(
+        layer.text.color._values[:, :3], layer.edge_color[:, :3], atol=1 / 255
+    )
     assert layer.text.visible and dock.names_box.isChecked()
     dock.names_box.setChecked(False)
     assert not layer.text.visible
@@ -157,8 +167,10 @@ def test_new_rois_get_distinct_colours_shown_everywhere(viewer_with_recording, q
     layer.selected_data = set()
     # the trace plot draws each curve in its ROI's colour
     qtbot.wait(traces._timer.interval() + 50)
-    qtbot.waitUntil(lambda: not traces.busy and not traces._timer.isActive()
-                    and len(traces.curves) == 8, timeout=20000)
+    qtbot.waitUntil(
+        lambda: not traces.busy and not traces._timer.isActive() and len(traces.curves) == 8,
+        timeout=20000,
+    )
     assert [c.opts["pen"].color().name() for c in traces.curves.values()] == want
     # saved and loaded with their colours
     path = tmp_path / "rois.json"
@@ -190,8 +202,7 @@ def test_trace_shown_from_the_roi_list_and_labels_colours(viewer_with_recording,
 
     def settle():
         qtbot.wait(traces._timer.interval() + 50)
-        qtbot.waitUntil(lambda: not traces.busy and not traces._timer.isActive(),
-                        timeout=20000)
+        qtbot.waitUntil(lambda: not traces.busy and not traces._timer.isActive(), timeout=20000)
 
     settle()
     assert [c.isVisible() for c in traces.curves.values()] == [True, True]
@@ -221,17 +232,20 @@ def test_trace_shown_from_the_roi_list_and_labels_colours(viewer_with_recording,
     assert [c.isVisible() for c in traces.curves.values()] == [True, False]
 
 
-def test_rectangles_drawn_with_the_mouse_take_successive_colours(make_napari_viewer, qtbot,
-                                                                 tmp_path):
+def test_rectangles_drawn_with_the_mouse_take_successive_colours(
+    make_napari_viewer, qtbot, tmp_path
+):
     """Drawn on the canvas with the mouse: each rectangle is in its own colour while drawn
-    and after."""
+    and after.
+    """
     from qtpy.QtCore import QPoint
     from qtpy.QtTest import QTest
 
     from napari_scanimage.analysis.colours import palette
 
-    layout = SyntheticLayout(channels=(1,), channel_names=("Green",), num_planes=1,
-                             num_volumes=3, height=64, width=64)
+    layout = SyntheticLayout(
+        channels=(1,), channel_names=("Green",), num_planes=1, num_volumes=3, height=64, width=64
+    )
     written = write_scanimage_tiff(tmp_path / "flat.tif", layout)
     viewer = make_napari_viewer(show=True)
     viewer.open(str(written.paths[0]), plugin="napari-scanimage")

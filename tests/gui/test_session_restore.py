@@ -1,6 +1,7 @@
 """A session reopened in a new viewer restores the whole analysis: selection, ROIs (outlines
 and masks, names, colours), registration, trace settings and decay fit; the traces shown equal
-those the command line computes from the session file."""
+those the command line computes from the session file.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ pytestmark = pytest.mark.gui
 
 def settle(qtbot, *docks):
     qtbot.wait(300)
-    qtbot.waitUntil(lambda: all(not d.busy and not d._timer.isActive() for d in docks),
-                    timeout=120000)
+    qtbot.waitUntil(
+        lambda: all(not d.busy and not d._timer.isActive() for d in docks), timeout=120000
+    )
 
 
 def cli_values(session_path, tmp_path) -> dict[str, np.ndarray]:
@@ -49,9 +51,14 @@ def test_volume_session_reopens_whole(make_napari_viewer, qtbot, tmp_path):
         qtbot.addWidget(dock)
     layer = rois.new_layer()  # on (z, sample, y, x)
     assert list(layer.axis_labels) == ["z", "sample", "y", "x"]
-    layer.add([np.insert(rect(2, 30, 40, 12, 14), 1, 0, axis=1),
-               np.insert(rect(2, 70, 20, 10, 10), 1, 0, axis=1),
-               np.insert(rect(0, 90, 90, 16, 12), 1, 0, axis=1)], shape_type="rectangle")
+    layer.add(
+        [
+            np.insert(rect(2, 30, 40, 12, 14), 1, 0, axis=1),
+            np.insert(rect(2, 70, 20, 10, 10), 1, 0, axis=1),
+            np.insert(rect(0, 90, 90, 16, 12), 1, 0, axis=1),
+        ],
+        shape_type="rectangle",
+    )
     rois.rename("roi 1", "cell A")
     rois.set_all_planes("roi 3", True)
     ds = viewer.layers["Green"].metadata["scanimage_dataset"]
@@ -59,8 +66,9 @@ def test_volume_session_reopens_whole(make_napari_viewer, qtbot, tmp_path):
     reg.run()
     qtbot.waitUntil(lambda: reg.result is not None and not reg.busy, timeout=120000)
     apply_selection(viewer, ds, slice_sample="mean")
-    traces.set_trace_settings(TraceSettings(kind="dff", percentile=15.0, neuropil=0.6,
-                                            neuropil_radii=(1, 6)))
+    traces.set_trace_settings(
+        TraceSettings(kind="dff", percentile=15.0, neuropil=0.6, neuropil_radii=(1, 6))
+    )
     settle(qtbot, traces)
     saved_rois = rois.roi_set()
     saved_values = traces.result.values.copy()
@@ -84,8 +92,11 @@ def test_volume_session_reopens_whole(make_napari_viewer, qtbot, tmp_path):
     shapes = fresh.layers["ROIs"]
     assert list(shapes.features["name"]) == saved_rois.names == ["cell A", "roi 2", "roi 3"]
     assert list(shapes.features["all_planes"]) == [False, False, True]
-    late_rois, late_reg, late_traces = RoiDock(fresh), RegistrationDock(fresh), \
-        TracePlotDock(fresh)  # docks opened after the session
+    late_rois, late_reg, late_traces = (
+        RoiDock(fresh),
+        RegistrationDock(fresh),
+        TracePlotDock(fresh),
+    )  # docks opened after the session
     for dock in (late_rois, late_reg, late_traces):
         qtbot.addWidget(dock)
     settle(qtbot, early, late_traces)
@@ -93,8 +104,9 @@ def test_volume_session_reopens_whole(make_napari_viewer, qtbot, tmp_path):
     assert again.names == saved_rois.names and again.colours == saved_rois.colours
     assert again.planes == saved_rois.planes == [2, 2, None]
     assert late_reg.result is restored_reg and late_reg.view_box.isEnabled()
-    want = TraceSettings(kind="dff", channel="Green", percentile=15.0, neuropil=0.6,
-                         neuropil_radii=(1, 6))
+    want = TraceSettings(
+        kind="dff", channel="Green", percentile=15.0, neuropil=0.6, neuropil_radii=(1, 6)
+    )
     cli = cli_values(path, tmp_path)
     for dock in (early, late_traces):
         assert dock.trace_settings() == want and dock.params.registered.value
@@ -148,23 +160,25 @@ def test_flim_session_restores_fit_masks_and_plane(make_napari_viewer, qtbot, tm
     assert traces2.trace_settings().kind == "lifetime"
     cli = cli_values(path, tmp_path)
     for k, name in enumerate(traces2.result.names):
-        np.testing.assert_allclose(traces2.result.values[k], cli[name], atol=1e-9, rtol=0,
-                                   equal_nan=True)
+        np.testing.assert_allclose(
+            traces2.result.values[k], cli[name], atol=1e-9, rtol=0, equal_nan=True
+        )
 
 
 def test_session_reader_claims_sessions_only(tmp_path, npe2pm, scanimage_plugin):
     """npe2 offers the reader for ``*.nsession.json`` only, and the reader checks the content:
-    a plain ROI JSON or another JSON is left to other readers."""
+    a plain ROI JSON or another JSON is left to other readers.
+    """
     from napari_scanimage.gui.session_reader import get_session_reader
     from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
     truth = write_scanimage_tiff(tmp_path / "rec.tif", SyntheticLayout(num_volumes=3))
     import napari_scanimage as nsi
 
-    rois = nsi.RoiSet.from_layer([np.array([[2.0, 2], [2, 9], [9, 9]])],
-                                 shape_types="polygon", frame_shape=(32, 32))
-    session = Session(sources=[truth.paths[0]], roi_set=rois).save(
-        tmp_path / "a.nsession.json")
+    rois = nsi.RoiSet.from_layer(
+        [np.array([[2.0, 2], [2, 9], [9, 9]])], shape_types="polygon", frame_shape=(32, 32)
+    )
+    session = Session(sources=[truth.paths[0]], roi_set=rois).save(tmp_path / "a.nsession.json")
     plain_rois = rois.save(tmp_path / "rois.json")
     other = tmp_path / "other.json"
     other.write_text('{"format": "something else"}')
@@ -186,19 +200,24 @@ def test_session_reader_claims_sessions_only(tmp_path, npe2pm, scanimage_plugin)
     assert [kw["name"] for _, kw, _ in layers] == ["Channel 1", "ROIs"]
 
 
-def test_open_session_button_reads_older_plain_json_sessions(make_napari_viewer, qtbot,
-                                                             tmp_path):
+def test_open_session_button_reads_older_plain_json_sessions(make_napari_viewer, qtbot, tmp_path):
     """Sessions saved before the .nsession.json name (plain .json) still open from the Traces
-    dock; a JSON that is not a session is refused with a message naming it."""
+    dock; a JSON that is not a session is refused with a message naming it.
+    """
     import napari_scanimage as nsi
     from napari_scanimage.errors import ScanImageError
     from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
     truth = write_scanimage_tiff(tmp_path / "rec.tif", SyntheticLayout(num_volumes=4))
-    rois = nsi.RoiSet.from_layer([np.array([[2.0, 2], [2, 9], [9, 9], [9, 2]])],
-                                 shape_types="polygon", names=["cell"], frame_shape=(32, 32))
-    old = Session(sources=[truth.paths[0]], roi_set=rois,
-                  trace=TraceSettings(kind="sum")).save(tmp_path / "old.json")
+    rois = nsi.RoiSet.from_layer(
+        [np.array([[2.0, 2], [2, 9], [9, 9], [9, 2]])],
+        shape_types="polygon",
+        names=["cell"],
+        frame_shape=(32, 32),
+    )
+    old = Session(sources=[truth.paths[0]], roi_set=rois, trace=TraceSettings(kind="sum")).save(
+        tmp_path / "old.json"
+    )
     viewer = make_napari_viewer()
     dock = TracePlotDock(viewer)
     qtbot.addWidget(dock)

@@ -1,5 +1,6 @@
 """Trace plot dock in a real viewer: curves equal the library's traces, cursor ↔ time slider,
-per-ROI recompute, export."""
+per-ROI recompute, export.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +18,15 @@ from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 pytestmark = pytest.mark.gui
 
-LAYOUT = SyntheticLayout(channels=(1, 2), channel_names=("Green", "Red"), num_planes=3,
-                         num_flyback=1, num_volumes=12, height=24, width=32)
+LAYOUT = SyntheticLayout(
+    channels=(1, 2),
+    channel_names=("Green", "Red"),
+    num_planes=3,
+    num_flyback=1,
+    num_volumes=12,
+    height=24,
+    width=32,
+)
 
 
 @pytest.fixture
@@ -53,8 +61,11 @@ def brute(path, masks, channel=0):
 def test_curves_cursor_click_edit_export(setup, qtbot, tmp_path, make_napari_viewer):
     viewer, rois, layer, dock = setup
     make_viewer = make_napari_viewer
-    layer.add([rect(1, 2.5, 3.5, 5, 6), rect(2, 10.5, 12.5, 6, 6)], shape_type="rectangle",
-              edge_color=["#ff0000", "#00ff00"])
+    layer.add(
+        [rect(1, 2.5, 3.5, 5, 6), rect(2, 10.5, 12.5, 6, 6)],
+        shape_type="rectangle",
+        edge_color=["#ff0000", "#00ff00"],
+    )
     settle(qtbot, dock)
     assert list(dock.curves) == ["roi 1", "roi 2"] and dock.computed_rois == 2
     m = np.zeros((2, 3, 24, 32), bool)
@@ -103,8 +114,7 @@ def test_curves_cursor_click_edit_export(setup, qtbot, tmp_path, make_napari_vie
     m[1] = False
     m[1, 2, 1:5, 1:5] = True
     _, want = brute(layer_path(viewer), m)
-    np.testing.assert_allclose(dock.curves[dock.result.names[1]].getData()[1], want[1],
-                               rtol=1e-12)
+    np.testing.assert_allclose(dock.curves[dock.result.names[1]].getData()[1], want[1], rtol=1e-12)
     rois.rename("roi 1", "cell")
     settle(qtbot, dock)
     assert list(dock.curves) == ["cell", dock.result.names[1]] and dock.computed_rois == 3
@@ -120,8 +130,7 @@ def test_curves_cursor_click_edit_export(setup, qtbot, tmp_path, make_napari_vie
     assert len(rows) == 2 * 12 and rows[0]["metric"] == "dff" and rows[0]["channel"] == "Green"
     assert float(rows[13]["value"]) == lib.values[1, 1]
     text = dock.copy_to_clipboard()
-    assert list(csv.reader(io.StringIO(text)))[0] == ["time_s", "roi", "channel", "metric",
-                                                       "value"]
+    assert list(csv.reader(io.StringIO(text)))[0] == ["time_s", "roi", "channel", "metric", "value"]
     from qtpy.QtWidgets import QApplication
 
     assert QApplication.clipboard().text() == text
@@ -175,12 +184,15 @@ def test_channel_labels_and_cancel(setup, qtbot):
 
 def test_neuropil_baseline_and_stacked_equal_the_library(setup, qtbot, tmp_path):
     """The dock's neuropil and dF/F baseline settings give exactly nsi.traces' values;
-    stacking and hiding change only the display; the settings round-trip and are saved."""
+    stacking and hiding change only the display; the settings round-trip and are saved.
+    """
     from napari_scanimage.session import Session, TraceSettings
 
     viewer, rois, layer, dock = setup
-    layer.add([rect(1, 2.5, 3.5, 5, 6), rect(1, 12.5, 14.5, 6, 6), rect(2, 4.5, 20.5, 5, 5)],
-              shape_type="rectangle")
+    layer.add(
+        [rect(1, 2.5, 3.5, 5, 6), rect(1, 12.5, 14.5, 6, 6), rect(2, 4.5, 20.5, 5, 5)],
+        shape_type="rectangle",
+    )
     settle(qtbot, dock)
     dock.params.metric.value = "dF/F"
     dock.params.neuropil.value = True
@@ -193,27 +205,38 @@ def test_neuropil_baseline_and_stacked_equal_the_library(setup, qtbot, tmp_path)
     dock.params.window_s.value = round(4 * dt, 1)
     settle(qtbot, dock)
     settings = dock.trace_settings()
-    assert settings == TraceSettings(kind="dff", channel="Green", percentile=20.0,
-                                     window_s=round(4 * dt, 1), neuropil=0.6,
-                                     neuropil_radii=(1, 5))
+    assert settings == TraceSettings(
+        kind="dff",
+        channel="Green",
+        percentile=20.0,
+        window_s=round(4 * dt, 1),
+        neuropil=0.6,
+        neuropil_radii=(1, 5),
+    )
     roi_set = rois.roi_set()
     with nsi.open_dataset(layer_path(viewer)) as ds:
-        lib = nsi.traces(ds, roi_set, kind="dff", percentile=20.0, window_s=round(4 * dt, 1),
-                         neuropil=0.6, neuropil_radii=(1, 5))
-        plain = nsi.traces(ds, roi_set, kind="dff", percentile=20.0,
-                           window_s=round(4 * dt, 1))
+        lib = nsi.traces(
+            ds,
+            roi_set,
+            kind="dff",
+            percentile=20.0,
+            window_s=round(4 * dt, 1),
+            neuropil=0.6,
+            neuropil_radii=(1, 5),
+        )
+        plain = nsi.traces(ds, roi_set, kind="dff", percentile=20.0, window_s=round(4 * dt, 1))
     assert np.abs(lib.values - plain.values).max() > 1e-3  # the neuropil changed them
     for k, name in enumerate(lib.names):
-        np.testing.assert_allclose(dock.curves[name].getData()[1], lib.values[k], atol=1e-9,
-                                   rtol=0)
+        np.testing.assert_allclose(dock.curves[name].getData()[1], lib.values[k], atol=1e-9, rtol=0)
     # stacked: the same values lifted apart, first on top; nothing recomputed
     computed = dock.computed_rois
     dock.params.stacked.value = True
     lifts = [dock.offsets[n] for n in lib.names]
     assert lifts[0] > lifts[1] > lifts[2] == 0.0
     for k, name in enumerate(lib.names):
-        np.testing.assert_allclose(dock.curves[name].getData()[1] - lifts[k], lib.values[k],
-                                   atol=1e-9, rtol=0)
+        np.testing.assert_allclose(
+            dock.curves[name].getData()[1] - lifts[k], lib.values[k], atol=1e-9, rtol=0
+        )
         np.testing.assert_allclose(dock.shown_data(name), lib.values[k], atol=1e-9, rtol=0)
     lows = [np.nanpercentile(dock.curves[n].getData()[1], 1) for n in lib.names[:2]]
     highs = [np.nanpercentile(dock.curves[n].getData()[1], 99) for n in lib.names[1:]]
@@ -242,8 +265,15 @@ def test_neuropil_baseline_and_stacked_equal_the_library(setup, qtbot, tmp_path)
     assert {i.row() for i in rois.table.selectedIndexes()} == {2}
     assert dock.computed_rois == computed
     # round trip of every control; a session saves them and replays the same traces
-    other = TraceSettings(kind="mean", channel="Red", percentile=12.5, window_s=None,
-                          neuropil=0.8, neuropil_radii=(3, 9), stacked=False)
+    other = TraceSettings(
+        kind="mean",
+        channel="Red",
+        percentile=12.5,
+        window_s=None,
+        neuropil=0.8,
+        neuropil_radii=(3, 9),
+        stacked=False,
+    )
     dock.set_trace_settings(other)
     assert dock.trace_settings() == other
     assert dock.params.metric.value == "mean" and not dock.params.stacked.value
@@ -251,8 +281,7 @@ def test_neuropil_baseline_and_stacked_equal_the_library(setup, qtbot, tmp_path)
     assert dock.trace_settings() == TraceSettings(**{**settings.to_dict(), "stacked": True})
     settle(qtbot, dock)
     saved = Session.load(dock.save_session(tmp_path / "s.json"))
-    assert saved.trace == TraceSettings(**{**settings.to_dict(), "channel": None,
-                                           "stacked": True})
+    assert saved.trace == TraceSettings(**{**settings.to_dict(), "channel": None, "stacked": True})
     replay = saved.run_traces()
     np.testing.assert_allclose(replay.values, dock.result.values, atol=1e-12, rtol=0)
 
@@ -262,8 +291,9 @@ def test_mean_image_button(setup, qtbot):
     dock.params.channel.value = "Red"
     with qtbot.waitSignal(dock.mean_button.clicked):
         dock.mean_button.click()
-    qtbot.waitUntil(lambda: dock._mean_worker is None and "mean Red" in viewer.layers,
-                    timeout=20000)
+    qtbot.waitUntil(
+        lambda: dock._mean_worker is None and "mean Red" in viewer.layers, timeout=20000
+    )
     mean = viewer.layers["mean Red"]
     with nsi.open_dataset(layer_path(viewer)) as ds:
         want = ds.read("Red").astype(np.float64).mean(axis=0)  # (Z, Y, X)
@@ -277,38 +307,91 @@ def test_mean_image_button(setup, qtbot):
 def test_trace_parameters_set_through_the_form_are_those_of_traces(setup, qtbot):
     """A script sets the form's values and refreshes: the curves are the library's traces()
     with the same arguments, and the settings a session stores are read from (and written
-    to) the form."""
+    to) the form.
+    """
     from napari_scanimage.session import TraceSettings
 
     viewer, rois, layer, dock = setup
     layer.add([rect(1, 2.5, 3.5, 5, 6), rect(1, 12.5, 14.5, 6, 6)], shape_type="rectangle")
     settle(qtbot, dock)
     params = dock.params
-    assert set(params.asdict()) == {"rois", "channel", "metric", "registered", "neuropil",
-                                    "neuropil_coef", "neuropil_inner", "neuropil_outer",
-                                    "percentile", "window_s", "stacked"}
+    assert set(params.asdict()) == {
+        "rois",
+        "channel",
+        "metric",
+        "registered",
+        "neuropil",
+        "neuropil_coef",
+        "neuropil_inner",
+        "neuropil_outer",
+        "percentile",
+        "window_s",
+        "stacked",
+    }
     assert params.rois.value == layer.name and params.channel.choices == ("Green", "Red")
-    params.update(channel="Red", metric="dF/F", neuropil=True, neuropil_coef=0.5,
-                  neuropil_inner=1, neuropil_outer=6, percentile=15.0, window_s=0.0)
-    assert dock._options("dff") == {"neuropil": 0.5, "neuropil_radii": (1, 6),
-                                    "percentile": 15.0, "window_s": None}
+    params.update(
+        channel="Red",
+        metric="dF/F",
+        neuropil=True,
+        neuropil_coef=0.5,
+        neuropil_inner=1,
+        neuropil_outer=6,
+        percentile=15.0,
+        window_s=0.0,
+    )
+    assert dock._options("dff") == {
+        "neuropil": 0.5,
+        "neuropil_radii": (1, 6),
+        "percentile": 15.0,
+        "window_s": None,
+    }
     dock.refresh()  # what the form's changes schedule
     settle(qtbot, dock)
     with nsi.open_dataset(layer_path(viewer)) as ds:
-        want = nsi.traces(ds, rois.roi_set(), channel="Red", kind="dff", percentile=15.0,
-                          window_s=None, neuropil=0.5, neuropil_radii=(1, 6))
+        want = nsi.traces(
+            ds,
+            rois.roi_set(),
+            channel="Red",
+            kind="dff",
+            percentile=15.0,
+            window_s=None,
+            neuropil=0.5,
+            neuropil_radii=(1, 6),
+        )
     assert dock.result.channel == "Red" and dock.result.kind == "dff"
     np.testing.assert_allclose(dock.result.values, want.values, atol=1e-12, rtol=0)
-    assert dock.trace_settings() == TraceSettings(kind="dff", channel="Red", percentile=15.0,
-                                                  window_s=None, neuropil=0.5,
-                                                  neuropil_radii=(1, 6))
-    dock.set_trace_settings(TraceSettings(kind="sum", channel="Green", percentile=30.0,
-                                          window_s=2.5, neuropil=None, neuropil_radii=(3, 7),
-                                          stacked=True))
-    assert params.asdict() == {"rois": layer.name, "channel": "Green", "metric": "sum",
-                               "registered": True, "neuropil": False, "neuropil_coef": 0.5,
-                               "neuropil_inner": 3, "neuropil_outer": 7, "percentile": 30.0,
-                               "window_s": 2.5, "stacked": True}
+    assert dock.trace_settings() == TraceSettings(
+        kind="dff",
+        channel="Red",
+        percentile=15.0,
+        window_s=None,
+        neuropil=0.5,
+        neuropil_radii=(1, 6),
+    )
+    dock.set_trace_settings(
+        TraceSettings(
+            kind="sum",
+            channel="Green",
+            percentile=30.0,
+            window_s=2.5,
+            neuropil=None,
+            neuropil_radii=(3, 7),
+            stacked=True,
+        )
+    )
+    assert params.asdict() == {
+        "rois": layer.name,
+        "channel": "Green",
+        "metric": "sum",
+        "registered": True,
+        "neuropil": False,
+        "neuropil_coef": 0.5,
+        "neuropil_inner": 3,
+        "neuropil_outer": 7,
+        "percentile": 30.0,
+        "window_s": 2.5,
+        "stacked": True,
+    }
     assert not params.neuropil.enabled and not params.percentile.enabled  # sums take none
     settle(qtbot, dock)
     with nsi.open_dataset(layer_path(viewer)) as ds:

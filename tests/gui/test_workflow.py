@@ -1,7 +1,8 @@
 """The whole workflow as a user goes through it, with all seven docks: draw ROIs, register,
 change the selection and back, dF/F traces, save the session and reopen it in a new viewer;
 on the FLIM sample fit a decay, compute phasors and lifetime traces.  Over the whole run no
-"Inconsistent units" and no other warning or notification appears."""
+"Inconsistent units" and no other warning or notification appears.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ EXPECTED = (
 
 @pytest.fixture
 def heard():
-    """napari notifications and Python warnings over the test (messages)."""
+    """Napari notifications and Python warnings over the test (messages)."""
     from napari.utils.notifications import notification_manager
 
     seen: list[str] = []
@@ -47,8 +48,13 @@ def heard():
 
 def settle(qtbot, docks):
     qtbot.wait(300)
-    qtbot.waitUntil(lambda: not any(d.busy for d in docks.values() if hasattr(d, "busy"))
-                    and not docks["Traces"]._timer.isActive(), timeout=180000)
+    qtbot.waitUntil(
+        lambda: (
+            not any(d.busy for d in docks.values() if hasattr(d, "busy"))
+            and not docks["Traces"]._timer.isActive()
+        ),
+        timeout=180000,
+    )
 
 
 def choose(dock, *, plane="keep", sample=None):
@@ -60,8 +66,7 @@ def choose(dock, *, plane="keep", sample=None):
 
 
 def rect(z, y, x, h, w):
-    return np.array([[z, 0, y, x], [z, 0, y, x + w], [z, 0, y + h, x + w], [z, 0, y + h, x]],
-                    float)
+    return np.array([[z, 0, y, x], [z, 0, y, x + w], [z, 0, y + h, x + w], [z, 0, y + h, x]], float)
 
 
 def test_full_workflow(make_napari_viewer, qtbot, tmp_path, heard):
@@ -71,16 +76,22 @@ def test_full_workflow(make_napari_viewer, qtbot, tmp_path, heard):
     docks = add_docks(viewer)
     assert len(docks) == 7
     layer = docks["ROIs"].new_layer()
-    layer.add([rect(2, 30, 40, 12, 14), rect(2, 70, 20, 10, 10), rect(0, 90, 90, 16, 12)],
-              shape_type="rectangle")
+    layer.add(
+        [rect(2, 30, 40, 12, 14), rect(2, 70, 20, 10, 10), rect(0, 90, 90, 16, 12)],
+        shape_type="rectangle",
+    )
     docks["ROIs"].set_all_planes("roi 3", True)
     settle(qtbot, docks)
     docks["Registration"].run()
     qtbot.waitUntil(lambda: docks["Registration"].result is not None, timeout=180000)
     settle(qtbot, docks)
     selection = docks["Selection"]
-    for step in ({"sample": "mean"}, {"plane": 1}, {"sample": "interleave"},
-                 {"plane": None, "sample": "mean"}):
+    for step in (
+        {"sample": "mean"},
+        {"plane": 1},
+        {"sample": "interleave"},
+        {"plane": None, "sample": "mean"},
+    ):
         choose(selection, **step)
         settle(qtbot, docks)
     traces = docks["Traces"]
@@ -105,8 +116,9 @@ def test_full_workflow(make_napari_viewer, qtbot, tmp_path, heard):
     flim_viewer.open(str(sample_path("flim_2ch")), plugin="napari-scanimage")
     docks3 = add_docks(flim_viewer)
     roi_layer = docks3["ROIs"].new_layer()
-    roi_layer.add([np.array([[60.0, 60], [60, 100], [100, 100], [100, 60]])],
-                  shape_type="rectangle")
+    roi_layer.add(
+        [np.array([[60.0, 60], [60, 100], [100, 100], [100, 60]])], shape_type="rectangle"
+    )
     settle(qtbot, docks3)
     flim = docks3["FLIM"]
     flim.params.rois.value = "ROIs"
@@ -124,8 +136,9 @@ def test_full_workflow(make_napari_viewer, qtbot, tmp_path, heard):
     flim_viewer.close()
 
     messages = seen + [f"{w.category.__name__}: {w.message}" for w in caught]
-    print(f"workflow: {len(seen)} notification(s), {len(caught)} warning(s):", *messages,
-          sep="\n  ")
+    print(
+        f"workflow: {len(seen)} notification(s), {len(caught)} warning(s):", *messages, sep="\n  "
+    )
     assert not [m for m in messages if "Inconsistent units" in m]
     unexplained = [m for m in messages if not any(e in m for e in EXPECTED)]
     assert unexplained == [], "\n".join(unexplained)

@@ -42,5 +42,6 @@ def _no_pread_mode() -> Iterator[None]:
 @pytest.fixture
 def without_posix_reads():
     """A context manager factory: ``with without_posix_reads(): ...`` runs its body as on a
-    platform without ``os.pread``, ``os.preadv`` and ``mmap.MADV_*``."""
+    platform without ``os.pread``, ``os.preadv`` and ``mmap.MADV_*``.
+    """
     return _without_posix_reads

@@ -22,8 +22,9 @@ from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
 @pytest.fixture
 def planar(tmp_path):
-    return write_scanimage_tiff(tmp_path / "planar.tif", SyntheticLayout(channels=(1, 2),
-                                                                         num_volumes=10))
+    return write_scanimage_tiff(
+        tmp_path / "planar.tif", SyntheticLayout(channels=(1, 2), num_volumes=10)
+    )
 
 
 def _ifd_offsets(path) -> list[int]:
@@ -35,8 +36,10 @@ def test_truncated_last_page_keeps_complete_pages(planar, tmp_path, opened):
     data = planar.paths[0].read_bytes()
     cut = tmp_path / "cut.tif"
     cut.write_bytes(data[:-100])  # inside the last page's pixels
-    with (pytest.warns(TruncatedFileWarning, match="ends inside page 19"),
-          pytest.warns(IncompleteVolumeWarning, match="1 of 2 pages")):
+    with (
+        pytest.warns(TruncatedFileWarning, match="ends inside page 19"),
+        pytest.warns(IncompleteVolumeWarning, match="1 of 2 pages"),
+    ):
         ds = opened(cut)
     assert ds.info.num_volumes == 9  # the last frame (2 channel pages) lost one page
     np.testing.assert_array_equal(ds.read(1)[8], planar.page(17))
@@ -114,8 +117,9 @@ def test_not_scanimage_tiff(tmp_path, opened):
 
 
 def test_missing_file_in_series_is_named(tmp_path, opened):
-    truth = write_scanimage_tiff(tmp_path / "run.tif", SyntheticLayout(num_volumes=12,
-                                                                       frames_per_file=3))
+    truth = write_scanimage_tiff(
+        tmp_path / "run.tif", SyntheticLayout(num_volumes=12, frames_per_file=3)
+    )
     assert len(truth.paths) == 4
     truth.paths[2].unlink()
     with warnings.catch_warnings(record=True) as caught:
@@ -123,14 +127,19 @@ def test_missing_file_in_series_is_named(tmp_path, opened):
         ds = opened(truth.paths[0])
     messages = [str(w.message) for w in caught if issubclass(w.category, SeriesWarning)]
     assert any("missing file(s) run_00001_00003.tif" in m for m in messages)
-    assert any("not continuous" in m and "run_00001_00002.tif ends at frame 6" in m
-               and "run_00001_00004.tif starts at 10" in m for m in messages)
+    assert any(
+        "not continuous" in m
+        and "run_00001_00002.tif ends at frame 6" in m
+        and "run_00001_00004.tif starts at 10" in m
+        for m in messages
+    )
     assert ds.info.num_volumes == 9
 
 
 def test_extra_files_are_named_and_ignored(tmp_path, opened):
-    truth = write_scanimage_tiff(tmp_path / "run.tif", SyntheticLayout(num_volumes=6,
-                                                                       frames_per_file=3))
+    truth = write_scanimage_tiff(
+        tmp_path / "run.tif", SyntheticLayout(num_volumes=6, frames_per_file=3)
+    )
     (tmp_path / "run_00001_00002 (copy).tif").write_bytes(truth.paths[1].read_bytes())
     with pytest.warns(SeriesWarning, match=r"do not follow the series naming.*\(copy\)"):
         ds = opened(truth.paths[1])
@@ -138,8 +147,9 @@ def test_extra_files_are_named_and_ignored(tmp_path, opened):
 
 
 def test_explicit_file_list_overrides_discovery(tmp_path, opened):
-    truth = write_scanimage_tiff(tmp_path / "run.tif", SyntheticLayout(num_volumes=9,
-                                                                       frames_per_file=3))
+    truth = write_scanimage_tiff(
+        tmp_path / "run.tif", SyntheticLayout(num_volumes=9, frames_per_file=3)
+    )
     ds = opened(truth.paths[0], file_paths=truth.paths[:2])
     assert ds.info.num_volumes == 6
     np.testing.assert_array_equal(ds.read(0)[5], truth.page(5))
@@ -147,15 +157,19 @@ def test_explicit_file_list_overrides_discovery(tmp_path, opened):
 
 def test_series_order_is_numeric_beyond_five_digits(tmp_path, opened):
     """ScanImage widens the file counter past 99999: order by number, not by text."""
-    truth = write_scanimage_tiff(tmp_path / "run.tif", SyntheticLayout(num_volumes=3,
-                                                                       frames_per_file=1))
+    truth = write_scanimage_tiff(
+        tmp_path / "run.tif", SyntheticLayout(num_volumes=3, frames_per_file=1)
+    )
     last = truth.paths[-1].rename(tmp_path / "run_00001_100000.tif")
     (tmp_path / "run_00001_00003.tif").unlink(missing_ok=True)
     truth.paths[1].rename(tmp_path / "run_00001_99999.tif")
     with pytest.warns(SeriesWarning, match="missing"):
         ds = opened(last)
-    assert [p.name for p in ds.paths] == ["run_00001_00001.tif", "run_00001_99999.tif",
-                                          "run_00001_100000.tif"]
+    assert [p.name for p in ds.paths] == [
+        "run_00001_00001.tif",
+        "run_00001_99999.tif",
+        "run_00001_100000.tif",
+    ]
     np.testing.assert_array_equal(ds.read(0)[2], truth.page(2))
 
 
@@ -181,20 +195,25 @@ def test_compressed_pages_fall_back_to_tifffile(tmp_path):
 
 def test_siff_page_data_past_the_end_is_a_format_error(tmp_path, opened):
     """A page whose photon strip lies outside the file is refused when the file is indexed
-    (the compiled loops never see it)."""
+    (the compiled loops never see it).
+    """
     import tifffile
 
     from napari_scanimage.testing.siff import write_siff
     from napari_scanimage.testing.tiff import SyntheticLayout as _Layout
 
-    sim = write_siff(tmp_path / "bad.siff", _Layout(channels=(1,), num_volumes=4, height=16,
-                                                   width=16), photons_per_frame=50)
+    sim = write_siff(
+        tmp_path / "bad.siff",
+        _Layout(channels=(1,), num_volumes=4, height=16, width=16),
+        photons_per_frame=50,
+    )
     with tifffile.TiffFile(sim.path) as tif:
         tag = tif.pages[0].tags["StripOffsets"]
         at, size = tag.valueoffset, 8 if tif.is_bigtiff else 4
     data = bytearray(sim.path.read_bytes())
-    data[at:at + size] = (1 << 40).to_bytes(size, "little")
+    data[at : at + size] = (1 << 40).to_bytes(size, "little")
     sim.path.write_bytes(bytes(data))
-    with pytest.raises(nsi.FormatError, match="page 0: its data .* lie outside the file|"
-                       "ends before its first page"):
+    with pytest.raises(
+        nsi.FormatError, match="page 0: its data .* lie outside the file|ends before its first page"
+    ):
         opened(sim.path)

@@ -34,8 +34,9 @@ def test_independent_series(series, opened):
             expected = truth[f"channel{c}_axis"]
             np.testing.assert_array_equal(ds.array(name, slice_sample="axis").compute(), expected)
             np.testing.assert_array_equal(ds.read(c, slice_sample=1), expected[:, :, 1])
-            np.testing.assert_array_equal(ds.read(c, plane=2, slice_sample="interleave"),
-                                          expected[:, 2].reshape(10, 40, 56))
+            np.testing.assert_array_equal(
+                ds.read(c, plane=2, slice_sample="interleave"), expected[:, 2].reshape(10, 40, 56)
+            )
         np.testing.assert_allclose(ds.timestamps(), truth["timestamps_last_plane"], atol=1e-9)
         np.testing.assert_array_equal(ds.frame_indices(), truth["frame_indices_last_plane"])
 

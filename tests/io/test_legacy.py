@@ -27,7 +27,8 @@ from napari_scanimage.testing.legacy import LegacyLayout, legacy_description, wr
 
 def _tifffile_pages(path) -> np.ndarray:
     """All pages by tifffile, walking the IFD chain (its ScanImage shortcut assumes equally
-    spaced pages, which these files need not have)."""
+    spaced pages, which these files need not have).
+    """
     with tifffile.TiffFile(path, is_scanimage=False) as tif:
         return np.stack([page.asarray() for page in tif.pages])
 
@@ -48,12 +49,15 @@ def _check_pixels(ds, truth) -> None:
         for f in range(lay.frames_per_slice):
             got = ds.read(c, slice_sample=f)
             np.testing.assert_array_equal(got, truth.channel(c, sample=f))
-            idx = [[lay.page_index(t, z, f, c) for z in range(lay.num_planes)]
-                   for t in range(lay.num_volumes)]
+            idx = [
+                [lay.page_index(t, z, f, c) for z in range(lay.num_planes)]
+                for t in range(lay.num_volumes)
+            ]
             expected = theirs[np.asarray(idx)]
             np.testing.assert_array_equal(got, expected[:, 0] if lay.num_planes == 1 else expected)
-        np.testing.assert_array_equal(ds.read(lay.names[c], plane=-1),
-                                      truth.channel(c, plane=lay.num_planes - 1))
+        np.testing.assert_array_equal(
+            ds.read(lay.names[c], plane=-1), truth.channel(c, plane=lay.num_planes - 1)
+        )
     assert ds.read(0).dtype == np.dtype(lay.dtype)
 
 
@@ -61,7 +65,11 @@ def _check_info(info, lay: LegacyLayout, generation: str, version: str) -> None:
     assert (info.generation, info.version) == (generation, version)
     assert info.channel_ids == lay.channels and info.channel_names == lay.names
     assert (info.num_planes, info.frames_per_slice, info.num_flyback, info.num_volumes) == (
-        lay.num_planes, lay.frames_per_slice, lay.num_flyback, lay.num_volumes)
+        lay.num_planes,
+        lay.frames_per_slice,
+        lay.num_flyback,
+        lay.num_volumes,
+    )
     assert info.frame_rate == pytest.approx(lay.frame_rate)
     assert info.volume_rate == pytest.approx(lay.volume_rate)
     assert info.log_average_factor == lay.average
@@ -78,8 +86,9 @@ def _check_written_times(ds, truth) -> None:
             warnings.simplefilter("error")
             times = ds.timestamps(z)
         np.testing.assert_allclose(times, truth.timestamps(z), atol=1e-6)
-        assert not np.allclose(times, ds.frame_indices(z) // lay.num_channels * lay.average
-                               / lay.frame_rate)  # read, not derived from the rate
+        assert not np.allclose(
+            times, ds.frame_indices(z) // lay.num_channels * lay.average / lay.frame_rate
+        )  # read, not derived from the rate
 
 
 def _check_derived_times(ds, truth) -> None:
@@ -89,8 +98,9 @@ def _check_derived_times(ds, truth) -> None:
         with pytest.warns(TimestampWarning, match=f"{lay.frame_rate:g} Hz"):
             times = ds.timestamps(z, slice_sample=0)
         pages = [lay.page_index(t, z, 0, 0) for t in range(lay.num_volumes)]
-        np.testing.assert_allclose(times, np.asarray(pages) // lay.num_channels * lay.average
-                                   / lay.frame_rate)
+        np.testing.assert_allclose(
+            times, np.asarray(pages) // lay.num_channels * lay.average / lay.frame_rate
+        )
 
 
 # -- SI 3.x ----------------------------------------------------------------------------------
@@ -121,9 +131,10 @@ def test_si3_stack_with_frames_per_slice(tmp_path, opened):
 
 
 def test_si3_stack_averaged(tmp_path, opened):
-    """numberOfFrames 6 per slice averaged in threes: 2 saved frames per slice."""
-    lay = LegacyLayout("SI3", channels=(1, 2), num_planes=2, frames_per_slice=2, average=3,
-                       num_volumes=1)
+    """NumberOfFrames 6 per slice averaged in threes: 2 saved frames per slice."""
+    lay = LegacyLayout(
+        "SI3", channels=(1, 2), num_planes=2, frames_per_slice=2, average=3, num_volumes=1
+    )
     truth = write_legacy_tiff(tmp_path / "avg.tif", lay)
     ds = _open_clean(opened, truth.path)
     assert ds.metadata["state.acq.numberOfFrames"] == 6
@@ -134,9 +145,17 @@ def test_si3_stack_averaged(tmp_path, opened):
 
 def test_si3_old_averaging_flag_without_num_avg_frames_save(tmp_path, opened):
     """Before numAvgFramesSave, ``averaging = 1`` saved one average of all frames per slice."""
-    lay = LegacyLayout("SI3", num_planes=3, average=4, num_volumes=1, header_overrides=(
-        ("state.acq.numAvgFramesSave", None), ("state.acq.numAvgFramesSaveGUI", None),
-        ("state.acq.averaging", "1")))
+    lay = LegacyLayout(
+        "SI3",
+        num_planes=3,
+        average=4,
+        num_volumes=1,
+        header_overrides=(
+            ("state.acq.numAvgFramesSave", None),
+            ("state.acq.numAvgFramesSaveGUI", None),
+            ("state.acq.averaging", "1"),
+        ),
+    )
     truth = write_legacy_tiff(tmp_path / "old.tif", lay)
     ds = _open_clean(opened, truth.path)
     assert "state.acq.numAvgFramesSave" not in ds.metadata
@@ -174,24 +193,35 @@ def test_si4_planar_two_channels_averaged(tmp_path, opened):
 
 
 def test_si4_volumetric_with_flyback_discard(tmp_path, opened):
-    lay = LegacyLayout("SI4", channels=(1, 2), num_planes=4, num_flyback=2, num_volumes=3,
-                       frame_rate=12.0, dtype="uint16")
+    lay = LegacyLayout(
+        "SI4",
+        channels=(1, 2),
+        num_planes=4,
+        num_flyback=2,
+        num_volumes=3,
+        frame_rate=12.0,
+        dtype="uint16",
+    )
     truth = write_legacy_tiff(tmp_path / "vol.tif", lay)
     ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI4", "4")
     assert ds.info.volume_rate == pytest.approx(1 / ds.metadata["SI4.fastZPeriod"])
     assert ds.info.z_step_um == pytest.approx(2.5)
     _check_pixels(ds, truth)
-    flyback = {t * lay.pages_per_volume + lay.num_channels * lay.num_planes + k
-               for t in range(lay.num_volumes) for k in range(lay.num_channels * 2)}
+    flyback = {
+        t * lay.pages_per_volume + lay.num_channels * lay.num_planes + k
+        for t in range(lay.num_volumes)
+        for k in range(lay.num_channels * 2)
+    }
     used = {int(p) for z in range(4) for p in ds.frame_indices(z)}
     assert used.isdisjoint(flyback)
     _check_derived_times(ds, truth)
 
 
 def test_si4_slow_stack(tmp_path, opened):
-    lay = LegacyLayout("SI4", num_planes=3, frames_per_slice=2, num_volumes=1, fast_z=False,
-                       average=2)
+    lay = LegacyLayout(
+        "SI4", num_planes=3, frames_per_slice=2, num_volumes=1, fast_z=False, average=2
+    )
     truth = write_legacy_tiff(tmp_path / "slow.tif", lay)
     ds = _open_clean(opened, truth.path)
     assert ds.metadata["SI4.acqNumFrames"] == 4 and ds.metadata["SI4.fastZEnable"] == 0
@@ -201,8 +231,9 @@ def test_si4_slow_stack(tmp_path, opened):
 
 # -- SI 5 ------------------------------------------------------------------------------------
 def test_si5_planar_two_named_channels_averaged(tmp_path, opened):
-    lay = LegacyLayout("SI5", channels=(1, 3), channel_names=("GCaMP", "tdTomato"),
-                       num_volumes=7, average=3)
+    lay = LegacyLayout(
+        "SI5", channels=(1, 3), channel_names=("GCaMP", "tdTomato"), num_volumes=7, average=3
+    )
     truth = write_legacy_tiff(tmp_path / "si5.tif", lay)
     assert read_static_metadata(truth.path).generation == "SI5"
     ds = _open_clean(opened, truth.path)
@@ -216,8 +247,15 @@ def test_si5_planar_two_named_channels_averaged(tmp_path, opened):
 
 
 def test_si5_fast_z_with_flyback(tmp_path, opened):
-    lay = LegacyLayout("SI5", channels=(1, 2), channel_names=("green", "red"), num_planes=3,
-                       num_flyback=2, num_volumes=4, dtype="uint16")
+    lay = LegacyLayout(
+        "SI5",
+        channels=(1, 2),
+        channel_names=("green", "red"),
+        num_planes=3,
+        num_flyback=2,
+        num_volumes=4,
+        dtype="uint16",
+    )
     truth = write_legacy_tiff(tmp_path / "vol.tif", lay)
     ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI5", "5.1")
@@ -229,9 +267,16 @@ def test_si5_fast_z_with_flyback(tmp_path, opened):
 
 def test_si5_fast_z_ignores_stale_frames_per_slice(tmp_path, opened):
     """Fast z scans each slice once per volume whatever framesPerSlice still says."""
-    lay = LegacyLayout("SI5", num_planes=4, num_flyback=1, num_volumes=3, header_overrides=(
-        ("scanimage.SI.hStackManager.framesPerSlice", "100"),
-        ("scanimage.SI.hStackManager.numSlices", "9")))  # slicesPerAcq is the one used
+    lay = LegacyLayout(
+        "SI5",
+        num_planes=4,
+        num_flyback=1,
+        num_volumes=3,
+        header_overrides=(
+            ("scanimage.SI.hStackManager.framesPerSlice", "100"),
+            ("scanimage.SI.hStackManager.numSlices", "9"),
+        ),
+    )  # slicesPerAcq is the one used
     truth = write_legacy_tiff(tmp_path / "stale.tif", lay)
     ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI5", "5.1")
@@ -250,8 +295,9 @@ def test_si5_slow_stack(tmp_path, opened):
 
 def test_si50_flat_keys_volumetric(tmp_path, opened):
     """SI 5.0: ``scanimage.SI5.`` keys and ``Frame Timestamp(s)`` lines."""
-    lay = LegacyLayout("SI5.0", channels=(1, 2), num_planes=3, num_flyback=1, num_volumes=3,
-                       average=1)
+    lay = LegacyLayout(
+        "SI5.0", channels=(1, 2), num_planes=3, num_flyback=1, num_volumes=3, average=1
+    )
     truth = write_legacy_tiff(tmp_path / "si50.tif", lay)
     ds = _open_clean(opened, truth.path)
     _check_info(ds.info, lay, "SI5", "5.0")
@@ -279,8 +325,13 @@ def test_legacy_frame_descriptions_hold_only_frame_lines():
 
 
 def test_si4_si5_info_without_fast_z_flag_takes_keys_as_they_stand(tmp_path):
-    lay = LegacyLayout("SI4", num_planes=3, num_flyback=1, num_volumes=2, header_overrides=(
-        ("scanimage.SI4.fastZEnable", None),))
+    lay = LegacyLayout(
+        "SI4",
+        num_planes=3,
+        num_flyback=1,
+        num_volumes=2,
+        header_overrides=(("scanimage.SI4.fastZEnable", None),),
+    )
     truth = write_legacy_tiff(tmp_path / "noflag.tif", lay)
     info = acquisition_info(read_static_metadata(truth.path))
     assert (info.num_planes, info.frames_per_slice, info.num_flyback) == (3, 1, 1)
@@ -290,9 +341,11 @@ def test_si4_si5_info_without_fast_z_flag_takes_keys_as_they_stand(tmp_path):
 @pytest.mark.parametrize("byteorder", ["<", ">"])
 def test_classic_tiff_past_2gb_reads_offsets_unsigned(tmp_path, byteorder, opened):
     """Pages (IFDs, descriptions and strips) beyond 2**31 and up to just below 2**32, in a
-    sparse file: offsets must be read as unsigned 32-bit values."""
-    lay = LegacyLayout("SI5", channels=(1, 2), num_volumes=12, height=16, width=24,
-                       byteorder=byteorder)
+    sparse file: offsets must be read as unsigned 32-bit values.
+    """
+    lay = LegacyLayout(
+        "SI5", channels=(1, 2), num_volumes=12, height=16, width=24, byteorder=byteorder
+    )
     path = tmp_path / "big.tif"
     jumps = {8: 2**31 + 4096, 16: 2**32 - 2**20}
     try:

@@ -1,5 +1,6 @@
 """Multi-ROI (mesoscope) recordings: field geometry, field views and reads against the ground
-truth of synthetic mROI files; registration and traces per field; malformed ROI metadata."""
+truth of synthetic mROI files; registration and traces per field; malformed ROI metadata.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +24,12 @@ from napari_scanimage.testing.mroi import (
 )
 from napari_scanimage.testing.tiff import write_scanimage_tiff
 
-DISCRETE = (FIELDS[0], FieldSpec("middle", 32, 40, (0.0, 0.25), (2.0, 2.5), zs=(5.0,)),
-            FieldSpec("off", 16, 16, (0.0, 3.0), (1.0, 1.0), enable=False), FIELDS[2])
+DISCRETE = (
+    FIELDS[0],
+    FieldSpec("middle", 32, 40, (0.0, 0.25), (2.0, 2.5), zs=(5.0,)),
+    FieldSpec("off", 16, 16, (0.0, 3.0), (1.0, 1.0), enable=False),
+    FIELDS[2],
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +45,13 @@ def mroi(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def discrete(tmp_path_factory):
-    truth = write_mroi_tiff(tmp_path_factory.mktemp("mroi") / "discrete.tif", DISCRETE,
-                            frames_per_slice=2, num_volumes=3, scanfields_as_list=True)
+    truth = write_mroi_tiff(
+        tmp_path_factory.mktemp("mroi") / "discrete.tif",
+        DISCRETE,
+        frames_per_slice=2,
+        num_volumes=3,
+        scanfields_as_list=True,
+    )
     with nsi.open_dataset(truth.path) as ds:
         yield ds, truth
 
@@ -112,53 +122,71 @@ def test_field_absent_on_some_planes(discrete):
         for t in range(3):
             for z in range(3):
                 for s in range(2):
-                    np.testing.assert_array_equal(data[t, z, s],
-                                                  truth.field_frame(k, t, z, 0, s))
+                    np.testing.assert_array_equal(data[t, z, s], truth.field_frame(k, t, z, 0, s))
     middle = ds.read(1, field="middle", slice_sample="mean")
     assert not middle[:, [0, 2]].any()  # not scanned there: zeros
     np.testing.assert_array_equal(
-        middle[2, 1], (truth.field_frame(1, 2, 1, 1, 0).astype(np.float32)
-                       + truth.field_frame(1, 2, 1, 1, 1)) / 2)
+        middle[2, 1],
+        (truth.field_frame(1, 2, 1, 1, 0).astype(np.float32) + truth.field_frame(1, 2, 1, 1, 1))
+        / 2,
+    )
 
 
 def test_geometry_and_timing_disagree(tmp_path):
-    truth = write_mroi_tiff(tmp_path / "late.tif", timing_fly_to_lines=3, num_planes=1,
-                            num_volumes=2, num_flyback=0)
+    truth = write_mroi_tiff(
+        tmp_path / "late.tif", timing_fly_to_lines=3, num_planes=1, num_volumes=2, num_flyback=0
+    )
     with nsi.open_dataset(truth.path) as ds:
         with pytest.warns(MroiWarning, match="6 fly-to lines .* but 3 from the timing"):
             fields = ds.fields
         assert [f.row_offsets for f in fields] == [(0,), (54,), (100,)]
         assert ds.mroi_geometry.fly_to_lines_timing == 3
         for k in range(3):
-            np.testing.assert_array_equal(ds.read(1, field=k, times=[1])[0],
-                                          truth.field_frame(k, 1, 0, 1))
+            np.testing.assert_array_equal(
+                ds.read(1, field=k, times=[1])[0], truth.field_frame(k, 1, 0, 1)
+            )
 
 
 def test_single_roi_and_identical_scanfields(tmp_path):
-    one = write_mroi_tiff(tmp_path / "one.tif", (FIELDS[1],), scanfields_as_list=True,
-                          num_planes=1, num_volumes=2, num_flyback=0)
+    one = write_mroi_tiff(
+        tmp_path / "one.tif",
+        (FIELDS[1],),
+        scanfields_as_list=True,
+        num_planes=1,
+        num_volumes=2,
+        num_flyback=0,
+    )
     assert json.loads(one.roi_json)["RoiGroups"]["imagingRoiGroup"]["rois"]["name"] == "middle"
     with nsi.open_dataset(one.path) as ds:
         (f,) = ds.fields
         assert f.row_offsets == (0,) and ds.mroi_geometry.fly_to_lines == 6  # from the timing
-        np.testing.assert_array_equal(ds.read(0, field=0), np.stack(
-            [one.field_frame(0, t, 0, 0) for t in range(2)]))
+        np.testing.assert_array_equal(
+            ds.read(0, field=0), np.stack([one.field_frame(0, t, 0, 0) for t in range(2)])
+        )
     # a roi with two scanfields of the same geometry at z 0 and 5: scanned from 0 to 5 µm
     spec = FieldSpec("deep", 48, 24, (3.0, 0.0), (3.6, 1.8), zs=(0.0, 5.0))
     doc = json.loads(roi_groups_json((FIELDS[0], spec)))
     roi = doc["RoiGroups"]["imagingRoiGroup"]["rois"][1]
     roi["discretePlaneMode"], roi["zs"] = 0, [0.0, 5.0]
     roi["scanfields"] = [roi["scanfields"], dict(roi["scanfields"])]
-    two = write_mroi_tiff(tmp_path / "two.tif", (FIELDS[0], spec), roi_json=json.dumps(doc),
-                          num_volumes=2)
+    two = write_mroi_tiff(
+        tmp_path / "two.tif", (FIELDS[0], spec), roi_json=json.dumps(doc), num_volumes=2
+    )
     with nsi.open_dataset(two.path) as ds:
         assert ds.fields[1].row_offsets == (54, 54, None)
-        np.testing.assert_array_equal(ds.read(1, field="deep", times=[1])[0],
-                                      np.stack([two.field_frame(1, 1, z, 1) for z in range(3)]))
+        np.testing.assert_array_equal(
+            ds.read(1, field="deep", times=[1])[0],
+            np.stack([two.field_frame(1, 1, z, 1) for z in range(3)]),
+        )
     # ... and with different geometry: interpolated through z, refused
     roi["scanfields"][1]["sizeXY"] = [3.0, 1.8]
-    bad = write_mroi_tiff(tmp_path / "interp.tif", (FIELDS[0], spec), roi_json=json.dumps(doc),
-                          num_volumes=1, num_flyback=0)
+    bad = write_mroi_tiff(
+        tmp_path / "interp.tif",
+        (FIELDS[0], spec),
+        roi_json=json.dumps(doc),
+        num_volumes=1,
+        num_flyback=0,
+    )
     with nsi.open_dataset(bad.path) as ds, pytest.raises(LayoutError, match="interpolates"):
         _ = ds.fields
 
@@ -168,29 +196,61 @@ def _bad(tmp_path, name, edit=None, fields=FIELDS, raw=None):
     if edit is not None:
         edit(doc["RoiGroups"]["imagingRoiGroup"]["rois"])
     text = raw if raw is not None else json.dumps(doc)
-    truth = write_mroi_tiff(tmp_path / f"{name}.tif", roi_json=text, num_planes=1,
-                            num_volumes=1, num_flyback=0)
+    truth = write_mroi_tiff(
+        tmp_path / f"{name}.tif", roi_json=text, num_planes=1, num_volumes=1, num_flyback=0
+    )
     return nsi.open_dataset(truth.path)
 
 
-@pytest.mark.parametrize(("name", "edit", "error", "match"), [
-    ("no_scanfields", lambda rois: rois[1].pop("scanfields"), FormatError, "no scanfields"),
-    ("empty_scanfields", lambda rois: rois[1].update(scanfields=[]), FormatError,
-     "no scanfields"),
-    ("zero_size", lambda rois: rois[0]["scanfields"].update(sizeXY=[0, 3.0]), FormatError,
-     "sizeXY is .* must be positive"),
-    ("zero_pixels", lambda rois: rois[2]["scanfields"].update(pixelResolutionXY=[48, 0]),
-     FormatError, "pixelResolutionXY"),
-    ("no_centre", lambda rois: rois[2]["scanfields"].pop("centerXY"), FormatError, "centerXY"),
-    ("infinite_centre", lambda rois: rois[2]["scanfields"].update(centerXY=[math.inf, 0.0]),
-     FormatError, "centerXY"),
-    ("nan_pixels", lambda rois: rois[0]["scanfields"].update(pixelResolutionXY=[math.nan, 48]),
-     FormatError, "pixelResolutionXY"),
-    ("too_tall", lambda rois: rois[1]["scanfields"].update(pixelResolutionXY=[32, 90]),
-     LayoutError, "lines tall together but pages have 124"),
-    ("too_wide", lambda rois: rois[1]["scanfields"].update(pixelResolutionXY=[80, 40]),
-     LayoutError, "80 pixels wide but pages are 64"),
-])
+@pytest.mark.parametrize(
+    ("name", "edit", "error", "match"),
+    [
+        ("no_scanfields", lambda rois: rois[1].pop("scanfields"), FormatError, "no scanfields"),
+        (
+            "empty_scanfields",
+            lambda rois: rois[1].update(scanfields=[]),
+            FormatError,
+            "no scanfields",
+        ),
+        (
+            "zero_size",
+            lambda rois: rois[0]["scanfields"].update(sizeXY=[0, 3.0]),
+            FormatError,
+            "sizeXY is .* must be positive",
+        ),
+        (
+            "zero_pixels",
+            lambda rois: rois[2]["scanfields"].update(pixelResolutionXY=[48, 0]),
+            FormatError,
+            "pixelResolutionXY",
+        ),
+        ("no_centre", lambda rois: rois[2]["scanfields"].pop("centerXY"), FormatError, "centerXY"),
+        (
+            "infinite_centre",
+            lambda rois: rois[2]["scanfields"].update(centerXY=[math.inf, 0.0]),
+            FormatError,
+            "centerXY",
+        ),
+        (
+            "nan_pixels",
+            lambda rois: rois[0]["scanfields"].update(pixelResolutionXY=[math.nan, 48]),
+            FormatError,
+            "pixelResolutionXY",
+        ),
+        (
+            "too_tall",
+            lambda rois: rois[1]["scanfields"].update(pixelResolutionXY=[32, 90]),
+            LayoutError,
+            "lines tall together but pages have 124",
+        ),
+        (
+            "too_wide",
+            lambda rois: rois[1]["scanfields"].update(pixelResolutionXY=[80, 40]),
+            LayoutError,
+            "80 pixels wide but pages are 64",
+        ),
+    ],
+)
 def test_bad_roi_groups(tmp_path, name, edit, error, match):
     with _bad(tmp_path, name, edit) as ds:
         assert ds.info.frame_shape == (124, 64)  # the recording opens; whole pages read
@@ -202,11 +262,15 @@ def test_bad_roi_groups(tmp_path, name, edit, error, match):
 
 
 def test_missing_roi_groups(tmp_path):
-    with _bad(tmp_path, "none", raw="{}") as ds, pytest.raises(FormatError,
-                                                               match="imagingRoiGroup"):
+    with (
+        _bad(tmp_path, "none", raw="{}") as ds,
+        pytest.raises(FormatError, match="imagingRoiGroup"),
+    ):
         _ = ds.fields
-    with _bad(tmp_path, "all_off", lambda rois: [r.update(enable=0) for r in rois]) as ds, \
-            pytest.raises(LayoutError, match="no enabled imaging roi"):
+    with (
+        _bad(tmp_path, "all_off", lambda rois: [r.update(enable=0) for r in rois]) as ds,
+        pytest.raises(LayoutError, match="no enabled imaging roi"),
+    ):
         _ = ds.fields
 
 
@@ -258,7 +322,7 @@ def _texture(h, w, seed):
 
 def _window(img, h, w, dy, dx):
     """Content displaced by (dy, dx) (down/right), cut from a texture with an 8-pixel margin."""
-    return np.round(img[8 - dy:8 - dy + h, 8 - dx:8 - dx + w]).astype(np.int16)
+    return np.round(img[8 - dy : 8 - dy + h, 8 - dx : 8 - dx + w]).astype(np.int16)
 
 
 @pytest.fixture(scope="module")
@@ -273,8 +337,9 @@ def moving(tmp_path_factory):
         return img if c == 0 else (img // 2 + 10).astype(np.int16)
 
     folder = tmp_path_factory.mktemp("moving")
-    truth = write_mroi_tiff(folder / "moving.tif", pixels=pixels, num_planes=1, num_flyback=0,
-                            num_volumes=len(MOTION))
+    truth = write_mroi_tiff(
+        folder / "moving.tif", pixels=pixels, num_planes=1, num_flyback=0, num_volumes=len(MOTION)
+    )
     with nsi.open_dataset(truth.path) as ds:
         yield ds, truth, folder
 
@@ -287,12 +352,19 @@ def test_register_and_traces_per_field(moving):
         f = truth.fields[k]
         frames = np.stack([truth.field_frame(k, t, 0, 0) for t in range(T)])
         # the same algorithm on a plain file holding exactly the field's frames
-        plain = write_scanimage_tiff(folder / f"field{k}.tif", num_volumes=T, height=f.height,
-                                     width=f.width, content=lambda g, a=frames: a[g])
+        plain = write_scanimage_tiff(
+            folder / f"field{k}.tif",
+            num_volumes=T,
+            height=f.height,
+            width=f.width,
+            content=lambda g, a=frames: a[g],
+        )
         with nsi.open_dataset(plain.paths[0]) as ref_ds:
             want = register(ref_ds, subpixel=False, max_shift=4)
-            rois = {"a": np.zeros((f.height, f.width), bool), "b": np.zeros((f.height, f.width),
-                                                                              bool)}
+            rois = {
+                "a": np.zeros((f.height, f.width), bool),
+                "b": np.zeros((f.height, f.width), bool),
+            }
             rois["a"][5:15, 6:20] = True
             rois["b"][10:20, 20:30] = True
             want_traces = traces(ref_ds, rois, kind="mean")
@@ -312,7 +384,7 @@ def test_register_and_traces_per_field(moving):
             dy, dx = (int(v) for v in reg.shifts[t, 0])
             red_t = truth.field_frame(k, t, 0, 1)
             moved = np.zeros_like(red_t)  # registered[y, x] = frame[y + dy, x + dx], else 0
-            ys, xs = np.mgrid[:f.height, :f.width]
+            ys, xs = np.mgrid[: f.height, : f.width]
             inside = (ys + dy >= 0) & (ys + dy < f.height) & (xs + dx >= 0) & (xs + dx < f.width)
             moved[inside] = red_t[(ys + dy)[inside], (xs + dx)[inside]]
             np.testing.assert_array_equal(registered[t], moved)

@@ -56,7 +56,8 @@ from roiextractors import ScanImageImagingExtractor  # noqa: E402
 #: Its tests collect at teardown (``_collect_roiextractors``) so that these warnings fall on
 #: them, and ignore them there; our own datasets are checked by the open-files fixtures.
 THEIR_UNCLOSED_FILES = pytest.mark.filterwarnings(
-    "ignore::pytest.PytestUnraisableExceptionWarning", "ignore::ResourceWarning")
+    "ignore::pytest.PytestUnraisableExceptionWarning", "ignore::ResourceWarning"
+)
 
 
 @pytest.fixture
@@ -108,8 +109,14 @@ class TiffPages:
             tf.close()
 
 
-def truth_stack(truth: SyntheticDataset, c: int, plane: int | None, mode: int | str,
-                num_volumes: int, times: range | None = None) -> np.ndarray:
+def truth_stack(
+    truth: SyntheticDataset,
+    c: int,
+    plane: int | None,
+    mode: int | str,
+    num_volumes: int,
+    times: range | None = None,
+) -> np.ndarray:
     """Ground truth of ``Dataset.read(c, plane=plane, slice_sample=mode)`` from truth.page.
 
     ``mode`` is a sample index or "interleave"; the result is (T', [Z], Y, X).
@@ -123,27 +130,53 @@ def truth_stack(truth: SyntheticDataset, c: int, plane: int | None, mode: int | 
         rows = [(t, int(mode)) for t in range(num_volumes)]
     if times is not None:
         rows = [rows[i] for i in times]
-    out = np.stack([np.stack([truth.page(formula_page(lay, t, z, f, c)) for z in planes])
-                    for t, f in rows])
+    out = np.stack(
+        [np.stack([truth.page(formula_page(lay, t, z, f, c)) for z in planes]) for t, f in rows]
+    )
     return out if plane is None and lay.num_planes > 1 else out[:, 0]
 
 
 # -- 1. tifffile, page by page --------------------------------------------------------------------
 TIFFFILE_LAYOUTS = {
     "planar_1ch": SyntheticLayout(channels=(1,), num_volumes=5, height=16, width=24),
-    "planar_2ch_uint16": SyntheticLayout(channels=(1, 2), num_volumes=4, height=16, width=24,
-                                         dtype="uint16"),
-    "vol_2ch_F2_B1": SyntheticLayout(channels=(1, 2), num_planes=3, frames_per_slice=2,
-                                     num_flyback=1, num_volumes=4, height=32, width=40),
+    "planar_2ch_uint16": SyntheticLayout(
+        channels=(1, 2), num_volumes=4, height=16, width=24, dtype="uint16"
+    ),
+    "vol_2ch_F2_B1": SyntheticLayout(
+        channels=(1, 2),
+        num_planes=3,
+        frames_per_slice=2,
+        num_flyback=1,
+        num_volumes=4,
+        height=32,
+        width=40,
+    ),
     # 5 frames (10 pages) per file: volumes of 14 pages straddle the files
-    "vol_2ch_F2_B1_split": SyntheticLayout(channels=(2, 4), channel_names=("Green", "Red"),
-                                           num_planes=3, frames_per_slice=2, num_flyback=1,
-                                           num_volumes=4, height=32, width=40, frames_per_file=5),
-    "planar_1ch_split": SyntheticLayout(channels=(1,), num_volumes=7, height=16, width=24,
-                                        frames_per_file=3),
-    "vol_1ch_B2_split_aborted": SyntheticLayout(channels=(1,), num_planes=4, num_flyback=2,
-                                                num_volumes=3, extra_pages=5, height=8, width=12,
-                                                frames_per_file=4, stale_num_slices=11),
+    "vol_2ch_F2_B1_split": SyntheticLayout(
+        channels=(2, 4),
+        channel_names=("Green", "Red"),
+        num_planes=3,
+        frames_per_slice=2,
+        num_flyback=1,
+        num_volumes=4,
+        height=32,
+        width=40,
+        frames_per_file=5,
+    ),
+    "planar_1ch_split": SyntheticLayout(
+        channels=(1,), num_volumes=7, height=16, width=24, frames_per_file=3
+    ),
+    "vol_1ch_B2_split_aborted": SyntheticLayout(
+        channels=(1,),
+        num_planes=4,
+        num_flyback=2,
+        num_volumes=3,
+        extra_pages=5,
+        height=8,
+        width=12,
+        frames_per_file=4,
+        stale_num_slices=11,
+    ),
 }
 
 
@@ -163,14 +196,23 @@ def _planar(a: np.ndarray, num_planes: int) -> np.ndarray:
 def test_every_sample_is_the_tifffile_page_the_formula_names(name, tmp_path, opened):
     lay = TIFFFILE_LAYOUTS[name]
     truth = write_scanimage_tiff(tmp_path / "rec.tif", lay)
-    C, Z, F, B, T = (len(lay.channels), lay.num_planes, lay.frames_per_slice, lay.num_flyback,
-                     lay.num_volumes)
+    C, Z, F, B, T = (
+        len(lay.channels),
+        lay.num_planes,
+        lay.frames_per_slice,
+        lay.num_flyback,
+        lay.num_volumes,
+    )
     Y, X = lay.height, lay.width
     ds = _open(opened, truth.paths[-1], aborted=lay.extra_pages > 0)  # any file opens the series
     assert list(ds.paths) == truth.paths
     info = ds.info
     assert (info.num_planes, info.frames_per_slice, info.num_flyback, info.num_volumes) == (
-        Z, F, B, T)
+        Z,
+        F,
+        B,
+        T,
+    )
     assert info.channel_names == lay.names
     assert info.frame_shape == (Y, X) and info.dtype == np.dtype(lay.dtype)
 
@@ -194,20 +236,25 @@ def test_every_sample_is_the_tifffile_page_the_formula_names(name, tmp_path, ope
                         file, local = tp.locate(g)
                         assert np.array_equal(axis[t, z, f], pages[t, z, f]), (
                             f"(t={t}, z={z}, f={f}, c={c}) != tifffile {truth.paths[file].name} "
-                            f"page {local} (global {g})")
+                            f"page {local} (global {g})"
+                        )
                         assert np.array_equal(pages[t, z, f], truth.page(g))
             # the other selections, from the same tifffile pages
             for k in range(F):
-                np.testing.assert_array_equal(ds.read(c, slice_sample=k),
-                                              _planar(pages[:, :, k], Z))
-            np.testing.assert_allclose(ds.read(c, slice_sample="mean"),
-                                       _planar(pages.astype(np.float64).mean(axis=2), Z), rtol=1e-6)
+                np.testing.assert_array_equal(
+                    ds.read(c, slice_sample=k), _planar(pages[:, :, k], Z)
+                )
+            np.testing.assert_allclose(
+                ds.read(c, slice_sample="mean"),
+                _planar(pages.astype(np.float64).mean(axis=2), Z),
+                rtol=1e-6,
+            )
             interleaved = pages.transpose(0, 2, 1, 3, 4).reshape(T * F, Z, Y, X)
-            np.testing.assert_array_equal(ds.read(c, slice_sample="interleave"),
-                                          _planar(interleaved, Z))
+            np.testing.assert_array_equal(
+                ds.read(c, slice_sample="interleave"), _planar(interleaved, Z)
+            )
             for z in range(Z):
-                np.testing.assert_array_equal(ds.read(c, plane=z, slice_sample="axis"),
-                                              pages[:, z])
+                np.testing.assert_array_equal(ds.read(c, plane=z, slice_sample="axis"), pages[:, z])
                 np.testing.assert_array_equal(ds.array(c, plane=z).compute(), pages[:, z, 0])
         # channel-0 page of every sample, and flyback/aborted pages never returned
         for z in range(Z):
@@ -241,8 +288,9 @@ def test_independent_series_matches_tifffile_and_truth(shared_data, opened):
         pytest.skip(f"{folder} not found")
     paths = sorted(folder.glob("vol2ch_00001_*.tif"))
     truth = np.load(folder / "truth.npz")
-    lay = SyntheticLayout(channels=(1, 3), num_planes=4, frames_per_slice=2, num_flyback=3,
-                          num_volumes=5)
+    lay = SyntheticLayout(
+        channels=(1, 3), num_planes=4, frames_per_slice=2, num_flyback=3, num_volumes=5
+    )
     with pytest.warns(IncompleteVolumeWarning):
         ds = opened(paths[1])
     assert list(ds.paths) == paths
@@ -257,56 +305,109 @@ def test_independent_series_matches_tifffile_and_truth(shared_data, opened):
                 for z in range(Z):
                     for f in range(F):
                         np.testing.assert_array_equal(
-                            ours[t, z, f], tp.page(formula_page(lay, t, z, f, c)))
-    np.testing.assert_array_equal(ds.frame_indices(-1, slice_sample="axis"),
-                                  truth["frame_indices_last_plane"])
-    np.testing.assert_allclose(ds.timestamps(-1, slice_sample="axis"),
-                               truth["timestamps_last_plane"])
+                            ours[t, z, f], tp.page(formula_page(lay, t, z, f, c))
+                        )
+    np.testing.assert_array_equal(
+        ds.frame_indices(-1, slice_sample="axis"), truth["frame_indices_last_plane"]
+    )
+    np.testing.assert_allclose(
+        ds.timestamps(-1, slice_sample="axis"), truth["timestamps_last_plane"]
+    )
 
 
 # -- 2. roiextractors -----------------------------------------------------------------------------
 ROI_CASES = {
     # name: (real header, layout)
-    "planar_1ch": ("si2022_single.txt",
-                   SyntheticLayout(channels=(1,), num_volumes=6, height=12, width=20)),
-    "planar_2ch_ids_2_4": ("si2022_2ch.txt",
-                           SyntheticLayout(channels=(2, 4), channel_names=("Green", "Red"),
-                                           num_volumes=5, height=12, width=20)),
-    "planar_2ch_split": ("si2022_2ch.txt",
-                         SyntheticLayout(channels=(1, 2), num_volumes=7, height=12, width=20,
-                                         frames_per_file=3)),
-    "vol_2ch_B1": ("si2022_vol_2ch.txt",
-                   SyntheticLayout(channels=(1, 2), num_planes=4, num_flyback=1, num_volumes=3,
-                                   height=12, width=20)),
-    "vol_1ch_B0": ("si2022_vol_2ch.txt",
-                   SyntheticLayout(channels=(1,), num_planes=3, num_flyback=0, num_volumes=3,
-                                   height=12, width=20)),
-    "vol_1ch_F3_B1": ("si2022_frames_per_slice.txt",
-                      SyntheticLayout(channels=(1,), num_planes=3, frames_per_slice=3,
-                                      num_flyback=1, num_volumes=2, height=12, width=20)),
-    "vol_2ch_F2_B1": ("si2022_vol_2ch.txt",
-                      SyntheticLayout(channels=(1, 2), num_planes=3, frames_per_slice=2,
-                                      num_flyback=1, num_volumes=2, height=12, width=20)),
-    "vol_1ch_F2_single_volume": ("si2022_frames_per_slice_1vol.txt",
-                                 SyntheticLayout(channels=(1,), num_planes=4, frames_per_slice=2,
-                                                 num_volumes=1, height=12, width=20)),
+    "planar_1ch": (
+        "si2022_single.txt",
+        SyntheticLayout(channels=(1,), num_volumes=6, height=12, width=20),
+    ),
+    "planar_2ch_ids_2_4": (
+        "si2022_2ch.txt",
+        SyntheticLayout(
+            channels=(2, 4), channel_names=("Green", "Red"), num_volumes=5, height=12, width=20
+        ),
+    ),
+    "planar_2ch_split": (
+        "si2022_2ch.txt",
+        SyntheticLayout(channels=(1, 2), num_volumes=7, height=12, width=20, frames_per_file=3),
+    ),
+    "vol_2ch_B1": (
+        "si2022_vol_2ch.txt",
+        SyntheticLayout(
+            channels=(1, 2), num_planes=4, num_flyback=1, num_volumes=3, height=12, width=20
+        ),
+    ),
+    "vol_1ch_B0": (
+        "si2022_vol_2ch.txt",
+        SyntheticLayout(
+            channels=(1,), num_planes=3, num_flyback=0, num_volumes=3, height=12, width=20
+        ),
+    ),
+    "vol_1ch_F3_B1": (
+        "si2022_frames_per_slice.txt",
+        SyntheticLayout(
+            channels=(1,),
+            num_planes=3,
+            frames_per_slice=3,
+            num_flyback=1,
+            num_volumes=2,
+            height=12,
+            width=20,
+        ),
+    ),
+    "vol_2ch_F2_B1": (
+        "si2022_vol_2ch.txt",
+        SyntheticLayout(
+            channels=(1, 2),
+            num_planes=3,
+            frames_per_slice=2,
+            num_flyback=1,
+            num_volumes=2,
+            height=12,
+            width=20,
+        ),
+    ),
+    "vol_1ch_F2_single_volume": (
+        "si2022_frames_per_slice_1vol.txt",
+        SyntheticLayout(
+            channels=(1,), num_planes=4, frames_per_slice=2, num_volumes=1, height=12, width=20
+        ),
+    ),
     # 6 frames per file, 4 frames per volume: volumes straddle the 4 files
-    "vol_1ch_B1_split": ("si2022_split.txt",
-                         SyntheticLayout(channels=(1,), num_planes=3, num_flyback=1,
-                                         num_volumes=5, height=12, width=20, frames_per_file=6)),
+    "vol_1ch_B1_split": (
+        "si2022_split.txt",
+        SyntheticLayout(
+            channels=(1,),
+            num_planes=3,
+            num_flyback=1,
+            num_volumes=5,
+            height=12,
+            width=20,
+            frames_per_file=6,
+        ),
+    ),
 }
 
 
-def _write_case(shared_data: Path, tmp_path: Path, header: str, lay: SyntheticLayout,
-                stem: str = "rec") -> SyntheticDataset:
+def _write_case(
+    shared_data: Path, tmp_path: Path, header: str, lay: SyntheticLayout, stem: str = "rec"
+) -> SyntheticDataset:
     header_path = shared_data / "scanimage-headers" / header
     if not header_path.is_file():
         pytest.skip(f"{header_path} not found")
     return write_scanimage_tiff(tmp_path / f"{stem}.tif", lay, header=header_path)
 
 
-def _extractor(paths: Sequence[Path], names: Sequence[str], c: int, *, plane=None, mode=0,
-               num_frames_per_slice: int = 1) -> ScanImageImagingExtractor:
+def _extractor(
+    paths: Sequence[Path],
+    names: Sequence[str],
+    c: int,
+    *,
+    plane=None,
+    mode=0,
+    num_frames_per_slice: int = 1,
+) -> ScanImageImagingExtractor:
     kwargs: dict = {"plane_index": plane}
     if len(names) > 1:
         kwargs["channel_name"] = names[c]
@@ -339,8 +440,9 @@ def test_roiextractors_agrees(name, shared_data, tmp_path, opened):
     for c in range(C):
         for mode in modes:
             for plane in planes:
-                ex = _extractor(truth.paths, lay.names, c, plane=plane, mode=mode,
-                                num_frames_per_slice=F)
+                ex = _extractor(
+                    truth.paths, lay.names, c, plane=plane, mode=mode, num_frames_per_slice=F
+                )
                 where = f"channel {c}, plane {plane}, slice_sample {mode!r}"
                 assert ex.channel_names == list(ds.info.channel_names) == list(lay.names)
                 assert ex.channel_name == lay.names[c]
@@ -355,15 +457,18 @@ def test_roiextractors_agrees(name, shared_data, tmp_path, opened):
                 assert ex.get_num_samples() == ours.shape[0]
                 assert ex.get_num_planes() == (Z if plane is None else 1)
                 if mode != "interleave":  # interleaved samples have no single rate
-                    assert ex.get_sampling_frequency() == pytest.approx(ds.info.volume_rate,
-                                                                        rel=1e-5)
+                    assert ex.get_sampling_frequency() == pytest.approx(
+                        ds.info.volume_rate, rel=1e-5
+                    )
                 z_time = -1 if plane is None else plane
                 np.testing.assert_array_equal(
                     ex.get_original_frame_indices(),
-                    ds.frame_indices(z_time, slice_sample=mode) + c, err_msg=where)
-                np.testing.assert_allclose(ex.get_times(),
-                                           ds.timestamps(z_time, slice_sample=mode),
-                                           err_msg=where)
+                    ds.frame_indices(z_time, slice_sample=mode) + c,
+                    err_msg=where,
+                )
+                np.testing.assert_allclose(
+                    ex.get_times(), ds.timestamps(z_time, slice_sample=mode), err_msg=where
+                )
                 checked += 1
     assert checked == C * len(modes) * len(planes)
 
@@ -371,8 +476,11 @@ def test_roiextractors_agrees(name, shared_data, tmp_path, opened):
 @THEIR_UNCLOSED_FILES
 @pytest.mark.usefixtures("_collect_roiextractors")
 def test_roiextractors_discovers_split_series(shared_data, tmp_path, opened):
-    pytest.importorskip("natsort", reason="roiextractors' multi-file discovery imports natsort "
-                                          "(its 'full' extra), which is not installed")
+    pytest.importorskip(
+        "natsort",
+        reason="roiextractors' multi-file discovery imports natsort "
+        "(its 'full' extra), which is not installed",
+    )
     header, lay = ROI_CASES["vol_1ch_B1_split"]
     truth = _write_case(shared_data, tmp_path, header, lay)
     ex = ScanImageImagingExtractor(file_path=truth.paths[0])
@@ -383,7 +491,7 @@ def test_roiextractors_discovers_split_series(shared_data, tmp_path, opened):
 @THEIR_UNCLOSED_FILES
 @pytest.mark.usefixtures("_collect_roiextractors")
 def test_roiextractors_refuses_frames_per_slice_without_a_sample(shared_data, tmp_path, opened):
-    """roiextractors refuses F > 1 unless told which sample; ours defaults to sample 0."""
+    """Roiextractors refuses F > 1 unless told which sample; ours defaults to sample 0."""
     header, lay = ROI_CASES["vol_1ch_F3_B1"]
     truth = _write_case(shared_data, tmp_path, header, lay)
     with pytest.raises(ValueError, match="Multiple frames per slice detected"):
@@ -426,34 +534,64 @@ def _patch_static(path: Path, old: bytes, new: bytes) -> None:
 def _build_discrepancy(name: str, shared_data: Path, folder: Path) -> Discrepancy:
     if name == "stale_numSlices":
         # numSlices = 11 as in the real header, 7 slices acquired (actualNumSlices = 7)
-        lay = SyntheticLayout(channels=(1, 2), num_planes=7, num_flyback=1, num_volumes=3,
-                              height=6, width=10, stale_num_slices=11)
+        lay = SyntheticLayout(
+            channels=(1, 2),
+            num_planes=7,
+            num_flyback=1,
+            num_volumes=3,
+            height=6,
+            width=10,
+            stale_num_slices=11,
+        )
         truth = _write_case(shared_data, folder, "si2022_vol_2ch.txt", lay)
-        return Discrepancy(truth.paths, lay.names, 1, None,
-                           truth_stack(truth, 1, None, 0, lay.num_volumes))
+        return Discrepancy(
+            truth.paths, lay.names, 1, None, truth_stack(truth, 1, None, 0, lay.num_volumes)
+        )
     if name == "log_average_factor":
         # framesPerSlice = 4 acquired frames, averaged by 2 on saving: 2 saved frames per slice
-        lay = SyntheticLayout(channels=(1,), num_planes=3, frames_per_slice=2,
-                              log_average_factor=2, num_flyback=1, num_volumes=3, height=6,
-                              width=10)
+        lay = SyntheticLayout(
+            channels=(1,),
+            num_planes=3,
+            frames_per_slice=2,
+            log_average_factor=2,
+            num_flyback=1,
+            num_volumes=3,
+            height=6,
+            width=10,
+        )
         truth = _write_case(shared_data, folder, "si2022_frames_per_slice.txt", lay)
-        return Discrepancy(truth.paths, lay.names, 0, 1,
-                           truth_stack(truth, 0, None, 1, lay.num_volumes))
+        return Discrepancy(
+            truth.paths, lay.names, 0, 1, truth_stack(truth, 0, None, 1, lay.num_volumes)
+        )
     if name == "over_65535_pages":
         lay = SyntheticLayout(channels=(1,), num_volumes=65536 + 6, height=2, width=3)
         truth = write_scanimage_tiff(folder / "big.tif", lay)
         window = range(65533, 65540)
-        return Discrepancy(truth.paths, lay.names, 0, None,
-                           truth_stack(truth, 0, None, 0, lay.num_volumes, window), window)
+        return Discrepancy(
+            truth.paths,
+            lay.names,
+            0,
+            None,
+            truth_stack(truth, 0, None, 0, lay.num_volumes, window),
+            window,
+        )
     if name == "single_volume_without_flyback_page":
         # formats.md §1.3: a single-volume acquisition may lack the flyback page its header declares
-        lay = SyntheticLayout(channels=(1,), num_planes=3, frames_per_slice=2, num_flyback=0,
-                              num_volumes=1, height=6, width=10)
+        lay = SyntheticLayout(
+            channels=(1,),
+            num_planes=3,
+            frames_per_slice=2,
+            num_flyback=0,
+            num_volumes=1,
+            height=6,
+            width=10,
+        )
         truth = _write_case(shared_data, folder, "si2022_frames_per_slice.txt", lay)
-        for old, new in [(b"numFramesPerVolumeWithFlyback = 6\n",
-                          b"numFramesPerVolumeWithFlyback = 7\n"),
-                         (b"discardFlybackFrames = false\n", b"discardFlybackFrames = true \n"),
-                         (b"numDiscardFlybackFrames = 0\n", b"numDiscardFlybackFrames = 1\n")]:
+        for old, new in [
+            (b"numFramesPerVolumeWithFlyback = 6\n", b"numFramesPerVolumeWithFlyback = 7\n"),
+            (b"discardFlybackFrames = false\n", b"discardFlybackFrames = true \n"),
+            (b"numDiscardFlybackFrames = 0\n", b"numDiscardFlybackFrames = 1\n"),
+        ]:
             _patch_static(truth.paths[0], old, new)
         return Discrepancy(truth.paths, lay.names, 0, 1, truth_stack(truth, 0, None, 1, 1))
     if name == "independent_series_stale_numSlices":
@@ -461,8 +599,14 @@ def _build_discrepancy(name: str, shared_data: Path, folder: Path) -> Discrepanc
         if not folder.is_dir():
             pytest.skip(f"{folder} not found")
         expected = np.load(folder / "truth.npz")["channel1_axis"][:, :, 1]  # (T, Z, Y, X)
-        return Discrepancy(sorted(folder.glob("vol2ch_00001_*.tif")), ("Green", "Red"), 1, 1,
-                           expected, open_warns=IncompleteVolumeWarning)
+        return Discrepancy(
+            sorted(folder.glob("vol2ch_00001_*.tif")),
+            ("Green", "Red"),
+            1,
+            1,
+            expected,
+            open_warns=IncompleteVolumeWarning,
+        )
     raise KeyError(name)
 
 
@@ -497,7 +641,8 @@ def discrepancy_cases(tmp_path_factory, shared_data):
 
 def _check_window(actual: np.ndarray, case: Discrepancy, who: str) -> None:
     assert actual.shape == case.expected.shape, (
-        f"{who}: shape {actual.shape}, truth {case.expected.shape}")
+        f"{who}: shape {actual.shape}, truth {case.expected.shape}"
+    )
     bad = [i for i in range(len(actual)) if not np.array_equal(actual[i], case.expected[i])]
     first = case.times[0] if case.times is not None else 0
     assert not bad, f"{who}: samples {[first + i for i in bad]} differ from the truth"

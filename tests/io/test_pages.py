@@ -20,8 +20,9 @@ def test_reads_match_tifffile(tmp_path, shape, byteorder, bigtiff):
     path = tmp_path / "x.tif"
     with tifffile.TiffWriter(path, bigtiff=bigtiff, byteorder=byteorder) as writer:
         for k, frame in enumerate(data):  # descriptions of varying length: irregular strides
-            writer.write(frame, description="d" * (20 + 7 * (k % 3)), metadata=None,
-                         photometric="minisblack")
+            writer.write(
+                frame, description="d" * (20 + 7 * (k % 3)), metadata=None, photometric="minisblack"
+            )
     index = index_pages(path)
     assert index.direct and len(index) == 12 and index.dtype == np.int16
     pages = np.array([11, 0, 3, 4, 5, 6, 6, 2])
@@ -41,8 +42,9 @@ def test_runs_cover_every_offset():
     assert (0, 2, 10) in runs and (2, 5, 5) in runs
 
 
-@pytest.mark.parametrize("shape, pages", [((256, 256), [2]), ((256, 256), [0, 1, 2, 2, 1]),
-                                          ((16, 16), [2])])
+@pytest.mark.parametrize(
+    "shape, pages", [((256, 256), [2]), ((256, 256), [0, 1, 2, 2, 1]), ((16, 16), [2])]
+)
 def test_file_shortened_while_open(tmp_path, shape, pages):
     """A typed error, not a crash (a mapped page past the end would raise SIGBUS)."""
     data = np.ones((3, *shape), np.uint16)
@@ -63,8 +65,14 @@ def test_row_bands_equal_the_rows_of_whole_pages(tmp_path, shape, compression, b
     rng = np.random.default_rng(3)
     data = rng.integers(-3000, 3000, (40, *shape), dtype=np.int16)
     path = tmp_path / "pages.tif"
-    tifffile.imwrite(path, data, byteorder=byteorder, compression=compression,
-                     photometric="minisblack", metadata=None)
+    tifffile.imwrite(
+        path,
+        data,
+        byteorder=byteorder,
+        compression=compression,
+        photometric="minisblack",
+        metadata=None,
+    )
     index = index_pages(path)
     assert index.direct == (compression is None)
     pages = np.array([0, 1, 2, 3, 5, 39, 7, 8, 9, 10] + list(range(11, 39)), dtype=np.int64)
@@ -73,4 +81,4 @@ def test_row_bands_equal_the_rows_of_whole_pages(tmp_path, shape, compression, b
             for some in (pages[:1], pages[:5], pages):
                 out = np.empty((len(some), count, shape[1]), np.int16)
                 reader.read_into(some, out, (first, count))
-                np.testing.assert_array_equal(out, data[some, first:first + count])
+                np.testing.assert_array_equal(out, data[some, first : first + count])

@@ -34,7 +34,8 @@ from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 @pytest.fixture(autouse=True)
 def _posix_reads_present():
     """Both paths are compared: skipped where the POSIX calls are missing (Windows, or the
-    whole suite run without them, see conftest.py)."""
+    whole suite run without them, see conftest.py).
+    """
     if not (hasattr(os, "pread") and hasattr(os, "preadv") and hasattr(mmap, "MADV_DONTNEED")):
         pytest.skip("compares the fallbacks against os.pread, os.preadv and madvise")
 
@@ -54,13 +55,13 @@ def _siff_reads(ds) -> dict[str, np.ndarray]:
 
 
 def _mroi_reads(ds) -> dict[str, np.ndarray]:
-    return {f"field{k}": np.asarray(ds.array(0, field=k).compute())
-            for k in range(len(ds.fields))}
+    return {f"field{k}": np.asarray(ds.array(0, field=k).compute()) for k in range(len(ds.fields))}
 
 
 def _big_tiff(tmp):  # 128 KiB frames: positional reads, sparse index walk, parallel reads
-    truth = write_scanimage_tiff(tmp / "big.tif", channels=(1, 2), num_volumes=40,
-                                 height=256, width=256)
+    truth = write_scanimage_tiff(
+        tmp / "big.tif", channels=(1, 2), num_volumes=40, height=256, width=256
+    )
     return truth.paths[0], _tiff_reads, truth
 
 
@@ -70,16 +71,29 @@ def _small_tiff(tmp):  # 2 KiB frames: memory-map copies, windowed index walk
 
 
 def _series(tmp):
-    truth = write_scanimage_tiff(tmp / "series.tif", channels=(1, 2), num_volumes=60,
-                                 height=128, width=256, frames_per_file=25)
+    truth = write_scanimage_tiff(
+        tmp / "series.tif",
+        channels=(1, 2),
+        num_volumes=60,
+        height=128,
+        width=256,
+        frames_per_file=25,
+    )
     assert len(truth.paths) == 3
     return truth.paths[0], _tiff_reads, truth
 
 
 def _volume(tmp):
-    truth = write_scanimage_tiff(tmp / "vol.tif", channels=(1, 2), num_planes=3,
-                                 frames_per_slice=2, num_flyback=1, num_volumes=6,
-                                 height=128, width=256)
+    truth = write_scanimage_tiff(
+        tmp / "vol.tif",
+        channels=(1, 2),
+        num_planes=3,
+        frames_per_slice=2,
+        num_flyback=1,
+        num_volumes=6,
+        height=128,
+        width=256,
+    )
     return truth.paths[0], _tiff_reads, truth
 
 
@@ -95,17 +109,32 @@ def _legacy(tmp):
 
 def _siff(compressed: bool):
     def make(tmp):
-        lay = SyntheticLayout(channels=(1, 2), num_planes=2, num_flyback=1, num_volumes=8,
-                              height=24, width=20)
-        sim = write_siff(tmp / "rec.siff", lay, compressed=compressed, photons_per_frame=300,
-                         late_pages={2: 3}, seed=3)
+        lay = SyntheticLayout(
+            channels=(1, 2), num_planes=2, num_flyback=1, num_volumes=8, height=24, width=20
+        )
+        sim = write_siff(
+            tmp / "rec.siff",
+            lay,
+            compressed=compressed,
+            photons_per_frame=300,
+            late_pages={2: 3},
+            seed=3,
+        )
         return sim.path, _siff_reads, None
+
     return make
 
 
-CASES = {"tiff_large_frames": _big_tiff, "tiff_small_frames": _small_tiff,
-         "split_series": _series, "volumetric": _volume, "mroi_rows_band": _mroi,
-         "legacy_classic": _legacy, "siff_raw": _siff(False), "siff_compressed": _siff(True)}
+CASES = {
+    "tiff_large_frames": _big_tiff,
+    "tiff_small_frames": _small_tiff,
+    "split_series": _series,
+    "volumetric": _volume,
+    "mroi_rows_band": _mroi,
+    "legacy_classic": _legacy,
+    "siff_raw": _siff(False),
+    "siff_compressed": _siff(True),
+}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -123,8 +152,9 @@ def test_same_values_without_posix_reads(case, tmp_path, without_posix_reads):
     if truth is not None:  # and both equal what was written
         lay = truth.layout
         for c in range(lay.num_channels):
-            want = np.stack([truth.page(lay.page_index(t, 0, 0, c))
-                             for t in range(lay.num_volumes)])
+            want = np.stack(
+                [truth.page(lay.page_index(t, 0, 0, c)) for t in range(lay.num_volumes)]
+            )
             first_plane = got[f"c{c}"].reshape(lay.num_volumes, -1, *want.shape[1:])[:, 0]
             np.testing.assert_array_equal(first_plane, want)
 
@@ -132,17 +162,17 @@ def test_same_values_without_posix_reads(case, tmp_path, without_posix_reads):
 def test_siff_above_the_release_threshold(tmp_path, without_posix_reads):
     """A .siff larger than MAPPED_BUDGET (its tail a sparse hole: cheap to make) releases the
     pages it read after each piece; without madvise the file is mapped afresh instead, and
-    both give the same values."""
+    both give the same values.
+    """
     lay = SyntheticLayout(channels=(1,), num_volumes=60, height=64, width=64)
-    sim = write_siff(tmp_path / "large.siff", lay, photons_per_frame=20000, seed=9,
-                     keep_truth=True)
+    sim = write_siff(tmp_path / "large.siff", lay, photons_per_frame=20000, seed=9, keep_truth=True)
     os.truncate(sim.path, siff_module.MAPPED_BUDGET + (8 << 20))  # sparse: no disk used
     index = index_pages(sim.path)
     assert index.file_size > siff_module.MAPPED_BUDGET and len(index) == 60
     pages = np.arange(60)
     results, remapped = [], []
     for mode in (False, True):
-        with (without_posix_reads() if mode else _nothing()):
+        with without_posix_reads() if mode else _nothing():
             reader = SiffReader(index_pages(sim.path), engine="numba")
             before = reader._mm
             out = reader.intensity(pages)
@@ -173,7 +203,8 @@ class _nothing:
 
 def test_positional_reader_threads_without_preadv(tmp_path, without_posix_reads):
     """Without os.preadv each thread reads through a handle of its own: concurrent reads at
-    different offsets each get their own bytes."""
+    different offsets each get their own bytes.
+    """
     data = np.random.default_rng(1).integers(0, 256, 1 << 20, dtype=np.uint8)
     path = tmp_path / "bytes.bin"
     path.write_bytes(data.tobytes())
@@ -188,7 +219,7 @@ def test_positional_reader_threads_without_preadv(tmp_path, without_posix_reads)
                 at, n = int(rng.integers(0, len(data))), int(rng.integers(1, 5000))
                 buf = np.empty(n, np.uint8)
                 got = reader.readinto(buf, at)
-                want = data[at: at + n]
+                want = data[at : at + n]
                 if got != len(want) or not np.array_equal(buf[:got], want):
                     errors.append(f"offset {at}")
 

@@ -22,9 +22,11 @@ from napari_scanimage.errors import ScanImageError
 from napari_scanimage.io.scanimage import parse_frame_description, parse_value
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
-FILES = settings(max_examples=40, deadline=None,
-                 suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                        HealthCheck.too_slow])
+FILES = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 matlab_like = st.one_of(
     st.text(max_size=60),
@@ -41,8 +43,9 @@ def test_parse_value_never_raises(text):
         assert value is None
 
 
-@given(st.lists(st.integers(-10**6, 10**6), min_size=1, max_size=8),
-       st.sampled_from([" ", ",", ";"]))
+@given(
+    st.lists(st.integers(-(10**6), 10**6), min_size=1, max_size=8), st.sampled_from([" ", ",", ";"])
+)
 def test_parse_value_numeric_vectors_exact(values, sep):
     text = "[" + sep.join(str(v) for v in values) + "]"
     assert np.ravel(parse_value(text)).tolist() == values
@@ -69,7 +72,8 @@ def layouts(draw) -> SyntheticLayout:
         num_volumes=draw(st.integers(1, 3)),
         height=draw(st.integers(1, 12)),
         width=draw(st.integers(1, 12)),
-        dtype=draw(st.sampled_from(["int16", "uint16"])))
+        dtype=draw(st.sampled_from(["int16", "uint16"])),
+    )
 
 
 @given(layouts())
@@ -104,9 +108,12 @@ def test_any_layout_reads_back_exactly(tmp_path_factory, lay):
 @pytest.fixture(scope="module")
 def small_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("cut") / "rec.tif"
-    truth = write_scanimage_tiff(path, SyntheticLayout(channels=(1, 2), num_planes=2,
-                                                       num_flyback=1, num_volumes=3,
-                                                       height=8, width=8))
+    truth = write_scanimage_tiff(
+        path,
+        SyntheticLayout(
+            channels=(1, 2), num_planes=2, num_flyback=1, num_volumes=3, height=8, width=8
+        ),
+    )
     return path, truth
 
 
@@ -137,20 +144,27 @@ def test_any_cut_opens_complete_volumes_or_refuses(small_file, tmp_path_factory,
 @FILES
 def test_any_header_value_opens_or_refuses(small_file, tmp_path_factory, data):
     """Replace one value of the static header text (same length, so offsets hold) by any
-    printable text: the file opens with consistent data or raises a ScanImageError."""
+    printable text: the file opens with consistent data or raises a ScanImageError.
+    """
     path, truth = small_file
     raw = bytearray(path.read_bytes())
     text_start = 32
     n_text = int.from_bytes(raw[24:28], "little")
-    text = raw[text_start: text_start + n_text].decode("ascii")
+    text = raw[text_start : text_start + n_text].decode("ascii")
     lines = [i for i, line in enumerate(text.split("\n")) if " = " in line]
     k = data.draw(st.sampled_from(lines), label="line")
     parts = text.split("\n")
     key, _, value = parts[k].partition(" = ")
-    new = data.draw(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126),
-                            min_size=len(value), max_size=len(value)), label="value")
+    new = data.draw(
+        st.text(
+            alphabet=st.characters(min_codepoint=32, max_codepoint=126),
+            min_size=len(value),
+            max_size=len(value),
+        ),
+        label="value",
+    )
     parts[k] = f"{key} = {new}"
-    raw[text_start: text_start + n_text] = "\n".join(parts).encode("ascii")
+    raw[text_start : text_start + n_text] = "\n".join(parts).encode("ascii")
     target = tmp_path_factory.mktemp("h") / "head.tif"
     target.write_bytes(bytes(raw))
     try:

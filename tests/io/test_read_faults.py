@@ -1,6 +1,7 @@
 """Files that go away, shrink, change or cannot be opened while a recording is in use: typed
 errors that say what to do, never a crash (a mapped page past the end of a file would kill
-the process with SIGBUS)."""
+the process with SIGBUS).
+"""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ FLIM = SyntheticLayout(channels=(1,), num_volumes=30, height=32, width=32)
 
 def in_thread(fn):
     """Run ``fn`` in a fresh thread (which opens its own readers); return or raise its
-    outcome."""
+    outcome.
+    """
     out = {}
 
     def run():
@@ -59,8 +61,11 @@ def test_deleted_while_open(tiff, opened):
         # this thread's open handle still reads the unlinked file (Linux keeps it)
         np.testing.assert_array_equal(ds.read(0, times=[0]), first)
         # a thread without an open handle must find the file: a typed error saying so
-        with pytest.raises(ReadError, match=r"rec\.tif: cannot be read: the file no longer "
-                                            r"exists \(deleted or moved\); put it back") as err:
+        with pytest.raises(
+            ReadError,
+            match=r"rec\.tif: cannot be read: the file no longer "
+            r"exists \(deleted or moved\); put it back",
+        ) as err:
             in_thread(lambda: ds.read(0, times=[1]))
         assert isinstance(err.value, ScanImageError) and isinstance(err.value, OSError)
     with pytest.raises(ReadError, match="no longer exists"):  # dask reopens the file
@@ -92,15 +97,21 @@ def test_truncated_while_open(tmp_path, large):
 
 def test_replaced_by_another_file(tiff, tmp_path):
     """A file replaced by an incompatible one (here: other frame size) under an open
-    recording: readers opened later refuse it instead of reading wrong pixels."""
+    recording: readers opened later refuse it instead of reading wrong pixels.
+    """
     path = tiff.paths[0]
     with nsi.open_dataset(path) as ds:
         ds.read(0, times=[0])
-        other = write_scanimage_tiff(tmp_path / "other.tif", SyntheticLayout(
-            channels=(1, 2), num_planes=2, num_volumes=6, height=16, width=40)).paths[0]
+        other = write_scanimage_tiff(
+            tmp_path / "other.tif",
+            SyntheticLayout(channels=(1, 2), num_planes=2, num_volumes=6, height=16, width=40),
+        ).paths[0]
         os.replace(other, path)
-        with pytest.raises(FormatError, match=r"changed while it was open \(now 24 pages of "
-                                              r"\(16, 40\) int16\); open it again"):
+        with pytest.raises(
+            FormatError,
+            match=r"changed while it was open \(now 24 pages of "
+            r"\(16, 40\) int16\); open it again",
+        ):
             in_thread(lambda: ds.read(0, times=[1]))
 
 
@@ -143,8 +154,11 @@ def test_siff_truncated_under_an_open_dataset(flim):
         assert total > 0
         with open(flim.path, "r+b") as fh:
             fh.truncate(os.path.getsize(flim.path) // 3)
-        for call in (lambda: ds.read(0), lambda: ds.histogram(0),
-                     lambda: ds.lifetime_array(0)[0].compute()):
+        for call in (
+            lambda: ds.read(0),
+            lambda: ds.histogram(0),
+            lambda: ds.lifetime_array(0)[0].compute(),
+        ):
             with pytest.raises(ScanImageError, match="shorter|shortened|changed"):
                 call()
 
@@ -176,9 +190,13 @@ def _drop_root_file_access():
 def open_in_child(path: Path) -> dict:
     """open_dataset(path) in a child process that file modes apply to (root included)."""
     root = os.geteuid() == 0
-    done = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True,
-                          text=True, timeout=120,
-                          preexec_fn=_drop_root_file_access if root else None)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_drop_root_file_access if root else None,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -193,23 +211,28 @@ def test_permission_denied(tiff, what):
     finally:
         os.chmod(locked, 0o755 if what == "folder" else 0o644)
     assert got["type"] == "ReadError" and got["typed"] and got["errno"] == 13
-    assert got["message"] == (f"{path}: cannot be read: permission denied; ask for read access "
-                              "to the file and its folder, or copy it somewhere you can read")
+    assert got["message"] == (
+        f"{path}: cannot be read: permission denied; ask for read access "
+        "to the file and its folder, or copy it somewhere you can read"
+    )
     with nsi.open_dataset(path) as ds:  # readable again
         assert ds.read(0, times=[0]).shape == (1, 2, 32, 40)
 
 
 def test_mapped_page_past_the_end_kills_the_process(tmp_path):
     """Why the size checks exist: touching a mapped page past a shortened file's end is fatal
-    (SIGBUS), so it must never be left to chance."""
+    (SIGBUS), so it must never be left to chance.
+    """
     target = tmp_path / "f.bin"
     target.write_bytes(b"\1" * (1 << 16))
-    code = ("import mmap, os, sys\n"
-            "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
-            "mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)\n"
-            "os.truncate(sys.argv[1], 100)\n"
-            "print(mm[40000])\n")
-    done = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True,
-                          timeout=60)
+    code = (
+        "import mmap, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+        "mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)\n"
+        "os.truncate(sys.argv[1], 100)\n"
+        "print(mm[40000])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(target)], capture_output=True, timeout=60
+    )
     assert done.returncode == -7  # SIGBUS
-

@@ -16,12 +16,24 @@ from napari_scanimage.io.scanimage import (
 )
 
 
-@pytest.mark.parametrize("text, value", [
-    ("[1 2]", [1, 2]), ("1", 1), ("30.0021", 30.0021), ("Inf", math.inf), ("true", True),
-    ("'grab'", "grab"), ("[-1.5 2;3 4]", [[-1.5, 2], [3, 4]]), ("[]", []),
-    ("{'Channel 1' 'Red'}", ["Channel 1", "Red"]), ("{'only'}", ["only"]), ("{}", []),
-    ("'5.7'", "5.7"), ("", None),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("[1 2]", [1, 2]),
+        ("1", 1),
+        ("30.0021", 30.0021),
+        ("Inf", math.inf),
+        ("true", True),
+        ("'grab'", "grab"),
+        ("[-1.5 2;3 4]", [[-1.5, 2], [3, 4]]),
+        ("[]", []),
+        ("{'Channel 1' 'Red'}", ["Channel 1", "Red"]),
+        ("{'only'}", ["only"]),
+        ("{}", []),
+        ("'5.7'", "5.7"),
+        ("", None),
+    ],
+)
 def test_parse_value(text, value):
     assert parse_value(text) == value
 
@@ -51,12 +63,23 @@ def _meta(generation: str, lines: dict[str, str]) -> StaticMetadata:
 
 
 def test_si5_description_keys():
-    info = acquisition_info(_meta("SI5", {
-        "SI.hChannels.channelSave": "[1;2]", "SI.hStackManager.numSlices": "4",
-        "SI.hStackManager.framesPerSlice": "3", "SI.hScan2D.logAverageFactor": "3",
-        "SI.hFastZ.discardFlybackFrames": "true", "SI.hFastZ.numDiscardFlybackFrames": "2",
-        "SI.hRoiManager.scanFrameRate": "15", "SI.hStackManager.stackZStepSize": "-2",
-        "SI.VERSION_MAJOR": "'2016b'", "SI.VERSION_MINOR": "'1'"}))
+    info = acquisition_info(
+        _meta(
+            "SI5",
+            {
+                "SI.hChannels.channelSave": "[1;2]",
+                "SI.hStackManager.numSlices": "4",
+                "SI.hStackManager.framesPerSlice": "3",
+                "SI.hScan2D.logAverageFactor": "3",
+                "SI.hFastZ.discardFlybackFrames": "true",
+                "SI.hFastZ.numDiscardFlybackFrames": "2",
+                "SI.hRoiManager.scanFrameRate": "15",
+                "SI.hStackManager.stackZStepSize": "-2",
+                "SI.VERSION_MAJOR": "'2016b'",
+                "SI.VERSION_MINOR": "'1'",
+            },
+        )
+    )
     assert info.channel_ids == (1, 2) and info.channel_names == ("Channel 1", "Channel 2")
     assert (info.num_planes, info.frames_per_slice, info.num_flyback) == (4, 1, 2)
     assert info.volume_rate == pytest.approx(15 / (4 * 3 + 2))
@@ -64,20 +87,38 @@ def test_si5_description_keys():
 
 
 def test_si4_description_keys():
-    info = acquisition_info(_meta("SI4", {
-        "SI4.channelsSave": "[1 3]", "SI4.stackNumSlices": "5", "SI4.acqNumFrames": "2",
-        "SI4.fastZDiscardFlybackFrames": "1", "SI4.fastZNumDiscardFrames": "1",
-        "SI4.scanFrameRate": "7.5", "SI4.bidirectionalScan": "true"}))
+    info = acquisition_info(
+        _meta(
+            "SI4",
+            {
+                "SI4.channelsSave": "[1 3]",
+                "SI4.stackNumSlices": "5",
+                "SI4.acqNumFrames": "2",
+                "SI4.fastZDiscardFlybackFrames": "1",
+                "SI4.fastZNumDiscardFrames": "1",
+                "SI4.scanFrameRate": "7.5",
+                "SI4.bidirectionalScan": "true",
+            },
+        )
+    )
     assert info.channel_ids == (1, 3) and info.generation == "SI4"
     assert (info.num_planes, info.frames_per_slice, info.num_flyback) == (5, 2, 1)
     assert info.bidirectional is True and info.version == "4"
 
 
 def test_stack_disabled_means_planar_whatever_numslices_says():
-    info = acquisition_info(_meta("2016+", {
-        "SI.hStackManager.enable": "false", "SI.hStackManager.actualNumSlices": "7",
-        "SI.hStackManager.numSlices": "11", "SI.hStackManager.framesPerSlice": "500",
-        "SI.hRoiManager.scanFrameRate": "30"}))
+    info = acquisition_info(
+        _meta(
+            "2016+",
+            {
+                "SI.hStackManager.enable": "false",
+                "SI.hStackManager.actualNumSlices": "7",
+                "SI.hStackManager.numSlices": "11",
+                "SI.hStackManager.framesPerSlice": "500",
+                "SI.hRoiManager.scanFrameRate": "30",
+            },
+        )
+    )
     assert (info.num_planes, info.frames_per_slice, info.num_flyback) == (1, 1, 0)
     assert info.volume_rate == 30
 
@@ -86,8 +127,7 @@ def test_frame_description_forms():
     text = "frameNumbers = 7\nframeTimestamps_sec = 0.200000\nepoch = [2022,5,3,10,11,12.345]\n"
     assert parse_frame_description(text)["frameTimestamps_sec"] == "0.200000"
     as_json = '{"frameData": {"frameNumbers": 7, "frameTimestamps_sec": 0.2}}'
-    assert parse_frame_description(as_json) == {"frameNumbers": "7",
-                                                "frameTimestamps_sec": "0.2"}
+    assert parse_frame_description(as_json) == {"frameNumbers": "7", "frameTimestamps_sec": "0.2"}
     assert parse_frame_description("{broken") == {}
 
 

@@ -1,5 +1,6 @@
 """The `.siff` reader on files from our writer: ground truth, the NumPy reference path,
-corrosiffpy, edge layouts and damaged files."""
+corrosiffpy, edge layouts and damaged files.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +23,18 @@ corrosiffpy = pytest.importorskip("corrosiffpy")
 
 KINDS = ("raw", "compressed")
 # 2 channels, 3 planes, 2 frames per slice, 1 flyback frame, 5 volumes
-VOLUME = SyntheticLayout(channels=(1, 2), num_planes=3, frames_per_slice=2, num_flyback=1,
-                         num_volumes=5, height=24, width=20)
-PLANAR = SyntheticLayout(channels=(1, 2), num_planes=1, num_flyback=0, num_volumes=30,
-                         height=16, width=24)
+VOLUME = SyntheticLayout(
+    channels=(1, 2),
+    num_planes=3,
+    frames_per_slice=2,
+    num_flyback=1,
+    num_volumes=5,
+    height=24,
+    width=20,
+)
+PLANAR = SyntheticLayout(
+    channels=(1, 2), num_planes=1, num_flyback=0, num_volumes=30, height=16, width=24
+)
 
 
 def empty_and_late(lay):
@@ -37,18 +46,31 @@ def empty_and_late(lay):
 def volume(request, tmp_path_factory):
     empty, late = empty_and_late(VOLUME)
     motion = np.stack([np.arange(5) % 3, -(np.arange(5) % 2)], axis=1)
-    return write_siff(tmp_path_factory.mktemp("v") / "vol.siff", VOLUME,
-                      compressed=request.param == "compressed", photons_per_frame=300,
-                      taus_ns=((0.6, 2.8), (1.5,)), fractions=((0.3, 0.7), (1.0,)),
-                      empty_pages=empty, late_pages=late, motion=motion,
-                      annotations={3: "stimulus on", 40: "stimulus off"},
-                      extra_tags={65000: 7}, seed=2)
+    return write_siff(
+        tmp_path_factory.mktemp("v") / "vol.siff",
+        VOLUME,
+        compressed=request.param == "compressed",
+        photons_per_frame=300,
+        taus_ns=((0.6, 2.8), (1.5,)),
+        fractions=((0.3, 0.7), (1.0,)),
+        empty_pages=empty,
+        late_pages=late,
+        motion=motion,
+        annotations={3: "stimulus on", 40: "stimulus off"},
+        extra_tags={65000: 7},
+        seed=2,
+    )
 
 
 @pytest.fixture(scope="module", params=KINDS)
 def planar(request, tmp_path_factory):
-    return write_siff(tmp_path_factory.mktemp("p") / "planar.siff", PLANAR,
-                      compressed=request.param == "compressed", photons_per_frame=400, seed=5)
+    return write_siff(
+        tmp_path_factory.mktemp("p") / "planar.siff",
+        PLANAR,
+        compressed=request.param == "compressed",
+        photons_per_frame=400,
+        seed=5,
+    )
 
 
 def brute(sim, pages):
@@ -70,13 +92,14 @@ def test_volume_matches_truth(volume):
         assert (ds.info.num_planes, ds.info.frames_per_slice, ds.info.num_flyback) == (3, 2, 1)
         assert ds.flim.num_bins == sim.num_bins and ds.flim.bin_width_ps == sim.bin_width_ps
         for c in range(2):
-            np.testing.assert_array_equal(ds.array(c, slice_sample="axis").compute(),
-                                          sim.intensity(c))
+            np.testing.assert_array_equal(
+                ds.array(c, slice_sample="axis").compute(), sim.intensity(c)
+            )
             h = ds.histogram(c)
             np.testing.assert_array_equal(h, sim.histogram(c, len(h)))
             assert len(h) == sim.num_bins if c == 0 else len(h) > sim.num_bins  # late photons
-        late = sim.histogram(1, sim.num_bins + 64)[sim.num_bins:]
-        assert late.sum() == 5 and ds.histogram(1)[sim.num_bins:].sum() == 5
+        late = sim.histogram(1, sim.num_bins + 64)[sim.num_bins :]
+        assert late.sum() == 5 and ds.histogram(1)[sim.num_bins :].sum() == 5
         # per-time histograms and masks (2-D for all planes, 3-D per plane)
         per = ds.histogram(0, per_frame=True)
         assert per.shape[0] == 5
@@ -120,10 +143,12 @@ def test_volume_matches_truth(volume):
         # clocks and annotations
         pages = ds.frame_indices(-1, slice_sample=0)
         np.testing.assert_allclose(ds.timestamps(slice_sample=0), sim.timestamps()[pages])
-        np.testing.assert_array_equal(ds.timestamps(slice_sample=0, clock="epoch_laser"),
-                                      sim.epoch_laser()[pages])
-        np.testing.assert_array_equal(ds.timestamps(slice_sample=0, clock="epoch_system"),
-                                      sim.epoch_system()[pages])
+        np.testing.assert_array_equal(
+            ds.timestamps(slice_sample=0, clock="epoch_laser"), sim.epoch_laser()[pages]
+        )
+        np.testing.assert_array_equal(
+            ds.timestamps(slice_sample=0, clock="epoch_system"), sim.epoch_system()[pages]
+        )
         events = ds.events()
         assert [(e.page, e.text) for e in events] == [(3, "stimulus on"), (40, "stimulus off")]
         assert events[0].time_s == pytest.approx(sim.timestamps()[3])
@@ -146,20 +171,26 @@ def test_engines_agree(volume, engine):
         pages = np.arange(len(index))
         np.testing.assert_array_equal(got.intensity(pages), ref.intensity(pages))
         rows = pages % 7
-        np.testing.assert_array_equal(got.histogram(pages, rows, 7, volume.num_bins),
-                                      ref.histogram(pages, rows, 7, volume.num_bins))
+        np.testing.assert_array_equal(
+            got.histogram(pages, rows, 7, volume.num_bins),
+            ref.histogram(pages, rows, 7, volume.num_bins),
+        )
         mask = np.random.default_rng(3).random((2, 24, 20)) < 0.5
         planes = pages % 2
         np.testing.assert_array_equal(
             got.histogram(pages, 0, 1, volume.num_bins, mask=mask, planes=planes),
-            ref.histogram(pages, 0, 1, volume.num_bins, mask=mask, planes=planes))
+            ref.histogram(pages, 0, 1, volume.num_bins, mask=mask, planes=planes),
+        )
         indptr, indices = masks_to_csr(np.stack([mask, ~mask, mask]))
-        for a, b in zip(got.mask_sums(pages, rows, 7, indptr, indices, 3, planes=planes),
-                        ref.mask_sums(pages, rows, 7, indptr, indices, 3, planes=planes),
-                        strict=True):
+        for a, b in zip(
+            got.mask_sums(pages, rows, 7, indptr, indices, 3, planes=planes),
+            ref.mask_sums(pages, rows, 7, indptr, indices, 3, planes=planes),
+            strict=True,
+        ):
             np.testing.assert_array_equal(a, b)
-        for a, b in zip(got.pixel_sums(pages, rows, 7), ref.pixel_sums(pages, rows, 7),
-                        strict=True):
+        for a, b in zip(
+            got.pixel_sums(pages, rows, 7), ref.pixel_sums(pages, rows, 7), strict=True
+        ):
             np.testing.assert_array_equal(a, b)
 
 
@@ -168,19 +199,22 @@ def test_against_corrosiffpy(planar):
     ref = corrosiffpy.open_file(str(planar.path))
     with nsi.open_dataset(planar.path) as ds:
         for c in range(2):
-            pages = ds.frame_indices(0).tolist() if c == 0 else [p + 1 for p in
-                                                                  ds.frame_indices(0).tolist()]
+            pages = (
+                ds.frame_indices(0).tolist()
+                if c == 0
+                else [p + 1 for p in ds.frame_indices(0).tolist()]
+            )
             np.testing.assert_array_equal(ds.read(c), ref.get_frames(frames=pages))
             h = ds.histogram(c)
-            folded = np.bincount(np.arange(len(h)) % (planar.num_bins + 2), weights=h,
-                                 minlength=planar.num_bins + 2)
+            folded = np.bincount(
+                np.arange(len(h)) % (planar.num_bins + 2), weights=h, minlength=planar.num_bins + 2
+            )
             np.testing.assert_array_equal(folded, ref.get_histogram(frames=pages))
             rng = np.random.default_rng(c)
             masks = rng.random((4, 16, 24)) < 0.4
             sums = ds.photon_sums(masks, c)
             np.testing.assert_array_equal(sums.counts[..., 0], ref.sum_rois(masks, frames=pages))
-            np.testing.assert_array_equal(sums.counts[0, :, 0], ref.sum_roi(masks[0],
-                                                                             frames=pages))
+            np.testing.assert_array_equal(sums.counts[0, :, 0], ref.sum_roi(masks[0], frames=pages))
             tau_ref, n_ref, _ = ref.sum_roi_flim(masks[1], None, frames=pages)
             np.testing.assert_array_equal(sums.counts[1, :, 0], n_ref)
             np.testing.assert_allclose(sums.mean_arrival_bins()[1], tau_ref, rtol=0, atol=1e-9)
@@ -188,13 +222,20 @@ def test_against_corrosiffpy(planar):
             np.testing.assert_allclose(sums.mean_arrival_bins(), taus_ref, rtol=0, atol=1e-9)
             lt_ref, int_ref, _ = ref.flim_map(None, frames=pages[:5])
             lt = ds.lifetime_array(c)[:5].compute()
-            np.testing.assert_allclose(lt / (planar.bin_width_ps / 1000), lt_ref, rtol=1e-6,
-                                       equal_nan=True)
+            np.testing.assert_allclose(
+                lt / (planar.bin_width_ps / 1000), lt_ref, rtol=1e-6, equal_nan=True
+            )
 
 
 def test_histogram_follows_the_decay(tmp_path):
-    sim = write_siff(tmp_path / "chi.siff", PLANAR, photons_per_frame=4000,
-                     taus_ns=((0.7, 3.0),), fractions=((0.35, 0.65),), seed=11)
+    sim = write_siff(
+        tmp_path / "chi.siff",
+        PLANAR,
+        photons_per_frame=4000,
+        taus_ns=((0.7, 3.0),),
+        fractions=((0.35, 0.65),),
+        seed=11,
+    )
     with nsi.open_dataset(sim.path) as ds:
         h = ds.histogram(0).astype(float)
     expected = sim.expected_histogram(0, len(h))

@@ -1,5 +1,6 @@
 """`.siff` files from an independent writer (shared/data/independent) against their truth and
-against corrosiffpy; byte-patched copies for broken strips."""
+against corrosiffpy; byte-patched copies for broken strips.
+"""
 
 from __future__ import annotations
 
@@ -70,8 +71,9 @@ def test_reader_matches_truth(files, kind, engine):
                 assert (np.diff(y * 28 + x) >= 0).all()
                 got, want = got[:, np.lexsort(got)], want[:, np.lexsort(want)]
             np.testing.assert_array_equal(got, want)
-            np.testing.assert_array_equal(frames[g].ravel(),
-                                          np.bincount(want[0] * 28 + want[1], minlength=560))
+            np.testing.assert_array_equal(
+                frames[g].ravel(), np.bincount(want[0] * 28 + want[1], minlength=560)
+            )
         hist = reader.histogram(np.arange(1, 36, 2), 0, 1, 120)[0]
         assert hist.shape == (138,)  # page 7 holds arrival bins 120, 121 and 137: kept
         np.testing.assert_array_equal(np.pad(hist, (0, 46)), t["histogram_channel1"])
@@ -88,8 +90,9 @@ def test_dataset_matches_truth(files, kind):
         assert (flim.num_bins, flim.bin_width_ps, flim.laser_period_ps) == (120, 20.0, 12500.0)
         for c in range(2):
             np.testing.assert_array_equal(ds.array(c).compute(), t[f"intensity_channel{c}"])
-            np.testing.assert_array_equal(ds.read(c, plane=1, times=[2, 4]),
-                                          t[f"intensity_channel{c}"][[2, 4], 1])
+            np.testing.assert_array_equal(
+                ds.read(c, plane=1, times=[2, 4]), t[f"intensity_channel{c}"][[2, 4], 1]
+            )
             h = ds.histogram(c)
             assert h.dtype == np.uint64
             ref = t[f"histogram_channel{c}"]
@@ -139,33 +142,40 @@ def test_against_corrosiffpy(files):
             ours = ds.spec.read_pages(np.array(frames))
             np.testing.assert_array_equal(ours, ref.get_frames(frames=frames))
             c0 = [g for g in range(0, 36, 2) if g % 6 < 4]  # channel 0, imaging pages
-            folded = np.bincount(np.arange(len(h := ds.histogram(0))) % 122, weights=h,
-                                 minlength=122)
+            folded = np.bincount(
+                np.arange(len(h := ds.histogram(0))) % 122, weights=h, minlength=122
+            )
             np.testing.assert_array_equal(folded, ref.get_histogram(frames=c0))
             mask2 = np.random.default_rng(0).random((20, 28)) < 0.5
             mask3 = np.random.default_rng(1).random((2, 20, 28)) < 0.5
             sums2 = ds.photon_sums([mask2], 0)
-            np.testing.assert_array_equal(sums2.counts[0].ravel(),
-                                          ref.sum_roi(mask2, frames=c0))
+            np.testing.assert_array_equal(sums2.counts[0].ravel(), ref.sum_roi(mask2, frames=c0))
             sums3 = ds.photon_sums([mask3], 0)
-            np.testing.assert_array_equal(sums3.counts[0].ravel(),
-                                          ref.sum_roi(mask3, frames=c0))
+            np.testing.assert_array_equal(sums3.counts[0].ravel(), ref.sum_roi(mask3, frames=c0))
             if kind == "raw":  # corrosiffpy 0.1.2 cannot do arrival times with empty frames
                 tau_ref, n_ref, _ = ref.sum_roi_flim(mask3, None, frames=c0)
                 np.testing.assert_array_equal(sums3.counts[0].ravel(), n_ref)
                 np.testing.assert_allclose(
-                    sums3.mean_arrival_bins(pool_planes=False)[0].ravel(), tau_ref,
-                    rtol=0, atol=1e-9, equal_nan=True)
-            for clock, fn in (("epoch_laser", ref.get_epoch_timestamps_laser),
-                              ("epoch_system", ref.get_epoch_timestamps_system)):
-                np.testing.assert_array_equal(ds.timestamps(0, clock=clock),
-                                              fn(frames=list(range(0, 36, 6))).astype(np.int64))
-            np.testing.assert_allclose(ds.timestamps(0),
-                                       ref.get_experiment_timestamps(frames=c0[::2]))
+                    sums3.mean_arrival_bins(pool_planes=False)[0].ravel(),
+                    tau_ref,
+                    rtol=0,
+                    atol=1e-9,
+                    equal_nan=True,
+                )
+            for clock, fn in (
+                ("epoch_laser", ref.get_epoch_timestamps_laser),
+                ("epoch_system", ref.get_epoch_timestamps_system),
+            ):
+                np.testing.assert_array_equal(
+                    ds.timestamps(0, clock=clock), fn(frames=list(range(0, 36, 6))).astype(np.int64)
+                )
+            np.testing.assert_allclose(
+                ds.timestamps(0), ref.get_experiment_timestamps(frames=c0[::2])
+            )
 
 
 def test_empty_compressed_frame(files):
-    """corrosiffpy fails on histograms that include page 4 (no photons); we do not."""
+    """Corrosiffpy fails on histograms that include page 4 (no photons); we do not."""
     path = files["compressed"]
     with nsi.open_dataset(path) as ds:
         y, x, tau = ds.photons(4)
@@ -217,8 +227,12 @@ def test_photon_outside_frame_names_page(files, tmp_path):
         fh.seek(start)
         fh.write(struct.pack("<Q", (rec & 0xFFFFFFFFFFFF) | (500 << 48)))
     with nsi.open_dataset(dst) as ds:
-        for call in (lambda: ds.read(0, times=[0]), lambda: ds.histogram(0, mask=np.ones(
-                (20, 28), bool)), lambda: ds.lifetime_array(0).compute(), lambda: ds.photons(2)):
+        for call in (
+            lambda: ds.read(0, times=[0]),
+            lambda: ds.histogram(0, mask=np.ones((20, 28), bool)),
+            lambda: ds.lifetime_array(0).compute(),
+            lambda: ds.photons(2),
+        ):
             with pytest.raises(FormatError, match="page 2 .*outside the 20×28 frame"):
                 call()
         assert ds.read(0, times=[1]).sum() > 0
@@ -231,8 +245,10 @@ def test_truncated_file_keeps_complete_pages(files, tmp_path, opened):
     dst = tmp_path / "cut.siff"
     dst.write_bytes(src.read_bytes()[:cut])
     t = truth(src)
-    with pytest.warns(TruncatedFileWarning, match="page 33"), \
-            pytest.warns(IncompleteVolumeWarning, match="3 of 6 pages"):
+    with (
+        pytest.warns(TruncatedFileWarning, match="page 33"),
+        pytest.warns(IncompleteVolumeWarning, match="3 of 6 pages"),
+    ):
         ds = opened(dst)
     with ds:
         assert ds.info.num_volumes == 5
@@ -245,8 +261,13 @@ def test_tiff_has_no_photons(tmp_path):
     written = write_scanimage_tiff(tmp_path / "a.tif", SyntheticLayout(num_volumes=2))
     with nsi.open_dataset(written.paths[0]) as ds:
         assert not ds.is_siff
-        for call in (lambda: ds.flim, lambda: ds.histogram(), lambda: ds.photons(0),
-                     lambda: ds.lifetime_array(), lambda: ds.timestamps(clock="epoch_laser")):
+        for call in (
+            lambda: ds.flim,
+            lambda: ds.histogram(),
+            lambda: ds.photons(0),
+            lambda: ds.lifetime_array(),
+            lambda: ds.timestamps(clock="epoch_laser"),
+        ):
             with pytest.raises(SelectionError, match="not a .siff file"):
                 call()
 

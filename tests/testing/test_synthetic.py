@@ -151,7 +151,10 @@ def test_volumetric_split_two_channels(tmp_path):
         {
             "SI.hChannels.channelSave": [1, 3],
             "SI.hChannels.channelName": [
-                "Green", "Channel 2", "Red", *[f"Channel {i}" for i in range(4, 9)]
+                "Green",
+                "Channel 2",
+                "Red",
+                *[f"Channel {i}" for i in range(4, 9)],
             ],  # fmt: skip
             "SI.hStackManager.enable": True,
             "SI.hStackManager.actualNumSlices": 3,

@@ -1,5 +1,6 @@
 """Check the synthetic `.siff` writer against its own ground truth with an independent struct IFD
-walk (docs/formats.md §2) and with corrosiffpy (the reference reader)."""
+walk (docs/formats.md §2) and with corrosiffpy (the reference reader).
+"""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def walk(path):
 
 
 def fold(hist, n):
-    """corrosiff's histogram: arrival bins wrapped modulo n."""
+    """Corrosiff's histogram: arrival bins wrapped modulo n."""
     return np.bincount(np.arange(hist.size) % n, weights=hist, minlength=n).astype(np.uint64)
 
 
@@ -61,9 +62,9 @@ def test_header_and_static_text(siff):
     data, first, head, pages = walk(siff.path)
     assert head["magic"] == 117637889 and head["version"] == 4
     n, m = head["n_static"], head["n_roi"]
-    static = data[32: 32 + n].decode()
+    static = data[32 : 32 + n].decode()
     assert static.endswith("\n\x00") and data[32 + n + m - 1] == 0
-    assert "imagingRoiGroup" in json.loads(data[32 + n: 32 + n + m - 1])["RoiGroups"]
+    assert "imagingRoiGroup" in json.loads(data[32 + n : 32 + n + m - 1])["RoiGroups"]
     assert first in (32 + n + m, 33 + n + m) and first % 2 == 0
     lines = static.rstrip("\x00").splitlines()
     assert "SI.hScan2D.hAcq.Tau_bins = 640" in lines
@@ -86,7 +87,7 @@ def test_ifds_strips_and_truth(siff):
         S, count = tags[273][2], tags[279][2]
         assert E == tags["ifd_end"]
         assert n_desc == (S - E - 2 * H * W if comp else S - E)  # description length rule
-        desc = data[E: E + n_desc]
+        desc = data[E : E + n_desc]
         assert desc.endswith(b"\x00") and desc.rstrip(b"\x00").decode() == siff.description(g)
         nxt = pages[g + 1]["ifd"] if g + 1 < len(pages) else len(data)
         assert S + count == nxt  # the next IFD follows the strip
@@ -227,7 +228,7 @@ def test_arrival_times_follow_the_model(tmp_path, kind, model):
     s = write_siff(tmp_path / "chi.siff", lay, compressed=kind == "compressed",
                    photons_per_frame=2000, seed=11, **model)  # fmt: skip
     hist, expected = s.histogram(0), s.expected_histogram(0)
-    assert hist.sum() > 1.9e5 and hist[s.num_bins:].sum() == 0
+    assert hist.sum() > 1.9e5 and hist[s.num_bins :].sum() == 0
     assert expected.sum() == pytest.approx(hist.sum(), rel=1e-9)  # model mass is 1
     assert pooled_chi_square(hist.astype(float), expected) > 1e-3
 

@@ -43,8 +43,9 @@ class ArrayMethods:
     selected_field: Field | None
 
     # -- the default array ----------------------------------------------------------------
-    def axes(self, *, plane: int | None = None, slice_sample: SliceSample = 0,
-             channels: bool = True) -> tuple[Axis, ...]:
+    def axes(
+        self, *, plane: int | None = None, slice_sample: SliceSample = 0, channels: bool = True
+    ) -> tuple[Axis, ...]:
         """The axes of ``to_dask(plane=, slice_sample=)``: dim, napari label, size, step, unit.
 
         With ``channels=False``, those of ``array(c, plane=, slice_sample=)`` (no C axis):
@@ -54,9 +55,15 @@ class ArrayMethods:
         -------
         tuple of Axis
         """
-        return selection_axes(self.info, self.layout, self.spec.frame_shape, plane=plane,
-                              slice_sample=slice_sample, channels=channels,
-                              field=self.selected_field)
+        return selection_axes(
+            self.info,
+            self.layout,
+            self.spec.frame_shape,
+            plane=plane,
+            slice_sample=slice_sample,
+            channels=channels,
+            field=self.selected_field,
+        )
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -89,9 +96,15 @@ class ArrayMethods:
         return np.dtype(self.spec.dtype)
 
     # -- dask and xarray ------------------------------------------------------------------
-    def to_dask(self, *, plane: int | None = None, slice_sample: SliceSample = 0,
-                registration: Shifts | None = None, shift_mode: str | None = None,
-                field: int | str | None = None) -> dask.array.Array:
+    def to_dask(
+        self,
+        *,
+        plane: int | None = None,
+        slice_sample: SliceSample = 0,
+        registration: Shifts | None = None,
+        shift_mode: str | None = None,
+        field: int | str | None = None,
+    ) -> dask.array.Array:
         """Every channel in one lazy dask array.
 
         Parameters
@@ -111,16 +124,36 @@ class ArrayMethods:
 
         ds = cast("Dataset", self)
         if field is not None:
-            return ds.field(field).to_dask(plane=plane, slice_sample=slice_sample,
-                                           registration=registration, shift_mode=shift_mode)
+            return ds.field(field).to_dask(
+                plane=plane,
+                slice_sample=slice_sample,
+                registration=registration,
+                shift_mode=shift_mode,
+            )
         stacked: dask.array.Array = da.stack(  # type: ignore[no-untyped-call]
-            [ds.array(c, plane=plane, slice_sample=slice_sample, registration=registration,
-                      shift_mode=shift_mode) for c in range(self.layout.num_channels)], axis=1)
+            [
+                ds.array(
+                    c,
+                    plane=plane,
+                    slice_sample=slice_sample,
+                    registration=registration,
+                    shift_mode=shift_mode,
+                )
+                for c in range(self.layout.num_channels)
+            ],
+            axis=1,
+        )
         return stacked
 
-    def to_xarray(self, *, plane: int | None = None, slice_sample: SliceSample = 0,
-                  registration: Shifts | None = None, shift_mode: str | None = None,
-                  field: int | str | None = None) -> xarray.DataArray:
+    def to_xarray(
+        self,
+        *,
+        plane: int | None = None,
+        slice_sample: SliceSample = 0,
+        registration: Shifts | None = None,
+        shift_mode: str | None = None,
+        field: int | str | None = None,
+    ) -> xarray.DataArray:
         """Every channel as a labelled, dask-backed ``xarray.DataArray``.
 
         Parameters
@@ -142,10 +175,15 @@ class ArrayMethods:
 
         ds = cast("Dataset", self)
         if field is not None:
-            return ds.field(field).to_xarray(plane=plane, slice_sample=slice_sample,
-                                             registration=registration, shift_mode=shift_mode)
-        data = self.to_dask(plane=plane, slice_sample=slice_sample,
-                            registration=registration, shift_mode=shift_mode)
+            return ds.field(field).to_xarray(
+                plane=plane,
+                slice_sample=slice_sample,
+                registration=registration,
+                shift_mode=shift_mode,
+            )
+        data = self.to_dask(
+            plane=plane, slice_sample=slice_sample, registration=registration, shift_mode=shift_mode
+        )
         axes = self.axes(plane=plane, slice_sample=slice_sample)
         coords: dict[str, Any] = {}
         for axis in axes:
@@ -159,18 +197,22 @@ class ArrayMethods:
             index = ds.selection(0, plane=plane).plane or 0
             step = self.info.z_step_um
             coords["Z"] = ((), index * (step or 1.0), {"units": "µm" if step else PIXEL})
-        attrs = acquisition_attrs(self.info, self.paths,
-                                  flim=ds.flim if ds.is_siff else None,
-                                  field=self.selected_field)
-        attrs["selection"] = {"plane": plane, "slice_sample": slice_sample,
-                              "registered": registration is not None}
-        name = self.paths[0].stem + (f" {self.selected_field.name}"
-                                     if self.selected_field is not None else "")
-        return xr.DataArray(data, dims=[a.dim for a in axes], coords=coords, attrs=attrs,
-                            name=name)
+        attrs = acquisition_attrs(
+            self.info, self.paths, flim=ds.flim if ds.is_siff else None, field=self.selected_field
+        )
+        attrs["selection"] = {
+            "plane": plane,
+            "slice_sample": slice_sample,
+            "registered": registration is not None,
+        }
+        name = self.paths[0].stem + (
+            f" {self.selected_field.name}" if self.selected_field is not None else ""
+        )
+        return xr.DataArray(data, dims=[a.dim for a in axes], coords=coords, attrs=attrs, name=name)
 
-    def _time_coordinate(self, axis: Axis, plane: int | None,
-                         slice_sample: SliceSample) -> tuple[np.ndarray, dict[str, str]]:
+    def _time_coordinate(
+        self, axis: Axis, plane: int | None, slice_sample: SliceSample
+    ) -> tuple[np.ndarray, dict[str, str]]:
         """Times (s) of the T axis from the frame timestamps, and the coordinate's attrs.
 
         Without per-frame timestamps the frame numbers ÷ frame rate stand in (said in the
@@ -181,8 +223,9 @@ class ArrayMethods:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", TimestampWarning)
-                times = cast("Dataset", self).timestamps(0 if plane is None else plane,
-                                                         slice_sample=mode)
+                times = cast("Dataset", self).timestamps(
+                    0 if plane is None else plane, slice_sample=mode
+                )
         except FormatError:
             return axis.coords, {"units": axis.unit, "source": "index × volume period"}
         derived = any(issubclass(w.category, TimestampWarning) for w in caught)

@@ -96,9 +96,16 @@ def _step(value: float | None, unit: str) -> tuple[float, str]:
     return 1.0, PIXEL
 
 
-def selection_axes(info: AcquisitionInfo, layout: Layout, frame_shape: Sequence[int], *,
-                   plane: int | None = None, slice_sample: SliceSample = 0,
-                   channels: bool = True, field: Field | None = None) -> tuple[Axis, ...]:
+def selection_axes(
+    info: AcquisitionInfo,
+    layout: Layout,
+    frame_shape: Sequence[int],
+    *,
+    plane: int | None = None,
+    slice_sample: SliceSample = 0,
+    channels: bool = True,
+    field: Field | None = None,
+) -> tuple[Axis, ...]:
     """The axes of the array one selection reads, in order.
 
     Parameters
@@ -136,15 +143,21 @@ def selection_axes(info: AcquisitionInfo, layout: Layout, frame_shape: Sequence[
     if slice_sample == "interleave" and t_unit == "s":
         t_step /= layout.frames_per_slice  # the samples of a slice follow one another
     pixel = info.pixel_size_um or (None, None)
-    steps = {"t": (t_step, t_unit), "z": _step(info.z_step_um, "µm"), "sample": (1.0, PIXEL),
-             "y": _step(pixel[0], "µm"), "x": _step(pixel[1], "µm")}
+    steps = {
+        "t": (t_step, t_unit),
+        "z": _step(info.z_step_um, "µm"),
+        "sample": (1.0, PIXEL),
+        "y": _step(pixel[0], "µm"),
+        "x": _step(pixel[1], "µm"),
+    }
     origins = {}
     if field is not None:  # pixel centres in the sample, as the viewer places the field
         top, left = field.top_left_um
         origins = {"y": top + field.pixel_size_um[0] / 2, "x": left + field.pixel_size_um[1] / 2}
-    axes = [Axis(_DIM_OF_LABEL[label], label, int(size), *steps[label],
-                 origin=origins.get(label, 0.0))
-            for label, size in zip(selection.axis_labels(), sizes, strict=True)]
+    axes = [
+        Axis(_DIM_OF_LABEL[label], label, int(size), *steps[label], origin=origins.get(label, 0.0))
+        for label, size in zip(selection.axis_labels(), sizes, strict=True)
+    ]
     if channels:
         axes.insert(1, Axis("C", "c", layout.num_channels, 1.0, ""))
     return tuple(axes)
@@ -165,9 +178,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def acquisition_attrs(info: AcquisitionInfo, paths: Sequence[object], *,
-                      flim: FlimSettings | None = None,
-                      field: Field | None = None) -> dict[str, Any]:
+def acquisition_attrs(
+    info: AcquisitionInfo,
+    paths: Sequence[object],
+    *,
+    flim: FlimSettings | None = None,
+    field: Field | None = None,
+) -> dict[str, Any]:
     """What the recording is, as a dict that ``json.dumps`` accepts.
 
     Parameters
@@ -188,13 +205,20 @@ def acquisition_attrs(info: AcquisitionInfo, paths: Sequence[object], *,
     """
     acquisition = dataclasses.asdict(info)
     acquisition["num_channels"] = info.num_channels
-    attrs: dict[str, Any] = {"source": str(paths[0]), "files": [str(p) for p in paths],
-                             "acquisition": acquisition}
+    attrs: dict[str, Any] = {
+        "source": str(paths[0]),
+        "files": [str(p) for p in paths],
+        "acquisition": acquisition,
+    }
     if flim is not None:
         attrs["flim"] = dataclasses.asdict(flim)
     if field is not None:
-        attrs["field"] = {"name": field.name, "index": field.index,
-                          "center_xy_um": field.center_xy_um, "size_xy_um": field.size_xy_um,
-                          "pixel_size_um": field.pixel_size_um}
+        attrs["field"] = {
+            "name": field.name,
+            "index": field.index,
+            "center_xy_um": field.center_xy_um,
+            "size_xy_um": field.size_xy_um,
+            "pixel_size_um": field.pixel_size_um,
+        }
     plain: dict[str, Any] = _plain(attrs)
     return plain

@@ -47,9 +47,12 @@ __all__ = ["Dataset", "open_dataset"]
 CHUNK_BYTES = 4 * 2**20  # dask chunk target: a few frames, so a viewer step stays ~1 ms
 
 
-def open_dataset(path: str | os.PathLike[str], *,
-                 file_paths: Sequence[str | os.PathLike[str]] | None = None,
-                 bin_width_ps: float | None = None) -> Dataset:
+def open_dataset(
+    path: str | os.PathLike[str],
+    *,
+    file_paths: Sequence[str | os.PathLike[str]] | None = None,
+    bin_width_ps: float | None = None,
+) -> Dataset:
     """Open a ScanImage recording.
 
     Parameters
@@ -117,29 +120,46 @@ class Dataset(ArrayMethods, TimeMethods, PhotonMethods):
         info = acquisition_info(static, is_flim=siff)
         if siff:
             check_siff_frame(info, first.shape, str(self.paths[0]))
-        self._flim = (flim_settings(static.values, bin_width_ps=bin_width_ps,
-                                    path=str(self.paths[0])) if siff else None)
+        self._flim = (
+            flim_settings(static.values, bin_width_ps=bin_width_ps, path=str(self.paths[0]))
+            if siff
+            else None
+        )
         dtype = np.dtype(np.uint16) if siff else first.dtype  # `.siff`: photon counts
         for ix in self._indexes[1:]:
             if (ix.siff_flags is not None) != siff:
-                raise FormatError(f"{ix.path}: mixes .siff and TIFF files in one recording; "
-                                  "open them separately")
+                raise FormatError(
+                    f"{ix.path}: mixes .siff and TIFF files in one recording; open them separately"
+                )
             if ix.shape != first.shape or ix.dtype != first.dtype:
-                raise FormatError(f"{ix.path}: pages are {ix.shape} {ix.dtype}, but "
-                                  f"{first.path} has {first.shape} {first.dtype}; the files "
-                                  "do not belong to one recording")
+                raise FormatError(
+                    f"{ix.path}: pages are {ix.shape} {ix.dtype}, but "
+                    f"{first.path} has {first.shape} {first.dtype}; the files "
+                    "do not belong to one recording"
+                )
         for ix in self._indexes:
             register_index(ix)
-        self.spec = ReaderSpec(tuple(str(p) for p in self.paths),
-                               tuple(len(ix) for ix in self._indexes), first.shape,
-                               dtype.str)
+        self.spec = ReaderSpec(
+            tuple(str(p) for p in self.paths),
+            tuple(len(ix) for ix in self._indexes),
+            first.shape,
+            dtype.str,
+        )
         self.layout = Layout.from_counts(
-            num_channels=info.num_channels, num_planes=info.num_planes,
-            frames_per_slice=info.frames_per_slice, num_flyback=info.num_flyback,
-            total_pages=self.spec.files.total_pages, source=self.paths[0].name)
+            num_channels=info.num_channels,
+            num_planes=info.num_planes,
+            frames_per_slice=info.frames_per_slice,
+            num_flyback=info.num_flyback,
+            total_pages=self.spec.files.total_pages,
+            source=self.paths[0].name,
+        )
         self.info: AcquisitionInfo = dataclasses.replace(
-            info, num_volumes=self.layout.num_volumes, num_flyback=self.layout.num_flyback,
-            frame_shape=first.shape, dtype=dtype)
+            info,
+            num_volumes=self.layout.num_volumes,
+            num_flyback=self.layout.num_flyback,
+            frame_shape=first.shape,
+            dtype=dtype,
+        )
         self._metadata: dict[str, Any] | None = None
         self._blocks: dict[tuple[object, ...], BlockReader] = {}
         self._frame_values: dict[tuple[int, str], str | None] = {}
@@ -159,8 +179,9 @@ class Dataset(ArrayMethods, TimeMethods, PhotonMethods):
         if self._metadata is None:
             meta = dict(self._static.values.items())
             if self._static.roi_groups is not None:
-                meta["RoiGroups"] = self._static.roi_groups.get("RoiGroups",
-                                                                self._static.roi_groups)
+                meta["RoiGroups"] = self._static.roi_groups.get(
+                    "RoiGroups", self._static.roi_groups
+                )
             self._metadata = meta
         return self._metadata
 
@@ -179,12 +200,17 @@ class Dataset(ArrayMethods, TimeMethods, PhotonMethods):
         if not self.info.mroi:
             return None
         if self._mroi is None:
-            page = self.spec.crop.page_shape if self.spec.crop is not None else \
-                self.spec.frame_shape
+            page = (
+                self.spec.crop.page_shape if self.spec.crop is not None else self.spec.frame_shape
+            )
             self._mroi = mroi_geometry(
-                self.metadata, num_planes=self.info.num_planes, page_shape=page,
+                self.metadata,
+                num_planes=self.info.num_planes,
+                page_shape=page,
                 frames_per_slice=self.info.frames_per_slice,
-                bidirectional=self.info.bidirectional, source=self.paths[0].name)
+                bidirectional=self.info.bidirectional,
+                source=self.paths[0].name,
+            )
         return self._mroi
 
     @property
@@ -222,41 +248,59 @@ class Dataset(ArrayMethods, TimeMethods, PhotonMethods):
             recording (photon data of fields are not supported: read the whole pages).
         """
         if self.selected_field is not None:
-            raise SelectionError(f"this is already a view of field {self.selected_field.name!r}"
-                                 "; take fields of the whole recording")
+            raise SelectionError(
+                f"this is already a view of field {self.selected_field.name!r}"
+                "; take fields of the whole recording"
+            )
         fields = self.fields
         if not fields:
-            raise SelectionError(f"{self.paths[0].name} is not a multi-ROI recording; it has "
-                                 "no fields (read whole frames instead)")
+            raise SelectionError(
+                f"{self.paths[0].name} is not a multi-ROI recording; it has "
+                "no fields (read whole frames instead)"
+            )
         names = [f.name for f in fields]
         if isinstance(field, str):
             if field not in names:
-                raise SelectionError(f"no field named {field!r}; fields are "
-                                     f"{', '.join(map(repr, names))}")
+                raise SelectionError(
+                    f"no field named {field!r}; fields are {', '.join(map(repr, names))}"
+                )
             k = names.index(field)
         else:
             k = int(field)
             if not -len(fields) <= k < len(fields):
-                raise SelectionError(f"field {field} does not exist; the recording has "
-                                     f"{len(fields)} fields ({', '.join(map(repr, names))})")
+                raise SelectionError(
+                    f"field {field} does not exist; the recording has "
+                    f"{len(fields)} fields ({', '.join(map(repr, names))})"
+                )
             k %= len(fields)
         if self.is_siff:
-            raise SelectionError(f"{self.paths[0].name}: fields of .siff recordings are not "
-                                 "supported (photon data are read per whole page); read the "
-                                 "whole pages, where field "
-                                 f"{names[k]!r} is rows {fields[k].row_offsets}")
+            raise SelectionError(
+                f"{self.paths[0].name}: fields of .siff recordings are not "
+                "supported (photon data are read per whole page); read the "
+                "whole pages, where field "
+                f"{names[k]!r} is rows {fields[k].row_offsets}"
+            )
         view = self._field_views.get(k)
         if view is None:
             f = fields[k]
-            crop = PageCrop((*self.spec.frame_shape,),
-                            tuple(-1 if r is None else r for r in f.row_offsets),
-                            f.height, f.width, self.layout.num_channels,
-                            self.layout.frames_per_slice, self.layout.num_flyback)
+            crop = PageCrop(
+                (*self.spec.frame_shape,),
+                tuple(-1 if r is None else r for r in f.row_offsets),
+                f.height,
+                f.width,
+                self.layout.num_channels,
+                self.layout.frames_per_slice,
+                self.layout.num_flyback,
+            )
             view = copy.copy(self)
             view.spec = dataclasses.replace(self.spec, frame_shape=f.shape, crop=crop)
-            view.info = dataclasses.replace(self.info, frame_shape=f.shape,
-                                            pixel_size_um=f.pixel_size_um,
-                                            lines_per_frame=f.height, pixels_per_line=f.width)
+            view.info = dataclasses.replace(
+                self.info,
+                frame_shape=f.shape,
+                pixel_size_um=f.pixel_size_um,
+                lines_per_frame=f.height,
+                pixels_per_line=f.width,
+            )
             view._blocks = {}
             view._field_views = {}
             view.selected_field = f
@@ -266,8 +310,10 @@ class Dataset(ArrayMethods, TimeMethods, PhotonMethods):
 
     def _check_series(self) -> None:
         starts = self.spec.files.starts
-        bounds = [(self._frame_number(int(starts[k])), self._frame_number(int(starts[k + 1]) - 1))
-                  for k in range(len(self.paths))]
+        bounds = [
+            (self._frame_number(int(starts[k])), self._frame_number(int(starts[k + 1]) - 1))
+            for k in range(len(self.paths))
+        ]
         # frame numbers are parsed as float (the text may hold any number); io's check
         # compares and prints them as they are, but declares int
         check_frame_continuity(self.paths, bounds)  # type: ignore[arg-type]
@@ -279,18 +325,27 @@ class Dataset(ArrayMethods, TimeMethods, PhotonMethods):
             names = self.info.channel_names
             if channel in names:
                 return names.index(channel)
-            raise SelectionError(f"no channel named {channel!r}; channels are "
-                                 f"{', '.join(map(repr, names))}")
+            raise SelectionError(
+                f"no channel named {channel!r}; channels are {', '.join(map(repr, names))}"
+            )
         return int(channel)
 
-    def selection(self, channel: int | str = 0, *, plane: int | None = None,
-                  slice_sample: SliceSample = 0) -> Selection:
+    def selection(
+        self, channel: int | str = 0, *, plane: int | None = None, slice_sample: SliceSample = 0
+    ) -> Selection:
         """What :meth:`array` reads for these arguments (checked: SelectionError if not)."""
         return Selection.make(self.layout, self.channel_index(channel), plane, slice_sample)
 
-    def block_reader(self, channel: int | str, plane: int | None, slice_sample: SliceSample,
-                     product: str = "intensity", *, registration: Shifts | None = None,
-                     shift_mode: str | None = None) -> BlockReader:
+    def block_reader(
+        self,
+        channel: int | str,
+        plane: int | None,
+        slice_sample: SliceSample,
+        product: str = "intensity",
+        *,
+        registration: Shifts | None = None,
+        shift_mode: str | None = None,
+    ) -> BlockReader:
         """The (cached) reader of one channel's time rows, for code that reads in its own order.
 
         Parameters
@@ -310,57 +365,92 @@ class Dataset(ArrayMethods, TimeMethods, PhotonMethods):
         """
         bin_ns = self.flim.bin_width_ns if product == "lifetime" else 0.0
         mode = self._shift_mode(registration, shift_mode, product)
-        key = (channel, plane, slice_sample, product, bin_ns,
-               None if registration is None else id(registration), mode)
+        key = (
+            channel,
+            plane,
+            slice_sample,
+            product,
+            bin_ns,
+            None if registration is None else id(registration),
+            mode,
+        )
         block = self._blocks.get(key)  # (a cached reader keeps its registration alive)
         if block is None:  # cached: single-frame reads are dominated by fixed costs
             block = self._blocks[key] = BlockReader(
-                self.spec, self.layout,
-                self.selection(channel, plane=plane, slice_sample=slice_sample), product, bin_ns,
-                registration, mode)
+                self.spec,
+                self.layout,
+                self.selection(channel, plane=plane, slice_sample=slice_sample),
+                product,
+                bin_ns,
+                registration,
+                mode,
+            )
         return block
 
-    def _shift_mode(self, registration: Shifts | None, shift_mode: str | None,
-                    product: str) -> str:
+    def _shift_mode(self, registration: Shifts | None, shift_mode: str | None, product: str) -> str:
         """The shift mode to read with (default: ``"integer"`` for `.siff` photon counts,
         ``"bilinear"`` for TIFF), after checking that ``registration`` fits this recording.
         """
         if shift_mode is not None and shift_mode not in MODES:
-            raise SelectionError(f"shift_mode {shift_mode!r} is not one of "
-                                 f"{', '.join(map(repr, MODES))}")
+            raise SelectionError(
+                f"shift_mode {shift_mode!r} is not one of {', '.join(map(repr, MODES))}"
+            )
         if registration is None:
             return "integer"
-        registration.check_fits(self.layout.num_volumes, self.info.num_planes,
-                                self.spec.frame_shape)
+        registration.check_fits(
+            self.layout.num_volumes, self.info.num_planes, self.spec.frame_shape
+        )
         if product == "lifetime":
             if shift_mode not in (None, "integer"):
-                raise SelectionError("lifetime images move photons by whole pixels only; use "
-                                     "shift_mode='integer' (or leave it unset)")
+                raise SelectionError(
+                    "lifetime images move photons by whole pixels only; use "
+                    "shift_mode='integer' (or leave it unset)"
+                )
             return "integer"
         return shift_mode or ("integer" if self.is_siff else "bilinear")
 
-    def frames(self, channel: int | str = 0, *, plane: int | None = None,
-               slice_sample: SliceSample = 0, product: str = "intensity",
-               registration: Shifts | None = None, shift_mode: str | None = None,
-               field: int | str | None = None) -> LazyArray:
+    def frames(
+        self,
+        channel: int | str = 0,
+        *,
+        plane: int | None = None,
+        slice_sample: SliceSample = 0,
+        product: str = "intensity",
+        registration: Shifts | None = None,
+        shift_mode: str | None = None,
+        field: int | str | None = None,
+    ) -> LazyArray:
         """Like :meth:`array` (``product="lifetime"``: :meth:`lifetime_array`), as a light
         lazy array without dask: indexing reads just the time rows asked for.  This is what
         napari layers hold; ``.to_dask()`` gives the dask array.
         """
         if field is not None:
-            return self.field(field).frames(channel, plane=plane, slice_sample=slice_sample,
-                                            product=product, registration=registration,
-                                            shift_mode=shift_mode)
+            return self.field(field).frames(
+                channel,
+                plane=plane,
+                slice_sample=slice_sample,
+                product=product,
+                registration=registration,
+                shift_mode=shift_mode,
+            )
         if product not in ("intensity", "lifetime"):
             raise SelectionError(f"product {product!r} is not 'intensity' or 'lifetime'")
-        block = self.block_reader(channel, plane, slice_sample, product,
-                                   registration=registration, shift_mode=shift_mode)
+        block = self.block_reader(
+            channel, plane, slice_sample, product, registration=registration, shift_mode=shift_mode
+        )
         return LazyArray(block, lambda: self._dask_array(block))
 
     # -- data -----------------------------------------------------------------------------
-    def array(self, channel: int | str = 0, *, plane: int | None = None,
-              slice_sample: SliceSample = 0, registration: Shifts | None = None,
-              shift_mode: str | None = None, field: int | str | None = None) -> da.Array:
+    def array(
+        self,
+        channel: int | str = 0,
+        *,
+        plane: int | None = None,
+        slice_sample: SliceSample = 0,
+        registration: Shifts | None = None,
+        shift_mode: str | None = None,
+        field: int | str | None = None,
+    ) -> da.Array:
         """Lazy dask array of one channel.
 
         Parameters
@@ -398,11 +488,18 @@ class Dataset(ArrayMethods, TimeMethods, PhotonMethods):
             The registration is for another layout (time points, planes, frame shape).
         """
         if field is not None:
-            return self.field(field).array(channel, plane=plane, slice_sample=slice_sample,
-                                           registration=registration, shift_mode=shift_mode)
-        return self._dask_array(self.block_reader(channel, plane, slice_sample,
-                                                   registration=registration,
-                                                   shift_mode=shift_mode))
+            return self.field(field).array(
+                channel,
+                plane=plane,
+                slice_sample=slice_sample,
+                registration=registration,
+                shift_mode=shift_mode,
+            )
+        return self._dask_array(
+            self.block_reader(
+                channel, plane, slice_sample, registration=registration, shift_mode=shift_mode
+            )
+        )
 
     def _dask_array(self, block: BlockReader) -> da.Array:
         import dask.array as da
@@ -416,34 +513,61 @@ class Dataset(ArrayMethods, TimeMethods, PhotonMethods):
         stats = [os.stat(p) for p in self.spec.paths]
         reg = block.registration
         moved = () if reg is None else (reg.shifts, reg.bidi_phase, block.shift_mode)
-        name = "scanimage-" + tokenize(self.spec, [(s.st_size, s.st_mtime_ns) for s in stats],
-                                       block.layout, block.selection, block.product,
-                                       block.bin_width_ns, *moved)
+        name = "scanimage-" + tokenize(
+            self.spec,
+            [(s.st_size, s.st_mtime_ns) for s in stats],
+            block.layout,
+            block.selection,
+            block.product,
+            block.bin_width_ns,
+            *moved,
+        )
         ndim = len(leading) + 2
         zeros = (0,) * (ndim - 1)
-        dsk = {(name, i) + zeros: (block, s, min(s + per_chunk, n_rows))
-               for i, s in enumerate(starts)}
-        chunks = (tuple(min(per_chunk, n_rows - s) for s in starts),
-                  *((n,) for n in block.out_shape(1)[1:]))
+        dsk = {
+            (name, i) + zeros: (block, s, min(s + per_chunk, n_rows)) for i, s in enumerate(starts)
+        }
+        chunks = (
+            tuple(min(per_chunk, n_rows - s) for s in starts),
+            *((n,) for n in block.out_shape(1)[1:]),
+        )
         # (dask.array.Array.__new__ has no annotations)
-        return da.Array(dsk, name, chunks, dtype=block.out_dtype,  # type: ignore[no-untyped-call]
-                        meta=np.empty((0,) * ndim, dtype=block.out_dtype))
+        return da.Array(
+            dsk,
+            name,
+            chunks,
+            dtype=block.out_dtype,  # type: ignore[no-untyped-call]
+            meta=np.empty((0,) * ndim, dtype=block.out_dtype),
+        )
 
-    def read(self, channel: int | str = 0, *, plane: int | None = None,
-             slice_sample: SliceSample = 0, times: slice | Sequence[int] | None = None,
-             registration: Shifts | None = None, shift_mode: str | None = None,
-             field: int | str | None = None) -> npt.NDArray[Any]:
+    def read(
+        self,
+        channel: int | str = 0,
+        *,
+        plane: int | None = None,
+        slice_sample: SliceSample = 0,
+        times: slice | Sequence[int] | None = None,
+        registration: Shifts | None = None,
+        shift_mode: str | None = None,
+        field: int | str | None = None,
+    ) -> npt.NDArray[Any]:
         """Read (part of) one channel into memory, bypassing dask.
 
         Same parameters and axes as :meth:`array`; ``times`` picks time rows (a slice or
         indices; default all).
         """
         if field is not None:
-            return self.field(field).read(channel, plane=plane, slice_sample=slice_sample,
-                                          times=times, registration=registration,
-                                          shift_mode=shift_mode)
-        block = self.block_reader(channel, plane, slice_sample, registration=registration,
-                                   shift_mode=shift_mode)
+            return self.field(field).read(
+                channel,
+                plane=plane,
+                slice_sample=slice_sample,
+                times=times,
+                registration=registration,
+                shift_mode=shift_mode,
+            )
+        block = self.block_reader(
+            channel, plane, slice_sample, registration=registration, shift_mode=shift_mode
+        )
         n_rows = block.selection.num_times(self.layout)
         if times is None:
             return block.rows(0, n_rows)
@@ -495,18 +619,23 @@ class Dataset(ArrayMethods, TimeMethods, PhotonMethods):
 
     def _take_files(self, paths: list[Path], indexes: list[PageIndex], layout: Layout) -> None:
         """Adopt refreshed files (a field view keeps its crop and frame shape)."""
-        spec = dataclasses.replace(self.spec, paths=tuple(str(p) for p in paths),
-                                   pages_per_file=tuple(len(ix) for ix in indexes))
+        spec = dataclasses.replace(
+            self.spec,
+            paths=tuple(str(p) for p in paths),
+            pages_per_file=tuple(len(ix) for ix in indexes),
+        )
         crop = getattr(spec, "crop", None)
         if crop is not None and getattr(crop, "num_flyback", None) != layout.num_flyback:
-            spec = dataclasses.replace(spec, crop=dataclasses.replace(
-                crop, num_flyback=layout.num_flyback))
+            spec = dataclasses.replace(
+                spec, crop=dataclasses.replace(crop, num_flyback=layout.num_flyback)
+            )
         self.paths = tuple(paths)
         self._indexes = list(indexes)
         self.spec = spec
         self.layout = layout
-        self.info = dataclasses.replace(self.info, num_volumes=layout.num_volumes,
-                                        num_flyback=layout.num_flyback)
+        self.info = dataclasses.replace(
+            self.info, num_volumes=layout.num_volumes, num_flyback=layout.num_flyback
+        )
         self._blocks = {}  # readers made earlier keep the old length
         self._frame_values = {}
 
@@ -531,6 +660,8 @@ class Dataset(ArrayMethods, TimeMethods, PhotonMethods):
                 more += f" ({len(self.fields)} multi-ROI fields)"
             except ScanImageError:
                 more += " (multi-ROI fields unreadable)"
-        return (f"<Dataset {self.paths[0].name}{more}: "
-                f"{i.num_volumes} × {i.num_planes} planes × {i.frames_per_slice} samples, "
-                f"{i.num_channels} ch {i.channel_names}, {i.frame_shape} {i.dtype}>")
+        return (
+            f"<Dataset {self.paths[0].name}{more}: "
+            f"{i.num_volumes} × {i.num_planes} planes × {i.frames_per_slice} samples, "
+            f"{i.num_channels} ch {i.channel_names}, {i.frame_shape} {i.dtype}>"
+        )

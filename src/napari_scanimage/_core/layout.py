@@ -52,15 +52,24 @@ class Layout:
         """Pages after the last complete volume (an aborted acquisition)."""
         return self.total_pages - self.num_volumes * self.pages_per_volume
 
-    def page(self, t: npt.ArrayLike, z: npt.ArrayLike, f: npt.ArrayLike,
-             c: int) -> npt.NDArray[np.int64]:
+    def page(
+        self, t: npt.ArrayLike, z: npt.ArrayLike, f: npt.ArrayLike, c: int
+    ) -> npt.NDArray[np.int64]:
         """Global raw page index (broadcasting int64 arithmetic)."""
         t, z, f = (np.asarray(a, dtype=np.int64) for a in (t, z, f))
         return t * self.pages_per_volume + (z * self.frames_per_slice + f) * self.num_channels + c
 
     @classmethod
-    def from_counts(cls, *, num_channels: int, num_planes: int, frames_per_slice: int,
-                    num_flyback: int, total_pages: int, source: str = "") -> Layout:
+    def from_counts(
+        cls,
+        *,
+        num_channels: int,
+        num_planes: int,
+        frames_per_slice: int,
+        num_flyback: int,
+        total_pages: int,
+        source: str = "",
+    ) -> Layout:
         """Fit the metadata's layout to the pages on disk.
 
         A single volume written without its flyback frames is recognised; an incomplete last
@@ -72,9 +81,11 @@ class Layout:
             If not even one complete volume (frame, when planar) is on disk.
         """
         if min(num_channels, num_planes, frames_per_slice) < 1 or num_flyback < 0:
-            raise LayoutError(f"{source}: metadata describe an impossible layout "
-                              f"(C={num_channels}, Z={num_planes}, F={frames_per_slice}, "
-                              f"flyback={num_flyback})")
+            raise LayoutError(
+                f"{source}: metadata describe an impossible layout "
+                f"(C={num_channels}, Z={num_planes}, F={frames_per_slice}, "
+                f"flyback={num_flyback})"
+            )
         slices_pages = num_channels * num_planes * frames_per_slice
         if num_flyback and total_pages == slices_pages:
             num_flyback = 0  # a single volume is saved without its flyback frames
@@ -85,14 +96,18 @@ class Layout:
                 f"{source}: {total_pages} pages on disk, fewer than one volume needs "
                 f"({per_volume} = {num_channels} channels × ({num_planes} planes × "
                 f"{frames_per_slice} frames + {num_flyback} flyback)); the file is incomplete "
-                "or its metadata are wrong")
-        layout = cls(num_channels, num_planes, frames_per_slice, num_flyback, num_volumes,
-                     total_pages)
+                "or its metadata are wrong"
+            )
+        layout = cls(
+            num_channels, num_planes, frames_per_slice, num_flyback, num_volumes, total_pages
+        )
         if layout.dropped_pages:
             warnings.warn(
                 f"{source}: the last volume is incomplete ({layout.dropped_pages} of "
                 f"{per_volume} pages); it is left out, {num_volumes} complete volumes remain",
-                IncompleteVolumeWarning, stacklevel=3)
+                IncompleteVolumeWarning,
+                stacklevel=3,
+            )
         return layout
 
 
@@ -120,23 +135,34 @@ class Selection:
     volumetric: bool
 
     @classmethod
-    def make(cls, layout: Layout, channel_index: int, plane: int | None,
-             slice_sample: SliceSample) -> Selection:
+    def make(
+        cls, layout: Layout, channel_index: int, plane: int | None, slice_sample: SliceSample
+    ) -> Selection:
         if not 0 <= channel_index < layout.num_channels:
-            raise SelectionError(f"channel index {channel_index} does not exist; the dataset "
-                                 f"has {layout.num_channels} channel(s)")
+            raise SelectionError(
+                f"channel index {channel_index} does not exist; the dataset "
+                f"has {layout.num_channels} channel(s)"
+            )
         if plane is not None:
-            plane = _wrap_index(plane, layout.num_planes,
-                                f"plane {plane} does not exist; the dataset has "
-                                f"{layout.num_planes} plane(s) (0–{layout.num_planes - 1})")
+            plane = _wrap_index(
+                plane,
+                layout.num_planes,
+                f"plane {plane} does not exist; the dataset has "
+                f"{layout.num_planes} plane(s) (0–{layout.num_planes - 1})",
+            )
         if isinstance(slice_sample, str):
             if slice_sample not in _MODES:
-                raise SelectionError(f"slice_sample {slice_sample!r} is not one of an int, "
-                                     f"{', '.join(map(repr, _MODES))}")
+                raise SelectionError(
+                    f"slice_sample {slice_sample!r} is not one of an int, "
+                    f"{', '.join(map(repr, _MODES))}"
+                )
         else:
-            slice_sample = _wrap_index(slice_sample, layout.frames_per_slice,
-                                       f"slice sample {slice_sample} does not exist; there are "
-                                       f"{layout.frames_per_slice} frames per slice")
+            slice_sample = _wrap_index(
+                slice_sample,
+                layout.frames_per_slice,
+                f"slice sample {slice_sample} does not exist; there are "
+                f"{layout.frames_per_slice} frames per slice",
+            )
         return cls(channel_index, plane, slice_sample, layout.num_planes > 1)
 
     def num_times(self, layout: Layout) -> int:
@@ -171,19 +197,24 @@ class Selection:
     def pages_at(self, layout: Layout, rows: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Pages for output time rows ``rows`` (int array), shape (len(rows), nz, nf)."""
         rows = np.asarray(rows, dtype=np.int64)
-        planes = (np.arange(layout.num_planes, dtype=np.int64) if self.plane is None
-                  else np.array([self.plane], dtype=np.int64))
+        planes = (
+            np.arange(layout.num_planes, dtype=np.int64)
+            if self.plane is None
+            else np.array([self.plane], dtype=np.int64)
+        )
         F = layout.frames_per_slice
         if self.slice_sample == "interleave":
             t, f = rows // F, rows % F
-            return layout.page(t[:, None, None], planes[None, :, None], f[:, None, None],
-                               self.channel)
+            return layout.page(
+                t[:, None, None], planes[None, :, None], f[:, None, None], self.channel
+            )
         if isinstance(self.slice_sample, str):  # mean or axis: all samples
             f = np.arange(F, dtype=np.int64)
         else:
             f = np.array([self.slice_sample], dtype=np.int64)
-        return layout.page(rows[:, None, None], planes[None, :, None], f[None, None, :],
-                           self.channel)
+        return layout.page(
+            rows[:, None, None], planes[None, :, None], f[None, None, :], self.channel
+        )
 
 
 def time_rows(times: slice | npt.ArrayLike | None, n_rows: int) -> npt.NDArray[np.int64]:
@@ -222,8 +253,7 @@ class FileTable:
     def total_pages(self) -> int:
         return int(sum(self.pages_per_file))
 
-    def locate(self, pages: npt.ArrayLike
-               ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+    def locate(self, pages: npt.ArrayLike) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
         """(file index, page within file) for global ``pages``."""
         pages = np.asarray(pages, dtype=np.int64)
         starts = self.starts

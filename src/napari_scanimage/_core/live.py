@@ -55,18 +55,25 @@ def reindex(ds: Dataset) -> tuple[list[Path], list[PageIndex], Layout]:
         if isinstance(exc, ScanImageError):
             raise
         raise read_error(exc.filename or paths[0], exc) from exc
-    if (static.generation != ds._static.generation
-            or dict(static.values.items()) != dict(ds._static.values.items())):
-        raise FormatError(f"{paths[0]}: its ScanImage header has changed since it was opened, "
-                          "so it holds another recording now; open it again")
-    paths = paths[:len(indexes)]
+    if static.generation != ds._static.generation or dict(static.values.items()) != dict(
+        ds._static.values.items()
+    ):
+        raise FormatError(
+            f"{paths[0]}: its ScanImage header has changed since it was opened, "
+            "so it holds another recording now; open it again"
+        )
+    paths = paths[: len(indexes)]
     acq = acquisition_info(ds._static, is_flim=indexes[0].siff_flags is not None)
     with warnings.catch_warnings():  # a partial last volume is normal while writing
         warnings.simplefilter("ignore", IncompleteVolumeWarning)
         layout = Layout.from_counts(
-            num_channels=acq.num_channels, num_planes=acq.num_planes,
-            frames_per_slice=acq.frames_per_slice, num_flyback=acq.num_flyback,
-            total_pages=sum(len(ix) for ix in indexes), source=paths[0].name)
+            num_channels=acq.num_channels,
+            num_planes=acq.num_planes,
+            frames_per_slice=acq.frames_per_slice,
+            num_flyback=acq.num_flyback,
+            total_pages=sum(len(ix) for ix in indexes),
+            source=paths[0].name,
+        )
     return paths, indexes, layout
 
 
@@ -85,22 +92,33 @@ def check_continues(first: PageIndex, old: PageIndex | None, new: PageIndex) -> 
     of the series (``old`` None), whose pages differ from the first file's.
     """
     ref = first if old is None else old
-    if (new.shape != ref.shape or new.dtype != ref.dtype
-            or (new.siff_flags is None) != (ref.siff_flags is None)):
-        raise FormatError(f"{new.path}: pages are {new.shape} {new.dtype}"
-                          f"{' (.siff)' if new.siff_flags is not None else ''}, but the "
-                          f"recording was opened with {ref.shape} {ref.dtype}"
-                          f"{' (.siff)' if ref.siff_flags is not None else ''}; the file "
-                          "holds another recording now, open it again")
+    if (
+        new.shape != ref.shape
+        or new.dtype != ref.dtype
+        or (new.siff_flags is None) != (ref.siff_flags is None)
+    ):
+        raise FormatError(
+            f"{new.path}: pages are {new.shape} {new.dtype}"
+            f"{' (.siff)' if new.siff_flags is not None else ''}, but the "
+            f"recording was opened with {ref.shape} {ref.dtype}"
+            f"{' (.siff)' if ref.siff_flags is not None else ''}; the file "
+            "holds another recording now, open it again"
+        )
     if old is None:
         return
     n = len(old)
     if new.file_size < old.file_size or len(new) < n:
-        raise FormatError(f"{new.path}: the file is shorter than when it was read "
-                          f"({new.file_size} bytes, {len(new)} pages; was {old.file_size} "
-                          f"bytes, {n} pages); open it again")
-    if n and not (np.array_equal(new.data_offsets[:n], old.data_offsets)
-                  and np.array_equal(new.byte_counts[:n], old.byte_counts)
-                  and np.array_equal(new.description_offsets[:n], old.description_offsets)):
-        raise FormatError(f"{new.path}: its pages have moved since it was read, so the file "
-                          "holds another recording now; open it again")
+        raise FormatError(
+            f"{new.path}: the file is shorter than when it was read "
+            f"({new.file_size} bytes, {len(new)} pages; was {old.file_size} "
+            f"bytes, {n} pages); open it again"
+        )
+    if n and not (
+        np.array_equal(new.data_offsets[:n], old.data_offsets)
+        and np.array_equal(new.byte_counts[:n], old.byte_counts)
+        and np.array_equal(new.description_offsets[:n], old.description_offsets)
+    ):
+        raise FormatError(
+            f"{new.path}: its pages have moved since it was read, so the file "
+            "holds another recording now; open it again"
+        )

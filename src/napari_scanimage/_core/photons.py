@@ -95,11 +95,18 @@ class PhotonMethods:
     layout: Layout
 
     if TYPE_CHECKING:
+
         def channel_index(self, channel: int | str) -> int: ...
-        def block_reader(self, channel: int | str, plane: int | None,
-                         slice_sample: SliceSample, product: str = "intensity", *,
-                         registration: Shifts | None = None,
-                         shift_mode: str | None = None) -> BlockReader: ...
+        def block_reader(
+            self,
+            channel: int | str,
+            plane: int | None,
+            slice_sample: SliceSample,
+            product: str = "intensity",
+            *,
+            registration: Shifts | None = None,
+            shift_mode: str | None = None,
+        ) -> BlockReader: ...
         def _dask_array(self, block: BlockReader) -> da.Array: ...
         def file_indexes(self) -> Iterator[tuple[Path, int, PageIndex]]: ...
         def frame_description(self, page: int) -> dict[str, str]: ...
@@ -118,18 +125,20 @@ class PhotonMethods:
         """Override the arrival-time bin width (ps) for lifetimes made from now on."""
         flim = self._require_siff("arrival-time bins")
         if not (isinstance(bin_width_ps, (int, float)) and bin_width_ps > 0):
-            raise SelectionError(f"bin width must be a positive number of ps, got "
-                                 f"{bin_width_ps!r}")
+            raise SelectionError(f"bin width must be a positive number of ps, got {bin_width_ps!r}")
         self._flim = dataclasses.replace(flim, bin_width_ps=float(bin_width_ps))
 
     def _require_siff(self, what: str) -> FlimSettings:
         if self._flim is None:
-            raise SelectionError(f"{self.paths[0].name} is not a .siff file: {what} exist only "
-                                 "for ScanImage-FLIM recordings")
+            raise SelectionError(
+                f"{self.paths[0].name} is not a .siff file: {what} exist only "
+                "for ScanImage-FLIM recordings"
+            )
         return self._flim
 
-    def photons(self, page: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
-                                          npt.NDArray[np.int64]]:
+    def photons(
+        self, page: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """(y, x, tau) int64 arrays of every photon of global raw ``page``.
 
         Raw files give photons in arrival order; compressed files grouped by pixel in raster
@@ -138,14 +147,17 @@ class PhotonMethods:
         self._require_siff("photons")
         total = self.spec.files.total_pages
         if not -total <= int(page) < total:
-            raise SelectionError(f"page {page} does not exist; the recording has {total} "
-                                 "pages (flyback pages included)")
+            raise SelectionError(
+                f"page {page} does not exist; the recording has {total} "
+                "pages (flyback pages included)"
+            )
         page = int(page) % total
         ((reader, local, _),) = self.spec.by_file(np.array([page]))
         return cast(SiffReader, reader).photons(int(local[0]))  # `.siff`: a SiffReader
 
-    def volume_pages(self, channel: int | str, times: slice | npt.ArrayLike | None
-                     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    def volume_pages(
+        self, channel: int | str, times: slice | npt.ArrayLike | None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Pages (n, Z, F) of all planes and samples of the selected time samples, and the
         selected time rows.
         """
@@ -153,10 +165,15 @@ class PhotonMethods:
         rows = time_rows(times, self.layout.num_volumes)
         return sel.pages_at(self.layout, rows), rows
 
-    def histogram(self, channel: int | str = 0, *,
-                  times: slice | npt.ArrayLike | None = None,
-                  mask: npt.ArrayLike | None = None, per_frame: bool = False,
-                  registration: Shifts | None = None) -> npt.NDArray[np.uint64]:
+    def histogram(
+        self,
+        channel: int | str = 0,
+        *,
+        times: slice | npt.ArrayLike | None = None,
+        mask: npt.ArrayLike | None = None,
+        per_frame: bool = False,
+        registration: Shifts | None = None,
+    ) -> npt.NDArray[np.uint64]:
         """Arrival-time histogram of one channel.
 
         Parameters
@@ -190,42 +207,59 @@ class PhotonMethods:
             table = self._mask_table(mask, "mask")
             if len(table) == 1:
                 planes = np.zeros(pages.shape, np.int64)
-        rows = (np.broadcast_to(np.arange(n)[:, None, None], pages.shape) if per_frame
-                else np.zeros(pages.shape, np.int64))
+        rows = (
+            np.broadcast_to(np.arange(n)[:, None, None], pages.shape)
+            if per_frame
+            else np.zeros(pages.shape, np.int64)
+        )
         nrows = n if per_frame else 1
-        passes: Iterable[tuple[slice | npt.NDArray[np.intp], npt.NDArray[Any],
-                               npt.NDArray[np.bool_] | None]]
+        passes: Iterable[
+            tuple[slice | npt.NDArray[np.intp], npt.NDArray[Any], npt.NDArray[np.bool_] | None]
+        ]
         if registration is None:
             passes = [(slice(None), planes.reshape(-1), table)]
         else:
             Y, X = self.spec.frame_shape
             table = np.ones((1, Y, X), bool) if table is None else table
-            passes = ((at, group, np.stack([shift_mask(table[z], (dy, dx), bidi_phase=p)
-                                            for z, dy, dx in keys]))
-                      for at, group, keys, p in self.shift_groups(registration, rows_t, F,
-                                                                   len(table), Y * X))
+            passes = (
+                (
+                    at,
+                    group,
+                    np.stack([shift_mask(table[z], (dy, dx), bidi_phase=p) for z, dy, dx in keys]),
+                )
+                for at, group, keys, p in self.shift_groups(
+                    registration, rows_t, F, len(table), Y * X
+                )
+            )
         out = np.zeros((nrows, flim.num_bins), np.uint64)
         for at, group_planes, group_table in passes:
             group_pages, group_rows = pages.reshape(-1)[at], rows.reshape(-1)[at]
             for reader, local, sel in self.spec.by_file(group_pages):  # `.siff`: SiffReaders
                 part = cast(SiffReader, reader).histogram(
-                    local, group_rows[sel], nrows, flim.num_bins, mask=group_table,
-                    planes=group_planes[sel])
+                    local,
+                    group_rows[sel],
+                    nrows,
+                    flim.num_bins,
+                    mask=group_table,
+                    planes=group_planes[sel],
+                )
                 if part.shape[1] > out.shape[1]:
                     out = np.pad(out, ((0, 0), (0, part.shape[1] - out.shape[1])))
                 out[:, : part.shape[1]] += part.astype(np.uint64)
         return out if per_frame else out[0]
 
-    def shift_groups(self, registration: Shifts, rows_t: npt.NDArray[np.int64],
-                     F: int, Zm: int, npix: int) -> Iterator[ShiftGroup]:
+    def shift_groups(
+        self, registration: Shifts, rows_t: npt.NDArray[np.int64], F: int, Zm: int, npix: int
+    ) -> Iterator[ShiftGroup]:
         """Pages of the selected volumes grouped by (mask plane, dy, dx), in batches whose
         per-group mask tables stay small: yields (positions in the (n, Z, F) pages, group of
         each within the batch, the batch's (mask plane, dy, dx) keys, bidirectional phase).
 
         Shifts and phase are rounded to whole pixels (photons move by whole pixels).
         """
-        registration.check_fits(self.layout.num_volumes, self.layout.num_planes,
-                                self.spec.frame_shape)
+        registration.check_fits(
+            self.layout.num_volumes, self.layout.num_planes, self.spec.frame_shape
+        )
         shifts = np.round(registration.shifts[rows_t]).astype(np.int64)  # (n, Z, 2)
         n, Z = shifts.shape[:2]
         z = np.broadcast_to(np.arange(Z)[None, :] if Zm > 1 else 0, (n, Z))
@@ -236,7 +270,7 @@ class PhotonMethods:
         per_batch = max(1, _TABLE_BYTES // (8 * (npix + 1)))
         for g0 in range(0, len(uniq), per_batch):
             at = np.flatnonzero((group >= g0) & (group < g0 + per_batch))
-            yield at, group[at] - g0, uniq[g0:g0 + per_batch].tolist(), p
+            yield at, group[at] - g0, uniq[g0 : g0 + per_batch].tolist(), p
 
     def _mask_table(self, mask: npt.ArrayLike, name: str) -> npt.NDArray[np.bool_]:
         """(Zm, Y, X) bool with Zm 1 or the number of planes."""
@@ -247,14 +281,21 @@ class PhotonMethods:
         if m.ndim == 2:
             m = m[None]
         if m.ndim != 3 or m.shape[1:] != (Y, X) or m.shape[0] not in (1, self.layout.num_planes):
-            raise SelectionError(f"{name} of shape {np.shape(mask)} does not fit frames of "
-                                 f"{Y}×{X} with {self.layout.num_planes} plane(s); give (Y, X) "
-                                 "or (Z, Y, X)")
+            raise SelectionError(
+                f"{name} of shape {np.shape(mask)} does not fit frames of "
+                f"{Y}×{X} with {self.layout.num_planes} plane(s); give (Y, X) "
+                "or (Z, Y, X)"
+            )
         return m
 
-    def photon_sums(self, masks: npt.ArrayLike, channel: int | str = 0, *,
-                    times: slice | npt.ArrayLike | None = None,
-                    registration: Shifts | None = None) -> PhotonSums:
+    def photon_sums(
+        self,
+        masks: npt.ArrayLike,
+        channel: int | str = 0,
+        *,
+        times: slice | npt.ArrayLike | None = None,
+        registration: Shifts | None = None,
+    ) -> PhotonSums:
         """Photon counts and arrival-time sums inside each of several masks, in one pass.
 
         Parameters
@@ -284,16 +325,24 @@ class PhotonMethods:
         zs = np.broadcast_to(np.arange(Z)[None, :, None], pages.shape)
         rows = np.broadcast_to(np.arange(n)[:, None, None], pages.shape) * Z + zs
         planes = zs if Zm > 1 else np.zeros(pages.shape, np.int64)
-        passes: Iterable[tuple[slice | npt.NDArray[np.intp], npt.NDArray[Any],
-                               tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]]
+        passes: Iterable[
+            tuple[
+                slice | npt.NDArray[np.intp],
+                npt.NDArray[Any],
+                tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+            ]
+        ]
         if registration is None:
             passes = [(slice(None), planes.reshape(-1), masks_to_csr(stack))]
         else:
             Y, X = self.spec.frame_shape
             where = [np.nonzero(stack[:, z]) for z in range(Zm)]  # (mask, y, x) per plane
-            passes = ((at, group, shifted_csr(where, keys, (Y, X), p))
-                      for at, group, keys, p in self.shift_groups(registration, rows_t,
-                                                                   pages.shape[2], Zm, Y * X))
+            passes = (
+                (at, group, shifted_csr(where, keys, (Y, X), p))
+                for at, group, keys, p in self.shift_groups(
+                    registration, rows_t, pages.shape[2], Zm, Y * X
+                )
+            )
         R = len(tables)
         counts = np.zeros((n * Z, R), np.int64)
         sums = np.zeros((n * Z, R), np.int64)
@@ -301,16 +350,25 @@ class PhotonMethods:
             group_pages, group_rows = pages.reshape(-1)[at], rows.reshape(-1)[at]
             for reader, local, sel in self.spec.by_file(group_pages):  # `.siff`: SiffReaders
                 c, s = cast(SiffReader, reader).mask_sums(
-                    local, group_rows[sel], n * Z, indptr, indices, R, planes=group_planes[sel])
+                    local, group_rows[sel], n * Z, indptr, indices, R, planes=group_planes[sel]
+                )
                 counts += c
                 sums += s
         shape = (n, Z, R)
-        return PhotonSums(counts.reshape(shape).transpose(2, 0, 1).copy(),
-                          sums.reshape(shape).transpose(2, 0, 1).copy(), flim.bin_width_ps)
+        return PhotonSums(
+            counts.reshape(shape).transpose(2, 0, 1).copy(),
+            sums.reshape(shape).transpose(2, 0, 1).copy(),
+            flim.bin_width_ps,
+        )
 
-    def lifetime_array(self, channel: int | str = 0, *, plane: int | None = None,
-                       slice_sample: SliceSample = 0,
-                       registration: Shifts | None = None) -> da.Array:
+    def lifetime_array(
+        self,
+        channel: int | str = 0,
+        *,
+        plane: int | None = None,
+        slice_sample: SliceSample = 0,
+        registration: Shifts | None = None,
+    ) -> da.Array:
         """Lazy mean photon arrival time per pixel in ns: float32 dask array, same axes as
         :meth:`array`, NaN where a pixel has no photon.
 
@@ -321,8 +379,9 @@ class PhotonMethods:
         lifetime still comes from whole photons.
         """
         self._require_siff("lifetime images")
-        block = self.block_reader(channel, plane, slice_sample, "lifetime",
-                                   registration=registration)
+        block = self.block_reader(
+            channel, plane, slice_sample, "lifetime", registration=registration
+        )
         return self._dask_array(block)
 
     def events(self) -> list[Event]:
@@ -349,14 +408,23 @@ class PhotonMethods:
                 page = int(order[k]) + index_start
                 desc = self.frame_description(page)
                 text = desc.get("Appended text", "")
-                found.append(Event(page, _float(desc.get("frameTimestamps_sec")), text,
-                                   _float(desc.get("Text timestamp"))))
+                found.append(
+                    Event(
+                        page,
+                        _float(desc.get("frameTimestamps_sec")),
+                        text,
+                        _float(desc.get("Text timestamp")),
+                    )
+                )
         return sorted(found)
 
 
-def shifted_csr(where: Sequence[tuple[npt.NDArray[np.intp], ...]], keys: Sequence[Sequence[int]],
-                frame_shape: tuple[int, int], bidi_phase: int
-                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def shifted_csr(
+    where: Sequence[tuple[npt.NDArray[np.intp], ...]],
+    keys: Sequence[Sequence[int]],
+    frame_shape: tuple[int, int],
+    bidi_phase: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """CSR membership table (as :func:`masks_to_csr`) with one row per (mask plane, dy, dx) key:
     the masks' pixels ``where[plane]`` = (mask, y, x) moved to raw-frame coordinates.
     """

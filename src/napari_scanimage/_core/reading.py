@@ -74,11 +74,19 @@ def _check_unchanged(path: str, index: PageIndex) -> None:
     """
     with _index_lock:
         known = [ix for k, ix in _indexes.items() if k[0] == path]
-    if known and (len(index) < min(map(len, known)) or any(
-            ix.shape != index.shape or ix.dtype != index.dtype
-            or (ix.siff_flags is None) != (index.siff_flags is None) for ix in known)):
-        raise FormatError(f"{path}: the file changed while it was open (now {len(index)} "
-                          f"pages of {index.shape} {index.dtype}); open it again")
+    if known and (
+        len(index) < min(map(len, known))
+        or any(
+            ix.shape != index.shape
+            or ix.dtype != index.dtype
+            or (ix.siff_flags is None) != (index.siff_flags is None)
+            for ix in known
+        )
+    ):
+        raise FormatError(
+            f"{path}: the file changed while it was open (now {len(index)} "
+            f"pages of {index.shape} {index.dtype}); open it again"
+        )
 
 
 def _reader(path: str) -> PageReader | SiffReader:
@@ -156,8 +164,9 @@ class PageCrop:
         planes = within // C // F
         return np.where(planes < Z, planes, -1)
 
-    def read(self, spec: ReaderSpec, pages: npt.ArrayLike,
-             out: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
+    def read(
+        self, spec: ReaderSpec, pages: npt.ArrayLike, out: npt.NDArray[Any] | None
+    ) -> npt.NDArray[Any]:
         """The field's pixels of ``pages`` (any shape): only the field's band of rows of each
         page is read (through ``spec`` without the crop).
         """
@@ -174,13 +183,16 @@ class PageCrop:
             if r < 0:
                 flat_out[at] = 0
             elif self.width == self.page_shape[1]:  # full-width field: straight into out
-                band = flat_out if len(at) == len(flat) else \
-                    np.empty((len(at), self.height, self.width), dtype=spec.dtype)
+                band = (
+                    flat_out
+                    if len(at) == len(flat)
+                    else np.empty((len(at), self.height, self.width), dtype=spec.dtype)
+                )
                 whole.read_pages(flat[at], band, rows=(r, self.height))
                 if band is not flat_out:
                     flat_out[at] = band
             else:
-                flat_out[at] = whole.read_pages(flat[at], rows=(r, self.height))[..., :self.width]
+                flat_out[at] = whole.read_pages(flat[at], rows=(r, self.height))[..., : self.width]
         return out
 
 
@@ -202,8 +214,12 @@ class ReaderSpec:
     def files(self) -> FileTable:
         return FileTable(self.pages_per_file)
 
-    def read_pages(self, pages: npt.ArrayLike, out: npt.NDArray[Any] | None = None,
-                   rows: tuple[int, int] | None = None) -> npt.NDArray[Any]:
+    def read_pages(
+        self,
+        pages: npt.ArrayLike,
+        out: npt.NDArray[Any] | None = None,
+        rows: tuple[int, int] | None = None,
+    ) -> npt.NDArray[Any]:
         """Read global ``pages`` (any shape) into an array of shape ``pages.shape + (Y, X)``;
         with ``rows`` = (first, count), only that band of each page: ``(count, X)``.
         """
@@ -236,8 +252,9 @@ class ReaderSpec:
         files, local = self.files.locate(np.array([page]))
         return _reader(self.paths[int(files[0])]).description(int(local[0]))
 
-    def by_file(self, pages: npt.ArrayLike) -> Iterator[
-            tuple[PageReader | SiffReader, npt.NDArray[np.int64], npt.NDArray[np.intp]]]:
+    def by_file(
+        self, pages: npt.ArrayLike
+    ) -> Iterator[tuple[PageReader | SiffReader, npt.NDArray[np.int64], npt.NDArray[np.intp]]]:
         """Yield (reader, local pages, positions in ``pages``) for each file ``pages`` touch."""
         flat = np.asarray(pages, dtype=np.int64).reshape(-1)
         files, local = self.files.locate(flat)
@@ -245,8 +262,9 @@ class ReaderSpec:
             sel = np.flatnonzero(files == k)
             yield _reader(self.paths[k]), local[sel], sel
 
-    def siff_by_file(self, pages: npt.ArrayLike) -> Iterator[
-            tuple[SiffReader, npt.NDArray[np.int64], npt.NDArray[np.intp]]]:
+    def siff_by_file(
+        self, pages: npt.ArrayLike
+    ) -> Iterator[tuple[SiffReader, npt.NDArray[np.int64], npt.NDArray[np.intp]]]:
         """:meth:`by_file` for `.siff` recordings: photon readers only.
 
         Raises
@@ -256,13 +274,14 @@ class ReaderSpec:
         """
         for reader, local, sel in self.by_file(pages):
             if not isinstance(reader, SiffReader):
-                raise SelectionError(f"{reader.index.path} is not a .siff file; photon "
-                                     "arrival times need one")
+                raise SelectionError(
+                    f"{reader.index.path} is not a .siff file; photon arrival times need one"
+                )
             yield reader, local, sel
 
-
-    def pixel_sums(self, pages: npt.ArrayLike
-                   ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    def pixel_sums(
+        self, pages: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """`.siff` photon counts and arrival-time sums per pixel of ``pages`` (any shape):
         two int64 arrays of shape ``pages.shape + (Y, X)``.
         """
@@ -272,8 +291,9 @@ class ReaderSpec:
         parts = list(self.by_file(flat))  # (only `.siff` recordings have photons: SiffReaders)
         if len(parts) == 1:  # one file: its arrays as they are (no copy)
             reader, local, _ = parts[0]
-            counts, sums = cast(SiffReader, reader).pixel_sums(local, np.arange(len(local)),
-                                                               len(local))
+            counts, sums = cast(SiffReader, reader).pixel_sums(
+                local, np.arange(len(local)), len(local)
+            )
             return counts.reshape(shape), sums.reshape(shape)
         counts = np.empty((flat.size, *self.frame_shape), np.int64)
         sums = np.empty_like(counts)
@@ -331,8 +351,11 @@ class BlockReader:
             if self.registration is not None:  # move the photons: whole pixels, exact
                 counts, sums = (self._register(a, rows, "integer") for a in (counts, sums))
             with np.errstate(invalid="ignore", divide="ignore"):
-                out: npt.NDArray[Any] = np.true_divide(sums, counts,  # NaN: no photon
-                                                       dtype=np.float32)
+                out: npt.NDArray[Any] = np.true_divide(
+                    sums,
+                    counts,  # NaN: no photon
+                    dtype=np.float32,
+                )
                 out *= np.float32(self.bin_width_ns)
         else:
             out = self.spec.read_pages(pages)
@@ -356,15 +379,19 @@ class BlockReader:
         rows = np.asarray(rows, dtype=np.int64)
         if self.selection.slice_sample == "interleave":
             rows = rows // self.layout.frames_per_slice
-        planes = (slice(None) if self.selection.plane is None
-                  else slice(self.selection.plane, self.selection.plane + 1))
+        planes = (
+            slice(None)
+            if self.selection.plane is None
+            else slice(self.selection.plane, self.selection.plane + 1)
+        )
         if self.registration is None:
             raise SelectionError("this reader applies no registration, so it has no shifts")
         shifts: npt.NDArray[Any] = self.registration.shifts[rows][:, planes]
         return shifts
 
-    def _register(self, frames: npt.NDArray[Any], rows: npt.NDArray[np.integer[Any]],
-                  mode: str) -> npt.NDArray[Any]:
+    def _register(
+        self, frames: npt.NDArray[Any], rows: npt.NDArray[np.integer[Any]], mode: str
+    ) -> npt.NDArray[Any]:
         """Bidirectional correction and shifts applied to frames (n, nz, nf, Y, X); the
         ``"integer"`` mode rounds the bidirectional phase too (an exact copy).
         """
@@ -391,8 +418,7 @@ class LazyArray:
 
     on_error: Callable[[Exception], object] | None = None
 
-    def __init__(self, block: BlockReader,
-                 to_dask: Callable[[], da.Array] | None = None):
+    def __init__(self, block: BlockReader, to_dask: Callable[[], da.Array] | None = None):
         self.block = block
         self.shape = block.out_shape(block.selection.leading_shape(block.layout)[0])
         self.dtype = block.out_dtype
@@ -417,7 +443,7 @@ class LazyArray:
         if any(k is Ellipsis for k in index):
             at = next(i for i, k in enumerate(index) if k is Ellipsis)
             fill = (slice(None),) * (self.ndim - len(index) + 1)
-            index = index[:at] + fill + index[at + 1:]
+            index = index[:at] + fill + index[at + 1 :]
         if len(index) > self.ndim:
             raise IndexError(f"too many indices for an array of {self.ndim} dimensions")
         first = index[0] if index else slice(None)
@@ -431,12 +457,15 @@ class LazyArray:
             if self.on_error is None:
                 raise
             self.on_error(exc)
-            blank: npt.NDArray[Any] = np.broadcast_to(np.zeros((), self.dtype),  # no memory
-                                                      self.shape)[index]
+            blank: npt.NDArray[Any] = np.broadcast_to(
+                np.zeros((), self.dtype),  # no memory
+                self.shape,
+            )[index]
             return np.zeros(blank.shape, self.dtype)
 
-    def __array__(self, dtype: npt.DTypeLike | None = None,
-                  copy: bool | None = None) -> npt.NDArray[Any]:
+    def __array__(
+        self, dtype: npt.DTypeLike | None = None, copy: bool | None = None
+    ) -> npt.NDArray[Any]:
         out: npt.NDArray[Any] = self[...]
         return out if dtype is None else out.astype(dtype, copy=False)
 

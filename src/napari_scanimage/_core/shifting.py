@@ -48,13 +48,13 @@ class Shifts(Protocol):
     def bidi_phase(self) -> float:
         """Bidirectional line phase, pixels."""
 
-    def check_fits(self, num_times: int, num_planes: int,
-                   frame_shape: tuple[int, int]) -> None:
+    def check_fits(self, num_times: int, num_planes: int, frame_shape: tuple[int, int]) -> None:
         """Raise SelectionError unless the shifts fit a recording of this layout."""
 
 
-def apply_shifts(frames: npt.ArrayLike, shifts: npt.ArrayLike,
-                 mode: str = "integer") -> npt.NDArray[Any]:
+def apply_shifts(
+    frames: npt.ArrayLike, shifts: npt.ArrayLike, mode: str = "integer"
+) -> npt.NDArray[Any]:
     """Move each frame's content back by its shift (dy, dx).
 
     Parameters
@@ -98,8 +98,9 @@ def apply_shifts(frames: npt.ArrayLike, shifts: npt.ArrayLike,
     return out.reshape(frames.shape)
 
 
-def _groups(dy: npt.NDArray[np.int64], dx: npt.NDArray[np.int64]
-            ) -> Iterator[tuple[int, int, slice | npt.NDArray[np.intp]]]:
+def _groups(
+    dy: npt.NDArray[np.int64], dx: npt.NDArray[np.int64]
+) -> Iterator[tuple[int, int, slice | npt.NDArray[np.intp]]]:
     """Yield (dy, dx, index) for each distinct pair, index a slice when contiguous."""
     if dy.size == 0:
         return
@@ -114,13 +115,19 @@ def _groups(dy: npt.NDArray[np.int64], dx: npt.NDArray[np.int64]
     for k, key in enumerate(uniq.tolist()):
         idx = np.flatnonzero(inverse == k)
         contiguous = idx[-1] - idx[0] + 1 == len(idx)
-        yield (key // span + y0, key % span + x0,
-               slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx)
+        yield (
+            key // span + y0,
+            key % span + x0,
+            slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx,
+        )
 
 
-def _shift_whole(frames: npt.NDArray[Any], dy: npt.NDArray[np.int64],
-                 dx: npt.NDArray[np.int64], out_shape: tuple[int, int]
-                 ) -> npt.NDArray[Any]:
+def _shift_whole(
+    frames: npt.NDArray[Any],
+    dy: npt.NDArray[np.int64],
+    dx: npt.NDArray[np.int64],
+    out_shape: tuple[int, int],
+) -> npt.NDArray[Any]:
     """``out[i, y, x] = frames[i, y + dy[i], x + dx[i]]`` (0 outside) for y, x within
     ``out_shape``: one copy per distinct shift.
     """
@@ -131,12 +138,13 @@ def _shift_whole(frames: npt.NDArray[Any], dy: npt.NDArray[np.int64],
         a, b = max(0, -sy), min(oy, Y - sy)
         c, d = max(0, -sx), min(ox, X - sx)
         if a < b and c < d:
-            out[idx, a:b, c:d] = frames[idx, a + sy:b + sy, c + sx:d + sx]
+            out[idx, a:b, c:d] = frames[idx, a + sy : b + sy, c + sx : d + sx]
     return out
 
 
-def _shift_bilinear(frames: npt.NDArray[Any], dy: npt.NDArray[np.float64],
-                    dx: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+def _shift_bilinear(
+    frames: npt.NDArray[Any], dy: npt.NDArray[np.float64], dx: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float32]:
     """Whole-pixel part by copying (one row and column more), then the fractional part as
     two linear blends of neighbouring rows and columns (separable bilinear).
     """
@@ -161,8 +169,9 @@ def _shift_bilinear(frames: npt.NDArray[Any], dy: npt.NDArray[np.float64],
     return np.ascontiguousarray(g[:, :, :X])
 
 
-def _shift_fourier(frames: npt.NDArray[Any], dy: npt.NDArray[np.float64],
-                   dx: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+def _shift_fourier(
+    frames: npt.NDArray[Any], dy: npt.NDArray[np.float64], dx: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float32]:
     """Multiply the real 2-D FFT by the phase ramp of each frame's shift (all frames in one
     batched transform), then zero the pixels brought in from outside the frame.
     """
@@ -183,8 +192,9 @@ def _shift_fourier(frames: npt.NDArray[Any], dy: npt.NDArray[np.float64],
     spec *= ex.astype(np.complex64)[:, None, :]
     if corner is not None:
         spec[:, Y // 2, -1] = corner * np.cos(np.pi * (dy + dx))
-    out: npt.NDArray[np.float32] = fft.irfft2(spec, s=(Y, X), axes=(-2, -1),
-                                              workers=-1).astype(np.float32, copy=False)
+    out: npt.NDArray[np.float32] = fft.irfft2(spec, s=(Y, X), axes=(-2, -1), workers=-1).astype(
+        np.float32, copy=False
+    )
     src_y = np.arange(Y)[None, :] + dy[:, None]
     src_x = np.arange(X)[None, :] + dx[:, None]
     out *= ((src_y >= -0.5) & (src_y < Y - 0.5))[:, :, None]
@@ -212,8 +222,9 @@ def correct_bidi(frames: npt.ArrayLike, p: float) -> npt.NDArray[Any]:
     return out
 
 
-def shift_mask(mask: npt.ArrayLike, shift: npt.ArrayLike, *,
-               bidi_phase: int = 0) -> npt.NDArray[Any]:
+def shift_mask(
+    mask: npt.ArrayLike, shift: npt.ArrayLike, *, bidi_phase: int = 0
+) -> npt.NDArray[Any]:
     """A mask drawn on registered frames, in the coordinates of the raw frame.
 
     A photon (or pixel value) at raw (y, x) lands at registered (y − dy, x − dx) (after the
@@ -237,10 +248,14 @@ def shift_mask(mask: npt.ArrayLike, shift: npt.ArrayLike, *,
     return correct_bidi(moved, -int(bidi_phase))
 
 
-def raw_coordinates(y: npt.ArrayLike, x: npt.ArrayLike, shift: npt.ArrayLike,
-                    frame_shape: tuple[int, int], *, bidi_phase: int = 0
-                    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
-                               npt.NDArray[np.bool_]]:
+def raw_coordinates(
+    y: npt.ArrayLike,
+    x: npt.ArrayLike,
+    shift: npt.ArrayLike,
+    frame_shape: tuple[int, int],
+    *,
+    bidi_phase: int = 0,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
     """Raw-frame coordinates of registered pixels (y, x), as :func:`shift_mask` maps them.
 
     Returns (raw y, raw x, inside): int64 arrays; ``inside`` is False for pixels whose source

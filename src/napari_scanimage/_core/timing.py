@@ -30,8 +30,11 @@ __all__ = ["CLOCKS", "TimeMethods"]
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _INTEGER = re.compile(r"[-+]?\d+")
 # frame-description key of each clock (epoch clocks: integer ns, `.siff` files)
-CLOCKS = {"experiment": "frameTimestamps_sec", "epoch_laser": "epoch",
-          "epoch_system": "mostRecentSystemTimestamp_epoch"}
+CLOCKS = {
+    "experiment": "frameTimestamps_sec",
+    "epoch_laser": "epoch",
+    "epoch_system": "mostRecentSystemTimestamp_epoch",
+}
 
 
 class TimeMethods:
@@ -45,6 +48,7 @@ class TimeMethods:
     info: AcquisitionInfo
 
     if TYPE_CHECKING:
+
         def _require_siff(self, what: str) -> FlimSettings: ...
 
     def frame_description(self, page: int) -> dict[str, str]:
@@ -62,8 +66,9 @@ class TimeMethods:
         m = _NUMBER.search(value or "")
         return float(m.group()) if m else None
 
-    def frame_indices(self, plane: int = -1, *, slice_sample: SliceSample | None = None
-                      ) -> npt.NDArray[np.int64]:
+    def frame_indices(
+        self, plane: int = -1, *, slice_sample: SliceSample | None = None
+    ) -> npt.NDArray[np.int64]:
         """Global raw page index (channel 0) of each sample of ``plane``, int64.
 
         Shape (T,) when there is one frame per slice or ``slice_sample`` is an int or "mean"
@@ -77,8 +82,9 @@ class TimeMethods:
             return pages
         return pages[:, 0]
 
-    def timestamps(self, plane: int = -1, *, slice_sample: SliceSample | None = None,
-                   clock: str = "experiment") -> npt.NDArray[Any]:
+    def timestamps(
+        self, plane: int = -1, *, slice_sample: SliceSample | None = None, clock: str = "experiment"
+    ) -> npt.NDArray[Any]:
         """Acquisition time of each sample.
 
         Same shape rules as :meth:`frame_indices`; "mean" gives the mean time of the samples.
@@ -100,7 +106,8 @@ class TimeMethods:
         mode = slice_sample
         if mode == "mean":
             axis = self.timestamps(plane, slice_sample="axis", clock=clock).reshape(
-                self.layout.num_volumes, -1)
+                self.layout.num_volumes, -1
+            )
             if clock == "experiment":
                 means: npt.NDArray[np.float64] = axis.mean(axis=1)
                 return means
@@ -120,17 +127,24 @@ class TimeMethods:
                 break
             values[i] = kind(m.group()) if kind is np.float64 else int(m.group())
         if missing and clock != "experiment":
-            raise FormatError(f"{self.paths[0]}: frame descriptions have no {key} values; "
-                              f"the {clock} clock is not available (use clock='experiment')")
+            raise FormatError(
+                f"{self.paths[0]}: frame descriptions have no {key} values; "
+                f"the {clock} clock is not available (use clock='experiment')"
+            )
         if missing:
             rate = self.info.frame_rate
             if not rate:
-                raise FormatError(f"{self.paths[0]}: no per-frame timestamps and no frame rate "
-                                  "in the metadata; times cannot be derived")
+                raise FormatError(
+                    f"{self.paths[0]}: no per-frame timestamps and no frame rate "
+                    "in the metadata; times cannot be derived"
+                )
             avg = self.info.log_average_factor  # each saved frame spans `avg` raw frames
-            warnings.warn(f"{self.paths[0].name}: no frameTimestamps_sec in the frame "
-                          f"descriptions; using frame number / {rate:g} Hz"
-                          + (f" (× {avg} averaged frames)" if avg > 1 else ""),
-                          TimestampWarning, stacklevel=2)
+            warnings.warn(
+                f"{self.paths[0].name}: no frameTimestamps_sec in the frame "
+                f"descriptions; using frame number / {rate:g} Hz"
+                + (f" (× {avg} averaged frames)" if avg > 1 else ""),
+                TimestampWarning,
+                stacklevel=2,
+            )
             values = (flat // self.layout.num_channels) * avg / rate
         return values.reshape(pages.shape)

@@ -18,8 +18,13 @@ from ..errors import FormatError
 from .colours import PALETTE
 from .shapes import Roi, warn_skipped
 
-_OUTLINE = {"polygon": ROI_TYPE.POLYGON, "rectangle": ROI_TYPE.POLYGON,
-            "ellipse": ROI_TYPE.POLYGON, "path": ROI_TYPE.POLYLINE, "line": ROI_TYPE.POLYLINE}
+_OUTLINE = {
+    "polygon": ROI_TYPE.POLYGON,
+    "rectangle": ROI_TYPE.POLYGON,
+    "ellipse": ROI_TYPE.POLYGON,
+    "path": ROI_TYPE.POLYLINE,
+    "line": ROI_TYPE.POLYLINE,
+}
 ELLIPSE_POINTS = 72
 
 
@@ -78,8 +83,11 @@ def decode(path: Path) -> list[Roi]:
         while name in names:
             name += "'"
         names.add(name)
-        colour = "#" + bytes(roi.stroke_color)[1:4].hex() if any(bytes(roi.stroke_color)) \
+        colour = (
+            "#" + bytes(roi.stroke_color)[1:4].hex()
+            if any(bytes(roi.stroke_color))
             else PALETTE[k % len(PALETTE)]
+        )
         plane = int(roi.z_position) - 1 if roi.z_position > 0 else None
         t = roi.roitype
         x0: float

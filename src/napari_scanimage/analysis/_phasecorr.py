@@ -32,8 +32,15 @@ from scipy import fft
 
 from .._core.shifting import apply_shifts
 
-__all__ = ["bidi_cross", "bidi_peak", "bidi_phase", "estimate_shifts", "make_reference",
-           "shift_image", "taper"]
+__all__ = [
+    "bidi_cross",
+    "bidi_peak",
+    "bidi_phase",
+    "estimate_shifts",
+    "make_reference",
+    "shift_image",
+    "taper",
+]
 
 BATCH_BYTES = 32 << 20  # complex spectra held at once by one call (all threads together)
 _EPS = 1e-6  # whitening: |spectrum| + _EPS · mean |spectrum|
@@ -108,8 +115,12 @@ class _Correlator:
         # that noise far out is not amplified when max_shift is large)
         env = []
         for n, w in ((Y, self.window[:, X // 2]), (X, self.window[Y // 2])):
-            a = np.array([np.dot(w[max(0, -o):n - max(0, o)], w[max(0, o):n - max(0, -o)])
-                          for o in offsets])
+            a = np.array(
+                [
+                    np.dot(w[max(0, -o) : n - max(0, o)], w[max(0, o) : n - max(0, -o)])
+                    for o in offsets
+                ]
+            )
             env.append(a / a[m + 1])
         self.envelope = np.minimum(1.0 / np.outer(env[0], env[1]), 1.5).astype(np.float32)
         self.calibration = self._calibrate(ref)
@@ -125,15 +136,15 @@ class _Correlator:
         mags = np.unique(np.r_[0.25, 0.5, 0.75, np.geomspace(1, m, max(2, int(np.log2(m)) + 2))])
         true = np.r_[-mags[::-1], 0.0, mags]
         moves = np.zeros((2 * len(true), 2))
-        moves[:len(true), 0] = true
-        moves[len(true):, 1] = true
+        moves[: len(true), 0] = true
+        moves[len(true) :, 1] = true
         spec = fft.rfft2(ref - ref.mean())
         ry, rx = _phase_ramps(self.shape, moves)
         moved = fft.irfft2(spec[None] * ry * rx, s=self.shape).astype(np.float32)
         measured, _ = self.peaks(moved, True, calibrated=False)
         out = []
         for axis in range(2):
-            got = measured[axis * len(true):(axis + 1) * len(true), axis]
+            got = measured[axis * len(true) : (axis + 1) * len(true), axis]
             if np.any(np.diff(got) <= 0):  # not monotonic (a flat reference): no correction
                 return None
             out.append((got, true))
@@ -182,8 +193,9 @@ class _Correlator:
         out *= self.envelope * np.float32(1.0 / self.norm)
         return out
 
-    def peaks(self, frames: np.ndarray, subpixel: bool, calibrated: bool = True
-              ) -> tuple[_F64, _F64]:
+    def peaks(
+        self, frames: np.ndarray, subpixel: bool, calibrated: bool = True
+    ) -> tuple[_F64, _F64]:
         """Shift (n, 2) and peak height (n,) of each frame's correlation with the reference.
 
         Parameters
@@ -216,8 +228,9 @@ class _Correlator:
             ok = c0 > 0
             floor = np.where(ok, c0 * 1e-6, 1.0)
             gain = np.zeros(n)
-            for axis, (a, b) in enumerate((((iy - 1, ix), (iy + 1, ix)),
-                                           ((iy, ix - 1), (iy, ix + 1)))):
+            for axis, (a, b) in enumerate(
+                (((iy - 1, ix), (iy + 1, ix)), ((iy, ix - 1), (iy, ix + 1)))
+            ):
                 lm = np.log(np.maximum(corr[k, a[0], a[1]], floor))
                 lp = np.log(np.maximum(corr[k, b[0], b[1]], floor))
                 l0 = np.log(np.maximum(c0, floor))
@@ -238,8 +251,7 @@ def _chunks(n: int, per: int) -> list[slice]:
     return [slice(i, min(i + per, n)) for i in range(0, n, per)]
 
 
-def _run_batches(fn: Callable[[slice], _R], n: int, per_frame_bytes: int,
-                 workers: int) -> list[_R]:
+def _run_batches(fn: Callable[[slice], _R], n: int, per_frame_bytes: int, workers: int) -> list[_R]:
     """Run ``fn(slice)`` over frames 0…n in batches on ``workers`` threads; results in order."""
     threads = _threads(workers)
     per = max(1, BATCH_BYTES // max(1, per_frame_bytes * threads))
@@ -251,9 +263,15 @@ def _run_batches(fn: Callable[[slice], _R], n: int, per_frame_bytes: int,
         return list(ex.map(fn, parts))
 
 
-def estimate_shifts(frames: npt.ArrayLike, reference: npt.ArrayLike, *, max_shift: float,
-                    subpixel: bool = True, smooth_sigma: float = 1.15, workers: int = -1
-                    ) -> tuple[_F64, _F64]:
+def estimate_shifts(
+    frames: npt.ArrayLike,
+    reference: npt.ArrayLike,
+    *,
+    max_shift: float,
+    subpixel: bool = True,
+    smooth_sigma: float = 1.15,
+    workers: int = -1,
+) -> tuple[_F64, _F64]:
     """Rigid shift of each frame relative to ``reference`` by phase correlation.
 
     Parameters
@@ -285,22 +303,25 @@ def estimate_shifts(frames: npt.ArrayLike, reference: npt.ArrayLike, *, max_shif
     if frames.ndim != 3:
         raise ValueError(f"frames must be (N, Y, X), got shape {frames.shape}")
     if frames.shape[1:] != np.shape(reference):
-        raise ValueError(f"frames {frames.shape[1:]} and reference {np.shape(reference)} "
-                         "differ in size")
+        raise ValueError(
+            f"frames {frames.shape[1:]} and reference {np.shape(reference)} differ in size"
+        )
     corr = _Correlator(reference, int(math.floor(max_shift)), smooth_sigma)
     Y, X = corr.shape
     n = len(frames)
     if n == 0:
         return np.zeros((0, 2)), np.zeros(0)
-    parts = _run_batches(lambda s: corr.peaks(frames[s], subpixel), n, Y * (X // 2 + 1) * 8,
-                         workers)
+    parts = _run_batches(
+        lambda s: corr.peaks(frames[s], subpixel), n, Y * (X // 2 + 1) * 8, workers
+    )
     shifts = np.concatenate([p[0] for p in parts])
     peak = np.concatenate([p[1] for p in parts])
     return (shifts[0], peak[0]) if single else (shifts, peak)
 
 
-def _phase_ramps(shape: tuple[int, ...], shifts: _F64
-                 ) -> tuple[npt.NDArray[np.complex64], npt.NDArray[np.complex64]]:
+def _phase_ramps(
+    shape: tuple[int, ...], shifts: _F64
+) -> tuple[npt.NDArray[np.complex64], npt.NDArray[np.complex64]]:
     """Factors (n, Y, 1) and (n, 1, Xc) that move rfft2 content by ``shifts`` (n, 2)."""
     ky = fft.fftfreq(shape[0])
     kx = fft.rfftfreq(shape[1])
@@ -346,14 +367,22 @@ def _binned(frames: np.ndarray, target: int = 64) -> _F32:
     n, Y, X = frames.shape
     f = max(1, max(Y, X) // target)
     Yb, Xb = Y // f, X // f
-    small: _F32 = frames[:, :Yb * f, :Xb * f].reshape(n, Yb, f, Xb, f).mean(axis=(2, 4),
-                                                                      dtype=np.float32)
+    small: _F32 = (
+        frames[:, : Yb * f, : Xb * f].reshape(n, Yb, f, Xb, f).mean(axis=(2, 4), dtype=np.float32)
+    )
     return small.reshape(n, -1)
 
 
-def make_reference(frames: npt.ArrayLike, *, n_iter: int = 3, keep: float = 0.5,
-                   n_seed: int = 20, max_shift: float | None = None, smooth_sigma: float = 1.15,
-                   workers: int = -1) -> _F32:
+def make_reference(
+    frames: npt.ArrayLike,
+    *,
+    n_iter: int = 3,
+    keep: float = 0.5,
+    n_seed: int = 20,
+    max_shift: float | None = None,
+    smooth_sigma: float = 1.15,
+    workers: int = -1,
+) -> _F32:
     """Reference image (Y, X) float32 from frames (N, Y, X) of one plane.
 
     The start is the mean of the ``n_seed`` frames most alike: the frame whose ``n_seed`` best
@@ -378,8 +407,9 @@ def make_reference(frames: npt.ArrayLike, *, n_iter: int = 3, keep: float = 0.5,
     ref: _F32 = frames[seeds].mean(axis=0, dtype=np.float64).astype(np.float32)
     n_keep = max(1, int(math.ceil(keep * n)))
     for _ in range(n_iter):
-        shifts, peak = estimate_shifts(frames, ref, max_shift=max_shift,
-                                       smooth_sigma=smooth_sigma, workers=workers)
+        shifts, peak = estimate_shifts(
+            frames, ref, max_shift=max_shift, smooth_sigma=smooth_sigma, workers=workers
+        )
         chosen = np.sort(np.argsort(-peak, kind="stable")[:n_keep])
         # moved, in one interpolation, to the median position of all frames: shifts relative
         # to the reference then stay small on both sides (within max_shift)
@@ -420,8 +450,9 @@ def bidi_cross(frames: npt.ArrayLike, workers: int = -1) -> npt.NDArray[np.compl
     return sum(parts[1:], parts[0])  # parts[0] + parts[1] + …
 
 
-def bidi_peak(cross: npt.NDArray[np.complexfloating], X: int, max_offset: int,
-              sigma: float = 1.15) -> float:
+def bidi_peak(
+    cross: npt.NDArray[np.complexfloating], X: int, max_offset: int, sigma: float = 1.15
+) -> float:
     """Subpixel bidirectional phase (pixels, within ``max_offset``) at the peak of the
     inverse transform of :func:`bidi_cross`'s spectrum for rows of ``X`` pixels.
     """

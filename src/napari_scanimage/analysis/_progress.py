@@ -10,8 +10,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def drive(gen: Generator[tuple[int, int], None, T],
-          progress: Callable[[int, int], None] | None = None) -> T:
+def drive(
+    gen: Generator[tuple[int, int], None, T], progress: Callable[[int, int], None] | None = None
+) -> T:
     """Run ``gen`` to completion, passing each (done, total) to ``progress``; its result."""
     while True:
         try:

@@ -37,7 +37,7 @@ _TABLE_SIZE = 64
 
 def _rgb(colour: str) -> npt.NDArray[np.float64]:
     h = colour.lstrip("#")
-    return np.array([int(h[i:i + 2], 16) for i in (0, 2, 4)], np.float64) / 255
+    return np.array([int(h[i : i + 2], 16) for i in (0, 2, 4)], np.float64) / 255
 
 
 def lab_of(colours: Sequence[str]) -> npt.NDArray[np.float64]:
@@ -46,8 +46,9 @@ def lab_of(colours: Sequence[str]) -> npt.NDArray[np.float64]:
     return np.asarray(rgb2lab(rgb), np.float64)
 
 
-def _delta_e(lab1: npt.NDArray[np.float64],
-             lab2: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def _delta_e(
+    lab1: npt.NDArray[np.float64], lab2: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
     """CIE76 ΔE of CIELAB colours, by scikit-image."""
     # scikit-image's colour functions carry no annotations
     out: npt.NDArray[np.float64] = deltaE_cie76(lab1, lab2)  # type: ignore[no-untyped-call]
@@ -79,8 +80,7 @@ def _palette_table() -> tuple[str, ...]:
         k = int(np.argmax(nearest))
         chosen.append(k)
         nearest = np.minimum(nearest, _delta_e(lab, lab[k]))
-    return tuple("#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in grid[k]))
-                 for k in chosen)
+    return tuple("#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in grid[k])) for k in chosen)
 
 
 def palette(n: int) -> list[str]:
@@ -103,7 +103,7 @@ def next_colour(used: Iterable[str]) -> str:
 
 
 def to_hex(colour: str | Sequence[float] | npt.NDArray[np.floating]) -> str:
-    """"#rrggbb" of an RGB(A) sequence of floats in 0..1; a string is returned as it is."""
+    """Hex "#rrggbb" of an RGB(A) sequence of floats in 0..1; a string is returned as it is."""
     if isinstance(colour, str):
         return colour
     rgb = np.clip(np.asarray(colour, np.float64).ravel()[:3], 0, 1)

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 __all__ = ["roi_masks"]
 
 
-def roi_masks(rois: RoiSet | Mapping[str, npt.ArrayLike], frame_shape: tuple[int, int],
-              num_planes: int
-              ) -> tuple[sparse.csr_matrix, list[str]]:
+def roi_masks(
+    rois: RoiSet | Mapping[str, npt.ArrayLike], frame_shape: tuple[int, int], num_planes: int
+) -> tuple[sparse.csr_matrix, list[str]]:
     """The mask matrix (ROIs × plane·Y·X, bool) and names of ROIs given either way.
 
     Parameters
@@ -55,18 +55,24 @@ def roi_masks(rois: RoiSet | Mapping[str, npt.ArrayLike], frame_shape: tuple[int
             elif a.shape == (num_planes, *frame_shape):
                 cols = np.flatnonzero(a)
             else:
-                raise SelectionError(f"mask {name!r} has shape {np.shape(mask)}; frames are "
-                                     f"{frame_shape} with {num_planes} plane(s)")
+                raise SelectionError(
+                    f"mask {name!r} has shape {np.shape(mask)}; frames are "
+                    f"{frame_shape} with {num_planes} plane(s)"
+                )
             names.append(str(name))
             rows.append(cols)
         if not rows:
             raise SelectionError("no ROIs given")
         indptr = np.concatenate([[0], np.cumsum([len(c) for c in rows])])
-        m = sparse.csr_matrix((np.ones(int(indptr[-1]), bool), np.concatenate(rows), indptr),
-                              shape=(len(rows), num_planes * npix))
+        m = sparse.csr_matrix(
+            (np.ones(int(indptr[-1]), bool), np.concatenate(rows), indptr),
+            shape=(len(rows), num_planes * npix),
+        )
     else:
         raise SelectionError(f"rois must be a RoiSet or a dict of masks, got {type(rois)}")
     if m.shape[1] != num_planes * frame_shape[0] * frame_shape[1]:
-        raise SelectionError(f"ROI masks cover {m.shape[1]} pixels; the recording has "
-                             f"{num_planes} plane(s) of {frame_shape}")
+        raise SelectionError(
+            f"ROI masks cover {m.shape[1]} pixels; the recording has "
+            f"{num_planes} plane(s) of {frame_shape}"
+        )
     return m, names

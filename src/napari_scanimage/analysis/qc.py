@@ -78,15 +78,21 @@ class _Moments:
                 for side in _views(count, dy, dx):
                     side += 1
             corr = total / count
-        return {"mean": mean.astype(np.float32), "max": self.mx.astype(np.float32),
-                "std": std.astype(np.float32),
-                "local correlation": np.nan_to_num(corr).astype(np.float32)}
+        return {
+            "mean": mean.astype(np.float32),
+            "max": self.mx.astype(np.float32),
+            "std": std.astype(np.float32),
+            "local correlation": np.nan_to_num(corr).astype(np.float32),
+        }
 
 
-def iter_summary_images(dataset: Dataset, *, channel: int | str = 0,
-                        registration: Registration | None = None,
-                        times: slice | Sequence[int] | None = None
-                        ) -> Generator[tuple[int, int], None, _Images]:
+def iter_summary_images(
+    dataset: Dataset,
+    *,
+    channel: int | str = 0,
+    registration: Registration | None = None,
+    times: slice | Sequence[int] | None = None,
+) -> Generator[tuple[int, int], None, _Images]:
     """Generator: yields (blocks done, blocks) and returns {kind: float32 (Z, Y, X)}.
 
     Frames are one per volume (the mean of the samples when there are several per slice);
@@ -98,24 +104,32 @@ def iter_summary_images(dataset: Dataset, *, channel: int | str = 0,
     Z, (Y, X) = info.num_planes, info.frame_shape
     sample: SliceSample = "mean" if info.frames_per_slice > 1 else 0
     n_rows = dataset.selection(channel, slice_sample=sample).num_times(dataset.layout)
-    rows = np.arange(n_rows, dtype=np.int64) if times is None else \
-        np.arange(n_rows, dtype=np.int64)[times]
+    rows = (
+        np.arange(n_rows, dtype=np.int64)
+        if times is None
+        else np.arange(n_rows, dtype=np.int64)[times]
+    )
     per_block = max(1, BLOCK_BYTES // (Z * Y * X * 8))
-    chunks = [rows[i:i + per_block] for i in range(0, len(rows), per_block)]
+    chunks = [rows[i : i + per_block] for i in range(0, len(rows), per_block)]
     moments = _Moments((Z, Y, X))
     yield 0, len(chunks)
     for k, chunk in enumerate(chunks):
-        block = dataset.read(channel, slice_sample=sample, times=chunk.tolist(),
-                             registration=registration)
+        block = dataset.read(
+            channel, slice_sample=sample, times=chunk.tolist(), registration=registration
+        )
         moments.add(block.reshape(len(chunk), Z, Y, X))
         yield k + 1, len(chunks)
     return moments.images()
 
 
-def summary_images(dataset: Dataset, *, channel: int | str = 0,
-                   registration: Registration | None = None,
-                   times: slice | Sequence[int] | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> _Images:
+def summary_images(
+    dataset: Dataset,
+    *,
+    channel: int | str = 0,
+    registration: Registration | None = None,
+    times: slice | Sequence[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> _Images:
     """Mean, max, std and local-correlation images (float32 (Z, Y, X) each) of one channel."""
     gen = iter_summary_images(dataset, channel=channel, registration=registration, times=times)
     return drive(gen, progress)
@@ -142,17 +156,27 @@ class FrameFlags:
         return np.asarray(self.at_bound | self.low_correlation, bool)
 
     def summary(self) -> str:
-        """"n frames at the shift bound, m with low correlation" (or "no frames flagged")."""
+        """A summary: "n frames at the shift bound, m with low correlation" (or "no frames
+        flagged").
+        """
         n_bound = int(self.at_bound.any(axis=1).sum())
         n_low = int(self.low_correlation.any(axis=1).sum())
         if not n_bound and not n_low:
             return "no frames flagged"
-        return (f"{n_bound} frame(s) with a shift at the search bound, "
-                f"{n_low} with an outlying low correlation")
+        return (
+            f"{n_bound} frame(s) with a shift at the search bound, "
+            f"{n_low} with an outlying low correlation"
+        )
 
 
-def flag_frames(shifts: np.ndarray, correlation: np.ndarray, max_shift: float | None, *,
-                tolerance: float = 0.5, z: float = 3.5) -> FrameFlags:
+def flag_frames(
+    shifts: np.ndarray,
+    correlation: np.ndarray,
+    max_shift: float | None,
+    *,
+    tolerance: float = 0.5,
+    z: float = 3.5,
+) -> FrameFlags:
     """Flag registration frames whose shift hit the search bound or whose correlation is a low
     outlier.
 
@@ -178,9 +202,14 @@ def flag_frames(shifts: np.ndarray, correlation: np.ndarray, max_shift: float | 
     filled = np.where(scanned, corr, 0.0)
     with np.errstate(invalid="ignore"):
         median = np.nanmedian(filled, axis=0, keepdims=True) if corr.size else corr
-        mad = 1.4826 * np.nanmedian(np.abs(filled - median), axis=0, keepdims=True) \
-            if corr.size else corr
+        mad = (
+            1.4826 * np.nanmedian(np.abs(filled - median), axis=0, keepdims=True)
+            if corr.size
+            else corr
+        )
         spread = np.where(mad > 0, mad * z, 0.05)
         low = ((median - corr) > spread) & scanned
-    return FrameFlags(at_bound=at_bound & np.isfinite(shifts).all(axis=-1),
-                      low_correlation=low & np.isfinite(corr))
+    return FrameFlags(
+        at_bound=at_bound & np.isfinite(shifts).all(axis=-1),
+        low_correlation=low & np.isfinite(corr),
+    )

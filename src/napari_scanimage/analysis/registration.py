@@ -86,8 +86,7 @@ class Registration:
             raise SelectionError(f"correlation {c.shape} does not match shifts {s.shape}")
         r = np.asarray(self.reference, np.float32)
         if r.ndim != 3 or r.shape[0] != s.shape[1]:
-            raise SelectionError(f"reference must be (Z, Y, X) with Z={s.shape[1]}, got "
-                                 f"{r.shape}")
+            raise SelectionError(f"reference must be (Z, Y, X) with Z={s.shape[1]}, got {r.shape}")
         object.__setattr__(self, "shifts", s)
         object.__setattr__(self, "correlation", c)
         object.__setattr__(self, "reference", r)
@@ -109,29 +108,49 @@ class Registration:
 
     def integer(self) -> Registration:
         """The same registration with shifts rounded to whole pixels (FLIM-safe for photons)."""
-        return Registration(np.round(self.shifts), self.correlation, self.reference,
-                            self.channel, self.bidi_phase, {**self.settings, "rounded": True},
-                            self.source)
+        return Registration(
+            np.round(self.shifts),
+            self.correlation,
+            self.reference,
+            self.channel,
+            self.bidi_phase,
+            {**self.settings, "rounded": True},
+            self.source,
+        )
 
     def check_fits(self, num_times: int, num_planes: int, frame_shape: Sequence[int]) -> None:
         """Raise SelectionError unless this registration fits a recording of this layout."""
         if (self.num_times, self.num_planes, self.frame_shape) != (
-                num_times, num_planes, tuple(frame_shape)):
+            num_times,
+            num_planes,
+            tuple(frame_shape),
+        ):
             raise SelectionError(
                 f"the registration is for {self.num_times} time points × {self.num_planes} "
                 f"plane(s) of {self.frame_shape[0]}×{self.frame_shape[1]} pixels; this "
                 f"recording has {num_times} × {num_planes} of {frame_shape[0]}×"
-                f"{frame_shape[1]} — compute or load the registration of this recording")
+                f"{frame_shape[1]} — compute or load the registration of this recording"
+            )
 
     # -- files ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write as ``.npz`` (arrays and a JSON header; no pickled objects), atomically."""
-        header = {"format": FORMAT, "version": VERSION, "channel": self.channel,
-                  "bidi_phase": float(self.bidi_phase), "settings": self.settings,
-                  "source": self.source}
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "channel": self.channel,
+            "bidi_phase": float(self.bidi_phase),
+            "settings": self.settings,
+            "source": self.source,
+        }
         buf = io.BytesIO()
-        np.savez(buf, header=np.frombuffer(json.dumps(header).encode(), np.uint8),
-                 shifts=self.shifts, correlation=self.correlation, reference=self.reference)
+        np.savez(
+            buf,
+            header=np.frombuffer(json.dumps(header).encode(), np.uint8),
+            shifts=self.shifts,
+            correlation=self.correlation,
+            reference=self.reference,
+        )
         return atomic_write(path, buf.getvalue())
 
     @classmethod
@@ -145,9 +164,15 @@ class Registration:
         except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
             raise FormatError(f"{path.name} is not a registration file ({exc})") from None
         check_header(header, FORMAT, VERSION, path.name, "registration file")
-        return cls(arrays["shifts"], arrays["correlation"], arrays["reference"],
-                   str(header.get("channel", "")), float(header.get("bidi_phase", 0.0)),
-                   dict(header.get("settings") or {}), header.get("source"))
+        return cls(
+            arrays["shifts"],
+            arrays["correlation"],
+            arrays["reference"],
+            str(header.get("channel", "")),
+            float(header.get("bidi_phase", 0.0)),
+            dict(header.get("settings") or {}),
+            header.get("source"),
+        )
 
 
 # -- estimation ---------------------------------------------------------------------------
@@ -155,9 +180,11 @@ def _channel_of(dataset: Dataset, channel: int | str) -> int:
     names = dataset.info.channel_names
     c = dataset.channel_index(channel)
     if not 0 <= c < len(names):
-        raise SelectionError(f"channel {channel!r} does not exist; the recording has "
-                             f"{len(names)} channel(s): {', '.join(map(repr, names))} — give an "
-                             f"index 0–{len(names) - 1} or a name")
+        raise SelectionError(
+            f"channel {channel!r} does not exist; the recording has "
+            f"{len(names)} channel(s): {', '.join(map(repr, names))} — give an "
+            f"index 0–{len(names) - 1} or a name"
+        )
     return c
 
 
@@ -171,29 +198,44 @@ def _planes_of(planes: Sequence[int] | None, num_planes: int) -> list[int]:
     out = set()
     for p in wanted:
         if not -num_planes <= p < num_planes:
-            raise SelectionError(f"plane {p} does not exist; the recording has {num_planes} "
-                                 f"plane(s) (0–{num_planes - 1})")
+            raise SelectionError(
+                f"plane {p} does not exist; the recording has {num_planes} "
+                f"plane(s) (0–{num_planes - 1})"
+            )
         out.add(p % num_planes)
     if not out:
         raise SelectionError("planes is empty; give at least one plane index, or None for all")
     return sorted(out)
 
 
-def _read(dataset: Dataset, channel: int, planes: list[int], num_planes: int,
-          slice_sample: SliceSample, rows: slice) -> npt.NDArray[Any]:
+def _read(
+    dataset: Dataset,
+    channel: int,
+    planes: list[int],
+    num_planes: int,
+    slice_sample: SliceSample,
+    rows: slice,
+) -> npt.NDArray[Any]:
     """Frames (n, len(planes), Y, X) of the time rows ``rows``."""
     if len(planes) == 1:
-        return dataset.read(channel, plane=planes[0], slice_sample=slice_sample,
-                            times=rows)[:, None]
+        return dataset.read(channel, plane=planes[0], slice_sample=slice_sample, times=rows)[
+            :, None
+        ]
     data = dataset.read(channel, slice_sample=slice_sample, times=rows)
     return data if len(planes) == num_planes else data[:, planes]
 
 
-def iter_register(dataset: Dataset, *, channel: int | str = 0,
-                  planes: Sequence[int] | None = None, reference_frames: int = 200,
-                  max_shift: float | None = None, subpixel: bool = True, bidi: bool = False,
-                  block_frames: int | None = None
-                  ) -> Generator[tuple[int, int], None, Registration]:
+def iter_register(
+    dataset: Dataset,
+    *,
+    channel: int | str = 0,
+    planes: Sequence[int] | None = None,
+    reference_frames: int = 200,
+    max_shift: float | None = None,
+    subpixel: bool = True,
+    bidi: bool = False,
+    block_frames: int | None = None,
+) -> Generator[tuple[int, int], None, Registration]:
     """Generator form of :func:`register`: yields (steps done, steps) and returns the
     :class:`Registration`.
     """
@@ -204,8 +246,9 @@ def iter_register(dataset: Dataset, *, channel: int | str = 0,
         raise SelectionError("the frame shape of the recording is unknown")
     Y, X = (int(n) for n in info.frame_shape)
     if min(Y, X) < 8:
-        raise SelectionError(f"frames of {Y}×{X} pixels are too small to register (need at "
-                             "least 8×8)")
+        raise SelectionError(
+            f"frames of {Y}×{X} pixels are too small to register (need at least 8×8)"
+        )
     est = _planes_of(planes, Z)
     slice_sample: SliceSample = "mean" if info.frames_per_slice > 1 else 0
     T = int(dataset.selection(c, slice_sample=slice_sample).num_times(dataset.layout))
@@ -214,8 +257,10 @@ def iter_register(dataset: Dataset, *, channel: int | str = 0,
     if max_shift is None:
         max_shift = max(1, round(0.1 * min(Y, X)))
     if not np.isfinite(max_shift) or max_shift < 1:
-        raise SelectionError(f"max_shift is {max_shift!r} pixels; give at least 1 (or None for "
-                             f"a tenth of the frame, {max(1, round(0.1 * min(Y, X)))} px)")
+        raise SelectionError(
+            f"max_shift is {max_shift!r} pixels; give at least 1 (or None for "
+            f"a tenth of the frame, {max(1, round(0.1 * min(Y, X)))} px)"
+        )
     max_shift = int(min(int(max_shift), (min(Y, X) - 3) // 2))
     if int(reference_frames) < 1:
         raise SelectionError(f"reference_frames is {reference_frames!r}; give at least 1")
@@ -231,12 +276,17 @@ def iter_register(dataset: Dataset, *, channel: int | str = 0,
     done = 0
     yield done, total
 
-    ref_rows = np.unique(np.round(np.linspace(0, T - 1, min(int(reference_frames), T)))
-                         ).astype(np.int64).tolist()
+    ref_rows = (
+        np.unique(np.round(np.linspace(0, T - 1, min(int(reference_frames), T))))
+        .astype(np.int64)
+        .tolist()
+    )
     phase = 0.0
     if bidi:  # the planes' cross-power spectra summed (est is never empty)
-        crosses = [bidi_cross(dataset.read(c, plane=z, slice_sample=slice_sample,
-                                           times=ref_rows)) for z in est]
+        crosses = [
+            bidi_cross(dataset.read(c, plane=z, slice_sample=slice_sample, times=ref_rows))
+            for z in est
+        ]
         phase = bidi_peak(sum(crosses[1:], crosses[0]), X, 10, SMOOTH_SIGMA)
     reference = np.zeros((Z, Y, X), np.float32)
     for z in range(Z):
@@ -244,8 +294,7 @@ def iter_register(dataset: Dataset, *, channel: int | str = 0,
         if phase:
             frames = correct_bidi(frames, phase)
         if z in est:
-            reference[z] = make_reference(frames, max_shift=max_shift,
-                                          smooth_sigma=SMOOTH_SIGMA)
+            reference[z] = make_reference(frames, max_shift=max_shift, smooth_sigma=SMOOTH_SIGMA)
         else:  # not registered: the plain mean, for display
             reference[z] = frames.mean(axis=0, dtype=np.float64)
         del frames
@@ -264,27 +313,54 @@ def iter_register(dataset: Dataset, *, channel: int | str = 0,
                 frames = data[:, i]
                 if phase:
                     frames = correct_bidi(frames, phase)
-                s, peak = estimate_shifts(frames, reference[z], max_shift=max_shift,
-                                          subpixel=subpixel, smooth_sigma=SMOOTH_SIGMA)
+                s, peak = estimate_shifts(
+                    frames,
+                    reference[z],
+                    max_shift=max_shift,
+                    subpixel=subpixel,
+                    smooth_sigma=SMOOTH_SIGMA,
+                )
                 shifts[rows, z] = s
                 correlation[rows, z] = peak
             del data
             done += 1
             yield done, total
 
-    settings: dict[str, Any] = {"method": "phase correlation", "channel": c, "planes": est,
-                "reference_frames": len(ref_rows), "max_shift": max_shift,
-                "subpixel": bool(subpixel), "bidi": bool(bidi), "block_frames": block_frames,
-                "slice_sample": slice_sample, "smooth_sigma": SMOOTH_SIGMA}
-    return Registration(shifts, correlation, reference, channel=info.channel_names[c],
-                        bidi_phase=float(phase), settings=settings,
-                        source=str(dataset.paths[0]))
+    settings: dict[str, Any] = {
+        "method": "phase correlation",
+        "channel": c,
+        "planes": est,
+        "reference_frames": len(ref_rows),
+        "max_shift": max_shift,
+        "subpixel": bool(subpixel),
+        "bidi": bool(bidi),
+        "block_frames": block_frames,
+        "slice_sample": slice_sample,
+        "smooth_sigma": SMOOTH_SIGMA,
+    }
+    return Registration(
+        shifts,
+        correlation,
+        reference,
+        channel=info.channel_names[c],
+        bidi_phase=float(phase),
+        settings=settings,
+        source=str(dataset.paths[0]),
+    )
 
 
-def register(dataset: Dataset, *, channel: int | str = 0, planes: Sequence[int] | None = None,
-             reference_frames: int = 200, max_shift: float | None = None,
-             subpixel: bool = True, bidi: bool = False, block_frames: int | None = None,
-             progress: Callable[[int, int], None] | None = None) -> Registration:
+def register(
+    dataset: Dataset,
+    *,
+    channel: int | str = 0,
+    planes: Sequence[int] | None = None,
+    reference_frames: int = 200,
+    max_shift: float | None = None,
+    subpixel: bool = True,
+    bidi: bool = False,
+    block_frames: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Registration:
     """Rigid motion registration of a recording, per plane, by phase correlation.
 
     Parameters
@@ -318,7 +394,14 @@ def register(dataset: Dataset, *, channel: int | str = 0, planes: Sequence[int] 
         The channel or a plane does not exist, ``max_shift`` < 1, or there is nothing to
         register.
     """
-    gen = iter_register(dataset, channel=channel, planes=planes,
-                        reference_frames=reference_frames, max_shift=max_shift,
-                        subpixel=subpixel, bidi=bidi, block_frames=block_frames)
+    gen = iter_register(
+        dataset,
+        channel=channel,
+        planes=planes,
+        reference_frames=reference_frames,
+        max_shift=max_shift,
+        subpixel=subpixel,
+        bidi=bidi,
+        block_frames=block_frames,
+    )
     return drive(gen, progress)

@@ -43,8 +43,14 @@ class RoiSet(Sequence[Roi]):
     ``masks(frame_shape, num_planes)`` gives the sparse mask matrix traces use.
     """
 
-    def __init__(self, rois: Sequence[Roi] = (), *, frame_shape: Sequence[int] | None = None,
-                 num_planes: int | None = None, source: str | None = None) -> None:
+    def __init__(
+        self,
+        rois: Sequence[Roi] = (),
+        *,
+        frame_shape: Sequence[int] | None = None,
+        num_planes: int | None = None,
+        source: str | None = None,
+    ) -> None:
         self._rois = list(rois)
         names = [r.name for r in self._rois]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -52,10 +58,12 @@ class RoiSet(Sequence[Roi]):
             raise SelectionError(f"ROI names must be unique; repeated: {', '.join(dupes)}")
         for r in self._rois:
             if r.kind not in KINDS:
-                raise SelectionError(f"ROI {r.name!r} has kind {r.kind!r}; expected one of "
-                                     f"{', '.join(KINDS)}")
+                raise SelectionError(
+                    f"ROI {r.name!r} has kind {r.kind!r}; expected one of {', '.join(KINDS)}"
+                )
         self.frame_shape: tuple[int, ...] | None = (
-            None if frame_shape is None else tuple(int(s) for s in frame_shape))
+            None if frame_shape is None else tuple(int(s) for s in frame_shape)
+        )
         self.num_planes = None if num_planes is None else int(num_planes)
         self.source = source
 
@@ -100,8 +108,13 @@ class RoiSet(Sequence[Roi]):
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
-    def from_masks(cls, masks: Mapping[str, npt.ArrayLike], *,
-                   colours: Sequence[str] | None = None, source: str | None = None) -> RoiSet:
+    def from_masks(
+        cls,
+        masks: Mapping[str, npt.ArrayLike],
+        *,
+        colours: Sequence[str] | None = None,
+        source: str | None = None,
+    ) -> RoiSet:
         """ROIs from {name: bool mask (Y, X) — every plane — or (Z, Y, X) — its planes}."""
         rois: list[Roi] = []
         shapes: set[tuple[int, ...]] = set()
@@ -109,8 +122,9 @@ class RoiSet(Sequence[Roi]):
         for k, (name, mask) in enumerate(masks.items()):
             m = np.asarray(mask).astype(bool)
             if m.ndim not in (2, 3):
-                raise SelectionError(f"mask {name!r} has shape {m.shape}; expected (Y, X) or "
-                                     "(Z, Y, X)")
+                raise SelectionError(
+                    f"mask {name!r} has shape {m.shape}; expected (Y, X) or (Z, Y, X)"
+                )
             shapes.add(m.shape[-2:])
             plane = None
             if m.ndim == 3:
@@ -122,18 +136,24 @@ class RoiSet(Sequence[Roi]):
         if len(shapes) > 1:
             raise SelectionError(f"masks of different frame shapes: {sorted(shapes)}")
         num_planes = max(depths, default=None)
-        return cls(rois, frame_shape=shapes.pop() if shapes else None, num_planes=num_planes,
-                   source=source)
+        return cls(
+            rois, frame_shape=shapes.pop() if shapes else None, num_planes=num_planes, source=source
+        )
 
     @classmethod
-    def from_layer(cls, data: Sequence[npt.ArrayLike] | npt.NDArray[Any], *,
-                   shape_types: Sequence[str] | str | None = None,
-                   edge_widths: Sequence[float] | float = 1.0,
-                   planes: Sequence[int | None] | None = None,
-                   names: Sequence[str] | Mapping[int, str] | None = None,
-                   colours: Sequence[Colour] | Mapping[int, Colour] | None = None,
-                   frame_shape: tuple[int, int] | None = None, num_planes: int | None = None,
-                   source: str | None = None) -> RoiSet:
+    def from_layer(
+        cls,
+        data: Sequence[npt.ArrayLike] | npt.NDArray[Any],
+        *,
+        shape_types: Sequence[str] | str | None = None,
+        edge_widths: Sequence[float] | float = 1.0,
+        planes: Sequence[int | None] | None = None,
+        names: Sequence[str] | Mapping[int, str] | None = None,
+        colours: Sequence[Colour] | Mapping[int, Colour] | None = None,
+        frame_shape: tuple[int, int] | None = None,
+        num_planes: int | None = None,
+        source: str | None = None,
+    ) -> RoiSet:
         """ROIs from a napari layer's data.
 
         ``data`` is a Shapes layer's list of vertex arrays (the last two columns are y, x)
@@ -145,37 +165,59 @@ class RoiSet(Sequence[Roi]):
             return cls._from_labels(data, names, colours, frame_shape, num_planes, source)
         shapes = [np.asarray(d, np.float64) for d in data]
         n = len(shapes)
-        types = [shape_types] * n if isinstance(shape_types, str) else \
-            list(shape_types) if shape_types is not None else ["polygon"] * n
+        types = (
+            [shape_types] * n
+            if isinstance(shape_types, str)
+            else list(shape_types)
+            if shape_types is not None
+            else ["polygon"] * n
+        )
         widths = np.broadcast_to(np.asarray(edge_widths, np.float64), (n,))
         if len(types) != n:
             raise SelectionError(f"{n} shapes but {len(types)} shape types")
         rois: list[Roi] = []
         for k, verts in enumerate(shapes):
             if verts.ndim != 2 or verts.shape[1] < 2:
-                raise SelectionError(f"shape {k} has vertices of shape {verts.shape}; expected "
-                                     "(N, 2) or more columns")
+                raise SelectionError(
+                    f"shape {k} has vertices of shape {verts.shape}; expected "
+                    "(N, 2) or more columns"
+                )
             kind = types[k]
             if kind not in KINDS[:-1]:
-                raise SelectionError(f"shape {k} is a {kind!r}; ROIs can be "
-                                     f"{', '.join(KINDS[:-1])}")
+                raise SelectionError(
+                    f"shape {k} is a {kind!r}; ROIs can be {', '.join(KINDS[:-1])}"
+                )
             name = names[k] if names is not None else f"roi {k + 1}"
             colour = colours[k] if colours is not None else PALETTE[k % len(PALETTE)]
             plane = planes[k] if planes is not None else None
-            rois.append(Roi(str(name), kind, verts[:, -2:].copy(), None if plane is None
-                            else int(plane), to_hex(colour), float(widths[k])))
+            rois.append(
+                Roi(
+                    str(name),
+                    kind,
+                    verts[:, -2:].copy(),
+                    None if plane is None else int(plane),
+                    to_hex(colour),
+                    float(widths[k]),
+                )
+            )
         return cls(rois, frame_shape=frame_shape, num_planes=num_planes, source=source)
 
     @classmethod
-    def _from_labels(cls, labels: npt.NDArray[Any],
-                     names: Sequence[str] | Mapping[int, str] | None,
-                     colours: Sequence[Colour] | Mapping[int, Colour] | None,
-                     frame_shape: Sequence[int] | None, num_planes: int | None,
-                     source: str | None) -> RoiSet:
+    def _from_labels(
+        cls,
+        labels: npt.NDArray[Any],
+        names: Sequence[str] | Mapping[int, str] | None,
+        colours: Sequence[Colour] | Mapping[int, Colour] | None,
+        frame_shape: Sequence[int] | None,
+        num_planes: int | None,
+        source: str | None,
+    ) -> RoiSet:
         a = np.asarray(labels)
         if frame_shape is not None and a.shape[-2:] != tuple(frame_shape):
-            raise SelectionError(f"labels of {shape_text(a.shape[-2:])} pixels; the frames are"
-                                 f" {shape_text(frame_shape)}")
+            raise SelectionError(
+                f"labels of {shape_text(a.shape[-2:])} pixels; the frames are"
+                f" {shape_text(frame_shape)}"
+            )
         if a.ndim == 2:
             per_plane = a[None]
         elif num_planes is not None and num_planes > 1 and a.shape[-3] == num_planes:
@@ -187,11 +229,21 @@ class RoiSet(Sequence[Roi]):
         chosen: list[str] = []
         for k, value in enumerate(values):  # names / colours: by position or {value: ...}
             m = per_plane == value
-            name = names.get(value) if isinstance(names, Mapping) else \
-                names[k] if names is not None and k < len(names) else None
+            name = (
+                names.get(value)
+                if isinstance(names, Mapping)
+                else names[k]
+                if names is not None and k < len(names)
+                else None
+            )
             masks[str(name or f"label {value}")] = m[0] if per_plane.shape[0] == 1 else m
-            colour = colours.get(value) if isinstance(colours, Mapping) else \
-                colours[k] if colours is not None and k < len(colours) else None
+            colour = (
+                colours.get(value)
+                if isinstance(colours, Mapping)
+                else colours[k]
+                if colours is not None and k < len(colours)
+                else None
+            )
             chosen.append(to_hex(colour) if colour is not None else PALETTE[k % len(PALETTE)])
         out = cls.from_masks(masks, colours=chosen, source=source)
         out.num_planes = num_planes if num_planes is not None else out.num_planes
@@ -208,14 +260,18 @@ class RoiSet(Sequence[Roi]):
         cols = []
         for roi in self._rois:
             if roi.plane is not None and not 0 <= roi.plane < num_planes:
-                raise SelectionError(f"ROI {roi.name!r} is on plane {roi.plane}; the recording "
-                                     f"has {num_planes} plane(s)")
+                raise SelectionError(
+                    f"ROI {roi.name!r} is on plane {roi.plane}; the recording "
+                    f"has {num_planes} plane(s)"
+                )
             if roi.kind == "mask" and roi.mask is not None and roi.mask.ndim == 3:
                 m = np.asarray(roi.mask, bool)
                 if m.shape != (num_planes, Y, X):
-                    raise SelectionError(f"ROI {roi.name!r} is a mask of shape {m.shape}; the "
-                                         f"recording has {num_planes} plane(s) of "
-                                         f"{shape_text((Y, X))}")
+                    raise SelectionError(
+                        f"ROI {roi.name!r} is a mask of shape {m.shape}; the "
+                        f"recording has {num_planes} plane(s) of "
+                        f"{shape_text((Y, X))}"
+                    )
                 cols.append(np.flatnonzero(m))
                 continue
             flat = np.flatnonzero(roi.pixels((Y, X)))
@@ -225,11 +281,13 @@ class RoiSet(Sequence[Roi]):
                 cols.append(flat + npix * roi.plane)
         indptr = np.concatenate([[0], np.cumsum([len(c) for c in cols])]).astype(np.int64)
         indices = np.concatenate(cols).astype(np.int64) if cols else np.zeros(0, np.int64)
-        return sparse.csr_matrix((np.ones(len(indices), bool), indices, indptr),
-                                 shape=(len(cols), num_planes * npix))
+        return sparse.csr_matrix(
+            (np.ones(len(indices), bool), indices, indptr), shape=(len(cols), num_planes * npix)
+        )
 
-    def mask(self, key: int | str, frame_shape: Sequence[int], num_planes: int = 1
-             ) -> npt.NDArray[np.bool_]:
+    def mask(
+        self, key: int | str, frame_shape: Sequence[int], num_planes: int = 1
+    ) -> npt.NDArray[np.bool_]:
         """Dense bool (num_planes, Y, X) mask of one ROI (by index or name)."""
         k = self.names.index(key) if isinstance(key, str) else int(key)
         row = RoiSet([self._rois[k]]).masks(frame_shape, num_planes)
@@ -239,16 +297,21 @@ class RoiSet(Sequence[Roi]):
     def renamed(self, old: str, new: str) -> RoiSet:
         """The same ROIs with ROI ``old`` named ``new``."""
         rois = [replace(r, name=new) if r.name == old else r for r in self._rois]
-        return RoiSet(rois, frame_shape=self.frame_shape, num_planes=self.num_planes,
-                      source=self.source)
+        return RoiSet(
+            rois, frame_shape=self.frame_shape, num_planes=self.num_planes, source=self.source
+        )
 
     # -- files ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The ROIs as a JSON-serialisable document (format tag and version first)."""
-        return {"format": FORMAT, "version": VERSION, "source": self.source,
-                "frame_shape": None if self.frame_shape is None else list(self.frame_shape),
-                "num_planes": self.num_planes,
-                "rois": [_roi_to_dict(r) for r in self._rois]}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "source": self.source,
+            "frame_shape": None if self.frame_shape is None else list(self.frame_shape),
+            "num_planes": self.num_planes,
+            "rois": [_roi_to_dict(r) for r in self._rois],
+        }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the ROIs as versioned JSON, atomically (the old file stays until replaced)."""
@@ -258,8 +321,13 @@ class RoiSet(Sequence[Roi]):
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, frame_shape: Sequence[int] | None = None,
-             num_planes: int | None = None) -> RoiSet:
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        frame_shape: Sequence[int] | None = None,
+        num_planes: int | None = None,
+    ) -> RoiSet:
         """Read a file written by :meth:`save`; with ``frame_shape`` / ``num_planes`` (those of
         the recording they are meant for) ROIs drawn on other frames are refused.
         """
@@ -277,27 +345,38 @@ class RoiSet(Sequence[Roi]):
         """The inverse of :meth:`to_dict` (FormatError naming ``name`` when it is not one)."""
         check_header(doc, FORMAT, VERSION, name, "ROI file")
         try:
-            return cls([_roi_from_dict(d) for d in doc["rois"]],
-                       frame_shape=doc.get("frame_shape"), num_planes=doc.get("num_planes"),
-                       source=doc.get("source"))
+            return cls(
+                [_roi_from_dict(d) for d in doc["rois"]],
+                frame_shape=doc.get("frame_shape"),
+                num_planes=doc.get("num_planes"),
+                source=doc.get("source"),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, SelectionError):
                 raise
             raise FormatError(f"{name}: malformed ROI entry ({exc!r})") from None
 
-    def _check_fits(self, what: str, frame_shape: Sequence[int] | None,
-                    num_planes: int | None) -> None:
-        if frame_shape is not None and self.frame_shape is not None and \
-                tuple(frame_shape) != self.frame_shape:
-            raise SelectionError(f"the ROIs in {what} were drawn on "
-                                 f"{shape_text(self.frame_shape)} frames; this recording has "
-                                 f"{shape_text(frame_shape)} frames — open the recording they "
-                                 "belong to")
+    def _check_fits(
+        self, what: str, frame_shape: Sequence[int] | None, num_planes: int | None
+    ) -> None:
+        if (
+            frame_shape is not None
+            and self.frame_shape is not None
+            and tuple(frame_shape) != self.frame_shape
+        ):
+            raise SelectionError(
+                f"the ROIs in {what} were drawn on "
+                f"{shape_text(self.frame_shape)} frames; this recording has "
+                f"{shape_text(frame_shape)} frames — open the recording they "
+                "belong to"
+            )
         if num_planes is not None:
             high = [r.name for r in self._rois if r.plane is not None and r.plane >= num_planes]
             if high:
-                raise SelectionError(f"ROI(s) {', '.join(high)} in {what} are on planes the "
-                                     f"recording does not have ({num_planes} plane(s))")
+                raise SelectionError(
+                    f"ROI(s) {', '.join(high)} in {what} are on planes the "
+                    f"recording does not have ({num_planes} plane(s))"
+                )
 
     def to_imagej(self, path: str | os.PathLike[str]) -> Path:
         """Write an ImageJ / Fiji ROI zip (mask ROIs have no outline and are skipped, with a
@@ -311,21 +390,31 @@ class RoiSet(Sequence[Roi]):
         return path
 
     @classmethod
-    def from_imagej(cls, path: str | os.PathLike[str], *,
-                    frame_shape: Sequence[int] | None = None,
-                    num_planes: int | None = None) -> RoiSet:
+    def from_imagej(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        frame_shape: Sequence[int] | None = None,
+        num_planes: int | None = None,
+    ) -> RoiSet:
         """Read an ImageJ ROI zip or .roi file."""
         from . import _imagej
 
-        out = cls(_imagej.decode(Path(path)), frame_shape=frame_shape, num_planes=num_planes,
-                  source=None)
+        out = cls(
+            _imagej.decode(Path(path)), frame_shape=frame_shape, num_planes=num_planes, source=None
+        )
         out._check_fits(Path(path).name, None, num_planes)
         return out
 
 
 def _roi_to_dict(r: Roi) -> dict[str, Any]:
-    d: dict[str, Any] = {"name": r.name, "kind": r.kind, "plane": r.plane, "colour": r.colour,
-         "width": r.width}
+    d: dict[str, Any] = {
+        "name": r.name,
+        "kind": r.kind,
+        "plane": r.plane,
+        "colour": r.colour,
+        "width": r.width,
+    }
     if r.kind == "mask":
         m = np.asarray(r.mask, bool)
         d["mask"] = {"shape": list(m.shape), "indices": np.flatnonzero(m).tolist()}
@@ -345,12 +434,25 @@ def _roi_from_dict(d: Mapping[str, Any]) -> Roi:
         if idx.size and (idx.min() < 0 or idx.max() >= m.size):
             raise ValueError("mask index outside its shape")
         m[idx] = True
-        return Roi(str(d["name"]), kind, None, d.get("plane"), str(d.get("colour", PALETTE[0])),
-                   float(d.get("width", 1.0)), m.reshape(shape))
+        return Roi(
+            str(d["name"]),
+            kind,
+            None,
+            d.get("plane"),
+            str(d.get("colour", PALETTE[0])),
+            float(d.get("width", 1.0)),
+            m.reshape(shape),
+        )
     verts = np.asarray(d["vertices"], np.float64).reshape(-1, 2)
     plane = d.get("plane")
-    return Roi(str(d["name"]), str(kind), verts, None if plane is None else int(plane),
-               str(d.get("colour", PALETTE[0])), float(d.get("width", 1.0)))
+    return Roi(
+        str(d["name"]),
+        str(kind),
+        verts,
+        None if plane is None else int(plane),
+        str(d.get("colour", PALETTE[0])),
+        float(d.get("width", 1.0)),
+    )
 
 
 def _pool_labels(stack: npt.NDArray[Any]) -> npt.NDArray[Any]:

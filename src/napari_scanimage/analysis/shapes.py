@@ -59,8 +59,10 @@ class Roi:
         if self.kind == "mask":
             m = np.asarray(self.mask, bool)
             if m.shape[-2:] != tuple(frame_shape):
-                raise SelectionError(f"ROI {self.name!r} is a mask of {shape_text(m.shape[-2:])}"
-                                     f" pixels; the frames are {shape_text(frame_shape)}")
+                raise SelectionError(
+                    f"ROI {self.name!r} is a mask of {shape_text(m.shape[-2:])}"
+                    f" pixels; the frames are {shape_text(frame_shape)}"
+                )
             # a 3-D mask reduced over its planes is a (Y, X) array, never a scalar
             return m if m.ndim == 2 else cast("_BOOL", m.any(axis=0))
         if self.vertices is None:
@@ -73,8 +75,9 @@ def shape_text(shape: Iterable[int]) -> str:
     return "×".join(str(int(s)) for s in shape)
 
 
-def rasterise(kind: str, vertices: npt.ArrayLike, frame_shape: tuple[int, int],
-              width: float = 1.0) -> _BOOL:
+def rasterise(
+    kind: str, vertices: npt.ArrayLike, frame_shape: tuple[int, int], width: float = 1.0
+) -> _BOOL:
     """Pixels (Y, X) whose centres lie inside an outline (or within width/2 of a path)."""
     Y, X = (int(s) for s in frame_shape)
     v = np.asarray(vertices, np.float64).reshape(-1, 2)
@@ -87,7 +90,7 @@ def rasterise(kind: str, vertices: npt.ArrayLike, frame_shape: tuple[int, int],
     y0, x0, y1, x1 = max(y0, 0), max(x0, 0), min(y1, Y - 1), min(x1, X - 1)
     if y1 < y0 or x1 < x0:
         return out  # entirely outside the frame
-    yy, xx = np.mgrid[y0:y1 + 1, x0:x1 + 1].astype(np.float64)
+    yy, xx = np.mgrid[y0 : y1 + 1, x0 : x1 + 1].astype(np.float64)
     if kind in ("polygon", "rectangle"):
         inside = _in_polygon(v, yy, xx)
     elif kind == "ellipse":
@@ -96,7 +99,7 @@ def rasterise(kind: str, vertices: npt.ArrayLike, frame_shape: tuple[int, int],
         inside = _near_path(v, yy, xx, width / 2)
     else:
         raise SelectionError(f"ROI kind {kind!r} is not one of {', '.join(KINDS)}")
-    out[y0:y1 + 1, x0:x1 + 1] = inside
+    out[y0 : y1 + 1, x0 : x1 + 1] = inside
     return out
 
 
@@ -118,8 +121,11 @@ def _in_polygon(v: _F64, yy: _F64, xx: _F64) -> _BOOL:
 def _segment_distance(ya: float, xa: float, yb: float, xb: float, yy: _F64, xx: _F64) -> _F64:
     dy, dx = yb - ya, xb - xa
     length2 = dy * dy + dx * dx
-    t = np.zeros(yy.shape) if length2 == 0 else \
-        np.clip(((yy - ya) * dy + (xx - xa) * dx) / length2, 0.0, 1.0)
+    t = (
+        np.zeros(yy.shape)
+        if length2 == 0
+        else np.clip(((yy - ya) * dy + (xx - xa) * dx) / length2, 0.0, 1.0)
+    )
     out: _F64 = np.hypot(yy - (ya + t * dy), xx - (xa + t * dx))
     return out
 
@@ -152,5 +158,4 @@ def _in_ellipse(v: _F64, yy: _F64, xx: _F64) -> _BOOL:
 def warn_skipped(names: list[str], why: str) -> None:
     """Warn once about the ROIs (by name) that were skipped, and why."""
     if names:
-        warnings.warn(f"ROI(s) {', '.join(names)} skipped: {why}", ScanImageWarning,
-                      stacklevel=3)
+        warnings.warn(f"ROI(s) {', '.join(names)} skipped: {why}", ScanImageWarning, stacklevel=3)

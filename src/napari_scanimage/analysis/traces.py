@@ -96,8 +96,9 @@ class Traces:
                 writer.writerow([repr(t), name, self.channel, self.kind, repr(v)])
 
 
-def neuropil_masks(masks: sparse.csr_matrix, shape: tuple[int, int, int], *, inner: int = 2,
-                   outer: int = 8) -> sparse.csr_matrix:
+def neuropil_masks(
+    masks: sparse.csr_matrix, shape: tuple[int, int, int], *, inner: int = 2, outer: int = 8
+) -> sparse.csr_matrix:
     """Annulus around each ROI (per plane): pixels between ``inner`` and ``outer`` pixels from
     it, minus every ROI's pixels.  Same layout as ``masks`` (n_rois, Z·Y·X).
     """
@@ -116,8 +117,9 @@ def neuropil_masks(masks: sparse.csr_matrix, shape: tuple[int, int, int], *, inn
     return sparse.vstack(rows, format="csr") if rows else masks.copy()
 
 
-def _read_block(block: BlockReader, rows: _I64,
-                buffer: npt.NDArray[Any] | None = None) -> npt.NDArray[Any]:
+def _read_block(
+    block: BlockReader, rows: _I64, buffer: npt.NDArray[Any] | None = None
+) -> npt.NDArray[Any]:
     """Frames of time rows ``rows`` as (n, Z·Y·X); read into ``buffer`` when the selection
     needs no averaging (one page per frame) and no registration.
     """
@@ -141,13 +143,22 @@ def _block_sums(block: BlockReader, rows: _I64, planes: _Planes) -> _F64:
     return _sums(_read_block(block, rows), planes)
 
 
-def iter_traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike], *,
-                channel: int | str = 0, kind: str = "mean", slice_sample: SliceSample = "mean",
-                percentile: float = 8.0, window_s: float | None = None,
-                neuropil: float | None = None, neuropil_radii: tuple[int, int] = (2, 8),
-                times: slice | Sequence[int] | None = None, scheduler: Any = None,
-                registration: Registration | None = None, shift_mode: str | None = None
-                ) -> Generator[tuple[int, int], None, Traces]:
+def iter_traces(
+    dataset: Dataset,
+    rois: RoiSet | Mapping[str, npt.ArrayLike],
+    *,
+    channel: int | str = 0,
+    kind: str = "mean",
+    slice_sample: SliceSample = "mean",
+    percentile: float = 8.0,
+    window_s: float | None = None,
+    neuropil: float | None = None,
+    neuropil_radii: tuple[int, int] = (2, 8),
+    times: slice | Sequence[int] | None = None,
+    scheduler: Any = None,
+    registration: Registration | None = None,
+    shift_mode: str | None = None,
+) -> Generator[tuple[int, int], None, Traces]:
     """Generator form of :func:`traces`: yields (blocks done, blocks) and returns Traces."""
     if kind not in KINDS:
         raise SelectionError(f"kind {kind!r} is not one of {', '.join(map(repr, KINDS))}")
@@ -159,29 +170,42 @@ def iter_traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike], *,
     masks, names = roi_masks(rois, (Y, X), Z)
     n_rois = masks.shape[0]
     if neuropil is not None:
-        masks = sparse.vstack([masks, neuropil_masks(masks, (Z, Y, X), inner=neuropil_radii[0],
-                                                     outer=neuropil_radii[1])], format="csr")
+        masks = sparse.vstack(
+            [
+                masks,
+                neuropil_masks(masks, (Z, Y, X), inner=neuropil_radii[0], outer=neuropil_radii[1]),
+            ],
+            format="csr",
+        )
     weights = masks.astype(np.float64).tocsc()
     used = np.flatnonzero(np.diff(weights.indptr))  # columns (pixels) any mask uses
     planes: _Planes = []
     for z in range(Z):
         cols = used[(used >= z * Y * X) & (used < (z + 1) * Y * X)]
         planes.append((cols, weights[:, cols].tocsr()))
-    counts = np.stack([np.asarray(masks[:, z * Y * X:(z + 1) * Y * X].sum(axis=1)).ravel()
-                       for z in range(Z)], axis=1).astype(np.float64)  # (n_masks, Z)
+    counts = np.stack(
+        [np.asarray(masks[:, z * Y * X : (z + 1) * Y * X].sum(axis=1)).ravel() for z in range(Z)],
+        axis=1,
+    ).astype(np.float64)  # (n_masks, Z)
     if info.frames_per_slice == 1:
         slice_sample = 0
     elif slice_sample == "axis":
-        raise SelectionError("traces need one value per time: use a sample index, 'mean' or "
-                             "'interleave' for slice_sample")
-    block = dataset.block_reader(channel, None, slice_sample, registration=registration,
-                                  shift_mode=shift_mode)
+        raise SelectionError(
+            "traces need one value per time: use a sample index, 'mean' or "
+            "'interleave' for slice_sample"
+        )
+    block = dataset.block_reader(
+        channel, None, slice_sample, registration=registration, shift_mode=shift_mode
+    )
     n_rows = block.selection.num_times(dataset.layout)
-    rows_all = np.arange(n_rows, dtype=np.int64) if times is None else \
-        np.arange(n_rows, dtype=np.int64)[times]
+    rows_all = (
+        np.arange(n_rows, dtype=np.int64)
+        if times is None
+        else np.arange(n_rows, dtype=np.int64)[times]
+    )
     row_bytes = Y * X * Z * block.out_dtype.itemsize
     per_block = max(1, BLOCK_BYTES // max(row_bytes, 1))
-    chunks = [rows_all[i:i + per_block] for i in range(0, len(rows_all), per_block)]
+    chunks = [rows_all[i : i + per_block] for i in range(0, len(rows_all), per_block)]
     sums = np.zeros((masks.shape[0], len(rows_all), Z))
     yield 0, len(chunks)
     if scheduler is None:  # read the next block while this one is summed (double buffering)
@@ -190,17 +214,21 @@ def iter_traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike], *,
         n_flat = Z * Y * X
         buffers: list[npt.NDArray[Any] | None] = (
             [np.empty((per_block, n_flat), block.out_dtype) for _ in range(2)]
-            if block.registration is None else [None, None])
+            if block.registration is None
+            else [None, None]
+        )
         at = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scanimage-traces") as pool:
             pending: list[Future[npt.NDArray[Any]]] = (
-                [pool.submit(_read_block, block, chunks[0], buffers[0])] if chunks else [])
+                [pool.submit(_read_block, block, chunks[0], buffers[0])] if chunks else []
+            )
             for k, rows in enumerate(chunks):
                 flat = pending.pop().result()
                 if k + 1 < len(chunks):
-                    pending.append(pool.submit(_read_block, block, chunks[k + 1],
-                                               buffers[(k + 1) % 2]))
-                sums[:, at:at + len(rows)] = _sums(flat, planes)
+                    pending.append(
+                        pool.submit(_read_block, block, chunks[k + 1], buffers[(k + 1) % 2])
+                    )
+                sums[:, at : at + len(rows)] = _sums(flat, planes)
                 at += len(rows)
                 yield k + 1, len(chunks)
     else:
@@ -212,24 +240,49 @@ def iter_traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike], *,
         parts = compute(*tasks, scheduler=scheduler)  # type: ignore[no-untyped-call]
         at = 0
         for part in parts:
-            sums[:, at:at + part.shape[1]] = part
+            sums[:, at : at + part.shape[1]] = part
             at += part.shape[1]
         yield len(chunks), len(chunks)
-    return _finish(dataset, block, rows_all, sums, counts, names, n_rois, kind, percentile,
-                   window_s, neuropil, slice_sample)
+    return _finish(
+        dataset,
+        block,
+        rows_all,
+        sums,
+        counts,
+        names,
+        n_rois,
+        kind,
+        percentile,
+        window_s,
+        neuropil,
+        slice_sample,
+    )
 
 
-def _finish(dataset: Dataset, block: BlockReader, rows: _I64, sums: _F64, counts: _F64,
-            names: list[str], n_rois: int, kind: str, percentile: float,
-            window_s: float | None, neuropil: float | None,
-            slice_sample: SliceSample) -> Traces:
+def _finish(
+    dataset: Dataset,
+    block: BlockReader,
+    rows: _I64,
+    sums: _F64,
+    counts: _F64,
+    names: list[str],
+    n_rois: int,
+    kind: str,
+    percentile: float,
+    window_s: float | None,
+    neuropil: float | None,
+    slice_sample: SliceSample,
+) -> Traces:
     total = sums.sum(axis=2)
     npix = counts.sum(axis=1)
     empty = npix[:n_rois] == 0
     if empty.any():
-        warnings.warn(f"ROI(s) {', '.join(n for n, e in zip(names, empty, strict=True) if e)} "
-                      "cover no pixel of the frames; their traces are NaN", EmptyRoiWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"ROI(s) {', '.join(n for n, e in zip(names, empty, strict=True) if e)} "
+            "cover no pixel of the frames; their traces are NaN",
+            EmptyRoiWarning,
+            stacklevel=3,
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         means = total / npix[:, None]
         plane_means = sums / counts[:, None, :]
@@ -249,19 +302,27 @@ def _finish(dataset: Dataset, block: BlockReader, rows: _I64, sums: _F64, counts
     return Traces(values, list(names), time, channel, kind, per_plane)
 
 
-def dff(values: _F64, time: _F64, *, percentile: float = 8.0,
-        window_s: float | None = None) -> _F64:
+def dff(
+    values: _F64, time: _F64, *, percentile: float = 8.0, window_s: float | None = None
+) -> _F64:
     """(F − F0) / F0 per row; F0 = ``percentile`` of the whole row, or a running percentile over
     ``window_s`` seconds (edges repeat the nearest value).
     """
     if window_s is None:
-        f0 = np.nanpercentile(values, percentile, axis=1, keepdims=True) if values.size else \
-            values
+        f0 = np.nanpercentile(values, percentile, axis=1, keepdims=True) if values.size else values
     else:
         dt = float(np.median(np.diff(time))) if len(time) > 1 else 1.0
         size = max(1, int(round(window_s / dt)) if dt > 0 else 1)
-        f0 = np.stack([ndimage.percentile_filter(row, percentile, size=size, mode="nearest")
-                       for row in values]) if len(values) else values
+        f0 = (
+            np.stack(
+                [
+                    ndimage.percentile_filter(row, percentile, size=size, mode="nearest")
+                    for row in values
+                ]
+            )
+            if len(values)
+            else values
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         out: _F64 = (values - f0) / f0
     return out
@@ -272,15 +333,26 @@ def _time(dataset: Dataset, block: BlockReader, rows: _I64, slice_sample: SliceS
     return np.asarray(times, dtype=np.float64)[rows]
 
 
-def traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike], *,
-           channel: int | str = 0, kind: str = "mean", slice_sample: SliceSample = "mean",
-           percentile: float = 8.0, window_s: float | None = None,
-           neuropil: float | None = None, neuropil_radii: tuple[int, int] = (2, 8),
-           times: slice | Sequence[int] | None = None, scheduler: Any = None,
-           progress: Callable[[int, int], None] | None = None,
-           registration: Registration | None = None, shift_mode: str | None = None,
-           harmonic: int = 1, irf_offset_ns: float | DecayFit = 0.0,
-           bin_volumes: int = 1) -> Traces | LifetimeTraces:
+def traces(
+    dataset: Dataset,
+    rois: RoiSet | Mapping[str, npt.ArrayLike],
+    *,
+    channel: int | str = 0,
+    kind: str = "mean",
+    slice_sample: SliceSample = "mean",
+    percentile: float = 8.0,
+    window_s: float | None = None,
+    neuropil: float | None = None,
+    neuropil_radii: tuple[int, int] = (2, 8),
+    times: slice | Sequence[int] | None = None,
+    scheduler: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    registration: Registration | None = None,
+    shift_mode: str | None = None,
+    harmonic: int = 1,
+    irf_offset_ns: float | DecayFit = 0.0,
+    bin_volumes: int = 1,
+) -> Traces | LifetimeTraces:
     """Every ROI's trace over time, in one pass over the frames.
 
     Parameters
@@ -323,11 +395,30 @@ def traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike], *,
     if kind in ("lifetime", "phasor"):
         from ..flim.lifetime import lifetime_traces
 
-        return lifetime_traces(dataset, rois, channel=channel, kind=kind, harmonic=harmonic,
-                               irf_offset_ns=irf_offset_ns, bin_volumes=bin_volumes,
-                               times=times, registration=registration)
-    gen = iter_traces(dataset, rois, channel=channel, kind=kind, slice_sample=slice_sample,
-                      percentile=percentile, window_s=window_s, neuropil=neuropil,
-                      neuropil_radii=neuropil_radii, times=times, scheduler=scheduler,
-                      registration=registration, shift_mode=shift_mode)
+        return lifetime_traces(
+            dataset,
+            rois,
+            channel=channel,
+            kind=kind,
+            harmonic=harmonic,
+            irf_offset_ns=irf_offset_ns,
+            bin_volumes=bin_volumes,
+            times=times,
+            registration=registration,
+        )
+    gen = iter_traces(
+        dataset,
+        rois,
+        channel=channel,
+        kind=kind,
+        slice_sample=slice_sample,
+        percentile=percentile,
+        window_s=window_s,
+        neuropil=neuropil,
+        neuropil_radii=neuropil_radii,
+        times=times,
+        scheduler=scheduler,
+        registration=registration,
+        shift_mode=shift_mode,
+    )
     return drive(gen, progress)

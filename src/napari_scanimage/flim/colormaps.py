@@ -12,11 +12,13 @@ __all__ = ["turbo", "intensity_modulated"]
 _F64 = npt.NDArray[np.float64]
 
 
-_TURBO = np.array([  # polynomial fit of the Turbo colormap (A. Mikhailov, 2019), x in [0, 1]
-    [0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943],
-    [0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604],
-    [0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973],
-])
+_TURBO = np.array(
+    [  # polynomial fit of the Turbo colormap (A. Mikhailov, 2019), x in [0, 1]
+        [0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943],
+        [0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604],
+        [0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973],
+    ]
+)
 
 
 def turbo(x: npt.ArrayLike) -> _F64:
@@ -28,10 +30,14 @@ def turbo(x: npt.ArrayLike) -> _F64:
     return np.clip(out, 0.0, 1.0)
 
 
-def intensity_modulated(lifetime: npt.ArrayLike, counts: npt.ArrayLike, *,
-                        tau_range: tuple[float, float], colormap: str | npt.ArrayLike = "turbo",
-                        count_range: tuple[float, float] | None = None
-                        ) -> npt.NDArray[np.float32]:
+def intensity_modulated(
+    lifetime: npt.ArrayLike,
+    counts: npt.ArrayLike,
+    *,
+    tau_range: tuple[float, float],
+    colormap: str | npt.ArrayLike = "turbo",
+    count_range: tuple[float, float] | None = None,
+) -> npt.NDArray[np.float32]:
     """RGB image (…, 3) float32: hue from ``lifetime`` over ``tau_range`` (clipped), brightness
     from ``counts`` over ``count_range`` (default 0 to the largest count; clipped).
 

@@ -32,8 +32,7 @@ def _exgauss_cdf(x: _F64, mu: float, sigma: float, lam: float) -> _F64:
     z = (x - mu) / sigma
     ls = lam * sigma
     # scipy.special's ufuncs are untyped: float64 in, float64 out
-    out: _F64 = special.ndtr(z) - np.exp(-lam * (x - mu) + 0.5 * ls * ls
-                                         + special.log_ndtr(z - ls))
+    out: _F64 = special.ndtr(z) - np.exp(-lam * (x - mu) + 0.5 * ls * ls + special.log_ndtr(z - ls))
     return out
 
 
@@ -51,16 +50,18 @@ def _exgauss_pdf(x: _F64, mu: float, sigma: float, lam: float) -> _F64:
     return out
 
 
-def _pulse_range(xmin: float, xmax: float, mu: float, sigma: float, lam: float,
-                 period: float) -> tuple[int, int]:
+def _pulse_range(
+    xmin: float, xmax: float, mu: float, sigma: float, lam: float, period: float
+) -> tuple[int, int]:
     """Pulses k0..k1 summed explicitly (x + k·period); for k > k1 the IRF is complete."""
     k0 = math.ceil((mu - _TAIL_SIGMAS * sigma - xmax) / period)
     k1 = math.ceil((mu + _TAIL_SIGMAS * sigma + lam * sigma * sigma - xmin) / period) - 1
     return min(k0, k1), k1
 
 
-def _component(lo: _F64, hi: _F64 | None, tau: float, mu: float, sigma: float,
-               period: float | None) -> _F64:
+def _component(
+    lo: _F64, hi: _F64 | None, tau: float, mu: float, sigma: float, period: float | None
+) -> _F64:
     """Probability of each bin of one exponential component, over all pulses.
 
     Bins are [lo, hi) (the density at lo when hi is None), summed over all earlier and later
@@ -69,6 +70,7 @@ def _component(lo: _F64, hi: _F64 | None, tau: float, mu: float, sigma: float,
     lam = 1.0 / tau
     f: Callable[[_F64], _F64]
     if hi is None:
+
         def f(x: _F64) -> _F64:
             return _exgauss_pdf(x, mu, sigma, lam)
     elif lo.size > 1 and np.array_equal(lo[1:], hi[:-1]):  # contiguous bins: CDF at the edges
@@ -80,8 +82,8 @@ def _component(lo: _F64, hi: _F64 | None, tau: float, mu: float, sigma: float,
         upper = hi
 
         def f(x: _F64) -> _F64:
-            return (_exgauss_cdf(upper + (x - lo), mu, sigma, lam)
-                    - _exgauss_cdf(x, mu, sigma, lam))
+            return _exgauss_cdf(upper + (x - lo), mu, sigma, lam) - _exgauss_cdf(x, mu, sigma, lam)
+
     if period is None:
         return f(lo)
     xmax = float(np.max(lo if hi is None else hi))
@@ -98,8 +100,15 @@ def _component(lo: _F64, hi: _F64 | None, tau: float, mu: float, sigma: float,
     return out + tails
 
 
-def decay_shape(lo: _F64, hi: _F64 | None, taus: Iterable[float], fractions: Iterable[float],
-                mu: float, sigma: float, period: float | None) -> _F64:
+def decay_shape(
+    lo: _F64,
+    hi: _F64 | None,
+    taus: Iterable[float],
+    fractions: Iterable[float],
+    mu: float,
+    sigma: float,
+    period: float | None,
+) -> _F64:
     """Unnormalised decay (no background) of bins [lo, hi) or at points lo.
 
     Parameters
@@ -126,16 +135,20 @@ def decay_shape(lo: _F64, hi: _F64 | None, taus: Iterable[float], fractions: Ite
 
 
 @overload
-def bin_edges(t_ns: _F64, bin_width_ns: float,
-              period_ns: float | None) -> tuple[_F64, _F64, _F64]: ...
+def bin_edges(
+    t_ns: _F64, bin_width_ns: float, period_ns: float | None
+) -> tuple[_F64, _F64, _F64]: ...
 @overload
-def bin_edges(t_ns: _F64, bin_width_ns: None,
-              period_ns: float | None) -> tuple[_F64, None, _F64]: ...
+def bin_edges(
+    t_ns: _F64, bin_width_ns: None, period_ns: float | None
+) -> tuple[_F64, None, _F64]: ...
 @overload
-def bin_edges(t_ns: _F64, bin_width_ns: float | None,
-              period_ns: float | None) -> tuple[_F64, _F64 | None, _F64]: ...
-def bin_edges(t_ns: _F64, bin_width_ns: float | None,
-              period_ns: float | None) -> tuple[_F64, _F64 | None, _F64]:
+def bin_edges(
+    t_ns: _F64, bin_width_ns: float | None, period_ns: float | None
+) -> tuple[_F64, _F64 | None, _F64]: ...
+def bin_edges(
+    t_ns: _F64, bin_width_ns: float | None, period_ns: float | None
+) -> tuple[_F64, _F64 | None, _F64]:
     """Edges of bins centred on ``t_ns``, cut to the laser period.
 
     Parameters
@@ -161,8 +174,14 @@ def bin_edges(t_ns: _F64, bin_width_ns: float | None,
     return lo, hi, hi - lo
 
 
-def mix_background(shape: _F64, weight: _F64, background: float, total: float,
-                   norm_shape: float, norm_weight: float) -> _F64:
+def mix_background(
+    shape: _F64,
+    weight: _F64,
+    background: float,
+    total: float,
+    norm_shape: float,
+    norm_weight: float,
+) -> _F64:
     """Expected counts: the normalised decay mixed with a uniform background.
 
     Parameters
@@ -187,11 +206,18 @@ def mix_background(shape: _F64, weight: _F64, background: float, total: float,
     return total * out
 
 
-def decay_model(t_ns: npt.ArrayLike, *, taus_ns: float | Sequence[float],
-                fractions: float | Sequence[float] | None = None,
-                irf_offset_ns: float, irf_width_ns: float, period_ns: float | None = None,
-                background: float = 0.0, total: float = 1.0,
-                bin_width_ns: float | None = None) -> _F64:
+def decay_model(
+    t_ns: npt.ArrayLike,
+    *,
+    taus_ns: float | Sequence[float],
+    fractions: float | Sequence[float] | None = None,
+    irf_offset_ns: float,
+    irf_width_ns: float,
+    period_ns: float | None = None,
+    background: float = 0.0,
+    total: float = 1.0,
+    bin_width_ns: float | None = None,
+) -> _F64:
     """Expected counts of arrival-time bins centred on ``t_ns`` (ns), summing to ``total``.
 
     ``taus_ns`` > 0 with photon ``fractions`` >= 0 (normalised; default equal); Gaussian IRF
@@ -206,11 +232,15 @@ def decay_model(t_ns: npt.ArrayLike, *, taus_ns: float | Sequence[float],
     fracs = [float(v) for v in np.atleast_1d(1.0 if fractions is None else fractions)]
     fracs = fracs * len(taus) if fractions is None else fracs
     if not taus or len(fracs) != len(taus):
-        raise SelectionError(f"need one fraction per lifetime, got {len(taus)} lifetime(s) and "
-                             f"{len(fracs)} fraction(s)")
+        raise SelectionError(
+            f"need one fraction per lifetime, got {len(taus)} lifetime(s) and "
+            f"{len(fracs)} fraction(s)"
+        )
     if min(taus) <= 0 or min(fracs) < 0 or sum(fracs) <= 0 or irf_width_ns < 0:
-        raise SelectionError(f"lifetimes must be > 0, fractions >= 0 and the IRF width >= 0; "
-                             f"got taus {taus}, fractions {fracs}, width {irf_width_ns}")
+        raise SelectionError(
+            f"lifetimes must be > 0, fractions >= 0 and the IRF width >= 0; "
+            f"got taus {taus}, fractions {fracs}, width {irf_width_ns}"
+        )
     if not 0 <= background <= 1:
         raise SelectionError(f"background is a fraction in [0, 1], got {background}")
     if period_ns is not None and not period_ns > 0:
@@ -225,8 +255,9 @@ def decay_model(t_ns: npt.ArrayLike, *, taus_ns: float | Sequence[float],
     return out.reshape(t.shape)
 
 
-def component_gradients(edges: _F64, tau: float, mu: float, sigma: float,
-                        period: float | None) -> list[_F64]:
+def component_gradients(
+    edges: _F64, tau: float, mu: float, sigma: float, period: float | None
+) -> list[_F64]:
     """Bin probabilities of one component and their derivatives.
 
     Parameters
@@ -271,8 +302,11 @@ def component_gradients(edges: _F64, tau: float, mu: float, sigma: float,
         part = -np.expm1(-lam * width)
         tail = a * part * g
         out[0] += tail
-        out[1] += (tail * (-(lo + (k1 + 1) * period - mu) + ls * sigma)
-                   + a * g * width * np.exp(-lam * width) - tail * period * (g - 1.0))
+        out[1] += (
+            tail * (-(lo + (k1 + 1) * period - mu) + ls * sigma)
+            + a * g * width * np.exp(-lam * width)
+            - tail * period * (g - 1.0)
+        )
         out[2] += lam * tail
         out[3] += lam * ls * tail
     return out

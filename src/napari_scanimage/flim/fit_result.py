@@ -98,8 +98,11 @@ class DecayFit:
         fracs = self._errors("fractions", (math.nan,) * self.n_exp)
         count = sum(1 for e in taus if e != 0)
         count += (self.n_exp - 1) if any(e != 0 for e in fracs) else 0
-        return count + sum(1 for k in ("irf_offset_ns", "irf_width_ns", "background")
-                           if self.stderr.get(k, math.nan) != 0)
+        return count + sum(
+            1
+            for k in ("irf_offset_ns", "irf_width_ns", "background")
+            if self.stderr.get(k, math.nan) != 0
+        )
 
     @property
     def degrees_of_freedom(self) -> int:
@@ -134,8 +137,10 @@ class DecayFit:
         for k in range(len(taus) - 1):
             a, b = taus[k], taus[k + 1]
             if abs(b - a) <= 0.1 * max(abs(a), abs(b)):
-                out.append(f"τ{k + 1} = {a:.3g} ns ≈ τ{k + 2} = {b:.3g} ns (fit "
-                           f"{self.n_exp - 1} component{'s' if self.n_exp > 2 else ''})")
+                out.append(
+                    f"τ{k + 1} = {a:.3g} ns ≈ τ{k + 2} = {b:.3g} ns (fit "
+                    f"{self.n_exp - 1} component{'s' if self.n_exp > 2 else ''})"
+                )
         if self.n_exp > 1:
             for k, f in enumerate(fracs):
                 if not 0 <= f <= 1:
@@ -146,11 +151,16 @@ class DecayFit:
         if any(not math.isfinite(e) for e in errs):
             out.append("standard errors undefined (parameters not determined)")
         else:
-            big = [f"τ{k + 1} {t:.3g} ± {e:.2g} ns" for k, (t, e) in
-                   enumerate(zip(taus, self._errors("taus_ns"), strict=False)) if e > t]
-            big += [f"fraction {k + 1} {f:.2g} ± {e:.2g}" for k, (f, e) in
-                    enumerate(zip(fracs, self._errors("fractions"), strict=False))
-                    if self.n_exp > 1 and e > 0.5]
+            big = [
+                f"τ{k + 1} {t:.3g} ± {e:.2g} ns"
+                for k, (t, e) in enumerate(zip(taus, self._errors("taus_ns"), strict=False))
+                if e > t
+            ]
+            big += [
+                f"fraction {k + 1} {f:.2g} ± {e:.2g}"
+                for k, (f, e) in enumerate(zip(fracs, self._errors("fractions"), strict=False))
+                if self.n_exp > 1 and e > 0.5
+            ]
             if big:
                 out.append("standard errors larger than the values: " + ", ".join(big))
         chi2 = self.reduced_chi2
@@ -193,22 +203,29 @@ class DecayFit:
         bins = np.arange(start, stop) if bins is None else np.asarray(bins)
         w = self.bin_width_ps / 1000.0
         period = None if self.period_ps is None else self.period_ps / 1000.0
-        lo_f, hi_f, wt_f = bin_edges((np.arange(start, stop, dtype=np.float64) + 0.5) * w, w,
-                                     period)
+        lo_f, hi_f, wt_f = bin_edges(
+            (np.arange(start, stop, dtype=np.float64) + 0.5) * w, w, period
+        )
         lo, hi, wt = bin_edges((bins.astype(np.float64).ravel() + 0.5) * w, w, period)
         args = (self.taus_ns, self.fractions, self.irf_offset_ns, self.irf_width_ns, period)
         norm = float(decay_shape(lo_f, hi_f, *args).sum())
-        out = mix_background(decay_shape(lo, hi, *args), wt, self.background, self.total,
-                             norm, float(wt_f.sum()))
+        out = mix_background(
+            decay_shape(lo, hi, *args), wt, self.background, self.total, norm, float(wt_f.sum())
+        )
         return out.reshape(bins.shape)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable fields (NaN as None)."""
         out = {k: _json_value(getattr(self, k)) for k in ("taus_ns", "fractions", *_SCALARS)}
-        return {**out, "stderr": {k: _json_value(v) for k, v in self.stderr.items()},
-                "period_ps": _json_value(self.period_ps), "n_exp": int(self.n_exp),
-                "fit_range": list(self.fit_range), "converged": bool(self.converged),
-                "n_free": int(self.n_free)}
+        return {
+            **out,
+            "stderr": {k: _json_value(v) for k, v in self.stderr.items()},
+            "period_ps": _json_value(self.period_ps),
+            "n_exp": int(self.n_exp),
+            "fit_range": list(self.fit_range),
+            "converged": bool(self.converged),
+            "n_free": int(self.n_free),
+        }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write as JSON (format tag and version first), atomically."""
@@ -230,20 +247,28 @@ class DecayFit:
             fit_range = tuple(int(v) for v in doc["fit_range"])
             if len(fit_range) != 2:
                 raise ValueError(f"fit_range needs (start, stop), got {fit_range}")
-            fit = cls(_floats_from_json(doc["taus_ns"]), _floats_from_json(doc["fractions"]),
-                      irf_offset_ns=scalars["irf_offset_ns"],
-                      irf_width_ns=scalars["irf_width_ns"], background=scalars["background"],
-                      total=scalars["total"], bin_width_ps=scalars["bin_width_ps"],
-                      deviance=scalars["deviance"],
-                      stderr={str(k): _from_json(v) for k, v in doc["stderr"].items()},
-                      period_ps=None if doc["period_ps"] is None else float(doc["period_ps"]),
-                      n_exp=int(doc["n_exp"]), fit_range=(fit_range[0], fit_range[1]),
-                      converged=bool(doc["converged"]),
-                      n_free=int(doc.get("n_free", -1)))  # files before n_free: inferred
+            fit = cls(
+                _floats_from_json(doc["taus_ns"]),
+                _floats_from_json(doc["fractions"]),
+                irf_offset_ns=scalars["irf_offset_ns"],
+                irf_width_ns=scalars["irf_width_ns"],
+                background=scalars["background"],
+                total=scalars["total"],
+                bin_width_ps=scalars["bin_width_ps"],
+                deviance=scalars["deviance"],
+                stderr={str(k): _from_json(v) for k, v in doc["stderr"].items()},
+                period_ps=None if doc["period_ps"] is None else float(doc["period_ps"]),
+                n_exp=int(doc["n_exp"]),
+                fit_range=(fit_range[0], fit_range[1]),
+                converged=bool(doc["converged"]),
+                n_free=int(doc.get("n_free", -1)),
+            )  # files before n_free: inferred
             ok = len(fit.taus_ns) == fit.n_exp == len(fit.fractions) and fit.bin_width_ps > 0
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"{path.name}: a field is missing or malformed ({exc!r})") from None
         if not ok:
-            raise FormatError(f"{path.name}: inconsistent decay fit ({fit.n_exp} components, "
-                              f"{len(fit.taus_ns)} lifetimes, {len(fit.fractions)} fractions)")
+            raise FormatError(
+                f"{path.name}: inconsistent decay fit ({fit.n_exp} components, "
+                f"{len(fit.taus_ns)} lifetimes, {len(fit.fractions)} fractions)"
+            )
         return fit

@@ -41,8 +41,17 @@ class _Problem:
     background.
     """
 
-    def __init__(self, y: _F64, lo: _F64, hi: _F64, weight: _F64, period: float | None,
-                 n_exp: int, fixed: Mapping[str, npt.ArrayLike], use_background: bool) -> None:
+    def __init__(
+        self,
+        y: _F64,
+        lo: _F64,
+        hi: _F64,
+        weight: _F64,
+        period: float | None,
+        n_exp: int,
+        fixed: Mapping[str, npt.ArrayLike],
+        use_background: bool,
+    ) -> None:
         self.y, self.lo, self.hi, self.weight, self.period = y, lo, hi, weight, period
         self.n, self.N = n_exp, float(y.sum())
         self.wsum = float(weight.sum())
@@ -50,8 +59,11 @@ class _Problem:
         self.nz = y > 0
         self.ylogy = float(np.sum(y[self.nz] * np.log(y[self.nz])))
         n = n_exp
-        self.names = ([f"tau{i}" for i in range(n)] + [f"frac{i}" for i in range(n - 1)]
-                      + ["irf_offset_ns", "irf_width_ns", "background"])
+        self.names = (
+            [f"tau{i}" for i in range(n)]
+            + [f"frac{i}" for i in range(n - 1)]
+            + ["irf_offset_ns", "irf_width_ns", "background"]
+        )
         self.fixed: _BOOL = np.zeros(len(self.names), bool)
         self.values: _F64 = np.zeros(len(self.names))
         for key, val in fixed.items():
@@ -71,8 +83,13 @@ class _Problem:
     def indices(self, key: str) -> list[int]:
         """Positions of the named parameter(s) in the natural parameter vector."""
         n = self.n
-        spans: dict[str, Sequence[int]] = {"taus_ns": range(n), "fractions": range(n, 2 * n - 1),
-                 "irf_offset_ns": [2 * n - 1], "irf_width_ns": [2 * n], "background": [2 * n + 1]}
+        spans: dict[str, Sequence[int]] = {
+            "taus_ns": range(n),
+            "fractions": range(n, 2 * n - 1),
+            "irf_offset_ns": [2 * n - 1],
+            "irf_width_ns": [2 * n],
+            "background": [2 * n + 1],
+        }
         if key not in spans:
             raise SelectionError(f"unknown parameter {key!r}; use one of {', '.join(_PARAMS)}")
         return list(spans[key])
@@ -80,7 +97,7 @@ class _Problem:
     def split(self, u: _F64) -> tuple[_F64, _F64, float, float, float]:
         """Taus, all n fractions, IRF offset, IRF width and background of a natural vector."""
         n = self.n
-        fr = u[n: 2 * n - 1]
+        fr = u[n : 2 * n - 1]
         return u[:n], np.append(fr, 1.0 - fr.sum()), u[2 * n - 1], u[2 * n], u[2 * n + 1]
 
     def nll(self, u: _F64) -> float:
@@ -109,12 +126,14 @@ class _Problem:
         g = -self.y / m
         r = N * (1.0 - bg) / S * (g - np.dot(g, shape) / S)
         grad = np.zeros(len(self.names))
-        grad[:n] = [f * np.dot(r, c[1]) * -lam_over_tau for f, c, lam_over_tau in
-                    zip(fracs, comps, 1.0 / np.square(taus), strict=True)]
+        grad[:n] = [
+            f * np.dot(r, c[1]) * -lam_over_tau
+            for f, c, lam_over_tau in zip(fracs, comps, 1.0 / np.square(taus), strict=True)
+        ]
         grad[:n] *= taus  # d/d log tau
         if n > 1:
             h = np.array([np.dot(r, c[0]) for c in comps])
-            grad[n: 2 * n - 1] = (fracs * (h - np.dot(fracs, h)))[:-1]
+            grad[n : 2 * n - 1] = (fracs * (h - np.dot(fracs, h)))[:-1]
         grad[2 * n - 1] = sum(f * np.dot(r, c[2]) for f, c in zip(fracs, comps, strict=True))
         grad[2 * n] = sigma * sum(f * np.dot(r, c[3]) for f, c in zip(fracs, comps, strict=True))
         grad[2 * n + 1] = N * np.dot(g, self.weight / self.wsum - shape / S)
@@ -124,10 +143,15 @@ class _Problem:
     def to_theta(self, u: _F64) -> _F64:
         """Optimiser coordinates of the free parameters of a natural vector."""
         n = self.n
-        fr = np.append(u[n: 2 * n - 1], 1.0 - u[n: 2 * n - 1].sum())
+        fr = np.append(u[n : 2 * n - 1], 1.0 - u[n : 2 * n - 1].sum())
         logits = np.log(np.maximum(fr, 1e-9))
-        theta = np.concatenate([np.log(u[:n]), logits[:-1] - logits[-1],
-                                [u[2 * n - 1], math.log(u[2 * n]), u[2 * n + 1]]])
+        theta = np.concatenate(
+            [
+                np.log(u[:n]),
+                logits[:-1] - logits[-1],
+                [u[2 * n - 1], math.log(u[2 * n]), u[2 * n + 1]],
+            ]
+        )
         return theta[self.free]
 
     def to_natural(self, theta: _F64) -> _F64:
@@ -138,9 +162,9 @@ class _Problem:
         t[self.free] = theta
         u[:n] = np.where(self.free[:n], np.exp(t[:n]), u[:n])
         if n > 1 and self.free[n]:
-            lg = np.append(t[n: 2 * n - 1], 0.0)
+            lg = np.append(t[n : 2 * n - 1], 0.0)
             e = np.exp(lg - lg.max())
-            u[n: 2 * n - 1] = (e / e.sum())[:-1]
+            u[n : 2 * n - 1] = (e / e.sum())[:-1]
         if self.free[2 * n - 1]:
             u[2 * n - 1] = t[2 * n - 1]
         if self.free[2 * n]:
@@ -152,9 +176,15 @@ class _Problem:
     def bounds(self, t_lo: float, t_hi: float, bin_width: float) -> list[tuple[float, float]]:
         """Optimiser bounds of the free parameters."""
         n, span = self.n, t_hi - t_lo
-        b = ([(math.log(0.25 * bin_width), math.log(10.0 * span))] * n + [(-12.0, 12.0)] * (n - 1)
-             + [(t_lo - 0.5 * span, t_hi), (math.log(0.05 * bin_width), math.log(0.25 * span)),
-                (0.0, 0.999)])
+        b = (
+            [(math.log(0.25 * bin_width), math.log(10.0 * span))] * n
+            + [(-12.0, 12.0)] * (n - 1)
+            + [
+                (t_lo - 0.5 * span, t_hi),
+                (math.log(0.05 * bin_width), math.log(0.25 * span)),
+                (0.0, 0.999),
+            ]
+        )
         return [v for v, free in zip(b, self.free, strict=True) if free]
 
     def hessian(self, u: _F64, steps: _F64) -> _F64:
@@ -173,13 +203,22 @@ class _Problem:
         for a in range(k):
             H[a, a] = (f((a, 1)) - 2 * f0 + f((a, -1))) / steps[a] ** 2
             for b in range(a):
-                H[a, b] = H[b, a] = (f((a, 1), (b, 1)) - f((a, 1), (b, -1)) - f((a, -1), (b, 1))
-                                     + f((a, -1), (b, -1))) / (4 * steps[a] * steps[b])
+                H[a, b] = H[b, a] = (
+                    f((a, 1), (b, 1))
+                    - f((a, 1), (b, -1))
+                    - f((a, -1), (b, 1))
+                    + f((a, -1), (b, -1))
+                ) / (4 * steps[a] * steps[b])
         return H
 
 
-def _initial(prob: _Problem, t: _F64, bin_width: float, period: float | None,
-             initial: Mapping[str, npt.ArrayLike]) -> list[_F64]:
+def _initial(
+    prob: _Problem,
+    t: _F64,
+    bin_width: float,
+    period: float | None,
+    initial: Mapping[str, npt.ArrayLike],
+) -> list[_F64]:
     """Starting natural parameter vectors (several lifetime spreads for n_exp > 1)."""
     y, n = prob.y, prob.n
     peak = int(np.argmax(y))
@@ -197,14 +236,21 @@ def _initial(prob: _Problem, t: _F64, bin_width: float, period: float | None,
     tau = float(np.dot(signal, np.maximum(delay, 0.0)) / max(signal.sum(), 1.0))
     tau = float(np.clip(tau, bin_width, 0.5 * (t[-1] - t[0])))
     by_n: dict[int, list[tuple[float, ...]]] = {
-        1: [(1.0,)], 2: [(0.4, 1.6), (0.25, 2.0), (0.6, 1.2)],
-        3: [(0.25, 1.0, 2.5), (0.15, 0.6, 2.0)]}
+        1: [(1.0,)],
+        2: [(0.4, 1.6), (0.25, 2.0), (0.6, 1.2)],
+        3: [(0.25, 1.0, 2.5), (0.15, 0.6, 2.0)],
+    }
     spreads = by_n[n]
     starts = []
     for spread in spreads:
         u = prob.values.copy()
-        base = np.concatenate([tau * np.array(spread), np.full(n - 1, 1.0 / n),
-                               [mu, sigma, bg if prob.free[-1] else 0.0]])
+        base = np.concatenate(
+            [
+                tau * np.array(spread),
+                np.full(n - 1, 1.0 / n),
+                [mu, sigma, bg if prob.free[-1] else 0.0],
+            ]
+        )
         u[prob.free] = base[prob.free]
         for key, val in initial.items():
             idx = prob.indices(key)
@@ -222,22 +268,34 @@ def _check_histogram(histogram: npt.ArrayLike) -> _F64:
     try:
         y = np.asarray(histogram, np.float64)
     except (TypeError, ValueError):
-        raise SelectionError(f"the histogram must be an array of counts, got "
-                             f"{type(histogram).__name__}") from None
+        raise SelectionError(
+            f"the histogram must be an array of counts, got {type(histogram).__name__}"
+        ) from None
     if y.ndim != 1 or y.size == 0:
-        raise SelectionError(f"need a non-empty 1-D histogram of counts per arrival bin, got "
-                             f"shape {y.shape}; pool frames / pixels into one histogram first")
+        raise SelectionError(
+            f"need a non-empty 1-D histogram of counts per arrival bin, got "
+            f"shape {y.shape}; pool frames / pixels into one histogram first"
+        )
     if not np.isfinite(y).all() or y.min() < 0:
-        raise SelectionError("the histogram has negative or non-finite counts "
-                             f"(min {np.nanmin(y) if np.isfinite(y).any() else y[0]}); pass "
-                             "photon counts per arrival bin")
+        raise SelectionError(
+            "the histogram has negative or non-finite counts "
+            f"(min {np.nanmin(y) if np.isfinite(y).any() else y[0]}); pass "
+            "photon counts per arrival bin"
+        )
     return y
 
 
-def fit_decay(histogram: npt.ArrayLike, *, bin_width_ps: float, period_ps: float | None = None,
-              n_exp: int = 2, fit_range: tuple[int, int] | None = None, background: bool = True,
-              initial: Mapping[str, npt.ArrayLike] | None = None,
-              fixed: Mapping[str, npt.ArrayLike] | None = None) -> DecayFit:
+def fit_decay(
+    histogram: npt.ArrayLike,
+    *,
+    bin_width_ps: float,
+    period_ps: float | None = None,
+    n_exp: int = 2,
+    fit_range: tuple[int, int] | None = None,
+    background: bool = True,
+    initial: Mapping[str, npt.ArrayLike] | None = None,
+    fixed: Mapping[str, npt.ArrayLike] | None = None,
+) -> DecayFit:
     """Fit a multi-exponential decay with a Gaussian IRF to an arrival-time histogram.
 
     ``histogram``: photons per arrival bin (e.g. ``Dataset.histogram``); ``bin_width_ps`` and
@@ -251,11 +309,12 @@ def fit_decay(histogram: npt.ArrayLike, *, bin_width_ps: float, period_ps: float
     if isinstance(n_exp, bool) or n_exp not in (1, 2, 3):
         raise SelectionError(f"n_exp must be 1, 2 or 3 exponential components, got {n_exp!r}")
     if not (bin_width_ps and bin_width_ps > 0 and math.isfinite(bin_width_ps)):
-        raise SelectionError(f"the bin width must be a positive number of ps, got "
-                             f"{bin_width_ps!r}; take it from the file's FLIM settings")
+        raise SelectionError(
+            f"the bin width must be a positive number of ps, got "
+            f"{bin_width_ps!r}; take it from the file's FLIM settings"
+        )
     if period_ps is not None and not (period_ps > 0 and math.isfinite(period_ps)):
-        raise SelectionError(f"the laser period must be a positive number of ps, got "
-                             f"{period_ps!r}")
+        raise SelectionError(f"the laser period must be a positive number of ps, got {period_ps!r}")
     w = float(bin_width_ps) / 1000.0
     period = None if period_ps is None else float(period_ps) / 1000.0
     if fit_range is None:
@@ -263,17 +322,22 @@ def fit_decay(histogram: npt.ArrayLike, *, bin_width_ps: float, period_ps: float
         fit_range = (0, stop)
     start, stop = (int(v) for v in fit_range)
     if not 0 <= start < stop <= y_all.size or stop - start < 4:
-        raise SelectionError(f"fit range {fit_range} does not select at least 4 of the "
-                             f"histogram's {y_all.size} bins")
+        raise SelectionError(
+            f"fit range {fit_range} does not select at least 4 of the histogram's {y_all.size} bins"
+        )
     y = y_all[start:stop]
     if y.sum() < MIN_PHOTONS:
-        raise SelectionError(f"found {y.sum():g} photons in the fit range; at least "
-                             f"{MIN_PHOTONS} are needed: pool more pixels or time points")
+        raise SelectionError(
+            f"found {y.sum():g} photons in the fit range; at least "
+            f"{MIN_PHOTONS} are needed: pool more pixels or time points"
+        )
     t = (np.arange(start, stop, dtype=np.float64) + 0.5) * w
     lo, hi, weight = bin_edges(t, w, period)
     if np.any((weight <= 0) & (y > 0)):
-        raise SelectionError("the fit range has counts in bins past the laser period (late "
-                             "photons); fit only bins inside the period")
+        raise SelectionError(
+            "the fit range has counts in bins past the laser period (late "
+            "photons); fit only bins inside the period"
+        )
     prob = _Problem(y, lo, hi, weight, period, n_exp, dict(fixed or {}), background)
     bounds = prob.bounds(float(lo[0]), float(hi[-1]), w)
 
@@ -283,9 +347,14 @@ def fit_decay(histogram: npt.ArrayLike, *, bin_width_ps: float, period_ps: float
         if theta0.size == 0:
             res = optimize.OptimizeResult(x=theta0, fun=prob.nll(u0), success=True)
         else:
-            res = optimize.minimize(prob.nll_grad, theta0, method="L-BFGS-B", bounds=bounds,
-                                    jac=True, options={"maxiter": 2000, "ftol": 1e-11,
-                                                            "gtol": 1e-5})
+            res = optimize.minimize(
+                prob.nll_grad,
+                theta0,
+                method="L-BFGS-B",
+                bounds=bounds,
+                jac=True,
+                options={"maxiter": 2000, "ftol": 1e-11, "gtol": 1e-5},
+            )
         runs.append(res)
     best = min(runs, key=lambda r: r.fun)  # the first of equal minima, as the starts' order
     # an 'abnormal' line-search stop at the minimum a converged start reached is converged
@@ -296,8 +365,15 @@ def fit_decay(histogram: npt.ArrayLike, *, bin_width_ps: float, period_ps: float
     return _result(prob, u, best, w, period_ps, n_exp, (start, stop))
 
 
-def _result(prob: _Problem, u: _F64, res: optimize.OptimizeResult, w: float,
-            period_ps: float | None, n_exp: int, fit_range: tuple[int, int]) -> DecayFit:
+def _result(
+    prob: _Problem,
+    u: _F64,
+    res: optimize.OptimizeResult,
+    w: float,
+    period_ps: float | None,
+    n_exp: int,
+    fit_range: tuple[int, int],
+) -> DecayFit:
     n = n_exp
     scale = np.concatenate([u[:n], np.full(n - 1, 0.01), [w, u[2 * n], 1e-3]])
     steps = 1e-3 * np.maximum(np.abs(u), scale)[prob.free]
@@ -316,29 +392,47 @@ def _result(prob: _Problem, u: _F64, res: optimize.OptimizeResult, w: float,
     fr_idx = list(range(n, 2 * n - 1))
     if fr_idx and prob.free[n]:
         block = cov[np.ix_(fr_idx, fr_idx)]
-        fr_err = np.append(err[fr_idx], math.sqrt(max(block.sum(), 0.0))
-                           if np.isfinite(block).all() else math.nan)
+        fr_err = np.append(
+            err[fr_idx], math.sqrt(max(block.sum(), 0.0)) if np.isfinite(block).all() else math.nan
+        )
     else:
         fr_err = np.zeros(n)
     order = np.argsort(taus, kind="stable")
     stderr: dict[str, float | tuple[float, ...]] = {
         "taus_ns": tuple(float(v) for v in err[:n][order]),
         "fractions": tuple(float(v) for v in fr_err[order]),
-        "irf_offset_ns": float(err[2 * n - 1]), "irf_width_ns": float(err[2 * n]),
-        "background": float(err[2 * n + 1]), "total": math.sqrt(prob.N)}
-    return DecayFit(taus_ns=tuple(float(v) for v in taus[order]),
-                    fractions=tuple(float(v) for v in fracs[order]),
-                    irf_offset_ns=float(mu), irf_width_ns=float(sigma), background=float(bg),
-                    total=prob.N, stderr=stderr, bin_width_ps=w * 1000.0,
-                    period_ps=None if period_ps is None else float(period_ps), n_exp=n,
-                    deviance=2.0 * float(res.fun), fit_range=fit_range,
-                    converged=bool(res.success), n_free=int(prob.free.sum()))
+        "irf_offset_ns": float(err[2 * n - 1]),
+        "irf_width_ns": float(err[2 * n]),
+        "background": float(err[2 * n + 1]),
+        "total": math.sqrt(prob.N),
+    }
+    return DecayFit(
+        taus_ns=tuple(float(v) for v in taus[order]),
+        fractions=tuple(float(v) for v in fracs[order]),
+        irf_offset_ns=float(mu),
+        irf_width_ns=float(sigma),
+        background=float(bg),
+        total=prob.N,
+        stderr=stderr,
+        bin_width_ps=w * 1000.0,
+        period_ps=None if period_ps is None else float(period_ps),
+        n_exp=n,
+        deviance=2.0 * float(res.fun),
+        fit_range=fit_range,
+        converged=bool(res.success),
+        n_free=int(prob.free.sum()),
+    )
 
 
-def fit_dataset_decay(dataset: Dataset, channel: int | str = 0, *,
-                      times: slice | npt.ArrayLike | None = None,
-                      mask: npt.NDArray[np.bool_] | None = None,
-                      registration: Registration | None = None, **kwargs: Any) -> DecayFit:
+def fit_dataset_decay(
+    dataset: Dataset,
+    channel: int | str = 0,
+    *,
+    times: slice | npt.ArrayLike | None = None,
+    mask: npt.NDArray[np.bool_] | None = None,
+    registration: Registration | None = None,
+    **kwargs: Any,
+) -> DecayFit:
     """Fit the decay of a recording's pooled arrival-time histogram.
 
     :func:`fit_decay` of ``dataset.histogram(channel, times=, mask=, registration=)`` with

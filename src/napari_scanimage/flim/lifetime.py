@@ -117,30 +117,57 @@ class LifetimeTraces:
         """The tidy CSV as text."""
         out = io.StringIO(newline="")
         writer = csv.writer(out)
-        writer.writerow(["time_s", "roi", "channel", "metric", "value", "ci_low", "ci_high",
-                         "photons"])
+        writer.writerow(
+            ["time_s", "roi", "channel", "metric", "value", "ci_low", "ci_high", "photons"]
+        )
         if self.kind == "lifetime":
             parts = [("lifetime_ns", self.values, self.ci_low, self.ci_high)]
         else:
-            parts = [(f"phasor_{c}_h{self.harmonic}", self.values[..., k], self.ci_low[..., k],
-                      self.ci_high[..., k]) for k, c in enumerate("gs")]
+            parts = [
+                (
+                    f"phasor_{c}_h{self.harmonic}",
+                    self.values[..., k],
+                    self.ci_low[..., k],
+                    self.ci_high[..., k],
+                )
+                for k, c in enumerate("gs")
+            ]
         times = self.time.tolist()
         for r, name in enumerate(self.names):
             n = self.counts[r].tolist()
             for metric, v, lo, hi in parts:
-                for t, a, b, c, m in zip(times, v[r].tolist(), lo[r].tolist(), hi[r].tolist(),
-                                         n, strict=True):
-                    writer.writerow([repr(t), name, self.channel, metric, repr(a), repr(b),
-                                     repr(c), m])
+                for t, a, b, c, m in zip(
+                    times, v[r].tolist(), lo[r].tolist(), hi[r].tolist(), n, strict=True
+                ):
+                    writer.writerow(
+                        [repr(t), name, self.channel, metric, repr(a), repr(b), repr(c), m]
+                    )
         return out.getvalue()
 
 
 # -- photon moments -----------------------------------------------------------------------------
 @njit(nogil=True, cache=True)
-def _moments_kernel(v64: _Views64, v16: _Views16, kinds: _I64, starts: _I64, counts: _I64,
-                    rasters: _I64, rows: _I64, planes: _I64, indptr: _I64, indices: _I64,
-                    uptr: _I64, upix: _I64, height: int, width: int, omega: float, phasor: bool,
-                    out_i: _I64, out_f: _F64, status: npt.NDArray[np.int8]) -> None:
+def _moments_kernel(
+    v64: _Views64,
+    v16: _Views16,
+    kinds: _I64,
+    starts: _I64,
+    counts: _I64,
+    rasters: _I64,
+    rows: _I64,
+    planes: _I64,
+    indptr: _I64,
+    indices: _I64,
+    uptr: _I64,
+    upix: _I64,
+    height: int,
+    width: int,
+    omega: float,
+    phasor: bool,
+    out_i: _I64,
+    out_f: _F64,
+    status: npt.NDArray[np.int8],
+) -> None:
     """Photon moments of every mask per output row: ``out_i[row, mask]`` += (n, Σt, Σt²) and,
     with ``phasor``, ``out_f[row, mask]`` += (Σcos, Σsin, Σcos², Σsin²) of phase ``omega·t``.
 
@@ -237,9 +264,18 @@ def _moments_kernel(v64: _Views64, v16: _Views16, kinds: _I64, starts: _I64, cou
                     status[i] = BAD_COUNT
 
 
-def _file_moments(reader: SiffReader, pages: npt.ArrayLike, rows: npt.ArrayLike,
-                  planes: npt.ArrayLike, nrows: int, indptr: _I64, indices: _I64, nmasks: int,
-                  omega: float, phasor: bool) -> tuple[_I64, _F64]:
+def _file_moments(
+    reader: SiffReader,
+    pages: npt.ArrayLike,
+    rows: npt.ArrayLike,
+    planes: npt.ArrayLike,
+    nrows: int,
+    indptr: _I64,
+    indices: _I64,
+    nmasks: int,
+    omega: float,
+    phasor: bool,
+) -> tuple[_I64, _F64]:
     """Moments of one file's pages (local indices): int64 (nrows, R, 3), float64 (nrows, R, 4)."""
     from ..io.siff import pixel_lists
 
@@ -255,20 +291,43 @@ def _file_moments(reader: SiffReader, pages: npt.ArrayLike, rows: npt.ArrayLike,
     uptr, upix = pixel_lists(indptr[:, 1:] > indptr[:, :-1])
 
     def run(sl: slice) -> None:
-        _moments_kernel(reader._v64, reader._v16, reader.kinds[pages[sl]],
-                        reader.starts[pages[sl]], reader.counts[pages[sl]],
-                        reader.rasters[pages[sl]], rows[sl], planes[sl], indptr, indices, uptr,
-                        upix, reader.height, reader.width, float(omega), bool(phasor), out_i,
-                        out_f, status[sl])
+        _moments_kernel(
+            reader._v64,
+            reader._v16,
+            reader.kinds[pages[sl]],
+            reader.starts[pages[sl]],
+            reader.counts[pages[sl]],
+            reader.rasters[pages[sl]],
+            rows[sl],
+            planes[sl],
+            indptr,
+            indices,
+            uptr,
+            upix,
+            reader.height,
+            reader.width,
+            float(omega),
+            bool(phasor),
+            out_i,
+            out_f,
+            status[sl],
+        )
 
     reader._parallel(pages, rows, run)  # slices never share an output row
     reader._raise_status(pages, status)
     return out_i, out_f
 
 
-def _roi_moments(dataset: Dataset, stack: npt.NDArray[np.bool_], channel: int | str,
-                 times: slice | npt.ArrayLike | None, registration: Registration | None,
-                 bin_volumes: int, omega: float, phasor: bool) -> tuple[_I64, _F64, _I64]:
+def _roi_moments(
+    dataset: Dataset,
+    stack: npt.NDArray[np.bool_],
+    channel: int | str,
+    times: slice | npt.ArrayLike | None,
+    registration: Registration | None,
+    bin_volumes: int,
+    omega: float,
+    phasor: bool,
+) -> tuple[_I64, _F64, _I64]:
     """Moments per (pooled time point, ROI) of bool masks ``stack`` (R, Z, Y, X); also the
     selected time rows.
     """
@@ -283,20 +342,32 @@ def _roi_moments(dataset: Dataset, stack: npt.NDArray[np.bool_], channel: int | 
     zs = np.broadcast_to(np.arange(Z)[None, :, None], pages.shape)
     if registration is None:
         passes: Iterable[tuple[slice | _INT, _INT, tuple[_I64, _I64]]] = [
-            (slice(None), zs.reshape(-1), masks_to_csr(stack))]
+            (slice(None), zs.reshape(-1), masks_to_csr(stack))
+        ]
     else:
         Y, X = dataset.spec.frame_shape
         where = [np.nonzero(stack[:, z]) for z in range(Z)]
-        passes = ((at, group, shifted_csr(where, keys, (Y, X), p))
-                  for at, group, keys, p in dataset.shift_groups(registration, rows_t, F, Z,
-                                                                  Y * X))
+        passes = (
+            (at, group, shifted_csr(where, keys, (Y, X), p))
+            for at, group, keys, p in dataset.shift_groups(registration, rows_t, F, Z, Y * X)
+        )
     out_i = np.zeros((groups, R, 3), np.int64)
     out_f = np.zeros((groups, R, 4 if phasor else 0), np.float64)
     for at, group_planes, (indptr, indices) in passes:
         group_pages, group_rows = pages.reshape(-1)[at], rows.reshape(-1)[at]
         for reader, local, sel in dataset.spec.siff_by_file(group_pages):
-            a, b = _file_moments(reader, local, group_rows[sel], group_planes[sel], groups,
-                                 indptr, indices, R, omega, phasor)
+            a, b = _file_moments(
+                reader,
+                local,
+                group_rows[sel],
+                group_planes[sel],
+                groups,
+                indptr,
+                indices,
+                R,
+                omega,
+                phasor,
+            )
             out_i += a
             out_f += b
     return out_i, out_f, rows_t
@@ -319,19 +390,27 @@ def _offset_ns(irf_offset_ns: float | DecayFit) -> float:
     try:
         value = float(given)
     except (TypeError, ValueError):
-        raise SelectionError(f"irf_offset_ns must be a number or a DecayFit, got "
-                             f"{irf_offset_ns!r}") from None
+        raise SelectionError(
+            f"irf_offset_ns must be a number or a DecayFit, got {irf_offset_ns!r}"
+        ) from None
     if not math.isfinite(value):
         raise SelectionError(f"irf_offset_ns must be finite, got {value}")
     return value
 
 
-def lifetime_traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike], *,
-                    channel: int | str = 0, kind: str = "lifetime", harmonic: int = 1,
-                    irf_offset_ns: float | DecayFit = 0.0, bin_volumes: int = 1,
-                    times: slice | npt.ArrayLike | None = None,
-                    registration: Registration | None = None,
-                    confidence: float = 0.95) -> LifetimeTraces:
+def lifetime_traces(
+    dataset: Dataset,
+    rois: RoiSet | Mapping[str, npt.ArrayLike],
+    *,
+    channel: int | str = 0,
+    kind: str = "lifetime",
+    harmonic: int = 1,
+    irf_offset_ns: float | DecayFit = 0.0,
+    bin_volumes: int = 1,
+    times: slice | npt.ArrayLike | None = None,
+    registration: Registration | None = None,
+    confidence: float = 0.95,
+) -> LifetimeTraces:
     """Empirical lifetime or phasor of every ROI at every time point, in one photon pass.
 
     Parameters
@@ -367,8 +446,10 @@ def lifetime_traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike]
     if kind not in KINDS:
         raise SelectionError(f"kind {kind!r} is not one of {', '.join(map(repr, KINDS))}")
     if not getattr(dataset, "is_siff", False):
-        raise SelectionError(f"{dataset.paths[0].name} is not a .siff file: lifetime and "
-                             "phasor traces need photon arrival times (ScanImage-FLIM)")
+        raise SelectionError(
+            f"{dataset.paths[0].name} is not a .siff file: lifetime and "
+            "phasor traces need photon arrival times (ScanImage-FLIM)"
+        )
     if not (isinstance(bin_volumes, (int, np.integer)) and bin_volumes >= 1):
         raise SelectionError(f"bin_volumes must be a positive integer, got {bin_volumes!r}")
     if not (isinstance(harmonic, (int, np.integer)) and harmonic >= 1):
@@ -381,8 +462,9 @@ def lifetime_traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike]
     omega = 0.0
     if kind == "phasor":
         if flim.laser_period_ps is None:
-            raise SelectionError("the laser period is unknown (no countrates in the file): "
-                                 "phasors need it")
+            raise SelectionError(
+                "the laser period is unknown (no countrates in the file): phasors need it"
+            )
         if flim.bin_width_ps is None:  # bin_width_ns above has raised already
             raise SelectionError("the bin width is unknown; reopen with bin_width_ps=...")
         omega = 2.0 * math.pi * int(harmonic) * flim.bin_width_ps / flim.laser_period_ps
@@ -395,28 +477,45 @@ def lifetime_traces(dataset: Dataset, rois: RoiSet | Mapping[str, npt.ArrayLike]
     stack = masks.toarray().reshape(len(names), Z, Y, X)
     empty = ~stack.reshape(len(names), -1).any(axis=1)
     if empty.any():
-        warnings.warn(f"ROI(s) {', '.join(n for n, e in zip(names, empty, strict=True) if e)} "
-                      "cover no pixel of the frames; their traces are NaN", EmptyRoiWarning,
-                      stacklevel=2)
-    mom_i, mom_f, rows_t = _roi_moments(dataset, stack, channel, times, registration,
-                                        int(bin_volumes), omega, kind == "phasor")
+        warnings.warn(
+            f"ROI(s) {', '.join(n for n, e in zip(names, empty, strict=True) if e)} "
+            "cover no pixel of the frames; their traces are NaN",
+            EmptyRoiWarning,
+            stacklevel=2,
+        )
+    mom_i, mom_f, rows_t = _roi_moments(
+        dataset, stack, channel, times, registration, int(bin_volumes), omega, kind == "phasor"
+    )
     counts = mom_i[..., 0].T.copy()  # (R, T)
     nf = counts.astype(np.float64)
     if kind == "lifetime":
-        mean, half = _mean_ci(nf, mom_i[..., 1].T.astype(np.float64),
-                              mom_i[..., 2].T.astype(np.float64), confidence)
+        mean, half = _mean_ci(
+            nf, mom_i[..., 1].T.astype(np.float64), mom_i[..., 2].T.astype(np.float64), confidence
+        )
         values = mean * bin_ns - offset
         half = half * bin_ns
     else:
-        parts = [_mean_ci(nf, mom_f[..., k].T, mom_f[..., k + 2].T, confidence)
-                 for k in range(2)]
+        parts = [_mean_ci(nf, mom_f[..., k].T, mom_f[..., k + 2].T, confidence) for k in range(2)]
         values = np.stack([p[0] for p in parts], axis=-1)
         half = np.stack([p[1] for p in parts], axis=-1)
-    stamps = np.asarray(dataset.timestamps(0, slice_sample="mean" if info.frames_per_slice > 1
-                                           else 0), np.float64)[rows_t]
+    stamps = np.asarray(
+        dataset.timestamps(0, slice_sample="mean" if info.frames_per_slice > 1 else 0), np.float64
+    )[rows_t]
     group = np.arange(len(rows_t)) // int(bin_volumes)
-    time = (np.bincount(group, weights=stamps, minlength=counts.shape[1])
-            / np.maximum(np.bincount(group, minlength=counts.shape[1]), 1))
+    time = np.bincount(group, weights=stamps, minlength=counts.shape[1]) / np.maximum(
+        np.bincount(group, minlength=counts.shape[1]), 1
+    )
     channel_name = info.channel_names[dataset.channel_index(channel)]
-    return LifetimeTraces(values, counts, values - half, values + half, list(names), time,
-                          channel_name, kind, int(harmonic), offset, float(confidence))
+    return LifetimeTraces(
+        values,
+        counts,
+        values - half,
+        values + half,
+        list(names),
+        time,
+        channel_name,
+        kind,
+        int(harmonic),
+        offset,
+        float(confidence),
+    )

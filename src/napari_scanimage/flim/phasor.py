@@ -43,9 +43,19 @@ if TYPE_CHECKING:
     from .._core.dataset import Dataset
     from ..analysis.registration import Registration
 
-__all__ = ["PhasorImage", "Reference", "histogram_phasor", "phasor_image",
-           "calibrate_with_reference", "calibrate_with_fit", "irf_phasor", "apparent_lifetimes",
-           "fraction_image", "filter_phasor", "mean_phasor"]
+__all__ = [
+    "PhasorImage",
+    "Reference",
+    "histogram_phasor",
+    "phasor_image",
+    "calibrate_with_reference",
+    "calibrate_with_fit",
+    "irf_phasor",
+    "apparent_lifetimes",
+    "fraction_image",
+    "filter_phasor",
+    "mean_phasor",
+]
 
 _F64 = npt.NDArray[np.float64]
 
@@ -86,8 +96,7 @@ class PhasorImage:
 
     def fraction(self, tau1_ns: float, tau2_ns: float) -> _F64:
         """Photon fraction of the ``tau1_ns`` component (see :func:`fraction_image`)."""
-        return fraction_image(self.g, self.s, tau1_ns, tau2_ns,
-                              self.frequency_mhz * self.harmonic)
+        return fraction_image(self.g, self.s, tau1_ns, tau2_ns, self.frequency_mhz * self.harmonic)
 
 
 class Reference(NamedTuple):
@@ -107,8 +116,9 @@ def _bin_phases(length: int, bin_width_ps: float, period_ps: float, harmonic: in
     return 2.0 * np.pi * harmonic * centres / float(period_ps)
 
 
-def histogram_phasor(histogram: npt.ArrayLike, *, bin_width_ps: float, laser_period_ps: float,
-                     harmonic: int = 1) -> tuple[_F64, _F64, _F64]:
+def histogram_phasor(
+    histogram: npt.ArrayLike, *, bin_width_ps: float, laser_period_ps: float, harmonic: int = 1
+) -> tuple[_F64, _F64, _F64]:
     """Photon count and phasor (g, s) of arrival-time histograms over their last axis.
 
     Bins starting at or after the laser period are ignored (fold them first, see
@@ -137,11 +147,19 @@ def histogram_phasor(histogram: npt.ArrayLike, *, bin_width_ps: float, laser_per
     return counts, g, s
 
 
-def phasor_image(dataset: Dataset, channel: int | str = 0, *, harmonic: int = 1,
-                 times: slice | npt.ArrayLike | None = None, plane: int | None = None,
-                 registration: Registration | None = None,
-                 calibration: DecayFit | Reference | None = None, min_photons: float = 1,
-                 bin_factor: int = 1, beyond_period: str = "drop") -> PhasorImage:
+def phasor_image(
+    dataset: Dataset,
+    channel: int | str = 0,
+    *,
+    harmonic: int = 1,
+    times: slice | npt.ArrayLike | None = None,
+    plane: int | None = None,
+    registration: Registration | None = None,
+    calibration: DecayFit | Reference | None = None,
+    min_photons: float = 1,
+    bin_factor: int = 1,
+    beyond_period: str = "drop",
+) -> PhasorImage:
     """Phasor of every pixel's arrival times, pooled over the selected time samples.
 
     Parameters
@@ -166,26 +184,39 @@ def phasor_image(dataset: Dataset, channel: int | str = 0, *, harmonic: int = 1,
         raise SelectionError("the laser period is unknown (no countrates in the header)")
     if flim.bin_width_ps is None:
         raise SelectionError("the bin width is unknown; reopen with bin_width_ps=...")
-    hists = pixel_histograms(dataset, channel, times=times, plane=plane,
-                             registration=registration, bin_factor=bin_factor,
-                             beyond_period=beyond_period)
-    counts, g, s = histogram_phasor(hists.counts, bin_width_ps=hists.bin_width_ps,
-                                    laser_period_ps=flim.laser_period_ps, harmonic=harmonic)
+    hists = pixel_histograms(
+        dataset,
+        channel,
+        times=times,
+        plane=plane,
+        registration=registration,
+        bin_factor=bin_factor,
+        beyond_period=beyond_period,
+    )
+    counts, g, s = histogram_phasor(
+        hists.counts,
+        bin_width_ps=hists.bin_width_ps,
+        laser_period_ps=flim.laser_period_ps,
+        harmonic=harmonic,
+    )
     freq = 1e6 / flim.laser_period_ps
     kind = "none"
     if isinstance(calibration, DecayFit):
-        g, s = calibrate_with_fit(g, s, calibration, harmonic=harmonic,
-                                  frequency_mhz=freq)
+        g, s = calibrate_with_fit(g, s, calibration, harmonic=harmonic, frequency_mhz=freq)
         kind = "fit"
     elif isinstance(calibration, Reference):
-        _, rg, rs = histogram_phasor(calibration.histogram, bin_width_ps=flim.bin_width_ps,
-                                     laser_period_ps=flim.laser_period_ps, harmonic=harmonic)
-        g, s = calibrate_with_reference(g, s, rg, rs, calibration.tau_ns, freq,
-                                        harmonic=harmonic)
+        _, rg, rs = histogram_phasor(
+            calibration.histogram,
+            bin_width_ps=flim.bin_width_ps,
+            laser_period_ps=flim.laser_period_ps,
+            harmonic=harmonic,
+        )
+        g, s = calibrate_with_reference(g, s, rg, rs, calibration.tau_ns, freq, harmonic=harmonic)
         kind = "reference"
     elif calibration is not None:
-        raise SelectionError(f"calibration must be a DecayFit or a Reference, got "
-                             f"{type(calibration).__name__}")
+        raise SelectionError(
+            f"calibration must be a DecayFit or a Reference, got {type(calibration).__name__}"
+        )
     low = ~(counts >= min_photons)
     g, s = np.array(g, np.float64), np.array(s, np.float64)
     g[low] = np.nan
@@ -193,9 +224,16 @@ def phasor_image(dataset: Dataset, channel: int | str = 0, *, harmonic: int = 1,
     return PhasorImage(counts, g, s, freq, int(harmonic), kind, float(min_photons))
 
 
-def calibrate_with_reference(g: npt.ArrayLike, s: npt.ArrayLike, reference_g: npt.ArrayLike,
-                             reference_s: npt.ArrayLike, reference_tau_ns: float,
-                             frequency_mhz: float, *, harmonic: int = 1) -> tuple[_F64, _F64]:
+def calibrate_with_reference(
+    g: npt.ArrayLike,
+    s: npt.ArrayLike,
+    reference_g: npt.ArrayLike,
+    reference_s: npt.ArrayLike,
+    reference_tau_ns: float,
+    frequency_mhz: float,
+    *,
+    harmonic: int = 1,
+) -> tuple[_F64, _F64]:
     """Phasors calibrated by a reference of known single lifetime.
 
     The rotation and scaling that move the measured phasor of the reference onto its place on
@@ -230,12 +268,19 @@ def calibrate_with_reference(g: npt.ArrayLike, s: npt.ArrayLike, reference_g: np
 def irf_phasor(fit: DecayFit, frequency_mhz: float, *, harmonic: int = 1) -> complex:
     """Phasor of the fit's Gaussian IRF (offset o, width w): exp(−(ωw)²/2) · exp(iωo)."""
     omega = 2e-3 * np.pi * frequency_mhz * harmonic  # rad per ns
-    return complex(np.exp(-0.5 * (omega * fit.irf_width_ns) ** 2)
-                   * np.exp(1j * omega * fit.irf_offset_ns))
+    return complex(
+        np.exp(-0.5 * (omega * fit.irf_width_ns) ** 2) * np.exp(1j * omega * fit.irf_offset_ns)
+    )
 
 
-def calibrate_with_fit(g: npt.ArrayLike, s: npt.ArrayLike, fit: DecayFit, *, harmonic: int = 1,
-                       frequency_mhz: float | None = None) -> tuple[_F64, _F64]:
+def calibrate_with_fit(
+    g: npt.ArrayLike,
+    s: npt.ArrayLike,
+    fit: DecayFit,
+    *,
+    harmonic: int = 1,
+    frequency_mhz: float | None = None,
+) -> tuple[_F64, _F64]:
     """Phasors divided by the phasor of a decay fit's Gaussian IRF (:func:`irf_phasor`).
 
     ``frequency_mhz`` defaults to the fit's laser period.  The fit's background is not
@@ -249,8 +294,9 @@ def calibrate_with_fit(g: npt.ArrayLike, s: npt.ArrayLike, fit: DecayFit, *, har
     return phasor_transform(g, s, -np.angle(irf), 1.0 / abs(irf))
 
 
-def apparent_lifetimes(g: npt.ArrayLike, s: npt.ArrayLike,
-                       frequency_mhz: float) -> tuple[_F64, _F64]:
+def apparent_lifetimes(
+    g: npt.ArrayLike, s: npt.ArrayLike, frequency_mhz: float
+) -> tuple[_F64, _F64]:
     """Apparent single lifetimes (ns) from phase and from modulation of calibrated phasors at
     ``frequency_mhz`` (include the harmonic), by phasorpy.
     """
@@ -258,8 +304,9 @@ def apparent_lifetimes(g: npt.ArrayLike, s: npt.ArrayLike,
         return phasor_to_apparent_lifetime(g, s, frequency_mhz)
 
 
-def fraction_image(g: npt.ArrayLike, s: npt.ArrayLike, tau1_ns: float, tau2_ns: float,
-                   frequency_mhz: float) -> _F64:
+def fraction_image(
+    g: npt.ArrayLike, s: npt.ArrayLike, tau1_ns: float, tau2_ns: float, frequency_mhz: float
+) -> _F64:
     """Photon fraction of the ``tau1_ns`` component of a two-lifetime mixture: the position of
     each calibrated phasor projected on the line between the two lifetimes' phasors
     (:func:`phasorpy.component.phasor_component_fraction`); not clipped to [0, 1].
@@ -270,8 +317,9 @@ def fraction_image(g: npt.ArrayLike, s: npt.ArrayLike, tau1_ns: float, tau2_ns: 
     return phasor_component_fraction(g, s, cg, cs)
 
 
-def filter_phasor(image: PhasorImage, *, min_photons: float = 0.0, median_size: int = 3,
-                  median_repeat: int = 1) -> PhasorImage:
+def filter_phasor(
+    image: PhasorImage, *, min_photons: float = 0.0, median_size: int = 3, median_repeat: int = 1
+) -> PhasorImage:
     """Median-filtered and thresholded phasors (phasorpy's ``phasor_filter_median`` then
     ``phasor_threshold``).
 
@@ -282,25 +330,36 @@ def filter_phasor(image: PhasorImage, *, min_photons: float = 0.0, median_size: 
     """
     size, repeat = int(median_size), int(median_repeat)
     if size < 1 or repeat < 0:
-        raise SelectionError(f"the median filter needs a size >= 1 and repeats >= 0, got "
-                             f"size {median_size}, repeat {median_repeat}")
+        raise SelectionError(
+            f"the median filter needs a size >= 1 and repeats >= 0, got "
+            f"size {median_size}, repeat {median_repeat}"
+        )
     if not min_photons >= 0:
         raise SelectionError(f"the photon threshold must be >= 0, got {min_photons}")
     mean, g, s = (np.asarray(a, np.float64) for a in (image.mean, image.g, image.s))
     if repeat and size > 1:
         skip = tuple(range(mean.ndim - 2))  # leading (plane) axes are not filtered across
-        mean, g, s = phasor_filter_median(mean, g, s, size=size, repeat=repeat,
-                                          skip_axis=skip or None)
+        mean, g, s = phasor_filter_median(
+            mean, g, s, size=size, repeat=repeat, skip_axis=skip or None
+        )
     threshold = max(float(min_photons), float(image.threshold))
     if threshold > 0:
         _, g, s = phasor_threshold(mean, g, s, mean_min=threshold)
-    return PhasorImage(np.asarray(image.mean), np.asarray(g, np.float64),
-                       np.asarray(s, np.float64), image.frequency_mhz, image.harmonic,
-                       image.calibration, threshold, (size, repeat) if repeat else (0, 0))
+    return PhasorImage(
+        np.asarray(image.mean),
+        np.asarray(g, np.float64),
+        np.asarray(s, np.float64),
+        image.frequency_mhz,
+        image.harmonic,
+        image.calibration,
+        threshold,
+        (size, repeat) if repeat else (0, 0),
+    )
 
 
-def mean_phasor(image: PhasorImage,
-                mask: npt.ArrayLike | None = None) -> tuple[float, float, float, float]:
+def mean_phasor(
+    image: PhasorImage, mask: npt.ArrayLike | None = None
+) -> tuple[float, float, float, float]:
     """Photon-weighted mean (g, s) of the finite phasors (within ``mask`` if given) and its
     apparent phase and modulation lifetimes (ns; meaningful once calibrated).  NaN if none.
     """

@@ -16,8 +16,16 @@ from phasorpy.lifetime import phasor_from_lifetime
 if TYPE_CHECKING:
     from .phasor import PhasorImage
 
-__all__ = ["SEMICIRCLE_TOLERANCE", "semicircle_distance", "lifetime_ticks", "phasor_bounds",
-           "PhasorCensus", "phasor_census", "phasor_histogram", "cursor_labels"]
+__all__ = [
+    "SEMICIRCLE_TOLERANCE",
+    "semicircle_distance",
+    "lifetime_ticks",
+    "phasor_bounds",
+    "PhasorCensus",
+    "phasor_census",
+    "phasor_histogram",
+    "cursor_labels",
+]
 
 _F64 = npt.NDArray[np.float64]
 Bounds = tuple[float, float, float, float]  # (g0, g1, s0, s1) of a plot
@@ -34,9 +42,9 @@ def semicircle_distance(g: npt.ArrayLike, s: npt.ArrayLike) -> _F64:
     return np.where(s < 0, np.maximum(d, -s), d)
 
 
-def lifetime_ticks(frequency_mhz: float,
-                   taus_ns: npt.ArrayLike = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-                   ) -> tuple[_F64, _F64, _F64]:
+def lifetime_ticks(
+    frequency_mhz: float, taus_ns: npt.ArrayLike = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+) -> tuple[_F64, _F64, _F64]:
     """(taus, g, s): where single lifetimes ``taus_ns`` lie on the universal semicircle at
     ``frequency_mhz`` (include the harmonic), by phasorpy's ``phasor_from_lifetime``.
     """
@@ -56,8 +64,12 @@ def phasor_bounds(g: npt.ArrayLike, s: npt.ArrayLike, *, limit: float = 1.5) -> 
         gi = np.clip(g[ok], -limit, limit)
         si = np.clip(s[ok], -limit, limit)
         pad = 0.02
-        box = [min(box[0], float(gi.min()) - pad), max(box[1], float(gi.max()) + pad),
-               min(box[2], float(si.min()) - pad), max(box[3], float(si.max()) + pad)]
+        box = [
+            min(box[0], float(gi.min()) - pad),
+            max(box[1], float(gi.max()) + pad),
+            min(box[2], float(si.min()) - pad),
+            max(box[3], float(si.max()) + pad),
+        ]
     g0, g1, s0, s1 = (float(np.clip(v, -limit, limit)) for v in box)
     return g0, g1, s0, s1
 
@@ -101,15 +113,21 @@ class PhasorCensus:
 
     def describe(self) -> str:
         """One line: plotted pixels and what was left out, by reason."""
-        share = "" if not self.plotted else \
-            f", {100 * self.semicircle_fraction:.1f} % on/inside the semicircle"
-        return (f"{self.plotted} / {self.pixels} pixels plotted{share}; left out: "
-                f"{self.below_threshold} below the photon threshold, {self.no_photons} without "
-                f"photons (NaN), {self.undefined} other NaN, {self.outside_plot} outside the plot")
+        share = (
+            ""
+            if not self.plotted
+            else f", {100 * self.semicircle_fraction:.1f} % on/inside the semicircle"
+        )
+        return (
+            f"{self.plotted} / {self.pixels} pixels plotted{share}; left out: "
+            f"{self.below_threshold} below the photon threshold, {self.no_photons} without "
+            f"photons (NaN), {self.undefined} other NaN, {self.outside_plot} outside the plot"
+        )
 
 
-def phasor_census(image: PhasorImage, bounds: Bounds | None = None,
-                  *, tolerance: float = SEMICIRCLE_TOLERANCE) -> PhasorCensus:
+def phasor_census(
+    image: PhasorImage, bounds: Bounds | None = None, *, tolerance: float = SEMICIRCLE_TOLERANCE
+) -> PhasorCensus:
     """Count the pixels of ``image`` by what happens to them in a plot over ``bounds``
     ((g0, g1, s0, s1), default :func:`phasor_bounds`).
     """
@@ -122,9 +140,16 @@ def phasor_census(image: PhasorImage, bounds: Bounds | None = None,
     g0, g1, s0, s1 = bounds
     shown = finite & (g >= g0) & (g <= g1) & (s >= s0) & (s <= s1)
     near = shown & (semicircle_distance(g, s) <= tolerance)
-    return PhasorCensus(int(mean.size), int((empty & ~finite).sum()), int(below.sum()),
-                        int((~finite & ~empty & ~below).sum()), int((finite & ~shown).sum()),
-                        int(shown.sum()), int(near.sum()), float(tolerance))
+    return PhasorCensus(
+        int(mean.size),
+        int((empty & ~finite).sum()),
+        int(below.sum()),
+        int((~finite & ~empty & ~below).sum()),
+        int((finite & ~shown).sum()),
+        int(shown.sum()),
+        int(near.sum()),
+        float(tolerance),
+    )
 
 
 def phasor_histogram(image: PhasorImage, bounds: Bounds, cells: int = 200) -> _F64:
@@ -136,13 +161,15 @@ def phasor_histogram(image: PhasorImage, bounds: Bounds, cells: int = 200) -> _F
     ng, ns = max(1, round((g1 - g0) / step)), max(1, round((s1 - s0) / step))
     g, s, w = (np.asarray(a, np.float64).ravel() for a in (image.g, image.s, image.mean))
     ok = np.isfinite(g) & np.isfinite(s)
-    hist, _, _ = np.histogram2d(g[ok], s[ok], bins=(ng, ns), range=((g0, g1), (s0, s1)),
-                                weights=w[ok])
+    hist, _, _ = np.histogram2d(
+        g[ok], s[ok], bins=(ng, ns), range=((g0, g1), (s0, s1)), weights=w[ok]
+    )
     return hist
 
 
-def cursor_labels(image: PhasorImage,
-                  cursors: Sequence[tuple[float, float, float]]) -> npt.NDArray[np.int32]:
+def cursor_labels(
+    image: PhasorImage, cursors: Sequence[tuple[float, float, float]]
+) -> npt.NDArray[np.int32]:
     """Labels (same shape as the image): k + 1 where a pixel's phasor lies within cursor k
     ((g, s, radius)); the first matching cursor wins; 0 elsewhere and where there is no phasor.
     """

@@ -71,9 +71,21 @@ class PixelHistograms:
 
 # -- per-pixel histograms ---------------------------------------------------------------------
 @njit(nogil=True, cache=True)
-def _accumulate(out: npt.NDArray[np.uint32], z: int, y: _INT, x: _INT, tau: _INT, dy: int,
-                dx: int, bidi: int, mode: int, n_period: int, bin_ps: float, period_ps: float,
-                factor: int) -> int:
+def _accumulate(
+    out: npt.NDArray[np.uint32],
+    z: int,
+    y: _INT,
+    x: _INT,
+    tau: _INT,
+    dy: int,
+    dx: int,
+    bidi: int,
+    mode: int,
+    n_period: int,
+    bin_ps: float,
+    period_ps: float,
+    factor: int,
+) -> int:
     """Add photons (y, x, tau) of one raw frame to ``out[z]`` (flat pixels × bins), moving each
     to registered coordinates (y - dy, x - dx - bidi·(y odd)).  Returns the photons dropped.
     """
@@ -121,25 +133,34 @@ def period_bins(bin_ps: float, period_ps: float) -> int:
     return math.ceil(period_ps / bin_ps - 1e-9)
 
 
-def _pages(dataset: Dataset, channel: int | str, times: slice | npt.ArrayLike | None,
-           plane: int | None) -> tuple[_I64, _I64, _I64]:
+def _pages(
+    dataset: Dataset, channel: int | str, times: slice | npt.ArrayLike | None, plane: int | None
+) -> tuple[_I64, _I64, _I64]:
     """(n, Zs, F) pages, their time rows, and the plane number of each Zs position."""
     sel = Selection.make(dataset.layout, dataset.channel_index(channel), plane, "axis")
     rows = time_rows(times, dataset.layout.num_volumes)
-    planes = (np.arange(dataset.layout.num_planes, dtype=np.int64) if sel.plane is None
-              else np.array([sel.plane], np.int64))
+    planes = (
+        np.arange(dataset.layout.num_planes, dtype=np.int64)
+        if sel.plane is None
+        else np.array([sel.plane], np.int64)
+    )
     return sel.pages_at(dataset.layout, rows), rows, planes
 
 
-def _photon_pages(dataset: Dataset, channel: int | str, times: slice | npt.ArrayLike | None,
-                  plane: int | None,
-                  registration: Registration | None) -> Iterator[_PagePhotons]:
+def _photon_pages(
+    dataset: Dataset,
+    channel: int | str,
+    times: slice | npt.ArrayLike | None,
+    plane: int | None,
+    registration: Registration | None,
+) -> Iterator[_PagePhotons]:
     """Yield (output plane, dy, dx, bidi, y, x, tau) for every selected page."""
     pages, rows, planes = _pages(dataset, channel, times, plane)
     n, Zs, F = pages.shape
     if registration is not None:
-        registration.check_fits(dataset.layout.num_volumes, dataset.layout.num_planes,
-                                dataset.spec.frame_shape)
+        registration.check_fits(
+            dataset.layout.num_volumes, dataset.layout.num_planes, dataset.spec.frame_shape
+        )
         shifts = np.round(registration.shifts[rows][:, planes]).astype(np.int64)
         bidi = int(np.round(registration.bidi_phase))
     else:
@@ -153,10 +174,16 @@ def _photon_pages(dataset: Dataset, channel: int | str, times: slice | npt.Array
             yield int(zs[at]), dy, dx, bidi, y, x, tau
 
 
-def pixel_histograms(dataset: Dataset, channel: int | str = 0, *,
-                     times: slice | npt.ArrayLike | None = None, plane: int | None = None,
-                     registration: Registration | None = None, bin_factor: int = 1,
-                     beyond_period: str = "keep") -> PixelHistograms:
+def pixel_histograms(
+    dataset: Dataset,
+    channel: int | str = 0,
+    *,
+    times: slice | npt.ArrayLike | None = None,
+    plane: int | None = None,
+    registration: Registration | None = None,
+    bin_factor: int = 1,
+    beyond_period: str = "keep",
+) -> PixelHistograms:
     """Arrival-time histogram of every pixel, pooled over the selected time samples.
 
     Parameters
@@ -203,24 +230,24 @@ def pixel_histograms(dataset: Dataset, channel: int | str = 0, *,
     Zs = len(_pages(dataset, channel, times, plane)[2])
     out = np.zeros((Zs, Y, X, -(-fine // factor)), np.uint32)
     dropped = 0
-    for z, dy, dx, bidi, y, x, tau in _photon_pages(dataset, channel, times, plane,
-                                                    registration):
+    for z, dy, dx, bidi, y, x, tau in _photon_pages(dataset, channel, times, plane, registration):
         if not tau.size:
             continue
         if mode == _KEEP and int(tau.max()) // factor >= out.shape[3]:  # late photons
             grow = int(tau.max()) // factor + 1 - out.shape[3]
             out = np.pad(out, ((0, 0), (0, 0), (0, 0), (0, grow)))
-        dropped += _accumulate(out, z, y, x, tau, dy, dx, bidi, mode, n_period, bin_ps,
-                               float(period_ps or 1.0), factor)
-    counts = out[0] if Zs == 1 and (plane is not None or dataset.layout.num_planes == 1) \
-        else out
+        dropped += _accumulate(
+            out, z, y, x, tau, dy, dx, bidi, mode, n_period, bin_ps, float(period_ps or 1.0), factor
+        )
+    counts = out[0] if Zs == 1 and (plane is not None or dataset.layout.num_planes == 1) else out
     return PixelHistograms(counts, bin_ps * factor, period_ps, beyond_period, dropped)
 
 
 # -- lifetime images --------------------------------------------------------------------------
 @njit(nogil=True, cache=True)
-def _accumulate_sums(n_out: _I64, t_out: _I64, z: int, y: _INT, x: _INT, tau: _INT, dy: int,
-                     dx: int, bidi: int) -> int:
+def _accumulate_sums(
+    n_out: _I64, t_out: _I64, z: int, y: _INT, x: _INT, tau: _INT, dy: int, dx: int, bidi: int
+) -> int:
     height, width = n_out.shape[1], n_out.shape[2]
     dropped = 0
     for j in range(tau.shape[0]):
@@ -235,10 +262,15 @@ def _accumulate_sums(n_out: _I64, t_out: _I64, z: int, y: _INT, x: _INT, tau: _I
     return dropped
 
 
-def lifetime_image(dataset: Dataset, channel: int | str = 0, *,
-                   times: slice | npt.ArrayLike | None = None, plane: int | None = None,
-                   registration: Registration | None = None,
-                   irf_offset_ns: float | DecayFit = 0.0) -> tuple[_F64, _I64]:
+def lifetime_image(
+    dataset: Dataset,
+    channel: int | str = 0,
+    *,
+    times: slice | npt.ArrayLike | None = None,
+    plane: int | None = None,
+    registration: Registration | None = None,
+    irf_offset_ns: float | DecayFit = 0.0,
+) -> tuple[_F64, _I64]:
     """Mean photon arrival time per pixel minus the IRF offset (ns), pooled over the selected
     time samples, and the photon counts.
 
@@ -249,8 +281,9 @@ def lifetime_image(dataset: Dataset, channel: int | str = 0, *,
     flim = dataset.flim
     if flim.bin_width_ps is None:
         raise SelectionError("the bin width is unknown; reopen with bin_width_ps=...")
-    offset = irf_offset_ns.irf_offset_ns if isinstance(irf_offset_ns, DecayFit) \
-        else float(irf_offset_ns)
+    offset = (
+        irf_offset_ns.irf_offset_ns if isinstance(irf_offset_ns, DecayFit) else float(irf_offset_ns)
+    )
     pages, _, planes = _pages(dataset, channel, times, plane)
     Y, X = dataset.spec.frame_shape
     Zs = len(planes)
@@ -263,8 +296,9 @@ def lifetime_image(dataset: Dataset, channel: int | str = 0, *,
             n += a
             t += b
     else:
-        for z, dy, dx, bidi, y, x, tau in _photon_pages(dataset, channel, times, plane,
-                                                        registration):
+        for z, dy, dx, bidi, y, x, tau in _photon_pages(
+            dataset, channel, times, plane, registration
+        ):
             _accumulate_sums(n, t, z, y, x, tau, dy, dx, bidi)
     with np.errstate(invalid="ignore", divide="ignore"):
         life = t / n * (flim.bin_width_ps / 1000.0) - offset

@@ -25,8 +25,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["GROUPS", "PLOT_MIN_HEIGHT", "DockScroll", "dock_layout", "dock_scroll", "group_of",
-           "show_rows"]
+__all__ = [
+    "GROUPS",
+    "PLOT_MIN_HEIGHT",
+    "DockScroll",
+    "dock_layout",
+    "dock_scroll",
+    "group_of",
+    "show_rows",
+]
 
 #: minimum height (px) of every plot in the docks: room for a vertical axis label such as
 #: "residual (σ)" and a few tick labels
@@ -39,9 +46,15 @@ SQUEEZED_HEIGHT = 60
 
 #: dock class name → tab group: the docks that set up what is shown, and the docks that
 #: compute and plot; docks of a group placed in the same dock area are tabbed together
-GROUPS = {"SelectionDock": "setup", "MetadataDock": "setup", "RoiDock": "setup",
-          "RegistrationDock": "analysis", "FlimDock": "analysis", "PhasorDock": "analysis",
-          "TracePlotDock": "analysis"}
+GROUPS = {
+    "SelectionDock": "setup",
+    "MetadataDock": "setup",
+    "RoiDock": "setup",
+    "RegistrationDock": "analysis",
+    "FlimDock": "analysis",
+    "PhasorDock": "analysis",
+    "TracePlotDock": "analysis",
+}
 
 
 def group_of(widget: QWidget | None) -> str | None:
@@ -75,8 +88,10 @@ class DockScroll(QScrollArea):
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         inner = self.contents.minimumSizeHint()
-        return QSize(min(inner.width() + self._extra_width(), MAX_MIN_WIDTH),
-                     min(inner.height(), SQUEEZED_HEIGHT))
+        return QSize(
+            min(inner.width() + self._extra_width(), MAX_MIN_WIDTH),
+            min(inner.height(), SQUEEZED_HEIGHT),
+        )
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         # QScrollArea caps its hint at 24 lines; the dock asks for what its contents need
@@ -157,15 +172,19 @@ def join_group(dock: QWidget) -> bool:
     frame = dock.parentWidget()
     window = frame.parentWidget() if frame is not None else None
     group = group_of(dock)
-    if not isinstance(frame, QDockWidget) or not isinstance(window, QMainWindow) or \
-            group is None or frame.isFloating() or window.tabifiedDockWidgets(frame):
+    if (
+        not isinstance(frame, QDockWidget)
+        or not isinstance(window, QMainWindow)
+        or group is None
+        or frame.isFloating()
+        or window.tabifiedDockWidgets(frame)
+    ):
         return False
     area = window.dockWidgetArea(frame)
     for other in window.findChildren(QDockWidget):  # in the order they were made
         if other is frame:
             break  # the first dock of a group stays where it is; later ones join it
-        if other.isFloating() or not other.isVisible() or \
-                window.dockWidgetArea(other) != area:
+        if other.isFloating() or not other.isVisible() or window.dockWidgetArea(other) != area:
             continue
         if group_of(other.widget()) == group:
             window.tabifyDockWidget(other, frame)

@@ -28,8 +28,18 @@ from .._core.dataset import Dataset
 from ..layer_axes import full_planes, plane_of, project_planes, reproject_vertices
 from .roi_layers import features_table
 
-__all__ = ["derived_metadata", "family_image", "frozen", "is_registered", "members",
-           "on_family_axes", "reproject_planes", "reproject_rois", "roi_axes_of", "set_layout"]
+__all__ = [
+    "derived_metadata",
+    "family_image",
+    "frozen",
+    "is_registered",
+    "members",
+    "on_family_axes",
+    "reproject_planes",
+    "reproject_rois",
+    "roi_axes_of",
+    "set_layout",
+]
 
 _OTHER_PLANES = "scanimage_other_planes"  # ROIs set aside while their plane is not shown
 
@@ -68,7 +78,7 @@ def roi_axes_of(image) -> list[str]:
     """Labels of the axes after time of an image layer (the ROI axes)."""
     labels = list(image.axis_labels)
     first = labels.index("t") + 1 if "t" in labels else 0
-    return labels[min(first, len(labels) - 2):]
+    return labels[min(first, len(labels) - 2) :]
 
 
 def derived_metadata(dataset: Dataset, planes: np.ndarray, **extra) -> dict:
@@ -143,8 +153,7 @@ def reproject_planes(layer, old: tuple, new: tuple, image, num_planes: int) -> N
     (old_labels, old_plane), (new_labels, new_plane) = old, new
     store = layer.metadata.get("scanimage_planes")
     if layer.__class__.__name__ == "Labels":  # painted: the mask shown is the truth
-        store = full_planes(np.asarray(layer.data), old_labels, old_plane, num_planes,
-                            into=store)
+        store = full_planes(np.asarray(layer.data), old_labels, old_plane, num_planes, into=store)
         layer.metadata = {**layer.metadata, "scanimage_planes": store}
     if store is None:
         return
@@ -152,9 +161,14 @@ def reproject_planes(layer, old: tuple, new: tuple, image, num_planes: int) -> N
     if layer.__class__.__name__ == "Labels":
         data = np.ascontiguousarray(data)
     index = [list(image.axis_labels).index(a) for a in new_labels]
-    set_layout(layer, data, scale=[image.scale[k] for k in index],
-               translate=[image.translate[k] for k in index], axis_labels=new_labels,
-               units=[image.units[k] for k in index])
+    set_layout(
+        layer,
+        data,
+        scale=[image.scale[k] for k in index],
+        translate=[image.translate[k] for k in index],
+        axis_labels=new_labels,
+        units=[image.units[k] for k in index],
+    )
 
 
 def reproject_rois(viewer, layer, old: tuple, new: tuple, image) -> str:
@@ -165,22 +179,37 @@ def reproject_rois(viewer, layer, old: tuple, new: tuple, image) -> str:
     layer_labels = list(layer.axis_labels)
     if layer_labels != list(old_labels):
         old_labels = layer_labels  # drawn on other axes than the image's: read its own
-    flags = (list(layer.features["all_planes"]) if "all_planes" in layer.features
-             else [False] * len(layer.data))
+    flags = (
+        list(layer.features["all_planes"])
+        if "all_planes" in layer.features
+        else [False] * len(layer.data)
+    )
     rows = layer.features.to_dict("records") if len(layer.features) else [{}] * len(layer.data)
     colours = np.asarray(layer.edge_color).reshape(-1, 4)
-    shapes = [dict(vertices=np.asarray(v), shape_type=t, edge_color=colours[k],
-                   features=rows[k] if k < len(rows) else {}, labels=old_labels,
-                   plane=plane_of(np.asarray(v)[0], old_labels, old_plane),
-                   all_planes=k < len(flags) and isinstance(flags[k], (bool, np.bool_))
-                   and bool(flags[k]), aside=False)
-              for k, (v, t) in enumerate(zip(layer.data, layer.shape_type, strict=True))]
+    shapes = [
+        dict(
+            vertices=np.asarray(v),
+            shape_type=t,
+            edge_color=colours[k],
+            features=rows[k] if k < len(rows) else {},
+            labels=old_labels,
+            plane=plane_of(np.asarray(v)[0], old_labels, old_plane),
+            all_planes=k < len(flags) and isinstance(flags[k], (bool, np.bool_)) and bool(flags[k]),
+            aside=False,
+        )
+        for k, (v, t) in enumerate(zip(layer.data, layer.shape_type, strict=True))
+    ]
     aside = [{**s, "aside": True} for s in layer.metadata.get(_OTHER_PLANES, [])]
     kept, away = [], []
     for shape in shapes + aside:
-        verts = reproject_vertices(shape["vertices"], shape["labels"], new_labels,
-                                   old_plane=shape["plane"], new_plane=new_plane,
-                                   all_planes=shape["all_planes"])
+        verts = reproject_vertices(
+            shape["vertices"],
+            shape["labels"],
+            new_labels,
+            old_plane=shape["plane"],
+            new_plane=new_plane,
+            all_planes=shape["all_planes"],
+        )
         if verts is None:
             away.append(shape)
         else:
@@ -192,18 +221,29 @@ def reproject_rois(viewer, layer, old: tuple, new: tuple, image) -> str:
         # shapes are drawn on no plane): a new layer takes its place, same name and look
         index = [list(image.axis_labels).index(a) for a in new_labels]
         position = viewer.layers.index(layer)
-        look = dict(name=layer.name, opacity=layer.opacity, blending=layer.blending,
-                    visible=layer.visible, metadata=dict(layer.metadata),
-                    face_color="transparent",
-                    edge_width=[float(np.ravel(layer.edge_width)[0])] * len(kept)
-                    if len(np.ravel(layer.edge_width)) else 1.5)
+        look = dict(
+            name=layer.name,
+            opacity=layer.opacity,
+            blending=layer.blending,
+            visible=layer.visible,
+            metadata=dict(layer.metadata),
+            face_color="transparent",
+            edge_width=[float(np.ravel(layer.edge_width)[0])] * len(kept)
+            if len(np.ravel(layer.edge_width))
+            else 1.5,
+        )
         viewer.layers.remove(layer)  # first: the viewer never holds both axes
         new = viewer.add_shapes(
-            [(s["vertices"], s["shape_type"]) for s in kept] or None, ndim=len(new_labels),
-            edge_color=[s["edge_color"] for s in kept] or "yellow", features=features,
+            [(s["vertices"], s["shape_type"]) for s in kept] or None,
+            ndim=len(new_labels),
+            edge_color=[s["edge_color"] for s in kept] or "yellow",
+            features=features,
             scale=[image.scale[k] for k in index],
-            translate=[image.translate[k] for k in index], axis_labels=new_labels,
-            units=[image.units[k] for k in index], **look)
+            translate=[image.translate[k] for k in index],
+            axis_labels=new_labels,
+            units=[image.units[k] for k in index],
+            **look,
+        )
         viewer.layers.move(viewer.layers.index(new), position)
         layer = new
     else:
@@ -218,8 +258,10 @@ def reproject_rois(viewer, layer, old: tuple, new: tuple, image) -> str:
     back = sum(1 for s in kept if s["aside"])
     parts = []
     if moved:
-        parts.append(f"{moved} ROI(s) of {layer.name} drawn on other planes than plane "
-                     f"{new_plane} are set aside; they come back when all planes are shown")
+        parts.append(
+            f"{moved} ROI(s) of {layer.name} drawn on other planes than plane "
+            f"{new_plane} are set aside; they come back when all planes are shown"
+        )
     if back:
         parts.append(f"{back} ROI(s) of {layer.name} set aside earlier are shown again")
     return "; ".join(parts)
@@ -233,9 +275,12 @@ def on_family_axes(image, planes: np.ndarray) -> tuple[np.ndarray, dict]:
     plane = image.metadata.get("scanimage", {}).get("plane")
     data = project_planes(planes, labels, plane)
     index = [list(image.axis_labels).index(a) for a in labels]
-    return data, dict(scale=[image.scale[k] for k in index],
-                      translate=[image.translate[k] for k in index],
-                      axis_labels=labels, units=[image.units[k] for k in index])
+    return data, dict(
+        scale=[image.scale[k] for k in index],
+        translate=[image.translate[k] for k in index],
+        axis_labels=labels,
+        units=[image.units[k] for k in index],
+    )
 
 
 @contextmanager
@@ -253,9 +298,12 @@ def frozen():
     from qtpy.QtWidgets import QApplication, QWidget
 
     # the GL widgets of every window (napari's own window is not public to plugins)
-    canvases = [canvas for top in QApplication.topLevelWidgets()
-                for w in top.findChildren(QWidget)
-                if (canvas := getattr(w, "_vispy_canvas", None)) is not None]
+    canvases = [
+        canvas
+        for top in QApplication.topLevelWidgets()
+        for w in top.findChildren(QWidget)
+        if (canvas := getattr(w, "_vispy_canvas", None)) is not None
+    ]
     with ExitStack() as stack:
         for canvas in canvases:
             stack.enter_context(canvas.events.draw.blocker())

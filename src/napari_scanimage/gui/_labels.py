@@ -54,8 +54,9 @@ def mask_layer_data(rois, frame_shape, num_planes: int) -> tuple[np.ndarray, dic
     """A labels array ((Z, Y, X), or (Y, X) for one plane) holding the mask ROIs of ``rois``
     (label k + 1 for the k-th), and their names.
     """
-    masks = rois.masks(frame_shape, num_planes).toarray().reshape(len(rois), num_planes,
-                                                                   *frame_shape)
+    masks = (
+        rois.masks(frame_shape, num_planes).toarray().reshape(len(rois), num_planes, *frame_shape)
+    )
     data = np.zeros((num_planes, *frame_shape), np.int32)
     for k in range(len(rois)):
         data[masks[k]] = k + 1

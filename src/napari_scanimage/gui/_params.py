@@ -24,8 +24,17 @@ from magicgui.widgets import (
 from magicgui.widgets.bases import RangedWidget
 from qtpy.QtWidgets import QSpinBox
 
-__all__ = ["IntSpinBox", "Params", "button", "check", "choice", "float_spin", "int_spin",
-           "set_choices", "text"]
+__all__ = [
+    "IntSpinBox",
+    "Params",
+    "button",
+    "check",
+    "choice",
+    "float_spin",
+    "int_spin",
+    "set_choices",
+    "text",
+]
 
 
 class _QtIntSpin(_qt_backend.SpinBox):
@@ -44,8 +53,6 @@ class IntSpinBox(RangedWidget[int]):
         super().__init__(widget_type=_QtIntSpin, **kwargs)
 
 
-
-
 class Params(Container):
     """A form of parameter widgets laid out in rows (a dock stays narrow and short), read and
     set by name as if flat: ``params.channel.value``, ``params.asdict()``,
@@ -62,12 +69,15 @@ class Params(Container):
         indented as far, so the widgets line up in a column (like a form).
     """
 
-    def __init__(self, rows: Sequence[Sequence[Widget | tuple[Widget, int]]],
-                 align_labels: bool = False):
+    def __init__(
+        self, rows: Sequence[Sequence[Widget | tuple[Widget, int]]], align_labels: bool = False
+    ):
         boxes = []
         for items in rows:
-            pairs = [item if isinstance(item, tuple) else
-                     (item, 1 if isinstance(item, ComboBox) else 0) for item in items]
+            pairs = [
+                item if isinstance(item, tuple) else (item, 1 if isinstance(item, ComboBox) else 0)
+                for item in items
+            ]
             row = Container(widgets=[w for w, _ in pairs], layout="horizontal", labels=False)
             row.margins = (0, 0, 0, 0)
             for k, (_, stretch) in enumerate(pairs):
@@ -102,15 +112,14 @@ class Params(Container):
         """Every parameter's value by name (labels left out)."""
         return {w.name: w.value for w in self._widgets() if w.name and not w.gui_only}
 
-    def update(self, mapping: Mapping[Any, Any] | Iterable[tuple[str, Any]] | None = None,
-               **kwargs: Any) -> None:
+    def update(
+        self, mapping: Mapping[Any, Any] | Iterable[tuple[str, Any]] | None = None, **kwargs: Any
+    ) -> None:
         """Set parameters by name (unknown names raise KeyError)."""
         for name, value in {**dict(mapping or {}), **kwargs}.items():
-            widget = next((w for w in self._widgets() if w.name == name and not w.gui_only),
-                          None)
+            widget = next((w for w in self._widgets() if w.name == name and not w.gui_only), None)
             if widget is None:
-                raise KeyError(f"no parameter {name!r}; the form has "
-                               f"{', '.join(self.asdict())}")
+                raise KeyError(f"no parameter {name!r}; the form has {', '.join(self.asdict())}")
             widget.value = value
 
 
@@ -129,8 +138,9 @@ def check(name: str, text: str, value: bool, tooltip: str | None = None) -> Chec
     return CheckBox(name=name, text=text, value=value, tooltip=tooltip)
 
 
-def choice(name: str, choices: Sequence = (), tooltip: str | None = None,
-           value: Any = None) -> ComboBox:
+def choice(
+    name: str, choices: Sequence = (), tooltip: str | None = None, value: Any = None
+) -> ComboBox:
     """A drop-down; ``choices`` are values, or (text, value) pairs."""
     box = ComboBox(name=name, choices=list(choices), tooltip=tooltip)
     if value is not None:
@@ -150,17 +160,36 @@ def _spin(box, prefix: str, suffix: str, special: str, step) -> Any:
     return box
 
 
-def int_spin(name: str, low: int, high: int, value: int, *, tooltip: str | None = None,
-             prefix: str = "", suffix: str = "", special: str = "",
-             step: int | None = None) -> IntSpinBox:
+def int_spin(
+    name: str,
+    low: int,
+    high: int,
+    value: int,
+    *,
+    tooltip: str | None = None,
+    prefix: str = "",
+    suffix: str = "",
+    special: str = "",
+    step: int | None = None,
+) -> IntSpinBox:
     """An integer spin box; ``special``: the text shown for ``low``."""
     box = IntSpinBox(name=name, min=low, max=high, value=value, tooltip=tooltip)
     return _spin(box, prefix, suffix, special, step)
 
 
-def float_spin(name: str, low: float, high: float, value: float, *, decimals: int = 2,
-               tooltip: str | None = None, prefix: str = "", suffix: str = "",
-               special: str = "", step: float | None = None) -> FloatSpinBox:
+def float_spin(
+    name: str,
+    low: float,
+    high: float,
+    value: float,
+    *,
+    decimals: int = 2,
+    tooltip: str | None = None,
+    prefix: str = "",
+    suffix: str = "",
+    special: str = "",
+    step: float | None = None,
+) -> FloatSpinBox:
     """A decimal spin box with ``decimals`` places; ``special``: the text shown for ``low``."""
     box = FloatSpinBox(name=name, min=low, max=high, tooltip=tooltip)
     box.native.setDecimals(decimals)
@@ -175,8 +204,10 @@ def set_choices(box: ComboBox, choices: Sequence) -> bool:
     values = tuple(c[1] if isinstance(c, tuple) else c for c in choices)
     texts = [c[0] if isinstance(c, tuple) else str(c) for c in choices]
     native = box.native
-    if tuple(box.choices) == values and \
-            [native.itemText(i) for i in range(native.count())] == texts:
+    if (
+        tuple(box.choices) == values
+        and [native.itemText(i) for i in range(native.count())] == texts
+    ):
         return False
     box.choices = list(choices)
     return True

@@ -16,13 +16,19 @@ def describe(exc: BaseException, what: str = "") -> str:
     if isinstance(exc, ScanImageError):  # its message says what to do
         return f"{head}{text}"
     if isinstance(exc, MemoryError):
-        return (f"{head}out of memory{': ' + text if text else ''}; select fewer frames or "
-                "planes, or close other layers and try again")
+        return (
+            f"{head}out of memory{': ' + text if text else ''}; select fewer frames or "
+            "planes, or close other layers and try again"
+        )
     if isinstance(exc, OSError):
-        return (f"{head}{text or type(exc).__name__}; check that the file still exists, its "
-                "drive is mounted and has free space, then try again")
-    return (f"{head}unexpected {type(exc).__name__}{': ' + text if text else ''}; this is a "
-            "bug in napari-scanimage, please report it with the steps that led to it")
+        return (
+            f"{head}{text or type(exc).__name__}; check that the file still exists, its "
+            "drive is mounted and has free space, then try again"
+        )
+    return (
+        f"{head}unexpected {type(exc).__name__}{': ' + text if text else ''}; this is a "
+        "bug in napari-scanimage, please report it with the steps that led to it"
+    )
 
 
 def notify_error(message: str) -> None:
@@ -55,6 +61,8 @@ class ReadFailureReporter:
     def __call__(self, exc: BaseException) -> None:
         if self.told is not None:
             return
-        self.told = (f"{self.name} cannot be read; its layers show blank frames where data is "
-                     f"missing: {describe(exc)}")
+        self.told = (
+            f"{self.name} cannot be read; its layers show blank frames where data is "
+            f"missing: {describe(exc)}"
+        )
         notify_error(self.told)

@@ -93,8 +93,9 @@ class WorkerDock(QWidget):
         if not busy:
             self.progress.setValue(0)
 
-    def start_worker(self, fn, *args, returned: Callable, finished: Callable | None = None,
-                     what: str = "work"):
+    def start_worker(
+        self, fn, *args, returned: Callable, finished: Callable | None = None, what: str = "work"
+    ):
         """Run generator function ``fn(*args)`` (yielding (done, total) or (stage, done,
         total)) in a worker; ``returned(value)`` gets its result unless it is cancelled or
         fails, ``finished()`` runs after it ends unless it fails.  A failure is shown as a

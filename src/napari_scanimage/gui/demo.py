@@ -22,10 +22,15 @@ def add_docks(viewer) -> dict:
     from .selection import SelectionDock
     from .traces import TracePlotDock
 
-    docks = {"Selection": SelectionDock(viewer), "Metadata": MetadataDock(viewer),
-             "ROIs": RoiDock(viewer), "Registration": RegistrationDock(viewer),
-             "FLIM": FlimDock(viewer), "Phasor": PhasorDock(viewer),
-             "Traces": TracePlotDock(viewer)}
+    docks = {
+        "Selection": SelectionDock(viewer),
+        "Metadata": MetadataDock(viewer),
+        "ROIs": RoiDock(viewer),
+        "Registration": RegistrationDock(viewer),
+        "FLIM": FlimDock(viewer),
+        "Phasor": PhasorDock(viewer),
+        "Traces": TracePlotDock(viewer),
+    }
     from qtpy.QtCore import Qt, QTimer
 
     from ._dock import join_group
@@ -35,8 +40,9 @@ def add_docks(viewer) -> dict:
     window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
     window.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
     for name, widget in docks.items():  # on the right each dock joins its group's tabs (._dock)
-        viewer.window.add_dock_widget(widget, name=name,
-                                      area="bottom" if name == "Traces" else "right")
+        viewer.window.add_dock_widget(
+            widget, name=name, area="bottom" if name == "Traces" else "right"
+        )
         join_group(widget)
     QTimer.singleShot(0, lambda: arrange_docks(viewer, docks))
     return docks
@@ -60,8 +66,9 @@ def arrange_docks(viewer, docks: dict) -> None:
     scroll = dock_scroll(docks["ROIs"])
     needed = scroll.contents.minimumSizeHint().height() if scroll is not None else 0
     setup = max(height // 3, needed + 60)
-    window.resizeDocks([frames["ROIs"], frames["FLIM"]], [setup, height - setup],
-                       Qt.Orientation.Vertical)
+    window.resizeDocks(
+        [frames["ROIs"], frames["FLIM"]], [setup, height - setup], Qt.Orientation.Vertical
+    )
     window.resizeDocks([frames["Traces"]], [max(height // 3, 260)], Qt.Orientation.Vertical)
 
 
@@ -83,13 +90,12 @@ def add_demo_rois(viewer, docks: dict, sample: str) -> None:
     shapes = []
     for cy, cx, r in active_cells(sample, 4, plane):
         r = 1.8 * r
-        corners = np.array([[cy - r, cx - r], [cy - r, cx + r], [cy + r, cx + r],
-                            [cy + r, cx - r]])
+        corners = np.array([[cy - r, cx - r], [cy - r, cx + r], [cy + r, cx + r], [cy + r, cx - r]])
         front = np.zeros((4, layer.ndim - 2))
         if axis is not None:
             front[:, axis] = plane
         shapes.append(np.hstack([front, corners]))
-    layer.add(shapes, shape_type="ellipse", edge_color=list(PALETTE[:len(shapes)]))
+    layer.add(shapes, shape_type="ellipse", edge_color=list(PALETTE[: len(shapes)]))
     layer.mode = "pan_zoom"
 
 
@@ -119,8 +125,11 @@ def settle(docks: dict | None = None, timeout: float = 60.0) -> None:
         QApplication.processEvents()
         time.sleep(0.02)
     traces = (docks or {}).get("Traces")
-    while traces is not None and time.monotonic() < deadline and \
-            (traces.busy or traces._timer.isActive()):
+    while (
+        traces is not None
+        and time.monotonic() < deadline
+        and (traces.busy or traces._timer.isActive())
+    ):
         QApplication.processEvents()
         time.sleep(0.02)
     QApplication.processEvents()
@@ -147,10 +156,13 @@ def run_demo(screenshot: str | None = None, sample: str = "volume_2ch") -> int:
         napari.run()
         return 0
     if not has_display():
-        print("napari-scanimage demo: error: no display to draw the window on (DISPLAY is not "
-              "set): run `bash scripts/demo.sh --screenshot OUT.png`, which starts a virtual X "
-              "server, or `xvfb-run -a -s '-screen 0 1600x1000x24' napari-scanimage demo "
-              "--screenshot OUT.png`", file=sys.stderr)
+        print(
+            "napari-scanimage demo: error: no display to draw the window on (DISPLAY is not "
+            "set): run `bash scripts/demo.sh --screenshot OUT.png`, which starts a virtual X "
+            "server, or `xvfb-run -a -s '-screen 0 1600x1000x24' napari-scanimage demo "
+            "--screenshot OUT.png`",
+            file=sys.stderr,
+        )
         return 2
     viewer, docks = build_viewer(show=True, sample=sample, with_docks=True)
     viewer.window.resize(1500, 950)

@@ -57,8 +57,9 @@ def _fit_job(ds, mask, kwargs):
     hist = ds.histogram(channel, mask=mask)
     yield 1, 2
     flim = ds.flim
-    fit = fit_decay(hist, bin_width_ps=flim.bin_width_ns * 1000.0,
-                    period_ps=flim.laser_period_ps, **fit_kwargs)
+    fit = fit_decay(
+        hist, bin_width_ps=flim.bin_width_ns * 1000.0, period_ps=flim.laser_period_ps, **fit_kwargs
+    )
     yield 2, 2
     return hist, fit
 
@@ -69,8 +70,12 @@ def _image_job(ds, channel, irf_offset_ns):
     tau, counts = lifetime_image(ds, channel, irf_offset_ns=irf_offset_ns)
     finite = tau[np.isfinite(tau)]
     lo, hi = np.percentile(finite, (2, 98)) if finite.size else (0.0, 1.0)
-    rgb = intensity_modulated(tau, counts, tau_range=(float(lo), float(max(hi, lo + 1e-3))),
-                              count_range=(0.0, float(np.percentile(counts, 99.5)) or 1.0))
+    rgb = intensity_modulated(
+        tau,
+        counts,
+        tau_range=(float(lo), float(max(hi, lo + 1e-3))),
+        count_range=(0.0, float(np.percentile(counts, 99.5)) or 1.0),
+    )
     yield 1, 1
     return rgb, (float(lo), float(hi))
 
@@ -96,11 +101,17 @@ def parameter_rows(fit: DecayFit) -> list[tuple[str, str, str]]:
         for k, v in enumerate(values):
             label = name if len(values) == 1 else f"{name}[{k + 1}]"
             e = errs[k] if k < len(errs) else None
-            rows.append((label, f"{v:.4g}", "" if e is None or not np.isfinite(e)
-                         else f"± {e:.2g}"))
+            rows.append(
+                (label, f"{v:.4g}", "" if e is None or not np.isfinite(e) else f"± {e:.2g}")
+            )
     rows.append(("mean tau (intensity-weighted) ns", f"{fit.mean_tau_ns:.4g}", ""))
-    rows.append(("reduced chi2", f"{fit.reduced_chi2:.4g}",
-                 f"{fit.deviance:.1f} / {fit.degrees_of_freedom} dof"))
+    rows.append(
+        (
+            "reduced chi2",
+            f"{fit.reduced_chi2:.4g}",
+            f"{fit.deviance:.1f} / {fit.degrees_of_freedom} dof",
+        )
+    )
     return rows
 
 
@@ -111,30 +122,56 @@ class FlimDock(WorkerDock, QWidget):
         super().__init__()
         self.viewer = napari_viewer
         fit_button, cancel_button = button("Fit"), button("Cancel")
-        self.params = Params([
-            [choice("rois", [WHOLE], tooltip="the ROI layer whose ROIs pool the photons; "
-                    f"{WHOLE}: every pixel"),
-             choice("which", [SELECTED, ALL], tooltip=(
-                 "selected ROIs: the shapes selected in the ROI layer; with none selected (or "
-                 "a Labels layer) every ROI of the layer is used. (whole frame): every pixel")),
-             choice("channel", tooltip="channel whose arrival times are fitted")],
-            [int_spin("n_exp", 1, 3, 2, prefix="components: ",
-                      tooltip="exponential components of the decay model"),
-             check("background", "background", True, "fit a constant background too"),
-             fit_button, cancel_button],
-        ])
+        self.params = Params(
+            [
+                [
+                    choice(
+                        "rois",
+                        [WHOLE],
+                        tooltip=f"the ROI layer whose ROIs pool the photons; {WHOLE}: every pixel",
+                    ),
+                    choice(
+                        "which",
+                        [SELECTED, ALL],
+                        tooltip=(
+                            "selected ROIs: the shapes selected in the ROI layer; with none "
+                            "selected (or a Labels layer) every ROI of the layer is used. "
+                            "(whole frame): every pixel"
+                        ),
+                    ),
+                    choice("channel", tooltip="channel whose arrival times are fitted"),
+                ],
+                [
+                    int_spin(
+                        "n_exp",
+                        1,
+                        3,
+                        2,
+                        prefix="components: ",
+                        tooltip="exponential components of the decay model",
+                    ),
+                    check("background", "background", True, "fit a constant background too"),
+                    fit_button,
+                    cancel_button,
+                ],
+            ]
+        )
         self.fit_button = fit_button.native
         self.cancel_button = cancel_button.native
         self.save_button = QPushButton("Save fit…")
         self.load_button = QPushButton("Load fit…")
         self.fraction_button = QPushButton("Fraction image")
-        self.fraction_button.setToolTip("after a 2-component fit: each pixel's photon fraction "
-                                        "of the shorter lifetime τ1 (from its phasor calibrated "
-                                        "by the fit's IRF), 0 to 1")
+        self.fraction_button.setToolTip(
+            "after a 2-component fit: each pixel's photon fraction "
+            "of the shorter lifetime τ1 (from its phasor calibrated "
+            "by the fit's IRF), 0 to 1"
+        )
         self.fraction_button.setEnabled(False)
         self.image_button = QPushButton("Lifetime image")
-        self.image_button.setToolTip("pooled over time: colour = lifetime (minus the fitted IRF "
-                                     "offset), brightness = photons")
+        self.image_button.setToolTip(
+            "pooled over time: colour = lifetime (minus the fitted IRF "
+            "offset), brightness = photons"
+        )
         self.progress = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -159,8 +196,9 @@ class FlimDock(WorkerDock, QWidget):
         self.plot.setLogMode(y=True)
         self.plot.setLabel("left", "photons")
         self.plot.setLabel("bottom", "arrival time (ns)")
-        self.data_curve = self.plot.plot([], [], pen=None, symbol="o", symbolSize=3,
-                                         symbolBrush="#4fa3ff", symbolPen=None)
+        self.data_curve = self.plot.plot(
+            [], [], pen=None, symbol="o", symbolSize=3, symbolBrush="#4fa3ff", symbolPen=None
+        )
         self.fit_curve = self.plot.plot([], [], pen=pg.mkPen("#ff8c1a", width=2))
         self.residuals = pg.PlotWidget(background="k")
         self.residuals.setLabel("left", "residual (σ)")
@@ -204,8 +242,11 @@ class FlimDock(WorkerDock, QWidget):
 
     def _refresh(self, event=None) -> None:
         self._follow_siff()
-        layers = [layer for layer in self.viewer.layers
-                  if layer.__class__.__name__ in ("Shapes", "Labels")]
+        layers = [
+            layer
+            for layer in self.viewer.layers
+            if layer.__class__.__name__ in ("Shapes", "Labels")
+        ]
         set_choices(self.params.rois, [WHOLE] + [layer.name for layer in layers])
         self._layers = layers
         image = image_layer_for(self.viewer, self.dataset)
@@ -239,8 +280,7 @@ class FlimDock(WorkerDock, QWidget):
         info = ds.info
         masks = rois.masks(info.frame_shape, info.num_planes)[rows]
         if masks.shape[0] == 0:
-            raise ScanImageError(f"{layer.name} has no ROIs: draw some or choose "
-                                 f"{WHOLE}")
+            raise ScanImageError(f"{layer.name} has no ROIs: draw some or choose {WHOLE}")
         dense = np.asarray(masks.sum(axis=0)).reshape(info.num_planes, *info.frame_shape) > 0
         return dense
 
@@ -257,8 +297,11 @@ class FlimDock(WorkerDock, QWidget):
         ROIs (:meth:`mask`): ``channel``, ``n_exp``, ``background``.
         """
         params = self.params.asdict()
-        return {"channel": self.channel_index(), "n_exp": params["n_exp"],
-                "background": params["background"]}
+        return {
+            "channel": self.channel_index(),
+            "n_exp": params["n_exp"],
+            "background": params["background"],
+        }
 
     def run(self) -> None:
         ds = self.dataset
@@ -270,8 +313,14 @@ class FlimDock(WorkerDock, QWidget):
             self.status.setText(str(exc))
             return
         self.status.setText(f"fitting {self.roi_note}…")
-        self.start_worker(_fit_job, ds, mask, self.fit_kwargs(),
-                          returned=lambda out: self.show_fit(*out), what="fit")
+        self.start_worker(
+            _fit_job,
+            ds,
+            mask,
+            self.fit_kwargs(),
+            returned=lambda out: self.show_fit(*out),
+            what="fit",
+        )
 
     def lifetime_layer(self) -> None:
         """Add an intensity-modulated lifetime image layer (computed in a worker)."""
@@ -281,8 +330,14 @@ class FlimDock(WorkerDock, QWidget):
         channel = self.channel_index()
         offset = self.fit.irf_offset_ns if self.fit is not None else 0.0
         name = f"{ds.info.channel_names[channel]} lifetime (intensity-modulated)"
-        self.start_worker(_image_job, ds, channel, offset, what="lifetime image",
-                          returned=lambda out: self._add_rgb(ds, name, *out))
+        self.start_worker(
+            _image_job,
+            ds,
+            channel,
+            offset,
+            what="lifetime image",
+            returned=lambda out: self._add_rgb(ds, name, *out),
+        )
 
     def fraction_layer(self) -> None:
         """Add the two-component fraction image of the current fit (computed in a worker)."""
@@ -291,34 +346,44 @@ class FlimDock(WorkerDock, QWidget):
             self.status.setText("fit two components first")
             return
         channel = self.channel_index()
-        name = (f"{ds.info.channel_names[channel]} fraction of τ = {fit.taus_ns[0]:.2f} ns")
-        self.start_worker(_fraction_job, ds, channel, fit, what="fraction image",
-                          returned=lambda out: self._add_fraction(ds, name, fit, out))
+        name = f"{ds.info.channel_names[channel]} fraction of τ = {fit.taus_ns[0]:.2f} ns"
+        self.start_worker(
+            _fraction_job,
+            ds,
+            channel,
+            fit,
+            what="fraction image",
+            returned=lambda out: self._add_fraction(ds, name, fit, out),
+        )
 
     def _add_fraction(self, ds, name: str, fit: DecayFit, fraction: np.ndarray) -> None:
         """Show the fraction image with napari's colour bar and describe it in the status."""
         layer = self._add_image(ds, name, fraction)
         layer.colorbar.visible = True
         finite = fraction[np.isfinite(fraction)]
-        median = f"median {np.median(finite):.2f} over {finite.size} pixels with photons" \
-            if finite.size else "no pixel has photons"
+        median = (
+            f"median {np.median(finite):.2f} over {finite.size} pixels with photons"
+            if finite.size
+            else "no pixel has photons"
+        )
         self.status.setText(
             f"{name}: each pixel's photon fraction of the short component τ1 = "
             f"{fit.taus_ns[0]:.2f} ns (the rest is τ2 = {fit.taus_ns[1]:.2f} ns) from its "
             f"IRF-calibrated phasor, 0–1 (black: all τ2, bright: all τ1; colour bar on the "
-            f"canvas); {median}")
+            f"canvas); {median}"
+        )
 
     def _add_image(self, ds, name: str, planes: np.ndarray):
         axes = roi_axes(image_layer_for(self.viewer, ds))
         kwargs = {"metadata": derived_metadata(ds, planes)}  # follows selection changes
         if axes:
             planes = on_roi_axes(planes, axes, reduce=np.nanmean)
-            kwargs.update(scale=axes["scale"], units=axes["units"],
-                          axis_labels=axes["axis_labels"])
+            kwargs.update(scale=axes["scale"], units=axes["units"], axis_labels=axes["axis_labels"])
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
-        return self.viewer.add_image(planes, name=name, colormap="magma",
-                                     contrast_limits=(0, 1), **kwargs)
+        return self.viewer.add_image(
+            planes, name=name, colormap="magma", contrast_limits=(0, 1), **kwargs
+        )
 
     def _add_rgb(self, ds, name: str, rgb: np.ndarray, tau_range) -> None:
         """Show (Y, X, 3) or (Z, Y, X, 3) colours on the recording's axes after time."""
@@ -336,14 +401,15 @@ class FlimDock(WorkerDock, QWidget):
             self.viewer.layers.remove(name)
         self.viewer.add_image(rgb, name=name, rgb=True, **kwargs)
         self.show_colorbar(*tau_range)
-        self.status.setText(f"{name}: colour = lifetime {tau_range[0]:.2f}–{tau_range[1]:.2f} ns "
-                            f"(2nd–98th percentile; colour bar below), brightness = photons")
+        self.status.setText(
+            f"{name}: colour = lifetime {tau_range[0]:.2f}–{tau_range[1]:.2f} ns "
+            f"(2nd–98th percentile; colour bar below), brightness = photons"
+        )
 
     def show_colorbar(self, lo: float, hi: float) -> None:
         """The lifetime image's colour scale (Turbo) from ``lo`` to ``hi`` ns in the dock."""
         colours = turbo(np.linspace(0.0, 1.0, 256))
-        self.colorbar_image.setImage((colours[:, None, :] * 255).astype(np.uint8),
-                                     levels=(0, 255))
+        self.colorbar_image.setImage((colours[:, None, :] * 255).astype(np.uint8), levels=(0, 255))
         self.colorbar_image.setRect(lo, 0.0, hi - lo, 1.0)
         self.colorbar.setXRange(lo, hi, padding=0)
         self.colorbar.setYRange(0.0, 1.0, padding=0)
@@ -389,14 +455,15 @@ class FlimDock(WorkerDock, QWidget):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         taus = ", ".join(f"{v:.3g}" for v in fit.taus_ns)
         where = f" of {self.roi_note}" if hist is not None else " (loaded)"
-        text = (f"fit: τ = {taus} ns; {int(fit.total)} photons{where}; reduced χ² "
-                f"{fit.reduced_chi2:.3g} (deviance {fit.deviance:.1f} / "
-                f"{fit.degrees_of_freedom} degrees of freedom)")
+        text = (
+            f"fit: τ = {taus} ns; {int(fit.total)} photons{where}; reduced χ² "
+            f"{fit.reduced_chi2:.3g} (deviance {fit.deviance:.1f} / "
+            f"{fit.degrees_of_freedom} degrees of freedom)"
+        )
         self.summary.setText(text)
         self.status.setText("fitted" if hist is not None else "loaded the fit")
         problems = fit.warnings()
-        self.warning.setText("⚠ unreliable fit: " + "; ".join(problems)
-                             if problems else "")
+        self.warning.setText("⚠ unreliable fit: " + "; ".join(problems) if problems else "")
         self.warning.setVisible(bool(problems))
 
     # -- files ------------------------------------------------------------------------------
@@ -413,8 +480,9 @@ class FlimDock(WorkerDock, QWidget):
     def _file_dialog(self, what: str) -> None:
         try:
             if what == "save":
-                path, _ = QFileDialog.getSaveFileName(self, "Save fit", "decay_fit.json",
-                                                      "Decay fit (*.json)")
+                path, _ = QFileDialog.getSaveFileName(
+                    self, "Save fit", "decay_fit.json", "Decay fit (*.json)"
+                )
                 if path:
                     self.save(path)
                     self.status.setText(f"saved {Path(path).name}")

@@ -31,10 +31,14 @@ def _data_point(viewer, layer) -> np.ndarray:
     only a scale (and maybe a translation): that is computed directly, since napari's general
     ``world_to_data`` costs milliseconds per slider step.
     """
-    point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim:]
+    point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim :]
     affine, rotate = np.asarray(layer.affine.affine_matrix), np.asarray(layer.rotate)
-    if np.array_equal(affine, np.eye(len(affine))) and np.array_equal(rotate, np.eye(
-            len(rotate))) and not np.any(layer.shear) and len(point) == layer.ndim:
+    if (
+        np.array_equal(affine, np.eye(len(affine)))
+        and np.array_equal(rotate, np.eye(len(rotate)))
+        and not np.any(layer.shear)
+        and len(point) == layer.ndim
+    ):
         return (point - np.asarray(layer.translate)) / np.asarray(layer.scale)
     return np.asarray(layer.world_to_data(viewer.dims.point), dtype=float)
 
@@ -47,8 +51,9 @@ def current_page(viewer, layer) -> int | None:
     ds = layer.metadata.get("scanimage_dataset") if layer is not None else None
     if not isinstance(meta, dict) or not isinstance(ds, Dataset):
         return None
-    sel = ds.selection(meta["channel"], plane=meta.get("plane"),
-                       slice_sample=meta.get("slice_sample", 0))
+    sel = ds.selection(
+        meta["channel"], plane=meta.get("plane"), slice_sample=meta.get("slice_sample", 0)
+    )
     labels = sel.axis_labels()[:-2]
     coords = _data_point(viewer, layer)[: len(labels)]
     lead = np.round(coords).astype(int)
@@ -63,8 +68,9 @@ def current_page(viewer, layer) -> int | None:
 def _add_tree(parent: QTreeWidgetItem, value) -> None:
     if isinstance(value, dict):
         for key, sub in value.items():
-            item = QTreeWidgetItem(parent, [str(key), "" if isinstance(sub, (dict, list))
-                                            else format_value(sub)])
+            item = QTreeWidgetItem(
+                parent, [str(key), "" if isinstance(sub, (dict, list)) else format_value(sub)]
+            )
             _add_tree(item, sub)
     elif isinstance(value, list) and value and all(isinstance(v, (dict, list)) for v in value):
         for i, sub in enumerate(value):

@@ -26,8 +26,12 @@ def shown_fields(dataset) -> tuple[Field, ...]:
     if dataset.selected_field is not None or not dataset.info.mroi:
         return ()
     if dataset.is_siff:
-        warnings.warn(f"{dataset.paths[0].name}: fields of multi-ROI .siff recordings are not "
-                      "split; whole pages are shown", MroiWarning, stacklevel=3)
+        warnings.warn(
+            f"{dataset.paths[0].name}: fields of multi-ROI .siff recordings are not "
+            "split; whole pages are shown",
+            MroiWarning,
+            stacklevel=3,
+        )
         return ()
     try:
         return dataset.fields

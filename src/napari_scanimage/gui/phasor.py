@@ -62,12 +62,16 @@ def _phasor_job(ds, channel, harmonic, how, fit, ref_channel, ref_tau):
         else:
             source = "the FLIM dock's fit"
         calibration = fit
-        note = (f"calibrated by the IRF of {source} ({fit.irf_offset_ns:.3f} ns, σ "
-                f"{fit.irf_width_ns:.3f} ns)")
+        note = (
+            f"calibrated by the IRF of {source} ({fit.irf_offset_ns:.3f} ns, σ "
+            f"{fit.irf_width_ns:.3f} ns)"
+        )
     elif how == REFERENCE:
         calibration = Reference(ds.histogram(ref_channel), float(ref_tau))
-        note = (f"calibrated by channel {ds.info.channel_names[ref_channel]} as a reference of "
-                f"{ref_tau:.3g} ns")
+        note = (
+            f"calibrated by channel {ds.info.channel_names[ref_channel]} as a reference of "
+            f"{ref_tau:.3g} ns"
+        )
     yield 1, 2
     out = phasor_image(ds, channel, harmonic=harmonic, calibration=calibration)
     yield 2, 2
@@ -81,27 +85,78 @@ class PhasorDock(WorkerDock, QWidget):
         super().__init__()
         self.viewer = napari_viewer
         compute_button, cancel_button = button("Compute"), button("Cancel")
-        self.params = Params([
-            [(choice("channel", tooltip="channel whose arrival times give the phasors"), 0),
-             int_spin("harmonic", 1, 8, 1, prefix="harmonic ",
-                      tooltip="harmonic of the laser frequency"),
-             compute_button, cancel_button],
-            [choice("calibration", [FIT, REFERENCE, RAW], tooltip=(
-                "remove the instrument response: with the Gaussian IRF of the FLIM dock's fit "
-                "(a fit of this channel's pooled decay when there is none), with a reference "
-                "channel of known single lifetime, or not at all")),
-             int_spin("min_photons", 0, 10_000_000, 10, prefix="min photons ",
-                      tooltip="pixels with fewer photons are left out (and counted)"),
-             int_spin("median_size", 1, 9, 3, step=2, prefix="median ",
-                      tooltip="size of the median filter on g and s (1: none)"),
-             int_spin("median_repeat", 0, 5, 1, suffix="×",
-                      tooltip="times the median filter runs (0: none)")],
-            [text("reference channel"),  # shown for the reference calibration only
-             choice("reference_channel", tooltip="channel whose pooled decay is the reference"),
-             text("of known lifetime"),
-             (float_spin("reference_tau", 0.01, 100.0, 4.0, suffix=" ns",
-                         tooltip="known single lifetime of the reference"), 1)],
-        ])
+        self.params = Params(
+            [
+                [
+                    (choice("channel", tooltip="channel whose arrival times give the phasors"), 0),
+                    int_spin(
+                        "harmonic",
+                        1,
+                        8,
+                        1,
+                        prefix="harmonic ",
+                        tooltip="harmonic of the laser frequency",
+                    ),
+                    compute_button,
+                    cancel_button,
+                ],
+                [
+                    choice(
+                        "calibration",
+                        [FIT, REFERENCE, RAW],
+                        tooltip=(
+                            "remove the instrument response: with the Gaussian IRF of the FLIM "
+                            "dock's fit (a fit of this channel's pooled decay when there is "
+                            "none), with a reference channel of known single lifetime, or not "
+                            "at all"
+                        ),
+                    ),
+                    int_spin(
+                        "min_photons",
+                        0,
+                        10_000_000,
+                        10,
+                        prefix="min photons ",
+                        tooltip="pixels with fewer photons are left out (and counted)",
+                    ),
+                    int_spin(
+                        "median_size",
+                        1,
+                        9,
+                        3,
+                        step=2,
+                        prefix="median ",
+                        tooltip="size of the median filter on g and s (1: none)",
+                    ),
+                    int_spin(
+                        "median_repeat",
+                        0,
+                        5,
+                        1,
+                        suffix="×",
+                        tooltip="times the median filter runs (0: none)",
+                    ),
+                ],
+                [
+                    text("reference channel"),  # shown for the reference calibration only
+                    choice(
+                        "reference_channel", tooltip="channel whose pooled decay is the reference"
+                    ),
+                    text("of known lifetime"),
+                    (
+                        float_spin(
+                            "reference_tau",
+                            0.01,
+                            100.0,
+                            4.0,
+                            suffix=" ns",
+                            tooltip="known single lifetime of the reference",
+                        ),
+                        1,
+                    ),
+                ],
+            ]
+        )
         self.compute_button = compute_button.native
         self.cancel_button = cancel_button.native
         self.reference_row = self.params[2].native
@@ -120,13 +175,16 @@ class PhasorDock(WorkerDock, QWidget):
         self.density = pg.ImageItem()
         self.plot.addItem(self.density)
         angle = np.linspace(0, np.pi, 181)
-        self.semicircle = self.plot.plot(0.5 + 0.5 * np.cos(angle), 0.5 * np.sin(angle),
-                                         pen=pg.mkPen("#ffffff", width=1))
-        self.ticks = self.plot.plot([], [], pen=None, symbol="o", symbolSize=5,
-                                    symbolBrush="#ffffff", symbolPen=None)
+        self.semicircle = self.plot.plot(
+            0.5 + 0.5 * np.cos(angle), 0.5 * np.sin(angle), pen=pg.mkPen("#ffffff", width=1)
+        )
+        self.ticks = self.plot.plot(
+            [], [], pen=None, symbol="o", symbolSize=5, symbolBrush="#ffffff", symbolPen=None
+        )
         self.tick_labels: list[pg.TextItem] = []
-        self.mean_marker = self.plot.plot([], [], pen=None, symbol="+", symbolSize=14,
-                                          symbolPen=pg.mkPen("#00ff66", width=2))
+        self.mean_marker = self.plot.plot(
+            [], [], pen=None, symbol="+", symbolSize=14, symbolPen=pg.mkPen("#00ff66", width=2)
+        )
         self.bounds = (-0.05, 1.05, -0.05, 0.6)
         self.plot.setRange(xRange=self.bounds[:2], yRange=self.bounds[2:], padding=0)
         cursors = QHBoxLayout()
@@ -181,11 +239,23 @@ class PhasorDock(WorkerDock, QWidget):
         kwargs = self.phasor_kwargs()
         how = kwargs["calibration"]
         fit = self.decay_fit() if how == FIT else None
-        self.status.setText("fitting the decay for the calibration, then computing phasors…"
-                            if how == FIT and fit is None else "computing phasors…")
-        self.start_worker(_phasor_job, ds, kwargs["channel"], kwargs["harmonic"], how, fit,
-                          kwargs["reference_channel"], kwargs["reference_tau"],
-                          returned=lambda out: self.show_image(*out), what="phasor")
+        self.status.setText(
+            "fitting the decay for the calibration, then computing phasors…"
+            if how == FIT and fit is None
+            else "computing phasors…"
+        )
+        self.start_worker(
+            _phasor_job,
+            ds,
+            kwargs["channel"],
+            kwargs["harmonic"],
+            how,
+            fit,
+            kwargs["reference_channel"],
+            kwargs["reference_tau"],
+            returned=lambda out: self.show_image(*out),
+            what="phasor",
+        )
 
     def phasor_kwargs(self) -> dict:
         """The form's phasor parameters: ``channel`` and ``reference_channel`` (indices),
@@ -210,8 +280,9 @@ class PhasorDock(WorkerDock, QWidget):
     def show_image(self, image: PhasorImage, note: str = "") -> None:
         """Filter ``image`` with the dock's median filter and threshold and plot it."""
         self.raw = image
-        self.calibration_note = note or {"none": "uncalibrated"}.get(image.calibration,
-                                                                    image.calibration)
+        self.calibration_note = note or {"none": "uncalibrated"}.get(
+            image.calibration, image.calibration
+        )
         self.refilter()
 
     def refilter(self, *_) -> None:
@@ -229,12 +300,17 @@ class PhasorDock(WorkerDock, QWidget):
         gm, sm, tau_phase, tau_mod = mean_phasor(self.image)
         self.mean_marker.setData([gm] if np.isfinite(gm) else [], [sm] if np.isfinite(sm) else [])
         image = self.image
-        median = (f"median {image.median[0]}×{image.median[0]} ×{image.median[1]}"
-                  if image.median[1] else "no median filter")
-        mean = "" if not np.isfinite(gm) else \
-            f"; mean (+): τφ {tau_phase:.2f}, τm {tau_mod:.2f} ns"
-        self.plot.setLabel("bottom", f"g   ({image.frequency_mhz:.4g} MHz, harmonic "
-                                     f"{image.harmonic}; dots: lifetimes in ns)")
+        median = (
+            f"median {image.median[0]}×{image.median[0]} ×{image.median[1]}"
+            if image.median[1]
+            else "no median filter"
+        )
+        mean = "" if not np.isfinite(gm) else f"; mean (+): τφ {tau_phase:.2f}, τm {tau_mod:.2f} ns"
+        self.plot.setLabel(
+            "bottom",
+            f"g   ({image.frequency_mhz:.4g} MHz, harmonic "
+            f"{image.harmonic}; dots: lifetimes in ns)",
+        )
         self._draw_ticks(image.frequency_mhz * image.harmonic)
         self.status.setText(f"{self.calibration_note}; {median}. {self.census.describe()}{mean}")
 
@@ -251,8 +327,9 @@ class PhasorDock(WorkerDock, QWidget):
             self.plot.addItem(label)
             self.tick_labels.append(label)
 
-    def add_cursor(self, g: float | None = None, s: float | None = None,
-                   radius: float = 0.05) -> pg.CircleROI:
+    def add_cursor(
+        self, g: float | None = None, s: float | None = None, radius: float = 0.05
+    ) -> pg.CircleROI:
         """A movable circular cursor (default: at the photon-weighted mean phasor)."""
         if g is None or s is None:
             g, s = 0.5, 0.3
@@ -263,8 +340,9 @@ class PhasorDock(WorkerDock, QWidget):
                     g = float(np.average(self.image.g[ok], weights=w[ok]))
                     s = float(np.average(self.image.s[ok], weights=w[ok]))
         colour = PALETTE[len(self.cursors) % len(PALETTE)]
-        roi = pg.CircleROI((g - radius, s - radius), (2 * radius, 2 * radius),
-                           pen=pg.mkPen(colour, width=2))
+        roi = pg.CircleROI(
+            (g - radius, s - radius), (2 * radius, 2 * radius), pen=pg.mkPen(colour, width=2)
+        )
         self.plot.addItem(roi)
         self.cursors.append(roi)
         return roi

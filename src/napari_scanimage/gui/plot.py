@@ -34,8 +34,11 @@ def stack_offsets(curves: dict[str, np.ndarray], hidden=frozenset()) -> dict[str
     (1st–99th percentile of the widest curve) × 1.2 apart; hidden curves take no place.
     """
     shown = [n for n in curves if n not in hidden]
-    spans = [np.subtract(*np.nanpercentile(curves[n], [99, 1]))
-             for n in shown if np.isfinite(curves[n]).any()]
+    spans = [
+        np.subtract(*np.nanpercentile(curves[n], [99, 1]))
+        for n in shown
+        if np.isfinite(curves[n]).any()
+    ]
     step = 1.2 * max(spans, default=0.0)
     step = step if np.isfinite(step) and step > 0 else 1.0
     return {n: (len(shown) - 1 - k) * step for k, n in enumerate(shown)}
@@ -44,8 +47,9 @@ def stack_offsets(curves: dict[str, np.ndarray], hidden=frozenset()) -> dict[str
 class PlotDock(IdleWhenHidden):
     """A plot whose x axis is the recording's time (s), with a cursor at the viewer's time."""
 
-    def __init__(self, napari_viewer, *, y_label: str = "", x_label: str = "time (s)",
-                 scroll: bool = False):
+    def __init__(
+        self, napari_viewer, *, y_label: str = "", x_label: str = "time (s)", scroll: bool = False
+    ):
         super().__init__()
         self.viewer = napari_viewer
         pg.setConfigOptions(antialias=False)
@@ -58,8 +62,9 @@ class PlotDock(IdleWhenHidden):
         self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.legend.sigSampleClicked.connect(self._legend_sample_clicked)
         self.offsets: dict[str, float] = {}
-        self.time_cursor = pg.InfiniteLine(angle=90, movable=False,
-                                      pen=pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DashLine))
+        self.time_cursor = pg.InfiniteLine(
+            angle=90, movable=False, pen=pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DashLine)
+        )
         self.plot.addItem(self.time_cursor, ignoreBounds=True)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.bands: list = []
@@ -73,11 +78,15 @@ class PlotDock(IdleWhenHidden):
         napari_viewer.dims.events.current_step.connect(self._move_cursor)
 
     # -- curves -----------------------------------------------------------------------------
-    def set_curves(self, x: np.ndarray, curves: dict[str, np.ndarray],
-                   colours: Sequence[str] | None = None,
-                   bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
-                   hidden: set[str] | frozenset = frozenset(),
-                   highlighted: set[str] | frozenset = frozenset()) -> None:
+    def set_curves(
+        self,
+        x: np.ndarray,
+        curves: dict[str, np.ndarray],
+        colours: Sequence[str] | None = None,
+        bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        hidden: set[str] | frozenset = frozenset(),
+        highlighted: set[str] | frozenset = frozenset(),
+    ) -> None:
         """Show these curves (name → y over ``x``), reusing the existing curve items in order;
         the legend is rebuilt only when the names change.  ``hidden`` curves keep their
         legend entry (click it to show them again); ``highlighted`` ones are drawn thicker,
@@ -91,8 +100,9 @@ class PlotDock(IdleWhenHidden):
         self.offsets = stack_offsets(curves, hidden) if self.stacked else {}
         for k, (name, y) in enumerate(curves.items()):
             bold = name in highlighted
-            pen = pg.mkPen(colours[k] if colours is not None else pg.intColor(k),
-                           width=3.0 if bold else 1.5)
+            pen = pg.mkPen(
+                colours[k] if colours is not None else pg.intColor(k), width=3.0 if bold else 1.5
+            )
             y = np.asarray(y, np.float64) + self.offsets.get(name, 0.0)
             if k < len(items):
                 item = items[k]
@@ -104,7 +114,7 @@ class PlotDock(IdleWhenHidden):
             item.setVisible(name not in hidden)
             item.setZValue(2 if bold else 1)
             new[name] = item
-        for item in items[len(new):]:
+        for item in items[len(new) :]:
             self.plot.removeItem(item)
         if list(new) != list(self.curves):
             self.legend.clear()
@@ -118,7 +128,8 @@ class PlotDock(IdleWhenHidden):
         self.curves = new
         # stacked: the names at their baselines (values are then read as offsets)
         self.plot.getAxis("left").setTicks(
-            [[(lift, name) for name, lift in self.offsets.items()]] if self.offsets else None)
+            [[(lift, name) for name, lift in self.offsets.items()]] if self.offsets else None
+        )
         self._set_bands(bands or {}, colours)
         self._move_cursor()
 
@@ -219,7 +230,8 @@ class PlotDock(IdleWhenHidden):
         if event.button() != Qt.MouseButton.LeftButton:
             return
         vb = self.plot.getPlotItem().vb
-        if not vb.sceneBoundingRect().contains(event.scenePos()) or \
-                self.legend.sceneBoundingRect().contains(event.scenePos()):
+        if not vb.sceneBoundingRect().contains(
+            event.scenePos()
+        ) or self.legend.sceneBoundingRect().contains(event.scenePos()):
             return  # legend clicks show / hide / highlight curves
         self.go_to_time(vb.mapSceneToView(event.scenePos()).x())

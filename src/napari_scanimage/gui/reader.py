@@ -94,9 +94,14 @@ def channel_colormap(name: str, index: int, count: int) -> str:
     return _CYCLE[index % len(_CYCLE)]
 
 
-def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
-                   plane: int | None = None, slice_sample=None,
-                   lifetime: bool = False) -> list[tuple]:
+def dataset_layers(
+    dataset: Dataset,
+    *,
+    channels: Sequence[int] | None = None,
+    plane: int | None = None,
+    slice_sample=None,
+    lifetime: bool = False,
+) -> list[tuple]:
     """Layer data tuples for ``dataset``: (dask array, layer kwargs, "image") per channel.
 
     With ``lifetime`` (`.siff` only) each channel also gets a "<name> lifetime" layer: mean
@@ -106,14 +111,24 @@ def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
     holding the field's view and placed at the field's position in µm (:mod:`.mroi_layers`).
     """
     if lifetime and not dataset.is_siff:
-        raise SelectionError(f"{dataset.paths[0].name} is not a .siff file; lifetime layers "
-                             "need photon arrival times")
+        raise SelectionError(
+            f"{dataset.paths[0].name} is not a .siff file; lifetime layers "
+            "need photon arrival times"
+        )
     info = dataset.info
     fields = shown_fields(dataset)
     if fields:  # multi-ROI: one layer per (channel, field), placed where the field lies
-        return [layer for f in fields for layer in dataset_layers(
-            dataset.field(f.index), channels=channels, plane=plane, slice_sample=slice_sample,
-            lifetime=lifetime)]
+        return [
+            layer
+            for f in fields
+            for layer in dataset_layers(
+                dataset.field(f.index),
+                channels=channels,
+                plane=plane,
+                slice_sample=slice_sample,
+                lifetime=lifetime,
+            )
+        ]
     field = dataset.selected_field
     if slice_sample is None:
         slice_sample = "axis" if info.frames_per_slice > 1 else 0
@@ -127,8 +142,7 @@ def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
         data = dataset.frames(c, plane=plane, slice_sample=slice_sample)
         n_times = data.shape[0] if "t" in labels else 1
         # the time step nudged by a few ulps so that napari's slider reaches the last frame
-        scale = tuple(reachable_step(a.scale, n_times) if a.label == "t" else a.scale
-                      for a in axes)
+        scale = tuple(reachable_step(a.scale, n_times) if a.label == "t" else a.scale for a in axes)
         name = info.channel_names[c]
         kwargs: dict[str, Any] = {
             "name": name,
@@ -138,11 +152,16 @@ def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
             "colormap": channel_colormap(name, c, info.num_channels),
             "blending": "additive" if info.num_channels > 1 else "translucent_no_depth",
             "contrast_limits": _contrast_limits(dataset, c, plane, slice_sample),
-            "metadata": {"scanimage": {"path": str(dataset.paths[0]),
-                                       "files": [str(p) for p in dataset.paths],
-                                       "channel": c, "plane": plane,
-                                       "slice_sample": slice_sample},
-                         "scanimage_dataset": dataset},
+            "metadata": {
+                "scanimage": {
+                    "path": str(dataset.paths[0]),
+                    "files": [str(p) for p in dataset.paths],
+                    "channel": c,
+                    "plane": plane,
+                    "slice_sample": slice_sample,
+                },
+                "scanimage_dataset": dataset,
+            },
         }
         if field is not None:  # a multi-ROI field view (see .mroi_layers)
             name = kwargs["name"] = f"{name} {field.name}"
@@ -153,12 +172,24 @@ def dataset_layers(dataset: Dataset, *, channels: Sequence[int] | None = None,
         if lifetime:
             tau = dataset.frames(c, plane=plane, slice_sample=slice_sample, product="lifetime")
             tau.on_error = report
-            meta = {"scanimage": {**kwargs["metadata"]["scanimage"], "product": "lifetime"},
-                    "scanimage_dataset": dataset}
-            layers.append((tau, {**kwargs, "name": f"{name} lifetime", "colormap": "turbo",
-                                 "blending": "translucent_no_depth",
-                                 "contrast_limits": _lifetime_limits(tau), "metadata": meta},
-                           "image"))
+            meta = {
+                "scanimage": {**kwargs["metadata"]["scanimage"], "product": "lifetime"},
+                "scanimage_dataset": dataset,
+            }
+            layers.append(
+                (
+                    tau,
+                    {
+                        **kwargs,
+                        "name": f"{name} lifetime",
+                        "colormap": "turbo",
+                        "blending": "translucent_no_depth",
+                        "contrast_limits": _lifetime_limits(tau),
+                        "metadata": meta,
+                    },
+                    "image",
+                )
+            )
     return layers
 
 

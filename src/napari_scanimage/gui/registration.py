@@ -40,8 +40,16 @@ __all__ = ["RegistrationDock"]
 
 VIEWS = ("raw", "registered", "side by side")
 SUMMARIES = tuple(f"{kind} ({label})" for kind in qc.KINDS for label in ("raw", "registered"))
-PLANE_COLOURS = ("#ff8c1a", "#4fa3ff", "#7bd651", "#e5484d", "#c27aff", "#f5d90a", "#14b8a6",
-                 "#f472b6")
+PLANE_COLOURS = (
+    "#ff8c1a",
+    "#4fa3ff",
+    "#7bd651",
+    "#e5484d",
+    "#c27aff",
+    "#f5d90a",
+    "#14b8a6",
+    "#f472b6",
+)
 
 
 def _stages(ds, kwargs):
@@ -54,7 +62,8 @@ def _stages(ds, kwargs):
     for label, reg in (("raw", None), ("registered", result)):
         images[label] = yield from labelled(
             qc.iter_summary_images(ds, channel=kwargs["channel"], registration=reg),
-            f"summary images ({label})")
+            f"summary images ({label})",
+        )
     return result, images
 
 
@@ -71,22 +80,59 @@ def registration_form() -> Params:
     """The registration parameters: what is aligned (channel, plane) and the settings of
     :func:`~napari_scanimage.analysis.registration.register`.
     """
-    return Params([
-        [text("align on"), choice("channel", tooltip="channel the shifts are estimated on "
-                                  "(they apply to every channel)"),
-         choice("plane", [("all planes", None)], tooltip="register every plane, or one "
-                "(the others get zero shifts)")],
-        [text("reference frames"),
-         (int_spin("reference_frames", 1, 100000, 200,
-                   tooltip="frames, spread evenly over the recording, that each plane's "
-                   "reference is built from"), 1),
-         text("max shift (px)"),
-         (float_spin("max_shift", 0, 10000, 0, special="auto",
-                     tooltip="0 = auto: a tenth of the frame"), 1)],
-        [check("subpixel", "subpixel", True, "subpixel shifts (else whole pixels)"),
-         check("bidi", "bidirectional phase", False, "estimate the odd-line offset of "
-               "bidirectional scanning and correct it before estimating shifts")],
-    ], align_labels=True)
+    return Params(
+        [
+            [
+                text("align on"),
+                choice(
+                    "channel",
+                    tooltip="channel the shifts are estimated on (they apply to every channel)",
+                ),
+                choice(
+                    "plane",
+                    [("all planes", None)],
+                    tooltip="register every plane, or one (the others get zero shifts)",
+                ),
+            ],
+            [
+                text("reference frames"),
+                (
+                    int_spin(
+                        "reference_frames",
+                        1,
+                        100000,
+                        200,
+                        tooltip="frames, spread evenly over the recording, that each plane's "
+                        "reference is built from",
+                    ),
+                    1,
+                ),
+                text("max shift (px)"),
+                (
+                    float_spin(
+                        "max_shift",
+                        0,
+                        10000,
+                        0,
+                        special="auto",
+                        tooltip="0 = auto: a tenth of the frame",
+                    ),
+                    1,
+                ),
+            ],
+            [
+                check("subpixel", "subpixel", True, "subpixel shifts (else whole pixels)"),
+                check(
+                    "bidi",
+                    "bidirectional phase",
+                    False,
+                    "estimate the odd-line offset of "
+                    "bidirectional scanning and correct it before estimating shifts",
+                ),
+            ],
+        ],
+        align_labels=True,
+    )
 
 
 class RegistrationDock(WorkerDock, QWidget):
@@ -102,8 +148,10 @@ class RegistrationDock(WorkerDock, QWidget):
         self.summary_box = QComboBox()  # the one QC layer shows the summary image chosen here
         self.summary_box.addItems(SUMMARIES)
         self.summary_box.setEnabled(False)
-        self.summary_box.setToolTip("summary image shown in the QC layer: raw vs registered "
-                                    "local correlation shows sharp cells when aligned")
+        self.summary_box.setToolTip(
+            "summary image shown in the QC layer: raw vs registered "
+            "local correlation shows sharp cells when aligned"
+        )
         self.run_button = QPushButton("Register")
         self.cancel_button = QPushButton("Cancel")
         self.save_button = QPushButton("Save shifts…")
@@ -155,8 +203,11 @@ class RegistrationDock(WorkerDock, QWidget):
         self.setEnabled(ds is not None)
         names = list(ds.info.channel_names) if ds is not None else []
         set_choices(self.params.channel, names)
-        set_choices(self.params.plane, [("all planes", None)] + [
-            (f"plane {z}", z) for z in range(ds.info.num_planes if ds is not None else 0)])
+        set_choices(
+            self.params.plane,
+            [("all planes", None)]
+            + [(f"plane {z}", z) for z in range(ds.info.num_planes if ds is not None else 0)],
+        )
         self.layers[:] = [layer for layer in self.layers if layer in self.viewer.layers]
         if ds is not None:  # after the layers being added now (a session opened) are in
             QTimer.singleShot(0, self._adopt)
@@ -164,8 +215,13 @@ class RegistrationDock(WorkerDock, QWidget):
     def _adopt(self) -> None:
         """Registered layers added by others (a session opened) become this dock's result."""
         ds = self.dataset
-        found = [layer for layer in self.viewer.layers if is_registered(layer)
-                 and layer.metadata.get("scanimage_dataset") is ds and layer not in self.layers]
+        found = [
+            layer
+            for layer in self.viewer.layers
+            if is_registered(layer)
+            and layer.metadata.get("scanimage_dataset") is ds
+            and layer not in self.layers
+        ]
         if ds is None or not found or self._worker is not None:
             return
         result = found[0].metadata["scanimage_registration"]
@@ -173,8 +229,9 @@ class RegistrationDock(WorkerDock, QWidget):
         if result is self.result:
             return
         self.result = result
-        self.frame_flags = qc.flag_frames(result.shifts, result.correlation,
-                                          result.settings.get("max_shift"))
+        self.frame_flags = qc.flag_frames(
+            result.shifts, result.correlation, result.settings.get("max_shift")
+        )
         self._plot(ds, result, image_layer_for(self.viewer, ds))
         self.view_box.setEnabled(True)
         self.view_box.blockSignals(True)
@@ -184,9 +241,13 @@ class RegistrationDock(WorkerDock, QWidget):
         self.flags.setText(self._flag_text(ds, result))
 
     def _raw_layers(self, ds) -> list:
-        return [layer for layer in self.viewer.layers
-                if layer.metadata.get("scanimage_dataset") is ds and layer_key(layer)
-                and not is_registered(layer)]
+        return [
+            layer
+            for layer in self.viewer.layers
+            if layer.metadata.get("scanimage_dataset") is ds
+            and layer_key(layer)
+            and not is_registered(layer)
+        ]
 
     # -- running ----------------------------------------------------------------------------
     def register_kwargs(self) -> dict:
@@ -212,8 +273,13 @@ class RegistrationDock(WorkerDock, QWidget):
         ds = self.dataset
         if ds is None or self._worker is not None:
             return
-        self.start_worker(_stages, ds, self.register_kwargs(),
-                          returned=lambda out: self.show_result(ds, *out), what="registration")
+        self.start_worker(
+            _stages,
+            ds,
+            self.register_kwargs(),
+            returned=lambda out: self.show_result(ds, *out),
+            what="registration",
+        )
 
     def cancel(self) -> None:
         """Stop the running registration; earlier results stay as they are."""
@@ -241,39 +307,66 @@ class RegistrationDock(WorkerDock, QWidget):
         raw = self._raw_layers(ds)
         for layer in raw:
             meta = layer.metadata["scanimage"]
-            data = ds.frames(meta["channel"], plane=meta.get("plane"),
-                             slice_sample=meta.get("slice_sample", 0),
-                             product=meta.get("product", "intensity"), registration=result)
+            data = ds.frames(
+                meta["channel"],
+                plane=meta.get("plane"),
+                slice_sample=meta.get("slice_sample", 0),
+                product=meta.get("product", "intensity"),
+                registration=result,
+            )
             data.on_error = getattr(layer.data, "on_error", None)  # failed reads: as the raw
             # the raw layer's selection: the layer is rebuilt when the selection changes
-            self.layers.append(self.viewer.add_image(
-                data, name=f"{layer.name} registered", scale=layer.scale,
-                translate=layer.translate, axis_labels=layer.axis_labels, units=layer.units,
-                colormap=layer.colormap, contrast_limits=layer.contrast_limits,
-                blending=layer.blending,
-                metadata={"scanimage": dict(meta), "scanimage_dataset": ds,
-                          "scanimage_registration": result, "scanimage_raw": layer.name}))
+            self.layers.append(
+                self.viewer.add_image(
+                    data,
+                    name=f"{layer.name} registered",
+                    scale=layer.scale,
+                    translate=layer.translate,
+                    axis_labels=layer.axis_labels,
+                    units=layer.units,
+                    colormap=layer.colormap,
+                    contrast_limits=layer.contrast_limits,
+                    blending=layer.blending,
+                    metadata={
+                        "scanimage": dict(meta),
+                        "scanimage_dataset": ds,
+                        "scanimage_registration": result,
+                        "scanimage_raw": layer.name,
+                    },
+                )
+            )
         image = image_layer_for(self.viewer, ds)
         self.qc_images = dict(images or {})
         if self.qc_images and image is not None:
             kind, label = self._summary_choice()
             planes = self.qc_images[label][kind]
             data, kw = on_family_axes(image, planes)
-            self.layers.append(self.viewer.add_image(
-                data, name=f"{result.channel} QC", visible=False, colormap="gray",
-                metadata=derived_metadata(ds, planes, scanimage_qc=(kind, label)), **kw))
+            self.layers.append(
+                self.viewer.add_image(
+                    data,
+                    name=f"{result.channel} QC",
+                    visible=False,
+                    colormap="gray",
+                    metadata=derived_metadata(ds, planes, scanimage_qc=(kind, label)),
+                    **kw,
+                )
+            )
         self.summary_box.setEnabled(bool(self.qc_images))
         if active is not None and active in self.viewer.layers:  # the user's layer stays active
             self.viewer.layers.selection.active = active
-        self.frame_flags = qc.flag_frames(result.shifts, result.correlation,
-                                          result.settings.get("max_shift"))
+        self.frame_flags = qc.flag_frames(
+            result.shifts, result.correlation, result.settings.get("max_shift")
+        )
         self._plot(ds, result, image)
         self.view_box.setEnabled(True)
-        self.set_view(self.view_box.currentText() if self.view_box.currentText() != "raw"
-                      else "registered")
+        self.set_view(
+            self.view_box.currentText() if self.view_box.currentText() != "raw" else "registered"
+        )
         moved = np.abs(result.shifts).max() if result.shifts.size else 0.0
-        self.status.setText(f"registered on {result.channel}: shifts up to {moved:.1f} px, "
-                            f"median correlation {np.nanmedian(result.correlation):.2f}")
+        self.status.setText(
+            f"registered on {result.channel}: shifts up to {moved:.1f} px, "
+            f"median correlation {np.nanmedian(result.correlation):.2f}"
+        )
         self.flags.setText(self._flag_text(ds, result))
 
     def _summary_choice(self) -> tuple[str, str]:
@@ -293,8 +386,11 @@ class RegistrationDock(WorkerDock, QWidget):
         planes = self.qc_images[label][kind]
         image = image_layer_for(self.viewer, layer.metadata["scanimage_family"])
         data, _ = on_family_axes(image, planes)
-        layer.metadata = {**layer.metadata, "scanimage_planes": planes,
-                          "scanimage_qc": (kind, label)}
+        layer.metadata = {
+            **layer.metadata,
+            "scanimage_planes": planes,
+            "scanimage_qc": (kind, label),
+        }
         layer.data = data
         layer.reset_contrast_limits()
         layer.visible = True
@@ -307,16 +403,20 @@ class RegistrationDock(WorkerDock, QWidget):
         text = f"QC: {flags.summary()}"
         if bad.size:
             bound = result.settings.get("max_shift")
-            text += (f" (bound ±{bound} px); time rows " + ", ".join(map(str, bad[:8]))
-                     + (" …" if bad.size > 8 else "") + " — marked ✕ on the shift plot; "
-                     "check them, or register again with a larger max shift")
+            text += (
+                f" (bound ±{bound} px); time rows "
+                + ", ".join(map(str, bad[:8]))
+                + (" …" if bad.size > 8 else "")
+                + " — marked ✕ on the shift plot; "
+                "check them, or register again with a larger max shift"
+            )
         return text
 
     def _plot(self, ds, result: Registration, image) -> None:
         import pyqtgraph as pg
 
         sample = "mean" if ds.info.frames_per_slice > 1 else 0
-        time = np.asarray(ds.timestamps(0, slice_sample=sample), np.float64)[:result.num_times]
+        time = np.asarray(ds.timestamps(0, slice_sample=sample), np.float64)[: result.num_times]
         shifts, corr, colours, corr_colours = {}, {}, [], []
         for z in range(result.num_planes):
             suffix = f" z{z}" if result.num_planes > 1 else ""
@@ -345,11 +445,14 @@ class RegistrationDock(WorkerDock, QWidget):
             for z in range(result.num_planes):
                 colour = colours[2 * z]
                 self.shift_plot.curves[f"dx z{z}"].setPen(
-                    pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine))
+                    pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine)
+                )
                 legend.addItem(self.shift_plot.curves[f"dy z{z}"], f"plane {z}")
             self.shift_plot.plot.setLabel("left", "shift (px): dy ─, dx ╌")
-        for plot, values in ((self.shift_plot, result.shifts), (self.corr_plot,
-                                                                 result.correlation)):
+        for plot, values in (
+            (self.shift_plot, result.shifts),
+            (self.corr_plot, result.correlation),
+        ):
             finite = np.asarray(values)[np.isfinite(values)]
             if finite.size:  # room above the curves for the legend
                 lo, hi = float(finite.min()), float(finite.max())
@@ -359,12 +462,19 @@ class RegistrationDock(WorkerDock, QWidget):
         self._flag_items = []
         flags = self.frame_flags
         if flags is not None and len(time):
-            flagged_t, flagged_z = np.nonzero(flags.any[:len(time)])
-            for plot, ys in ((self.shift_plot, np.abs(result.shifts).max(axis=2)),
-                             (self.corr_plot, result.correlation)):
-                marks = pg.ScatterPlotItem(time[flagged_t], ys[flagged_t, flagged_z], symbol="x",
-                                           size=10,
-                                           pen=pg.mkPen("#ff3030", width=2), brush=None)
+            flagged_t, flagged_z = np.nonzero(flags.any[: len(time)])
+            for plot, ys in (
+                (self.shift_plot, np.abs(result.shifts).max(axis=2)),
+                (self.corr_plot, result.correlation),
+            ):
+                marks = pg.ScatterPlotItem(
+                    time[flagged_t],
+                    ys[flagged_t, flagged_z],
+                    symbol="x",
+                    size=10,
+                    pen=pg.mkPen("#ff3030", width=2),
+                    brush=None,
+                )
                 plot.plot.addItem(marks)
                 self._flag_items.append(marks)
 
@@ -375,7 +485,7 @@ class RegistrationDock(WorkerDock, QWidget):
         self._hidden = []
 
     def set_view(self, view: str) -> None:
-        """"raw", "registered" or "side by side" (napari's grid with the aligned channel's raw
+        """Show "raw", "registered" or "side by side" (napari's grid with the aligned channel's raw
         and registered layers only; the others are hidden until another view is chosen).
         """
         if view not in VIEWS:
@@ -393,11 +503,15 @@ class RegistrationDock(WorkerDock, QWidget):
         for layer in registered:
             layer.visible = view != "raw"
         if view == "side by side" and self.result is not None:
-            aligned = [layer for layer in registered
-                       if layer.name.startswith(f"{self.result.channel} ")] or registered[:1]
+            aligned = [
+                layer for layer in registered if layer.name.startswith(f"{self.result.channel} ")
+            ] or registered[:1]
             pair = {id(x) for x in aligned}
-            pair |= {id(x) for x in self.viewer.layers
-                     if x.name in {a.metadata["scanimage_raw"] for a in aligned}}
+            pair |= {
+                id(x)
+                for x in self.viewer.layers
+                if x.name in {a.metadata["scanimage_raw"] for a in aligned}
+            }
             for layer in self.viewer.layers:
                 if id(layer) not in pair and layer.visible:
                     layer.visible = False
@@ -420,21 +534,26 @@ class RegistrationDock(WorkerDock, QWidget):
         result = Registration.load(path)
         info = ds.info
         sample = "mean" if info.frames_per_slice > 1 else 0
-        result.check_fits(ds.selection(0, slice_sample=sample).num_times(ds.layout),
-                          info.num_planes, info.frame_shape)
+        result.check_fits(
+            ds.selection(0, slice_sample=sample).num_times(ds.layout),
+            info.num_planes,
+            info.frame_shape,
+        )
         self.show_result(ds, result)
         return result
 
     def _file_dialog(self, what: str) -> None:
         try:
             if what == "save":
-                path, _ = QFileDialog.getSaveFileName(self, "Save shifts", "shifts.npz",
-                                                      "Registration (*.npz)")
+                path, _ = QFileDialog.getSaveFileName(
+                    self, "Save shifts", "shifts.npz", "Registration (*.npz)"
+                )
                 if path:
                     self.save(path)
             else:
-                path, _ = QFileDialog.getOpenFileName(self, "Load shifts", "",
-                                                      "Registration (*.npz)")
+                path, _ = QFileDialog.getOpenFileName(
+                    self, "Load shifts", "", "Registration (*.npz)"
+                )
                 if path:
                     self.load(path)
         except (ScanImageError, OSError, ValueError) as exc:

@@ -18,9 +18,20 @@ from ..analysis.colours import to_hex
 from ..analysis.rois import RoiSet
 from ._labels import HIDDEN_KEY, is_labels, label_colours, label_names, label_values
 
-__all__ = ["all_planes_flags", "edge_colours", "features_table", "image_layer_for",
-           "layer_rois", "on_roi_axes", "plane_axis", "roi_axes", "roi_names",
-           "set_trace_shown", "style_roi_layer", "trace_shown"]
+__all__ = [
+    "all_planes_flags",
+    "edge_colours",
+    "features_table",
+    "image_layer_for",
+    "layer_rois",
+    "on_roi_axes",
+    "plane_axis",
+    "roi_axes",
+    "roi_names",
+    "set_trace_shown",
+    "style_roi_layer",
+    "trace_shown",
+]
 
 
 def features_table(columns: Any) -> Any:
@@ -46,20 +57,26 @@ def roi_names(layer) -> list[str]:
     """Names of a Shapes layer's ROIs ("roi k" where the features have none)."""
     n = len(layer.data)
     names = list(layer.features["name"]) if "name" in layer.features else []
-    return [str(names[k]) if k < len(names) and isinstance(names[k], str) and names[k]
-            else f"roi {k + 1}" for k in range(n)]
+    return [
+        str(names[k])
+        if k < len(names) and isinstance(names[k], str) and names[k]
+        else f"roi {k + 1}"
+        for k in range(n)
+    ]
 
 
 def all_planes_flags(layer) -> list[bool]:
     """The "all planes" flag of each shape (False where unset: new shapes get NaN)."""
     values = list(layer.features["all_planes"]) if "all_planes" in layer.features else []
-    return [k < len(values) and isinstance(values[k], (bool, np.bool_)) and bool(values[k])
-            for k in range(len(layer.data))]
+    return [
+        k < len(values) and isinstance(values[k], (bool, np.bool_)) and bool(values[k])
+        for k in range(len(layer.data))
+    ]
 
 
 def edge_colours(layer) -> list[str]:
     """The edge colour ("#rrggbb") of each shape."""
-    rgba = np.asarray(layer.edge_color).reshape(-1, 4)[:len(layer.data)]
+    rgba = np.asarray(layer.edge_color).reshape(-1, 4)[: len(layer.data)]
     return [to_hex(c) for c in rgba]
 
 
@@ -73,8 +90,10 @@ def trace_shown(layer) -> list[bool]:
         hidden = layer.metadata.get(HIDDEN_KEY, set())
         return [v not in hidden for v in label_values(layer)]
     values = list(layer.features["show"]) if "show" in layer.features else []
-    return [not (k < len(values) and isinstance(values[k], (bool, np.bool_))
-                 and not values[k]) for k in range(len(layer.data))]
+    return [
+        not (k < len(values) and isinstance(values[k], (bool, np.bool_)) and not values[k])
+        for k in range(len(layer.data))
+    ]
 
 
 def set_trace_shown(layer, k: int, shown: bool) -> None:
@@ -102,8 +121,13 @@ def style_roi_layer(layer) -> None:
     if is_labels(layer) or "{name}" in str(getattr(layer.text.string, "format", "")):
         return
     visible = bool(layer.metadata.get("roi_names_shown", True))
-    layer.text = {"string": "{name}", "color": {"feature": "colour"}, "size": 9,
-                  "anchor": "upper_left", "visible": visible}
+    layer.text = {
+        "string": "{name}",
+        "color": {"feature": "colour"},
+        "size": 9,
+        "anchor": "upper_left",
+        "visible": visible,
+    }
 
 
 def roi_axes(image) -> dict:
@@ -116,9 +140,13 @@ def roi_axes(image) -> dict:
     labels = tuple(image.axis_labels)
     first = labels.index("t") + 1 if "t" in labels else 0
     keep = list(range(min(first, image.ndim - 2), image.ndim))
-    return dict(ndim=len(keep), scale=[image.scale[k] for k in keep],
-                translate=[image.translate[k] for k in keep],  # (multi-ROI fields: placed)
-                axis_labels=[labels[k] for k in keep], units=[image.units[k] for k in keep])
+    return dict(
+        ndim=len(keep),
+        scale=[image.scale[k] for k in keep],
+        translate=[image.translate[k] for k in keep],  # (multi-ROI fields: placed)
+        axis_labels=[labels[k] for k in keep],
+        units=[image.units[k] for k in keep],
+    )
 
 
 def on_roi_axes(planes: np.ndarray, axes: dict, reduce=np.max) -> np.ndarray:
@@ -132,6 +160,7 @@ def on_roi_axes(planes: np.ndarray, axes: dict, reduce=np.max) -> np.ndarray:
         planes = reduce(planes, axis=0, keepdims=True)
     shape = [planes.shape[0] if a == "z" else 1 for a in labels[:-2]]
     return planes.reshape(*shape, *planes.shape[-2:])
+
 
 def plane_axis(image_layer, ndim: int) -> int | None:
     """Axis of a ``ndim``-D ROI layer that lies on the image's plane axis (napari aligns
@@ -149,16 +178,20 @@ def layer_rois(layer, dataset, image_layer=None) -> RoiSet:
     without a dataset, the ROIs as drawn).
     """
     info = dataset.info if dataset is not None else None
-    kwargs = dict(frame_shape=info.frame_shape, num_planes=info.num_planes,
-                  source=str(dataset.paths[0])) if info is not None else {}
+    kwargs = (
+        dict(frame_shape=info.frame_shape, num_planes=info.num_planes, source=str(dataset.paths[0]))
+        if info is not None
+        else {}
+    )
     if is_labels(layer):
         values = label_values(layer)
         data = np.asarray(layer.data)
         axis = plane_axis(image_layer, layer.ndim)
         if axis is not None:  # planes third from last; other leading axes are pooled
             data = np.moveaxis(data, axis, -3)
-        return RoiSet.from_layer(data, names=label_names(layer, values),
-                                 colours=label_colours(layer, values), **kwargs)
+        return RoiSet.from_layer(
+            data, names=label_names(layer, values), colours=label_colours(layer, values), **kwargs
+        )
     n = len(layer.data)
     all_planes = all_planes_flags(layer)
     axis = plane_axis(image_layer, layer.ndim)
@@ -167,12 +200,18 @@ def layer_rois(layer, dataset, image_layer=None) -> RoiSet:
         if all_planes[k]:
             planes.append(None)
         elif axis is not None and info is not None and info.num_planes > 1:
-            planes.append(int(np.clip(np.round(np.asarray(verts)[0, axis]), 0,
-                                      info.num_planes - 1)))
+            planes.append(
+                int(np.clip(np.round(np.asarray(verts)[0, axis]), 0, info.num_planes - 1))
+            )
         else:
             planes.append(None)
     colours = edge_colours(layer)
-    return RoiSet.from_layer([np.asarray(v)[:, -2:] for v in layer.data],
-                             shape_types=list(layer.shape_type), planes=planes,
-                             edge_widths=list(np.broadcast_to(layer.edge_width, (n,))),
-                             names=roi_names(layer), colours=colours, **kwargs)
+    return RoiSet.from_layer(
+        [np.asarray(v)[:, -2:] for v in layer.data],
+        shape_types=list(layer.shape_type),
+        planes=planes,
+        edge_widths=list(np.broadcast_to(layer.edge_width, (n,))),
+        names=roi_names(layer),
+        colours=colours,
+        **kwargs,
+    )

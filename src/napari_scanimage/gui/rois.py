@@ -141,8 +141,11 @@ class RoiDock(QWidget):
         return current_dataset(self.viewer, self._layer)
 
     def _refresh_layers(self, event=None) -> None:
-        shapes = [layer for layer in self.viewer.layers
-                  if layer.__class__.__name__ in ("Shapes", "Labels")]
+        shapes = [
+            layer
+            for layer in self.viewer.layers
+            if layer.__class__.__name__ in ("Shapes", "Labels")
+        ]
         self.layer_box.blockSignals(True)
         self.layer_box.clear()
         self.layer_box.addItems([layer.name for layer in shapes])
@@ -160,12 +163,15 @@ class RoiDock(QWidget):
         for old, connect in ((self._layer, False), (layer, True)):
             if old is None:
                 continue
-            pairs = ((old.events.data, self._sync_table),
-                     *(() if is_labels(old) else ((old.events.edge_color, self._sync_table),)),
-                     (old.events.paint if is_labels(old) else old.events.highlight,
-                      self._sync_table if is_labels(old) else self._select_rows),
-                     *(((old.events.selected_label, self._select_rows),) if is_labels(old)
-                       else ()))
+            pairs = (
+                (old.events.data, self._sync_table),
+                *(() if is_labels(old) else ((old.events.edge_color, self._sync_table),)),
+                (
+                    old.events.paint if is_labels(old) else old.events.highlight,
+                    self._sync_table if is_labels(old) else self._select_rows,
+                ),
+                *(((old.events.selected_label, self._select_rows),) if is_labels(old) else ()),
+            )
             for emitter, slot in pairs:
                 emitter.connect(slot) if connect else emitter.disconnect(slot)
         self._layer = layer
@@ -202,8 +208,13 @@ class RoiDock(QWidget):
         """
         ds = self.dataset
         kwargs = roi_axes(image_layer_for(self.viewer, ds))
-        layer = self.viewer.add_shapes(name="ROIs", edge_width=1.5, edge_color=palette(1)[0],
-                                       face_color="transparent", **kwargs)
+        layer = self.viewer.add_shapes(
+            name="ROIs",
+            edge_width=1.5,
+            edge_color=palette(1)[0],
+            face_color="transparent",
+            **kwargs,
+        )
         if ds is not None:  # the docks then work on this recording (or field) for it
             layer.metadata["scanimage_dataset"] = ds
         layer.mode = "add_polygon"
@@ -236,24 +247,28 @@ class RoiDock(QWidget):
         given_colours = [edges[k] if old[k] else None for k in range(n)]
         for k in range(n):  # a shape just drawn keeps its colour only if no other ROI has it
             if given_colours[k] is None:
-                unique = edges[k] not in given_colours and edges[k] not in edges[k + 1:]
-                given_colours[k] = edges[k] if unique else \
-                    next_colour([c for c in given_colours if c is not None])
+                unique = edges[k] not in given_colours and edges[k] not in edges[k + 1 :]
+                given_colours[k] = (
+                    edges[k] if unique else next_colour([c for c in given_colours if c is not None])
+                )
         colours = [c for c in given_colours if c is not None]  # (every shape has one now)
         shown = trace_shown(layer)
         columns = {"name": names, "all_planes": all_planes, "colour": colours, "show": shown}
-        features = layer.features.assign(**columns) if len(layer.features) == n else \
-            features_table(columns)
-        features = features.astype({"name": object, "colour": object, "all_planes": bool,
-                                    "show": bool})
+        features = (
+            layer.features.assign(**columns)
+            if len(layer.features) == n
+            else features_table(columns)
+        )
+        features = features.astype(
+            {"name": object, "colour": object, "all_planes": bool, "show": bool}
+        )
         if colours != edges and n:
             layer.edge_color = colours
         layer.features = features
         # what the next shape drawn gets (its feature is empty until it is listed here)
         # (an empty name marks it new)
         upcoming = next_colour(colours)
-        layer.feature_defaults = {"name": "", "all_planes": False, "colour": upcoming,
-                                  "show": True}
+        layer.feature_defaults = {"name": "", "all_planes": False, "colour": upcoming, "show": True}
         with layer.block_update_properties():  # (not a recolouring of the selected shapes)
             layer.current_edge_color = upcoming
 
@@ -276,8 +291,11 @@ class RoiDock(QWidget):
             except (ScanImageError, ValueError) as exc:
                 self.status.setText(f"ROIs cannot be used: {exc}")
                 return
-            flags = all_planes_flags(layer) if not is_labels(layer) else \
-                [p is None for p in self._rois.planes]
+            flags = (
+                all_planes_flags(layer)
+                if not is_labels(layer)
+                else [p is None for p in self._rois.planes]
+            )
             shown = trace_shown(layer)
             self.table.setRowCount(len(self._rois))
             for k, roi in enumerate(self._rois):
@@ -340,12 +358,14 @@ class RoiDock(QWidget):
 
     def set_trace_shown(self, name: str, shown: bool) -> None:
         """Tick / untick ROI ``name``'s trace column, as a user would."""
-        self._cell(name, 4).setCheckState(Qt.CheckState.Checked if shown
-                                          else Qt.CheckState.Unchecked)
+        self._cell(name, 4).setCheckState(
+            Qt.CheckState.Checked if shown else Qt.CheckState.Unchecked
+        )
 
     def set_all_planes(self, name: str, value: bool) -> None:
-        self._cell(name, 2).setCheckState(Qt.CheckState.Checked if value
-                                          else Qt.CheckState.Unchecked)
+        self._cell(name, 2).setCheckState(
+            Qt.CheckState.Checked if value else Qt.CheckState.Unchecked
+        )
 
     def _cell(self, name: str, column: int) -> QTableWidgetItem:
         """The table cell of ROI ``name`` in ``column``."""
@@ -429,7 +449,7 @@ class RoiDock(QWidget):
         layer = self.new_layer()
         image = image_layer_for(self.viewer, ds)
         axis = plane_axis(image, layer.ndim)
-        step = list(self.viewer.dims.current_step)[-layer.ndim:]
+        step = list(self.viewer.dims.current_step)[-layer.ndim :]
         data, types = [], []
         for roi in rois:
             if roi.vertices is None:
@@ -441,15 +461,22 @@ class RoiDock(QWidget):
             types.append({"mask": "polygon", "line": "path"}.get(roi.kind, roi.kind))
         self._updating = True
         try:
-            layer.add(data, shape_type=types, edge_color=[r.colour for r in rois
-                                                          if r.vertices is not None])
+            layer.add(
+                data,
+                shape_type=types,
+                edge_color=[r.colour for r in rois if r.vertices is not None],
+            )
         finally:
             self._updating = False
         kept = [r for r in rois if r.vertices is not None]
-        layer.features = features_table({"name": [r.name for r in kept],
-                                       "all_planes": [r.plane is None for r in kept],
-                                       "colour": [r.colour for r in kept],
-                                       "show": [True] * len(kept)})
+        layer.features = features_table(
+            {
+                "name": [r.name for r in kept],
+                "all_planes": [r.plane is None for r in kept],
+                "colour": [r.colour for r in kept],
+                "show": [True] * len(kept),
+            }
+        )
         self._sync_table()
         return layer
 
@@ -470,18 +497,21 @@ class RoiDock(QWidget):
     def _file_dialog(self, what: str) -> None:
         try:
             if what == "load":
-                path, _ = QFileDialog.getOpenFileName(self, "Load ROIs", "",
-                                                      "ROIs (*.json *.zip *.roi)")
+                path, _ = QFileDialog.getOpenFileName(
+                    self, "Load ROIs", "", "ROIs (*.json *.zip *.roi)"
+                )
                 if path:
                     self.load(path)
             elif what == "save":
-                path, _ = QFileDialog.getSaveFileName(self, "Save ROIs", "rois.json",
-                                                      "ROIs (*.json)")
+                path, _ = QFileDialog.getSaveFileName(
+                    self, "Save ROIs", "rois.json", "ROIs (*.json)"
+                )
                 if path:
                     self.save(path)
             else:
-                path, _ = QFileDialog.getSaveFileName(self, "Export ImageJ ROIs", "rois.zip",
-                                                      "ImageJ ROI zip (*.zip)")
+                path, _ = QFileDialog.getSaveFileName(
+                    self, "Export ImageJ ROIs", "rois.zip", "ImageJ ROI zip (*.zip)"
+                )
                 if path:
                     self.export_imagej(path)
         except (ScanImageError, OSError, ValueError) as exc:

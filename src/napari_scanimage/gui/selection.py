@@ -47,9 +47,16 @@ from ._family import (
 )
 from .reader import dataset_layers
 
-__all__ = ["SelectionDock", "apply_selection", "current_dataset", "datasets_in", "file_stamps",
-           "layer_key",
-           "recordings_in", "refresh_layers"]
+__all__ = [
+    "SelectionDock",
+    "apply_selection",
+    "current_dataset",
+    "datasets_in",
+    "file_stamps",
+    "layer_key",
+    "recordings_in",
+    "refresh_layers",
+]
 
 POLL_MS = 2000  # auto-refresh: how often the files are checked for changes
 
@@ -100,9 +107,14 @@ def _layers_of(viewer, dataset: Dataset) -> list:
     """The plugin's raw layers showing ``dataset`` (or, for a multi-ROI recording, its
     fields); registered layers are not among them.
     """
-    return [layer for layer in viewer.layers
-            if isinstance(ds := layer.metadata.get("scanimage_dataset"), Dataset)
-            and ds.whole is dataset.whole and layer_key(layer) and not is_registered(layer)]
+    return [
+        layer
+        for layer in viewer.layers
+        if isinstance(ds := layer.metadata.get("scanimage_dataset"), Dataset)
+        and ds.whole is dataset.whole
+        and layer_key(layer)
+        and not is_registered(layer)
+    ]
 
 
 def _field_key(meta: dict) -> tuple:
@@ -118,9 +130,16 @@ def _layouts(viewer, dataset: Dataset) -> dict:
     return out
 
 
-def apply_selection(viewer, dataset: Dataset, *, channels: Sequence[int] | None = None,
-                    plane: int | None = None, slice_sample=None, lifetime: bool = False,
-                    bin_width_ps: float | None = None) -> list:
+def apply_selection(
+    viewer,
+    dataset: Dataset,
+    *,
+    channels: Sequence[int] | None = None,
+    plane: int | None = None,
+    slice_sample=None,
+    lifetime: bool = False,
+    bin_width_ps: float | None = None,
+) -> list:
     """Show ``dataset`` with this selection; returns its raw layers in order.
 
     The whole family of the recording follows (see :mod:`._family`): raw and registered
@@ -130,29 +149,44 @@ def apply_selection(viewer, dataset: Dataset, *, channels: Sequence[int] | None 
     until all is done.
     """
     with frozen():
-        return _apply(viewer, dataset, channels=channels, plane=plane,
-                      slice_sample=slice_sample, lifetime=lifetime, bin_width_ps=bin_width_ps)
+        return _apply(
+            viewer,
+            dataset,
+            channels=channels,
+            plane=plane,
+            slice_sample=slice_sample,
+            lifetime=lifetime,
+            bin_width_ps=bin_width_ps,
+        )
 
 
-def _apply(viewer, dataset: Dataset, *, channels, plane, slice_sample, lifetime,
-           bin_width_ps) -> list:
+def _apply(
+    viewer, dataset: Dataset, *, channels, plane, slice_sample, lifetime, bin_width_ps
+) -> list:
     if bin_width_ps is not None and dataset.is_siff and bin_width_ps != dataset.flim.bin_width_ps:
         dataset.set_bin_width_ps(bin_width_ps)
-    specs = dataset_layers(dataset, channels=channels, plane=plane, slice_sample=slice_sample,
-                           lifetime=lifetime)
+    specs = dataset_layers(
+        dataset, channels=channels, plane=plane, slice_sample=slice_sample, lifetime=lifetime
+    )
     before = _layouts(viewer, dataset)
     family = members(viewer, dataset, before[next(iter(before))][0] if before else [])
-    existing = {_field_key(layer.metadata["scanimage"]): layer
-                for layer in _layers_of(viewer, dataset)}
-    registered = {_field_key(layer.metadata["scanimage"]): layer
-                  for layer in family["registered"] if "scanimage" in layer.metadata}
+    existing = {
+        _field_key(layer.metadata["scanimage"]): layer for layer in _layers_of(viewer, dataset)
+    }
+    registered = {
+        _field_key(layer.metadata["scanimage"]): layer
+        for layer in family["registered"]
+        if "scanimage" in layer.metadata
+    }
     shown: list = [None] * len(specs)
     # 1. every existing image in place, so the family changes axes together
     for k, (data, kwargs, _) in enumerate(specs):
         key = _field_key(kwargs["metadata"]["scanimage"])
         layer = existing.pop(key, None)
-        axes = {name: kwargs.get(name, (0.0,) * data.ndim) for name in
-                ("scale", "translate", "axis_labels", "units")}
+        axes = {
+            name: kwargs.get(name, (0.0,) * data.ndim)
+            for name in ("scale", "translate", "axis_labels", "units")
+        }
         if layer is not None:
             set_layout(layer, data, **axes)
             layer.metadata = kwargs["metadata"]
@@ -162,13 +196,16 @@ def _apply(viewer, dataset: Dataset, *, channels, plane, slice_sample, lifetime,
             meta = kwargs["metadata"]["scanimage"]
             result = reg.metadata["scanimage_registration"]
             ds = kwargs["metadata"]["scanimage_dataset"]
-            redone = ds.frames(meta["channel"], plane=meta.get("plane"),
-                               slice_sample=meta.get("slice_sample", 0),
-                               product=meta.get("product", "intensity"), registration=result)
+            redone = ds.frames(
+                meta["channel"],
+                plane=meta.get("plane"),
+                slice_sample=meta.get("slice_sample", 0),
+                product=meta.get("product", "intensity"),
+                registration=result,
+            )
             redone.on_error = getattr(data, "on_error", None)
             set_layout(reg, redone, **axes)
-            reg.metadata = {**reg.metadata, "scanimage": dict(meta),
-                            "scanimage_dataset": ds}
+            reg.metadata = {**reg.metadata, "scanimage": dict(meta), "scanimage_dataset": ds}
     # 2. per-plane images and ROIs onto the new axes of their field
     after = _layouts(viewer, dataset)
     messages = []
@@ -193,8 +230,10 @@ def _apply(viewer, dataset: Dataset, *, channels, plane, slice_sample, lifetime,
         if previous:
             position = viewer.layers.index(previous[-1]) + 1
         else:
-            rest = [viewer.layers.index(x) for x in (*existing.values(),
-                                                     *(x for x in shown if x is not None))]
+            rest = [
+                viewer.layers.index(x)
+                for x in (*existing.values(), *(x for x in shown if x is not None))
+            ]
             position = min(rest) if rest else len(viewer.layers)
         new = viewer.add_image(data, **kwargs)
         viewer.layers.move(viewer.layers.index(new), position)
@@ -245,9 +284,12 @@ def refresh_layers(viewer, dataset: Dataset) -> int:
         at_end[axis] = dims.current_step[axis] >= dims.nsteps[axis] - 1
     for layer in layers:
         meta = layer.metadata["scanimage"]
-        data = layer.metadata["scanimage_dataset"].frames(meta["channel"], plane=meta.get("plane"),
-                              slice_sample=meta.get("slice_sample", 0),
-                              product=meta.get("product", "intensity"))
+        data = layer.metadata["scanimage_dataset"].frames(
+            meta["channel"],
+            plane=meta.get("plane"),
+            slice_sample=meta.get("slice_sample", 0),
+            product=meta.get("product", "intensity"),
+        )
         data.on_error = getattr(layer.data, "on_error", None)  # failed reads: as before
         layer.data = data
         labels = list(layer.axis_labels)
@@ -282,11 +324,13 @@ class SelectionDock(QWidget):
         self.bin_width.setSpecialValueText("— (TIFF)")
         self.apply_button = QPushButton("Apply")
         self.refresh_button = QPushButton("Refresh")
-        self.refresh_button.setToolTip("read the frames written since the recordings were "
-                                       "opened (files still being written)")
+        self.refresh_button.setToolTip(
+            "read the frames written since the recordings were opened (files still being written)"
+        )
         self.auto_refresh = QCheckBox("Auto-refresh (file still being written)")
-        self.auto_refresh.setToolTip(f"check the files every {POLL_MS / 1000:g} s and read "
-                                     "new frames as they are written")
+        self.auto_refresh.setToolTip(
+            f"check the files every {POLL_MS / 1000:g} s and read new frames as they are written"
+        )
         self.status = QLabel("")
         self.status.setWordWrap(True)
         form = QFormLayout()
@@ -368,8 +412,9 @@ class SelectionDock(QWidget):
         self.lifetime.setEnabled(ds.is_siff)
         self.bin_width.setEnabled(ds.is_siff)
         self.lifetime.setChecked(any(key and key[1] == "lifetime" for key in shown))
-        self.bin_width.setValue(ds.flim.bin_width_ps or 20.0 if ds.is_siff
-                                else self.bin_width.minimum())
+        self.bin_width.setValue(
+            ds.flim.bin_width_ps or 20.0 if ds.is_siff else self.bin_width.minimum()
+        )
         self.status.setText(repr(ds).strip("<>"))
 
     def _current_selection(self, ds: Dataset):
@@ -389,10 +434,14 @@ class SelectionDock(QWidget):
             return []
         try:
             layers = apply_selection(
-                self.viewer, ds, channels=channels, plane=self.plane.currentData(),
+                self.viewer,
+                ds,
+                channels=channels,
+                plane=self.plane.currentData(),
                 slice_sample=self.sample.currentData() if ds.info.frames_per_slice > 1 else 0,
                 lifetime=self.lifetime.isChecked() and ds.is_siff,
-                bin_width_ps=self.bin_width.value() if ds.is_siff else None)
+                bin_width_ps=self.bin_width.value() if ds.is_siff else None,
+            )
         except (ScanImageError, ValueError) as exc:
             self.status.setText(f"could not apply: {exc}")
             return []
@@ -458,9 +507,12 @@ class SelectionDock(QWidget):
         stopped = self.auto_refresh.isChecked()
         self.auto_refresh.setChecked(False)
         gone = not all(p.exists() for p in ds.paths)
-        message = (f"{ds.paths[0].name}: could not refresh"
-                   + (" (a file of the recording is gone)" if gone else "") + f": {exc}"
-                   + ("; auto-refresh stopped" if stopped else ""))
+        message = (
+            f"{ds.paths[0].name}: could not refresh"
+            + (" (a file of the recording is gone)" if gone else "")
+            + f": {exc}"
+            + ("; auto-refresh stopped" if stopped else "")
+        )
         self.status.setText(message)
         if isinstance(exc, ScanImageError) and not gone:  # shortened or replaced: reopen
             show_warning(message)

@@ -39,8 +39,9 @@ def get_session_reader(path) -> Callable | None:
     return read_session if is_session_file(path, _MAX_BYTES) else None
 
 
-def roi_shapes_layer(rois, axis_labels, scale, units, plane: int | None = None,
-                     translate=None) -> tuple | None:
+def roi_shapes_layer(
+    rois, axis_labels, scale, units, plane: int | None = None, translate=None
+) -> tuple | None:
     """A Shapes layer tuple for the outline ROIs of ``rois`` on the recording's axes after
     time (``axis_labels``/``scale``/``units`` of the image layer; ``plane``: the single plane
     shown).  ROIs of planes not shown are set aside in the layer's metadata (as a change of
@@ -56,14 +57,24 @@ def roi_shapes_layer(rois, axis_labels, scale, units, plane: int | None = None,
         if roi.vertices is None:
             continue  # mask ROIs have no outline
         kind = {"line": "path"}.get(roi.kind, roi.kind)
-        if "z" not in kept and plane is not None and roi.plane is not None \
-                and roi.plane != plane:
+        if "z" not in kept and plane is not None and roi.plane is not None and roi.plane != plane:
             verts = np.hstack([np.full((len(roi.vertices), 1), roi.plane), roi.vertices])
-            aside.append({"vertices": verts, "shape_type": kind,
-                          "edge_color": np.asarray(_rgba(roi.colour)),
-                          "features": {"name": roi.name, "all_planes": False,
-                                       "colour": roi.colour, "show": True},
-                          "labels": full, "plane": roi.plane, "all_planes": False})
+            aside.append(
+                {
+                    "vertices": verts,
+                    "shape_type": kind,
+                    "edge_color": np.asarray(_rgba(roi.colour)),
+                    "features": {
+                        "name": roi.name,
+                        "all_planes": False,
+                        "colour": roi.colour,
+                        "show": True,
+                    },
+                    "labels": full,
+                    "plane": roi.plane,
+                    "all_planes": False,
+                }
+            )
             continue
         lead = np.zeros((len(roi.vertices), len(kept) - 2))
         if "z" in kept and roi.plane is not None:
@@ -76,13 +87,24 @@ def roi_shapes_layer(rois, axis_labels, scale, units, plane: int | None = None,
         widths.append(roi.width if roi.kind == "line" else 1.5)
     if not data and not aside:
         return None
-    kwargs = {"name": "ROIs", "shape_type": types, "edge_color": colours or "yellow",
-              "face_color": "transparent", "edge_width": widths or 1.5, "ndim": len(kept),
-              "features": {"name": names, "all_planes": flags, "colour": colours,
-                           "show": [True] * len(names)},
-              "scale": [scale[k] for k in keep], "axis_labels": kept,
-              "units": [units[k] for k in keep],
-              "metadata": {"scanimage_other_planes": aside} if aside else {}}
+    kwargs = {
+        "name": "ROIs",
+        "shape_type": types,
+        "edge_color": colours or "yellow",
+        "face_color": "transparent",
+        "edge_width": widths or 1.5,
+        "ndim": len(kept),
+        "features": {
+            "name": names,
+            "all_planes": flags,
+            "colour": colours,
+            "show": [True] * len(names),
+        },
+        "scale": [scale[k] for k in keep],
+        "axis_labels": kept,
+        "units": [units[k] for k in keep],
+        "metadata": {"scanimage_other_planes": aside} if aside else {},
+    }
     if translate is not None:
         kwargs["translate"] = [translate[k] for k in keep]
     return (data or None), kwargs, "shapes"
@@ -94,8 +116,9 @@ def _rgba(colour) -> np.ndarray:
     return transform_color(colour)[0]
 
 
-def roi_labels_layer(rois, dataset, axis_labels, scale, units, plane: int | None = None,
-                     translate=None) -> tuple | None:
+def roi_labels_layer(
+    rois, dataset, axis_labels, scale, units, plane: int | None = None, translate=None
+) -> tuple | None:
     """A Labels layer tuple for the mask ROIs of ``rois`` (label k + 1 for the k-th, its name
     and colour kept), laid out like the image (``plane``: the single plane shown).
     """
@@ -119,11 +142,14 @@ def roi_labels_layer(rois, dataset, axis_labels, scale, units, plane: int | None
     data = np.ascontiguousarray(project_planes(planes, kept, plane))
     colours = {None: np.array([1.0, 1.0, 0.0, 1.0]), 0: np.zeros(4)}
     colours.update({k + 1: _rgba(r.colour) for k, r in enumerate(masks)})
-    kwargs = {"name": "ROI masks", "colormap": DirectLabelColormap(color_dict=colours),
-              "scale": [scale[k] for k in keep], "axis_labels": kept,
-              "units": [units[k] for k in keep],
-              "metadata": {**derived_metadata(dataset, planes), NAMES_KEY: names,
-                           PALETTE_KEY: True}}
+    kwargs = {
+        "name": "ROI masks",
+        "colormap": DirectLabelColormap(color_dict=colours),
+        "scale": [scale[k] for k in keep],
+        "axis_labels": kept,
+        "units": [units[k] for k in keep],
+        "metadata": {**derived_metadata(dataset, planes), NAMES_KEY: names, PALETTE_KEY: True},
+    }
     if translate is not None:
         kwargs["translate"] = [translate[k] for k in keep]
     return data, kwargs, "labels"
@@ -133,15 +159,28 @@ def _registered_layer(dataset, raw: tuple, registration) -> tuple:
     """The registered twin of a raw image layer tuple, as the Registration dock makes it."""
     data, kw, _ = raw
     meta = kw["metadata"]["scanimage"]
-    frames = dataset.frames(meta["channel"], plane=meta.get("plane"),
-                            slice_sample=meta.get("slice_sample", 0),
-                            product=meta.get("product", "intensity"),
-                            registration=registration)
+    frames = dataset.frames(
+        meta["channel"],
+        plane=meta.get("plane"),
+        slice_sample=meta.get("slice_sample", 0),
+        product=meta.get("product", "intensity"),
+        registration=registration,
+    )
     frames.on_error = getattr(data, "on_error", None)
-    return frames, {**kw, "name": f"{kw['name']} registered",
-                    "metadata": {"scanimage": dict(meta), "scanimage_dataset": dataset,
-                                 "scanimage_registration": registration,
-                                 "scanimage_raw": kw["name"]}}, "image"
+    return (
+        frames,
+        {
+            **kw,
+            "name": f"{kw['name']} registered",
+            "metadata": {
+                "scanimage": dict(meta),
+                "scanimage_dataset": dataset,
+                "scanimage_registration": registration,
+                "scanimage_raw": kw["name"],
+            },
+        },
+        "image",
+    )
 
 
 def session_layers(session, dataset) -> list[tuple]:
@@ -152,15 +191,23 @@ def session_layers(session, dataset) -> list[tuple]:
     shown = session.shown_slice_sample
     if shown is None and info.frames_per_slice > 1:
         shown = session.slice_sample
-    layers = dataset_layers(dataset, channels=session.shown_channels, plane=session.plane,
-                            slice_sample=shown, lifetime=session.lifetime and dataset.is_siff)
+    layers = dataset_layers(
+        dataset,
+        channels=session.shown_channels,
+        plane=session.plane,
+        slice_sample=shown,
+        lifetime=session.lifetime and dataset.is_siff,
+    )
     if not layers:
         return layers
     reg = session.registration_result
     if reg is not None:
         sample = "mean" if info.frames_per_slice > 1 else 0
-        reg.check_fits(dataset.selection(0, slice_sample=sample).num_times(dataset.layout),
-                       info.num_planes, info.frame_shape)
+        reg.check_fits(
+            dataset.selection(0, slice_sample=sample).num_times(dataset.layout),
+            info.num_planes,
+            info.frame_shape,
+        )
         registered = [_registered_layer(dataset, raw, reg) for raw in layers]
         for raw in layers:  # the registered view, as after "Register"
             raw[1]["visible"] = False
@@ -168,8 +215,10 @@ def session_layers(session, dataset) -> list[tuple]:
     first = layers[0][1]
     if session.decay_fit is not None:
         first["metadata"]["scanimage_decay_fit"] = session.decay_fit
-    trace = replace(session.trace, channel=session.channel if session.trace.channel is None
-                    else session.trace.channel)
+    trace = replace(
+        session.trace,
+        channel=session.channel if session.trace.channel is None else session.trace.channel,
+    )
     axes = (first["axis_labels"], first["scale"], first["units"])
     where = dict(plane=session.plane, translate=first.get("translate"))
     rois = []
@@ -194,6 +243,7 @@ def read_session(path) -> list[tuple]:
     try:
         dataset = session.open_dataset()
     except OSError as exc:
-        raise ScanImageError(f"the recording of session {os.fspath(path)} cannot be opened "
-                             f"({exc})") from None
+        raise ScanImageError(
+            f"the recording of session {os.fspath(path)} cannot be opened ({exc})"
+        ) from None
     return session_layers(session, dataset)

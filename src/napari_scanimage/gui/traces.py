@@ -72,20 +72,35 @@ def roi_signature(roi: Roi) -> str:
     return h.hexdigest()
 
 
-def _run(dataset, rois, channel, kind, slice_sample, registration=None, irf_offset_ns=0.0,
-         options=None):
+def _run(
+    dataset, rois, channel, kind, slice_sample, registration=None, irf_offset_ns=0.0, options=None
+):
     """Worker body: yields (done, total); returns Traces (LifetimeTraces for photon kinds).
     ``options``: the percentile / window_s / neuropil / neuropil_radii of :func:`iter_traces`.
     """
     if kind in PHOTON_KINDS:
         yield 0, 1
-        out = lifetime_traces(dataset, rois, channel=channel, kind=kind,
-                              registration=registration, irf_offset_ns=irf_offset_ns)
+        out = lifetime_traces(
+            dataset,
+            rois,
+            channel=channel,
+            kind=kind,
+            registration=registration,
+            irf_offset_ns=irf_offset_ns,
+        )
         yield 1, 1
         return out
-    return (yield from iter_traces(dataset, rois, channel=channel, kind=kind,
-                                   slice_sample=slice_sample, registration=registration,
-                                   **(options or {})))
+    return (
+        yield from iter_traces(
+            dataset,
+            rois,
+            channel=channel,
+            kind=kind,
+            slice_sample=slice_sample,
+            registration=registration,
+            **(options or {}),
+        )
+    )
 
 
 class TracePlotDock(WorkerDock, PlotDock):
@@ -98,8 +113,10 @@ class TracePlotDock(WorkerDock, PlotDock):
         self.copy_button = QPushButton("Copy")
         self.open_session_button = QPushButton("Open session…")
         self.session_button = QPushButton("Save session…")
-        self.session_button.setToolTip("recording, ROIs, registration, fit and trace settings, "
-                                       "to replay with 'napari-scanimage traces SESSION'")
+        self.session_button.setToolTip(
+            "recording, ROIs, registration, fit and trace settings, "
+            "to replay with 'napari-scanimage traces SESSION'"
+        )
         self.mean_button = self.params[2][-1].native
         self.cancel_button = QPushButton("Cancel")
         self.progress = QProgressBar()
@@ -107,8 +124,14 @@ class TracePlotDock(WorkerDock, PlotDock):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         bottom = QHBoxLayout()
-        for w in (self.progress, self.cancel_button, self.export_button, self.copy_button,
-                  self.open_session_button, self.session_button):
+        for w in (
+            self.progress,
+            self.cancel_button,
+            self.export_button,
+            self.copy_button,
+            self.open_session_button,
+            self.session_button,
+        ):
             bottom.addWidget(w)
         self.layout_.insertWidget(0, self.params.native)
         self.layout_.addLayout(bottom)
@@ -132,8 +155,14 @@ class TracePlotDock(WorkerDock, PlotDock):
         params.rois.changed.connect(self._choose_layer)
         for name in ("channel", "metric", "registered"):
             getattr(params, name).changed.connect(self.schedule)
-        for name in ("neuropil", "neuropil_coef", "neuropil_inner", "neuropil_outer",
-                     "percentile", "window_s"):  # spin boxes: on release / Enter
+        for name in (
+            "neuropil",
+            "neuropil_coef",
+            "neuropil_inner",
+            "neuropil_outer",
+            "percentile",
+            "window_s",
+        ):  # spin boxes: on release / Enter
             getattr(params, name).changed.connect(self._settings_changed)
         params.metric.changed.connect(self._enable_options)
         params.stacked.changed.connect(self.set_stacked)
@@ -177,8 +206,7 @@ class TracePlotDock(WorkerDock, PlotDock):
 
     def _label_axis(self) -> None:
         step = self.stack_step()
-        stacked = f" (stacked {step:.3g} apart)" if self.params.stacked.value and step \
-            else ""
+        stacked = f" (stacked {step:.3g} apart)" if self.params.stacked.value and step else ""
         self.plot.setLabel("left", str(self.params.metric.value) + stacked)
 
     def set_stacked(self, stacked: bool) -> None:
@@ -203,15 +231,22 @@ class TracePlotDock(WorkerDock, PlotDock):
 
     # -- sources ----------------------------------------------------------------------------
     def _refresh_layers(self, event=None) -> None:
-        layers = [layer for layer in self.viewer.layers
-                  if layer.__class__.__name__ in ("Shapes", "Labels")]
+        layers = [
+            layer
+            for layer in self.viewer.layers
+            if layer.__class__.__name__ in ("Shapes", "Labels")
+        ]
         ds = self.dataset
         names = list(ds.info.channel_names) if ds is not None else []
         params = self.params
-        metrics = [m for m in METRICS if ds is not None and ds.is_siff
-                   or METRICS[m] not in PHOTON_KINDS]
-        with params.channel.changed.blocked(), params.rois.changed.blocked(), \
-                params.metric.changed.blocked():
+        metrics = [
+            m for m in METRICS if ds is not None and ds.is_siff or METRICS[m] not in PHOTON_KINDS
+        ]
+        with (
+            params.channel.changed.blocked(),
+            params.rois.changed.blocked(),
+            params.metric.changed.blocked(),
+        ):
             set_choices(params.channel, names)
             set_choices(params.rois, [layer.name for layer in layers])
             if self._layer is not None and self._layer in layers:
@@ -226,13 +261,11 @@ class TracePlotDock(WorkerDock, PlotDock):
         name = self.params.rois.value
         layer = next((x for x in self._layers if x.name == name), None)
         if layer is not self._layer:
-            for name in ("data", "paint", "features", "edge_color", "highlight",
-                         "selected_label"):
+            for name in ("data", "paint", "features", "edge_color", "highlight", "selected_label"):
                 if self._layer is not None and hasattr(self._layer.events, name):
                     getattr(self._layer.events, name).disconnect(self.schedule)
             self._layer = layer
-            for name in ("data", "paint", "features", "edge_color", "highlight",
-                         "selected_label"):
+            for name in ("data", "paint", "features", "edge_color", "highlight", "selected_label"):
                 if layer is not None and hasattr(layer.events, name):
                     getattr(layer.events, name).connect(self.schedule)
         self.schedule()
@@ -296,8 +329,15 @@ class TracePlotDock(WorkerDock, PlotDock):
         self._label_axis()
         offset = self.irf_offset_ns() if kind in PHOTON_KINDS else 0.0
         options = self._options(kind)
-        settings = (id(ds), channel, kind, sample, None if reg is None else id(reg), offset,
-                    tuple(sorted(options.items())))
+        settings = (
+            id(ds),
+            channel,
+            kind,
+            sample,
+            None if reg is None else id(reg),
+            offset,
+            tuple(sorted(options.items())),
+        )
         signatures = [roi_signature(r) for r in rois]
         if "neuropil" in options:  # each annulus leaves every other ROI out
             together = hashlib.blake2b("".join(signatures).encode(), digest_size=8).hexdigest()
@@ -311,8 +351,9 @@ class TracePlotDock(WorkerDock, PlotDock):
             self._pending = request
             self._worker.quit()
             return
-        subset = RoiSet([rois[k] for k in missing], frame_shape=rois.frame_shape,
-                        num_planes=rois.num_planes)
+        subset = RoiSet(
+            [rois[k] for k in missing], frame_shape=rois.frame_shape, num_planes=rois.num_planes
+        )
         if "neuropil" in dict(settings[6]):  # the annuli need every ROI's mask
             subset, missing = rois, list(range(len(rois)))
         self._start(ds, subset, [keys[k] for k in missing], channel, kind, sample, settings, reg)
@@ -323,11 +364,17 @@ class TracePlotDock(WorkerDock, PlotDock):
         def returned(result):
             for k, key in enumerate(keys):
                 if kind in PHOTON_KINDS:
-                    self._cache[key] = {"values": result.values[k], "low": result.ci_low[k],
-                                        "high": result.ci_high[k], "counts": result.counts[k]}
+                    self._cache[key] = {
+                        "values": result.values[k],
+                        "low": result.ci_low[k],
+                        "high": result.ci_high[k],
+                        "counts": result.counts[k],
+                    }
                 else:
-                    self._cache[key] = {"values": result.values[k],
-                                        "per_plane": result.per_plane[k]}
+                    self._cache[key] = {
+                        "values": result.values[k],
+                        "per_plane": result.per_plane[k],
+                    }
             self._times[settings] = result.time
             self.computed_rois += len(keys)
 
@@ -340,9 +387,20 @@ class TracePlotDock(WorkerDock, PlotDock):
 
         self._cancelled = False
 
-        self.start_worker(_run, ds, subset, channel, kind, sample, reg, settings[5],
-                          dict(settings[6]), returned=returned,
-                          finished=finished, what="traces")
+        self.start_worker(
+            _run,
+            ds,
+            subset,
+            channel,
+            kind,
+            sample,
+            reg,
+            settings[5],
+            dict(settings[6]),
+            returned=returned,
+            finished=finished,
+            what="traces",
+        )
 
     def cancel(self) -> None:
         """Stop the running computation; what is cached stays."""
@@ -367,21 +425,29 @@ class TracePlotDock(WorkerDock, PlotDock):
         if kind in PHOTON_KINDS:
             shape = (0, T, 2) if kind == "phasor" else (0, T)
             values, low, high = (stacked(n, shape) for n in ("values", "low", "high"))
-            self.result = LifetimeTraces(values, stacked("counts", (0, T)), low, high,
-                                         rois.names, time, channel, kind)
+            self.result = LifetimeTraces(
+                values, stacked("counts", (0, T)), low, high, rois.names, time, channel, kind
+            )
             if kind == "phasor":  # g or s
                 c = 0 if self.params.metric.value == "phasor g" else 1
                 values, low, high = values[..., c], low[..., c], high[..., c]
             bands = {n: (lo, hi) for n, lo, hi in zip(rois.names, low, high, strict=True)}
         else:
             values = stacked("values", (0, T))
-            self.result = Traces(values, rois.names, time, channel, kind,
-                                 stacked("per_plane", (0, T, 1)))
+            self.result = Traces(
+                values, rois.names, time, channel, kind, stacked("per_plane", (0, T, 1))
+            )
         layer = self._layer
         shown = trace_shown(layer)
         hidden = {n for n, s in zip(rois.names, shown, strict=False) if not s}
-        self.set_curves(time, dict(zip(rois.names, values, strict=True)), rois.colours,
-                        bands=bands, hidden=hidden, highlighted=self._selected_names(rois))
+        self.set_curves(
+            time,
+            dict(zip(rois.names, values, strict=True)),
+            rois.colours,
+            bands=bands,
+            hidden=hidden,
+            highlighted=self._selected_names(rois),
+        )
         self._label_axis()
         self.status.setText(f"{len(rois)} ROI(s), {channel}, {self.params.metric.value}")
 
@@ -393,8 +459,11 @@ class TracePlotDock(WorkerDock, PlotDock):
         if is_labels(layer):
             values = label_values(layer)
             label = layer.selected_label
-            return {rois.names[values.index(label)]} if label in values and \
-                len(values) == len(rois) else set()
+            return (
+                {rois.names[values.index(label)]}
+                if label in values and len(values) == len(rois)
+                else set()
+            )
         return {rois.names[k] for k in layer.selected_data if k < len(rois)}
 
     def curve_toggled(self, name: str, visible: bool) -> None:
@@ -432,24 +501,27 @@ class TracePlotDock(WorkerDock, PlotDock):
         reg = self.registration() if self.params.registered.value else None
         image = image_layer_for(self.viewer, ds)
         name = f"mean {ds.info.channel_names[channel]}" + (" (registered)" if reg else "")
-        worker = create_worker(iter_summary_images, ds, channel=channel, registration=reg,
-                               _start_thread=False)
+        worker = create_worker(
+            iter_summary_images, ds, channel=channel, registration=reg, _start_thread=False
+        )
         self._mean_worker = worker
         self.mean_button.setEnabled(False)
         self.status.setText("computing the mean image…")
 
         def returned(images):
             axes = roi_axes(image)
-            data = images["mean"] if not axes else on_roi_axes(images["mean"], axes,
-                                                                 reduce=np.mean)
+            data = images["mean"] if not axes else on_roi_axes(images["mean"], axes, reduce=np.mean)
             axes.pop("ndim", None)
             if name in self.viewer.layers:
                 self.viewer.layers[name].data = data
                 layer = self.viewer.layers[name]
             else:
                 layer = self.viewer.add_image(data, name=name, colormap="gray", **axes)
-                rois = [i for i, lay in enumerate(self.viewer.layers)
-                        if lay.__class__.__name__ in ("Shapes", "Labels")]
+                rois = [
+                    i
+                    for i, lay in enumerate(self.viewer.layers)
+                    if lay.__class__.__name__ in ("Shapes", "Labels")
+                ]
                 here = self.viewer.layers.index(layer)
                 if rois and min(rois) < here:  # ROIs stay drawn on top
                     self.viewer.layers.move(here, min(rois))
@@ -497,20 +569,30 @@ class TracePlotDock(WorkerDock, PlotDock):
             if fit is None and layer.metadata.get("scanimage_dataset") is ds:
                 fit = layer.metadata.get("scanimage_decay_fit")
         meta = image.metadata.get("scanimage", {}) if image is not None else {}
-        raw = [layer.metadata["scanimage"] for layer in self.viewer.layers
-               if layer.metadata.get("scanimage_dataset") is ds
-               and "scanimage_registration" not in layer.metadata
-               and isinstance(layer.metadata.get("scanimage"), dict)
-               and "channel" in layer.metadata["scanimage"]]
+        raw = [
+            layer.metadata["scanimage"]
+            for layer in self.viewer.layers
+            if layer.metadata.get("scanimage_dataset") is ds
+            and "scanimage_registration" not in layer.metadata
+            and isinstance(layer.metadata.get("scanimage"), dict)
+            and "channel" in layer.metadata["scanimage"]
+        ]
         shown = sorted({int(m["channel"]) for m in raw})
         trace = self.trace_settings()
         trace.channel = None  # the session's channel
-        return Session(sources=list(ds.paths), channel=channel, slice_sample=sample,
-                       plane=meta.get("plane"), roi_set=rois, registration_result=reg,
-                       decay_fit=fit, trace=trace,
-                       shown_channels=None if shown == list(range(ds.info.num_channels))
-                       else shown, shown_slice_sample=meta.get("slice_sample"),
-                       lifetime=any(m.get("product") == "lifetime" for m in raw))
+        return Session(
+            sources=list(ds.paths),
+            channel=channel,
+            slice_sample=sample,
+            plane=meta.get("plane"),
+            roi_set=rois,
+            registration_result=reg,
+            decay_fit=fit,
+            trace=trace,
+            shown_channels=None if shown == list(range(ds.info.num_channels)) else shown,
+            shown_slice_sample=meta.get("slice_sample"),
+            lifetime=any(m.get("product") == "lifetime" for m in raw),
+        )
 
     def save_session(self, path: str | Path) -> Path:
         out = self.session().save(path)
@@ -537,8 +619,9 @@ class TracePlotDock(WorkerDock, PlotDock):
     def _session_dialog(self) -> None:
         from ..session import session_file
 
-        path, _ = QFileDialog.getSaveFileName(self, "Save session", "session.nsession.json",
-                                              "Session (*.nsession.json)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save session", "session.nsession.json", "Session (*.nsession.json)"
+        )
         if path:
             try:
                 self.save_session(session_file(path))
@@ -546,8 +629,9 @@ class TracePlotDock(WorkerDock, PlotDock):
                 report_failure(self.status, "saving the session", exc)
 
     def _open_session_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open session", "",
-                                              "Session (*.nsession.json *.json)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open session", "", "Session (*.nsession.json *.json)"
+        )
         if path:
             try:
                 self.open_session(path)

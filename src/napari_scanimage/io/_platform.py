@@ -35,8 +35,14 @@ from ..errors import FormatError
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["PositionalReader", "has_madvise", "has_pread", "has_preadv", "pread_function",
-           "release_mapped"]
+__all__ = [
+    "PositionalReader",
+    "has_madvise",
+    "has_pread",
+    "has_preadv",
+    "pread_function",
+    "release_mapped",
+]
 
 
 def has_pread() -> bool:
@@ -103,7 +109,8 @@ class PositionalReader:
         self.path = path
         self._fd = fd
         self._preadv: Callable[[int, Sequence[WriteableBuffer], int], int] | None = getattr(
-            os, "preadv", None)
+            os, "preadv", None
+        )
         self._local = threading.local()
         self._handles: list[io.FileIO] = []
         self._lock = threading.Lock()
@@ -138,8 +145,9 @@ class PositionalReader:
         mine, first = os.fstat(fh.fileno()), os.fstat(self._fd)
         if (mine.st_ino, mine.st_dev) != (first.st_ino, first.st_dev) and mine.st_ino:
             fh.close()
-            raise FormatError(f"{self.path}: the file was replaced by another one while open; "
-                              "reopen it")
+            raise FormatError(
+                f"{self.path}: the file was replaced by another one while open; reopen it"
+            )
         with self._lock:
             self._handles.append(fh)
         self._local.fh = fh

@@ -55,8 +55,15 @@ def _pixel(rec: np.uint64, height: int, width: int) -> int | np.int64:
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _count_u16(view: npt.NDArray[np.uint16], start: int | np.int64, stop: int | np.int64,
-               hist: I64, status: Status, maxtau: I64, i: int) -> None:
+def _count_u16(
+    view: npt.NDArray[np.uint16],
+    start: int | np.int64,
+    stop: int | np.int64,
+    hist: I64,
+    status: Status,
+    maxtau: I64,
+    i: int,
+) -> None:
     """Add the u16 arrival times ``view[start:stop]`` to ``hist``; times past its end mark
     page ``i`` as OVERFLOW and keep the largest in ``maxtau[i]``.
     """
@@ -72,8 +79,12 @@ def _count_u16(view: npt.NDArray[np.uint16], start: int | np.int64, stop: int | 
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _raster_sum(rview: npt.NDArray[np.uint16], rbase: int | np.int64, start: int | np.int64,
-                stop: int | np.int64) -> int | np.int64:
+def _raster_sum(
+    rview: npt.NDArray[np.uint16],
+    rbase: int | np.int64,
+    start: int | np.int64,
+    stop: int | np.int64,
+) -> int | np.int64:
     total: int | np.int64 = 0
     for k in range(start, stop):
         total += np.int64(rview[rbase + k])
@@ -81,8 +92,18 @@ def _raster_sum(rview: npt.NDArray[np.uint16], rbase: int | np.int64, start: int
 
 
 @njit(nogil=True, cache=True)
-def intensity(v64: V64, v16: V16, kinds: I64, starts: I64, counts: I64, rasters: I64,
-              height: int, width: int, out: npt.NDArray[np.uint16], status: Status) -> None:
+def intensity(
+    v64: V64,
+    v16: V16,
+    kinds: I64,
+    starts: I64,
+    counts: I64,
+    rasters: I64,
+    height: int,
+    width: int,
+    out: npt.NDArray[np.uint16],
+    status: Status,
+) -> None:
     """Photon counts per pixel of each page into ``out[i]`` (flat H·W, uint16)."""
     npix = height * width
     for i in range(kinds.shape[0]):
@@ -113,10 +134,25 @@ def intensity(v64: V64, v16: V16, kinds: I64, starts: I64, counts: I64, rasters:
 
 
 @njit(nogil=True, cache=True)
-def histogram(v64: V64, v16: V16, kinds: I64, starts: I64, counts: I64, rasters: I64,
-              rows: I64, planes: I64, mask: npt.NDArray[np.uint8], use_mask: bool, uptr: I64,
-              upix: I64, height: int, width: int, out: I64, status: Status, maxtau: I64
-              ) -> None:
+def histogram(
+    v64: V64,
+    v16: V16,
+    kinds: I64,
+    starts: I64,
+    counts: I64,
+    rasters: I64,
+    rows: I64,
+    planes: I64,
+    mask: npt.NDArray[np.uint8],
+    use_mask: bool,
+    uptr: I64,
+    upix: I64,
+    height: int,
+    width: int,
+    out: I64,
+    status: Status,
+    maxtau: I64,
+) -> None:
     """Arrival-time counts of each page added to ``out[rows[i]]``; with ``use_mask`` only the
     photons whose pixel is set in ``mask[planes[i]]`` (flat H·W, uint8), whose set pixels of
     plane z are also listed, ascending, in ``upix[uptr[z]:uptr[z + 1]]``.
@@ -172,9 +208,25 @@ def histogram(v64: V64, v16: V16, kinds: I64, starts: I64, counts: I64, rasters:
 
 
 @njit(nogil=True, cache=True)
-def mask_sums(v64: V64, v16: V16, kinds: I64, starts: I64, counts: I64, rasters: I64,
-              rows: I64, planes: I64, indptr: I64, indices: I64, uptr: I64, upix: I64,
-              height: int, width: int, out_n: I64, out_tau: I64, status: Status) -> None:
+def mask_sums(
+    v64: V64,
+    v16: V16,
+    kinds: I64,
+    starts: I64,
+    counts: I64,
+    rasters: I64,
+    rows: I64,
+    planes: I64,
+    indptr: I64,
+    indices: I64,
+    uptr: I64,
+    upix: I64,
+    height: int,
+    width: int,
+    out_n: I64,
+    out_tau: I64,
+    status: Status,
+) -> None:
     """Photon count and arrival-time sum of every mask, per output row.
 
     Masks are a CSR table per plane: the masks containing pixel ``p`` of plane ``z`` are
@@ -235,9 +287,20 @@ def mask_sums(v64: V64, v16: V16, kinds: I64, starts: I64, counts: I64, rasters:
 
 
 @njit(nogil=True, cache=True)
-def pixel_sums(v64: V64, v16: V16, kinds: I64, starts: I64, counts: I64, rasters: I64,
-               rows: I64, height: int, width: int, out_n: I64, out_tau: I64, status: Status
-               ) -> None:
+def pixel_sums(
+    v64: V64,
+    v16: V16,
+    kinds: I64,
+    starts: I64,
+    counts: I64,
+    rasters: I64,
+    rows: I64,
+    height: int,
+    width: int,
+    out_n: I64,
+    out_tau: I64,
+    status: Status,
+) -> None:
     """Photon count and arrival-time sum of every pixel, per output row: ``out_n`` and
     ``out_tau`` are (rows, height·width).  (``mask_sums`` with every pixel its own mask, without
     the table lookups.)

@@ -22,18 +22,25 @@ __all__ = ["MAX_COMPRESSION", "check_extent", "check_frame_size", "check_siff_sh
 MAX_COMPRESSION = 64
 
 
-def check_frame_size(shape: Sequence[int], itemsize: int, size: int, path: str, *,
-                      compressed: bool = False) -> None:
+def check_frame_size(
+    shape: Sequence[int], itemsize: int, size: int, path: str, *, compressed: bool = False
+) -> None:
     """Uncompressed pages store their frame: one larger than the whole file is corruption
     (caught here, before anything allocates it).  Compressed pages may hold up to
     :data:`MAX_COMPRESSION` times the file size.
     """
     limit = size * (MAX_COMPRESSION if compressed else 1)
     if int(shape[0]) * int(shape[1]) * int(itemsize) > limit:
-        what = (f"more than {MAX_COMPRESSION} times the file size ({size} bytes), even for "
-                "compressed pages" if compressed else f"more than the whole file ({size} bytes)")
-        raise FormatError(f"{path}: pages declare {int(shape[0])}×{int(shape[1])} pixels of "
-                          f"{itemsize} byte(s), {what}; the file is corrupt")
+        what = (
+            f"more than {MAX_COMPRESSION} times the file size ({size} bytes), even for "
+            "compressed pages"
+            if compressed
+            else f"more than the whole file ({size} bytes)"
+        )
+        raise FormatError(
+            f"{path}: pages declare {int(shape[0])}×{int(shape[1])} pixels of "
+            f"{itemsize} byte(s), {what}; the file is corrupt"
+        )
 
 
 def check_siff_shape(shape: Sequence[int], arrays: PageArrays, size: int, path: str) -> None:
@@ -42,12 +49,16 @@ def check_siff_shape(shape: Sequence[int], arrays: PageArrays, size: int, path: 
     """
     height, width = int(shape[0]), int(shape[1])
     if not (0 < height <= 65536 and 0 < width <= 65536):
-        raise FormatError(f"{path}: .siff pages declare {height}×{width} pixels; photon "
-                          "records address at most 65536×65536, so the file is corrupt")
+        raise FormatError(
+            f"{path}: .siff pages declare {height}×{width} pixels; photon "
+            "records address at most 65536×65536, so the file is corrupt"
+        )
     if (np.asarray(arrays["siff"]) == 1).any() and 2 * height * width > size:
-        raise FormatError(f"{path}: compressed .siff pages declare a {height}×{width} "
-                          f"intensity raster, larger than the whole file ({size} bytes); the "
-                          "file is corrupt")
+        raise FormatError(
+            f"{path}: compressed .siff pages declare a {height}×{width} "
+            f"intensity raster, larger than the whole file ({size} bytes); the "
+            "file is corrupt"
+        )
 
 
 def check_extent(arrays: PageArrays, n: int, size: int, path: str) -> int:
@@ -61,7 +72,9 @@ def check_extent(arrays: PageArrays, n: int, size: int, path: str) -> int:
         return n
     first = int(np.argmax(bad))
     if first == 0 or not bad[first:].all():
-        raise FormatError(f"{path}: page {first}: its data ({int(counts[first])} bytes at byte "
-                          f"{int(offsets[first])}) lie outside the file ({size} bytes); the "
-                          "file is corrupt")
+        raise FormatError(
+            f"{path}: page {first}: its data ({int(counts[first])} bytes at byte "
+            f"{int(offsets[first])}) lie outside the file ({size} bytes); the "
+            "file is corrupt"
+        )
     return first

@@ -108,8 +108,9 @@ def number(value: Any) -> float | None:
     return None
 
 
-def fov_pixel_size(v: Mapping[str, Any], lines: int | None, pixels: int | None
-                   ) -> tuple[float, float] | None:
+def fov_pixel_size(
+    v: Mapping[str, Any], lines: int | None, pixels: int | None
+) -> tuple[float, float] | None:
     """Pixel size (y, x) in µm from the imaging field of view corners, or None."""
     fov = first_value(v, "SI.hRoiManager.imagingFovUm")
     if not (isinstance(fov, list) and len(fov) >= 3 and lines and pixels):

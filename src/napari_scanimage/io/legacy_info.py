@@ -15,16 +15,18 @@ if TYPE_CHECKING:
 __all__ = ["legacy_info"]
 
 
-def legacy_info(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]
-                ) -> AcquisitionInfo:
+def legacy_info(
+    meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]
+) -> AcquisitionInfo:
     """:class:`AcquisitionInfo` of an SI 3.x, SI 4 or SI 5 file."""
     if meta.generation == "SI3":
         return _info_si3(meta, ids, names)
     return _info_classic(meta, ids, names)
 
 
-def _info_si3(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]
-              ) -> AcquisitionInfo:
+def _info_si3(
+    meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]
+) -> AcquisitionInfo:
     """SI 3.x: ``numberOfFrames`` raw frames per slice (per file when planar), averaged in
     groups of ``numAvgFramesSave`` before saving (e.g. 3.8, where ``averaging`` is stale).  Older
     files have only ``averaging``: 1 averages all frames of a slice into one.  Stacks are slow
@@ -70,8 +72,9 @@ def _info_si3(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]
     )
 
 
-def _info_classic(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]
-                  ) -> AcquisitionInfo:
+def _info_classic(
+    meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, ...]
+) -> AcquisitionInfo:
     """SI 4 (``SI4.`` keys), SI 5.0 (flat ``SI5.`` keys, the SI 4 names) and SI 5.1/2015
     (``SI.hModule.`` keys) from the description of the first page.
 
@@ -82,8 +85,11 @@ def _info_classic(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, 
     Without the fast-z flag the keys are taken as they stand.
     """
     v = meta.values
-    flat = "SI4." if meta.generation == "SI4" else (
-        "SI5." if any(k.startswith("SI5.") for k in v) else "")
+    flat = (
+        "SI4."
+        if meta.generation == "SI4"
+        else ("SI5." if any(k.startswith("SI5.") for k in v) else "")
+    )
 
     def get(*keys: str, default: Any = None) -> Any:
         return first_value(v, *keys, default=default)
@@ -110,12 +116,20 @@ def _info_classic(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, 
         if bidi is None:
             bidi = "bidi" in str(get(p + "scanMode", default="")).lower()
         per_file = number(get(p + "loggingFramesPerFile"))
-        version = _version(get(p + "VERSION_MAJOR", default=""),
-                           get(p + "VERSION_MINOR", default=""), "4" if p == "SI4." else "5")
+        version = _version(
+            get(p + "VERSION_MAJOR", default=""),
+            get(p + "VERSION_MINOR", default=""),
+            "4" if p == "SI4." else "5",
+        )
     else:
         fast_flag = get("SI.hFastZ.enable")
-        slices = get("SI.hStackManager.actualNumSlices", "SI.hStackManager.slicesPerAcq",
-                     "SI.hStackManager.numSlices", "SI.hFastZ.numSlices", default=1)
+        slices = get(
+            "SI.hStackManager.actualNumSlices",
+            "SI.hStackManager.slicesPerAcq",
+            "SI.hStackManager.numSlices",
+            "SI.hFastZ.numSlices",
+            default=1,
+        )
         average = get("SI.hScan2D.logAverageFactor", default=1)
         frames = get("SI.hStackManager.framesPerSlice", default=1)
         discard = get("SI.hFastZ.discardFlybackFrames")
@@ -125,12 +139,14 @@ def _info_classic(meta: StaticMetadata, ids: tuple[int, ...], names: tuple[str, 
         volume_rate = number(get("SI.hRoiManager.scanVolumeRate"))
         lines = number(get("SI.hRoiManager.linesPerFrame"))
         pixels = number(get("SI.hRoiManager.pixelsPerLine"))
-        z_step = number(get("SI.hStackManager.actualStackZStepSize",
-                          "SI.hStackManager.stackZStepSize"))
+        z_step = number(
+            get("SI.hStackManager.actualStackZStepSize", "SI.hStackManager.stackZStepSize")
+        )
         bidi = get("SI.hScan2D.bidirectional", default=False)
         per_file = number(get("SI.hScan2D.logFramesPerFile"))
-        version = _version(get("SI.VERSION_MAJOR", default=""),
-                           get("SI.VERSION_MINOR", default=""), "5")
+        version = _version(
+            get("SI.VERSION_MAJOR", default=""), get("SI.VERSION_MINOR", default=""), "5"
+        )
     num_planes = max(int(number(slices) or 1), 1)
     average = max(int(number(average) or 1), 1)
     raw_frames = max(int(number(frames) or 1), 1)

@@ -163,15 +163,18 @@ def _numbers(value: Any) -> list[float]:
 def _pair(sf: Mapping[str, Any], key: str, where: str, positive: bool) -> tuple[float, float]:
     value = _numbers(sf.get(key))
     if len(value) != 2 or not all(math.isfinite(v) for v in value):
-        raise FormatError(f"{where}: scanfield {key} is {sf.get(key)!r}, not two numbers; the "
-                          "ROI metadata are incomplete")
+        raise FormatError(
+            f"{where}: scanfield {key} is {sf.get(key)!r}, not two numbers; the "
+            "ROI metadata are incomplete"
+        )
     if positive and min(value) <= 0:
         raise FormatError(f"{where}: scanfield {key} is {value}; sizes must be positive")
     return (value[0], value[1])
 
 
-def plane_zs(values: Mapping[str, Any], num_planes: int, frames_per_slice: int = 1
-             ) -> tuple[float, ...]:
+def plane_zs(
+    values: Mapping[str, Any], num_planes: int, frames_per_slice: int = 1
+) -> tuple[float, ...]:
     """The z (µm) of each plane from ``SI.hStackManager.zs`` (which repeats each slice's z once
     per frame when frames per slice > 1); planar recordings without ``zs``: (0.0,).
     """
@@ -187,33 +190,43 @@ def plane_zs(values: Mapping[str, Any], num_planes: int, frames_per_slice: int =
             return (zs[0],)
     if num_planes == 1:
         return (0.0,)
-    raise FormatError(f"SI.hStackManager.zs does not give one z per plane for {num_planes} "
-                      "planes; the planes of discrete-plane rois cannot be matched")
+    raise FormatError(
+        f"SI.hStackManager.zs does not give one z per plane for {num_planes} "
+        "planes; the planes of discrete-plane rois cannot be matched"
+    )
 
 
-def _roi_planes(roi: Mapping[str, Any], n_fields: int, zs: Sequence[float] | None, where: str,
-                num_planes: int) -> list[int]:
+def _roi_planes(
+    roi: Mapping[str, Any], n_fields: int, zs: Sequence[float] | None, where: str, num_planes: int
+) -> list[int]:
     """Planes at which ``roi`` (with ``n_fields`` enabled scanfields) is scanned."""
     discrete = _flag(roi.get("discretePlaneMode"), False)
     roi_zs = _numbers(roi.get("zs"))
     if not discrete and n_fields == 1:
         return list(range(num_planes))
     if zs is None:
-        raise FormatError(f"{where}: the roi is scanned at given z only, but the plane zs "
-                          "(SI.hStackManager.zs) are missing")
+        raise FormatError(
+            f"{where}: the roi is scanned at given z only, but the plane zs "
+            "(SI.hStackManager.zs) are missing"
+        )
     if not roi_zs:
         raise FormatError(f"{where}: the roi has no zs; its planes cannot be determined")
     z = np.asarray(zs, dtype=float)
     if discrete:
-        return [k for k in range(num_planes)
-                if any(abs(z[k] - r) <= _Z_TOL for r in roi_zs)]
+        return [k for k in range(num_planes) if any(abs(z[k] - r) <= _Z_TOL for r in roi_zs)]
     lo, hi = min(roi_zs) - _Z_TOL, max(roi_zs) + _Z_TOL
     return [k for k in range(num_planes) if lo <= z[k] <= hi]
 
 
-def mroi_geometry(metadata: Mapping[str, Any], *, num_planes: int, page_shape: tuple[int, int],
-                  frames_per_slice: int = 1, bidirectional: bool = False,
-                  source: str = "") -> MroiGeometry:
+def mroi_geometry(
+    metadata: Mapping[str, Any],
+    *,
+    num_planes: int,
+    page_shape: tuple[int, int],
+    frames_per_slice: int = 1,
+    bidirectional: bool = False,
+    source: str = "",
+) -> MroiGeometry:
     """Fields of a multi-ROI recording from its static metadata.
 
     Parameters
@@ -240,21 +253,29 @@ def mroi_geometry(metadata: Mapping[str, Any], *, num_planes: int, page_shape: t
     groups = metadata.get("RoiGroups")
     group = groups.get("imagingRoiGroup") if isinstance(groups, Mapping) else None
     if not isinstance(group, Mapping):
-        raise FormatError(f"{where}: multi-ROI recording without RoiGroups.imagingRoiGroup in "
-                          "its header; the fields cannot be located")
+        raise FormatError(
+            f"{where}: multi-ROI recording without RoiGroups.imagingRoiGroup in "
+            "its header; the fields cannot be located"
+        )
     rois = _as_list(group.get("rois"))
     if not rois:
         raise FormatError(f"{where}: RoiGroups.imagingRoiGroup has no rois")
     objres = _numbers(metadata.get("SI.objectiveResolution"))
     um_per_deg = objres[0] if objres and objres[0] > 0 else None
     if um_per_deg is None:
-        warnings.warn(f"{where}: no SI.objectiveResolution; field positions and pixel sizes "
-                      "are given in scan degrees, not µm", MroiWarning, stacklevel=3)
+        warnings.warn(
+            f"{where}: no SI.objectiveResolution; field positions and pixel sizes "
+            "are given in scan degrees, not µm",
+            MroiWarning,
+            stacklevel=3,
+        )
         um_per_deg = 1.0
     page_h, page_w = (int(n) for n in page_shape)
-    needs_z = any(_flag(r.get("discretePlaneMode"), False) or
-                  len(_as_list(r.get("scanfields"))) > 1
-                  for r in rois if isinstance(r, Mapping))
+    needs_z = any(
+        _flag(r.get("discretePlaneMode"), False) or len(_as_list(r.get("scanfields"))) > 1
+        for r in rois
+        if isinstance(r, Mapping)
+    )
     try:
         zs: tuple[float, ...] | None = plane_zs(metadata, num_planes, frames_per_slice)
     except FormatError:
@@ -274,8 +295,11 @@ def mroi_geometry(metadata: Mapping[str, Any], *, num_planes: int, page_shape: t
         here = f"{where}: imaging roi {i + 1} ({name!r})"
         if "scanfields" not in roi or not _as_list(roi.get("scanfields")):
             raise FormatError(f"{here} has no scanfields; the ROI metadata are incomplete")
-        fields = [sf for sf in _as_list(roi["scanfields"])
-                  if not isinstance(sf, Mapping) or _flag(sf.get("enable"), True)]
+        fields = [
+            sf
+            for sf in _as_list(roi["scanfields"])
+            if not isinstance(sf, Mapping) or _flag(sf.get("enable"), True)
+        ]
         if not fields:
             continue
         geoms = []
@@ -286,22 +310,35 @@ def mroi_geometry(metadata: Mapping[str, Any], *, num_planes: int, page_shape: t
             if not all(float(v).is_integer() for v in res):
                 raise FormatError(f"{here}: pixelResolutionXY {list(res)} is not whole pixels")
             rotations = _numbers(sf.get("rotationDegrees")) or [0.0]
-            geoms.append(((int(res[0]), int(res[1])), _pair(sf, "centerXY", here, False),
-                          _pair(sf, "sizeXY", here, True), rotations[0]))
+            geoms.append(
+                (
+                    (int(res[0]), int(res[1])),
+                    _pair(sf, "centerXY", here, False),
+                    _pair(sf, "sizeXY", here, True),
+                    rotations[0],
+                )
+            )
         if any(g != geoms[0] for g in geoms[1:]):
-            raise LayoutError(f"{here} has {len(geoms)} scanfields of different geometry, which "
-                              "ScanImage interpolates through z; such rois are not supported "
-                              "(open the pages whole, without fields)")
+            raise LayoutError(
+                f"{here} has {len(geoms)} scanfields of different geometry, which "
+                "ScanImage interpolates through z; such rois are not supported "
+                "(open the pages whole, without fields)"
+            )
         planes = _roi_planes(roi, len(fields), zs, here, num_planes)
         if not planes:
-            warnings.warn(f"{here}: its zs {_numbers(roi.get('zs'))} match no plane "
-                          f"{list(zs or [])}; it is not in the recording", MroiWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"{here}: its zs {_numbers(roi.get('zs'))} match no plane "
+                f"{list(zs or [])}; it is not in the recording",
+                MroiWarning,
+                stacklevel=3,
+            )
             continue
         (w, h), centre, size, rot = geoms[0]
         if w > page_w:
-            raise LayoutError(f"{here} is {w} pixels wide but pages are {page_w}; the ROI "
-                              "metadata do not belong to these pages")
+            raise LayoutError(
+                f"{here} is {w} pixels wide but pages are {page_w}; the ROI "
+                "metadata do not belong to these pages"
+            )
         parsed.append((i, name, (w, h), centre, size, rot, planes))
     if not parsed:
         raise LayoutError(f"{where}: no enabled imaging roi is scanned at any plane")
@@ -312,9 +349,11 @@ def mroi_geometry(metadata: Mapping[str, Any], *, num_planes: int, page_shape: t
     for z, on_plane in enumerate(per_plane):
         total = sum(p[2][1] for p in on_plane)
         if total > page_h:
-            raise LayoutError(f"{where}: the fields of plane {z} are {total} lines tall "
-                              f"together but pages have {page_h}; the ROI metadata do not "
-                              "belong to these pages")
+            raise LayoutError(
+                f"{where}: the fields of plane {z} are {total} lines tall "
+                f"together but pages have {page_h}; the ROI metadata do not "
+                "belong to these pages"
+            )
         if len(on_plane) > 1:
             estimates.append((page_h - total) / (len(on_plane) - 1))
     geometric = min(estimates) if estimates else None
@@ -330,16 +369,24 @@ def mroi_geometry(metadata: Mapping[str, Any], *, num_planes: int, page_shape: t
     else:
         fly = int(math.floor(geometric))
         if fly != geometric:
-            warnings.warn(f"{where}: the fields leave {geometric:g} lines per gap, not a whole "
-                          f"number; using {fly} fly-to lines", MroiWarning, stacklevel=3)
+            warnings.warn(
+                f"{where}: the fields leave {geometric:g} lines per gap, not a whole "
+                f"number; using {fly} fly-to lines",
+                MroiWarning,
+                stacklevel=3,
+            )
         if ratio is not None:
             up = math.ceil(ratio - 1e-9)
             agree = {timing, up, up + (up % 2) if bidirectional else up}
             if fly not in agree:
-                warnings.warn(f"{where}: {fly} fly-to lines between fields from the page "
-                              f"geometry, but {timing} from the timing (flytoTimePerScanfield "
-                              f"{fly_time[0]:g} s / linePeriod {line_period[0]:g} s); using "
-                              f"the geometry", MroiWarning, stacklevel=3)
+                warnings.warn(
+                    f"{where}: {fly} fly-to lines between fields from the page "
+                    f"geometry, but {timing} from the timing (flytoTimePerScanfield "
+                    f"{fly_time[0]:g} s / linePeriod {line_period[0]:g} s); using "
+                    f"the geometry",
+                    MroiWarning,
+                    stacklevel=3,
+                )
 
     names: dict[str, int] = {}
     out = []
@@ -354,13 +401,25 @@ def mroi_geometry(metadata: Mapping[str, Any], *, num_planes: int, page_shape: t
             before = [p for p in per_plane[z] if p[0] < i]
             offsets.append(sum(p[2][1] + fly for p in before))
         size_um = (size[0] * um_per_deg, size[1] * um_per_deg)
-        out.append(Field(
-            name=unique, index=k, roi_index=i, width=w, height=h, row_offsets=tuple(offsets),
-            center_xy_um=(centre[0] * um_per_deg, centre[1] * um_per_deg), size_xy_um=size_um,
-            center_xy_deg=centre, size_xy_deg=size,
-            pixel_size_um=(size_um[1] / h, size_um[0] / w), rotation_degrees=float(rot)))
-    return MroiGeometry(tuple(out), (page_h, page_w), fly, geometric, timing,
-                        tuple(zs) if zs is not None else ())
+        out.append(
+            Field(
+                name=unique,
+                index=k,
+                roi_index=i,
+                width=w,
+                height=h,
+                row_offsets=tuple(offsets),
+                center_xy_um=(centre[0] * um_per_deg, centre[1] * um_per_deg),
+                size_xy_um=size_um,
+                center_xy_deg=centre,
+                size_xy_deg=size,
+                pixel_size_um=(size_um[1] / h, size_um[0] / w),
+                rotation_degrees=float(rot),
+            )
+        )
+    return MroiGeometry(
+        tuple(out), (page_h, page_w), fly, geometric, timing, tuple(zs) if zs is not None else ()
+    )
 
 
 class FieldSource(Protocol):
@@ -376,16 +435,26 @@ class FieldSource(Protocol):
         """Its multi-ROI fields."""
         ...
 
-    def read(self, channel: int | str = 0, *, plane: int | None = None,
-             times: slice | Sequence[int] | None = None, field: int | str | None = None
-             ) -> npt.NDArray[Any]:
+    def read(
+        self,
+        channel: int | str = 0,
+        *,
+        plane: int | None = None,
+        times: slice | Sequence[int] | None = None,
+        field: int | str | None = None,
+    ) -> npt.NDArray[Any]:
         """Pixels of one field (see ``Dataset.read``)."""
         ...
 
 
-def stitch(dataset: FieldSource, channel: int | str = 0, *, plane: int | None = None,
-           times: slice | Sequence[int] | None = None, fill: float = 0
-           ) -> tuple[npt.NDArray[Any], tuple[float, float], tuple[float, float]]:
+def stitch(
+    dataset: FieldSource,
+    channel: int | str = 0,
+    *,
+    plane: int | None = None,
+    times: slice | Sequence[int] | None = None,
+    fill: float = 0,
+) -> tuple[npt.NDArray[Any], tuple[float, float], tuple[float, float]]:
     """Fields of a multi-ROI recording placed on one canvas at their positions in the sample.
 
     The canvas uses the finest field pixel size; a field with another pixel size is resampled
@@ -415,8 +484,9 @@ def stitch(dataset: FieldSource, channel: int | str = 0, *, plane: int | None = 
     if not fields:
         from ..errors import SelectionError
 
-        raise SelectionError(f"{dataset.paths[0].name} is not a multi-ROI recording; there is "
-                             "nothing to stitch")
+        raise SelectionError(
+            f"{dataset.paths[0].name} is not a multi-ROI recording; there is nothing to stitch"
+        )
     py = min(f.pixel_size_um[0] for f in fields)
     px = min(f.pixel_size_um[1] for f in fields)
     top = min(f.top_left_um[0] for f in fields)
@@ -436,6 +506,6 @@ def stitch(dataset: FieldSource, channel: int | str = 0, *, plane: int | None = 
         rows = np.minimum((np.arange(hy) * py / f.pixel_size_um[0]).astype(int), f.height - 1)
         cols = np.minimum((np.arange(hx) * px / f.pixel_size_um[1]).astype(int), f.width - 1)
         hy, hx = min(hy, ny - y0), min(hx, nx - x0)
-        canvas[..., y0:y0 + hy, x0:x0 + hx] = data[..., rows[:hy, None], cols[None, :hx]]
+        canvas[..., y0 : y0 + hy, x0 : x0 + hx] = data[..., rows[:hy, None], cols[None, :hx]]
     # (made with the first field: there is at least one)
     return cast("npt.NDArray[Any]", canvas), (top, left), (py, px)

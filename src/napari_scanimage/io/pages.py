@@ -108,8 +108,12 @@ class PageReader:
         """True once :meth:`close` has been called."""
         return self._fh.closed
 
-    def read_into(self, pages: npt.NDArray[np.integer[Any]], out: npt.NDArray[Any],
-                  rows: tuple[int, int] | None = None) -> None:
+    def read_into(
+        self,
+        pages: npt.NDArray[np.integer[Any]],
+        out: npt.NDArray[Any],
+        rows: tuple[int, int] | None = None,
+    ) -> None:
         """Copy ``pages`` (local page numbers) into ``out`` of shape (len(pages), Y, X).
 
         ``out`` must be C-contiguous with the index's dtype (native byte order).  With
@@ -123,7 +127,7 @@ class PageReader:
             else:
                 whole = np.empty((len(pages), *index.shape), dtype=out.dtype)
                 self._read_tifffile(pages, whole)
-                out[...] = whole[:, rows[0]:rows[0] + rows[1]]
+                out[...] = whole[:, rows[0] : rows[0] + rows[1]]
             return
         offsets = index.data_offsets[np.asarray(pages, dtype=np.int64)]
         nbytes = self.frame_bytes
@@ -136,8 +140,11 @@ class PageReader:
             n = len(offsets)
             if n >= PARALLEL_MIN_PAGES and _CPUS > 1:  # reads release the GIL
                 parts = np.array_split(np.arange(n), min(_CPUS, 4))
-                list(_pool().map(
-                    lambda idx: self._pread_pages(pages, offsets, flat, idx, nbytes), parts))
+                list(
+                    _pool().map(
+                        lambda idx: self._pread_pages(pages, offsets, flat, idx, nbytes), parts
+                    )
+                )
             else:
                 self._pread_pages(pages, offsets, flat, range(n), nbytes)
         else:
@@ -151,22 +158,32 @@ class PageReader:
                 raise read_error(index.path, exc) from exc
             if end > len(buf) or end > size:
                 last = int(pages[int(np.argmax(offsets))])
-                raise FormatError(f"{index.path}: page {last} ends early; the file was "
-                                  "shortened while open")
+                raise FormatError(
+                    f"{index.path}: page {last} ends early; the file was shortened while open"
+                )
             for start, stop, stride in _runs(offsets):
                 first = int(offsets[start])
                 if stride == 0:
-                    flat[start] = buf[first: first + nbytes]
+                    flat[start] = buf[first : first + nbytes]
                 else:
                     src = np.lib.stride_tricks.as_strided(
-                        buf[first:], shape=(stop - start, nbytes), strides=(stride, 1),
-                        writeable=False)
+                        buf[first:],
+                        shape=(stop - start, nbytes),
+                        strides=(stride, 1),
+                        writeable=False,
+                    )
                     flat[start:stop] = src
         if self._swap:
             out.byteswap(inplace=True)
 
-    def _pread_pages(self, pages: npt.NDArray[np.integer[Any]], offsets: npt.NDArray[np.int64],
-                     flat: npt.NDArray[np.uint8], indices: Iterable[int], nbytes: int) -> None:
+    def _pread_pages(
+        self,
+        pages: npt.NDArray[np.integer[Any]],
+        offsets: npt.NDArray[np.int64],
+        flat: npt.NDArray[np.uint8],
+        indices: Iterable[int],
+        nbytes: int,
+    ) -> None:
         # (made whenever reads go through pread)
         readinto = cast(PositionalReader, self._positional).readinto
         for i in indices:
@@ -175,11 +192,12 @@ class PageReader:
             except OSError as exc:  # EIO: failing drive or unmounted share
                 raise read_error(self.index.path, exc) from exc
             if got != nbytes:
-                raise FormatError(f"{self.index.path}: page {int(pages[i])} ends early; the "
-                                  "file was shortened while open")
+                raise FormatError(
+                    f"{self.index.path}: page {int(pages[i])} ends early; the "
+                    "file was shortened while open"
+                )
 
-    def _read_tifffile(self, pages: npt.NDArray[np.integer[Any]], out: npt.NDArray[Any]
-                       ) -> None:
+    def _read_tifffile(self, pages: npt.NDArray[np.integer[Any]], out: npt.NDArray[Any]) -> None:
         for i, p in enumerate(np.asarray(pages).tolist()):
             try:
                 if self._tiff is None:
@@ -188,23 +206,30 @@ class PageReader:
                     self._tiff = tifffile.TiffFile(self.index.path)  # own handle, from byte 0
                 page = self._tiff.pages[int(p)]
                 # a page unlike the first is refused before tifffile allocates its pixels
-                if (tuple(page.shape) != out.shape[1:]
-                        or np.dtype(page.dtype).str[1:] != out.dtype.str[1:]):
-                    raise FormatError(f"{self.index.path}: page {p} holds {page.shape} "
-                                      f"{page.dtype} pixels, unlike the first page's "
-                                      f"{out.shape[1:]} {out.dtype}; the file is corrupt")
+                if (
+                    tuple(page.shape) != out.shape[1:]
+                    or np.dtype(page.dtype).str[1:] != out.dtype.str[1:]
+                ):
+                    raise FormatError(
+                        f"{self.index.path}: page {p} holds {page.shape} "
+                        f"{page.dtype} pixels, unlike the first page's "
+                        f"{out.shape[1:]} {out.dtype}; the file is corrupt"
+                    )
                 # and its strips must lie in the file (tifffile would allocate what they claim)
                 size = self.index.file_size
-                if any(o < 0 or c < 0 or o + c > size
-                       for o, c in zip(page.dataoffsets, page.databytecounts, strict=False)):
-                    raise FormatError(f"{self.index.path}: page {p}: its data lie outside the "
-                                      f"file ({size} bytes); the file is corrupt")
+                if any(
+                    o < 0 or c < 0 or o + c > size
+                    for o, c in zip(page.dataoffsets, page.databytecounts, strict=False)
+                ):
+                    raise FormatError(
+                        f"{self.index.path}: page {p}: its data lie outside the "
+                        f"file ({size} bytes); the file is corrupt"
+                    )
                 out[i] = page.asarray()
             except FormatError:
                 raise
             except Exception as exc:  # tifffile raises many types on broken pages
-                raise FormatError(f"{self.index.path}: page {p} cannot be decoded ({exc})") \
-                    from exc
+                raise FormatError(f"{self.index.path}: page {p} cannot be decoded ({exc})") from exc
 
     def description(self, page: int) -> str:
         """Return the ImageDescription text of local page ``page`` ('' when absent)."""

@@ -54,8 +54,11 @@ def _scalar(token: str) -> Any:
         return _WORDS[token]
     if _NUMBER_TEXT.match(token):
         value = float(token)
-        return int(value) if value.is_integer() and "." not in token and "e" not in \
-            token.lower() else value
+        return (
+            int(value)
+            if value.is_integer() and "." not in token and "e" not in token.lower()
+            else value
+        )
     raise ValueError(token)
 
 
@@ -140,8 +143,9 @@ class StaticMetadata:
     header_length: int = 0
 
 
-def _split_lines(text: str, sep: str, strip_prefix: str = "", spaces: bool = False
-                 ) -> dict[str, str]:
+def _split_lines(
+    text: str, sep: str, strip_prefix: str = "", spaces: bool = False
+) -> dict[str, str]:
     """``key = value`` lines → dict; keys with spaces only when ``spaces`` (`.siff` frame
     keys such as ``sync Stamps`` and ``Appended text``).
     """
@@ -152,7 +156,7 @@ def _split_lines(text: str, sep: str, strip_prefix: str = "", spaces: bool = Fal
             continue
         key = key.strip()
         if strip_prefix and key.startswith(strip_prefix):
-            key = key[len(strip_prefix):]
+            key = key[len(strip_prefix) :]
         if key and (spaces or " " not in key):
             out[key] = value.strip()
     return out
@@ -168,7 +172,7 @@ def _first_description(fh: BinaryIO, size: int, path: str) -> str:
         if not arrays["description_lengths"]:
             return ""
         off, length = arrays["description_offsets"][0], arrays["description_lengths"][0]
-        return bytes(mm[off: off + length]).rstrip(b"\0").decode("utf-8", "replace")
+        return bytes(mm[off : off + length]).rstrip(b"\0").decode("utf-8", "replace")
 
 
 def read_static_metadata(path: str | os.PathLike[str]) -> StaticMetadata:
@@ -190,7 +194,8 @@ def read_static_metadata(path: str | os.PathLike[str]) -> StaticMetadata:
                 if 32 + n_text + n_roi > size or n_text == 0:
                     raise FormatError(
                         f"{path}: ScanImage header block declares {n_text} + {n_roi} bytes but "
-                        f"the file holds {size}; the header is corrupt")
+                        f"the file holds {size}; the header is corrupt"
+                    )
                 block = fh.read(n_text + n_roi)
                 text = block[:n_text].rstrip(b"\0").decode("utf-8", "replace")
                 rois = None
@@ -202,8 +207,9 @@ def read_static_metadata(path: str | os.PathLike[str]) -> StaticMetadata:
                         rois = None
                 raw = _split_lines(text, "\n")
                 if not any(k.startswith("SI.") for k in raw):
-                    raise FormatError(f"{path}: ScanImage header block holds no SI.* keys; "
-                                      "the header is corrupt")
+                    raise FormatError(
+                        f"{path}: ScanImage header block holds no SI.* keys; the header is corrupt"
+                    )
                 return StaticMetadata("2016+", RawMetadata(raw), rois, version, 32 + n_text + n_roi)
         fh.seek(0)
         desc = _first_description(fh, size, path)
@@ -211,11 +217,16 @@ def read_static_metadata(path: str | os.PathLike[str]) -> StaticMetadata:
         return StaticMetadata("SI3", RawMetadata(_split_lines(desc, "\r")))
     if "scanimage.SI4." in desc or "scanimage.SI." in desc or "scanimage.SI5." in desc:
         # SI 4, SI 5.1/2015, SI 5.0: static lines after the first page's frame lines
-        raw = {k: v for k, v in _split_lines(desc, "\n", "scanimage.").items()
-               if k.startswith(("SI.", "SI4.", "SI5."))}
+        raw = {
+            k: v
+            for k, v in _split_lines(desc, "\n", "scanimage.").items()
+            if k.startswith(("SI.", "SI4.", "SI5."))
+        }
         return StaticMetadata("SI4" if "scanimage.SI4." in desc else "SI5", RawMetadata(raw))
-    raise FormatError(f"{path}: a TIFF file, but not written by ScanImage (no ScanImage header "
-                      "or description); open it with napari's default TIFF reader")
+    raise FormatError(
+        f"{path}: a TIFF file, but not written by ScanImage (no ScanImage header "
+        "or description); open it with napari's default TIFF reader"
+    )
 
 
 def parse_frame_description(text: str) -> dict[str, str]:
@@ -248,11 +259,14 @@ def parse_frame_description(text: str) -> dict[str, str]:
 
 
 # SI 4 and SI 5.0 frame-line names → the names later versions use
-_FRAME_ALIASES = (("Frame Tag", "frameNumbers"), ("Frame Number", "frameNumbers"),
-                  ("Frame Timestamp(s)", "frameTimestamps_sec"),
-                  ("Acq Trigger Timestamp(s)", "acqTriggerTimestamps_sec"),
-                  ("Next File Marker Timestamp(s)", "nextFileMarkerTimestamps_sec"),
-                  ("DC Overvoltage", "dcOverVoltage"))
+_FRAME_ALIASES = (
+    ("Frame Tag", "frameNumbers"),
+    ("Frame Number", "frameNumbers"),
+    ("Frame Timestamp(s)", "frameTimestamps_sec"),
+    ("Acq Trigger Timestamp(s)", "acqTriggerTimestamps_sec"),
+    ("Next File Marker Timestamp(s)", "nextFileMarkerTimestamps_sec"),
+    ("DC Overvoltage", "dcOverVoltage"),
+)
 _LEGACY_STATIC = re.compile(r"^scanimage\.SI", re.M)
 
 
@@ -263,9 +277,18 @@ def _channels(meta: StaticMetadata) -> tuple[tuple[int, ...], tuple[str, ...]]:
         if not ids:
             ids = [n for n in range(1, 9) if first_value(v, f"state.acq.acquiringChannel{n}") == 1]
         return tuple(ids or [1]), tuple(f"Channel {n}" for n in ids or [1])
-    ids = int_list(first_value(v, "SI.hChannels.channelSave", "SI.hChannels.channelsSave",
-                            "SI4.channelsSave", "SI5.channelsSave", "SI.hChannels.channelsActive",
-                            "SI4.channelsActive", "SI5.channelsActive"))
+    ids = int_list(
+        first_value(
+            v,
+            "SI.hChannels.channelSave",
+            "SI.hChannels.channelsSave",
+            "SI4.channelsSave",
+            "SI5.channelsSave",
+            "SI.hChannels.channelsActive",
+            "SI4.channelsActive",
+            "SI5.channelsActive",
+        )
+    )
     ids = ids or [1]
     names = first_value(v, "SI.hChannels.channelName", "SI4.channelsName")
     names = names if isinstance(names, list) else []
@@ -283,16 +306,31 @@ def acquisition_info(meta: StaticMetadata, *, is_flim: bool = False) -> Acquisit
     if meta.generation in ("SI3", "SI4", "SI5"):
         return legacy_info(meta, ids, names)
     si4 = meta.generation == "SI4"
-    slices = first_value(v, "SI.hStackManager.actualNumSlices", "SI.hStackManager.numSlices",
-                  "SI.hFastZ.numSlices", "SI4.stackNumSlices", default=1)
+    slices = first_value(
+        v,
+        "SI.hStackManager.actualNumSlices",
+        "SI.hStackManager.numSlices",
+        "SI.hFastZ.numSlices",
+        "SI4.stackNumSlices",
+        default=1,
+    )
     enable = first_value(v, "SI.hStackManager.enable")
     if enable is False:
         slices = 1
     num_planes = max(int(number(slices) or 1), 1)
-    average = max(int(number(first_value(v, "SI.hScan2D.logAverageFactor",
-                                         "SI4.acqNumAveragedFrames", default=1)) or 1), 1)
-    fps = number(first_value(v, "SI.hStackManager.framesPerSlice", "SI4.acqNumFrames",
-                             default=1)) or 1
+    average = max(
+        int(
+            number(
+                first_value(v, "SI.hScan2D.logAverageFactor", "SI4.acqNumAveragedFrames", default=1)
+            )
+            or 1
+        ),
+        1,
+    )
+    fps = (
+        number(first_value(v, "SI.hStackManager.framesPerSlice", "SI4.acqNumFrames", default=1))
+        or 1
+    )
     frames_per_slice = max(int(fps) // average, 1) if num_planes > 1 else 1
     flyback = 0
     if num_planes > 1:
@@ -301,8 +339,17 @@ def acquisition_info(meta: StaticMetadata, *, is_flim: bool = False) -> Acquisit
         if with_fb is not None and without is not None:
             flyback = int(with_fb - without)
         elif first_value(v, "SI.hFastZ.discardFlybackFrames", "SI4.fastZDiscardFlybackFrames"):
-            flyback = int(number(first_value(v, "SI.hFastZ.numDiscardFlybackFrames",
-                                    "SI4.fastZNumDiscardFrames", default=0)) or 0)
+            flyback = int(
+                number(
+                    first_value(
+                        v,
+                        "SI.hFastZ.numDiscardFlybackFrames",
+                        "SI4.fastZNumDiscardFrames",
+                        default=0,
+                    )
+                )
+                or 0
+            )
         flyback = max(flyback, 0)
     frame_rate = number(first_value(v, "SI.hRoiManager.scanFrameRate", "SI4.scanFrameRate"))
     if num_planes > 1:
@@ -314,8 +361,14 @@ def acquisition_info(meta: StaticMetadata, *, is_flim: bool = False) -> Acquisit
     lines = number(first_value(v, "SI.hRoiManager.linesPerFrame", "SI4.scanLinesPerFrame"))
     pixels = number(first_value(v, "SI.hRoiManager.pixelsPerLine", "SI4.scanPixelsPerLine"))
     lines_i, pixels_i = (int(lines) if lines else None), (int(pixels) if pixels else None)
-    z_step = number(first_value(v, "SI.hStackManager.actualStackZStepSize",
-                       "SI.hStackManager.stackZStepSize", "SI4.stackZStepSize"))
+    z_step = number(
+        first_value(
+            v,
+            "SI.hStackManager.actualStackZStepSize",
+            "SI.hStackManager.stackZStepSize",
+            "SI4.stackZStepSize",
+        )
+    )
     zs = first_value(v, "SI.hStackManager.zs")
     if isinstance(zs, list) and all(number(z) is not None for z in zs):
         # zs repeats each slice's z once per frame when frames per slice > 1
@@ -338,14 +391,18 @@ def acquisition_info(meta: StaticMetadata, *, is_flim: bool = False) -> Acquisit
         volume_rate=volume_rate,
         pixel_size_um=fov_pixel_size(v, lines_i, pixels_i),
         z_step_um=abs(z_step) if z_step else None,
-        bidirectional=bool(first_value(v, "SI.hScan2D.bidirectional", "SI4.bidirectionalScan",
-                                default=False)),
+        bidirectional=bool(
+            first_value(v, "SI.hScan2D.bidirectional", "SI4.bidirectionalScan", default=False)
+        ),
         mroi=bool(first_value(v, "SI.hRoiManager.mroiEnable", default=False)),
         is_flim=is_flim or "SI.hScan2D.hAcq.Tau_bins" in v,
         log_average_factor=average,
         frames_per_file=int(per_file) if per_file else None,
-        stack_mode=(str(first_value(v, "SI.hStackManager.stackMode", default="fast"))
-                    if num_planes > 1 else None),  # planar: no stack, whatever the key
+        stack_mode=(
+            str(first_value(v, "SI.hStackManager.stackMode", default="fast"))
+            if num_planes > 1
+            else None
+        ),  # planar: no stack, whatever the key
         lines_per_frame=lines_i,
         pixels_per_line=pixels_i,
     )

@@ -69,18 +69,25 @@ def discover_series(path: str | os.PathLike[str]) -> list[Path]:
     if missing:
         names = ", ".join(f"{base}_{n:0{width}d}{suffix}" for n in missing[:10])
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        warnings.warn(f"{path.parent}: series {base} is missing file(s) {names}{more}; the data "
-                      "on either side of a gap are joined without it", SeriesWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"{path.parent}: series {base} is missing file(s) {names}{more}; the data "
+            "on either side of a gap are joined without it",
+            SeriesWarning,
+            stacklevel=2,
+        )
     if extras:
-        warnings.warn(f"{path.parent}: ignoring file(s) that do not follow the series naming "
-                      f"{base}_NNNNN{suffix}: {', '.join(sorted(extras, key=natural_key))}",
-                      SeriesWarning, stacklevel=2)
+        warnings.warn(
+            f"{path.parent}: ignoring file(s) that do not follow the series naming "
+            f"{base}_NNNNN{suffix}: {', '.join(sorted(extras, key=natural_key))}",
+            SeriesWarning,
+            stacklevel=2,
+        )
     return [members[n] for n in numbers]
 
 
-def check_frame_continuity(paths: Sequence[str | os.PathLike[str]],
-                           boundaries: Sequence[tuple[int | None, int | None]]) -> list[int]:
+def check_frame_continuity(
+    paths: Sequence[str | os.PathLike[str]], boundaries: Sequence[tuple[int | None, int | None]]
+) -> list[int]:
     """Warn about ``frameNumbers`` that do not continue across file boundaries.
 
     Parameters
@@ -100,10 +107,15 @@ def check_frame_continuity(paths: Sequence[str | os.PathLike[str]],
         if last is not None and first is not None and first != last + 1:
             breaks.append(k)
     if breaks:
-        msg = "; ".join(f"{Path(paths[k]).name} ends at frame {boundaries[k][1]} but "
-                        f"{Path(paths[k + 1]).name} starts at {boundaries[k + 1][0]}"
-                        for k in breaks[:5])
-        warnings.warn(f"frame numbers are not continuous across files: {msg}. Check that the "
-                      "files belong to one acquisition and none is missing", SeriesWarning,
-                      stacklevel=2)
+        msg = "; ".join(
+            f"{Path(paths[k]).name} ends at frame {boundaries[k][1]} but "
+            f"{Path(paths[k + 1]).name} starts at {boundaries[k + 1][0]}"
+            for k in breaks[:5]
+        )
+        warnings.warn(
+            f"frame numbers are not continuous across files: {msg}. Check that the "
+            "files belong to one acquisition and none is missing",
+            SeriesWarning,
+            stacklevel=2,
+        )
     return breaks

@@ -108,11 +108,14 @@ class SiffReader:
         self._bad = np.full(len(index), "", dtype=object)
         self._bad[(self.kinds != RAW) & (self.kinds != COMPRESSED)] = "is not a .siff frame"
         self._bad[(self.kinds == RAW) & (nbytes % 8 != 0)] = (
-            "has a raw photon strip whose length is not a multiple of 8 bytes")
+            "has a raw photon strip whose length is not a multiple of 8 bytes"
+        )
         self._bad[(self.kinds == COMPRESSED) & (nbytes % 2 != 0)] = (
-            "has a compressed photon strip of an odd number of bytes")
+            "has a compressed photon strip of an odd number of bytes"
+        )
         self._bad[(self.kinds == COMPRESSED) & (self.rasters < desc_end)] = (
-            "has no room for its intensity raster before the photon strip")
+            "has no room for its intensity raster before the photon strip"
+        )
         self._bad_any = bool((self._bad != "").any())
         # compressed pages whose raster total has been checked against their photon count
         self._verified = self.kinds != COMPRESSED
@@ -123,18 +126,18 @@ class SiffReader:
         """Map the whole file (again: the previous map's pages leave this process)."""
         old = self._mm
         try:
-            self._mm = (mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) if self.index.file_size
-                        else None)
+            self._mm = (
+                mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) if self.index.file_size else None
+            )
         except (OSError, ValueError):  # e.g. emptied meanwhile: keep the map (size checks
-            if old is None:             # report the change on the next read)
+            if old is None:  # report the change on the next read)
                 raise
             return
-        buf = (np.frombuffer(self._mm, np.uint8) if self._mm is not None
-               else np.zeros(8, np.uint8))
+        buf = np.frombuffer(self._mm, np.uint8) if self._mm is not None else np.zeros(8, np.uint8)
         size = len(buf)
         self._buf = buf
-        self._v64 = tuple(buf[r: r + (size - r) // 8 * 8].view("<u8") for r in range(8))
-        self._v16 = tuple(buf[r: r + (size - r) // 2 * 2].view("<u2") for r in range(2))
+        self._v64 = tuple(buf[r : r + (size - r) // 8 * 8].view("<u8") for r in range(8))
+        self._v16 = tuple(buf[r : r + (size - r) // 2 * 2].view("<u2") for r in range(2))
         if old is not None:
             try:
                 old.close()
@@ -174,8 +177,10 @@ class SiffReader:
             bad = self._bad[pages]
             hit = np.flatnonzero(bad != "")
             if hit.size:
-                raise FormatError(f"{self.path}: page {int(pages[hit[0]])} {bad[hit[0]]}; the "
-                                  "file is corrupt from there (earlier pages can be read)")
+                raise FormatError(
+                    f"{self.path}: page {int(pages[hit[0]])} {bad[hit[0]]}; the "
+                    "file is corrupt from there (earlier pages can be read)"
+                )
         self._check_size()
 
     def _check_size(self) -> None:
@@ -189,9 +194,13 @@ class SiffReader:
         if size < self.index.file_size:
             raise FormatError(f"{self.path}: the file became shorter while open; reopen it")
 
-    def _raise_status(self, pages: npt.NDArray[np.integer[Any]],
-                      status: npt.NDArray[np.integer[Any]],
-                      maxtau: npt.NDArray[np.integer[Any]] | None = None, cap: int = 0) -> None:
+    def _raise_status(
+        self,
+        pages: npt.NDArray[np.integer[Any]],
+        status: npt.NDArray[np.integer[Any]],
+        maxtau: npt.NDArray[np.integer[Any]] | None = None,
+        cap: int = 0,
+    ) -> None:
         hit = np.flatnonzero(status)
         if not hit.size:
             return
@@ -203,10 +212,14 @@ class SiffReader:
             what = "has an intensity raster that does not match its photon count"
         else:
             tau = int(maxtau[i]) if maxtau is not None else -1
-            what = (f"has arrival time bin {tau}, beyond {cap} ({MAX_BINS_FACTOR}× Tau_bins); "
-                    "Tau_bins or the photon data is wrong")
-        raise FormatError(f"{self.path}: page {page} {what}; the file is corrupt there "
-                          "(other pages can still be read)")
+            what = (
+                f"has arrival time bin {tau}, beyond {cap} ({MAX_BINS_FACTOR}× Tau_bins); "
+                "Tau_bins or the photon data is wrong"
+            )
+        raise FormatError(
+            f"{self.path}: page {page} {what}; the file is corrupt there "
+            "(other pages can still be read)"
+        )
 
     def description(self, page: int) -> str:
         """The frame description text of ``page`` ('' when absent)."""
@@ -215,10 +228,11 @@ class SiffReader:
         if self._fd < 0:
             raise FormatError(f"{self.path}: reader is closed")
         self._check_size()
-        return bytes(self._buf[start: start + length]).rstrip(b"\0").decode("utf-8", "replace")
+        return bytes(self._buf[start : start + length]).rstrip(b"\0").decode("utf-8", "replace")
 
-    def read_into(self, pages: Indices, out: npt.NDArray[np.uint16],
-                  rows: tuple[int, int] | None = None) -> None:
+    def read_into(
+        self, pages: Indices, out: npt.NDArray[np.uint16], rows: tuple[int, int] | None = None
+    ) -> None:
         """Intensity (photon counts) of ``pages`` into ``out`` (n, Y, X) uint16; with ``rows``
         = (first, count) only that band of rows, ``out`` (n, count, X) (photons are counted
         over whole frames either way).
@@ -228,7 +242,7 @@ class SiffReader:
             return
         whole = np.empty((len(pages), self.height, self.width), dtype=out.dtype)
         self.intensity(pages, whole)
-        out[...] = whole[:, rows[0]:rows[0] + rows[1]]
+        out[...] = whole[:, rows[0] : rows[0] + rows[1]]
 
     # -- NumPy reference path ---------------------------------------------------------------
     def photons(self, page: int) -> tuple[I64, I64, I64]:
@@ -240,18 +254,18 @@ class SiffReader:
         n, start = int(self.counts[page]), int(self.starts[page])
         H, W = self.height, self.width
         if self.kinds[page] == RAW:
-            rec = self._buf[start: start + 8 * n].view("<u8")
+            rec = self._buf[start : start + 8 * n].view("<u8")
             y = (rec >> np.uint64(48)).astype(np.int64)
             x = ((rec >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.int64)
             tau = (rec & np.uint64(0xFFFFFFFF)).astype(np.int64)
             if n and (y.max() >= H or x.max() >= W):
                 self._raise_status(pages, np.array([1]))
             return y, x, tau
-        raster = self._buf[int(self.rasters[page]): start].view("<u2").astype(np.int64)
+        raster = self._buf[int(self.rasters[page]) : start].view("<u2").astype(np.int64)
         if int(raster.sum()) != n:
             self._raise_status(pages, np.array([2]))
         pix = np.repeat(np.arange(H * W, dtype=np.int64), raster)
-        tau = self._buf[start: start + 2 * n].view("<u2").astype(np.int64)
+        tau = self._buf[start : start + 2 * n].view("<u2").astype(np.int64)
         return pix // W, pix % W, tau
 
     def _numpy_loop(self, pages: I64, rows: I64, body: _Body) -> None:
@@ -260,8 +274,9 @@ class SiffReader:
             body(page, row, y * self.width + x, tau)
 
     # -- operations -----------------------------------------------------------------------
-    def intensity(self, pages: npt.ArrayLike, out: npt.NDArray[np.uint16] | None = None
-                  ) -> npt.NDArray[np.uint16]:
+    def intensity(
+        self, pages: npt.ArrayLike, out: npt.NDArray[np.uint16] | None = None
+    ) -> npt.NDArray[np.uint16]:
         """Photon counts per pixel of ``pages``: uint16 (n, Y, X)."""
         pages = np.asarray(pages, dtype=np.int64).reshape(-1)
         self._check(pages)
@@ -280,9 +295,18 @@ class SiffReader:
         status = np.zeros(len(pages), np.int8)
 
         def run(sl: slice) -> None:
-            K.intensity(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
-                        self.counts[pages[sl]], self.rasters[pages[sl]], self.height,
-                        self.width, flat[sl], status[sl])
+            K.intensity(
+                self._v64,
+                self._v16,
+                self.kinds[pages[sl]],
+                self.starts[pages[sl]],
+                self.counts[pages[sl]],
+                self.rasters[pages[sl]],
+                self.height,
+                self.width,
+                flat[sl],
+                status[sl],
+            )
 
         self._parallel(pages, np.arange(len(pages)), run)
         self._raise_status(pages, status)
@@ -292,9 +316,16 @@ class SiffReader:
         """Histogram bins kept for ``num_bins`` bins; a later arrival time is corruption."""
         return MAX_BINS_FACTOR * max(int(num_bins), 16)
 
-    def histogram(self, pages: npt.ArrayLike, rows: npt.ArrayLike, nrows: int, num_bins: int, *,
-                  mask: npt.NDArray[np.bool_] | None = None, planes: npt.ArrayLike | None = None
-                  ) -> I64:
+    def histogram(
+        self,
+        pages: npt.ArrayLike,
+        rows: npt.ArrayLike,
+        nrows: int,
+        num_bins: int,
+        *,
+        mask: npt.NDArray[np.bool_] | None = None,
+        planes: npt.ArrayLike | None = None,
+    ) -> I64:
         """Arrival-time counts: int64 (nrows, L), page ``pages[i]`` adding to row ``rows[i]``.
 
         ``mask`` is bool (Zm, Y, X): only photons in ``mask[planes[i]]`` count.  L is
@@ -305,8 +336,11 @@ class SiffReader:
         planes = self._planes(pages, planes, mask)
         if mask is None:  # the photon loop does not read the rasters: check them once
             self._verify(pages)
-        flat_mask = (np.zeros((1, 1), np.uint8) if mask is None
-                     else np.ascontiguousarray(mask.reshape(len(mask), -1), dtype=np.uint8))
+        flat_mask = (
+            np.zeros((1, 1), np.uint8)
+            if mask is None
+            else np.ascontiguousarray(mask.reshape(len(mask), -1), dtype=np.uint8)
+        )
         uptr, upix = pixel_lists(flat_mask != 0)
         if not self._compiled(pages):
             out = np.zeros((nrows, cap), np.int64)
@@ -316,8 +350,7 @@ class SiffReader:
                 if mask is not None:
                     tau = tau[flat_mask[plane_of[page]][pix] != 0]
                 if tau.size and tau.max() >= cap:
-                    self._raise_status(np.array([page]), np.array([3]), np.array([tau.max()]),
-                                       cap)
+                    self._raise_status(np.array([page]), np.array([3]), np.array([tau.max()]), cap)
                 out[row] += np.bincount(tau, minlength=cap)
 
             self._numpy_loop(pages, rows, body)
@@ -332,23 +365,48 @@ class SiffReader:
         def run(sl: slice) -> None:
             # (shared is made below when not pooled)
             out = np.zeros((nrows, cap), np.int64) if pooled else cast(I64, shared)
-            K.histogram(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
-                        self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl], planes[sl],
-                        flat_mask, mask is not None, uptr, upix, self.height, self.width, out,
-                        status[sl], maxtau[sl])
+            K.histogram(
+                self._v64,
+                self._v16,
+                self.kinds[pages[sl]],
+                self.starts[pages[sl]],
+                self.counts[pages[sl]],
+                self.rasters[pages[sl]],
+                rows[sl],
+                planes[sl],
+                flat_mask,
+                mask is not None,
+                uptr,
+                upix,
+                self.height,
+                self.width,
+                out,
+                status[sl],
+                maxtau[sl],
+            )
             if pooled:
                 outs.append(out)
 
         shared = None if pooled else np.zeros((nrows, cap), np.int64)
         self._parallel(pages, rows, run, pooled)
         self._raise_status(pages, status, maxtau, cap)
-        out = (sum(outs[1:], outs[0]) if outs else np.zeros((1, cap), np.int64)) \
-            if pooled else cast(I64, shared)
+        out = (
+            (sum(outs[1:], outs[0]) if outs else np.zeros((1, cap), np.int64))
+            if pooled
+            else cast(I64, shared)
+        )
         return self._trim(out, num_bins)
 
-    def mask_sums(self, pages: npt.ArrayLike, rows: npt.ArrayLike, nrows: int, indptr: I64,
-                  indices: I64, nmasks: int, planes: npt.ArrayLike | None = None
-                  ) -> tuple[I64, I64]:
+    def mask_sums(
+        self,
+        pages: npt.ArrayLike,
+        rows: npt.ArrayLike,
+        nrows: int,
+        indptr: I64,
+        indices: I64,
+        nmasks: int,
+        planes: npt.ArrayLike | None = None,
+    ) -> tuple[I64, I64]:
         """Photon counts and arrival-time sums per mask: two int64 (nrows, nmasks) arrays.
 
         Masks come as a CSR table per plane (see :func:`masks_to_csr`); ``planes[i]`` picks the
@@ -366,8 +424,9 @@ class SiffReader:
                 reps = ptr[pix + 1] - ptr[pix]
                 owners = indices[np.repeat(ptr[pix], reps) + _ranges(reps)]
                 out_n[row] += np.bincount(owners, minlength=nmasks)
-                out_t[row] += np.bincount(owners, weights=np.repeat(tau, reps),
-                                          minlength=nmasks).astype(np.int64)
+                out_t[row] += np.bincount(
+                    owners, weights=np.repeat(tau, reps), minlength=nmasks
+                ).astype(np.int64)
 
             self._numpy_loop(pages, rows, body)
             return out_n, out_t
@@ -376,14 +435,31 @@ class SiffReader:
         uptr, upix = pixel_lists(indptr[:, 1:] > indptr[:, :-1])
 
         def kernel(sl: slice, a: I64, b: I64, status: npt.NDArray[np.int8]) -> None:
-            K.mask_sums(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
-                        self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl], planes[sl],
-                        indptr, indices, uptr, upix, self.height, self.width, a, b, status)
+            K.mask_sums(
+                self._v64,
+                self._v16,
+                self.kinds[pages[sl]],
+                self.starts[pages[sl]],
+                self.counts[pages[sl]],
+                self.rasters[pages[sl]],
+                rows[sl],
+                planes[sl],
+                indptr,
+                indices,
+                uptr,
+                upix,
+                self.height,
+                self.width,
+                a,
+                b,
+                status,
+            )
 
         return self._sums(pages, rows, out_n, out_t, kernel)
 
-    def _sums(self, pages: I64, rows: I64, out_n: I64, out_t: I64, kernel: _Kernel
-              ) -> tuple[I64, I64]:
+    def _sums(
+        self, pages: I64, rows: I64, out_n: I64, out_t: I64, kernel: _Kernel
+    ) -> tuple[I64, I64]:
         """Run ``kernel(slice, counts, sums, status)`` over slices of ``pages`` on the thread
         pool, into ``out_n`` / ``out_t`` (rows, …); with one output row every slice gets its
         own pair, added up at the end.
@@ -393,7 +469,7 @@ class SiffReader:
         parts: list[tuple[I64, I64]] = []
 
         def run(sl: slice) -> None:
-            a, b = ((np.zeros_like(out_n), np.zeros_like(out_t)) if pooled else (out_n, out_t))
+            a, b = (np.zeros_like(out_n), np.zeros_like(out_t)) if pooled else (out_n, out_t)
             kernel(sl, a, b, status[sl])
             if pooled:
                 parts.append((a, b))
@@ -405,8 +481,7 @@ class SiffReader:
             out_t += b
         return out_n, out_t
 
-    def pixel_sums(self, pages: npt.ArrayLike, rows: npt.ArrayLike, nrows: int
-                   ) -> tuple[I64, I64]:
+    def pixel_sums(self, pages: npt.ArrayLike, rows: npt.ArrayLike, nrows: int) -> tuple[I64, I64]:
         """Photon counts and arrival-time sums per pixel: int64 (nrows, Y, X) each (every
         pixel is its own mask).
         """
@@ -415,15 +490,16 @@ class SiffReader:
         if self._compiled(pages):
             return self._pixel_sums_compiled(pages, rows, nrows)
         if self._identity is None:
-            self._identity = (np.arange(npix + 1, dtype=np.int64)[None],
-                              np.arange(npix, dtype=np.int64))
+            self._identity = (
+                np.arange(npix + 1, dtype=np.int64)[None],
+                np.arange(npix, dtype=np.int64),
+            )
         indptr, indices = self._identity
         out_n, out_t = self.mask_sums(pages, rows, nrows, indptr, indices, npix)
         shape = (nrows, self.height, self.width)
         return out_n.reshape(shape), out_t.reshape(shape)
 
-    def _pixel_sums_compiled(self, pages: I64, rows: npt.ArrayLike, nrows: int
-                             ) -> tuple[I64, I64]:
+    def _pixel_sums_compiled(self, pages: I64, rows: npt.ArrayLike, nrows: int) -> tuple[I64, I64]:
         from . import _siff_kernels as K
 
         pages, rows = self._sorted(pages, rows)
@@ -432,9 +508,20 @@ class SiffReader:
         out_t = np.zeros((nrows, npix), np.int64)
 
         def kernel(sl: slice, a: I64, b: I64, status: npt.NDArray[np.int8]) -> None:
-            K.pixel_sums(self._v64, self._v16, self.kinds[pages[sl]], self.starts[pages[sl]],
-                         self.counts[pages[sl]], self.rasters[pages[sl]], rows[sl],
-                         self.height, self.width, a, b, status)
+            K.pixel_sums(
+                self._v64,
+                self._v16,
+                self.kinds[pages[sl]],
+                self.starts[pages[sl]],
+                self.counts[pages[sl]],
+                self.rasters[pages[sl]],
+                rows[sl],
+                self.height,
+                self.width,
+                a,
+                b,
+                status,
+            )
 
         self._sums(pages, rows, out_n, out_t, kernel)
         shape = (nrows, self.height, self.width)
@@ -460,7 +547,7 @@ class SiffReader:
         if not self._compiled(pages):
             for i, page in enumerate(todo.tolist()):
                 a = int(self.rasters[page])
-                totals[i] = self._buf[a: a + 2 * npix].view("<u2").sum(dtype=np.int64)
+                totals[i] = self._buf[a : a + 2 * npix].view("<u2").sum(dtype=np.int64)
         else:
             from . import _siff_kernels as K
 
@@ -481,18 +568,19 @@ class SiffReader:
             pages, rows = pages[order], rows[order]
         return pages, np.ascontiguousarray(rows)
 
-    def _planes(self, pages: I64, planes: npt.ArrayLike | None,
-                table: npt.NDArray[Any] | None) -> I64:
+    def _planes(
+        self, pages: I64, planes: npt.ArrayLike | None, table: npt.NDArray[Any] | None
+    ) -> I64:
         if planes is None:
             return np.zeros(len(pages), np.int64)
         planes = np.broadcast_to(np.asarray(planes, np.int64), pages.shape).reshape(-1)
-        if table is not None and planes.size and (planes.min() < 0
-                                                  or planes.max() >= len(table)):
+        if table is not None and planes.size and (planes.min() < 0 or planes.max() >= len(table)):
             raise ValueError("mask plane index out of range")
         return np.ascontiguousarray(planes)
 
-    def _parallel(self, pages: I64, rows: I64, run: Callable[[slice], None],
-                  pooled: bool = False) -> None:
+    def _parallel(
+        self, pages: I64, rows: I64, run: Callable[[slice], None], pooled: bool = False
+    ) -> None:
         """Call ``run`` on slices of ``pages`` on the thread pool.
 
         Slices split at row changes, so no two share an output row, unless ``pooled`` (each
@@ -502,7 +590,8 @@ class SiffReader:
         if n == 0:
             return
         nbytes = self.index.byte_counts[pages] + 2 * self.height * self.width * (
-            self.kinds[pages] == COMPRESSED)
+            self.kinds[pages] == COMPRESSED
+        )
         total = int(nbytes.sum())
         parallel = int(self.counts[pages].sum()) >= PARALLEL_MIN_PHOTONS and _CPUS > 1
         n_chunks = min(n, max(4 * _CPUS if parallel else 1, -(-total // PIECE_BYTES)))
@@ -539,8 +628,9 @@ class SiffReader:
 
     def _span(self, pages: I64) -> tuple[int, int]:
         """Whole memory pages inside the file bytes that ``pages`` read."""
-        lo = int(np.where(self.kinds[pages] == COMPRESSED, self.rasters[pages],
-                          self.starts[pages]).min())
+        lo = int(
+            np.where(self.kinds[pages] == COMPRESSED, self.rasters[pages], self.starts[pages]).min()
+        )
         hi = int((self.starts[pages] + self.index.byte_counts[pages]).max())
         return -(-lo // _PAGE) * _PAGE, hi // _PAGE * _PAGE
 

@@ -47,8 +47,10 @@ class FlimSettings:
             When the bin width is unknown.
         """
         if self.bin_width_ps is None:
-            raise FormatError("the arrival-time bin width is unknown (no binResolution in the "
-                              "file); open it with open_dataset(..., bin_width_ps=...)")
+            raise FormatError(
+                "the arrival-time bin width is unknown (no binResolution in the "
+                "file); open it with open_dataset(..., bin_width_ps=...)"
+            )
         return self.bin_width_ps / 1000.0
 
     @property
@@ -71,14 +73,17 @@ def _number(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
-def flim_settings(values: Mapping[str, object], *, bin_width_ps: float | None = None,
-                  path: str = "") -> FlimSettings:
+def flim_settings(
+    values: Mapping[str, object], *, bin_width_ps: float | None = None, path: str = ""
+) -> FlimSettings:
     """FLIM settings from static metadata values (``SI.hScan2D.hAcq.*``)."""
     bins = _number(values.get("SI.hScan2D.hAcq.Tau_bins"))
     if bins is None or bins < 1 or bins > 1 << 20:
-        raise FormatError(f"{path}: no valid SI.hScan2D.hAcq.Tau_bins in the header "
-                          f"(found {values.get('SI.hScan2D.hAcq.Tau_bins')!r}); this is not "
-                          "a readable ScanImage-FLIM file")
+        raise FormatError(
+            f"{path}: no valid SI.hScan2D.hAcq.Tau_bins in the header "
+            f"(found {values.get('SI.hScan2D.hAcq.Tau_bins')!r}); this is not "
+            "a readable ScanImage-FLIM file"
+        )
     res = _number(values.get("SI.hScan2D.hAcq.binResolution"))
     resolution = int(res) if res is not None and 0 <= res <= 24 else None
     if bin_width_ps is None and resolution is not None:
@@ -87,8 +92,9 @@ def flim_settings(values: Mapping[str, object], *, bin_width_ps: float | None = 
         raise ValueError(f"bin_width_ps must be positive, got {bin_width_ps!r}")
     rate = _number(values.get("SI.hScan2D.hAcq.countrates"))
     period = 1e12 / rate if rate and rate > 0 else None
-    return FlimSettings(int(bins), None if bin_width_ps is None else float(bin_width_ps),
-                        period, resolution)
+    return FlimSettings(
+        int(bins), None if bin_width_ps is None else float(bin_width_ps), period, resolution
+    )
 
 
 def check_siff_frame(info: AcquisitionInfo, frame_shape: tuple[int, int], path: str = "") -> None:
@@ -100,6 +106,8 @@ def check_siff_frame(info: AcquisitionInfo, frame_shape: tuple[int, int], path: 
     if info.mroi or not lines or not pixels:
         return
     if tuple(int(n) for n in frame_shape) != (int(lines), int(pixels)):
-        raise FormatError(f"{path}: .siff pages declare {frame_shape[0]}×{frame_shape[1]} "
-                          f"pixels but the header says {lines} lines of {pixels} pixels; "
-                          "the file is corrupt")
+        raise FormatError(
+            f"{path}: .siff pages declare {frame_shape[0]}×{frame_shape[1]} "
+            f"pixels but the header says {lines} lines of {pixels} pixels; "
+            "the file is corrupt"
+        )

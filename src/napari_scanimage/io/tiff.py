@@ -79,16 +79,19 @@ def read_header(head: bytes, path: str | os.PathLike[str] = "") -> TiffHeader:
         If the bytes are not a TIFF header.
     """
     if len(head) < 8 or head[:2] not in (b"II", b"MM"):
-        raise FormatError(f"{path}: not a TIFF file (first bytes {head[:4]!r}); "
-                          "open a ScanImage .tif or .siff file")
+        raise FormatError(
+            f"{path}: not a TIFF file (first bytes {head[:4]!r}); "
+            "open a ScanImage .tif or .siff file"
+        )
     bo = "<" if head[:2] == b"II" else ">"
     magic = struct.unpack_from(bo + "H", head, 2)[0]
     if magic == 42:
         return TiffHeader(bo, False, struct.unpack_from(bo + "I", head, 4)[0])
     if magic == 43 and len(head) >= 16:
         return TiffHeader(bo, True, struct.unpack_from(bo + "Q", head, 8)[0])
-    raise FormatError(f"{path}: not a TIFF file (magic number {magic}); "
-                      "open a ScanImage .tif or .siff file")
+    raise FormatError(
+        f"{path}: not a TIFF file (magic number {magic}); open a ScanImage .tif or .siff file"
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,16 +176,19 @@ class IfdWalker:
             return None
         count = self.count_fmt.unpack_from(self.buf, offset)[0]
         if count == 0 or count > 4096:
-            raise FormatError(f"{self.path}: page {page}: IFD at byte {offset} declares {count} "
-                              "tags; the file is corrupt (re-export or recover it from the rig)")
+            raise FormatError(
+                f"{self.path}: page {page}: IFD at byte {offset} declares {count} "
+                "tags; the file is corrupt (re-export or recover it from the rig)"
+            )
         fmt = _entry_format(self.big, self.bo, count)
         if offset + fmt.size > self.size:
             return None
         vals = fmt.unpack_from(self.buf, offset)
         return vals, fmt.size
 
-    def walk(self, first: int, max_pages: int = -1, state: WalkState | None = None
-             ) -> tuple[PageArrays, bool, WalkInfo, bool]:
+    def walk(
+        self, first: int, max_pages: int = -1, state: WalkState | None = None
+    ) -> tuple[PageArrays, bool, WalkInfo, bool]:
         """Index up to ``max_pages`` pages from the IFD at ``first``; ``state`` continues an
         earlier walk (its ``info["state"]``: pages so far, last IFD, stride, last page end).
         """
@@ -202,28 +208,37 @@ class IfdWalker:
         big = self.big
         field_bytes = 8 if big else 4
         # big-endian files keep a short inline value in the first bytes of the value field
-        shifts = ({t: 8 * (field_bytes - n) for t, n in _TYPE_SIZES.items() if n < field_bytes}
-                  if self.bo == ">" else {})
+        shifts = (
+            {t: 8 * (field_bytes - n) for t, n in _TYPE_SIZES.items() if n < field_bytes}
+            if self.bo == ">"
+            else {}
+        )
         cache_key: tuple[int, ...] | None = None
         # set with the tag layout on the first page (cache_key None differs from any layout)
         getter: itemgetter[Any]
         while ifd and page != stop_page:
             if ifd < 8:
-                raise FormatError(f"{self.path}: page {page}: IFD offset {ifd} points into the "
-                                  "file header; the file is corrupt")
+                raise FormatError(
+                    f"{self.path}: page {page}: IFD offset {ifd} points into the "
+                    "file header; the file is corrupt"
+                )
             if ifd >= self.size:
                 # A file cut while ScanImage was writing (or still being written) points one
                 # page past its last complete page (pages vary in size: `.siff` photons)
                 if page and ifd <= max(prev_ifd + 2 * stride, last_end + stride) + 65536:
                     truncated = True
                     break
-                raise FormatError(f"{self.path}: page {page}: IFD offset {ifd} is beyond the end "
-                                  f"of the file ({self.size} bytes); the file is corrupt")
+                raise FormatError(
+                    f"{self.path}: page {page}: IFD offset {ifd} is beyond the end "
+                    f"of the file ({self.size} bytes); the file is corrupt"
+                )
             if ifd <= prev_ifd:
                 seen = seen if seen is not None else set()
                 if ifd in seen or len(seen) > self.size // 16:
-                    raise FormatError(f"{self.path}: page {page}: IFD chain loops back to byte "
-                                      f"{ifd}; the file is corrupt")
+                    raise FormatError(
+                        f"{self.path}: page {page}: IFD chain loops back to byte "
+                        f"{ifd}; the file is corrupt"
+                    )
                 seen.add(ifd)
             got = self._unpack_ifd(ifd, page)
             if got is None:
@@ -236,11 +251,17 @@ class IfdWalker:
                 pos = {t: i for i, t in enumerate(tags)}
                 missing = [t for t in (_TAG_WIDTH, _TAG_HEIGHT, _TAG_STRIP_OFFSETS) if t not in pos]
                 if missing:
-                    raise FormatError(f"{self.path}: page {page}: required TIFF tags {missing} "
-                                      "are missing; the file is corrupt")
+                    raise FormatError(
+                        f"{self.path}: page {page}: required TIFF tags {missing} "
+                        "are missing; the file is corrupt"
+                    )
                 fields = []
-                for t in (_TAG_STRIP_OFFSETS, _TAG_STRIP_BYTES, _TAG_DESCRIPTION,
-                          _TAG_SIFF) + _FORMAT_TAGS:
+                for t in (
+                    _TAG_STRIP_OFFSETS,
+                    _TAG_STRIP_BYTES,
+                    _TAG_DESCRIPTION,
+                    _TAG_SIFF,
+                ) + _FORMAT_TAGS:
                     if t in pos:  # (type, count, value) of the entry
                         fields += [1 + 4 * pos[t] + 1, 1 + 4 * pos[t] + 2, 1 + 4 * pos[t] + 3]
                     else:
@@ -248,18 +269,36 @@ class IfdWalker:
                 getter = itemgetter(*[f if f >= 0 else 0 for f in fields])
                 absent = [i for i, f in enumerate(fields) if f < 0]
                 # an inline description sits in the value field of its own entry
-                desc_inline_rel = (self.count_size + self.entry_size * pos[_TAG_DESCRIPTION]
-                                   + (12 if big else 8) if _TAG_DESCRIPTION in pos else 0)
+                desc_inline_rel = (
+                    self.count_size + self.entry_size * pos[_TAG_DESCRIPTION] + (12 if big else 8)
+                    if _TAG_DESCRIPTION in pos
+                    else 0
+                )
                 tiled = _TAG_TILE_WIDTH in pos
             got_fields = list(getter(vals))
             for i in absent:
                 got_fields[i] = None
-            (so_type, so_count, so_val, sb_type, sb_count, sb_val, d_type, d_count, d_val,
-             sf_type, _, sf_val, *fmt_fields) = got_fields
+            (
+                so_type,
+                so_count,
+                so_val,
+                sb_type,
+                sb_count,
+                sb_val,
+                d_type,
+                d_count,
+                d_val,
+                sf_type,
+                _,
+                sf_val,
+                *fmt_fields,
+            ) = got_fields
             fmt_values = tuple(fmt_fields[2::3])
             if shifts:
-                fmt_values = tuple(v >> shifts.get(t, 0) if v is not None else v
-                                   for t, v in zip(fmt_fields[0::3], fmt_values, strict=True))
+                fmt_values = tuple(
+                    v >> shifts.get(t, 0) if v is not None else v
+                    for t, v in zip(fmt_fields[0::3], fmt_values, strict=True)
+                )
                 if so_count == 1:
                     so_val >>= shifts.get(so_type, 0)
                 if sb_count == 1 and sb_val is not None:
@@ -268,8 +307,13 @@ class IfdWalker:
                     sf_val >>= shifts.get(sf_type, 0)
             if first_format is None:
                 first_format = fmt_values
-            if (so_count != 1 or sb_count != 1 or tiled or fmt_values != first_format
-                    or sb_val is None):
+            if (
+                so_count != 1
+                or sb_count != 1
+                or tiled
+                or fmt_values != first_format
+                or sb_val is None
+            ):
                 direct = False
             if d_count:
                 d_off = d_val if d_count > self.inline else ifd + desc_inline_rel
@@ -293,11 +337,19 @@ class IfdWalker:
             last_end = max(end, ifd + ifd_size)
             ifd = nxt
             page += 1
-        arrays: PageArrays = {"data_offsets": offsets, "byte_counts": nbytes,
-                              "description_offsets": doffs, "description_lengths": dlens,
-                              "siff": siff}
-        info: WalkInfo = {"first_format": first_format, "next": ifd, "tags": cache_key,
-                          "state": (page, prev_ifd, stride, last_end)}
+        arrays: PageArrays = {
+            "data_offsets": offsets,
+            "byte_counts": nbytes,
+            "description_offsets": doffs,
+            "description_lengths": dlens,
+            "siff": siff,
+        }
+        info: WalkInfo = {
+            "first_format": first_format,
+            "next": ifd,
+            "tags": cache_key,
+            "state": (page, prev_ifd, stride, last_end),
+        }
         return arrays, direct, info, truncated
 
 
@@ -308,13 +360,20 @@ class _Columns:
         self.rows = np.frombuffer(copies, dtype=np.uint8).reshape(-1, ifd_size)
 
     def get(self, c: int, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
-        column = np.ascontiguousarray(self.rows[:, c: c + dtype.itemsize])
+        column = np.ascontiguousarray(self.rows[:, c : c + dtype.itemsize])
         values: npt.NDArray[Any] = column.view(dtype)
         return values.reshape(-1)
 
 
-def _fast_walk(walker: IfdWalker, fd: int, header: TiffHeader, first_tags: tuple[int, ...],
-               start: int, sparse: bool, start_state: WalkState) -> dict[str, Any] | None:
+def _fast_walk(
+    walker: IfdWalker,
+    fd: int,
+    header: TiffHeader,
+    first_tags: tuple[int, ...],
+    start: int,
+    sparse: bool,
+    start_state: WalkState,
+) -> dict[str, Any] | None:
     """Index a file whose IFDs all share the first page's tag layout, or return None.
 
     The chain is followed with one unpack per page (the next-IFD field of a same-sized IFD);
@@ -370,7 +429,7 @@ def _fast_walk(walker: IfdWalker, fd: int, header: TiffHeader, first_tags: tuple
                 block = pread(fd, window, ifd)
                 block_start, block_end = ifd, ifd + len(block)
             rel = ifd - block_start
-            copies += block[rel: rel + ifd_size]
+            copies += block[rel : rel + ifd_size]
             ifd = unpack_next(block, rel + next_rel)[0]
     except struct.error:
         return None
@@ -397,9 +456,12 @@ def _fast_walk(walker: IfdWalker, fd: int, header: TiffHeader, first_tags: tuple
 
     try:
         fields: dict[int, tuple[npt.NDArray[Any], ...]] = {
-            t: entry(t) for t in (_TAG_STRIP_OFFSETS, _TAG_STRIP_BYTES, _TAG_DESCRIPTION,
-                                  _TAG_SIFF) + _FORMAT_TAGS + (_TAG_TILE_WIDTH,)
-            if t in where}
+            t: entry(t)
+            for t in (_TAG_STRIP_OFFSETS, _TAG_STRIP_BYTES, _TAG_DESCRIPTION, _TAG_SIFF)
+            + _FORMAT_TAGS
+            + (_TAG_TILE_WIDTH,)
+            if t in where
+        }
     except LookupError:
         return None
     for t in _FORMAT_TAGS + (_TAG_TILE_WIDTH,):
@@ -424,8 +486,9 @@ def _fast_walk(walker: IfdWalker, fd: int, header: TiffHeader, first_tags: tuple
     if min(data_offsets.min(), byte_counts.min(), d_off.min(), d_count.min(), 0) < 0:
         return None  # 64-bit fields past 2**63: the careful walk refuses them page by page
 
-    def end(offset: npt.NDArray[np.int64], length: npt.NDArray[np.int64]
-            ) -> npt.NDArray[np.int64]:  # no int64 overflow
+    def end(
+        offset: npt.NDArray[np.int64], length: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:  # no int64 overflow
         return np.minimum(offset, size + 1) + np.minimum(length, size + 1)
 
     ends = np.maximum(end(data_offsets, byte_counts), end(d_off, d_count))
@@ -436,39 +499,56 @@ def _fast_walk(walker: IfdWalker, fd: int, header: TiffHeader, first_tags: tuple
             return None
         ifd = int(pos[kept])
         pos, data_offsets, byte_counts, d_off, d_count, ends = (
-            a[:kept] for a in (pos, data_offsets, byte_counts, d_off, d_count, ends))
+            a[:kept] for a in (pos, data_offsets, byte_counts, d_off, d_count, ends)
+        )
         if _TAG_SIFF in fields:
             fields[_TAG_SIFF] = tuple(a[:kept] for a in fields[_TAG_SIFF])
-    siff = (np.minimum(fields[_TAG_SIFF][1], 127).astype(np.int64) if _TAG_SIFF in fields
-            else np.full(len(pos), -1, np.int64))
+    siff = (
+        np.minimum(fields[_TAG_SIFF][1], 127).astype(np.int64)
+        if _TAG_SIFF in fields
+        else np.full(len(pos), -1, np.int64)
+    )
     n = len(pos)
     state = start_state
     if n:
         stride = int(pos[-1] - (pos[-2] if n > 1 else start_state[1]))
-        state = (start_state[0] + n, int(pos[-1]), stride,
-                 max(int(ends[-1]), int(pos[-1]) + ifd_size))
-    return {"data_offsets": data_offsets, "byte_counts": byte_counts,
-            "description_offsets": d_off, "description_lengths": d_count, "siff": siff,
-            "next": int(ifd), "state": state}
+        state = (
+            start_state[0] + n,
+            int(pos[-1]),
+            stride,
+            max(int(ends[-1]), int(pos[-1]) + ifd_size),
+        )
+    return {
+        "data_offsets": data_offsets,
+        "byte_counts": byte_counts,
+        "description_offsets": d_off,
+        "description_lengths": d_count,
+        "siff": siff,
+        "next": int(ifd),
+        "state": state,
+    }
 
 
-def _dtype_from_format(fmt: PageFormat, path: str
-                       ) -> tuple[tuple[int, int], np.dtype[Any] | None, bool]:
+def _dtype_from_format(
+    fmt: PageFormat, path: str
+) -> tuple[tuple[int, int], np.dtype[Any] | None, bool]:
     """(height, width), sample dtype (None if unusual) and whether plain memory-map reads work."""
     width, height, bps, compression, spp, sample_format = fmt
     if width is None or height is None:
         raise FormatError(f"{path}: first page has no width/height tags; the file is corrupt")
     if int(width) < 1 or int(height) < 1:
-        raise FormatError(f"{path}: first page declares {height}×{width} pixels; the file is "
-                          "corrupt")
+        raise FormatError(
+            f"{path}: first page declares {height}×{width} pixels; the file is corrupt"
+        )
     kind = _SAMPLE_KIND.get(sample_format or 1)
     dtype = np.dtype(f"{kind}{bps // 8}") if kind and bps in (8, 16, 32, 64) else None
     plain = dtype is not None and compression in (None, 1) and (spp or 1) == 1
     return (int(height), int(width)), dtype, plain
 
 
-def index_pages(path: str | os.PathLike[str], *, resume: PageIndex | None = None,
-                warn: bool = True) -> PageIndex:
+def index_pages(
+    path: str | os.PathLike[str], *, resume: PageIndex | None = None, warn: bool = True
+) -> PageIndex:
     """Walk the IFD chain of a TIFF file once.
 
     Parameters
@@ -506,12 +586,15 @@ def index_pages(path: str | os.PathLike[str], *, resume: PageIndex | None = None
             walker = IfdWalker(mm, size, header, path)
             walked = resumed_walk(resume, walker, fh.fileno(), header, path, _walk_chain)
             arrays, direct, info, truncated = walked or _walk_chain(
-                walker, fh.fileno(), header, header.first_ifd, None)
+                walker, fh.fileno(), header, header.first_ifd, None
+            )
     n = len(arrays["data_offsets"])
     if n == 0:
         if truncated:
-            raise FormatError(f"{path}: the file ends before its first page is complete "
-                              f"({size} bytes); nothing can be read")
+            raise FormatError(
+                f"{path}: the file ends before its first page is complete "
+                f"({size} bytes); nothing can be read"
+            )
         raise FormatError(f"{path}: TIFF file holds no pages")
     first_format = info["first_format"]
     assert first_format is not None  # set by the first page indexed
@@ -528,8 +611,13 @@ def index_pages(path: str | os.PathLike[str], *, resume: PageIndex | None = None
     else:  # (.siff frames are not stored as pixels)
         if dtype is None:
             dtype = _dtype_via_tifffile(path)
-        check_frame_size(shape, dtype.itemsize * max(int(first_format[4] or 1), 1),
-                          size, path, compressed=first_format[3] not in (None, 1))
+        check_frame_size(
+            shape,
+            dtype.itemsize * max(int(first_format[4] or 1), 1),
+            size,
+            path,
+            compressed=first_format[3] not in (None, 1),
+        )
     if direct or is_siff:  # one strip per page: its data must lie in the file
         kept = check_extent(arrays, n, size, path)
         if kept < n:  # a cut file: keep the pages whose data are complete
@@ -537,9 +625,12 @@ def index_pages(path: str | os.PathLike[str], *, resume: PageIndex | None = None
             n, truncated = kept, True
             info["next"], info["state"] = 0, ()  # not resumable: index afresh next time
     if truncated and warn:
-        warnings.warn(f"{Path(path).name}: the file ends inside page {n} "
-                      f"({size} bytes); using the {n} complete pages", TruncatedFileWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"{Path(path).name}: the file ends inside page {n} "
+            f"({size} bytes); using the {n} complete pages",
+            TruncatedFileWarning,
+            stacklevel=2,
+        )
     return PageIndex(
         path=path,
         data_offsets=np.asarray(arrays["data_offsets"], dtype=np.int64),
@@ -561,8 +652,9 @@ def index_pages(path: str | os.PathLike[str], *, resume: PageIndex | None = None
     )
 
 
-def _walk_chain(walker: IfdWalker, fd: int, header: TiffHeader, start: int,
-                state: WalkState | None) -> tuple[PageArrays, bool, WalkInfo, bool]:
+def _walk_chain(
+    walker: IfdWalker, fd: int, header: TiffHeader, start: int, state: WalkState | None
+) -> tuple[PageArrays, bool, WalkInfo, bool]:
     """Index the chain from the IFD at ``start`` (``state``: the walk so far; None at page 0)
     as :meth:`IfdWalker.walk`: two pages carefully (page 0 may carry extra tags), the rest in
     bulk if they repeat the second's layout, and a cut end (file being written) carefully.
@@ -572,18 +664,21 @@ def _walk_chain(walker: IfdWalker, fd: int, header: TiffHeader, start: int,
         return arrays, direct, info, truncated
     sparse = info["next"] - start >= 2 * SPARSE_STRIDE  # two pages
     tags = cast("tuple[int, ...]", info["tags"])  # (the pages walked have a layout)
-    fast = _fast_walk(walker, fd, header, tags, info["next"], sparse,
-                      info["state"]) if direct else None
+    fast = (
+        _fast_walk(walker, fd, header, tags, info["next"], sparse, info["state"])
+        if direct
+        else None
+    )
     if not fast:
         return walker.walk(start, state=state)
     arrays = {k: np.concatenate([np.asarray(v, np.int64), fast[k]]) for k, v in arrays.items()}
     info = {**info, "next": fast["next"], "state": fast["state"]}
     if fast["next"]:  # a cut end, or pages the bulk walk could not take
         tail, tail_direct, tail_info, truncated = walker.walk(fast["next"], state=fast["state"])
-        arrays = {k: np.concatenate([v, np.asarray(tail[k], np.int64)])
-                  for k, v in arrays.items()}
-        direct = direct and tail_direct and tail_info["first_format"] in (
-            None, info["first_format"])
+        arrays = {k: np.concatenate([v, np.asarray(tail[k], np.int64)]) for k, v in arrays.items()}
+        direct = (
+            direct and tail_direct and tail_info["first_format"] in (None, info["first_format"])
+        )
         info = {**info, "next": tail_info["next"], "state": tail_info["state"]}
     return arrays, direct, info, truncated
 
@@ -595,5 +690,7 @@ def _dtype_via_tifffile(path: str) -> np.dtype[Any]:
         with tifffile.TiffFile(path) as tif:
             return np.dtype(tif.pages.first.dtype)
     except Exception as exc:  # tifffile raises many types on broken files
-        raise FormatError(f"{path}: the pixel format of the first page cannot be decoded "
-                          f"({exc}); the file is corrupt") from None
+        raise FormatError(
+            f"{path}: the pixel format of the first page cannot be decoded "
+            f"({exc}); the file is corrupt"
+        ) from None

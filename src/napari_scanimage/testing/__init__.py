@@ -46,8 +46,25 @@ from .tiff import (
     write_scanimage_tiff,
 )
 
-__all__ = ["FIELDS", "GENERATIONS", "FieldSpec", "FieldTruth", "LegacyDataset", "LegacyLayout",
-           "SyntheticDataset", "SyntheticLayout", "SyntheticMroi", "SyntheticSiff",
-           "bin_probabilities", "field_content", "legacy_description", "page_content",
-           "roi_group_json", "scanimage_static_text", "write_legacy_tiff", "write_mroi_tiff",
-           "write_scanimage_tiff", "write_siff"]
+__all__ = [
+    "FIELDS",
+    "GENERATIONS",
+    "FieldSpec",
+    "FieldTruth",
+    "LegacyDataset",
+    "LegacyLayout",
+    "SyntheticDataset",
+    "SyntheticLayout",
+    "SyntheticMroi",
+    "SyntheticSiff",
+    "bin_probabilities",
+    "field_content",
+    "legacy_description",
+    "page_content",
+    "roi_group_json",
+    "scanimage_static_text",
+    "write_legacy_tiff",
+    "write_mroi_tiff",
+    "write_scanimage_tiff",
+    "write_siff",
+]

@@ -126,8 +126,11 @@ class LegacyLayout(PageCounts):
     @property
     def volume_rate(self) -> float:
         """Time samples per second (volumes, or saved frames when planar)."""
-        raw = (self.num_planes * self.frames_per_slice * self.average + self.num_flyback
-               if self.num_planes > 1 else self.average)
+        raw = (
+            self.num_planes * self.frames_per_slice * self.average + self.num_flyback
+            if self.num_planes > 1
+            else self.average
+        )
         return self.frame_rate / raw
 
     def page_index(self, t: int, z: int, f: int, c: int) -> int:
@@ -219,14 +222,27 @@ def _flat_values(lay: LegacyLayout, prefix: str) -> dict[str, str]:
         "stackZStepSize": _mat(float(lay.z_step_um)),
     }
     if si4:
-        v.update({"scanFrameRate": _mat(float(lay.frame_rate)),
-                  "scanLinesPerFrame": str(lay.height), "scanPixelsPerLine": str(lay.width),
-                  "scanMode": "'bidirectional'" if lay.bidirectional else "'unidirectional'",
-                  "scanZoomFactor": "1.5", "channelsMergeColor": "{'green' 'red' 'gray' 'gray'}"})
+        v.update(
+            {
+                "scanFrameRate": _mat(float(lay.frame_rate)),
+                "scanLinesPerFrame": str(lay.height),
+                "scanPixelsPerLine": str(lay.width),
+                "scanMode": "'bidirectional'" if lay.bidirectional else "'unidirectional'",
+                "scanZoomFactor": "1.5",
+                "channelsMergeColor": "{'green' 'red' 'gray' 'gray'}",
+            }
+        )
     else:
-        v.update({"VERSION_MAJOR": "5", "VERSION_MINOR": "0",
-                  "bidirectionalAcq": _mat(lay.bidirectional), "linesPerFrame": str(lay.height),
-                  "pixelsPerLine": str(lay.width), "zoomFactor": "3"})
+        v.update(
+            {
+                "VERSION_MAJOR": "5",
+                "VERSION_MINOR": "0",
+                "bidirectionalAcq": _mat(lay.bidirectional),
+                "linesPerFrame": str(lay.height),
+                "pixelsPerLine": str(lay.width),
+                "zoomFactor": "3",
+            }
+        )
     return {f"scanimage.{prefix}{k}": v[k] for k in sorted(v)}
 
 
@@ -301,15 +317,19 @@ def legacy_description(lay: LegacyLayout, frame: int, static: str | None = None)
     if lay.generation == "SI4":
         return (f"Frame Tag = {n:08d}\n" if lay.frame_tag else "") + static
     if lay.generation == "SI5.0":
-        head = (f"Frame Number = {n}\nFrame Timestamp(s) = {t:.9f}\n"
-                "Acq Trigger Timestamp(s) = -0.000083300\n"
-                "Next File Marker Timestamp(s) = -1.000000000\nDC Overvoltage = 0\n")
+        head = (
+            f"Frame Number = {n}\nFrame Timestamp(s) = {t:.9f}\n"
+            "Acq Trigger Timestamp(s) = -0.000083300\n"
+            "Next File Marker Timestamp(s) = -1.000000000\nDC Overvoltage = 0\n"
+        )
         return head + static
-    head = (f"frameNumbers = {n}\nacquisitionNumbers = 1\nframeNumberAcquisition = {n}\n"
-            f"frameTimestamps_sec = {t:.6f}\nacqTriggerTimestamps_sec = \n"
-            "nextFileMarkerTimestamps_sec = \nendOfAcquisition = "
-            f"{int(frame == lay.total_frames - 1)}\nendOfAcquisitionMode = 0\n"
-            "dcOverVoltage = 0\n")
+    head = (
+        f"frameNumbers = {n}\nacquisitionNumbers = 1\nframeNumberAcquisition = {n}\n"
+        f"frameTimestamps_sec = {t:.6f}\nacqTriggerTimestamps_sec = \n"
+        "nextFileMarkerTimestamps_sec = \nendOfAcquisition = "
+        f"{int(frame == lay.total_frames - 1)}\nendOfAcquisitionMode = 0\n"
+        "dcOverVoltage = 0\n"
+    )
     return head + static
 
 
@@ -337,7 +357,8 @@ class LegacyDataset:
     def pages(self, indices: npt.ArrayLike) -> np.ndarray:
         """Ground-truth pixels of the pages ``indices`` (any shape; Y, X appended)."""
         return np.stack([self.page(int(g)) for g in np.asarray(indices).ravel()]).reshape(
-            *np.shape(indices), self.layout.height, self.layout.width)
+            *np.shape(indices), self.layout.height, self.layout.width
+        )
 
     def channel(self, c: int, *, plane: int | None = None, sample: int = 0) -> np.ndarray:
         """(T, Z, Y, X) pixels of channel index c (frame-per-slice ``sample``); (T, Y, X) when
@@ -353,13 +374,21 @@ class LegacyDataset:
         """Written timestamp of each volume's frame at (plane, sample)."""
         lay = self.layout
         z = plane % lay.num_planes
-        return np.array([lay.frame_time(lay.page_index(t, z, sample, 0) // lay.num_channels)
-                         for t in range(lay.num_volumes)])
+        return np.array(
+            [
+                lay.frame_time(lay.page_index(t, z, sample, 0) // lay.num_channels)
+                for t in range(lay.num_volumes)
+            ]
+        )
 
 
-def write_legacy_tiff(path: str | os.PathLike[str], layout: LegacyLayout | None = None, *,
-                      page_offsets: Mapping[int, int] | None = None,
-                      **layout_kwargs: Any) -> LegacyDataset:
+def write_legacy_tiff(
+    path: str | os.PathLike[str],
+    layout: LegacyLayout | None = None,
+    *,
+    page_offsets: Mapping[int, int] | None = None,
+    **layout_kwargs: Any,
+) -> LegacyDataset:
     """Write one classic (non-Big) TIFF file in the layout of an older ScanImage version.
 
     Parameters
@@ -410,11 +439,19 @@ def write_legacy_tiff(path: str | os.PathLike[str], layout: LegacyLayout | None 
             if max(end, nxt) >= 2**32:
                 raise ValueError("classic TIFF offsets must stay below 4 GiB")
             entries = [  # (tag, type, count, value), sorted by tag
-                (256, _LONG, 1, lay.width), (257, _LONG, 1, lay.height), (258, _SHORT, 1, 16),
-                (259, _SHORT, 1, 1), (262, _SHORT, 1, 1), (270, _ASCII, len(desc), d_off),
-                (273, _LONG, 1, s_off), (277, _SHORT, 1, 1), (278, _LONG, 1, lay.height),
-                (279, _LONG, 1, nbytes), (284, _SHORT, 1, 1),
-                (339, _SHORT, 1, 2 if lay.dtype == "int16" else 1)]
+                (256, _LONG, 1, lay.width),
+                (257, _LONG, 1, lay.height),
+                (258, _SHORT, 1, 16),
+                (259, _SHORT, 1, 1),
+                (262, _SHORT, 1, 1),
+                (270, _ASCII, len(desc), d_off),
+                (273, _LONG, 1, s_off),
+                (277, _SHORT, 1, 1),
+                (278, _LONG, 1, lay.height),
+                (279, _LONG, 1, nbytes),
+                (284, _SHORT, 1, 1),
+                (339, _SHORT, 1, 2 if lay.dtype == "int16" else 1),
+            ]
             ifd = bytearray(struct.pack(bo + "H", n_tags))
             for tag, typ, count, value in entries:
                 ifd += struct.pack(bo + "HHI", tag, typ, count)

@@ -127,9 +127,9 @@ class SyntheticMroi:
         here = [(f, r) for f in self.fields if (r := f.row_offsets[z]) is not None]
         fly = np.array([FLY_TO_VALUE], np.uint16).view(lay.dtype)[0]
         for (a, ra), (_, rb) in zip(here[:-1], here[1:], strict=False):
-            out[ra + a.height: rb] = fly
+            out[ra + a.height : rb] = fly
         for f, r in here:
-            out[r:r + f.height, :f.width] = self.field_pixels(g, f.index)
+            out[r : r + f.height, : f.width] = self.field_pixels(g, f.index)
         return out
 
     def field_frame(self, k: int, t: int, z: int, c: int, f: int = 0) -> np.ndarray:
@@ -220,8 +220,10 @@ def write_mroi_tiff(
     Z = base.num_planes
     plane_z = tuple(float(i * base.z_step_um) for i in range(Z)) if Z > 1 else (0.0,)
     scanned = [s for s in fields if s.enable]
-    planes_of = [[z for z in range(Z) if s.zs is None or
-                  any(abs(plane_z[z] - v) < 1e-6 for v in s.zs)] for s in scanned]
+    planes_of = [
+        [z for z in range(Z) if s.zs is None or any(abs(plane_z[z] - v) < 1e-6 for v in s.zs)]
+        for s in scanned
+    ]
     offsets: list[list[int | None]] = [[None] * Z for _ in scanned]
     tallest = 0
     for z in range(Z):
@@ -245,18 +247,31 @@ def write_mroi_tiff(
     fly_time = (timing - 0.2) * LINE_PERIOD if timing else 0.0
     text = scanimage_static_text(layout)
     values = dict(line.split(" = ", 1) for line in text.strip("\n").split("\n"))
-    values.update({
-        "SI.hRoiManager.mroiEnable": "true",
-        "SI.objectiveResolution": f"{OBJECTIVE_RESOLUTION:g}",
-        "SI.hRoiManager.linePeriod": f"{LINE_PERIOD:g}",
-        "SI.hScan2D.flytoTimePerScanfield": f"{fly_time:.9g}",
-    })
+    values.update(
+        {
+            "SI.hRoiManager.mroiEnable": "true",
+            "SI.objectiveResolution": f"{OBJECTIVE_RESOLUTION:g}",
+            "SI.hRoiManager.linePeriod": f"{LINE_PERIOD:g}",
+            "SI.hScan2D.flytoTimePerScanfield": f"{fly_time:.9g}",
+        }
+    )
     text = "".join(f"{k} = {values[k]}\n" for k in sorted(values))
-    roi = roi_json if roi_json is not None else roi_groups_json(
-        fields, scanfields_as_list=scanfields_as_list)
-    truth = SyntheticMroi(pathlib.Path(path), layout, truths, fly_to_lines, timing, plane_z,
-                          text, roi, pixels)
+    roi = (
+        roi_json
+        if roi_json is not None
+        else roi_groups_json(fields, scanfields_as_list=scanfields_as_list)
+    )
+    truth = SyntheticMroi(
+        pathlib.Path(path), layout, truths, fly_to_lines, timing, plane_z, text, roi, pixels
+    )
     with open(path, "wb") as fh:
-        write_pages(fh, layout, 0, layout.total_pages, text.encode("ascii") + b"\x00",
-                    roi.encode("ascii") + b"\x00", truth.page)
+        write_pages(
+            fh,
+            layout,
+            0,
+            layout.total_pages,
+            text.encode("ascii") + b"\x00",
+            roi.encode("ascii") + b"\x00",
+            truth.page,
+        )
     return truth

@@ -39,9 +39,27 @@ TEXT_DELAY_US = 12_345  # 'Text timestamp' of an annotation after its frame's ti
 _BLOCK_PHOTONS, _BLOCK_PIXELS = 1 << 19, 1 << 22  # per block: photons, raster pixels
 _FLIM_KEYS = ("SI.hScan2D.hAcq.Tau_bins", "SI.hScan2D.hAcq.binResolution",
               "SI.hScan2D.hAcq.countrates")  # fmt: skip
-_TAGS = ((256, 4), (257, 4), (258, 3), (259, 3), (262, 3), (270, 2), (273, 16), (274, 3),
-         (277, 3), (278, 4), (279, 16), (282, 5), (283, 5), (284, 3), (296, 3), (305, 2),
-         (315, 2), (339, 3), (907, 1))  # (tag, type) of each IFD entry, as the reference files
+_TAGS = (
+    (256, 4),
+    (257, 4),
+    (258, 3),
+    (259, 3),
+    (262, 3),
+    (270, 2),
+    (273, 16),
+    (274, 3),
+    (277, 3),
+    (278, 4),
+    (279, 16),
+    (282, 5),
+    (283, 5),
+    (284, 3),
+    (296, 3),
+    (305, 2),
+    (315, 2),
+    (339, 3),
+    (907, 1),
+)  # (tag, type) of each IFD entry, as the reference files
 _ENTRY = np.dtype([("tag", "<u2"), ("type", "<u2"), ("count", "<u8"), ("value", "<u8")])
 _DESC = ("frameNumbers = {n}\nframeNumberAcquisition = {n}\nframeTimestamps_sec = {ts}\n"
          "sync Stamps = {sync}\nmostRecentSystemTimestamp_epoch = {sys}\n"
@@ -49,15 +67,18 @@ _DESC = ("frameNumbers = {n}\nframeNumberAcquisition = {n}\nframeTimestamps_sec 
          "endOfAcquisitionMode = \ndcOverVoltage = 0\nepoch = {laser}\n")  # fmt: skip
 
 
-def _frame_clock(frames: np.ndarray, frame_rate: float, period_ps: float
-                 ) -> dict[str, npt.NDArray[np.int64]]:
+def _frame_clock(
+    frames: np.ndarray, frame_rate: float, period_ps: float
+) -> dict[str, npt.NDArray[np.int64]]:
     """Per 0-based frame: timestamp (µs), sync stamps, laser and system epochs (ns)."""
     t_ns = np.rint(np.asarray(frames, np.float64) * (1e9 / frame_rate)).astype(np.int64)
     update = t_ns // 1_000_000_000  # the system epoch is refreshed about once a second
-    return {"ts_us": (t_ns + 500) // 1000 + TIMESTAMP_OFFSET_US,
-            "sync": (t_ns * (1000.0 / period_ps)).astype(np.int64),
-            "laser": LASER_EPOCH0_NS + t_ns,
-            "sys": SYSTEM_EPOCH0_NS + update * 1_000_000_000 + update * 7919 % 1000 * 1000}
+    return {
+        "ts_us": (t_ns + 500) // 1000 + TIMESTAMP_OFFSET_US,
+        "sync": (t_ns * (1000.0 / period_ps)).astype(np.int64),
+        "laser": LASER_EPOCH0_NS + t_ns,
+        "sys": SYSTEM_EPOCH0_NS + update * 1_000_000_000 + update * 7919 % 1000 * 1000,
+    }
 
 
 def _ex_gauss_cdf(x: np.ndarray, mu: float, sigma: float, tau: float) -> np.ndarray:
@@ -71,8 +92,15 @@ def _ex_gauss_cdf(x: np.ndarray, mu: float, sigma: float, tau: float) -> np.ndar
     return cdf
 
 
-def bin_probabilities(taus_ps: Sequence[float], fractions: Sequence[float], mu: float,
-                       sigma: float, period: float, width: float, length: int) -> np.ndarray:
+def bin_probabilities(
+    taus_ps: Sequence[float],
+    fractions: Sequence[float],
+    mu: float,
+    sigma: float,
+    period: float,
+    width: float,
+    length: int,
+) -> np.ndarray:
     """Probability of arrival bins 0..length-1 of the periodic mixture (model:
     docs/formats.md §2).
     """
@@ -220,15 +248,26 @@ class SyntheticSiff:
         if self.component_counts is None:
             sel = slice(channel, None, self.layout.num_channels)
             weights = [float((self.photon_counts[sel] - self.late_counts[sel]).sum())]
-            parts: list[tuple[Sequence[float], Sequence[float]]] = [
-                (taus, self.fractions[channel])]
+            parts: list[tuple[Sequence[float], Sequence[float]]] = [(taus, self.fractions[channel])]
         else:
             weights = self.component_counts[channel, : len(taus)].astype(float).tolist()
             parts = [([t], [1.0]) for t in taus]
-        return sum((w * bin_probabilities(t, f, 1000.0 * self.irf_offset_ns,
-                                           1000.0 * self.irf_width_ns, self.laser_period_ps,
-                                           self.bin_width_ps, length)
-                    for w, (t, f) in zip(weights, parts, strict=True)), np.zeros(length))
+        return sum(
+            (
+                w
+                * bin_probabilities(
+                    t,
+                    f,
+                    1000.0 * self.irf_offset_ns,
+                    1000.0 * self.irf_width_ns,
+                    self.laser_period_ps,
+                    self.bin_width_ps,
+                    length,
+                )
+                for w, (t, f) in zip(weights, parts, strict=True)
+            ),
+            np.zeros(length),
+        )
 
     @overload
     def _clock(self, key: None = None) -> dict[str, npt.NDArray[np.int64]]: ...
@@ -236,8 +275,9 @@ class SyntheticSiff:
     @overload
     def _clock(self, key: str) -> npt.NDArray[np.int64]: ...
 
-    def _clock(self, key: str | None = None
-               ) -> npt.NDArray[np.int64] | dict[str, npt.NDArray[np.int64]]:
+    def _clock(
+        self, key: str | None = None
+    ) -> npt.NDArray[np.int64] | dict[str, npt.NDArray[np.int64]]:
         frames = np.arange(self.total_pages) // self.layout.num_channels
         clock = _frame_clock(frames, self.layout.frame_rate, self.laser_period_ps)
         return clock if key is None else clock[key]
@@ -276,9 +316,9 @@ def _description(frame: int, clock: dict[str, int], note: str | None) -> str:
     return text
 
 
-def _channel_models(C: int, taus_ns: Sequence[Sequence[float]],
-                    fractions: Sequence[Sequence[float]]
-                    ) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
+def _channel_models(
+    C: int, taus_ns: Sequence[Sequence[float]], fractions: Sequence[Sequence[float]]
+) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
     """Per-channel (recycled) lifetimes and normalised fractions, validated."""
     taus: list[tuple[float, ...]] = []
     fracs: list[tuple[float, ...]] = []
@@ -361,7 +401,7 @@ def _block_photons(rng: np.random.Generator, m: dict[str, Any], g0: int, N: np.n
     tau = np.minimum(time.astype(np.uint32), m["n_period"] - 1)
     for i in np.flatnonzero(late):  # late photons, shuffled into their page
         a, b = int(starts[i]), int(starts[i] + N[i])
-        tau[a + int(n_norm[i]): b] = m["num_bins"] + rng.integers(0, LATE_SPAN, int(late[i]))
+        tau[a + int(n_norm[i]) : b] = m["num_bins"] + rng.integers(0, LATE_SPAN, int(late[i]))
         perm = a + rng.permutation(b - a)
         pix[a:b], tau[a:b] = pix[perm], tau[perm]
     return pix, tau, ncomp
@@ -451,7 +491,8 @@ def write_siff(path: str | os.PathLike[str], layout: SyntheticLayout, *, compres
     empty_pages, late_pages = [int(g) for g in empty_pages], dict(late_pages or {})
     annotations = {int(g): str(v) for g, v in (annotations or {}).items()}
     if any(not 0 <= g < G for g in [*empty_pages, *late_pages, *annotations]) or any(
-            "\n" in v or "\0" in v for v in annotations.values()):
+        "\n" in v or "\0" in v for v in annotations.values()
+    ):
         raise ValueError(f"empty, late and annotated pages must be in [0, {G}); one-line notes")
     empty, late = np.zeros(G, bool), np.zeros(G, np.int64)
     empty[empty_pages], late[list(late_pages)] = True, list(late_pages.values())
@@ -467,8 +508,9 @@ def write_siff(path: str | os.PathLike[str], layout: SyntheticLayout, *, compres
     maps = prob = alias = None
     if rate_map is None:
         maps = _rate_maps(C, H, W, seed)
-        prob, alias = map(np.concatenate,
-                          zip(*(_alias_table(mp.ravel()) for mp in maps), strict=True))
+        prob, alias = map(
+            np.concatenate, zip(*(_alias_table(mp.ravel()) for mp in maps), strict=True)
+        )
     m = {"C": C, "H": H, "W": W, "K": K, "ppv": ppv, "motion": motion, "bw": bw,
          "period": period, "n_period": n_period, "num_bins": num_bins, "prob": prob,
          "lmap": lmap, "last": np.array([len(t) - 1 for t in taus]),
@@ -482,8 +524,11 @@ def write_siff(path: str | os.PathLike[str], layout: SyntheticLayout, *, compres
         n_norm = np.where(skip, 0, rng.poisson(photons_per_frame, G)).astype(np.int64)
     counts, ncomp = n_norm + late, np.zeros(C * K, np.int64)
 
-    lines = [ln for ln in scanimage_static_text(lay, header).split("\n")
-             if ln and ln.split(" = ", 1)[0] not in _FLIM_KEYS]  # FLIM keys replaced
+    lines = [
+        ln
+        for ln in scanimage_static_text(lay, header).split("\n")
+        if ln and ln.split(" = ", 1)[0] not in _FLIM_KEYS
+    ]  # FLIM keys replaced
     lines += [f"{_FLIM_KEYS[0]} = {num_bins}", f"{_FLIM_KEYS[1]} = {int(bin_resolution)}",
               f"{_FLIM_KEYS[2]} = [{1e12 / period:.10g} 1000]"]  # fmt: skip
     text = "\n".join(lines) + "\n"
@@ -555,8 +600,26 @@ def write_siff(path: str | os.PathLike[str], layout: SyntheticLayout, *, compres
             fh.write(b"".join(parts))  # type: ignore[arg-type]
             pos += int(sizes.sum())
     pix_all, tau_all = map(np.concatenate, zip(*truth, strict=True)) if keep_truth else (None,) * 2
-    return SyntheticSiff(pathlib.Path(path), lay, bool(compressed), num_bins, bw, period, taus,
-                         fracs, float(irf_offset_ns), float(irf_width_ns), G, counts, late,
-                         annotations, maps, motion, text,
-                         None if lmap is None else lmap.reshape(H, W),
-                         None if lmap is None else ncomp.reshape(C, K), pix_all, tau_all)
+    return SyntheticSiff(
+        pathlib.Path(path),
+        lay,
+        bool(compressed),
+        num_bins,
+        bw,
+        period,
+        taus,
+        fracs,
+        float(irf_offset_ns),
+        float(irf_width_ns),
+        G,
+        counts,
+        late,
+        annotations,
+        maps,
+        motion,
+        text,
+        None if lmap is None else lmap.reshape(H, W),
+        None if lmap is None else ncomp.reshape(C, K),
+        pix_all,
+        tau_all,
+    )

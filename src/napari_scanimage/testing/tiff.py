@@ -264,8 +264,9 @@ def _layout_values(lay: SyntheticLayout, old: dict[str, str]) -> dict[str, str]:
     return v
 
 
-def scanimage_static_text(layout: SyntheticLayout,
-                          header: str | os.PathLike[str] | None = None) -> str:
+def scanimage_static_text(
+    layout: SyntheticLayout, header: str | os.PathLike[str] | None = None
+) -> str:
     r"""Static ``SI.x = value`` header text (``\n``-separated lines, final ``\n``, no NUL).
 
     Parameters
