@@ -49,25 +49,27 @@ def add_docks(viewer) -> dict:
 
 
 def arrange_docks(viewer, docks: dict) -> None:
-    """The demo layout for the window's present size: the ROI list and the decay fit on show,
-    the setup docks over a third of the height (or what the ROI list needs), the traces
-    under the canvas.
+    """The demo layout for the window's present size: the ROI list and the decay fit (the
+    registration for TIFF recordings) on show, the setup docks over a third of the height (or
+    what the ROI list needs), the traces under the canvas.
     """
     from qtpy.QtCore import Qt
 
     from ._dock import dock_scroll
+    from .selection import datasets_in
 
     window = viewer.window._qt_window
     frames = {name: widget.parentWidget() for name, widget in docks.items()}
     frames["ROIs"].raise_()
-    frames["FLIM"].raise_()
+    analysis = "FLIM" if any(ds.is_siff for ds in datasets_in(viewer)) else "Registration"
+    frames[analysis].raise_()
     height = window.height()
     # a third of the height, or what the ROI list needs not to scroll (and its title bar)
     scroll = dock_scroll(docks["ROIs"])
     needed = scroll.contents.minimumSizeHint().height() if scroll is not None else 0
     setup = max(height // 3, needed + 60)
     window.resizeDocks(
-        [frames["ROIs"], frames["FLIM"]], [setup, height - setup], Qt.Orientation.Vertical
+        [frames["ROIs"], frames[analysis]], [setup, height - setup], Qt.Orientation.Vertical
     )
     window.resizeDocks([frames["Traces"]], [max(height // 3, 260)], Qt.Orientation.Vertical)
 

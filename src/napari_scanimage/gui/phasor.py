@@ -119,6 +119,8 @@ class PhasorDock(WorkerDock, QWidget):
                         prefix="min photons ",
                         tooltip="pixels with fewer photons are left out (and counted)",
                     ),
+                ],
+                [  # a row of its own, so that the dock fits its column's width
                     int_spin(
                         "median_size",
                         1,
@@ -159,7 +161,7 @@ class PhasorDock(WorkerDock, QWidget):
         )
         self.compute_button = compute_button.native
         self.cancel_button = cancel_button.native
-        self.reference_row = self.params[2].native
+        self.reference_row = self.params[3].native
         self.add_cursor_button = QPushButton("Add cursor")
         self.labels_button = QPushButton("Labels from cursors")
         self.progress = QProgressBar()

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QTabWidget,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -107,6 +108,8 @@ def registration_form() -> Params:
                     ),
                     1,
                 ),
+            ],
+            [
                 text("max shift (px)"),
                 (
                     float_spin(
@@ -163,11 +166,17 @@ class RegistrationDock(WorkerDock, QWidget):
         self.flags.setWordWrap(True)
         show = QLabel("show")  # in the form's label column
         show.setMinimumWidth(self.params.label_width)
-        form = QHBoxLayout()
-        form.addWidget(_row(show, self.view_box, QLabel("QC image"), self.summary_box))
-        buttons = QHBoxLayout()
-        for b in (self.run_button, self.cancel_button, self.save_button, self.load_button):
-            buttons.addWidget(b)
+        form = QVBoxLayout()  # two rows, so that the dock fits its column's width
+        form.addWidget(_row(show, self.view_box))
+        qc_label = QLabel("QC image")
+        qc_label.setMinimumWidth(self.params.label_width)
+        form.addWidget(_row(qc_label, self.summary_box))
+        buttons = QVBoxLayout()
+        for pair in ((self.run_button, self.cancel_button), (self.save_button, self.load_button)):
+            row = QHBoxLayout()
+            for b in pair:
+                row.addWidget(b)
+            buttons.addLayout(row)
         self.shift_plot = PlotDock(napari_viewer, y_label="shift (px)")
         self.corr_plot = PlotDock(napari_viewer, y_label="correlation")
         self.plots = QTabWidget()
