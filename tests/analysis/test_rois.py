@@ -203,17 +203,39 @@ def test_from_layer_shapes_and_labels():
 def test_imagej_round_trip_and_coordinates(tmp_path):
     rois = make_set()
     path = tmp_path / "rois.zip"
-    with pytest.warns(ScanImageWarning, match="blob"):
-        rois.to_imagej(path)
+    rois.to_imagej(path)  # the mask ROI "blob" (one piece, one plane) goes as its outline
     raw = roifile.roiread(path)  # read by roifile itself: ImageJ pixel-corner coordinates
-    assert [r.name for r in raw] == ["rect", "tri", "line"]
+    assert [r.name for r in raw] == ["rect", "tri", "line", "blob"]
     np.testing.assert_allclose(raw[0].coordinates(), rois["rect"].vertices[:, ::-1] + 0.5)
-    assert raw[1].z_position == 2 and raw[0].z_position == 0
+    assert raw[1].z_position == 2 and raw[0].z_position == 0 and raw[3].z_position == 3
     back = RoiSet.from_imagej(path, frame_shape=(Y, X), num_planes=Z)
-    assert back.names == ["rect", "tri", "line"] and back.planes == [None, 1, 0]
-    assert back.colours == ["#ff0000", "#00ff00", "#0000ff"] and back["line"].width == 2.0
-    want = rois.masks((Y, X), Z)[:3]
-    assert (back.masks((Y, X), Z) != want).nnz == 0
+    assert back.names == ["rect", "tri", "line", "blob"] and back.planes == [None, 1, 0, 2]
+    assert back.colours == ["#ff0000", "#00ff00", "#0000ff", "#ffffff"]
+    assert back["line"].width == 2.0 and back["blob"].kind == "polygon"
+    want = rois.masks((Y, X), Z)[:4]
+    assert (back.masks((Y, X), Z) != want).nnz == 0  # the blob's pixels exactly
+
+
+def test_imagej_mask_outlines_from_contours(tmp_path):
+    """Mask (Labels) ROIs are written as the contour around their pixels when one polygon
+    holds them exactly; masks in pieces or with holes are skipped with a warning."""
+    disk = np.zeros((Y, X), bool)
+    rr, cc = draw.disk((20, 25), 7.3, shape=(Y, X))
+    disk[rr, cc] = True
+    edge = np.zeros((Y, X), bool)
+    edge[:6, X - 4 :] = True  # touches the frame's corner
+    pieces = np.zeros((Y, X), bool)
+    pieces[2:5, 2:5] = pieces[10:13, 10:13] = True
+    ring = disk.copy()
+    ring[18:23, 23:28] = False  # a hole
+    rois = RoiSet.from_masks({"disk": disk, "edge": edge, "pieces": pieces, "ring": ring})
+    path = tmp_path / "masks.zip"
+    with pytest.warns(ScanImageWarning, match="pieces, ring"):
+        rois.to_imagej(path)
+    back = RoiSet.from_imagej(path, frame_shape=(Y, X))
+    assert back.names == ["disk", "edge"]
+    np.testing.assert_array_equal(back.mask("disk", (Y, X))[0], disk)
+    np.testing.assert_array_equal(back.mask("edge", (Y, X))[0], edge)
 
 
 def test_imagej_rect_and_oval_written_by_roifile(tmp_path):

@@ -36,6 +36,38 @@ def _ellipse_outline(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return out
 
 
+def mask_outline(mask: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], int | None] | None:
+    """A polygon (y, x) around a mask ROI's pixels and its plane (None for a 2-D mask), or None
+    when one polygon cannot hold it exactly (several pieces, holes, several planes, empty).
+
+    The outline is scikit-image's contour at level 0.5 (``skimage.measure.find_contours``),
+    half a pixel outside the mask's pixel centres; it is kept only if it rasterises back to the
+    mask exactly.
+    """
+    from skimage.measure import find_contours
+
+    from .shapes import rasterise
+
+    m = np.asarray(mask, bool)
+    plane: int | None = None
+    if m.ndim == 3:
+        planes = np.flatnonzero(m.reshape(len(m), -1).any(axis=1))
+        if len(planes) != 1:
+            return None
+        plane = int(planes[0])
+        m = m[plane]
+    if m.ndim != 2 or not m.any():
+        return None
+    padded = np.pad(m, 1).astype(np.float64)  # closed contours also at the frame's edges
+    contours = find_contours(padded, 0.5)  # type: ignore[no-untyped-call]
+    if len(contours) != 1:
+        return None
+    outline = np.asarray(contours[0], np.float64)[:-1] - 1.0  # closed: last point = first
+    if not np.array_equal(rasterise("polygon", outline, (m.shape[0], m.shape[1])), m):
+        return None
+    return outline, plane
+
+
 def encode(rois: Iterable[Roi]) -> bytes:
     """The bytes of an ImageJ ROI zip holding ``rois``."""
     import io
@@ -45,22 +77,31 @@ def encode(rois: Iterable[Roi]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for k, r in enumerate(rois):
+            kind, plane = r.kind, r.plane
             if r.kind == "mask" or r.vertices is None:
-                skipped.append(r.name)
-                continue
-            v = _ellipse_outline(r.vertices) if r.kind == "ellipse" else r.vertices
+                traced = mask_outline(r.mask) if r.mask is not None else None
+                if traced is None:
+                    skipped.append(r.name)
+                    continue
+                v, kind = traced[0], "polygon"
+                plane = traced[1] if traced[1] is not None else r.plane
+            else:
+                v = _ellipse_outline(r.vertices) if r.kind == "ellipse" else r.vertices
             xy = v[:, ::-1] + 0.5
             roi = ImagejRoi.frompoints(xy, name=r.name)
-            roi.roitype = _OUTLINE[r.kind]
+            roi.roitype = _OUTLINE[kind]
             roi.options |= ROI_OPTIONS.SUB_PIXEL_RESOLUTION
             roi.stroke_color = b"\xff" + bytes.fromhex(r.colour.lstrip("#")[:6])
-            if r.kind in ("path", "line"):
+            if kind in ("path", "line"):
                 roi.stroke_width = max(1, int(round(r.width)))
                 roi.float_stroke_width = float(r.width)
-            if r.plane is not None:
-                roi.z_position = r.plane + 1
+            if plane is not None:
+                roi.z_position = plane + 1
             zf.writestr(f"{k + 1:04d}-{_safe(r.name)}.roi", roi.tobytes())
-    warn_skipped(skipped, "mask (Labels) ROIs have no outline in ImageJ's format")
+    warn_skipped(
+        skipped,
+        "mask (Labels) ROIs that no single outline holds (several pieces, holes or planes)",
+    )
     return out.getvalue()
 
 

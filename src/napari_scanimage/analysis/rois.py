@@ -379,8 +379,9 @@ class RoiSet(Sequence[Roi]):
                 )
 
     def to_imagej(self, path: str | os.PathLike[str]) -> Path:
-        """Write an ImageJ / Fiji ROI zip (mask ROIs have no outline and are skipped, with a
-        warning).  ImageJ's coordinates are pixel corners: x + 0.5, y + 0.5.
+        """Write an ImageJ / Fiji ROI zip.  ImageJ's coordinates are pixel corners: x + 0.5,
+        y + 0.5.  Mask ROIs go as the polygon around their pixels when one polygon holds them
+        exactly (one piece, no holes, one plane); others are skipped, with a warning.
         """
         from . import _imagej
 
