@@ -212,9 +212,8 @@ class Session:
         ds = self.open_dataset() if dataset is None else dataset
         try:
             info = ds.info
-            check = getattr(self.roi_set, "_check_fits", None)
-            if check is not None:  # ROIs drawn on other frames are refused with a clear message
-                check("the session", info.frame_shape, info.num_planes)
+            if self.roi_set is not None:  # ROIs of other frames: refused with a clear message
+                self.roi_set.check_fits("the session", info.frame_shape, info.num_planes)
             result: Traces | LifetimeTraces = traces(
                 ds,
                 self.roi_set,

@@ -218,7 +218,8 @@ def test_imagej_round_trip_and_coordinates(tmp_path):
 
 def test_imagej_mask_outlines_from_contours(tmp_path):
     """Mask (Labels) ROIs are written as the contour around their pixels when one polygon
-    holds them exactly; masks in pieces or with holes are skipped with a warning."""
+    holds them exactly; masks in pieces or with holes are skipped with a warning.
+    """
     disk = np.zeros((Y, X), bool)
     rr, cc = draw.disk((20, 25), 7.3, shape=(Y, X))
     disk[rr, cc] = True

@@ -337,7 +337,7 @@ class RoiSet(Sequence[Roi]):
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise FormatError(f"{path.name} is not an ROI file (not JSON: {exc})") from None
         out = cls.from_dict(doc, path.name)
-        out._check_fits(path.name, frame_shape, num_planes)
+        out.check_fits(path.name, frame_shape, num_planes)
         return out
 
     @classmethod
@@ -356,9 +356,12 @@ class RoiSet(Sequence[Roi]):
                 raise
             raise FormatError(f"{name}: malformed ROI entry ({exc!r})") from None
 
-    def _check_fits(
+    def check_fits(
         self, what: str, frame_shape: Sequence[int] | None, num_planes: int | None
     ) -> None:
+        """Raise SelectionError (naming ``what``) unless these ROIs fit frames of
+        ``frame_shape`` and a recording of ``num_planes`` planes (None: not checked).
+        """
         if (
             frame_shape is not None
             and self.frame_shape is not None
@@ -404,7 +407,7 @@ class RoiSet(Sequence[Roi]):
         out = cls(
             _imagej.decode(Path(path)), frame_shape=frame_shape, num_planes=num_planes, source=None
         )
-        out._check_fits(Path(path).name, None, num_planes)
+        out.check_fits(Path(path).name, None, num_planes)
         return out
 
 

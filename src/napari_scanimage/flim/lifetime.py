@@ -284,7 +284,7 @@ def _file_moments(
     planes = np.asarray(planes, np.int64).reshape(-1)
     order = np.argsort(rows, kind="stable")
     pages, rows, planes = (np.ascontiguousarray(a[order]) for a in (pages, rows, planes))
-    reader._check(pages)
+    reader.check_pages(pages)
     out_i = np.zeros((nrows, nmasks, 3), np.int64)
     out_f = np.zeros((nrows, nmasks, 4 if phasor else 0), np.float64)
     status = np.zeros(len(pages), np.int8)
@@ -292,8 +292,8 @@ def _file_moments(
 
     def run(sl: slice) -> None:
         _moments_kernel(
-            reader._v64,
-            reader._v16,
+            reader.words64,
+            reader.words16,
             reader.kinds[pages[sl]],
             reader.starts[pages[sl]],
             reader.counts[pages[sl]],
@@ -313,8 +313,8 @@ def _file_moments(
             status[sl],
         )
 
-    reader._parallel(pages, rows, run)  # slices never share an output row
-    reader._raise_status(pages, status)
+    reader.run_parallel(pages, rows, run)  # slices never share an output row
+    reader.raise_for_status(pages, status)
     return out_i, out_f
 
 

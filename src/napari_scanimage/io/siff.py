@@ -149,6 +149,18 @@ class SiffReader:
         """True once :meth:`close` has been called."""
         return self._fd < 0
 
+    @property
+    def words64(self) -> tuple[npt.NDArray[np.uint64], ...]:
+        """The mapped file as little-endian 64-bit words at each of the 8 byte offsets (what
+        the compiled photon kernels decode).
+        """
+        return self._v64
+
+    @property
+    def words16(self) -> tuple[npt.NDArray[np.uint16], ...]:
+        """The mapped file as little-endian 16-bit words at both byte offsets."""
+        return self._v16
+
     def close(self) -> None:
         """Release the memory map and the file descriptor (calling it again does nothing)."""
         if self._fd >= 0:
@@ -168,7 +180,8 @@ class SiffReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _check(self, pages: I64) -> None:
+    def check_pages(self, pages: I64) -> None:
+        """Raise FormatError when the reader is closed or a page index is out of range."""
         if self._fd < 0:
             raise FormatError(f"{self.path}: reader is closed")
         if pages.size and (pages.min() < 0 or pages.max() >= len(self.kinds)):
@@ -194,13 +207,16 @@ class SiffReader:
         if size < self.index.file_size:
             raise FormatError(f"{self.path}: the file became shorter while open; reopen it")
 
-    def _raise_status(
+    def raise_for_status(
         self,
         pages: npt.NDArray[np.integer[Any]],
         status: npt.NDArray[np.integer[Any]],
         maxtau: npt.NDArray[np.integer[Any]] | None = None,
         cap: int = 0,
     ) -> None:
+        """Raise the typed error a compiled kernel reported for the first page whose
+        ``status`` is non-zero (bad photon records, arrival times past ``cap``…).
+        """
         hit = np.flatnonzero(status)
         if not hit.size:
             return
@@ -250,7 +266,7 @@ class SiffReader:
         order; compressed: grouped by pixel in raster order).
         """
         pages = np.array([page], dtype=np.int64)
-        self._check(pages)
+        self.check_pages(pages)
         n, start = int(self.counts[page]), int(self.starts[page])
         H, W = self.height, self.width
         if self.kinds[page] == RAW:
@@ -259,11 +275,11 @@ class SiffReader:
             x = ((rec >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.int64)
             tau = (rec & np.uint64(0xFFFFFFFF)).astype(np.int64)
             if n and (y.max() >= H or x.max() >= W):
-                self._raise_status(pages, np.array([1]))
+                self.raise_for_status(pages, np.array([1]))
             return y, x, tau
         raster = self._buf[int(self.rasters[page]) : start].view("<u2").astype(np.int64)
         if int(raster.sum()) != n:
-            self._raise_status(pages, np.array([2]))
+            self.raise_for_status(pages, np.array([2]))
         pix = np.repeat(np.arange(H * W, dtype=np.int64), raster)
         tau = self._buf[start : start + 2 * n].view("<u2").astype(np.int64)
         return pix // W, pix % W, tau
@@ -279,7 +295,7 @@ class SiffReader:
     ) -> npt.NDArray[np.uint16]:
         """Photon counts per pixel of ``pages``: uint16 (n, Y, X)."""
         pages = np.asarray(pages, dtype=np.int64).reshape(-1)
-        self._check(pages)
+        self.check_pages(pages)
         npix = self.height * self.width
         if out is None:
             out = np.empty((len(pages), self.height, self.width), np.uint16)
@@ -308,8 +324,8 @@ class SiffReader:
                 status[sl],
             )
 
-        self._parallel(pages, np.arange(len(pages)), run)
-        self._raise_status(pages, status)
+        self.run_parallel(pages, np.arange(len(pages)), run)
+        self.raise_for_status(pages, status)
         return out
 
     def capacity(self, num_bins: int) -> int:
@@ -350,7 +366,9 @@ class SiffReader:
                 if mask is not None:
                     tau = tau[flat_mask[plane_of[page]][pix] != 0]
                 if tau.size and tau.max() >= cap:
-                    self._raise_status(np.array([page]), np.array([3]), np.array([tau.max()]), cap)
+                    self.raise_for_status(
+                        np.array([page]), np.array([3]), np.array([tau.max()]), cap
+                    )
                 out[row] += np.bincount(tau, minlength=cap)
 
             self._numpy_loop(pages, rows, body)
@@ -388,8 +406,8 @@ class SiffReader:
                 outs.append(out)
 
         shared = None if pooled else np.zeros((nrows, cap), np.int64)
-        self._parallel(pages, rows, run, pooled)
-        self._raise_status(pages, status, maxtau, cap)
+        self.run_parallel(pages, rows, run, pooled)
+        self.raise_for_status(pages, status, maxtau, cap)
         out = (
             (sum(outs[1:], outs[0]) if outs else np.zeros((1, cap), np.int64))
             if pooled
@@ -474,8 +492,8 @@ class SiffReader:
             if pooled:
                 parts.append((a, b))
 
-        self._parallel(pages, rows, run, pooled)
-        self._raise_status(pages, status)
+        self.run_parallel(pages, rows, run, pooled)
+        self.raise_for_status(pages, status)
         for a, b in parts:
             out_n += a
             out_t += b
@@ -554,15 +572,15 @@ class SiffReader:
             def run(sl: slice) -> None:
                 K.raster_totals(self._v16, self.rasters[todo[sl]], npix, totals[sl])
 
-            self._parallel(todo, np.arange(len(todo)), run)
+            self.run_parallel(todo, np.arange(len(todo)), run)
         bad = totals != self.counts[todo]
-        self._raise_status(todo, bad.astype(np.int8) * 2)
+        self.raise_for_status(todo, bad.astype(np.int8) * 2)
         self._verified[todo] = True
 
     def _sorted(self, pages: npt.ArrayLike, rows: npt.ArrayLike) -> tuple[I64, I64]:
         pages = np.asarray(pages, dtype=np.int64).reshape(-1)
         rows = np.broadcast_to(np.asarray(rows, dtype=np.int64), pages.shape).reshape(-1)
-        self._check(pages)
+        self.check_pages(pages)
         if rows.size > 1 and (np.diff(rows) < 0).any():
             order = np.argsort(rows, kind="stable")
             pages, rows = pages[order], rows[order]
@@ -578,7 +596,7 @@ class SiffReader:
             raise ValueError("mask plane index out of range")
         return np.ascontiguousarray(planes)
 
-    def _parallel(
+    def run_parallel(
         self, pages: I64, rows: I64, run: Callable[[slice], None], pooled: bool = False
     ) -> None:
         """Call ``run`` on slices of ``pages`` on the thread pool.
