@@ -76,7 +76,7 @@ def test_bin_probabilities_integrate_density_and_match_synthetic_truth():
     fine = (np.arange(NBINS * 64) + 0.5) * (W / 64)  # midpoint rule, 64 points per bin
     dens = decay_model(fine, taus_ns=taus, fractions=fracs, period_ns=P, **IRF)
     np.testing.assert_allclose(p, dens.reshape(NBINS, 64).sum(1), rtol=2e-5)
-    from napari_scanimage.testing.siff import bin_probabilities
+    from napari_scanimage.testing.photons import bin_probabilities
 
     truth = bin_probabilities([900.0, 2600.0], fracs, 500.0, 100.0, PERIOD_PS, BIN_PS, NBINS)
     np.testing.assert_allclose(p, truth / truth.sum(), rtol=1e-8, atol=1e-15)

@@ -22,7 +22,8 @@ Modules
 :mod:`napari_scanimage.testing.siff`
     ScanImage-FLIM ``.siff`` (compressed or not) with Poisson photons drawn from known
     lifetimes: :func:`write_siff` (returns a :class:`SyntheticSiff` holding every photon),
-    :func:`bin_probabilities` (the arrival-time model the photons are drawn from).
+    :func:`bin_probabilities` (the arrival-time model the photons are drawn from, in
+    :mod:`napari_scanimage.testing.photons` with the rest of the photon model).
 
 Examples
 --------
@@ -36,7 +37,8 @@ from __future__ import annotations
 
 from .legacy import GENERATIONS, LegacyDataset, LegacyLayout, legacy_description, write_legacy_tiff
 from .mroi import FIELDS, FieldSpec, FieldTruth, SyntheticMroi, field_content, write_mroi_tiff
-from .siff import SyntheticSiff, bin_probabilities, write_siff
+from .photons import bin_probabilities
+from .siff import SyntheticSiff, write_siff
 from .tiff import (
     SyntheticDataset,
     SyntheticLayout,
