@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import FormatError
 
 if TYPE_CHECKING:
-    from .tiff import PageArrays
+    from .ifd import PageArrays
 
 __all__ = ["MAX_COMPRESSION", "check_extent", "check_frame_size", "check_siff_shape"]
 

@@ -14,7 +14,8 @@ import numpy as np
 from ..errors import FormatError
 
 if TYPE_CHECKING:
-    from .tiff import IfdWalker, PageArrays, PageIndex, TiffHeader, WalkInfo, WalkState
+    from .ifd import IfdWalker, PageArrays, TiffHeader, WalkInfo, WalkState
+    from .tiff import PageIndex
 
     Walk = tuple[PageArrays, bool, WalkInfo, bool]
 

@@ -28,8 +28,8 @@ import numpy as np
 
 from ..errors import FormatError
 from .acquisition import AcquisitionInfo, first_value, fov_pixel_size, int_list, number
+from .ifd import IfdWalker, read_header
 from .legacy_info import legacy_info
-from .tiff import IfdWalker, read_header
 
 __all__ = [
     "SI_MAGIC",
