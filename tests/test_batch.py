@@ -89,7 +89,7 @@ def project(tmp_path_factory):
     assert len(series.paths) == 2
     (data / "broken.tif").write_bytes(b"II*\x00 this is not a tiff")
     with nsi.open_dataset(recs[0].paths[0]) as ds:
-        reg = nsi.register(ds, channel=1)
+        reg = nsi.register(ds, channel=1, bidi=True)
     template = Session(
         sources=[recs[0].paths[0]],
         channel=1,
@@ -101,9 +101,9 @@ def project(tmp_path_factory):
     return root, data, template, good
 
 
-def _expected(paths, kind="dff", **kw):
+def _expected(paths, kind="dff", bidi=True, **kw):
     with nsi.open_dataset(paths[0], file_paths=paths if len(paths) > 1 else None) as ds:
-        reg = nsi.register(ds, channel=1 if kind != "lifetime" else 0)
+        reg = nsi.register(ds, channel=1 if kind != "lifetime" else 0, bidi=bidi)
         tr = nsi.traces(
             ds, _rois(), channel=1 if kind != "lifetime" else 0, kind=kind, registration=reg, **kw
         )
@@ -162,6 +162,8 @@ def test_batch_equals_in_process_and_manifest(project, client, tmp_path):
         got = nsi.Registration.load(out / f"{stem}.registration.npz")
         np.testing.assert_allclose(got.shifts, reg.shifts, rtol=0, atol=1e-6)
         np.testing.assert_allclose(got.reference, reg.reference, rtol=0, atol=1e-6)
+        assert got.bidi_phase == pytest.approx(reg.bidi_phase, abs=1e-9)
+        assert got.settings["bidi"] and got.channel == "Channel 2"
         assert got.num_times == reg.num_times > BLOCK_FRAMES  # several blocks
         _assert_traces_equal(out / f"{stem}_traces.csv", tr)
         assert by_name[f"{stem}_traces.csv"]["status"] == "ok"
@@ -256,7 +258,7 @@ def test_template_without_registration_and_no_register(project, client, tmp_path
     run_batch(
         prepare_batch(str(data / "m0.tif"), plain_path, out_dir=reg_out, register=True), client
     )
-    reg, _ = _expected(good[0], percentile=10.0)
+    reg, _ = _expected(good[0], bidi=False, percentile=10.0)
     got = nsi.Registration.load(reg_out / "m0.registration.npz")
     np.testing.assert_allclose(got.shifts, reg.shifts, rtol=0, atol=1e-6)
 
@@ -310,7 +312,7 @@ def test_siff_lifetime_traces(client, tmp_path):
         prepare_batch(str(data), template, out_dir=out, block_frames=BLOCK_FRAMES), client
     )
     assert result.count("ok") == 1
-    want_reg, want = _expected([data / "f.siff"], kind="lifetime")
+    want_reg, want = _expected([data / "f.siff"], kind="lifetime", bidi=False)
     got = nsi.Registration.load(out / "f.registration.npz")
     np.testing.assert_allclose(got.shifts, want_reg.shifts, rtol=0, atol=1e-6)
     assert "lifetime_ns" in (out / "f_traces.csv").read_text()

@@ -53,6 +53,10 @@ __all__ = [
 REFERENCE_FRAMES = 200  # register()'s default: frames each plane's reference is built from
 BLOCK_BYTES = 64 << 20  # float32 frames estimated per task (what register() reads at once)
 _OPEN_PER_THREAD = 2  # recordings a worker thread keeps open between tasks
+# Threads of each task's FFTs: dask runs one task per worker thread, so the cluster's threads
+# are the parallelism (all CPUs, the in-process default, would count every core of a shared
+# cluster node, whatever the job was given).  Results do not depend on it.
+FFT_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,8 @@ def reference(
     Y, X = job.frame_shape
     phase = 0.0
     if job.bidi:  # the planes' cross-power spectra summed
+        # (the default threads, as in register(): the sum's rounding depends on how the
+        # frames are split between threads, and the phase moves every shift)
         crosses = [
             bidi_cross(ds.read(c, plane=z, slice_sample=sample, times=rows)) for z in job.planes
         ]
@@ -228,7 +234,9 @@ def reference(
         if phase:
             frames = correct_bidi(frames, phase)
         if z in job.planes:
-            ref[z] = make_reference(frames, max_shift=job.max_shift, smooth_sigma=SMOOTH_SIGMA)
+            ref[z] = make_reference(
+                frames, max_shift=job.max_shift, smooth_sigma=SMOOTH_SIGMA, workers=FFT_THREADS
+            )
         else:  # not registered: the plain mean, for display
             ref[z] = frames.mean(axis=0, dtype=np.float64)
     return ref, float(phase)
@@ -270,6 +278,7 @@ def block_shifts(
             max_shift=job.max_shift,
             subpixel=job.subpixel,
             smooth_sigma=SMOOTH_SIGMA,
+            workers=FFT_THREADS,
         )
     return shifts, peaks
 
