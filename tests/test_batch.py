@@ -154,7 +154,23 @@ def test_batch_equals_in_process_and_manifest(project, client, tmp_path):
     out = tmp_path / "out"
     plan = prepare_batch(str(data), template, out_dir=out, block_frames=BLOCK_FRAMES)
     lines = io.StringIO()
-    result = run_batch(plan, client, stream=lines)
+    with distributed.get_task_stream(client) as stream:
+        result = run_batch(plan, client, stream=lines)
+    # on the cluster: several recordings at once, block tasks on both workers
+    spans: dict[str, list[float]] = {}
+    workers: dict[str, set[str]] = {}
+    for task in stream.data:
+        stem = task["key"].split("-")[1]
+        for part in task["startstops"]:
+            if part["action"] == "compute":
+                span = spans.setdefault(stem, [part["start"], part["stop"]])
+                span[:] = [min(span[0], part["start"]), max(span[1], part["stop"])]
+        if task["key"].startswith("block_shifts"):
+            workers.setdefault(stem, set()).add(task["worker"])
+    assert len(spans) == 4  # (the corrupt file's plan too)
+    ordered = sorted(spans.values())
+    assert any(b[0] < a[1] for a, b in zip(ordered, ordered[1:], strict=False))  # overlap
+    assert set().union(*workers.values()) == set(client.nthreads())
     by_name = {Path(e["outputs"][-1]).name: e for e in result.entries if e["outputs"]}
     for paths in good:
         stem = paths[0].stem
@@ -247,8 +263,18 @@ def test_template_without_registration_and_no_register(project, client, tmp_path
     plain.registration_result = None
     plain_path = plain.save(tmp_path / "plain.nsession.json")
     out = tmp_path / "out"
-    result = run_batch(prepare_batch(str(data / "m0.tif"), plain_path, out_dir=out), client)
+    terminal = io.StringIO()  # as on a terminal: the overall bar, redrawn in place
+    result = run_batch(
+        prepare_batch(str(data / "m0.tif"), plain_path, out_dir=out),
+        client,
+        stream=terminal,
+        progress_bar=True,
+    )
     assert result.count("ok") == 1
+    shown = terminal.getvalue()
+    assert "\r[" + "." * 30 + "] 0/1 recordings" in shown
+    assert "\r\x1b[K[1/1] m0.tif: wrote m0_traces.csv\n" in shown
+    assert "\r[" + "#" * 30 + "] 1/1 recordings" in shown and shown.endswith("\r\x1b[K")
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "m0_traces.csv"]
     with nsi.open_dataset(good[0][0]) as ds:
         want = nsi.traces(ds, _rois(), channel=1, kind="dff", percentile=10.0)

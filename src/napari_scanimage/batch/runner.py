@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["BatchPlan", "BatchResult", "prepare_batch", "registration_settings", "run_batch"]
 
 TASK_RETRIES = 1  # a task that raised (e.g. a passing network file system error) runs again
+IN_FLIGHT_PER_THREAD = 2  # recordings submitted at once per worker thread of the cluster
 
 
 def registration_settings(template: Session, register: bool | None) -> RegistrationSettings | None:
@@ -363,10 +364,7 @@ def run_batch(
         if on_finish is not None:
             on_finish(e)
 
-    for item in items:
-        if item.entry["status"] is not None:  # skipped or failed before anything ran
-            record(item)
-            continue
+    def start(item: _Item) -> None:
         item.entry["started"] = now()
         reg = plan.registration
         if reg is not None and reg.needs_whole():
@@ -379,6 +377,24 @@ def run_batch(
         else:
             job = submit(item, "plan", registration_job, item.files, reg, plan.block_frames)
             track(item, "plan", job)
+
+    waiting = []
+    for item in items:
+        if item.entry["status"] is not None:  # skipped or failed before anything ran
+            record(item)
+        else:
+            waiting.append(item)
+    waiting.reverse()  # (popped from the end: in order)
+
+    def fill() -> None:
+        # a few recordings per worker thread in flight: enough to keep every thread busy
+        # while one waits for its reference, few enough that "started" means started and
+        # that finished recordings come out steadily
+        threads = sum(client.nthreads().values())  # type: ignore[no-untyped-call]
+        while waiting and len(pending) < max(2, IN_FLIGHT_PER_THREAD * threads):
+            start(waiting.pop())
+
+    fill()
     bar.draw()
     for fut in ac:
         item, stage = pending.pop(str(fut.key))
@@ -407,6 +423,7 @@ def run_batch(
             item.entry.update(status="failed", error=_error_text(exc))
         item.registration = None  # releases its tasks' results on the cluster
         record(item)
+        fill()
     bar.close()
     doc["finished"] = now()
     doc["recordings"] = [i.entry for i in items]
