@@ -122,7 +122,7 @@ def _demo(args: argparse.Namespace) -> int:
 # -- analysis commands ----------------------------------------------------------------------
 SCHEDULER_TIMEOUT_S = 3
 # local worker processes of a batch without --workers/--scheduler: one per CPU, at most 4
-# (each one's FFTs use every CPU too)
+# (about 0.4 GB each; --workers N for more)
 DEFAULT_BATCH_WORKERS = max(1, min(4, os.cpu_count() or 1))
 TRACE_KINDS = ("mean", "sum", "dff", "lifetime", "phasor")
 

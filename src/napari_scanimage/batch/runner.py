@@ -346,11 +346,12 @@ def run_batch(
         pending[str(fut.key)] = (item, stage)
         ac.add(fut)  # type: ignore[no-untyped-call]
 
-    def record(item: _Item) -> None:
+    def record(item: _Item, write: bool = True) -> None:
         if item.entry["finished"] is None:
             item.entry["finished"] = now()
         doc["recordings"] = [i.entry for i in items if i.entry["status"] is not None]
-        write_manifest(plan.manifest_path, doc)
+        if write:
+            write_manifest(plan.manifest_path, doc)
         bar.done += 1
         e = item.entry
         name = Path(item.files.paths[0]).name
@@ -381,9 +382,10 @@ def run_batch(
     waiting = []
     for item in items:
         if item.entry["status"] is not None:  # skipped or failed before anything ran
-            record(item)
+            record(item, write=False)
         else:
             waiting.append(item)
+    write_manifest(plan.manifest_path, doc)  # (once for all of those: each write is synced)
     waiting.reverse()  # (popped from the end: in order)
 
     def fill() -> None:
