@@ -254,7 +254,9 @@ def test_batch_registers_with_the_template_registration(tmp_path, capsys, dask_c
     with nsi.open_dataset(data / "m.tif") as ds:
         plain = nsi.traces(ds, rois, channel=1, kind="dff", percentile=10.0)
     assert (out_dir / "m_traces.csv").read_bytes().decode() == plain.csv_text()
-    assert "batch.json" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "batch.json" in captured.out
+    assert "recordings are not registered (--no-register" in captured.err
 
 
 def test_bad_inputs_exit_non_zero_without_output(tmp_path, capsys):

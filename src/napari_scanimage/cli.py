@@ -347,6 +347,9 @@ def _batch(args: argparse.Namespace) -> int:
         register=args.register,
         force=args.force,
     )
+    if plan.registration is None:  # said, so that unregistered traces are never a surprise
+        why = "--no-register" if args.register is False else "the template holds none"
+        print(f"recordings are not registered ({why}; --register registers them)", file=sys.stderr)
     if not args.scheduler and not args.workers:  # a local cluster by default
         args.workers = DEFAULT_BATCH_WORKERS
     with _scheduler(args) as client:
