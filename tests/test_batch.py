@@ -23,6 +23,7 @@ from scipy import ndimage
 import napari_scanimage as nsi
 from napari_scanimage.batch import (
     MANIFEST,
+    RecordingFiles,
     find_recordings,
     prepare_batch,
     registration_settings,
@@ -287,6 +288,29 @@ def test_template_without_registration_and_no_register(project, client, tmp_path
     reg, _ = _expected(good[0], bidi=False, percentile=10.0)
     got = nsi.Registration.load(reg_out / "m0.registration.npz")
     np.testing.assert_allclose(got.shifts, reg.shifts, rtol=0, atol=1e-6)
+
+
+def test_files_stay_open_while_another_task_of_the_recording_runs(project):
+    """A task ending releases the recording's files only when no other task of it runs in the
+    process (releasing closes every thread's handles on them, under a reader).
+    """
+    psutil = pytest.importorskip("psutil")
+    from napari_scanimage.batch.tasks import opened
+
+    _, _, _, good = project
+    path = str(good[0][0])
+    files = RecordingFiles((path,))
+
+    def held() -> bool:
+        return any(os.path.samefile(f.path, path) for f in psutil.Process().open_files())
+
+    with opened(files) as outer:
+        with opened(files) as inner:
+            first = inner.read(1, times=slice(0, 3))
+            assert held()
+        assert held()  # the outer task still runs
+        np.testing.assert_array_equal(outer.read(1, times=slice(0, 3)), first)
+    assert not held()
 
 
 def test_registration_settings_from_the_template():

@@ -205,10 +205,8 @@ def prepare_batch(
             "started": now(),
             "finished": None,
         }
-        stats = []
         try:
             entry["fingerprint"] = fingerprint(paths, plan.settings_hash)
-            stats = [(f["size"], f["mtime_ns"]) for f in entry["fingerprint"]["files"]]
         except OSError as exc:
             entry.update(status="failed", error=f"cannot read the recording: {exc}")
         if stem in stems and entry["status"] is None:
@@ -230,9 +228,7 @@ def prepare_batch(
             entry["status"] = "skipped"
         if entry["status"] is not None:
             entry["finished"] = now()
-        files = RecordingFiles(
-            tuple(str(p) for p in paths), template.bin_width_ps, tuple(stats)
-        )
+        files = RecordingFiles(tuple(str(p) for p in paths), template.bin_width_ps)
         plan.items.append(_Item(k, files, outputs, entry))
     return plan
 

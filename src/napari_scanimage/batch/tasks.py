@@ -1,7 +1,7 @@
 """What the workers of a batch run: small, pure functions of file paths and time-row ranges.
 
-Every task opens the recording itself from its paths (a per-thread cache keeps it open between
-the tasks of one recording), so nothing larger than a registration reference travels between
+Every task opens the recording itself from its paths (cheap after the first time in a
+process), so nothing larger than a registration reference travels between
 the client and the workers: no frames, no open file handles.  Tasks have no side effects (the
 client writes every output file), so dask can run any of them again when a worker is lost.
 
@@ -23,6 +23,8 @@ session's settings, exactly as ``Session.run_traces`` does in one process.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +54,6 @@ __all__ = [
 
 REFERENCE_FRAMES = 200  # register()'s default: frames each plane's reference is built from
 BLOCK_BYTES = 64 << 20  # float32 frames estimated per task (what register() reads at once)
-_OPEN_PER_THREAD = 2  # recordings a worker thread keeps open between tasks
 # Threads of each task's FFTs: dask runs one task per worker thread, so the cluster's threads
 # are the parallelism (all CPUs, the in-process default, would count every core of a shared
 # cluster node, whatever the job was given).  Results do not depend on it.
@@ -69,13 +70,10 @@ class RecordingFiles:
         Absolute paths, as the workers see them (a shared file system on a real cluster).
     bin_width_ps : float or None
         `.siff` arrival-time bin width override (the template session's).
-    stamp : tuple of (int, int)
-        (size, mtime in ns) of each file when the run started: a changed file is reopened.
     """
 
     paths: tuple[str, ...]
     bin_width_ps: float | None = None
-    stamp: tuple[tuple[int, int], ...] = ()
 
     @property
     def stem(self) -> str:
@@ -136,25 +134,38 @@ class RegistrationJob:
 
 
 # -- opening --------------------------------------------------------------------------------
-_local = threading.local()
+_running: dict[tuple[str, ...], int] = {}  # tasks of each recording running in this process
+_running_lock = threading.Lock()
 
 
-def open_recording(files: RecordingFiles) -> Dataset:
-    """The recording, opened once per worker thread and kept for the next tasks."""
+@contextmanager
+def opened(files: RecordingFiles) -> Iterator[Dataset]:
+    """The recording, open for one task.
+
+    Opening is cheap after the first time in a process (page indexes are kept per file, and
+    checked against its size and time).  The file handles are released when no task of the
+    recording is running in this process any more: releasing them earlier would close them
+    under another thread still reading.
+    """
     from .._core.dataset import open_dataset
 
-    cache: dict[RecordingFiles, Dataset] = _local.__dict__.setdefault("datasets", {})
-    ds = cache.pop(files, None)
-    if ds is None:
+    with _running_lock:
+        _running[files.paths] = _running.get(files.paths, 0) + 1
+    ds = None
+    try:
         ds = open_dataset(
             files.paths[0],
             bin_width_ps=files.bin_width_ps,
             file_paths=list(files.paths) if len(files.paths) > 1 else None,
         )
-    cache[files] = ds  # most recently used last
-    while len(cache) > _OPEN_PER_THREAD:
-        cache.pop(next(iter(cache))).close()
-    return ds
+        yield ds
+    finally:
+        with _running_lock:
+            left = _running.pop(files.paths) - 1
+            if left:
+                _running[files.paths] = left
+            elif ds is not None:
+                ds.close()  # (every thread's handles on these files: none is reading)
 
 
 # -- registration -----------------------------------------------------------------------------
@@ -168,9 +179,15 @@ def registration_job(
     SelectionError
         As :func:`~..analysis.registration.register` for the same settings.
     """
+    with opened(files) as ds:
+        return _plan(ds, files, settings, block_frames)
+
+
+def _plan(
+    ds: Dataset, files: RecordingFiles, settings: RegistrationSettings, block_frames: int | None
+) -> RegistrationJob:
     from ..analysis.registration import iter_register
 
-    ds = open_recording(files)
     # register()'s own checks and clamping, by starting its generator: it stops at its first
     # yield, before anything is read
     next(iter_register(ds, **settings.kwargs()))
@@ -213,11 +230,15 @@ def reference(
     """Each plane's reference (Z, Y, X) and the bidirectional phase, as ``register`` makes
     them (from the same frames, by the same functions).
     """
+    with opened(files) as ds:
+        return _reference(ds, job)
+
+
+def _reference(ds: Dataset, job: RegistrationJob) -> tuple[npt.NDArray[np.float32], float]:
     from .._core.shifting import correct_bidi
     from ..analysis._phasecorr import bidi_cross, bidi_peak, make_reference
     from ..analysis.registration import SMOOTH_SIGMA
 
-    ds = open_recording(files)
     c, rows, sample = job.channel, list(job.reference_rows), job.slice_sample
     Y, X = job.frame_shape
     phase = 0.0
@@ -255,16 +276,16 @@ def block_shifts(
     from ..analysis._phasecorr import estimate_shifts
     from ..analysis.registration import SMOOTH_SIGMA
 
-    ds = open_recording(files)
     reference_image, phase = ref
     times = slice(*rows)
     c, sample, planes = job.channel, job.slice_sample, job.planes
-    if len(planes) == 1:
-        data = ds.read(c, plane=planes[0], slice_sample=sample, times=times)[:, None]
-    else:
-        data = ds.read(c, slice_sample=sample, times=times)
-        if len(planes) < job.num_planes:
-            data = data[:, list(planes)]
+    with opened(files) as ds:
+        if len(planes) == 1:
+            data = ds.read(c, plane=planes[0], slice_sample=sample, times=times)[:, None]
+        else:
+            data = ds.read(c, slice_sample=sample, times=times)
+            if len(planes) < job.num_planes:
+                data = data[:, list(planes)]
     n = rows[1] - rows[0]
     shifts = np.zeros((n, len(planes), 2))
     peaks = np.zeros((n, len(planes)))
@@ -328,7 +349,8 @@ def register_whole(files: RecordingFiles, settings: RegistrationSettings) -> Reg
     """
     from ..analysis.registration import register
 
-    return register(open_recording(files), **settings.kwargs())
+    with opened(files) as ds:
+        return register(ds, **settings.kwargs())
 
 
 # -- traces -----------------------------------------------------------------------------------
@@ -338,9 +360,9 @@ def recording_traces(
     """The template session's traces of this recording (of its registered frames when a
     registration is given): ``Session.run_traces`` with the recording as the source.
     """
-    ds = open_recording(files)
     session = replace(
         template, sources=[Path(p) for p in files.paths], registration_result=registration
     )
     session.path = None
-    return session.run_traces(None, dataset=ds)
+    with opened(files) as ds:
+        return session.run_traces(None, dataset=ds)
