@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -234,35 +235,53 @@ def prepare_batch(
 
 
 class _Bar:
-    """An overall progress bar redrawn in place on a terminal (nothing elsewhere)."""
+    """An overall progress bar redrawn in place on a terminal (nothing elsewhere): recordings
+    done, and the tasks done of those submitted, so that it moves within long recordings.
+    """
 
     WIDTH = 30
 
     def __init__(self, stream: TextIO, total: int, enabled: bool) -> None:
         self.stream, self.total, self.enabled = stream, total, enabled
         self.done, self.t0 = 0, time.monotonic()
+        self.tasks, self.tasks_done = 0, 0
+        self.lock = threading.Lock()  # task callbacks draw from the client's thread
 
     def line(self, text: str) -> None:
         """Print a line above the bar."""
-        if self.enabled:
-            self.stream.write("\r\x1b[K")
-        print(text, file=self.stream, flush=True)
-        self.draw()
+        with self.lock:
+            if self.enabled:
+                self.stream.write("\r\x1b[K")
+            print(text, file=self.stream, flush=True)
+            self._draw()
+
+    def task_done(self, _: object = None) -> None:
+        """Count a finished task (a future's done callback)."""
+        with self.lock:
+            self.tasks_done += 1
+            self._draw()
 
     def draw(self) -> None:
+        with self.lock:
+            self._draw()
+
+    def _draw(self) -> None:
         if not self.enabled:
             return
         filled = self.WIDTH * self.done // max(1, self.total)
         self.stream.write(
             f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {self.done}/{self.total} "
-            f"recordings, {time.monotonic() - self.t0:.0f} s"
+            f"recordings, {self.tasks_done}/{self.tasks} tasks, "
+            f"{time.monotonic() - self.t0:.0f} s"
         )
         self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+        with self.lock:
+            if self.enabled:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+            self.enabled = False  # (late callbacks draw nothing)
 
 
 def _describe(client: Client) -> dict[str, Any]:
@@ -336,6 +355,10 @@ def run_batch(
             priority=n - item.index,  # earlier recordings first: outputs come steadily
             retries=TASK_RETRIES,
         )
+        if bar.enabled:
+            with bar.lock:
+                bar.tasks += 1
+            fut.add_done_callback(bar.task_done)  # type: ignore[no-untyped-call]
         return fut
 
     def track(item: _Item, stage: str, fut: Future[Any]) -> None:
