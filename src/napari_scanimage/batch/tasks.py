@@ -190,7 +190,9 @@ def _plan(
 
     # register()'s own checks and clamping, by starting its generator: it stops at its first
     # yield, before anything is read
-    next(iter_register(ds, **settings.kwargs()))
+    checks = iter_register(ds, **settings.kwargs())
+    next(checks)
+    checks.close()
     info = ds.info
     c = ds.channel_index(settings.channel)
     Z = int(info.num_planes)
