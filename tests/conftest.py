@@ -84,6 +84,26 @@ def make_readonly():
             _set_immutable(folder, False)
 
 
+@pytest.fixture(scope="session")
+def dask_client():
+    """A client of a dask LocalCluster of 2 worker processes (1 thread each), shared by the
+    tests that run batches (starting one takes seconds).  Skipped without ``distributed``.
+    """
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": ":0"},  # (not the default port: kept free)
+    )
+    try:
+        with distributed.Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
 @pytest.fixture
 def full_dir(tmp_path):
     """A folder on a real, tiny (256 KiB) tmpfs: writes beyond its size fail with ENOSPC.
@@ -123,6 +143,7 @@ _OPEN_FILE_ALLOWED = (
     "/usr/",
     "/etc/",
     ".log",
+    "/dask-scratch-space/",  # the lock of the shared test cluster's scheduler (dask_client)
 )
 _PYTHON = os.path.realpath(sys.executable)
 _SHARED_LIBRARY = re.compile(r"\.(so(\.[\d.]+)?|pyd|dll|dylib)$")

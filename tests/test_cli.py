@@ -170,7 +170,7 @@ def test_traces_on_local_cluster_equals_in_process(tmp_path, capsys):
     assert "starting 2 local worker process(es)" in capsys.readouterr().err
 
 
-def test_batch(tmp_path, capsys):
+def test_batch(tmp_path, capsys, dask_client):
     import napari_scanimage as nsi
     from napari_scanimage.session import Session
 
@@ -190,29 +190,73 @@ def test_batch(tmp_path, capsys):
     )
     assert len(series.paths) > 1
     out_dir = tmp_path / "results"
-    assert main(["batch", str(data), "--session", str(template), "--out-dir", str(out_dir)]) == 0
+    args = ["batch", str(data), "--session", str(template), "--out-dir", str(out_dir)]
+    assert main([*args, "--scheduler", dask_client.scheduler.address]) == 0
     expected = {f"{p.stem}_traces.csv": p for p in [*recs, series.paths[0]]}
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted(expected)
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([*expected, "batch.json"])
     for name, rec in expected.items():
         with nsi.open_dataset(rec) as ds:
             want = nsi.traces(ds, rois, channel=1, kind="dff", percentile=10.0)
         assert (out_dir / name).read_bytes().decode() == want.csv_text()
-    assert "4 recording(s) analysed, 0 failed" in capsys.readouterr().out
+    assert "4 recording(s) analysed, 0 skipped (unchanged), 0 failed" in capsys.readouterr().out
+    # a rerun skips them all
+    assert main([*args, "--scheduler", dask_client.scheduler.address]) == 0
+    assert "0 recording(s) analysed, 4 skipped (unchanged), 0 failed" in capsys.readouterr().out
     # a broken file is reported; the others are still written; the exit code says so
     for p in [*series.paths]:
         p.unlink()
     (data / "broken.tif").write_bytes(b"II*\x00 this is not a tiff")
     shutil.rmtree(out_dir)
-    assert (
-        main(["batch", str(data / "*.tif"), "--session", str(template), "--out-dir", str(out_dir)])
-        == 1
-    )
+    args = ["batch", str(data / "*.tif"), "--session", str(template), "--out-dir", str(out_dir)]
+    assert main([*args, "--scheduler", dask_client.scheduler.address]) == 1
     captured = capsys.readouterr()
-    assert "3 recording(s) analysed, 1 failed" in captured.out
+    assert "3 recording(s) analysed, 0 skipped (unchanged), 1 failed" in captured.out
     assert "broken.tif" in captured.out and "broken.tif: failed" in captured.err
     assert len(_error_lines(captured.err)) == 1
-    assert sorted(p.name for p in out_dir.iterdir()) == [f"m{k}_traces.csv" for k in range(3)]
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "batch.json",
+        *(f"m{k}_traces.csv" for k in range(3)),
+    ]
     assert Session.load(template).rois().names == ["a", "b"]
+
+
+def test_batch_registers_with_the_template_registration(tmp_path, capsys, dask_client):
+    """A template holding a registration: every recording is registered with its settings
+    and its traces are those of the registered frames.
+    """
+    import napari_scanimage as nsi
+    from napari_scanimage.session import Session
+
+    rec, template, rois = _analysis_project(tmp_path / "template")
+    session = Session.load(template)
+    with nsi.open_dataset(rec) as ds:
+        session.registration_result = nsi.register(ds, channel=1, max_shift=4)
+    session.save(template)
+    data = tmp_path / "data"
+    data.mkdir()
+    write_scanimage_tiff(
+        data / "m.tif",
+        SyntheticLayout(channels=(1, 2), num_planes=2, num_volumes=7, frame_rate=20.0),
+    )
+    out_dir = tmp_path / "results"
+    args = ["batch", str(data), "--session", str(template), "--out-dir", str(out_dir)]
+    assert main(args) == 0  # on a local cluster started for the run
+    assert "local worker process(es)" in capsys.readouterr().err
+    with nsi.open_dataset(data / "m.tif") as ds:
+        reg = nsi.register(ds, channel=1, max_shift=4)
+        want = nsi.traces(ds, rois, channel=1, kind="dff", percentile=10.0, registration=reg)
+    got = nsi.Registration.load(out_dir / "m.registration.npz")
+    np.testing.assert_allclose(got.shifts, reg.shifts, rtol=0, atol=1e-6)
+    assert (out_dir / "m_traces.csv").read_bytes().decode() == want.csv_text()
+    # --no-register: the frames as recorded
+    address = dask_client.scheduler.address
+    assert main([*args, "--no-register", "--force", "--scheduler", address]) == 0
+    with nsi.open_dataset(data / "m.tif") as ds:
+        plain = nsi.traces(ds, rois, channel=1, kind="dff", percentile=10.0)
+    assert (out_dir / "m_traces.csv").read_bytes().decode() == plain.csv_text()
+    captured = capsys.readouterr()
+    assert "batch.json" in captured.out
+    assert "recordings are not registered (--no-register" in captured.err
 
 
 def test_bad_inputs_exit_non_zero_without_output(tmp_path, capsys):

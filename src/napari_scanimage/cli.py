@@ -11,22 +11,25 @@ register FILE|SESSION [--channel C] [--out SHIFTS.npz] [--bidi] [--max-shift N]
     Rigid motion registration; stored in the session (sidecar) or written to ``--out``.
 traces FILE|SESSION [--rois ROIS] --out CSV [--channel C] [--kind K] [--registration NPZ]
     Every ROI's trace as a tidy CSV (a session provides ROIs, registration and settings).
-batch FOLDER|GLOB --session TEMPLATE.json [--out-dir DIR]
-    The template session's ROIs and settings applied to every recording found.
+batch FOLDER|GLOB --session TEMPLATE.json [--register] [--out-dir DIR] [--force]
+    The template session's registration, ROIs and settings applied to every recording found,
+    many at once on a dask cluster (a local one by default); resumable, with a manifest
+    ``batch.json`` (see :mod:`napari_scanimage.batch`).
 export-nwb SESSION --out FILE.nwb
     The session's recording (imaging data written in chunks), ROIs, traces and shifts as NWB
     (needs the ``nwb`` extra: pynwb).
 
 ``traces`` and ``batch`` run on a dask cluster with ``--scheduler ADDRESS`` (a running
 scheduler) or ``--workers N`` (local worker processes for this run); results are identical.
+``batch`` always runs on one (local workers, one per CPU up to 4, when neither is given).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -118,7 +121,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 # -- analysis commands ----------------------------------------------------------------------
 SCHEDULER_TIMEOUT_S = 3
-RECORDING_SUFFIXES = (".tif", ".tiff", ".siff")
+# local worker processes of a batch without --workers/--scheduler: one per CPU, at most 4
+# (about 0.4 GB each; --workers N for more)
+DEFAULT_BATCH_WORKERS = max(1, min(4, os.cpu_count() or 1))
 TRACE_KINDS = ("mean", "sum", "dff", "lifetime", "phasor")
 
 
@@ -209,7 +214,13 @@ def _scheduler(args: argparse.Namespace) -> Iterator[Client | None]:
     print(f"starting {workers} local worker process(es)", file=sys.stderr, flush=True)
     try:
         cluster = LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            # the scheduler's HTTP server on a free port: another cluster on this machine
+            # (another run) holds the default 8787
+            scheduler_kwargs={"dashboard_address": ":0"},
         )
     except (OSError, RuntimeError, TimeoutError) as exc:
         raise ScanImageError(
@@ -326,69 +337,36 @@ def _export_nwb(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recordings(pattern: str) -> list[Path]:
-    path = Path(pattern)
-    if path.is_dir():
-        found = [p for p in path.iterdir() if p.suffix.lower() in RECORDING_SUFFIXES]
-    else:
-        found = [
-            Path(p) for p in glob.glob(pattern) if Path(p).suffix.lower() in RECORDING_SUFFIXES
-        ]
-    return sorted(p for p in found if p.is_file() and not p.name.startswith("."))
-
-
 def _batch(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    from .batch import prepare_batch, run_batch
 
-    from ._core.dataset import open_dataset
-    from .session import Session
-
-    template = Session.load(args.session, require_sources=False)
-    if template.roi_set is None:
-        raise ScanImageError(
-            f"the template session {args.session} has no ROIs; save one with ROIs first"
-        )
-    files = _recordings(args.inputs)
-    if not files:
-        raise ScanImageError(
-            f"no .tif, .tiff or .siff files found in {args.inputs}; give a "
-            "folder or a glob pattern such as 'data/*.tif'"
-        )
-    base = Path(args.inputs) if Path(args.inputs).is_dir() else files[0].parent
-    out_dir = Path(args.out_dir) if args.out_dir else base
-    out_dir.mkdir(parents=True, exist_ok=True)
-    seen: set[Path] = set()
-    written: list[Path] = []
-    failed: list[tuple[Path, str]] = []
-    with _scheduler(args) as scheduler:
-        for k, f in enumerate(files, 1):
-            if f.resolve() in seen:
-                continue  # another file of a series already analysed
-            try:
-                with open_dataset(f) as ds:
-                    seen.update(p.resolve() for p in ds.paths)
-                    first = ds.paths[0]
-                    session = replace(
-                        template, sources=list(ds.paths), registration_result=None, path=None
-                    )
-                    result = session.run_traces(
-                        scheduler, dataset=ds, progress=_Progress(f"  {first.name}")
-                    )
-                out = out_dir / f"{first.stem}_traces.csv"
-                result.to_csv(out)
-                written.append(out)
-                print(f"[{k}/{len(files)}] {f.name}: wrote {out.name}", file=sys.stderr)
-            except (ScanImageError, OSError, ValueError) as exc:
-                seen.add(f.resolve())
-                failed.append((f, str(exc).splitlines()[0] if str(exc) else repr(exc)))
-                print(f"[{k}/{len(files)}] {f.name}: failed: {failed[-1][1]}", file=sys.stderr)
-    print(f"{len(written)} recording(s) analysed, {len(failed)} failed; results in {out_dir}")
-    for f, why in failed:
-        print(f"failed: {f}: {why}")
+    plan = prepare_batch(
+        args.inputs,
+        args.session,
+        out_dir=args.out_dir,
+        register=args.register,
+        force=args.force,
+    )
+    if plan.registration is None:  # said, so that unregistered traces are never a surprise
+        why = "--no-register" if args.register is False else "the template holds none"
+        print(f"recordings are not registered ({why}; --register registers them)", file=sys.stderr)
+    if not args.scheduler and not args.workers:  # a local cluster by default
+        args.workers = DEFAULT_BATCH_WORKERS
+    with _scheduler(args) as client:
+        assert client is not None  # (one of --scheduler / --workers is set)
+        result = run_batch(plan, client)
+    ok, skipped, failed = (result.count(s) for s in ("ok", "skipped", "failed"))
+    print(
+        f"{ok} recording(s) analysed, {skipped} skipped (unchanged), {failed} failed; "
+        f"results and {result.manifest.name} in {plan.out_dir}"
+    )
+    for e in result.entries:
+        if e["status"] == "failed":
+            print(f"failed: {e['source']}: {e['error']}")
     if failed:
         print(
-            f"napari-scanimage: error: {len(failed)} of {len(written) + len(failed)} "
-            "recording(s) failed (listed above); fix or remove them and rerun",
+            f"napari-scanimage: error: {failed} of {len(result.entries)} recording(s) failed "
+            f"(listed above and in {result.manifest}); fix or remove them and rerun",
             file=sys.stderr,
         )
     return 1 if failed else 0
@@ -442,18 +420,43 @@ def _add_analysis_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
     p.add_argument("session", metavar="SESSION", help="a session .json")
     p.add_argument("--out", required=True, metavar="FILE.nwb", help="output NWB file")
     p.set_defaults(func=_export_nwb)
-    p = sub.add_parser("batch", help="a template session's traces for many recordings")
+    p = sub.add_parser(
+        "batch",
+        help="a template session's registration and traces for many recordings, on a dask "
+        "cluster",
+    )
     p.add_argument("inputs", metavar="FOLDER|GLOB", help="folder or glob of recordings")
     p.add_argument(
         "--session",
         required=True,
         metavar="TEMPLATE.json",
-        help="session whose ROIs and trace settings are applied",
+        help="session whose ROIs, trace settings and registration settings are applied",
+    )
+    reg = p.add_mutually_exclusive_group()
+    reg.add_argument(
+        "--register",
+        action="store_true",
+        default=None,
+        help="register every recording before its traces (the default when the template "
+        "session holds a registration: its channel, max shift and bidi settings are used)",
+    )
+    reg.add_argument(
+        "--no-register",
+        dest="register",
+        action="store_false",
+        help="traces of the unregistered frames, even when the template holds a registration",
     )
     p.add_argument(
         "--out-dir",
         metavar="DIR",
-        help="folder for <stem>_traces.csv (default: the recordings' folder)",
+        help="folder for <stem>.registration.npz, <stem>_traces.csv and batch.json "
+        "(default: the recordings' folder)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute every recording (default: skip those whose files and outputs are "
+        "unchanged since the last run, as batch.json records)",
     )
     _add_cluster_options(p)
     p.set_defaults(func=_batch)
