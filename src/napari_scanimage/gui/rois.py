@@ -40,6 +40,7 @@ from ._labels import (
     use_palette,
 )
 from ._report import report_failure
+from .roi_detect import FEATURES_KEY, DetectPanel
 from .roi_layers import (
     all_planes_flags,
     edge_colours,
@@ -80,8 +81,10 @@ class RoiDock(QWidget):
         self.viewer = napari_viewer
         self.layer_box = QComboBox()
         self.new_button = QPushButton("New ROI layer")
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["name", "plane", "all planes", "colour", "trace"])
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(
+            ["name", "plane", "all planes", "colour", "trace", "score"]
+        )
         trace = QTableWidgetItem("trace")
         trace.setToolTip("show this ROI's trace in the plot")
         self.table.setHorizontalHeaderItem(4, trace)
@@ -114,6 +117,8 @@ class RoiDock(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         self._layer = None
+        self.detection = DetectPanel(self)  # detect, accept / reject, import
+        layout.addWidget(self.detection)
         self._updating = False
         self.layer_box.currentIndexChanged.connect(self._choose_layer)
         self.new_button.clicked.connect(self.new_layer)
@@ -314,9 +319,22 @@ class RoiDock(QWidget):
                 show.setFlags(show.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 show.setCheckState(Qt.CheckState.Checked if shown[k] else Qt.CheckState.Unchecked)
                 self.table.setItem(k, 4, show)
+            self._show_scores(layer)
             self.status.setText(f"{len(self._rois)} ROI(s) in {layer.name}")
         finally:
             self._updating = False
+            if hasattr(self, "detection"):
+                self.detection.refresh()
+
+    def _show_scores(self, layer) -> None:
+        """The score column: detected / imported ROIs' scores (hidden for other layers)."""
+        features = layer.metadata.get(FEATURES_KEY) if is_labels(layer) else None
+        self.table.setColumnHidden(5, not features)
+        if not features:
+            return
+        for k, value in enumerate(label_values(layer)):
+            score = features.get(value, {}).get("score")
+            self.table.setItem(k, 5, _fixed("" if score is None else f"{score:.3g}"))
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if self._updating or self._layer is None:
@@ -480,14 +498,23 @@ class RoiDock(QWidget):
         self._sync_table()
         return layer
 
-    def _load_masks(self, masks: RoiSet, info, name: str):
+    def add_mask_layer(self, rois: RoiSet, name: str):
+        """A Labels layer (label k + 1 for the k-th ROI, in its colour) holding mask ROIs of
+        the dock's recording; it becomes the listed layer.
+        """
+        ds = self.dataset
+        if ds is None:
+            raise ScanImageError("open a recording first")
+        return self._load_masks(rois, ds.info, name, suffix="")
+
+    def _load_masks(self, masks: RoiSet, info, name: str, suffix: str = " labels"):
         """A Labels layer on the ROI axes (see :func:`roi_axes`) holding mask ROIs."""
         data, names = mask_layer_data(masks, info.frame_shape, info.num_planes)
         kwargs = roi_axes(image_layer_for(self.viewer, self.dataset))
         if kwargs:
             data = on_roi_axes(data, kwargs, reduce=np.max)
             kwargs.pop("ndim")
-        layer = self.viewer.add_labels(data, name=f"{name} labels", **kwargs)
+        layer = self.viewer.add_labels(data, name=f"{name}{suffix}", **kwargs)
         layer.metadata = {**layer.metadata, "roi_names": names}
         use_palette(layer, {k + 1: r.colour for k, r in enumerate(masks)})
         self._refresh_layers()
