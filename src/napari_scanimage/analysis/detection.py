@@ -172,6 +172,12 @@ def segment(
     seeds = peak_local_max(  # type: ignore[no-untyped-call]
         img, min_distance=max(2, int(diameter_px / 3)), threshold_abs=floor, exclude_border=False
     )
+    # a cell centred within half a diameter of the frame's edge lies mostly outside it; and
+    # content moving across the edges makes their pixels flicker together
+    edge = int(np.ceil(diameter_px / 2))
+    Y, X = img.shape
+    inner = (seeds[:, 0] >= edge) & (seeds[:, 0] < Y - edge)
+    seeds = seeds[inner & (seeds[:, 1] >= edge) & (seeds[:, 1] < X - edge)]
     markers = np.zeros(img.shape, np.int32)
     markers[seeds[:, 0], seeds[:, 1]] = np.arange(1, len(seeds) + 1)
     basins = watershed(  # type: ignore[no-untyped-call]
