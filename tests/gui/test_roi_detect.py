@@ -91,3 +91,31 @@ def test_import_buttons_read_and_refuse_with_messages(cells_viewer, qtbot, tmp_p
     message = dock.detection.report_error("cellpose import", SelectionError("50×50 frames"))
     assert "50×50" in message and "50×50" in dock.detection.status.text()
     assert RoiSet.from_cellpose(tmp_path / "rec_seg.npy").names == dock.roi_set().names
+
+
+def test_detection_panel_fits_the_roi_dock_at_1280x800(make_napari_viewer, qtbot):
+    """Shown with the "Detect…" button, the panel's controls fit the dock's width (its first
+    form, one row of labelled settings, needed a sideways scroll bar).
+    """
+    from napari_scanimage.gui._dock import dock_scroll
+    from napari_scanimage.gui.demo import add_docks, arrange_docks
+    from napari_scanimage.sample import sample_path
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(sample_path("volume_2ch")), plugin="napari-scanimage")
+    docks = add_docks(viewer)
+    window = viewer.window._qt_window
+    window.resize(1280, 800)
+    qtbot.wait(100)
+    arrange_docks(viewer, docks)
+    dock = docks["ROIs"]
+    assert not dock.detection.isVisible()
+    dock.detect_toggle.click()
+    qtbot.wait(200)
+    assert dock.detection.isVisible() and dock.detection.detect_button.isVisible()
+    assert not dock_scroll(dock).horizontalScrollBar().isVisible()
+    assert [a.text() for a in dock.detection.import_actions.values()] == [
+        "suite2p…",
+        "CaImAn…",
+        "cellpose…",
+    ]

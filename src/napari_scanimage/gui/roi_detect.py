@@ -19,9 +19,10 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
-    QLabel,
+    QMenu,
     QProgressBar,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
 )
 
@@ -61,7 +62,7 @@ class DetectPanel(WorkerDock):
         self.diameter.setSuffix(" px")
         self.diameter.setSpecialValueText("auto")  # 0: estimated from the recording
         self.diameter.setToolTip("cell diameter; auto: estimated from the recording")
-        self.detect_button = QPushButton("Detect…")
+        self.detect_button = QPushButton("Run")
         self.detect_button.setToolTip(
             "find active cells (on the registered frames when there is a registration)"
         )
@@ -71,35 +72,37 @@ class DetectPanel(WorkerDock):
         self.reject_button = QPushButton("Reject")
         self.reject_button.setToolTip("remove the selected ROIs")
         self.progress = QProgressBar()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.import_buttons = {name: QPushButton(f"{name}…") for name in IMPORTERS}
+        self.status = dock.status  # (one status line for the dock)
+        # one button for the three formats keeps the dock narrow
+        self.import_button = QToolButton()
+        self.import_button.setText("Import")
+        self.import_button.setToolTip("ROIs found by suite2p, CaImAn or cellpose")
+        self.import_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.import_button)
+        self.import_actions = {name: menu.addAction(f"{name}…") for name in IMPORTERS}
+        self.import_button.setMenu(menu)
+        # two rows (the ROI list keeps its height): the settings, then the actions
+        self.channel_box.setToolTip("channel to detect cells on")
+        self.plane_box.setToolTip("plane to search (all: each plane)")
+        self.diameter.setPrefix("diameter ")
         rows = QVBoxLayout(self)
         rows.setContentsMargins(0, 0, 0, 0)
-        first = QHBoxLayout()
-        for text, widget in (("channel", self.channel_box), ("plane", self.plane_box),
-                             ("diameter", self.diameter)):  # fmt: skip
-            first.addWidget(QLabel(text))
+        first, second = QHBoxLayout(), QHBoxLayout()
+        for widget in (self.channel_box, self.plane_box, self.diameter):
             first.addWidget(widget, 1)
-        second = QHBoxLayout()
-        for b in (self.detect_button, self.cancel_button, self.accept_button, self.reject_button):
+        for b in (self.detect_button, self.cancel_button, self.accept_button,
+                  self.reject_button, self.import_button):  # fmt: skip
             second.addWidget(b)
-        third = QHBoxLayout()
-        third.addWidget(QLabel("import"))
-        for b in self.import_buttons.values():
-            third.addWidget(b)
-        for row in (first, second):
-            rows.addLayout(row)
+        rows.addLayout(first)
+        rows.addLayout(second)
         rows.addWidget(self.progress)
-        rows.addLayout(third)
-        rows.addWidget(self.status)
         self._set_busy(False)
         self.detect_button.clicked.connect(self.detect)
         self.cancel_button.clicked.connect(self.cancel)
         self.accept_button.clicked.connect(lambda: self.curate(True))
         self.reject_button.clicked.connect(lambda: self.curate(False))
-        for name, button in self.import_buttons.items():
-            button.clicked.connect(functools.partial(self._import_dialog, name))
+        for name, action in self.import_actions.items():
+            action.triggered.connect(functools.partial(self._import_dialog, name))
         self.refresh()
 
     # -- form -------------------------------------------------------------------------------
@@ -229,7 +232,7 @@ class DetectPanel(WorkerDock):
         self.refresh()
         return layer
 
-    def _import_dialog(self, kind: str) -> None:
+    def _import_dialog(self, kind: str, checked: bool = False) -> None:
         _, caption, pattern = IMPORTERS[kind]
         if pattern is None:
             path = QFileDialog.getExistingDirectory(self, caption)

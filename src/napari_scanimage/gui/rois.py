@@ -108,6 +108,11 @@ class RoiDock(QWidget):
         top.addWidget(self.layer_box, 1)
         top.addWidget(self.names_box)
         top.addWidget(self.new_button)
+        # detection, curation and import: shown on demand, so the list keeps its height
+        self.detect_toggle = QPushButton("Detect…")
+        self.detect_toggle.setCheckable(True)
+        self.detect_toggle.setToolTip("find cells automatically, or import ROIs of other tools")
+        top.addWidget(self.detect_toggle)
         buttons = QHBoxLayout()
         for b in (self.delete_button, self.save_button, self.load_button, self.imagej_button):
             buttons.addWidget(b)
@@ -118,6 +123,8 @@ class RoiDock(QWidget):
         layout.addWidget(self.status)
         self._layer = None
         self.detection = DetectPanel(self)  # detect, accept / reject, import
+        self.detection.setVisible(False)
+        self.detect_toggle.toggled.connect(self.detection.setVisible)
         layout.addWidget(self.detection)
         self._updating = False
         self.layer_box.currentIndexChanged.connect(self._choose_layer)
