@@ -114,6 +114,10 @@ def test_detection_panel_fits_the_roi_dock_at_1280x800(make_napari_viewer, qtbot
     qtbot.wait(200)
     assert dock.detection.isVisible() and dock.detection.detect_button.isVisible()
     assert not dock_scroll(dock).horizontalScrollBar().isVisible()
+    # the diameter box shows its whole text ("diameter auto" was cut to "meter auto")
+    spin = dock.detection.diameter
+    edit = spin.lineEdit()
+    assert edit.fontMetrics().horizontalAdvance(edit.text()) <= edit.width()
     assert [a.text() for a in dock.detection.import_actions.values()] == [
         "suite2p…",
         "CaImAn…",

@@ -22,7 +22,6 @@ from qtpy.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
-    QToolButton,
     QVBoxLayout,
 )
 
@@ -60,7 +59,7 @@ class DetectPanel(WorkerDock):
         self.diameter.setRange(0, 200)
         self.diameter.setDecimals(1)
         self.diameter.setSuffix(" px")
-        self.diameter.setSpecialValueText("auto")  # 0: estimated from the recording
+        self.diameter.setSpecialValueText("⌀ auto")  # 0: estimated from the data
         self.diameter.setToolTip("cell diameter; auto: estimated from the recording")
         self.detect_button = QPushButton("Run")
         self.detect_button.setToolTip(
@@ -74,17 +73,15 @@ class DetectPanel(WorkerDock):
         self.progress = QProgressBar()
         self.status = dock.status  # (one status line for the dock)
         # one button for the three formats keeps the dock narrow
-        self.import_button = QToolButton()
-        self.import_button.setText("Import")
-        self.import_button.setToolTip("ROIs found by suite2p, CaImAn or cellpose")
-        self.import_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.import_button = QPushButton("Import")  # (a push button draws its menu arrow
+        self.import_button.setToolTip("ROIs found by suite2p, CaImAn or cellpose")  # apart)
         menu = QMenu(self.import_button)
         self.import_actions = {name: menu.addAction(f"{name}…") for name in IMPORTERS}
         self.import_button.setMenu(menu)
         # two rows (the ROI list keeps its height): the settings, then the actions
         self.channel_box.setToolTip("channel to detect cells on")
         self.plane_box.setToolTip("plane to search (all: each plane)")
-        self.diameter.setPrefix("diameter ")
+        self.diameter.setPrefix("⌀ ")
         rows = QVBoxLayout(self)
         rows.setContentsMargins(0, 0, 0, 0)
         first, second = QHBoxLayout(), QHBoxLayout()
