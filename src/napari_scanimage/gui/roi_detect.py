@@ -12,6 +12,7 @@ follows); rejecting one removes it.  The computation is
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from qtpy.QtWidgets import (
@@ -35,7 +36,7 @@ __all__ = ["FEATURES_KEY", "DetectPanel", "IMPORTERS"]
 #: layer metadata: {label value: {feature: value}} of detected or imported ROIs
 FEATURES_KEY = "roi_features"
 #: import button text → (RoiSet reader, file dialog caption, filter; None: a folder)
-IMPORTERS = {
+IMPORTERS: dict[str, tuple[Callable[..., RoiSet], str, str | None]] = {
     "suite2p": (RoiSet.from_suite2p, "suite2p plane folder (…/suite2p/plane0)", None),
     "CaImAn": (RoiSet.from_caiman, "CaImAn results", "CaImAn results (*.hdf5 *.h5)"),
     "cellpose": (
@@ -99,7 +100,8 @@ class DetectPanel(WorkerDock):
         self.accept_button.clicked.connect(lambda: self.curate(True))
         self.reject_button.clicked.connect(lambda: self.curate(False))
         for name, action in self.import_actions.items():
-            action.triggered.connect(functools.partial(self._import_dialog, name))
+            if action is not None:  # (Qt's stubs allow None; addAction returns the action)
+                action.triggered.connect(functools.partial(self._import_dialog, name))
         self.refresh()
 
     # -- form -------------------------------------------------------------------------------
