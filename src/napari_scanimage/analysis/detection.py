@@ -146,6 +146,7 @@ def segment(
     cut: float = 0.5,
     min_compactness: float = 0.6,
     min_contrast: float = 0.3,
+    margin: int = 0,
 ) -> list[tuple[npt.NDArray[np.bool_], dict[str, float]]]:
     """Cells of one plane's correlation image: [(mask (Y, X), features)], best first.
 
@@ -153,7 +154,8 @@ def segment(
     robust standard deviations above its median and at least ``min_contrast`` above their
     surroundings (in units of correlation); each footprint is the seed's watershed basin
     where the image exceeds ``cut`` of the way from the background to the peak; areas
-    outside 0.3–2× a disc of ``diameter_px`` and compactness below ``min_compactness`` are dropped.
+    outside 0.3–2× a disc of ``diameter_px`` and compactness below ``min_compactness`` are
+    dropped, and so are seeds within half a diameter (plus ``margin``) of the frame's edge.
     """
     from skimage.feature import peak_local_max
     from skimage.measure import regionprops
@@ -174,7 +176,7 @@ def segment(
     )
     # a cell centred within half a diameter of the frame's edge lies mostly outside it; and
     # content moving across the edges makes their pixels flicker together
-    edge = int(np.ceil(diameter_px / 2))
+    edge = int(np.ceil(diameter_px / 2)) + margin
     Y, X = img.shape
     inner = (seeds[:, 0] >= edge) & (seeds[:, 0] < Y - edge)
     seeds = seeds[inner & (seeds[:, 1] >= edge) & (seeds[:, 1] < X - edge)]
@@ -202,20 +204,14 @@ def segment(
     return found
 
 
-def _without_margin(image: _F32, registration: Registration | None, z: int) -> _F32:
-    """``image`` with the band that registered frames leave empty (as wide as the largest
-    shift) set to its median: the edge the frames moved across is no cell.
+def _margin(registration: Registration | None, z: int) -> int:
+    """Pixels at the frame's edges that registered frames leave empty part of the time (the
+    largest shift of plane ``z``): content moving across them flickers together, no cell.
     """
     if registration is None:
-        return image
+        return 0
     shifts = np.asarray(registration.shifts, np.float64)[:, z]
-    biggest = float(np.nanmax(np.abs(shifts))) if np.isfinite(shifts).any() else 0.0
-    m = int(np.ceil(biggest))
-    if m == 0:
-        return image
-    out = np.full_like(image, np.median(image))
-    out[m:-m, m:-m] = image[m:-m, m:-m]
-    return out
+    return int(np.ceil(np.nanmax(np.abs(shifts)))) if np.isfinite(shifts).any() else 0
 
 
 def iter_detect_rois(
@@ -247,9 +243,9 @@ def iter_detect_rois(
     )
     found: list[tuple[int, npt.NDArray[np.bool_], dict[str, float]]] = []
     for z in planes:
-        corr = _without_margin(images.correlation[int(z)], registration, int(z))
+        corr = images.correlation[int(z)]
         d = float(diameter_px) if diameter_px else estimate_diameter(corr)
-        cells = segment(corr, d, threshold=threshold)
+        cells = segment(corr, d, threshold=threshold, margin=_margin(registration, int(z)))
         found += [(int(z), m, {**f, "diameter": d}) for m, f in cells]
     found.sort(key=lambda f: -f[2]["score"])  # (stable: plane order among equal scores)
     colours = palette(len(found))
