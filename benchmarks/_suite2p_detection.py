@@ -25,6 +25,7 @@ def main() -> None:
     p.add_argument("out")
     p.add_argument("--fs", type=float, default=30.0)
     p.add_argument("--tau", type=float, default=1.0)
+    p.add_argument("--keep", default=None, help="copy suite2p's plane folder files here")
     args = p.parse_args()
     import suite2p
     import tifffile
@@ -48,6 +49,13 @@ def main() -> None:
         # (our own file, just written by suite2p in a private folder)
         stat = np.load(os.path.join(plane, "stat.npy"), allow_pickle=True)
         iscell = np.load(os.path.join(plane, "iscell.npy"))
+        if args.keep:
+            import shutil
+
+            os.makedirs(args.keep, exist_ok=True)
+            for name in ("stat.npy", "iscell.npy", "ops.npy", "db.npy", "settings.npy"):
+                if os.path.exists(os.path.join(plane, name)):
+                    shutil.copy(os.path.join(plane, name), args.keep)
     masks = np.zeros((len(stat), Y, X), bool)
     for k, s in enumerate(stat):
         masks[k, s["ypix"], s["xpix"]] = True
