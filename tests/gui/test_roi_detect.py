@@ -47,6 +47,7 @@ def test_detect_accept_two_traces_show_those_two(cells_viewer, qtbot):
     from napari_scanimage.analysis.colours import palette
 
     assert dock.roi_set().colours == palette(n)
+    np.testing.assert_allclose(dock.roi_set().features["score"], scores, rtol=1e-2)
     # candidates: no trace shown until accepted
     traces.select_layer(layer)
     settle(qtbot, traces)

@@ -8,6 +8,7 @@ How a layer's ROIs are read (names, colours, flags, the layer's axes) is in
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -445,7 +446,20 @@ class RoiDock(QWidget):
     def roi_set(self) -> RoiSet:
         if self._layer is None or self.dataset is None:
             raise ScanImageError("no ROI layer or no recording open")
-        return layer_rois(self._layer, self.dataset, image_layer_for(self.viewer, self.dataset))
+        rois = layer_rois(self._layer, self.dataset, image_layer_for(self.viewer, self.dataset))
+        features = self._layer.metadata.get(FEATURES_KEY) if is_labels(self._layer) else None
+        if features:  # detected / imported ROIs keep their features (in saved files too)
+            kept = [
+                replace(r, features=features.get(v))
+                for r, v in zip(rois, label_values(self._layer), strict=True)
+            ]
+            rois = RoiSet(
+                kept,
+                frame_shape=rois.frame_shape,
+                num_planes=rois.num_planes,
+                source=rois.source,
+            )
+        return rois
 
     def save(self, path: str | Path) -> None:
         rois = self.roi_set()
