@@ -74,3 +74,10 @@ def test_bench_mroi_smoke(tmp_path):
     assert len(rows) == 1 + 5  # header, whole pages, 2 fields, all fields, refresh
     assert any(row.startswith("| all fields, one by one") for row in rows)
     assert any(row.startswith("| refresh after ") for row in rows)
+
+
+def test_bench_detection_smoke(tmp_path):
+    _, rows = run_bench("bench_detection.py", tmp_path)
+    assert len(rows) == 1 + 6  # header, planar, 3 planes, moving registered and not
+    f1 = {row.split("|")[1].strip(): float(row.split("|")[2]) for row in rows[1:]}
+    assert f1["planar"] >= 0.8 and f1["moving, registered (incl. register)"] >= 0.8

@@ -98,3 +98,20 @@ def test_no_unsafe_loading_in_the_package():
         pytest.fail(
             "unsafe loading:\n" + "\n".join(f"{f}: {p}" for f, ps in report.items() for p in ps)
         )
+
+
+def test_the_only_unpickler_is_the_restricted_one():
+    """Pickled .npy files (suite2p, cellpose) are read by one unpickler, which resolves
+    globals from an exact allow-list only (its ``find_class``).
+    """
+    found = {}
+    for path in sorted(SRC.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and any(
+                _name(b).endswith("Unpickler") for b in node.bases
+            ):
+                methods = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+                found[f"{path.relative_to(SRC)}:{node.name}"] = methods
+    assert list(found) == ["napari_scanimage/analysis/_safe_pickle.py:RestrictedUnpickler"]
+    assert {"find_class", "persistent_load"} <= next(iter(found.values()))

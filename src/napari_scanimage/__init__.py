@@ -16,6 +16,9 @@ RoiSet
     Named, coloured ROIs (from masks, napari layers, JSON or ImageJ files) and their masks.
 traces
     Every ROI's mean, sum or dF/F over time in one pass (a ``Traces`` result).
+detect_rois
+    Active cells found automatically (a ``RoiSet`` of mask ROIs with features), from the
+    recording's summary images in one pass.
 register, Registration
     Rigid motion registration (subpixel phase correlation) and its result, applied lazily
     with ``Dataset.array(..., registration=)`` and ``traces(..., registration=)``.
@@ -47,6 +50,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these load on 
     from ._core.dataset import Dataset, open_dataset
     from ._core.photons import Event, PhotonSums
     from ._core.probe import is_scanimage
+    from .analysis.detection import detect_rois
     from .analysis.registration import Registration, register
     from .analysis.rois import RoiSet
     from .analysis.traces import traces
@@ -68,6 +72,7 @@ __all__ = [
     "ScanImageError",
     "SelectionError",
     "__version__",
+    "detect_rois",
     "is_scanimage",
     "open_dataset",
     "register",
@@ -82,6 +87,7 @@ _LAZY_NAMES = {
     "Event": "._core.photons",
     "PhotonSums": "._core.photons",
     "RoiSet": ".analysis.rois",
+    "detect_rois": ".analysis.detection",
     "register": ".analysis.registration",
     "Registration": ".analysis.registration",
     "traces": ".analysis.traces",

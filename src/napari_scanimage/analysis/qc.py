@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from .._core.layout import SliceSample
     from .registration import Registration
 
-__all__ = ["KINDS", "FrameFlags", "flag_frames", "iter_summary_images", "summary_images"]
+__all__ = [
+    "KINDS",
+    "FrameFlags",
+    "Moments",
+    "flag_frames",
+    "iter_summary_images",
+    "summary_images",
+]
 
 KINDS = ("mean", "max", "std", "local correlation")
 BLOCK_BYTES = 32 << 20
@@ -41,7 +48,11 @@ def _views(a: _F64, dy: int, dx: int) -> tuple[_F64, _F64]:
     return a[..., ys, xs], a[..., yd, xd]
 
 
-class _Moments:
+class Moments:
+    """Running sums of frames (Z, Y, X) from which :meth:`images` gives the summary images;
+    memory is a few images whatever the number of frames added.
+    """
+
     def __init__(self, shape: tuple[int, int, int]) -> None:
         self.n = 0
         self.s1 = np.zeros(shape)
@@ -111,7 +122,7 @@ def iter_summary_images(
     )
     per_block = max(1, BLOCK_BYTES // (Z * Y * X * 8))
     chunks = [rows[i : i + per_block] for i in range(0, len(rows), per_block)]
-    moments = _Moments((Z, Y, X))
+    moments = Moments((Z, Y, X))
     yield 0, len(chunks)
     for k, chunk in enumerate(chunks):
         block = dataset.read(

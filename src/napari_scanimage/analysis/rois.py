@@ -106,6 +106,17 @@ class RoiSet(Sequence[Roi]):
         """The ROIs' colours ("#rrggbb")."""
         return [r.colour for r in self._rois]
 
+    @property
+    def features(self) -> dict[str, npt.NDArray[np.float64]]:
+        """Per-ROI numbers by name ({"area": float64 (n,), "score": …}); NaN where an ROI
+        lacks one (ROIs drawn by hand have none).
+        """
+        keys = sorted({k for r in self._rois for k in (r.features or {})})
+        return {
+            k: np.array([float((r.features or {}).get(k, np.nan)) for r in self._rois])
+            for k in keys
+        }
+
     # -- construction -----------------------------------------------------------------------
     @classmethod
     def from_masks(
@@ -394,6 +405,67 @@ class RoiSet(Sequence[Roi]):
         return path
 
     @classmethod
+    def from_suite2p(
+        cls,
+        plane_folder: str | os.PathLike[str],
+        *,
+        include_rejected: bool = False,
+        frame_shape: Sequence[int] | None = None,
+        num_planes: int | None = None,
+    ) -> RoiSet:
+        """ROIs of a suite2p plane folder (``stat.npy``, ``iscell.npy``, ``ops.npy``); only
+        the ROIs suite2p classed as cells unless ``include_rejected``.  See
+        :func:`~napari_scanimage.analysis.importers.read_suite2p`.
+        """
+        from .importers import read_suite2p
+
+        got = read_suite2p(plane_folder, include_rejected=include_rejected)
+        out = cls(got.rois, frame_shape=got.frame_shape, num_planes=got.num_planes)
+        out.source = got.source
+        out.check_fits(Path(plane_folder).name, frame_shape, num_planes)
+        return out
+
+    @classmethod
+    def from_caiman(
+        cls,
+        hdf5_path: str | os.PathLike[str],
+        *,
+        threshold: float = 0.2,
+        frame_shape: Sequence[int] | None = None,
+        num_planes: int | None = None,
+    ) -> RoiSet:
+        """ROIs of a CaImAn results file (HDF5): each accepted footprint where it exceeds
+        ``threshold`` × its maximum.  See
+        :func:`~napari_scanimage.analysis.importers.read_caiman`.
+        """
+        from .importers import read_caiman
+
+        got = read_caiman(hdf5_path, threshold=threshold)
+        out = cls(got.rois, frame_shape=got.frame_shape, num_planes=got.num_planes)
+        out.source = got.source
+        out.check_fits(Path(hdf5_path).name, frame_shape, num_planes)
+        return out
+
+    @classmethod
+    def from_cellpose(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        frame_shape: Sequence[int] | None = None,
+        num_planes: int | None = None,
+    ) -> RoiSet:
+        """ROIs of a cellpose ``*_seg.npy`` or label image (.png / .tif): one per label.  See
+        :func:`~napari_scanimage.analysis.importers.read_cellpose`.
+        """
+        from .importers import read_cellpose
+
+        got = read_cellpose(path)
+        out = cls(got.rois, frame_shape=got.frame_shape, num_planes=got.num_planes)
+        out.source = got.source
+        out.check_fits(Path(path).name, frame_shape, num_planes)
+        return out
+
+    @classmethod
     def from_imagej(
         cls,
         path: str | os.PathLike[str],
@@ -419,6 +491,8 @@ def _roi_to_dict(r: Roi) -> dict[str, Any]:
         "colour": r.colour,
         "width": r.width,
     }
+    if r.features:
+        d["features"] = {str(k): float(v) for k, v in r.features.items()}
     if r.kind == "mask":
         m = np.asarray(r.mask, bool)
         d["mask"] = {"shape": list(m.shape), "indices": np.flatnonzero(m).tolist()}
@@ -446,6 +520,7 @@ def _roi_from_dict(d: Mapping[str, Any]) -> Roi:
             str(d.get("colour", PALETTE[0])),
             float(d.get("width", 1.0)),
             m.reshape(shape),
+            _features_from(d),
         )
     verts = np.asarray(d["vertices"], np.float64).reshape(-1, 2)
     plane = d.get("plane")
@@ -456,7 +531,15 @@ def _roi_from_dict(d: Mapping[str, Any]) -> Roi:
         None if plane is None else int(plane),
         str(d.get("colour", PALETTE[0])),
         float(d.get("width", 1.0)),
+        features=_features_from(d),
     )
+
+
+def _features_from(d: Mapping[str, Any]) -> dict[str, float] | None:
+    given = d.get("features")
+    if given is None:
+        return None
+    return {str(k): float(v) for k, v in dict(given).items()}
 
 
 def _pool_labels(stack: npt.NDArray[Any]) -> npt.NDArray[Any]:

@@ -9,7 +9,7 @@ mask matrices and files are in :mod:`napari_scanimage.analysis.rois`.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -44,6 +44,9 @@ class Roi:
         Stroke width of a path / line ROI (pixels it covers across).
     mask : bool (Y, X) or (Z, Y, X), or None
         The pixels of a mask ROI (3-D: its pixels in each plane).
+    features : dict of str to float, or None
+        Numbers that describe the ROI (a detector's ``area``, ``score``, ``compactness``;
+        an imported tool's own measures), kept in ROI files.
     """
 
     name: str
@@ -53,6 +56,7 @@ class Roi:
     colour: str = FIRST
     width: float = 1.0
     mask: _BOOL | None = None
+    features: Mapping[str, float] | None = None
 
     def pixels(self, frame_shape: tuple[int, int]) -> _BOOL:
         """Boolean (Y, X) mask of an outline ROI (or a 2-D mask ROI) on frames of this shape."""

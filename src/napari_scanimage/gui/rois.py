@@ -8,6 +8,7 @@ How a layer's ROIs are read (names, colours, flags, the layer's axes) is in
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ from ._labels import (
     use_palette,
 )
 from ._report import report_failure
+from .roi_detect import FEATURES_KEY, DetectPanel
 from .roi_layers import (
     all_planes_flags,
     edge_colours,
@@ -80,8 +82,10 @@ class RoiDock(QWidget):
         self.viewer = napari_viewer
         self.layer_box = QComboBox()
         self.new_button = QPushButton("New ROI layer")
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["name", "plane", "all planes", "colour", "trace"])
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(
+            ["name", "plane", "all planes", "colour", "trace", "score"]
+        )
         trace = QTableWidgetItem("trace")
         trace.setToolTip("show this ROI's trace in the plot")
         self.table.setHorizontalHeaderItem(4, trace)
@@ -105,6 +109,11 @@ class RoiDock(QWidget):
         top.addWidget(self.layer_box, 1)
         top.addWidget(self.names_box)
         top.addWidget(self.new_button)
+        # detection, curation and import: shown on demand, so the list keeps its height
+        self.detect_toggle = QPushButton("Detect…")
+        self.detect_toggle.setCheckable(True)
+        self.detect_toggle.setToolTip("find cells automatically, or import ROIs of other tools")
+        top.addWidget(self.detect_toggle)
         buttons = QHBoxLayout()
         for b in (self.delete_button, self.save_button, self.load_button, self.imagej_button):
             buttons.addWidget(b)
@@ -114,6 +123,10 @@ class RoiDock(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         self._layer = None
+        self.detection = DetectPanel(self)  # detect, accept / reject, import
+        self.detection.setVisible(False)
+        self.detect_toggle.toggled.connect(self.detection.setVisible)
+        layout.addWidget(self.detection)
         self._updating = False
         self.layer_box.currentIndexChanged.connect(self._choose_layer)
         self.new_button.clicked.connect(self.new_layer)
@@ -314,9 +327,22 @@ class RoiDock(QWidget):
                 show.setFlags(show.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 show.setCheckState(Qt.CheckState.Checked if shown[k] else Qt.CheckState.Unchecked)
                 self.table.setItem(k, 4, show)
+            self._show_scores(layer)
             self.status.setText(f"{len(self._rois)} ROI(s) in {layer.name}")
         finally:
             self._updating = False
+            if hasattr(self, "detection"):
+                self.detection.refresh()
+
+    def _show_scores(self, layer) -> None:
+        """The score column: detected / imported ROIs' scores (hidden for other layers)."""
+        features = layer.metadata.get(FEATURES_KEY) if is_labels(layer) else None
+        self.table.setColumnHidden(5, not features)
+        if not features:
+            return
+        for k, value in enumerate(label_values(layer)):
+            score = features.get(value, {}).get("score")
+            self.table.setItem(k, 5, _fixed("" if score is None else f"{score:.3g}"))
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if self._updating or self._layer is None:
@@ -420,7 +446,20 @@ class RoiDock(QWidget):
     def roi_set(self) -> RoiSet:
         if self._layer is None or self.dataset is None:
             raise ScanImageError("no ROI layer or no recording open")
-        return layer_rois(self._layer, self.dataset, image_layer_for(self.viewer, self.dataset))
+        rois = layer_rois(self._layer, self.dataset, image_layer_for(self.viewer, self.dataset))
+        features = self._layer.metadata.get(FEATURES_KEY) if is_labels(self._layer) else None
+        if features:  # detected / imported ROIs keep their features (in saved files too)
+            kept = [
+                replace(r, features=features.get(v))
+                for r, v in zip(rois, label_values(self._layer), strict=True)
+            ]
+            rois = RoiSet(
+                kept,
+                frame_shape=rois.frame_shape,
+                num_planes=rois.num_planes,
+                source=rois.source,
+            )
+        return rois
 
     def save(self, path: str | Path) -> None:
         rois = self.roi_set()
@@ -480,14 +519,23 @@ class RoiDock(QWidget):
         self._sync_table()
         return layer
 
-    def _load_masks(self, masks: RoiSet, info, name: str):
+    def add_mask_layer(self, rois: RoiSet, name: str):
+        """A Labels layer (label k + 1 for the k-th ROI, in its colour) holding mask ROIs of
+        the dock's recording; it becomes the listed layer.
+        """
+        ds = self.dataset
+        if ds is None:
+            raise ScanImageError("open a recording first")
+        return self._load_masks(rois, ds.info, name, suffix="")
+
+    def _load_masks(self, masks: RoiSet, info, name: str, suffix: str = " labels"):
         """A Labels layer on the ROI axes (see :func:`roi_axes`) holding mask ROIs."""
         data, names = mask_layer_data(masks, info.frame_shape, info.num_planes)
         kwargs = roi_axes(image_layer_for(self.viewer, self.dataset))
         if kwargs:
             data = on_roi_axes(data, kwargs, reduce=np.max)
             kwargs.pop("ndim")
-        layer = self.viewer.add_labels(data, name=f"{name} labels", **kwargs)
+        layer = self.viewer.add_labels(data, name=f"{name}{suffix}", **kwargs)
         layer.metadata = {**layer.metadata, "roi_names": names}
         use_palette(layer, {k + 1: r.colour for k, r in enumerate(masks)})
         self._refresh_layers()

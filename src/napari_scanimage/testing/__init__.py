@@ -19,6 +19,10 @@ Modules
     Multi-ROI (mesoscope) BigTIFF: :class:`FieldSpec`, :data:`FIELDS`, :func:`write_mroi_tiff`
     (returns a :class:`SyntheticMroi` with each field's :class:`FieldTruth`),
     :func:`field_content`, :func:`roi_groups_json`.
+:mod:`napari_scanimage.testing.cells`
+    A ScanImage TIFF of cells with known footprints and calcium activity (neuropil, drift,
+    Poisson noise): :func:`~.cells.write_cell_movie` (returns a :class:`~.cells.CellMovie`
+    that scores found ROIs against the active cells).
 :mod:`napari_scanimage.testing.siff`
     ScanImage-FLIM ``.siff`` (compressed or not) with Poisson photons drawn from known
     lifetimes: :func:`write_siff` (returns a :class:`SyntheticSiff` holding every photon),
