@@ -30,7 +30,7 @@ import numpy.typing as npt
 from .._atomic import atomic_write, check_header
 from .._core.shifting import correct_bidi
 from ..errors import FormatError, SelectionError
-from ._phasecorr import bidi_cross, bidi_peak, estimate_shifts, make_reference
+from ._phasecorr import Correlator, bidi_cross, bidi_peak, make_reference
 from ._progress import drive
 
 if TYPE_CHECKING:
@@ -301,6 +301,8 @@ def iter_register(
         done += 1
         yield done, total
 
+    # one correlator per reference: its spectrum, windows and bias calibration serve every block
+    correlators = {z: Correlator(reference[z], max_shift, SMOOTH_SIGMA) for z in est}
     shifts = np.zeros((T, Z, 2))
     correlation = np.full((T, Z), np.nan)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scanimage-register") as pool:
@@ -313,13 +315,7 @@ def iter_register(
                 frames = data[:, i]
                 if phase:
                     frames = correct_bidi(frames, phase)
-                s, peak = estimate_shifts(
-                    frames,
-                    reference[z],
-                    max_shift=max_shift,
-                    subpixel=subpixel,
-                    smooth_sigma=SMOOTH_SIGMA,
-                )
+                s, peak = correlators[z].estimate(frames, subpixel)
                 shifts[rows, z] = s
                 correlation[rows, z] = peak
             del data
