@@ -30,7 +30,6 @@ import numpy as np
 import numpy.typing as npt
 from scipy import fft
 
-
 __all__ = [
     "Correlator",
     "bidi_cross",
