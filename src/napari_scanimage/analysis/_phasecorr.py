@@ -36,6 +36,7 @@ __all__ = [
     "bidi_peak",
     "bidi_phase",
     "estimate_shifts",
+    "find_peaks",
     "make_reference",
     "shift_image",
     "taper",
@@ -155,7 +156,8 @@ class Correlator:
             out.append((got, true))
         return out
 
-    def _unbias(self, shifts: _F64) -> _F64:
+    def unbias(self, shifts: _F64) -> _F64:
+        """Measured subpixel shifts (n, 2) → true shifts, by the calibration (in place)."""
         if self.calibration is None:  # nothing measured: shifts as they are
             return shifts
         for axis, (got, true) in enumerate(self.calibration):
@@ -176,13 +178,16 @@ class Correlator:
         out *= self.window
         return out
 
-    def correlate(self, frames: np.ndarray) -> np.ndarray:
+    def correlate(self, frames: np.ndarray, ref_spec: np.ndarray | None = None) -> np.ndarray:
         """Normalised correlation (n, 2m+3, 2m+3) for offsets -(m+1) … m+1 in y and x.
 
         Parameters
         ----------
         frames : ndarray (n, Y, X)
             Frames of the reference's shape, any real dtype.
+        ref_spec : ndarray (k, Y, X//2+1), optional
+            Other references' spectra (made like ``self.ref_spec``, of the same shape): frame
+            i is then correlated with reference ``i % k`` (blocks of a frame, frame by frame).
 
         Returns
         -------
@@ -191,7 +196,11 @@ class Correlator:
         """
         spec = fft.rfft2(self._prepare(frames), overwrite_x=True, workers=1)
         _whiten(spec)
-        spec *= self.ref_spec
+        if ref_spec is None:
+            spec *= self.ref_spec
+        else:
+            k = len(ref_spec)
+            spec.reshape(-1, k, *spec.shape[1:])[...] *= ref_spec[None]
         spec = fft.ifft(spec, axis=1, overwrite_x=True, workers=1)
         part: _F32 = fft.irfft(spec[:, self.rows], n=self.shape[1], axis=2, workers=1)
         out = part[:, :, self.cols]
@@ -218,36 +227,10 @@ class Correlator:
             (dy, dx) of each frame relative to the reference, and the peak's height.
         """
         corr = self.correlate(frames)
-        n, w = corr.shape[0], corr.shape[1]
+        shifts, peak = find_peaks(corr, subpixel)
         m = self.max_shift
-        inner = corr[:, 1:-1, 1:-1].reshape(n, -1)
-        flat = inner.argmax(axis=1)
-        iy, ix = np.divmod(flat, w - 2)
-        iy += 1
-        ix += 1
-        k = np.arange(n)
-        c0 = corr[k, iy, ix].astype(np.float64)
-        shifts = np.stack([iy - (m + 1), ix - (m + 1)], axis=1).astype(np.float64)
-        peak = c0.copy()
-        if subpixel:
-            ok = c0 > 0
-            floor = np.where(ok, c0 * 1e-6, 1.0)
-            gain = np.zeros(n)
-            for axis, (a, b) in enumerate(
-                (((iy - 1, ix), (iy + 1, ix)), ((iy, ix - 1), (iy, ix + 1)))
-            ):
-                lm = np.log(np.maximum(corr[k, a[0], a[1]], floor))
-                lp = np.log(np.maximum(corr[k, b[0], b[1]], floor))
-                l0 = np.log(np.maximum(c0, floor))
-                curv = lm - 2 * l0 + lp
-                good = ok & (curv < 0)
-                d = np.where(good, (lm - lp) / np.where(good, 2 * curv, -1.0), 0.0)
-                d = np.clip(d, -0.5, 0.5)
-                shifts[:, axis] += d
-                gain -= np.where(good, curv, 0.0) * d * d / 2
-            peak = np.where(ok, c0 * np.exp(gain), c0)
         if subpixel and calibrated and self.calibration is not None:
-            shifts = self._unbias(shifts)
+            shifts = self.unbias(shifts)
         np.clip(shifts, -m, m, out=shifts)
         return shifts, peak
 
@@ -265,17 +248,51 @@ class Correlator:
         if n == 0:
             return np.zeros((0, 2)), np.zeros(0)
         Y, X = self.shape
-        parts = _run_batches(
+        parts = run_batches(
             lambda s: self.peaks(frames[s], subpixel), n, Y * (X // 2 + 1) * 8, workers
         )
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def find_peaks(corr: np.ndarray, subpixel: bool) -> tuple[_F64, _F64]:
+    """Shift (n, 2) and height (n,) of the peak of correlations (n, 2m+3, 2m+3) at offsets
+    -(m+1) … m+1: the integer maximum within ±m, refined (``subpixel``) by a 3-point Gaussian
+    fit (a parabola through the logarithms) in y and in x.
+    """
+    n, w = corr.shape[0], corr.shape[1]
+    m = (w - 3) // 2
+    inner = corr[:, 1:-1, 1:-1].reshape(n, -1)
+    flat = inner.argmax(axis=1)
+    iy, ix = np.divmod(flat, w - 2)
+    iy += 1
+    ix += 1
+    k = np.arange(n)
+    c0 = corr[k, iy, ix].astype(np.float64)
+    shifts = np.stack([iy - (m + 1), ix - (m + 1)], axis=1).astype(np.float64)
+    peak = c0.copy()
+    if subpixel:
+        ok = c0 > 0
+        floor = np.where(ok, c0 * 1e-6, 1.0)
+        gain = np.zeros(n)
+        for axis, (a, b) in enumerate((((iy - 1, ix), (iy + 1, ix)), ((iy, ix - 1), (iy, ix + 1)))):
+            lm = np.log(np.maximum(corr[k, a[0], a[1]], floor))
+            lp = np.log(np.maximum(corr[k, b[0], b[1]], floor))
+            l0 = np.log(np.maximum(c0, floor))
+            curv = lm - 2 * l0 + lp
+            good = ok & (curv < 0)
+            d = np.where(good, (lm - lp) / np.where(good, 2 * curv, -1.0), 0.0)
+            d = np.clip(d, -0.5, 0.5)
+            shifts[:, axis] += d
+            gain -= np.where(good, curv, 0.0) * d * d / 2
+        peak = np.where(ok, c0 * np.exp(gain), c0)
+    return shifts, peak
 
 
 def _chunks(n: int, per: int) -> list[slice]:
     return [slice(i, min(i + per, n)) for i in range(0, n, per)]
 
 
-def _run_batches(fn: Callable[[slice], _R], n: int, per_frame_bytes: int, workers: int) -> list[_R]:
+def run_batches(fn: Callable[[slice], _R], n: int, per_frame_bytes: int, workers: int) -> list[_R]:
     """Run ``fn(slice)`` over frames 0…n in batches on ``workers`` threads; results in order."""
     threads = _threads(workers)
     per = max(1, BATCH_BYTES // max(1, per_frame_bytes * threads))
@@ -509,7 +526,7 @@ def bidi_cross(frames: npt.ArrayLike, workers: int = -1) -> npt.NDArray[np.compl
         total: npt.NDArray[np.complex128] = cross.sum(axis=(0, 1), dtype=np.complex128)
         return total
 
-    parts = _run_batches(part, n, Y * (X // 2 + 1) * 8, workers)
+    parts = run_batches(part, n, Y * (X // 2 + 1) * 8, workers)
     return sum(parts[1:], parts[0])  # parts[0] + parts[1] + …
 
 
