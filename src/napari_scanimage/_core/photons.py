@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from .reading import BlockReader, ReaderSpec
 
 # (positions in the (n, Z, F) pages, group of each within its batch, the batch's
-# (mask plane, dy, dx) keys, bidirectional phase): see PhotonMethods.shift_groups
-ShiftGroup = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], list[list[int]], int]
+# (mask plane, dy, dx) keys — FieldKeys for piecewise registrations —, bidirectional
+# phase): see PhotonMethods.shift_groups
+ShiftGroup = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], list[Any], int]
 
 __all__ = ["Event", "PhotonMethods", "PhotonSums", "shifted_csr"]
 

@@ -25,7 +25,7 @@ from ..io.siff import SiffReader
 from ..io.tiff import PageIndex, index_pages
 from .layout import FileTable, Layout, Selection
 from .shifting import Shifts, apply_shifts, correct_bidi
-from .warping import block_field, is_piecewise, warp_frames
+from .warping import block_field, warp_frames
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -406,10 +406,10 @@ class BlockReader:
         p = float(np.round(reg.bidi_phase)) if mode == "integer" else reg.bidi_phase
         frames = correct_bidi(frames, p)
         shifts = self.row_shifts(rows)
-        if not is_piecewise(reg):
+        if reg.block_shifts is None or reg.block_centers is None:
             return apply_shifts(frames, shifts[:, :, None], mode)
         blocks = self.row_shifts(rows, "block_shifts")  # (n, nz, NBY, NBX, 2)
-        fields = block_field(blocks, getattr(reg, "block_centers"), self.spec.frame_shape)
+        fields = block_field(blocks, reg.block_centers, self.spec.frame_shape)
         fields += shifts[:, :, :, None, None].astype(np.float32)
         photons = self.photons or self.product == "lifetime"
         return warp_frames(frames, fields, mode, photons)

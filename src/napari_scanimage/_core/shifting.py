@@ -48,6 +48,14 @@ class Shifts(Protocol):
     def bidi_phase(self) -> float:
         """Bidirectional line phase, pixels."""
 
+    @property
+    def block_shifts(self) -> np.ndarray | None:
+        """Piecewise registrations: residual block shifts (T, Z, NBY, NBX, 2); else None."""
+
+    @property
+    def block_centers(self) -> np.ndarray | None:
+        """Piecewise registrations: block centres (NBY, NBX, 2); else None."""
+
     def check_fits(self, num_times: int, num_planes: int, frame_shape: tuple[int, int]) -> None:
         """Raise SelectionError unless the shifts fit a recording of this layout."""
 

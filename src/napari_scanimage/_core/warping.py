@@ -5,8 +5,9 @@ shift of each block of a regular grid of blocks (``block_shifts`` (T, Z, NBY, NB
 ``block_centers`` (NBY, NBX, 2)).  The displacement at every pixel is the rigid shift plus the
 block residuals interpolated by a tensor-product cubic spline through the block centres
 (not-a-knot ends, continued straight with the end slope from the outer centres to the frame's
-edges; quadratic or linear with fewer than 4 blocks along an axis, constant with one).  The convention is the rigid one
-(:mod:`.shifting`): ``registered[y, x] = frame[y + dy(y, x), x + dx(y, x)]``.
+edges; quadratic or linear with fewer than 4 blocks along an axis, constant with one).  The
+convention is the rigid one (:mod:`.shifting`): ``registered[y, x] = frame[y + dy(y, x),
+x + dx(y, x)]``.
 
 Applying the field:
 
@@ -90,8 +91,8 @@ def block_field(
     B = np.moveaxis(b.reshape(-1, H, W, 2), 1, 0).astype(np.float32)  # (H, m, W, 2)
     A = (wy @ B.reshape(H, -1)).reshape(shape[0], -1, W, 2)  # (Y, m, W, 2)
     A = np.ascontiguousarray(A.transpose(1, 3, 0, 2))  # (m, 2, Y, W)
-    out: npt.NDArray[np.float32] = (A.reshape(-1, W) @ wx.T).reshape(*lead, 2, *shape)
-    return out
+    out = A.reshape(-1, W) @ wx.T.reshape(*lead, 2, *shape)
+    return out.astype(np.float32, copy=False)
 
 
 def _grid(shape: tuple[int, int]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:

@@ -42,7 +42,8 @@ def scene(shape: tuple[int, int], seed: int = 0, pad: int = 16, mean: float = 10
     cells[at[0], at[1]] = rng.uniform(200, 600, at.shape[1])
     tex += ndimage.gaussian_filter(cells, 3)
     tex -= tex.min()
-    return tex * (mean / tex.mean())
+    out: np.ndarray = tex * (mean / tex.mean())
+    return out
 
 
 def _field(
