@@ -75,24 +75,28 @@ def spline_weights(centres: npt.ArrayLike, n: int) -> _F64:
 
 
 def block_field(
-    block_shifts: npt.ArrayLike, centres: npt.ArrayLike, shape: tuple[int, int]
-) -> npt.NDArray[np.float32]:
-    """Residual field (..., 2, Y, X) float32 interpolated from block shifts (..., NBY, NBX, 2)
-    at block centres (NBY, NBX, 2) (see the module docstring).
+    block_shifts: npt.ArrayLike,
+    centres: npt.ArrayLike,
+    shape: tuple[int, int],
+    dtype: npt.DTypeLike = np.float32,
+) -> npt.NDArray[Any]:
+    """Residual field (..., 2, Y, X) interpolated from block shifts (..., NBY, NBX, 2) at block
+    centres (NBY, NBX, 2) (see the module docstring), of ``dtype`` (float32 by default: what
+    warping frames needs).
     """
     b = np.asarray(block_shifts, np.float64)
     c = np.asarray(centres, np.float64)
-    wy = spline_weights(c[:, 0, 0], shape[0]).astype(np.float32)
-    wx = spline_weights(c[0, :, 1], shape[1]).astype(np.float32)
-    # separable: (Y, NBY) @ B (..., 2, NBY, NBX) @ (NBX, X), as two 2-D float32 matrix
+    wy = spline_weights(c[:, 0, 0], shape[0]).astype(dtype)
+    wx = spline_weights(c[0, :, 1], shape[1]).astype(dtype)
+    # separable: (Y, NBY) @ B (..., 2, NBY, NBX) @ (NBX, X), as two 2-D matrix
     # products (batched matmul with so short an inner axis is many times slower)
     lead = b.shape[:-3]
     H, W = b.shape[-3:-1]
-    B = np.moveaxis(b.reshape(-1, H, W, 2), 1, 0).astype(np.float32)  # (H, m, W, 2)
+    B = np.moveaxis(b.reshape(-1, H, W, 2), 1, 0).astype(dtype)  # (H, m, W, 2)
     A = (wy @ B.reshape(H, -1)).reshape(shape[0], -1, W, 2)  # (Y, m, W, 2)
     A = np.ascontiguousarray(A.transpose(1, 3, 0, 2))  # (m, 2, Y, W)
-    out = A.reshape(-1, W) @ wx.T.reshape(*lead, 2, *shape)
-    return out.astype(np.float32, copy=False)
+    out = (A.reshape(-1, W) @ wx.T).reshape(*lead, 2, *shape)
+    return out.astype(dtype, copy=False)
 
 
 def _grid(shape: tuple[int, int]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:

@@ -174,7 +174,9 @@ class Registration:
         out = np.empty((2, Y, X))
         out[:] = rigid[:, None, None]
         if self.block_shifts is not None and self.block_centers is not None:
-            out += block_field(self.block_shifts[int(t), int(z)], self.block_centers, (Y, X))
+            out += block_field(
+                self.block_shifts[int(t), int(z)], self.block_centers, (Y, X), np.float64
+            )
         return out
 
     @property
