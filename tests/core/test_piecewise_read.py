@@ -85,10 +85,13 @@ def test_frames_warped_by_the_field_equal_brute_force(tiff):
             d = R.displacement(t, z)
             for f in range(F):
                 expect = brute_bilinear(raw[t, z, f].astype(np.float64), d)
-                np.testing.assert_allclose(got[t, z, f], expect, rtol=1e-5, atol=0.2)  # float32 field
+                # (float32 field and coordinates: steep synthetic edges differ a little)
+                np.testing.assert_allclose(got[t, z, f], expect, rtol=1e-5, atol=0.2)
                 np.testing.assert_array_equal(whole[t, z, f], brute_nearest(raw[t, z, f], d))
     # lazy arrays and dask give the same; dask names know the field
-    np.testing.assert_array_equal(tiff.frames(0, registration=R)[2], tiff.read(0, registration=R)[2])
+    np.testing.assert_array_equal(
+        tiff.frames(0, registration=R)[2], tiff.read(0, registration=R)[2]
+    )
     arr = tiff.array(0, registration=R)
     np.testing.assert_array_equal(arr.compute(), tiff.read(0, registration=R))
     assert arr.name != tiff.array(0, registration=piecewise_registration(seed=1)).name
@@ -121,7 +124,9 @@ def test_traces_of_piecewise_registered_frames(tiff):
     yy, xx = np.mgrid[:Y, :X]
     masks = {"disc": (yy - 20) ** 2 + (xx - 24) ** 2 <= 36, "edge": xx < 4}
     frames = tiff.read(0, slice_sample=0, registration=R).astype(np.float64)
-    expect = np.array([[fr[np.broadcast_to(m, fr.shape)].sum() for fr in frames] for m in masks.values()])
+    expect = np.array(
+        [[fr[np.broadcast_to(m, fr.shape)].sum() for fr in frames] for m in masks.values()]
+    )
     got = traces(tiff, masks, kind="sum", slice_sample=0, registration=R)
     np.testing.assert_allclose(got.values, expect, rtol=1e-9)
 
