@@ -188,3 +188,21 @@ def test_parameters_set_through_the_form_are_those_of_register(viewer_and_dock, 
     assert np.all(got.shifts[:, 0] == 0)  # plane 0 left out
     params.max_shift.value = 0  # "auto"
     assert params.max_shift.native.text() == "auto" and dock.register_kwargs()["max_shift"] is None
+
+
+def test_qc_image_contrast_fits_the_chosen_summary(viewer_and_dock, qtbot):
+    """The QC layer starts hidden; choosing a summary image shows it with contrast limits of
+    that image (a hidden layer's contrast reset used to give 0–1: a white image).
+    """
+    viewer, dock = viewer_and_dock
+    dock.params.reference_frames.value = 8
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
+    qc_layer = next(layer for layer in viewer.layers if "scanimage_qc" in layer.metadata)
+    assert not qc_layer.visible
+    dock.set_summary("mean (registered)")
+    data = np.asarray(qc_layer.data)
+    lo, hi = qc_layer.contrast_limits
+    assert qc_layer.visible
+    assert lo == pytest.approx(float(data.min()), rel=0.05)
+    assert hi == pytest.approx(float(data.max()), rel=0.05)
