@@ -275,7 +275,10 @@ class RegistrationDock(WorkerDock, QWidget):
         self.frame_flags = qc.flag_frames(
             result.shifts, result.correlation, result.settings.get("max_shift")
         )
-        self._plot(ds, result, image_layer_for(self.viewer, ds))
+        image = image_layer_for(self.viewer, ds)
+        self._plot(ds, result, image)
+        if result.piecewise and image is not None:
+            self._show_field(result, image)
         self.view_box.setEnabled(True)
         self.view_box.blockSignals(True)
         self.view_box.setCurrentText("registered")
