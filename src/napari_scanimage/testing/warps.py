@@ -118,6 +118,7 @@ def warped_movie(
     # two waves of 0.8–1 × half the largest length each, either sign: |field| ≤ field_max
     amp = rng.choice([-1.0, 1.0], (n, 2)) * rng.uniform(0.8, 1.0, (n, 2)) * (field_max / 2)
     yy, xx = np.mgrid[:Y, :X].astype(np.float64)
+    coeffs = ndimage.spline_filter(tex, order=3, mode="nearest")  # once, not per frame
     frames = np.empty((n, Y, X), np.float32)
     truth = np.empty((n, 2, Y, X), np.float32)
     for t in range(n):
@@ -125,10 +126,12 @@ def warped_movie(
         truth[t] = truth_y, truth_x
         # raw pixel p shows scene point q with q + D(q) = p: fixed point q = p - D(q)
         qy, qx = yy.copy(), xx.copy()
-        for _ in range(6):
+        for _ in range(5):
             dy, dx = _field(qy, qx, rigid[t], amp[t], waves_a)
             qy, qx = yy - dy, xx - dx
-        img = ndimage.map_coordinates(tex, [qy + pad, qx + pad], order=3, mode="nearest")
+        img = ndimage.map_coordinates(
+            coeffs, [qy + pad, qx + pad], order=3, mode="nearest", prefilter=False
+        )
         img = np.maximum(img, 0) * np.exp(-bleach * t / max(n, 1))
         if mean_photons is not None:
             img = rng.poisson(img)
