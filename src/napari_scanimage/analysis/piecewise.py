@@ -152,10 +152,17 @@ class BlockCorrelator:
         Largest residual |dy|, |dx| searched per block, pixels.
     sigma : float
         Gaussian smoothing of the correlation, pixels.
+    calibrate : bool
+        Measure each block reference's bias (see :class:`~._phasecorr.Correlator`).
     """
 
     def __init__(
-        self, reference: npt.ArrayLike, block: tuple[int, int], max_shift: int, sigma: float
+        self,
+        reference: npt.ArrayLike,
+        block: tuple[int, int],
+        max_shift: int,
+        sigma: float,
+        calibrate: bool = True,
     ) -> None:
         ref = np.asarray(reference, np.float32)
         self.shape = ref.shape
@@ -163,7 +170,7 @@ class BlockCorrelator:
         self.starts_y = block_grid(ref.shape[0], by)
         self.starts_x = block_grid(ref.shape[1], bx)
         self.correlators = [
-            Correlator(ref[y : y + by, x : x + bx], max_shift, sigma)
+            Correlator(ref[y : y + by, x : x + bx], max_shift, sigma, calibrate)
             for y in self.starts_y.tolist()
             for x in self.starts_x.tolist()
         ]
@@ -267,6 +274,25 @@ class BlockCorrelator:
         )
 
 
+def _coverage(field: np.ndarray) -> np.ndarray:
+    """Weight of in-frame pixels in the bilinear sample of each pixel moved by ``field``
+    (n, 2, Y, X) (what moving an image of ones gives), (n, Y, X).
+    """
+    out = None
+    for axis in (0, 1):
+        n = field.shape[2 + axis]
+        grid = np.arange(n, dtype=np.float32).reshape((-1, 1) if axis == 0 else (1, -1))
+        at = grid + field[:, axis]
+        low = np.floor(at)
+        frac = at - low
+        cover = np.where((low >= 0) & (low < n), 1 - frac, 0) + np.where(
+            (low >= -1) & (low < n - 1), frac, 0
+        )
+        out = cover if out is None else out * cover
+    assert out is not None
+    return out
+
+
 def refine_reference(
     frames: npt.ArrayLike,
     reference: npt.ArrayLike,
@@ -275,7 +301,7 @@ def refine_reference(
     max_shift: int,
     sigma: float,
     *,
-    keep: int = 64,
+    keep: int = 32,
     workers: int = -1,
 ) -> npt.NDArray[np.float32]:
     """A sharper reference (Y, X) float32: the ``keep`` frames (of frames (N, Y, X)) that
@@ -288,7 +314,7 @@ def refine_reference(
     Y, X = ref.shape
     rigid, peak = Correlator(ref, max_shift, sigma, calibrate=False).estimate(frames, True, workers)
     chosen = np.sort(np.argsort(-peak, kind="stable")[: max(1, min(keep, len(frames)))])
-    grid = BlockCorrelator(ref, block, block_shift, sigma)
+    grid = BlockCorrelator(ref, block, block_shift, sigma, calibrate=False)
     residual, _, _ = grid.estimate(frames[chosen], rigid[chosen], True, workers)
     fields = block_field(residual, grid.centres, (Y, X))  # (n, 2, Y, X)
     fields += rigid[chosen][:, :, None, None].astype(np.float32)
@@ -296,11 +322,10 @@ def refine_reference(
     total = np.zeros((Y, X))
     count = np.zeros((Y, X))
     for s in range(0, len(chosen), 16):
-        part = fields[s : s + 16, None]
-        moved = warp_frames(frames[chosen[s : s + 16], None, None], part, "bilinear")
-        ones = np.ones((len(part), 1, 1, Y, X), np.float32)
+        part = fields[s : s + 16]
+        moved = warp_frames(frames[chosen[s : s + 16], None, None], part[:, None], "bilinear")
         total += moved.sum(axis=(0, 1, 2), dtype=np.float64)
-        count += warp_frames(ones, part, "bilinear").sum(axis=(0, 1, 2), dtype=np.float64)
+        count += _coverage(part).sum(axis=0, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(count > 0.5, total / count, ref)
     return out.astype(np.float32)

@@ -68,6 +68,7 @@ def warped_movie(
     field_max: float = 2.5,
     mean_photons: float | None = 100.0,
     bleach: float = 0.0,
+    wavelength: tuple[float, float] = (0.7, 1.4),
 ) -> WarpedMovie:
     """Frames moved by known smooth warps.
 
@@ -81,11 +82,13 @@ def warped_movie(
     rigid_max : float
         Largest |dy|, |dx| of the rigid drift (a random walk kept within ±rigid_max).
     field_max : float
-        Largest length of the non-rigid part, pixels (waves of 0.7–1.5 frame widths).
+        Largest length of the non-rigid part, pixels.
     mean_photons : float or None
         Mean photons per pixel (Poisson noise), or None for noise-free frames.
     bleach : float
         Intensity decay over the movie, e-folds.
+    wavelength : (float, float)
+        Range of the waves' wavelengths, in frame widths.
 
     Returns
     -------
@@ -102,7 +105,7 @@ def warped_movie(
     L = float(max(Y, X))
     waves = []
     for _ in range(2):
-        length = rng.uniform(0.7, 1.5) * L
+        length = rng.uniform(*wavelength) * L
         angle = rng.uniform(0, np.pi)
         direction = rng.uniform(0, 2 * np.pi)
         waves.append(
@@ -115,8 +118,8 @@ def warped_movie(
             )
         )
     waves_a = np.array(waves)
-    # two waves of 0.8–1 × half the largest length each, either sign: |field| ≤ field_max
-    amp = rng.choice([-1.0, 1.0], (n, 2)) * rng.uniform(0.8, 1.0, (n, 2)) * (field_max / 2)
+    # two waves of 0.9–1 × half the largest length each, either sign: |field| ≤ field_max
+    amp = rng.choice([-1.0, 1.0], (n, 2)) * rng.uniform(0.9, 1.0, (n, 2)) * (field_max / 2)
     yy, xx = np.mgrid[:Y, :X].astype(np.float64)
     coeffs = ndimage.spline_filter(tex, order=3, mode="nearest")  # once, not per frame
     frames = np.empty((n, Y, X), np.float32)
