@@ -95,7 +95,7 @@ def block_field(
     B = np.moveaxis(b.reshape(-1, H, W, 2), 1, 0).astype(dtype)  # (H, m, W, 2)
     A = (wy @ B.reshape(H, -1)).reshape(shape[0], -1, W, 2)  # (Y, m, W, 2)
     A = np.ascontiguousarray(A.transpose(1, 3, 0, 2))  # (m, 2, Y, W)
-    out = (A.reshape(-1, W) @ wx.T).reshape(*lead, 2, *shape)
+    out: npt.NDArray[Any] = (A.reshape(-1, W) @ wx.T).reshape(*lead, 2, *shape)
     return out.astype(dtype, copy=False)
 
 
