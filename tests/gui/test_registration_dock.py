@@ -192,7 +192,7 @@ def test_parameters_set_through_the_form_are_those_of_register(viewer_and_dock, 
     assert np.all(got.shifts[:, 0] == 0)  # plane 0 left out
     params.max_shift.value = 0  # "auto"
     assert params.max_shift.native.text() == "auto" and dock.register_kwargs()["max_shift"] is None
-    assert params.block_size.native.text() == "auto"
+    assert params.block_size.native.text() == "auto blocks"
 
 
 def test_qc_image_contrast_fits_the_chosen_summary(viewer_and_dock, qtbot):

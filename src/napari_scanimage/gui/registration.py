@@ -130,39 +130,36 @@ def registration_form() -> Params:
                     ),
                     1,
                 ),
-            ],
-            [
-                check("subpixel", "subpixel", True, "subpixel shifts (else whole pixels)"),
-                check(
-                    "bidi",
-                    "bidirectional phase",
-                    False,
-                    "estimate the odd-line offset of "
-                    "bidirectional scanning and correct it before estimating shifts",
-                ),
-            ],
-            [
-                check(
-                    "piecewise",
-                    "piecewise",
-                    False,
-                    "piecewise-rigid: also a residual shift per block of the frame (a smooth "
-                    "field, for tissue that does not move as one piece); slower",
-                ),
-                text("block"),
                 (
                     int_spin(
                         "block_size",
                         0,
                         4096,
                         0,
-                        special="auto",
-                        suffix=" px",
+                        special="auto blocks",
+                        suffix=" px blocks",
                         step=32,
                         tooltip="block side for piecewise registration; auto: 128 px "
                         "(half the frame on frames under 256 px)",
                     ),
                     1,
+                ),
+            ],
+            [
+                check("subpixel", "subpixel", True, "subpixel shifts (else whole pixels)"),
+                check(
+                    "bidi",
+                    "bidirectional",
+                    False,
+                    "bidirectional phase: estimate the odd-line offset of "
+                    "bidirectional scanning and correct it before estimating shifts",
+                ),
+                check(
+                    "piecewise",
+                    "piecewise",
+                    False,
+                    "piecewise-rigid: also a residual shift per block of the frame (a smooth "
+                    "field, for tissue that does not move as one piece); slower",
                 ),
             ],
         ],
