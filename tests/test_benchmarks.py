@@ -57,7 +57,11 @@ def test_bench_traces_smoke(tmp_path):
 
 def test_bench_registration_smoke(tmp_path):
     _, rows = run_bench("bench_registration.py", tmp_path)
-    assert len(rows) == 1 + 6  # header, 3 methods, 2 speed ratios, accuracy
+    # header, 3 methods, 2 speed ratios, accuracy, end to end; piecewise: header, rigid,
+    # piecewise, accuracy, time ratio (suite2p skipped)
+    assert len(rows) == 1 + 7 + 5
+    assert any(row.startswith("| end to end: register()") for row in rows)
+    assert any(row.startswith("| ours piecewise: register(piecewise=True)") for row in rows)
     assert any(row.startswith("| speed ratio ours / scikit-image |") for row in rows)
     assert any(row.startswith("| speed ratio ours / bare FFT") for row in rows)
 

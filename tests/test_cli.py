@@ -114,6 +114,34 @@ def test_traces_session_equals_library(tmp_path, capsys):
     assert out.read_bytes().decode() == want.csv_text()
 
 
+def test_register_piecewise(tmp_path, capsys):
+    import napari_scanimage as nsi
+    from napari_scanimage.session import Session
+
+    rec, session_path, _ = _analysis_project(tmp_path / "p")
+    out = tmp_path / "pw.npz"
+    argv = ["register", str(rec), "--out", str(out), "--piecewise", "--block-size", "16,24"]
+    assert main(argv) == 0
+    assert "piecewise: 3×3 blocks of [16, 24] px" in capsys.readouterr().out
+    with nsi.open_dataset(rec) as ds:
+        want = nsi.register(ds, piecewise=True, block_size=(16, 24))
+    got = nsi.Registration.load(out)
+    assert got.piecewise and got.settings["block_size"] == [16, 24]
+    np.testing.assert_array_equal(got.block_shifts, want.block_shifts)
+    # --block-size alone implies --piecewise; the session stores the block field
+    assert main(["register", str(session_path), "--block-size", "16"]) == 0
+    stored = Session.load(session_path).registration()
+    assert stored.piecewise and stored.block_shifts.shape[2:4] == (3, 4)
+    # a block larger than the frame, or not a size: one error line, exit code 2
+    assert main(["register", str(rec), "--out", str(out), "--block-size", "64"]) == 2
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "block height 64 px does not fit frames of 32×48" in lines[0]
+    with pytest.raises(SystemExit) as exc:
+        main(["register", str(rec), "--block-size", "big"])
+    assert exc.value.code == 2
+    assert "'big' is not a block size" in capsys.readouterr().err
+
+
 def test_register_file_and_session(tmp_path, capsys):
     import napari_scanimage as nsi
     from napari_scanimage.session import Session

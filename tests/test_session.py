@@ -92,6 +92,19 @@ def test_round_trip(project):
     assert loaded.decay_fit.irf_offset_ns == 0.75
 
 
+def test_piecewise_registration_round_trip(project, tmp_path):
+    folder, _, saved = project
+    with nsi.open_dataset(saved.sources[0]) as ds:
+        reg = nsi.register(ds, channel=1, piecewise=True, block_size=16)
+    session = Session(sources=saved.sources, registration_result=reg)
+    path = session.save(folder / "piecewise.json")
+    loaded = Session.load(path).registration()
+    assert loaded.piecewise
+    for name in ("shifts", "block_shifts", "block_centers", "block_correlation", "block_flags"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(reg, name))
+    np.testing.assert_array_equal(loaded.displacement(2, 1), reg.displacement(2, 1))
+
+
 def test_run_traces_matches_library(project):
     _, path, _ = project
     session = Session.load(path)

@@ -8,7 +8,9 @@ demo [--screenshot PATH] [--sample NAME]
     Open napari with a sample recording and the plugin's docks; with ``--screenshot`` render the
     whole window to a PNG (on a virtual X server when there is no display) and exit.
 register FILE|SESSION [--channel C] [--out SHIFTS.npz] [--bidi] [--max-shift N]
-    Rigid motion registration; stored in the session (sidecar) or written to ``--out``.
+         [--piecewise [--block-size N|H,W]]
+    Rigid (or piecewise-rigid) motion registration; stored in the session (sidecar) or
+    written to ``--out``.
 traces FILE|SESSION [--rois ROIS] --out CSV [--channel C] [--kind K] [--registration NPZ]
     Every ROI's trace as a tidy CSV (a session provides ROIs, registration and settings).
 batch FOLDER|GLOB --session TEMPLATE.json [--register] [--out-dir DIR] [--force]
@@ -299,6 +301,8 @@ def _register(args: argparse.Namespace) -> int:
             channel=channel,
             bidi=args.bidi,
             max_shift=args.max_shift,
+            piecewise=args.piecewise or args.block_size is not None,
+            block_size=args.block_size,
             progress=_Progress("register"),
         )
     if out is not None:
@@ -310,7 +314,27 @@ def _register(args: argparse.Namespace) -> int:
         print(f"stored the registration in {session.path}")
     shifts = reg.shifts.reshape(-1, 2)
     print(f"largest shift {abs(shifts).max(initial=0):.2f} px, bidi phase {reg.bidi_phase:.2f}")
+    if reg.block_shifts is not None and reg.block_flags is not None:
+        grid = reg.block_shifts.shape[2:4]
+        print(
+            f"piecewise: {grid[0]}×{grid[1]} blocks of {reg.settings.get('block_size')} px, "
+            f"largest residual {abs(reg.block_shifts).max(initial=0):.2f} px, "
+            f"{int((reg.block_flags == 3).sum())} block estimate(s) fell back to the rigid shift"
+        )
     return 0
+
+
+def _block_size(text: str) -> int | tuple[int, int]:
+    """``--block-size``: ``N`` (square blocks) or ``H,W`` pixels."""
+    try:
+        sides = [int(v) for v in text.replace("x", ",").split(",")]
+    except ValueError:
+        sides = []
+    if len(sides) not in (1, 2):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a block size; give N or H,W in pixels (e.g. 128 or 128,96)"
+        )
+    return sides[0] if len(sides) == 1 else (sides[0], sides[1])
 
 
 def _export_nwb(args: argparse.Namespace) -> int:
@@ -388,7 +412,7 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_analysis_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("register", help="rigid motion registration of a recording")
+    p = sub.add_parser("register", help="rigid or piecewise motion registration of a recording")
     p.add_argument(
         "target",
         metavar="FILE|SESSION",
@@ -405,6 +429,18 @@ def _add_analysis_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
         "--bidi", action="store_true", help="estimate and correct the bidirectional line offset"
     )
     p.add_argument("--max-shift", type=float, metavar="N", help="largest shift searched (px)")
+    p.add_argument(
+        "--piecewise",
+        action="store_true",
+        help="piecewise-rigid: also a residual shift per block of the frame (smooth field)",
+    )
+    p.add_argument(
+        "--block-size",
+        type=_block_size,
+        metavar="N|H,W",
+        help="piecewise block size in pixels (implies --piecewise; default 128, less on "
+        "frames under 256 px)",
+    )
     p.set_defaults(func=_register)
     p = sub.add_parser("traces", help="ROI traces of a recording as a tidy CSV")
     p.add_argument("target", metavar="FILE|SESSION", help="a recording or a session .json")

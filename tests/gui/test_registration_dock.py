@@ -157,6 +157,8 @@ def test_parameters_set_through_the_form_are_those_of_register(viewer_and_dock, 
         "max_shift",
         "subpixel",
         "bidi",
+        "piecewise",
+        "block_size",
     }
     assert params.channel.choices == ("Green", "Red")
     assert params.plane.choices == (None, 0, 1)
@@ -173,6 +175,8 @@ def test_parameters_set_through_the_form_are_those_of_register(viewer_and_dock, 
         "max_shift": 5.0,
         "subpixel": False,
         "bidi": True,
+        "piecewise": False,
+        "block_size": None,
     }
     dock.run()
     qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
@@ -188,3 +192,71 @@ def test_parameters_set_through_the_form_are_those_of_register(viewer_and_dock, 
     assert np.all(got.shifts[:, 0] == 0)  # plane 0 left out
     params.max_shift.value = 0  # "auto"
     assert params.max_shift.native.text() == "auto" and dock.register_kwargs()["max_shift"] is None
+    assert params.block_size.native.text() == "auto blocks"
+
+
+def test_qc_image_contrast_fits_the_chosen_summary(viewer_and_dock, qtbot):
+    """The QC layer starts hidden; choosing a summary image shows it with contrast limits of
+    that image (a hidden layer's contrast reset used to give 0–1: a white image).
+    """
+    viewer, dock = viewer_and_dock
+    dock.params.reference_frames.value = 8
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
+    qc_layer = next(layer for layer in viewer.layers if "scanimage_qc" in layer.metadata)
+    assert not qc_layer.visible
+    dock.set_summary("mean (registered)")
+    data = np.asarray(qc_layer.data)
+    lo, hi = qc_layer.contrast_limits
+    assert qc_layer.visible
+    assert lo == pytest.approx(float(data.min()), rel=0.05)
+    assert hi == pytest.approx(float(data.max()), rel=0.05)
+
+
+def test_piecewise_block_field_follows_the_time_slider(make_napari_viewer, qtbot, tmp_path):
+    from napari_scanimage.testing.warps import warped_movie
+
+    movie = warped_movie(12, (64, 64), seed=1, rigid_max=2, field_max=1.5, mean_photons=300)
+    pages = np.clip(movie.frames, 0, 65535).astype(np.uint16)
+    written = write_scanimage_tiff(
+        tmp_path / "warped.tif", channels=(1,), num_volumes=12, height=64, width=64,
+        dtype="uint16", content=lambda g: pages[g],
+    )
+    viewer = make_napari_viewer()
+    viewer.open(str(written.paths[0]), plugin="napari-scanimage")
+    dock = RegistrationDock(viewer)
+    qtbot.addWidget(dock)
+    dock.params.piecewise.value = True
+    dock.params.block_size.value = 32
+    assert dock.register_kwargs()["block_size"] == 32 and dock.register_kwargs()["piecewise"]
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
+    result = dock.result
+    assert result.piecewise and result.block_shifts.shape == (12, 1, 3, 3, 2)
+    vectors = [layer for layer in viewer.layers if layer._type_string == "vectors"]
+    assert len(vectors) == 1
+    field = vectors[0]
+    image = viewer.layers["Channel 1"]
+    assert list(field.axis_labels) == list(image.axis_labels)
+    assert field.scale.tolist() == image.scale.tolist()
+    assert field.length == 10 and field.visible
+    qc_layer = next(layer for layer in viewer.layers if "scanimage_qc" in layer.metadata)
+    assert qc_layer.visible and qc_layer.metadata["scanimage_qc"] == ("mean", "registered")
+    for t in (0, 5, 11):
+        viewer.dims.set_point(0, t * image.scale[0])
+        shown = field._view_data  # (napari's sliced vectors: those of the current time row)
+        assert shown.shape == (9, 2, 2)
+        np.testing.assert_allclose(shown[:, 0], result.block_centers.reshape(-1, 2))
+        np.testing.assert_allclose(shown[:, 1], result.block_shifts[t, 0].reshape(-1, 2))
+    assert dock.plots.tabText(dock.plots.count() - 1) == "block residuals"
+    np.testing.assert_allclose(
+        dock.field_plot.curves["residual"].getData()[1],
+        np.sqrt(np.mean(np.sum(result.block_shifts[:, 0] ** 2, axis=-1), axis=(1, 2))),
+    )
+    # a rigid result afterwards: no field layer, no residual plot
+    dock.params.piecewise.value = False
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
+    assert not dock.result.piecewise
+    assert not [layer for layer in viewer.layers if layer._type_string == "vectors"]
+    assert dock.plots.indexOf(dock.field_plot) < 0

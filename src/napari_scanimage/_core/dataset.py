@@ -261,6 +261,7 @@ class Dataset(FieldMethods, ArrayMethods, TimeMethods, PhotonMethods):
                 bin_ns,
                 registration,
                 mode,
+                self.is_siff,
             )
         return block
 
@@ -389,7 +390,11 @@ class Dataset(FieldMethods, ArrayMethods, TimeMethods, PhotonMethods):
         starts = list(range(0, n_rows, per_chunk))
         stats = [os.stat(p) for p in self.spec.paths]
         reg = block.registration
-        moved = () if reg is None else (reg.shifts, reg.bidi_phase, block.shift_mode)
+        moved = (
+            ()
+            if reg is None
+            else (reg.shifts, reg.bidi_phase, block.shift_mode, getattr(reg, "block_shifts", None))
+        )
         name = "scanimage-" + tokenize(
             self.spec,
             [(s.st_size, s.st_mtime_ns) for s in stats],

@@ -20,6 +20,7 @@ from ..errors import SelectionError
 from ..io.siff import FlimSettings, SiffReader, masks_to_csr
 from .layout import Selection, SliceSample, time_rows
 from .shifting import Shifts, raw_coordinates, shift_mask
+from .warping import field_csr, field_groups, is_piecewise
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
     from .reading import BlockReader, ReaderSpec
 
 # (positions in the (n, Z, F) pages, group of each within its batch, the batch's
-# (mask plane, dy, dx) keys, bidirectional phase): see PhotonMethods.shift_groups
-ShiftGroup = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], list[list[int]], int]
+# (mask plane, dy, dx) keys — FieldKeys for piecewise registrations —, bidirectional
+# phase): see PhotonMethods.shift_groups
+ShiftGroup = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], list[Any], int]
 
 __all__ = ["Event", "PhotonMethods", "PhotonSums", "shifted_csr"]
 
@@ -225,7 +227,7 @@ class PhotonMethods:
                 (
                     at,
                     group,
-                    np.stack([shift_mask(table[z], (dy, dx), bidi_phase=p) for z, dy, dx in keys]),
+                    np.stack([shift_mask(table[k[0]], k[1:], bidi_phase=p) for k in keys]),
                 )
                 for at, group, keys, p in self.shift_groups(
                     registration, rows_t, F, len(table), Y * X
@@ -255,11 +257,16 @@ class PhotonMethods:
         per-group mask tables stay small: yields (positions in the (n, Z, F) pages, group of
         each within the batch, the batch's (mask plane, dy, dx) keys, bidirectional phase).
 
-        Shifts and phase are rounded to whole pixels (photons move by whole pixels).
+        Shifts and phase are rounded to whole pixels (photons move by whole pixels).  A
+        piecewise registration gives one group per (volume, plane), keyed by its field
+        (:func:`.warping.field_groups`).
         """
         registration.check_fits(
             self.layout.num_volumes, self.layout.num_planes, self.spec.frame_shape
         )
+        if is_piecewise(registration):
+            yield from field_groups(registration, rows_t, F, Zm, npix, _TABLE_BYTES)
+            return
         shifts = np.round(registration.shifts[rows_t]).astype(np.int64)  # (n, Z, 2)
         n, Z = shifts.shape[:2]
         z = np.broadcast_to(np.arange(Z)[None, :] if Zm > 1 else 0, (n, Z))
@@ -428,6 +435,8 @@ def shifted_csr(
     """CSR membership table (as :func:`masks_to_csr`) with one row per (mask plane, dy, dx) key:
     the masks' pixels ``where[plane]`` = (mask, y, x) moved to raw-frame coordinates.
     """
+    if keys and np.ndim(keys[0][1]):  # piecewise: a displacement field per key
+        return field_csr(where, keys, frame_shape, bidi_phase)  # type: ignore[arg-type]
     Y, X = frame_shape
     npix = Y * X
     indptr = np.zeros((len(keys), npix + 1), np.int64)

@@ -25,6 +25,7 @@ from ..io.siff import SiffReader
 from ..io.tiff import PageIndex, index_pages
 from .layout import FileTable, Layout, Selection
 from .shifting import Shifts, apply_shifts, correct_bidi
+from .warping import block_field, warp_frames
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -315,6 +316,8 @@ class BlockReader:
     shift of its volume and plane; see :mod:`.shifting`) with ``shift_mode``
     ``"integer"`` (exact copies, dtype kept), ``"bilinear"`` or ``"fourier"`` (float32).
     Lifetimes always move photon counts and arrival sums by whole pixels before dividing.
+    A piecewise registration moves each frame by its displacement field (:mod:`.warping`);
+    ``photons`` (`.siff` recordings) then makes ``"integer"`` move photon counts.
     """
 
     spec: ReaderSpec
@@ -324,6 +327,7 @@ class BlockReader:
     bin_width_ns: float = 0.0
     registration: Shifts | None = None
     shift_mode: str = "integer"
+    photons: bool = False
 
     @property
     def out_dtype(self) -> np.dtype:
@@ -372,9 +376,10 @@ class BlockReader:
     def __call__(self, start: int, stop: int) -> npt.NDArray[Any]:
         return self.rows(start, stop)
 
-    def row_shifts(self, rows: npt.ArrayLike) -> npt.NDArray[Any]:
+    def row_shifts(self, rows: npt.ArrayLike, name: str = "shifts") -> npt.NDArray[Any]:
         """Registration shifts (n, nz, 2) of output time rows ``rows``: a row's volume and the
-        selection's planes.
+        selection's planes (``name="block_shifts"``: a piecewise registration's block
+        residuals (n, nz, NBY, NBX, 2)).
         """
         rows = np.asarray(rows, dtype=np.int64)
         if self.selection.slice_sample == "interleave":
@@ -386,7 +391,7 @@ class BlockReader:
         )
         if self.registration is None:
             raise SelectionError("this reader applies no registration, so it has no shifts")
-        shifts: npt.NDArray[Any] = self.registration.shifts[rows][:, planes]
+        shifts: npt.NDArray[Any] = getattr(self.registration, name)[rows][:, planes]
         return shifts
 
     def _register(
@@ -400,7 +405,14 @@ class BlockReader:
             return frames
         p = float(np.round(reg.bidi_phase)) if mode == "integer" else reg.bidi_phase
         frames = correct_bidi(frames, p)
-        return apply_shifts(frames, self.row_shifts(rows)[:, :, None], mode)
+        shifts = self.row_shifts(rows)
+        if reg.block_shifts is None or reg.block_centers is None:
+            return apply_shifts(frames, shifts[:, :, None], mode)
+        blocks = self.row_shifts(rows, "block_shifts")  # (n, nz, NBY, NBX, 2)
+        fields = block_field(blocks, reg.block_centers, self.spec.frame_shape)
+        fields += shifts[:, :, :, None, None].astype(np.float32)
+        photons = self.photons or self.product == "lifetime"
+        return warp_frames(frames, fields, mode, photons)
 
 
 class LazyArray:

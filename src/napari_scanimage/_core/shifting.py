@@ -48,6 +48,14 @@ class Shifts(Protocol):
     def bidi_phase(self) -> float:
         """Bidirectional line phase, pixels."""
 
+    @property
+    def block_shifts(self) -> np.ndarray | None:
+        """Piecewise registrations: residual block shifts (T, Z, NBY, NBX, 2); else None."""
+
+    @property
+    def block_centers(self) -> np.ndarray | None:
+        """Piecewise registrations: block centres (NBY, NBX, 2); else None."""
+
     def check_fits(self, num_times: int, num_planes: int, frame_shape: tuple[int, int]) -> None:
         """Raise SelectionError unless the shifts fit a recording of this layout."""
 
@@ -235,15 +243,20 @@ def shift_mask(
     ----------
     mask : array (..., Y, X)
         Any dtype (bool stays bool); leading axes (several masks or planes) alike.
-    shift : (int, int)
-        Whole-pixel (dy, dx).
+    shift : (int, int), or a one-element sequence holding a field (2, Y, X)
+        Whole-pixel (dy, dx); or a piecewise registration's displacement field rounded to
+        whole pixels (:func:`.warping.field_mask`: photons move by the field at their pixel).
     bidi_phase : int
         Whole-pixel bidirectional phase p.
     """
     mask = np.asarray(mask)
-    dy, dx = (int(v) for v in np.asarray(shift).reshape(2))
     if mask.ndim < 2:
         raise ValueError(f"mask must be (..., Y, X), got shape {mask.shape}")
+    if np.size(shift) > 2:  # a field (piecewise registration)
+        from .warping import field_mask
+
+        return field_mask(mask, np.asarray(shift).reshape(2, *mask.shape[-2:]), bidi_phase)
+    dy, dx = (int(v) for v in np.asarray(shift).reshape(2))
     moved = apply_shifts(mask, (-dy, -dx), "integer")
     return correct_bidi(moved, -int(bidi_phase))
 

@@ -30,13 +30,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy import fft
 
-from .._core.shifting import apply_shifts
-
 __all__ = [
+    "Correlator",
     "bidi_cross",
     "bidi_peak",
     "bidi_phase",
     "estimate_shifts",
+    "find_peaks",
     "make_reference",
     "shift_image",
     "taper",
@@ -90,10 +90,17 @@ def _whiten(spec: np.ndarray) -> np.ndarray:
     return spec
 
 
-class _Correlator:
-    """Precomputed reference spectrum and windows for one reference image."""
+class Correlator:
+    """Precomputed reference spectrum, windows and bias calibration for one reference image:
+    build it once per reference, then :meth:`estimate` any number of frames against it.
 
-    def __init__(self, reference: npt.ArrayLike, max_shift: int, sigma: float) -> None:
+    ``calibrate=False`` skips the bias calibration (a few full-frame transforms), for
+    intermediate references whose shifts only need to be about right.
+    """
+
+    def __init__(
+        self, reference: npt.ArrayLike, max_shift: int, sigma: float, calibrate: bool = True
+    ) -> None:
         ref = np.asarray(reference, np.float32)
         if ref.ndim != 2:
             raise ValueError(f"reference must be (Y, X), got shape {ref.shape}")
@@ -123,7 +130,7 @@ class _Correlator:
             )
             env.append(a / a[m + 1])
         self.envelope = np.minimum(1.0 / np.outer(env[0], env[1]), 1.5).astype(np.float32)
-        self.calibration = self._calibrate(ref)
+        self.calibration = self._calibrate(ref) if calibrate else None
 
     def _calibrate(self, ref: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
         """Measured → true shift along each axis, from copies of the reference moved by known
@@ -135,22 +142,22 @@ class _Correlator:
             return None
         mags = np.unique(np.r_[0.25, 0.5, 0.75, np.geomspace(1, m, max(2, int(np.log2(m)) + 2))])
         true = np.r_[-mags[::-1], 0.0, mags]
-        moves = np.zeros((2 * len(true), 2))
-        moves[: len(true), 0] = true
-        moves[len(true) :, 1] = true
+        # diagonal moves: the taper is separable, so each axis is measured on the same copies
+        moves = np.stack([true, true], axis=1)
         spec = fft.rfft2(ref - ref.mean())
         ry, rx = _phase_ramps(self.shape, moves)
         moved = fft.irfft2(spec[None] * ry * rx, s=self.shape).astype(np.float32)
         measured, _ = self.peaks(moved, True, calibrated=False)
         out = []
         for axis in range(2):
-            got = measured[axis * len(true) : (axis + 1) * len(true), axis]
+            got = measured[:, axis]
             if np.any(np.diff(got) <= 0):  # not monotonic (a flat reference): no correction
                 return None
             out.append((got, true))
         return out
 
-    def _unbias(self, shifts: _F64) -> _F64:
+    def unbias(self, shifts: _F64) -> _F64:
+        """Measured subpixel shifts (n, 2) → true shifts, by the calibration (in place)."""
         if self.calibration is None:  # nothing measured: shifts as they are
             return shifts
         for axis, (got, true) in enumerate(self.calibration):
@@ -171,13 +178,16 @@ class _Correlator:
         out *= self.window
         return out
 
-    def correlate(self, frames: np.ndarray) -> np.ndarray:
+    def correlate(self, frames: np.ndarray, ref_spec: np.ndarray | None = None) -> np.ndarray:
         """Normalised correlation (n, 2m+3, 2m+3) for offsets -(m+1) … m+1 in y and x.
 
         Parameters
         ----------
         frames : ndarray (n, Y, X)
             Frames of the reference's shape, any real dtype.
+        ref_spec : ndarray (k, Y, X//2+1), optional
+            Other references' spectra (made like ``self.ref_spec``, of the same shape): frame
+            i is then correlated with reference ``i % k`` (blocks of a frame, frame by frame).
 
         Returns
         -------
@@ -186,7 +196,11 @@ class _Correlator:
         """
         spec = fft.rfft2(self._prepare(frames), overwrite_x=True, workers=1)
         _whiten(spec)
-        spec *= self.ref_spec
+        if ref_spec is None:
+            spec *= self.ref_spec
+        else:
+            k = len(ref_spec)
+            spec.reshape(-1, k, *spec.shape[1:])[...] *= ref_spec[None]
         spec = fft.ifft(spec, axis=1, overwrite_x=True, workers=1)
         part: _F32 = fft.irfft(spec[:, self.rows], n=self.shape[1], axis=2, workers=1)
         out = part[:, :, self.cols]
@@ -213,45 +227,72 @@ class _Correlator:
             (dy, dx) of each frame relative to the reference, and the peak's height.
         """
         corr = self.correlate(frames)
-        n, w = corr.shape[0], corr.shape[1]
+        shifts, peak = find_peaks(corr, subpixel)
         m = self.max_shift
-        inner = corr[:, 1:-1, 1:-1].reshape(n, -1)
-        flat = inner.argmax(axis=1)
-        iy, ix = np.divmod(flat, w - 2)
-        iy += 1
-        ix += 1
-        k = np.arange(n)
-        c0 = corr[k, iy, ix].astype(np.float64)
-        shifts = np.stack([iy - (m + 1), ix - (m + 1)], axis=1).astype(np.float64)
-        peak = c0.copy()
-        if subpixel:
-            ok = c0 > 0
-            floor = np.where(ok, c0 * 1e-6, 1.0)
-            gain = np.zeros(n)
-            for axis, (a, b) in enumerate(
-                (((iy - 1, ix), (iy + 1, ix)), ((iy, ix - 1), (iy, ix + 1)))
-            ):
-                lm = np.log(np.maximum(corr[k, a[0], a[1]], floor))
-                lp = np.log(np.maximum(corr[k, b[0], b[1]], floor))
-                l0 = np.log(np.maximum(c0, floor))
-                curv = lm - 2 * l0 + lp
-                good = ok & (curv < 0)
-                d = np.where(good, (lm - lp) / np.where(good, 2 * curv, -1.0), 0.0)
-                d = np.clip(d, -0.5, 0.5)
-                shifts[:, axis] += d
-                gain -= np.where(good, curv, 0.0) * d * d / 2
-            peak = np.where(ok, c0 * np.exp(gain), c0)
         if subpixel and calibrated and self.calibration is not None:
-            shifts = self._unbias(shifts)
+            shifts = self.unbias(shifts)
         np.clip(shifts, -m, m, out=shifts)
         return shifts, peak
+
+    def estimate(
+        self, frames: npt.ArrayLike, subpixel: bool = True, workers: int = -1
+    ) -> tuple[_F64, _F64]:
+        """Shifts (N, 2) and peak heights (N,) of frames (N, Y, X) against the reference, in
+        batches on ``workers`` threads (see :func:`estimate_shifts`).
+        """
+        frames = np.asarray(frames)
+        if frames.ndim != 3 or frames.shape[1:] != self.shape:
+            raise ValueError(f"frames must be (N, {self.shape[0]}, {self.shape[1]}), got shape "
+                             f"{frames.shape}")
+        n = len(frames)
+        if n == 0:
+            return np.zeros((0, 2)), np.zeros(0)
+        Y, X = self.shape
+        parts = run_batches(
+            lambda s: self.peaks(frames[s], subpixel), n, Y * (X // 2 + 1) * 8, workers
+        )
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def find_peaks(corr: np.ndarray, subpixel: bool) -> tuple[_F64, _F64]:
+    """Shift (n, 2) and height (n,) of the peak of correlations (n, 2m+3, 2m+3) at offsets
+    -(m+1) … m+1: the integer maximum within ±m, refined (``subpixel``) by a 3-point Gaussian
+    fit (a parabola through the logarithms) in y and in x.
+    """
+    n, w = corr.shape[0], corr.shape[1]
+    m = (w - 3) // 2
+    inner = corr[:, 1:-1, 1:-1].reshape(n, -1)
+    flat = inner.argmax(axis=1)
+    iy, ix = np.divmod(flat, w - 2)
+    iy += 1
+    ix += 1
+    k = np.arange(n)
+    c0 = corr[k, iy, ix].astype(np.float64)
+    shifts = np.stack([iy - (m + 1), ix - (m + 1)], axis=1).astype(np.float64)
+    peak = c0.copy()
+    if subpixel:
+        ok = c0 > 0
+        floor = np.where(ok, c0 * 1e-6, 1.0)
+        gain = np.zeros(n)
+        for axis, (a, b) in enumerate((((iy - 1, ix), (iy + 1, ix)), ((iy, ix - 1), (iy, ix + 1)))):
+            lm = np.log(np.maximum(corr[k, a[0], a[1]], floor))
+            lp = np.log(np.maximum(corr[k, b[0], b[1]], floor))
+            l0 = np.log(np.maximum(c0, floor))
+            curv = lm - 2 * l0 + lp
+            good = ok & (curv < 0)
+            d = np.where(good, (lm - lp) / np.where(good, 2 * curv, -1.0), 0.0)
+            d = np.clip(d, -0.5, 0.5)
+            shifts[:, axis] += d
+            gain -= np.where(good, curv, 0.0) * d * d / 2
+        peak = np.where(ok, c0 * np.exp(gain), c0)
+    return shifts, peak
 
 
 def _chunks(n: int, per: int) -> list[slice]:
     return [slice(i, min(i + per, n)) for i in range(0, n, per)]
 
 
-def _run_batches(fn: Callable[[slice], _R], n: int, per_frame_bytes: int, workers: int) -> list[_R]:
+def run_batches(fn: Callable[[slice], _R], n: int, per_frame_bytes: int, workers: int) -> list[_R]:
     """Run ``fn(slice)`` over frames 0…n in batches on ``workers`` threads; results in order."""
     threads = _threads(workers)
     per = max(1, BATCH_BYTES // max(1, per_frame_bytes * threads))
@@ -306,16 +347,10 @@ def estimate_shifts(
         raise ValueError(
             f"frames {frames.shape[1:]} and reference {np.shape(reference)} differ in size"
         )
-    corr = _Correlator(reference, int(math.floor(max_shift)), smooth_sigma)
-    Y, X = corr.shape
-    n = len(frames)
-    if n == 0:
+    if len(frames) == 0:
         return np.zeros((0, 2)), np.zeros(0)
-    parts = _run_batches(
-        lambda s: corr.peaks(frames[s], subpixel), n, Y * (X // 2 + 1) * 8, workers
-    )
-    shifts = np.concatenate([p[0] for p in parts])
-    peak = np.concatenate([p[1] for p in parts])
+    corr = Correlator(reference, int(math.floor(max_shift)), smooth_sigma)
+    shifts, peak = corr.estimate(frames, subpixel, workers)
     return (shifts[0], peak[0]) if single else (shifts, peak)
 
 
@@ -344,18 +379,57 @@ def shift_image(img: npt.ArrayLike, shift: npt.ArrayLike) -> _F32:
     return moved
 
 
-def _aligned_mean(frames: np.ndarray, shifts: _F64) -> _F32:
-    """Mean of frames (n, Y, X) each moved back by its shift (n, 2) (bilinear); pixels brought
-    in from outside a frame are left out, so each pixel averages the frames that cover it.
+def _coverage(n: int, shift: _F64) -> tuple[npt.NDArray[np.intp], _F64]:
+    """Whole part and the two weights of a 1-D bilinear move of each frame by ``shift`` (n,)."""
+    whole = np.floor(shift)
+    frac = shift - whole
+    return whole.astype(np.intp), np.stack([1 - frac, frac], axis=1)
+
+
+def _aligned_mean(frames: np.ndarray, shifts: _F64, bilinear: bool = True) -> _F32:
+    """Mean of frames (n, Y, X) each moved back by its shift (n, 2) (bilinear, else to the
+    nearest whole pixel); pixels brought in from outside a frame are left out, so each pixel
+    averages the frames that cover it.
+
+    The moved frames are never made: each frame's (up to 4) weighted whole-pixel copies are
+    added into one sum, and the coverage, separable, is a product of 1-D coverages.
     """
     n, Y, X = frames.shape
-    total = np.zeros((Y, X))
-    count = np.zeros((Y, X))
-    per = max(1, (16 << 20) // (Y * X * 4))
-    for s in _chunks(n, per):
-        total += apply_shifts(frames[s], shifts[s], "bilinear").sum(axis=0, dtype=np.float64)
-        ones = np.ones((s.stop - s.start, Y, X), np.float32)
-        count += apply_shifts(ones, shifts[s], "bilinear").sum(axis=0, dtype=np.float64)
+    if not bilinear:
+        shifts = np.round(shifts)
+    iy, wy = _coverage(n, shifts[:, 0])
+    ix, wx = _coverage(n, shifts[:, 1])
+    total = np.zeros((Y, X), np.float32)
+    cov_y = np.zeros((n, Y))
+    cov_x = np.zeros((n, X))
+    tmp = np.empty((Y, X), np.float32)
+    for i in range(n):
+        for a in (0, 1):
+            if wy[i, a] == 0:
+                continue
+            sy = int(iy[i]) + a  # registered[y] takes frame[y + sy]
+            y0, y1 = max(0, -sy), min(Y, Y - sy)
+            if y0 >= y1:
+                continue
+            cov_y[i, y0:y1] += wy[i, a]
+            for b in (0, 1):
+                if wx[i, b] == 0:
+                    continue
+                sx = int(ix[i]) + b
+                x0, x1 = max(0, -sx), min(X, X - sx)
+                if x0 >= x1:
+                    continue
+                if a == 0:
+                    cov_x[i, x0:x1] += wx[i, b]
+                part = tmp[y0:y1, x0:x1]
+                np.multiply(
+                    frames[i, y0 + sy : y1 + sy, x0 + sx : x1 + sx],
+                    np.float32(wy[i, a] * wx[i, b]),
+                    out=part,
+                    casting="unsafe",
+                )
+                total[y0:y1, x0:x1] += part
+    count = cov_y.T @ cov_x  # Σ_i cov_y[i, y] · cov_x[i, x]
     plain = frames.mean(axis=0, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(count > 0.5, total / count, plain)
@@ -367,9 +441,9 @@ def _binned(frames: np.ndarray, target: int = 64) -> _F32:
     n, Y, X = frames.shape
     f = max(1, max(Y, X) // target)
     Yb, Xb = Y // f, X // f
-    small: _F32 = (
-        frames[:, : Yb * f, : Xb * f].reshape(n, Yb, f, Xb, f).mean(axis=(2, 4), dtype=np.float32)
-    )
+    # two sums over contiguous axes (one mean over two strided axes is several times slower)
+    rows = frames[:, : Yb * f, : Xb * f].reshape(n, Yb, f, Xb * f).sum(axis=2, dtype=np.float32)
+    small: _F32 = rows.reshape(n, Yb, Xb, f).sum(axis=3) / np.float32(f * f)
     return small.reshape(n, -1)
 
 
@@ -382,14 +456,17 @@ def make_reference(
     max_shift: float | None = None,
     smooth_sigma: float = 1.15,
     workers: int = -1,
+    n_coarse: int = 64,
 ) -> _F32:
     """Reference image (Y, X) float32 from frames (N, Y, X) of one plane.
 
     The start is the mean of the ``n_seed`` frames most alike: the frame whose ``n_seed`` best
     pixel correlations (on block-averaged frames) are highest, and those frames.  Each of
-    ``n_iter`` rounds then registers every frame to the current reference and averages the
-    ``keep`` fraction that correlates best, moved (bilinear, each pixel over the frames that
-    cover it) to the median position of all frames.
+    ``n_iter`` rounds then registers frames to the current reference and averages the
+    ``keep`` fraction that correlates best, moved to the median position of all frames.  The
+    rounds before the last use ``n_coarse`` frames spread over the N and whole-pixel moves
+    (they only need to bring the reference near its final position); the last uses every
+    frame and bilinear moves (each pixel over the frames that cover it).
     """
     frames = np.asarray(frames)
     if frames.ndim != 3 or len(frames) == 0:
@@ -405,16 +482,19 @@ def make_reference(
     best = int(np.argmax(np.sort(cc, axis=1)[:, -k:].mean(axis=1)))
     seeds = np.sort(np.argsort(cc[best])[-k:])
     ref: _F32 = frames[seeds].mean(axis=0, dtype=np.float64).astype(np.float32)
-    n_keep = max(1, int(math.ceil(keep * n)))
-    for _ in range(n_iter):
-        shifts, peak = estimate_shifts(
-            frames, ref, max_shift=max_shift, smooth_sigma=smooth_sigma, workers=workers
-        )
+    coarse = np.unique(np.round(np.linspace(0, n - 1, min(n, max(1, n_coarse))))).astype(np.intp)
+    for it in range(n_iter):
+        last = it == n_iter - 1
+        subset = frames if last else frames[coarse]
+        # (no bias calibration: these shifts only place frames for the mean)
+        corr = Correlator(ref, int(math.floor(max_shift)), smooth_sigma, calibrate=False)
+        shifts, peak = corr.estimate(subset, True, workers)
+        n_keep = max(1, int(math.ceil(keep * len(subset))))
         chosen = np.sort(np.argsort(-peak, kind="stable")[:n_keep])
         # moved, in one interpolation, to the median position of all frames: shifts relative
         # to the reference then stay small on both sides (within max_shift)
         centre = np.median(shifts, axis=0)
-        ref = _aligned_mean(frames[chosen], shifts[chosen] - centre)
+        ref = _aligned_mean(subset[chosen], shifts[chosen] - centre, bilinear=last)
     return ref
 
 
@@ -446,7 +526,7 @@ def bidi_cross(frames: npt.ArrayLike, workers: int = -1) -> npt.NDArray[np.compl
         total: npt.NDArray[np.complex128] = cross.sum(axis=(0, 1), dtype=np.complex128)
         return total
 
-    parts = _run_batches(part, n, Y * (X // 2 + 1) * 8, workers)
+    parts = run_batches(part, n, Y * (X // 2 + 1) * 8, workers)
     return sum(parts[1:], parts[0])  # parts[0] + parts[1] + …
 
 

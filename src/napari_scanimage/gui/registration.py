@@ -1,6 +1,8 @@
-"""Registration dock: estimate rigid motion in a worker (progress, cancel), then show registered
-layers next to the raw ones, shift and correlation plots linked to the time slider, and
-before/after summary images (mean, max, std, local correlation) as layers.
+"""Registration dock: estimate rigid or piecewise-rigid motion in a worker (progress, cancel),
+then show registered layers next to the raw ones, shift and correlation plots linked to the
+time slider, and before/after summary images (mean, max, std, local correlation) as layers.
+A piecewise result also shows its block field as a Vectors layer over the mean image (it
+follows the time slider) and the residual motion per frame as a plot.
 
 Cancelling leaves everything as it was.  The computation is the library's
 :func:`~napari_scanimage.analysis.registration.iter_register` and
@@ -26,6 +28,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..analysis import qc
+from ..analysis.block_qc import block_vectors, residual_motion
 from ..analysis.registration import Registration, iter_register
 from ..errors import ScanImageError
 from ._dock import dock_layout
@@ -50,6 +53,11 @@ PLANE_COLOURS = (
     "#f5d90a",
     "#14b8a6",
     "#f472b6",
+)
+VECTOR_GAIN = 10  # block residuals are a pixel or two: drawn this many times longer
+# block flags: own peak, borrowed from 3 × 3 / 5 × 5 neighbours, fell back to the rigid shift
+FLAG_COLOURS = np.array(
+    [[1.0, 0.85, 0.1, 1], [1.0, 0.55, 0.1, 1], [1.0, 0.35, 0.1, 1], [1.0, 0.1, 0.1, 1]]
 )
 
 
@@ -122,15 +130,36 @@ def registration_form() -> Params:
                     ),
                     1,
                 ),
+                (
+                    int_spin(
+                        "block_size",
+                        0,
+                        4096,
+                        0,
+                        special="auto blocks",
+                        suffix=" px blocks",
+                        step=32,
+                        tooltip="block side for piecewise registration; auto: 128 px "
+                        "(half the frame on frames under 256 px)",
+                    ),
+                    1,
+                ),
             ],
             [
                 check("subpixel", "subpixel", True, "subpixel shifts (else whole pixels)"),
                 check(
                     "bidi",
-                    "bidirectional phase",
+                    "bidirectional",
                     False,
-                    "estimate the odd-line offset of "
+                    "bidirectional phase: estimate the odd-line offset of "
                     "bidirectional scanning and correct it before estimating shifts",
+                ),
+                check(
+                    "piecewise",
+                    "piecewise",
+                    False,
+                    "piecewise-rigid: also a residual shift per block of the frame (a smooth "
+                    "field, for tissue that does not move as one piece); slower",
                 ),
             ],
         ],
@@ -179,9 +208,11 @@ class RegistrationDock(WorkerDock, QWidget):
             buttons.addLayout(row)
         self.shift_plot = PlotDock(napari_viewer, y_label="shift (px)")
         self.corr_plot = PlotDock(napari_viewer, y_label="correlation")
+        self.field_plot = PlotDock(napari_viewer, y_label="residual (px)")
         self.plots = QTabWidget()
         self.plots.addTab(self.shift_plot, "shifts")
-        self.plots.addTab(self.corr_plot, "correlation with the reference")
+        self.plots.addTab(self.corr_plot, "correlation")
+        self.plots.setTabToolTip(1, "correlation of each frame with the reference")
         layout = dock_layout(self)
         layout.addWidget(self.params.native)
         layout.addLayout(form)
@@ -241,7 +272,10 @@ class RegistrationDock(WorkerDock, QWidget):
         self.frame_flags = qc.flag_frames(
             result.shifts, result.correlation, result.settings.get("max_shift")
         )
-        self._plot(ds, result, image_layer_for(self.viewer, ds))
+        image = image_layer_for(self.viewer, ds)
+        self._plot(ds, result, image)
+        if result.piecewise and image is not None:
+            self._show_field(result, image)
         self.view_box.setEnabled(True)
         self.view_box.blockSignals(True)
         self.view_box.setCurrentText("registered")
@@ -262,12 +296,14 @@ class RegistrationDock(WorkerDock, QWidget):
     def register_kwargs(self) -> dict:
         """The form as keyword arguments of
         :func:`~napari_scanimage.analysis.registration.register` (``channel``, ``planes``,
-        ``reference_frames``, ``max_shift``, ``subpixel``, ``bidi``).
+        ``reference_frames``, ``max_shift``, ``subpixel``, ``bidi``, ``piecewise``,
+        ``block_size``).
         """
         kwargs = self.params.asdict()
         plane = kwargs.pop("plane")
         kwargs["planes"] = None if plane is None else [plane]
         kwargs["max_shift"] = kwargs["max_shift"] or None  # 0: automatic
+        kwargs["block_size"] = kwargs["block_size"] or None  # 0: automatic
         if kwargs["channel"] is None:  # no recording yet
             kwargs["channel"] = 0
         return kwargs
@@ -275,7 +311,8 @@ class RegistrationDock(WorkerDock, QWidget):
     def settings(self) -> dict:
         """The registration settings of the form (not what is aligned)."""
         kwargs = self.register_kwargs()
-        return {k: kwargs[k] for k in ("reference_frames", "max_shift", "subpixel", "bidi")}
+        keys = ("reference_frames", "max_shift", "subpixel", "bidi", "piecewise", "block_size")
+        return {k: kwargs[k] for k in keys}
 
     def run(self) -> None:
         """Register in a worker; on success show the results (replacing earlier ones)."""
@@ -361,6 +398,8 @@ class RegistrationDock(WorkerDock, QWidget):
                 )
             )
         self.summary_box.setEnabled(bool(self.qc_images))
+        if result.piecewise and image is not None:
+            self._show_field(result, image)
         if active is not None and active in self.viewer.layers:  # the user's layer stays active
             self.viewer.layers.selection.active = active
         self.frame_flags = qc.flag_frames(
@@ -372,11 +411,51 @@ class RegistrationDock(WorkerDock, QWidget):
             self.view_box.currentText() if self.view_box.currentText() != "raw" else "registered"
         )
         moved = np.abs(result.shifts).max() if result.shifts.size else 0.0
-        self.status.setText(
+        text = (
             f"registered on {result.channel}: shifts up to {moved:.1f} px, "
             f"median correlation {np.nanmedian(result.correlation):.2f}"
         )
+        if result.piecewise:
+            text += (
+                f"; block residuals {np.nanmedian(residual_motion(result)):.2f} px RMS "
+                f"(median), drawn ×{VECTOR_GAIN}"
+            )
+        self.status.setText(text)
         self.flags.setText(self._flag_text(ds, result))
+
+    def _show_field(self, result: Registration, image) -> None:
+        """The block field as a Vectors layer on ``image``'s (t, [z,] y, x) axes, over the
+        registered mean image (the QC layer); coloured by block flag.
+        """
+        labels = list(image.axis_labels)
+        meta = image.metadata.get("scanimage", {})
+        spatial = labels[-2:]
+        middle = labels[1:-2] if labels and labels[0] == "t" else None
+        if middle is None or len(middle) > 1:  # no time axis, or a sample axis: not shown
+            return
+        plane = None if middle else (meta.get("plane") or 0)
+        rows = max(1, image.data.shape[0] // max(1, result.num_times))
+        vec = block_vectors(result, plane=plane, rows_per_time=rows)
+        axes = ["t", *middle, *spatial]
+        index = [labels.index(a) for a in axes]
+        self.layers.append(
+            self.viewer.add_vectors(
+                vec.data,
+                name=f"{result.channel} block field ×{VECTOR_GAIN}",
+                length=VECTOR_GAIN,
+                edge_width=max(1.0, result.frame_shape[1] / 250),
+                edge_color=FLAG_COLOURS[np.clip(vec.flags, 0, 3)],
+                vector_style="arrow",
+                scale=[image.scale[k] for k in index],
+                translate=[image.translate[k] for k in index],
+                axis_labels=axes,
+                units=[image.units[k] for k in index],
+                metadata={"scanimage_block_field": result.channel},
+            )
+        )
+        qc_layer = next((x for x in self.layers if "scanimage_qc" in x.metadata), None)
+        if qc_layer is not None:  # the field over the registered mean image
+            self.set_summary("mean (registered)")
 
     def _summary_choice(self) -> tuple[str, str]:
         text = self.summary_box.currentText() or SUMMARIES[0]
@@ -400,9 +479,9 @@ class RegistrationDock(WorkerDock, QWidget):
             "scanimage_planes": planes,
             "scanimage_qc": (kind, label),
         }
+        layer.visible = True  # first: napari does not slice hidden layers
         layer.data = data
-        layer.reset_contrast_limits()
-        layer.visible = True
+        layer.reset_contrast_limits(mode="data")  # of the whole (Z, Y, X) summary image
 
     def _flag_text(self, ds, result: Registration) -> str:
         flags = self.frame_flags
@@ -446,6 +525,23 @@ class RegistrationDock(WorkerDock, QWidget):
             plot.legend.setOffset((-5, 5))  # top right, a row per few planes
         self.shift_plot.set_curves(time, shifts, colours)
         self.corr_plot.set_curves(time, corr, corr_colours)
+        at = self.plots.indexOf(self.field_plot)
+        if result.piecewise:
+            if at < 0:
+                at = self.plots.addTab(self.field_plot, "block residuals")
+                self.plots.setTabToolTip(
+                    at, "RMS of the blocks' residual shifts after the rigid shift, per frame"
+                )
+            rms = residual_motion(result)
+            self.field_plot.image_layer = image
+            self.field_plot.set_curves(
+                time,
+                {f"residual{' z' + str(z) if result.num_planes > 1 else ''}": rms[:, z]
+                 for z in range(result.num_planes)},
+                corr_colours,
+            )
+        elif at >= 0:
+            self.plots.removeTab(at)
         if result.num_planes > 1:  # one hue per plane, dx dashed; a legend entry per plane
             from qtpy.QtCore import Qt
 
