@@ -336,11 +336,42 @@ def test_registration_settings_from_the_template():
     assert registration_settings(template, False) is None
     # an option the block-wise tasks do not split (piecewise) passes through to register()
     piecewise = nsi.Registration(
-        shifts, np.zeros((4, 2)), ref, settings={"channel": 0, "piecewise": {"blocks": 4}}
+        shifts,
+        np.zeros((4, 2)),
+        ref,
+        settings={"channel": 0, "piecewise": True, "block_size": [24, 32]},
     )
     s = registration_settings(Session(roi_set=_rois(), registration_result=piecewise), None)
-    assert s is not None and s.needs_whole() and s.kwargs()["piecewise"] == {"blocks": 4}
+    assert s is not None and s.needs_whole()
+    assert s.kwargs()["piecewise"] is True and s.kwargs()["block_size"] == (24, 32)
     assert s.kwargs()["planes"] is None  # every plane of the template: every plane
+
+
+def test_piecewise_template_registers_piecewise(project, client, tmp_path):
+    """A template holding a piecewise registration: each recording gets the same piecewise
+    registration as in one process, block fields included, and traces on its warped frames.
+    """
+    root, _, _, good = project
+    with nsi.open_dataset(good[0][0]) as ds:
+        reg = nsi.register(ds, channel=1, piecewise=True, block_size=16)
+    assert reg.piecewise and reg.block_shifts is not None
+    template = Session(
+        sources=[good[0][0]], channel=1, roi_set=_rois(), registration_result=reg
+    ).save(tmp_path / "pw.nsession.json")
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy2(good[1][0], data / "m1.tif")
+    out = tmp_path / "out"
+    result = run_batch(prepare_batch(str(data), template, out_dir=out), client, stream=io.StringIO())
+    assert result.count("ok") == 1
+    with nsi.open_dataset(data / "m1.tif") as ds:
+        want = nsi.register(ds, channel=1, piecewise=True, block_size=16)
+        tr = nsi.traces(ds, _rois(), channel=1, registration=want)
+    got = nsi.Registration.load(out / "m1.registration.npz")
+    assert got.piecewise and got.settings["block_size"] == [16, 16]
+    np.testing.assert_allclose(got.shifts, want.shifts, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got.block_shifts, want.block_shifts, rtol=0, atol=1e-6)
+    _assert_traces_equal(out / "m1_traces.csv", tr)
 
 
 def test_siff_lifetime_traces(client, tmp_path):

@@ -72,7 +72,9 @@ def registration_settings(template: Session, register: bool | None) -> Registrat
     # Options of register() the block-wise tasks do not reproduce go here: a recording with
     # any of them is registered by one register() call on a worker (tasks.register_whole).
     if s.get("piecewise"):
-        extra["piecewise"] = s["piecewise"]
+        extra["piecewise"] = True
+        if s.get("block_size") is not None:
+            extra["block_size"] = tuple(int(v) for v in s["block_size"])
     return RegistrationSettings(
         channel=int(s["channel"]) if "channel" in s else reg.channel,
         planes=None if planes is None else tuple(int(p) for p in planes),
