@@ -285,9 +285,18 @@ class SiffReader:
         return pix // W, pix % W, tau
 
     def _numpy_loop(self, pages: I64, rows: I64, body: _Body) -> None:
-        for page, row in zip(pages.tolist(), rows.tolist(), strict=True):
-            y, x, tau = self.photons(page)
-            body(page, row, y * self.width + x, tau)
+        # pieces of about PIECE_BYTES, each released after use (as run_parallel's)
+        page_bytes = int(self.index.byte_counts[pages].mean()) if len(pages) else 1
+        per = max(1, PIECE_BYTES // max(1, page_bytes))
+        for a in range(0, len(pages), per):
+            piece = zip(pages[a : a + per].tolist(), rows[a : a + per].tolist(), strict=True)
+            for page, row in piece:
+                y, x, tau = self.photons(page)
+                body(page, row, y * self.width + x, tau)
+            if self.index.file_size > MAPPED_BUDGET and not self._release(
+                self._span(pages[a : a + per])
+            ):
+                self._map()
 
     # -- operations -----------------------------------------------------------------------
     def intensity(
@@ -301,10 +310,11 @@ class SiffReader:
             out = np.empty((len(pages), self.height, self.width), np.uint16)
         flat = out.reshape(len(pages), npix)
         if not self._compiled(pages):
-            for i, page in enumerate(pages.tolist()):
-                y, x, _ = self.photons(page)
-                counts = np.bincount(y * self.width + x, minlength=npix)
-                flat[i] = np.minimum(counts, 65535)
+
+            def body(page: int, row: int, pix: I64, tau: I64) -> None:
+                flat[row] = np.minimum(np.bincount(pix, minlength=npix), 65535)
+
+            self._numpy_loop(pages, np.arange(len(pages)), body)
             return out
         from . import _siff_kernels as K
 
@@ -613,15 +623,13 @@ class SiffReader:
         total = int(nbytes.sum())
         parallel = int(self.counts[pages].sum()) >= PARALLEL_MIN_PHOTONS and _CPUS > 1
         n_chunks = min(n, max(4 * _CPUS if parallel else 1, -(-total // PIECE_BYTES)))
-        if n_chunks == 1:
-            run(slice(0, n))
-            return
         cum = np.cumsum(nbytes + 256)  # a page costs something even without photons
         cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n_chunks) / n_chunks)
         if not pooled:
             cuts = np.searchsorted(rows, rows[np.minimum(cuts, n - 1)], side="left")
         bounds = np.unique(np.concatenate([[0], cuts, [n]]))
         slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        # (one piece too is released: small reads, e.g. dask chunks, add up to the whole file)
 
         release = self.index.file_size > MAPPED_BUDGET
         remap = False  # set when a piece could not be released on its own
