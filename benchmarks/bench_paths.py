@@ -78,7 +78,8 @@ def timed(fn, repeat: int, number: int = 1) -> float:
 
 
 def add(rows, name, ours, ref, ratio, target):
-    rows.append([name, ours, ref, f"{ratio:.2f}×", f"≤ {target:g}×", "yes" if ratio <= target else "NO"])
+    met = "yes" if ratio <= target else "NO"
+    rows.append([name, ours, ref, f"{ratio:.2f}×", f"≤ {target:g}×", met])
 
 
 # -- the dask path ----------------------------------------------------------------------------

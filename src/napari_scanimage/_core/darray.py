@@ -73,7 +73,7 @@ def _basic(index: tuple[Any, ...]) -> bool:
     )
 
 
-class SelectionArray(da.Array):  # type: ignore[misc]  # (dask has no type information)
+class SelectionArray(da.Array):
     """A dask array that knows which rows of a selection it holds (see the module notes)."""
 
     _source: LazyArray
@@ -87,7 +87,7 @@ class SelectionArray(da.Array):  # type: ignore[misc]  # (dask has no type infor
         return out
 
     def __getitem__(self, index: Any) -> da.Array:
-        plain: da.Array = super().__getitem__(index)
+        plain: da.Array = super().__getitem__(index)  # type: ignore[no-untyped-call]
         key = index if isinstance(index, tuple) else (index,)
         if self._index or not _basic(key) or plain.ndim == 0:
             return plain  # (a slice of a slice, or fancy indexing: dask's graph)
@@ -100,7 +100,9 @@ class SelectionArray(da.Array):  # type: ignore[misc]  # (dask has no type infor
 
         if set(kwargs) - {"scheduler"}:
             return False
-        get = get_scheduler(scheduler=kwargs.get("scheduler"), collections=[self])
+        get = get_scheduler(  # type: ignore[no-untyped-call]
+            scheduler=kwargs.get("scheduler"), collections=[self]
+        )
         return get in (threaded.get, local.get_sync)
 
     def _read(self) -> npt.NDArray[Any]:
@@ -112,12 +114,13 @@ class SelectionArray(da.Array):  # type: ignore[misc]  # (dask has no type infor
         """As dask's ``compute``; on the local schedulers the rows are read directly."""
         if self._local(kwargs):
             return self._read()
-        return super().compute(**kwargs)
+        return super().compute(**kwargs)  # type: ignore[no-untyped-call]
 
     def __array__(
         self, dtype: npt.DTypeLike | None = None, copy: bool | None = None, **kwargs: Any
     ) -> npt.NDArray[Any]:
         if kwargs or not self._local({}):
-            return np.asarray(super().__array__(dtype, copy, **kwargs))
+            plain = super().__array__(dtype, copy, **kwargs)  # type: ignore[no-untyped-call]
+            return np.asarray(plain)
         out = self._read()
         return out if dtype is None else out.astype(dtype, copy=False)
