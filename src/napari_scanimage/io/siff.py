@@ -25,6 +25,7 @@ import functools
 import mmap
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeAlias, cast
@@ -35,6 +36,7 @@ import numpy.typing as npt
 from ..errors import FormatError, read_error
 from ._platform import release_mapped
 from .siff_settings import FlimSettings, flim_settings
+from .siff_tables import masks_to_csr, pixel_lists, ranges
 from .tiff import PageIndex
 
 __all__ = ["FlimSettings", "SiffReader", "flim_settings", "masks_to_csr", "pixel_lists"]
@@ -50,12 +52,14 @@ PARALLEL_MIN_PHOTONS = 1 << 18
 SMALL_JOB_PHOTONS = 1 << 16
 _KERNELS = __name__.rsplit(".", 1)[0] + "._siff_kernels"
 # Work is split into pieces of at most this many file bytes.  In files larger than
-# MAPPED_BUDGET each piece's file pages are dropped from this process's mapping after use (they
-# stay in the page cache), so resident memory stays bounded however large the file; smaller
-# files stay mapped between calls (faster repeats).  Where pages cannot be dropped one region
-# at a time (no madvise: Windows) the whole file is mapped afresh after each call instead.
+# MAPPED_BUDGET the file bytes each reader has touched are counted, and once they pass the
+# budget the pages touched are dropped from this process's mapping (they stay in the page
+# cache), so resident memory stays bounded however large the file and however small the reads
+# (dask chunks, trace blocks); smaller files, and repeated reads of a few pages (a histogram's
+# photon strips), stay mapped between calls.  Where pages cannot be dropped one region at a
+# time (no madvise: Windows) the whole file is mapped afresh after the call instead.
 PIECE_BYTES = 32 << 20
-MAPPED_BUDGET = 256 << 20
+MAPPED_BUDGET = 128 << 20
 _PAGE = mmap.PAGESIZE
 _CPUS = os.cpu_count() or 1
 _NO_BYTES = np.zeros(0, np.uint8)
@@ -120,6 +124,12 @@ class SiffReader:
         # compressed pages whose raster total has been checked against their photon count
         self._verified = self.kinds != COMPRESSED
         self._identity: tuple[I64, I64] | None = None  # pixel_sums' mask table
+        # file bytes mapped since pages were last dropped, their span, and which photon strips
+        # (row 0) and rasters (row 1) they hold (see MAPPED_BUDGET)
+        self._touched = 0
+        self._dirty = (index.file_size, 0)
+        self._held = np.zeros((2, len(index)), bool)
+        self._lock = threading.Lock()  # (pieces of one call run on several threads)
 
     # -- housekeeping ---------------------------------------------------------------------
     def _map(self) -> None:
@@ -293,9 +303,7 @@ class SiffReader:
             for page, row in piece:
                 y, x, tau = self.photons(page)
                 body(page, row, y * self.width + x, tau)
-            if self.index.file_size > MAPPED_BUDGET and not self._release(
-                self._span(pages[a : a + per])
-            ):
+            if not self._account(pages[a : a + per], False):
                 self._map()
 
     # -- operations -----------------------------------------------------------------------
@@ -309,7 +317,7 @@ class SiffReader:
         if out is None:
             out = np.empty((len(pages), self.height, self.width), np.uint16)
         flat = out.reshape(len(pages), npix)
-        if not self._compiled(pages):
+        if not self.compiled(pages):
 
             def body(page: int, row: int, pix: I64, tau: I64) -> None:
                 flat[row] = np.minimum(np.bincount(pix, minlength=npix), 65535)
@@ -368,7 +376,7 @@ class SiffReader:
             else np.ascontiguousarray(mask.reshape(len(mask), -1), dtype=np.uint8)
         )
         uptr, upix = pixel_lists(flat_mask != 0)
-        if not self._compiled(pages):
+        if not self.compiled(pages):
             out = np.zeros((nrows, cap), np.int64)
             plane_of = dict(zip(pages.tolist(), planes.tolist(), strict=True))
 
@@ -416,7 +424,7 @@ class SiffReader:
                 outs.append(out)
 
         shared = None if pooled else np.zeros((nrows, cap), np.int64)
-        self.run_parallel(pages, rows, run, pooled)
+        self.run_parallel(pages, rows, run, pooled, strips_only=mask is None)
         self.raise_for_status(pages, status, maxtau, cap)
         out = (
             (sum(outs[1:], outs[0]) if outs else np.zeros((1, cap), np.int64))
@@ -444,13 +452,13 @@ class SiffReader:
         planes = self._planes(pages, planes, indptr)
         out_n = np.zeros((nrows, nmasks), np.int64)
         out_t = np.zeros((nrows, nmasks), np.int64)
-        if not self._compiled(pages):
+        if not self.compiled(pages):
             plane_of = dict(zip(pages.tolist(), planes.tolist(), strict=True))
 
             def body(page: int, row: int, pix: I64, tau: I64) -> None:
                 ptr = indptr[plane_of[page]]
                 reps = ptr[pix + 1] - ptr[pix]
-                owners = indices[np.repeat(ptr[pix], reps) + _ranges(reps)]
+                owners = indices[np.repeat(ptr[pix], reps) + ranges(reps)]
                 out_n[row] += np.bincount(owners, minlength=nmasks)
                 out_t[row] += np.bincount(
                     owners, weights=np.repeat(tau, reps), minlength=nmasks
@@ -515,7 +523,7 @@ class SiffReader:
         """
         npix = self.height * self.width
         pages = np.asarray(pages, np.int64)
-        if self._compiled(pages):
+        if self.compiled(pages):
             return self._pixel_sums_compiled(pages, rows, nrows)
         if self._identity is None:
             self._identity = (
@@ -556,9 +564,9 @@ class SiffReader:
         return out_n.reshape(shape), out_t.reshape(shape)
 
     # -- helpers --------------------------------------------------------------------------
-    def _compiled(self, pages: I64) -> bool:
-        """Use the compiled loops?  Small jobs (a viewer step) take the NumPy path until the
-        kernels are loaded, so opening a file never waits for numba.
+    def compiled(self, pages: I64) -> bool:
+        """Use the compiled loops for ``pages``?  Small jobs (a viewer step) take the NumPy
+        path until the kernels are loaded, so opening a file never waits for numba.
         """
         if self.engine != "auto":
             return self.engine == "numba"
@@ -572,7 +580,7 @@ class SiffReader:
             return
         npix = self.height * self.width
         totals = np.zeros(len(todo), np.int64)
-        if not self._compiled(pages):
+        if not self.compiled(pages):
             for i, page in enumerate(todo.tolist()):
                 a = int(self.rasters[page])
                 totals[i] = self._buf[a : a + 2 * npix].view("<u2").sum(dtype=np.int64)
@@ -607,12 +615,18 @@ class SiffReader:
         return np.ascontiguousarray(planes)
 
     def run_parallel(
-        self, pages: I64, rows: I64, run: Callable[[slice], None], pooled: bool = False
+        self,
+        pages: I64,
+        rows: I64,
+        run: Callable[[slice], None],
+        pooled: bool = False,
+        strips_only: bool = False,
     ) -> None:
         """Call ``run`` on slices of ``pages`` on the thread pool.
 
         Slices split at row changes, so no two share an output row, unless ``pooled`` (each
-        slice then has its own output).
+        slice then has its own output).  ``strips_only``: ``run`` reads the photon strips
+        only, not the intensity rasters (what is counted against MAPPED_BUDGET).
         """
         n = len(pages)
         if n == 0:
@@ -629,16 +643,13 @@ class SiffReader:
             cuts = np.searchsorted(rows, rows[np.minimum(cuts, n - 1)], side="left")
         bounds = np.unique(np.concatenate([[0], cuts, [n]]))
         slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        # (one piece too is released: small reads, e.g. dask chunks, add up to the whole file)
-
-        release = self.index.file_size > MAPPED_BUDGET
-        remap = False  # set when a piece could not be released on its own
+        remap = False  # set when pages could not be dropped one region at a time
 
         def piece(sl: slice) -> None:
             nonlocal remap
             self._check_size()  # shortened meanwhile? (keeps the SIGBUS window to one piece)
             run(sl)
-            if release and not self._release(self._span(pages[sl])):
+            if not self._account(pages[sl], strips_only):
                 remap = True
 
         try:
@@ -660,6 +671,31 @@ class SiffReader:
         hi = int((self.starts[pages] + self.index.byte_counts[pages]).max())
         return -(-lo // _PAGE) * _PAGE, hi // _PAGE * _PAGE
 
+    def _account(self, pages: I64, strips_only: bool) -> bool:
+        """Count the file bytes newly mapped by reading ``pages`` (their photon strips, and
+        unless ``strips_only`` their rasters); past MAPPED_BUDGET (in a larger file) drop
+        every page mapped since the last drop.  False where that cannot be done.
+        """
+        if self.index.file_size <= MAPPED_BUDGET or not len(pages):
+            return True
+        lo, hi = self._span(pages)
+        with self._lock:
+            strips = pages[~self._held[0, pages]]
+            self._held[0, strips] = True
+            grown = int(self.index.byte_counts[strips].sum()) + _PAGE * len(strips)
+            if not strips_only:
+                rasters = pages[~self._held[1, pages] & (self.kinds[pages] == COMPRESSED)]
+                self._held[1, rasters] = True
+                grown += (2 * self.height * self.width + _PAGE) * len(rasters)
+            self._touched += grown
+            self._dirty = (min(self._dirty[0], lo), max(self._dirty[1], hi))
+            if self._touched <= MAPPED_BUDGET:
+                return True
+            span = self._dirty
+            self._touched, self._dirty = 0, (self.index.file_size, 0)
+            self._held[:] = False
+        return self._release(span)
+
     def _release(self, span: tuple[int, int]) -> bool:
         """Drop ``span`` of the map from this process; False where that cannot be done."""
         lo, hi = span
@@ -672,43 +708,3 @@ class SiffReader:
         used = np.flatnonzero(out.any(axis=0))
         length = max(int(num_bins), int(used[-1]) + 1 if used.size else 0)
         return out[:, :length]
-
-
-def pixel_lists(table: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
-    """Set pixels of each row of a (Zm, H·W) bool table as CSR: ``uptr`` (Zm + 1), ``upix``."""
-    counts = table.sum(axis=1)
-    uptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return uptr, np.nonzero(table)[1].astype(np.int64)
-
-
-def _ranges(lengths: I64) -> I64:
-    """Concatenated ``arange(n)`` for each n in ``lengths``."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.arange(total, dtype=np.int64) - starts
-
-
-def masks_to_csr(masks: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
-    """CSR membership table of bool masks (R, Zm, Y, X): ``indptr`` (Zm, Y·X + 1) and
-    ``indices`` (mask numbers), so that the masks holding pixel p of plane z are
-    ``indices[indptr[z, p]:indptr[z, p + 1]]``.
-    """
-    R, Zm = masks.shape[:2]
-    flat = masks.reshape(R, Zm, -1)
-    npix = flat.shape[2]
-    per_plane = []
-    indptr = np.zeros((Zm, npix + 1), np.int64)
-    offset = 0
-    for z in range(Zm):
-        r, p = np.nonzero(flat[:, z, :])
-        order = np.argsort(p, kind="stable")
-        r, p = r[order], p[order]
-        counts = np.bincount(p, minlength=npix)
-        indptr[z, 1:] = offset + np.cumsum(counts)
-        indptr[z, 0] = offset
-        offset += len(r)
-        per_plane.append(r.astype(np.int64))
-    indices = np.concatenate(per_plane) if per_plane else np.zeros(0, np.int64)
-    return indptr, indices
