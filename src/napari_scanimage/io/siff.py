@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import FormatError, read_error
-from ._platform import release_mapped
+from ._platform import pread_function, release_mapped
 from .siff_settings import FlimSettings, flim_settings
 from .siff_tables import masks_to_csr, pixel_lists, ranges
 from .tiff import PageIndex
@@ -129,6 +129,7 @@ class SiffReader:
         self._touched = 0
         self._dirty = (index.file_size, 0)
         self._held = np.zeros((2, len(index)), bool)
+        self._pread = pread_function()
         self._lock = threading.Lock()  # (pieces of one call run on several threads)
 
     # -- housekeeping ---------------------------------------------------------------------
@@ -254,7 +255,10 @@ class SiffReader:
         if self._fd < 0:
             raise FormatError(f"{self.path}: reader is closed")
         self._check_size()
-        return bytes(self._buf[start : start + length]).rstrip(b"\0").decode("utf-8", "replace")
+        # read, not taken from the map: every frame's description (timestamps) would map the
+        # whole file into this process, one page per description
+        text = self._pread(self._fd, length, start)
+        return text.rstrip(b"\0").decode("utf-8", "replace")
 
     def read_into(
         self, pages: Indices, out: npt.NDArray[np.uint16], rows: tuple[int, int] | None = None
