@@ -42,6 +42,8 @@ INDICES = [
     (slice(None, None, -2),),
     (slice(1, 8, 3), Ellipsis, slice(3, 9)),
     (Ellipsis, 5),
+    (2, slice(3, 9)),
+    (-2, 1),
 ]
 
 
@@ -124,6 +126,25 @@ def test_registered_reads_and_pickled_graph(tmp_path, opened):
         np.testing.assert_array_equal(restored.compute(), ds.read(0, slice_sample="mean")[1:6])
         # on processes the graph runs (no direct read), with the same values
         np.testing.assert_array_equal(np.asarray(arr[7]), ds.read(0, slice_sample="mean")[7])
+    one = pickle.loads(pickle.dumps(arr[-3]))  # a single row: its own one-task graph
+    with dask.config.set(scheduler="processes", num_workers=2):
+        np.testing.assert_array_equal(one.compute(), ds.read(0, slice_sample="mean")[-3])
     derived = (arr + 1)[2]  # any dask operation gives a plain array of the graph
     assert not isinstance(derived, SelectionArray)
     np.testing.assert_array_equal(derived.compute(), ds.read(0, slice_sample="mean")[2] + 1)
+
+
+def test_assigned_arrays_compute_their_values(tmp_path, opened):
+    """dask arrays can be assigned to in place: the assigned values win over direct reads,
+    and the next ``array()`` is the file's again.
+    """
+    truth = write_scanimage_tiff(tmp_path / "w.tif", VOLUME)
+    ds = opened(truth.paths[0])
+    arr = ds.array(0, plane=0)
+    arr[2] = 7
+    got = arr.compute()
+    assert (got[2] == 7).all() and (arr[2].compute() == 7).all()
+    np.testing.assert_array_equal(np.asarray(arr)[3], ds.read(0, plane=0, times=[3])[0])
+    np.testing.assert_array_equal(ds.array(0, plane=0)[2].compute(), ds.read(0, plane=0)[2])
+    with pytest.raises(IndexError):
+        ds.array(0, plane=0)[VOLUME.num_volumes]

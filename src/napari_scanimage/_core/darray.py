@@ -16,6 +16,7 @@ a whole channel one copy.  Any other operation, scheduler (processes, distribute
 from __future__ import annotations
 
 import os
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import dask.array as da
@@ -27,32 +28,52 @@ from .reading import LazyArray
 if TYPE_CHECKING:
     from .reading import BlockReader
 
-__all__ = ["CHUNK_BYTES", "SelectionArray", "selection_array"]
+__all__ = ["CHUNK_BYTES", "ArrayCache", "SelectionArray", "selection_array"]
 
 CHUNK_BYTES = 4 << 20  # a few frames: small tasks for dask schedulers, quick to read one
 
 
-def selection_array(block: BlockReader) -> da.Array:
-    """The dask array of ``block``'s selection, chunked along time only."""
+#: the arrays made for blocks, by id(block): (block, file sizes and times, array)
+ArrayCache = dict[int, tuple["BlockReader", tuple[tuple[int, int], ...], da.Array]]
+
+
+def selection_array(block: BlockReader, cache: ArrayCache | None = None) -> da.Array:
+    """The dask array of ``block``'s selection, chunked along time only.
+
+    With a ``cache``, the graph made for the same block and unchanged files is reused
+    (making one costs more than reading a frame).
+    """
+    stats = tuple((s.st_size, s.st_mtime_ns) for s in map(os.stat, block.spec.paths))
+    hit = None if cache is None else cache.get(id(block))
+    if hit is not None and hit[0] is block and hit[1] == stats:
+        plain = hit[2]
+    else:
+        plain = _graph(block, stats)
+        if cache is not None:
+            cache[id(block)] = (block, stats, plain)
+    # (a new array each time: dask arrays can be assigned to in place)
+    return SelectionArray.wrap(plain, LazyArray(block), ())
+
+
+def _graph(block: BlockReader, stats: tuple[tuple[int, int], ...]) -> da.Array:
     from dask.base import tokenize
 
     source = LazyArray(block)
     n_rows = source.shape[0]
     row_bytes = int(np.prod(source.shape[1:])) * source.dtype.itemsize
     per_chunk = max(1, min(n_rows, CHUNK_BYTES // max(row_bytes, 1)))
-    stats = [os.stat(p) for p in block.spec.paths]
     reg = block.registration
     moved = () if reg is None else (reg.shifts, reg.bidi_phase, block.shift_mode)
     name = "scanimage-" + tokenize(
         block.spec,
-        [(s.st_size, s.st_mtime_ns) for s in stats],
+        stats,
         block.layout,
         block.selection,
         block.product,
         block.bin_width_ns,
         *moved,
     )
-    plain = da.from_array(  # type: ignore[no-untyped-call]
+    plain: da.Array = da.from_array(  # type: ignore[no-untyped-call]
         source,
         chunks=(per_chunk, *source.shape[1:]),
         name=name,
@@ -62,7 +83,13 @@ def selection_array(block: BlockReader) -> da.Array:
         inline_array=True,
         meta=np.empty((0,) * source.ndim, dtype=source.dtype),
     )
-    return SelectionArray.wrap(plain, source, ())
+    return plain
+
+
+def _take(source: LazyArray, key: tuple[Any, ...]) -> npt.NDArray[Any]:
+    """Rows of ``source`` at basic index ``key`` (the task of one time row)."""
+    out: npt.NDArray[Any] = source[key]
+    return out
 
 
 def _basic(index: tuple[Any, ...]) -> bool:
@@ -76,7 +103,7 @@ def _basic(index: tuple[Any, ...]) -> bool:
 class SelectionArray(da.Array):
     """A dask array that knows which rows of a selection it holds (see the module notes)."""
 
-    _source: LazyArray
+    _source: LazyArray | None  # None once assigned to: only the graph has the values
     _index: tuple[Any, ...]
 
     @classmethod
@@ -87,18 +114,50 @@ class SelectionArray(da.Array):
         return out
 
     def __getitem__(self, index: Any) -> da.Array:
-        plain: da.Array = super().__getitem__(index)  # type: ignore[no-untyped-call]
         key = index if isinstance(index, tuple) else (index,)
-        if self._index or not _basic(key) or plain.ndim == 0:
-            return plain  # (a slice of a slice, or fancy indexing: dask's graph)
-        return SelectionArray.wrap(plain, self._source, key)
+        source = self._source
+        if source is None or self._index or not _basic(key):
+            # (a slice of a slice, fancy indexing, an array assigned to: dask's graph)
+            graph_slice: da.Array = super().__getitem__(index)  # type: ignore[no-untyped-call]
+            return graph_slice
+        if key and isinstance(key[0], int | np.integer) and Ellipsis not in key[1:]:
+            one = self._one_row(source, key)
+            if one is not None:
+                return one
+        plain: da.Array = super().__getitem__(index)  # type: ignore[no-untyped-call]
+        if plain.ndim == 0:
+            return plain
+        return SelectionArray.wrap(plain, source, key)
+
+    def _one_row(self, source: LazyArray, key: tuple[Any, ...]) -> SelectionArray | None:
+        """``self[key]`` for an int time index: one task reading that row (dask's slicing of
+        the chunk costs more than the read).  None for a scalar.
+        """
+        n = self.shape[0]
+        t = int(key[0])
+        if not -n <= t < n:
+            raise IndexError(f"index {t} is out of bounds for axis 0 with size {n}")
+        key = (t % n, *key[1:])
+        shape = np.broadcast_to(np.empty((), bool), self.shape)[key].shape  # (no memory)
+        if not shape:
+            return None
+        name = f"{self.name}-row-{zlib.crc32(repr(key).encode()):08x}"
+        graph = {(name, *(0,) * len(shape)): (_take, source, key)}
+        chunks = tuple((size,) for size in shape)
+        meta = np.empty((0,) * len(shape), dtype=self.dtype)
+        plain = da.Array(graph, name, chunks, meta=meta)  # type: ignore[no-untyped-call]
+        return SelectionArray.wrap(plain, source, key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)  # type: ignore[no-untyped-call]
+        self._source = None  # (the values are the graph's now)
 
     def _local(self, kwargs: dict[str, Any]) -> bool:
         """Compute here, straight into the output?  Only on the local schedulers."""
         from dask import local, threaded
         from dask.base import get_scheduler
 
-        if set(kwargs) - {"scheduler"}:
+        if self._source is None or set(kwargs) - {"scheduler"}:
             return False
         get = get_scheduler(  # type: ignore[no-untyped-call]
             scheduler=kwargs.get("scheduler"), collections=[self]
@@ -106,7 +165,7 @@ class SelectionArray(da.Array):
         return get in (threaded.get, local.get_sync)
 
     def _read(self) -> npt.NDArray[Any]:
-        out: npt.NDArray[Any] = self._source[self._index]
+        out: npt.NDArray[Any] = self._source[self._index]  # type: ignore[index]
         # (an int on the time axis gives a view of a one-row read: own the memory)
         return out if out.base is None or out.base.size == out.size else out.copy()
 

@@ -160,6 +160,7 @@ class Dataset(FieldMethods, ArrayMethods, TimeMethods, PhotonMethods):
         )
         self._metadata: dict[str, Any] | None = None
         self._blocks: dict[tuple[object, ...], BlockReader] = {}
+        self._arrays: dict[int, Any] = {}  # dask graphs of the blocks (see .darray)
         self._frame_values: dict[tuple[int, str], str | None] = {}
         self._mroi: MroiGeometry | None = None
         self._field_views: dict[int, Dataset] = {}
@@ -379,7 +380,7 @@ class Dataset(FieldMethods, ArrayMethods, TimeMethods, PhotonMethods):
     def _dask_array(self, block: BlockReader) -> da.Array:
         from .darray import selection_array  # (dask is imported on first use)
 
-        return selection_array(block)
+        return selection_array(block, self._arrays)
 
     def read(
         self,
@@ -478,6 +479,7 @@ class Dataset(FieldMethods, ArrayMethods, TimeMethods, PhotonMethods):
             self.info, num_volumes=layout.num_volumes, num_flyback=layout.num_flyback
         )
         self._blocks = {}  # readers made earlier keep the old length
+        self._arrays = {}
         self._frame_values = {}
 
     # -- housekeeping ---------------------------------------------------------------------
