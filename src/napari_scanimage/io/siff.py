@@ -36,6 +36,7 @@ import numpy.typing as npt
 from ..errors import FormatError, read_error
 from ._platform import pread_function, release_mapped
 from .siff_settings import FlimSettings, flim_settings
+from .siff_strips import read_strips
 from .siff_tables import masks_to_csr, pixel_lists, ranges
 from .tiff import PageIndex
 
@@ -60,6 +61,9 @@ _KERNELS = __name__.rsplit(".", 1)[0] + "._siff_kernels"
 # time (no madvise: Windows) the whole file is mapped afresh after the call instead.
 PIECE_BYTES = 32 << 20
 MAPPED_BUDGET = 128 << 20
+# A fault on a mapped file maps the cached pages around it too (Linux: 64 KiB), so a small
+# read counts as this many bytes.
+FAULT_AROUND = 64 << 10
 _PAGE = mmap.PAGESIZE
 _CPUS = os.cpu_count() or 1
 _NO_BYTES = np.zeros(0, np.uint8)
@@ -401,15 +405,26 @@ class SiffReader:
         maxtau = np.zeros(len(pages), np.int64)
         pooled = nrows == 1
         outs: list[I64] = []
+        # only strips of compressed pages of a large file: read, not mapped (see siff_strips)
+        read = (
+            mask is None
+            and hasattr(os, "preadv")
+            and self.index.file_size > MAPPED_BUDGET
+            and bool((self.kinds[pages] == COMPRESSED).all())
+        )
 
         def run(sl: slice) -> None:
             # (shared is made below when not pooled)
             out = np.zeros((nrows, cap), np.int64) if pooled else cast(I64, shared)
+            v16, starts = self._v16, self.starts[pages[sl]]
+            if read:
+                nbytes = self.index.byte_counts[pages[sl]]
+                v16, starts = read_strips(self.path, self._fd, starts, nbytes)
             K.histogram(
                 self._v64,
-                self._v16,
+                v16,
                 self.kinds[pages[sl]],
-                self.starts[pages[sl]],
+                starts,
                 self.counts[pages[sl]],
                 self.rasters[pages[sl]],
                 rows[sl],
@@ -428,7 +443,8 @@ class SiffReader:
                 outs.append(out)
 
         shared = None if pooled else np.zeros((nrows, cap), np.int64)
-        self.run_parallel(pages, rows, run, pooled, strips_only=mask is None)
+        touches = "none" if read else "strips" if mask is None else "all"
+        self.run_parallel(pages, rows, run, pooled, touches)
         self.raise_for_status(pages, status, maxtau, cap)
         out = (
             (sum(outs[1:], outs[0]) if outs else np.zeros((1, cap), np.int64))
@@ -624,13 +640,14 @@ class SiffReader:
         rows: I64,
         run: Callable[[slice], None],
         pooled: bool = False,
-        strips_only: bool = False,
+        touches: str = "all",
     ) -> None:
         """Call ``run`` on slices of ``pages`` on the thread pool.
 
         Slices split at row changes, so no two share an output row, unless ``pooled`` (each
-        slice then has its own output).  ``strips_only``: ``run`` reads the photon strips
-        only, not the intensity rasters (what is counted against MAPPED_BUDGET).
+        slice then has its own output).  ``touches``: what ``run`` reads of the mapped pages,
+        counted against MAPPED_BUDGET: ``"all"``, only the photon ``"strips"``, or
+        ``"none"``.
         """
         n = len(pages)
         if n == 0:
@@ -653,7 +670,7 @@ class SiffReader:
             nonlocal remap
             self._check_size()  # shortened meanwhile? (keeps the SIGBUS window to one piece)
             run(sl)
-            if not self._account(pages[sl], strips_only):
+            if touches != "none" and not self._account(pages[sl], touches == "strips"):
                 remap = True
 
         try:
@@ -686,11 +703,11 @@ class SiffReader:
         with self._lock:
             strips = pages[~self._held[0, pages]]
             self._held[0, strips] = True
-            grown = int(self.index.byte_counts[strips].sum()) + _PAGE * len(strips)
+            grown = int(np.maximum(self.index.byte_counts[strips] + _PAGE, FAULT_AROUND).sum())
             if not strips_only:
                 rasters = pages[~self._held[1, pages] & (self.kinds[pages] == COMPRESSED)]
                 self._held[1, rasters] = True
-                grown += (2 * self.height * self.width + _PAGE) * len(rasters)
+                grown += max(2 * self.height * self.width + _PAGE, FAULT_AROUND) * len(rasters)
             self._touched += grown
             self._dirty = (min(self._dirty[0], lo), max(self._dirty[1], hi))
             if self._touched <= MAPPED_BUDGET:
