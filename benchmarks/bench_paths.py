@@ -149,6 +149,8 @@ def rss_child(arg: str) -> None:
     masks = roi_masks(ds.info.frame_shape)
     rois = {f"roi{k}": m for k, m in enumerate(masks)}
     # compiled kernels and dask loaded before the baseline
+    import napari_scanimage.io._siff_kernels  # noqa: F401
+
     ds.histogram(0, times=[0])
     ds.lifetime_array(0)[:1].compute()
     np.asarray(ds.array(0)[:1])

@@ -108,7 +108,7 @@ class SelectionArray(da.Array):
 
     @classmethod
     def wrap(cls, plain: da.Array, source: LazyArray, index: tuple[Any, ...]) -> SelectionArray:
-        out: SelectionArray = cls(plain.dask, plain.name, plain.chunks, meta=plain._meta)
+        out = cls(plain.dask, plain.name, plain.chunks, meta=plain._meta)
         out._source = source
         out._index = index
         return out
@@ -145,8 +145,9 @@ class SelectionArray(da.Array):
         graph = {(name, *(0,) * len(shape)): (_take, source, key)}
         chunks = tuple((size,) for size in shape)
         meta = np.empty((0,) * len(shape), dtype=self.dtype)
-        plain = da.Array(graph, name, chunks, meta=meta)  # type: ignore[no-untyped-call]
-        return SelectionArray.wrap(plain, source, key)
+        out = SelectionArray(graph, name, chunks, meta=meta)  # type: ignore[no-untyped-call]
+        out._source, out._index = source, key
+        return out
 
     def __setitem__(self, key: Any, value: Any) -> None:
         super().__setitem__(key, value)  # type: ignore[no-untyped-call]

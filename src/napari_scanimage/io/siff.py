@@ -56,11 +56,11 @@ _KERNELS = __name__.rsplit(".", 1)[0] + "._siff_kernels"
 # MAPPED_BUDGET the file bytes each reader has touched are counted, and once they pass the
 # budget the pages touched are dropped from this process's mapping (they stay in the page
 # cache), so resident memory stays bounded however large the file and however small the reads
-# (dask chunks, trace blocks); smaller files, and repeated reads of a few pages (a histogram's
-# photon strips), stay mapped between calls.  Where pages cannot be dropped one region at a
+# (dask chunks, trace blocks); smaller files, and repeated reads of the same pages, stay mapped
+# between calls.  Where pages cannot be dropped one region at a
 # time (no madvise: Windows) the whole file is mapped afresh after the call instead.
 PIECE_BYTES = 32 << 20
-MAPPED_BUDGET = 128 << 20
+MAPPED_BUDGET = 96 << 20
 # A fault on a mapped file maps the cached pages around it too (Linux: 64 KiB), so a small
 # read counts as this many bytes.
 FAULT_AROUND = 64 << 10
