@@ -25,7 +25,6 @@ import functools
 import mmap
 import os
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeAlias, cast
@@ -35,6 +34,7 @@ import numpy.typing as npt
 
 from ..errors import FormatError, read_error
 from ._platform import pread_function, release_mapped
+from .siff_mapping import MappedPages
 from .siff_settings import FlimSettings, flim_settings
 from .siff_strips import read_strips
 from .siff_tables import masks_to_csr, pixel_lists, ranges
@@ -61,9 +61,6 @@ _KERNELS = __name__.rsplit(".", 1)[0] + "._siff_kernels"
 # time (no madvise: Windows) the whole file is mapped afresh after the call instead.
 PIECE_BYTES = 32 << 20
 MAPPED_BUDGET = 96 << 20
-# A fault on a mapped file maps the cached pages around it too (Linux: 64 KiB), so a small
-# read counts as this many bytes.
-FAULT_AROUND = 64 << 10
 _PAGE = mmap.PAGESIZE
 _CPUS = os.cpu_count() or 1
 _NO_BYTES = np.zeros(0, np.uint8)
@@ -128,13 +125,8 @@ class SiffReader:
         # compressed pages whose raster total has been checked against their photon count
         self._verified = self.kinds != COMPRESSED
         self._identity: tuple[I64, I64] | None = None  # pixel_sums' mask table
-        # file bytes mapped since pages were last dropped, their span, and which photon strips
-        # (row 0) and rasters (row 1) they hold (see MAPPED_BUDGET)
-        self._touched = 0
-        self._dirty = (index.file_size, 0)
-        self._held = np.zeros((2, len(index)), bool)
+        self._held = MappedPages(index, npix)  # what the map holds (see MAPPED_BUDGET)
         self._pread = pread_function()
-        self._lock = threading.Lock()  # (pieces of one call run on several threads)
 
     # -- housekeeping ---------------------------------------------------------------------
     def _map(self) -> None:
@@ -684,38 +676,14 @@ class SiffReader:
             if remap:  # no madvise: drop every page this call mapped by mapping afresh
                 self._map()
 
-    def _span(self, pages: I64) -> tuple[int, int]:
-        """Whole memory pages inside the file bytes that ``pages`` read."""
-        lo = int(
-            np.where(self.kinds[pages] == COMPRESSED, self.rasters[pages], self.starts[pages]).min()
-        )
-        hi = int((self.starts[pages] + self.index.byte_counts[pages]).max())
-        return -(-lo // _PAGE) * _PAGE, hi // _PAGE * _PAGE
-
     def _account(self, pages: I64, strips_only: bool) -> bool:
-        """Count the file bytes newly mapped by reading ``pages`` (their photon strips, and
-        unless ``strips_only`` their rasters); past MAPPED_BUDGET (in a larger file) drop
-        every page mapped since the last drop.  False where that cannot be done.
+        """Count what reading ``pages`` mapped; past MAPPED_BUDGET drop it from this
+        process.  False where that cannot be done.
         """
-        if self.index.file_size <= MAPPED_BUDGET or not len(pages):
+        if self.index.file_size <= MAPPED_BUDGET:
             return True
-        lo, hi = self._span(pages)
-        with self._lock:
-            strips = pages[~self._held[0, pages]]
-            self._held[0, strips] = True
-            grown = int(np.maximum(self.index.byte_counts[strips] + _PAGE, FAULT_AROUND).sum())
-            if not strips_only:
-                rasters = pages[~self._held[1, pages] & (self.kinds[pages] == COMPRESSED)]
-                self._held[1, rasters] = True
-                grown += max(2 * self.height * self.width + _PAGE, FAULT_AROUND) * len(rasters)
-            self._touched += grown
-            self._dirty = (min(self._dirty[0], lo), max(self._dirty[1], hi))
-            if self._touched <= MAPPED_BUDGET:
-                return True
-            span = self._dirty
-            self._touched, self._dirty = 0, (self.index.file_size, 0)
-            self._held[:] = False
-        return self._release(span)
+        span = self._held.add(pages, strips_only, MAPPED_BUDGET)
+        return span is None or self._release(span)
 
     def _release(self, span: tuple[int, int]) -> bool:
         """Drop ``span`` of the map from this process; False where that cannot be done."""
