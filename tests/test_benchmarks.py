@@ -74,3 +74,10 @@ def test_bench_mroi_smoke(tmp_path):
     assert len(rows) == 1 + 5  # header, whole pages, 2 fields, all fields, refresh
     assert any(row.startswith("| all fields, one by one") for row in rows)
     assert any(row.startswith("| refresh after ") for row in rows)
+
+
+def test_bench_paths_smoke(tmp_path):
+    _, rows = run_bench("bench_paths.py", tmp_path, "--repeat", "1")
+    assert len(rows) == 1 + 11  # header, 2 dask, 5 memory, 2 lifetime images, 2 histogram
+    assert any(row.startswith("| TIFF one frame: ") for row in rows)
+    assert sum("peak RSS growth" in row for row in rows) == 5

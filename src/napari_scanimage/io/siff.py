@@ -53,12 +53,12 @@ PARALLEL_MIN_PHOTONS = 1 << 18
 SMALL_JOB_PHOTONS = 1 << 16
 _KERNELS = __name__.rsplit(".", 1)[0] + "._siff_kernels"
 # Work is split into pieces of at most this many file bytes.  In files larger than
-# MAPPED_BUDGET the file bytes each reader has touched are counted, and once they pass the
-# budget the pages touched are dropped from this process's mapping (they stay in the page
-# cache), so resident memory stays bounded however large the file and however small the reads
-# (dask chunks, trace blocks); smaller files, and repeated reads of the same pages, stay mapped
-# between calls.  Where pages cannot be dropped one region at a
-# time (no madvise: Windows) the whole file is mapped afresh after the call instead.
+# MAPPED_BUDGET the pages a piece read are dropped from this process's mapping (they stay in
+# the page cache) as it ends when a call has several pieces; reads of one piece (dask chunks,
+# trace blocks) are counted and dropped once they pass the budget.  So resident memory stays
+# bounded however large the file and however small the reads; smaller files, and repeated
+# small reads of the same pages, stay mapped between calls.  Where pages cannot be dropped one
+# region at a time (no madvise: Windows) the whole file is mapped afresh after the call.
 PIECE_BYTES = 32 << 20
 MAPPED_BUDGET = 96 << 20
 _PAGE = mmap.PAGESIZE
@@ -657,12 +657,17 @@ class SiffReader:
         bounds = np.unique(np.concatenate([[0], cuts, [n]]))
         slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         remap = False  # set when pages could not be dropped one region at a time
+        several = len(slices) > 1 and self.index.file_size > MAPPED_BUDGET
 
         def piece(sl: slice) -> None:
             nonlocal remap
             self._check_size()  # shortened meanwhile? (keeps the SIGBUS window to one piece)
             run(sl)
-            if touches != "none" and not self._account(pages[sl], touches == "strips"):
+            if touches != "none" and not (  # (a large read: each piece's pages go as it ends)
+                self._release(self._held.span(pages[sl]))
+                if several
+                else self._account(pages[sl], touches == "strips")
+            ):
                 remap = True
 
         try:
