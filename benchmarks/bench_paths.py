@@ -220,9 +220,7 @@ def bench_flim(rows, path: str, kind: str, repeat: int) -> None:
     n = min(FRAMES, len(c0))
     image = ds.lifetime_array(0)[:n].compute()
     image_ref, _, _ = ref.flim_map(None, frames=c0[:n])
-    np.testing.assert_allclose(
-        image / ds.flim.bin_width_ns, image_ref, rtol=1e-6, equal_nan=True
-    )
+    np.testing.assert_allclose(image / ds.flim.bin_width_ns, image_ref, rtol=1e-6, equal_nan=True)
     r = paired(
         lambda: ds.lifetime_array(0)[:n].compute(),
         lambda: ref.flim_map(None, frames=c0[:n]),

@@ -135,7 +135,7 @@ def test_registered_reads_and_pickled_graph(tmp_path, opened):
 
 
 def test_assigned_arrays_compute_their_values(tmp_path, opened):
-    """dask arrays can be assigned to in place: the assigned values win over direct reads,
+    """Dask arrays can be assigned to in place: the assigned values win over direct reads,
     and the next ``array()`` is the file's again.
     """
     truth = write_scanimage_tiff(tmp_path / "w.tif", VOLUME)
