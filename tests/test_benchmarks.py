@@ -85,3 +85,10 @@ def test_bench_detection_smoke(tmp_path):
     assert len(rows) == 1 + 6  # header, planar, 3 planes, moving registered and not
     f1 = {row.split("|")[1].strip(): float(row.split("|")[2]) for row in rows[1:]}
     assert f1["planar"] >= 0.8 and f1["moving, registered (incl. register)"] >= 0.8
+
+
+def test_bench_paths_smoke(tmp_path):
+    _, rows = run_bench("bench_paths.py", tmp_path, "--repeat", "1")
+    assert len(rows) == 1 + 11  # header, 2 dask, 5 memory, 2 lifetime images, 2 histogram
+    assert any(row.startswith("| TIFF one frame: ") for row in rows)
+    assert sum("peak RSS growth" in row for row in rows) == 5

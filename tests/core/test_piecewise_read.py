@@ -95,6 +95,14 @@ def test_frames_warped_by_the_field_equal_brute_force(tiff):
     arr = tiff.array(0, registration=R)
     np.testing.assert_array_equal(arr.compute(), tiff.read(0, registration=R))
     assert arr.name != tiff.array(0, registration=piecewise_registration(seed=1)).name
+    same_rigid = Registration(  # the same rigid part, another block field
+        R.shifts,
+        R.correlation,
+        R.reference,
+        block_shifts=R.block_shifts + 0.5,
+        block_centers=R.block_centers,
+    )
+    assert arr.name != tiff.array(0, registration=same_rigid).name
 
 
 def test_constant_field_equals_rigid_shift(tiff):

@@ -245,7 +245,7 @@ def brute_photons(sim, R, channel, p=0):
 @pytest.mark.parametrize(("p", "compiled"), [(0, False), (1, False), (1, True)])
 def test_siff_histograms_and_sums_are_exact(siff, p, compiled, monkeypatch):
     sim, ds = siff
-    monkeypatch.setattr(SiffReader, "_compiled", lambda self, pages: compiled)
+    monkeypatch.setattr(SiffReader, "compiled", lambda self, pages: compiled)
     R = siff_registration(bidi_phase=p)
     rng = np.random.default_rng(5)
     mask2 = rng.random((Y, X)) < 0.3

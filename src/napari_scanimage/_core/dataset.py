@@ -44,8 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Dataset", "open_dataset"]
 
-CHUNK_BYTES = 4 * 2**20  # dask chunk target: a few frames, so a viewer step stays ~1 ms
-
 
 def open_dataset(
     path: str | os.PathLike[str],
@@ -162,6 +160,7 @@ class Dataset(FieldMethods, ArrayMethods, TimeMethods, PhotonMethods):
         )
         self._metadata: dict[str, Any] | None = None
         self._blocks: dict[tuple[object, ...], BlockReader] = {}
+        self._arrays: dict[int, Any] = {}  # dask graphs of the blocks (see .darray)
         self._frame_values: dict[tuple[int, str], str | None] = {}
         self._mroi: MroiGeometry | None = None
         self._field_views: dict[int, Dataset] = {}
@@ -380,47 +379,9 @@ class Dataset(FieldMethods, ArrayMethods, TimeMethods, PhotonMethods):
         )
 
     def _dask_array(self, block: BlockReader) -> da.Array:
-        import dask.array as da
-        from dask.base import tokenize
+        from .darray import selection_array  # (dask is imported on first use)
 
-        leading = block.selection.leading_shape(self.layout)
-        n_rows = leading[0]
-        row_bytes = int(np.prod(block.out_shape(1))) * block.out_dtype.itemsize
-        per_chunk = max(1, CHUNK_BYTES // max(row_bytes, 1))
-        starts = list(range(0, n_rows, per_chunk))
-        stats = [os.stat(p) for p in self.spec.paths]
-        reg = block.registration
-        moved = (
-            ()
-            if reg is None
-            else (reg.shifts, reg.bidi_phase, block.shift_mode, getattr(reg, "block_shifts", None))
-        )
-        name = "scanimage-" + tokenize(
-            self.spec,
-            [(s.st_size, s.st_mtime_ns) for s in stats],
-            block.layout,
-            block.selection,
-            block.product,
-            block.bin_width_ns,
-            *moved,
-        )
-        ndim = len(leading) + 2
-        zeros = (0,) * (ndim - 1)
-        dsk = {
-            (name, i) + zeros: (block, s, min(s + per_chunk, n_rows)) for i, s in enumerate(starts)
-        }
-        chunks = (
-            tuple(min(per_chunk, n_rows - s) for s in starts),
-            *((n,) for n in block.out_shape(1)[1:]),
-        )
-        # (dask.array.Array.__new__ has no annotations)
-        return da.Array(
-            dsk,
-            name,
-            chunks,
-            dtype=block.out_dtype,  # type: ignore[no-untyped-call]
-            meta=np.empty((0,) * ndim, dtype=block.out_dtype),
-        )
+        return selection_array(block, self._arrays)
 
     def read(
         self,
@@ -519,6 +480,7 @@ class Dataset(FieldMethods, ArrayMethods, TimeMethods, PhotonMethods):
             self.info, num_volumes=layout.num_volumes, num_flyback=layout.num_flyback
         )
         self._blocks = {}  # readers made earlier keep the old length
+        self._arrays = {}
         self._frame_values = {}
 
     # -- housekeeping ---------------------------------------------------------------------

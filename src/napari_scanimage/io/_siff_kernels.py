@@ -353,3 +353,65 @@ def raster_totals(v16: V16, rasters: I64, npix: int, out: I64) -> None:
         for k in range(npix):
             total += np.int64(view[base + k])
         out[i] = total
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def lifetimes(
+    v64: V64,
+    v16: V16,
+    kinds: I64,
+    starts: I64,
+    counts: I64,
+    rasters: I64,
+    height: int,
+    width: int,
+    scale: np.float32,
+    out: npt.NDArray[np.float32],
+    scratch_n: I64,
+    scratch_t: I64,
+    status: Status,
+) -> None:
+    """Mean arrival time × ``scale`` of every pixel of each page into ``out[i]`` (flat H·W,
+    float32; 0/0 = NaN without photons), computed as NumPy does: count and arrival sum as
+    float32, divided, times ``scale``.  ``scratch_n`` / ``scratch_t`` (H·W) hold a raw page's
+    per-pixel sums (compressed pages are grouped by pixel already).
+    """
+    npix = height * width
+    for i in range(kinds.shape[0]):
+        row = out[i]
+        n = counts[i]
+        if kinds[i] == 0:
+            for k in range(npix):
+                scratch_n[k] = 0
+                scratch_t[k] = 0
+            view = v64[starts[i] % 8]
+            base = starts[i] // 8
+            for j in range(n):
+                rec = view[base + j]
+                p = _pixel(rec, height, width)
+                if p < 0:
+                    status[i] = BAD_COORD
+                    break
+                scratch_n[p] += 1
+                scratch_t[p] += np.int64(rec & _LOW32)
+            for k in range(npix):
+                row[k] = np.float32(scratch_t[k]) / np.float32(scratch_n[k]) * scale
+        else:
+            view = v16[starts[i] % 2]
+            base = starts[i] // 2
+            rview = v16[rasters[i] % 2]
+            rbase = rasters[i] // 2
+            pos: int | np.int64 = 0
+            for k in range(npix):
+                c = np.int64(rview[rbase + k])
+                s: int | np.int64 = 0
+                if c:
+                    if pos + c > n:
+                        status[i] = BAD_COUNT
+                        break
+                    for j in range(pos, pos + c):
+                        s += np.int64(view[base + j])
+                    pos += c
+                row[k] = np.float32(s) / np.float32(c) * scale
+            if status[i] == OK and pos != n:
+                status[i] = BAD_COUNT

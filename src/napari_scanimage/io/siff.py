@@ -33,8 +33,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import FormatError, read_error
-from ._platform import release_mapped
+from ._platform import pread_function, release_mapped
+from .siff_mapping import MappedPages
 from .siff_settings import FlimSettings, flim_settings
+from .siff_strips import read_strips
+from .siff_tables import masks_to_csr, pixel_lists, ranges
 from .tiff import PageIndex
 
 __all__ = ["FlimSettings", "SiffReader", "flim_settings", "masks_to_csr", "pixel_lists"]
@@ -50,12 +53,14 @@ PARALLEL_MIN_PHOTONS = 1 << 18
 SMALL_JOB_PHOTONS = 1 << 16
 _KERNELS = __name__.rsplit(".", 1)[0] + "._siff_kernels"
 # Work is split into pieces of at most this many file bytes.  In files larger than
-# MAPPED_BUDGET each piece's file pages are dropped from this process's mapping after use (they
-# stay in the page cache), so resident memory stays bounded however large the file; smaller
-# files stay mapped between calls (faster repeats).  Where pages cannot be dropped one region
-# at a time (no madvise: Windows) the whole file is mapped afresh after each call instead.
+# MAPPED_BUDGET the pages a piece read are dropped from this process's mapping (they stay in
+# the page cache) as it ends when a call has several pieces; reads of one piece (dask chunks,
+# trace blocks) are counted and dropped once they pass the budget.  So resident memory stays
+# bounded however large the file and however small the reads; smaller files, and repeated
+# small reads of the same pages, stay mapped between calls.  Where pages cannot be dropped one
+# region at a time (no madvise: Windows) the whole file is mapped afresh after the call.
 PIECE_BYTES = 32 << 20
-MAPPED_BUDGET = 256 << 20
+MAPPED_BUDGET = 96 << 20
 _PAGE = mmap.PAGESIZE
 _CPUS = os.cpu_count() or 1
 _NO_BYTES = np.zeros(0, np.uint8)
@@ -120,6 +125,8 @@ class SiffReader:
         # compressed pages whose raster total has been checked against their photon count
         self._verified = self.kinds != COMPRESSED
         self._identity: tuple[I64, I64] | None = None  # pixel_sums' mask table
+        self._held = MappedPages(index, npix)  # what the map holds (see MAPPED_BUDGET)
+        self._pread = pread_function()
 
     # -- housekeeping ---------------------------------------------------------------------
     def _map(self) -> None:
@@ -244,7 +251,10 @@ class SiffReader:
         if self._fd < 0:
             raise FormatError(f"{self.path}: reader is closed")
         self._check_size()
-        return bytes(self._buf[start : start + length]).rstrip(b"\0").decode("utf-8", "replace")
+        # read, not taken from the map: every frame's description (timestamps) would map the
+        # whole file into this process, one page per description
+        text = self._pread(self._fd, length, start)
+        return text.rstrip(b"\0").decode("utf-8", "replace")
 
     def read_into(
         self, pages: Indices, out: npt.NDArray[np.uint16], rows: tuple[int, int] | None = None
@@ -285,9 +295,16 @@ class SiffReader:
         return pix // W, pix % W, tau
 
     def _numpy_loop(self, pages: I64, rows: I64, body: _Body) -> None:
-        for page, row in zip(pages.tolist(), rows.tolist(), strict=True):
-            y, x, tau = self.photons(page)
-            body(page, row, y * self.width + x, tau)
+        # pieces of about PIECE_BYTES, each released after use (as run_parallel's)
+        page_bytes = int(self.index.byte_counts[pages].mean()) if len(pages) else 1
+        per = max(1, PIECE_BYTES // max(1, page_bytes))
+        for a in range(0, len(pages), per):
+            piece = zip(pages[a : a + per].tolist(), rows[a : a + per].tolist(), strict=True)
+            for page, row in piece:
+                y, x, tau = self.photons(page)
+                body(page, row, y * self.width + x, tau)
+            if not self._account(pages[a : a + per], False):
+                self._map()
 
     # -- operations -----------------------------------------------------------------------
     def intensity(
@@ -300,11 +317,12 @@ class SiffReader:
         if out is None:
             out = np.empty((len(pages), self.height, self.width), np.uint16)
         flat = out.reshape(len(pages), npix)
-        if not self._compiled(pages):
-            for i, page in enumerate(pages.tolist()):
-                y, x, _ = self.photons(page)
-                counts = np.bincount(y * self.width + x, minlength=npix)
-                flat[i] = np.minimum(counts, 65535)
+        if not self.compiled(pages):
+
+            def body(page: int, row: int, pix: I64, tau: I64) -> None:
+                flat[row] = np.minimum(np.bincount(pix, minlength=npix), 65535)
+
+            self._numpy_loop(pages, np.arange(len(pages)), body)
             return out
         from . import _siff_kernels as K
 
@@ -358,7 +376,7 @@ class SiffReader:
             else np.ascontiguousarray(mask.reshape(len(mask), -1), dtype=np.uint8)
         )
         uptr, upix = pixel_lists(flat_mask != 0)
-        if not self._compiled(pages):
+        if not self.compiled(pages):
             out = np.zeros((nrows, cap), np.int64)
             plane_of = dict(zip(pages.tolist(), planes.tolist(), strict=True))
 
@@ -379,15 +397,26 @@ class SiffReader:
         maxtau = np.zeros(len(pages), np.int64)
         pooled = nrows == 1
         outs: list[I64] = []
+        # only strips of compressed pages of a large file: read, not mapped (see siff_strips)
+        read = (
+            mask is None
+            and hasattr(os, "preadv")
+            and self.index.file_size > MAPPED_BUDGET
+            and bool((self.kinds[pages] == COMPRESSED).all())
+        )
 
         def run(sl: slice) -> None:
             # (shared is made below when not pooled)
             out = np.zeros((nrows, cap), np.int64) if pooled else cast(I64, shared)
+            v16, starts = self._v16, self.starts[pages[sl]]
+            if read:
+                nbytes = self.index.byte_counts[pages[sl]]
+                v16, starts = read_strips(self.path, self._fd, starts, nbytes)
             K.histogram(
                 self._v64,
-                self._v16,
+                v16,
                 self.kinds[pages[sl]],
-                self.starts[pages[sl]],
+                starts,
                 self.counts[pages[sl]],
                 self.rasters[pages[sl]],
                 rows[sl],
@@ -406,7 +435,8 @@ class SiffReader:
                 outs.append(out)
 
         shared = None if pooled else np.zeros((nrows, cap), np.int64)
-        self.run_parallel(pages, rows, run, pooled)
+        touches = "none" if read else "strips" if mask is None else "all"
+        self.run_parallel(pages, rows, run, pooled, touches)
         self.raise_for_status(pages, status, maxtau, cap)
         out = (
             (sum(outs[1:], outs[0]) if outs else np.zeros((1, cap), np.int64))
@@ -434,13 +464,13 @@ class SiffReader:
         planes = self._planes(pages, planes, indptr)
         out_n = np.zeros((nrows, nmasks), np.int64)
         out_t = np.zeros((nrows, nmasks), np.int64)
-        if not self._compiled(pages):
+        if not self.compiled(pages):
             plane_of = dict(zip(pages.tolist(), planes.tolist(), strict=True))
 
             def body(page: int, row: int, pix: I64, tau: I64) -> None:
                 ptr = indptr[plane_of[page]]
                 reps = ptr[pix + 1] - ptr[pix]
-                owners = indices[np.repeat(ptr[pix], reps) + _ranges(reps)]
+                owners = indices[np.repeat(ptr[pix], reps) + ranges(reps)]
                 out_n[row] += np.bincount(owners, minlength=nmasks)
                 out_t[row] += np.bincount(
                     owners, weights=np.repeat(tau, reps), minlength=nmasks
@@ -505,7 +535,7 @@ class SiffReader:
         """
         npix = self.height * self.width
         pages = np.asarray(pages, np.int64)
-        if self._compiled(pages):
+        if self.compiled(pages):
             return self._pixel_sums_compiled(pages, rows, nrows)
         if self._identity is None:
             self._identity = (
@@ -546,9 +576,9 @@ class SiffReader:
         return out_n.reshape(shape), out_t.reshape(shape)
 
     # -- helpers --------------------------------------------------------------------------
-    def _compiled(self, pages: I64) -> bool:
-        """Use the compiled loops?  Small jobs (a viewer step) take the NumPy path until the
-        kernels are loaded, so opening a file never waits for numba.
+    def compiled(self, pages: I64) -> bool:
+        """Use the compiled loops for ``pages``?  Small jobs (a viewer step) take the NumPy
+        path until the kernels are loaded, so opening a file never waits for numba.
         """
         if self.engine != "auto":
             return self.engine == "numba"
@@ -562,7 +592,7 @@ class SiffReader:
             return
         npix = self.height * self.width
         totals = np.zeros(len(todo), np.int64)
-        if not self._compiled(pages):
+        if not self.compiled(pages):
             for i, page in enumerate(todo.tolist()):
                 a = int(self.rasters[page])
                 totals[i] = self._buf[a : a + 2 * npix].view("<u2").sum(dtype=np.int64)
@@ -597,12 +627,19 @@ class SiffReader:
         return np.ascontiguousarray(planes)
 
     def run_parallel(
-        self, pages: I64, rows: I64, run: Callable[[slice], None], pooled: bool = False
+        self,
+        pages: I64,
+        rows: I64,
+        run: Callable[[slice], None],
+        pooled: bool = False,
+        touches: str = "all",
     ) -> None:
         """Call ``run`` on slices of ``pages`` on the thread pool.
 
         Slices split at row changes, so no two share an output row, unless ``pooled`` (each
-        slice then has its own output).
+        slice then has its own output).  ``touches``: what ``run`` reads of the mapped pages,
+        counted against MAPPED_BUDGET: ``"all"``, only the photon ``"strips"``, or
+        ``"none"``.
         """
         n = len(pages)
         if n == 0:
@@ -613,24 +650,24 @@ class SiffReader:
         total = int(nbytes.sum())
         parallel = int(self.counts[pages].sum()) >= PARALLEL_MIN_PHOTONS and _CPUS > 1
         n_chunks = min(n, max(4 * _CPUS if parallel else 1, -(-total // PIECE_BYTES)))
-        if n_chunks == 1:
-            run(slice(0, n))
-            return
         cum = np.cumsum(nbytes + 256)  # a page costs something even without photons
         cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n_chunks) / n_chunks)
         if not pooled:
             cuts = np.searchsorted(rows, rows[np.minimum(cuts, n - 1)], side="left")
         bounds = np.unique(np.concatenate([[0], cuts, [n]]))
         slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-        release = self.index.file_size > MAPPED_BUDGET
-        remap = False  # set when a piece could not be released on its own
+        remap = False  # set when pages could not be dropped one region at a time
+        several = len(slices) > 1 and self.index.file_size > MAPPED_BUDGET
 
         def piece(sl: slice) -> None:
             nonlocal remap
             self._check_size()  # shortened meanwhile? (keeps the SIGBUS window to one piece)
             run(sl)
-            if release and not self._release(self._span(pages[sl])):
+            if touches != "none" and not (  # (a large read: each piece's pages go as it ends)
+                self._release(self._held.span(pages[sl]))
+                if several
+                else self._account(pages[sl], touches == "strips")
+            ):
                 remap = True
 
         try:
@@ -644,13 +681,14 @@ class SiffReader:
             if remap:  # no madvise: drop every page this call mapped by mapping afresh
                 self._map()
 
-    def _span(self, pages: I64) -> tuple[int, int]:
-        """Whole memory pages inside the file bytes that ``pages`` read."""
-        lo = int(
-            np.where(self.kinds[pages] == COMPRESSED, self.rasters[pages], self.starts[pages]).min()
-        )
-        hi = int((self.starts[pages] + self.index.byte_counts[pages]).max())
-        return -(-lo // _PAGE) * _PAGE, hi // _PAGE * _PAGE
+    def _account(self, pages: I64, strips_only: bool) -> bool:
+        """Count what reading ``pages`` mapped; past MAPPED_BUDGET drop it from this
+        process.  False where that cannot be done.
+        """
+        if self.index.file_size <= MAPPED_BUDGET:
+            return True
+        span = self._held.add(pages, strips_only, MAPPED_BUDGET)
+        return span is None or self._release(span)
 
     def _release(self, span: tuple[int, int]) -> bool:
         """Drop ``span`` of the map from this process; False where that cannot be done."""
@@ -664,43 +702,3 @@ class SiffReader:
         used = np.flatnonzero(out.any(axis=0))
         length = max(int(num_bins), int(used[-1]) + 1 if used.size else 0)
         return out[:, :length]
-
-
-def pixel_lists(table: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
-    """Set pixels of each row of a (Zm, H·W) bool table as CSR: ``uptr`` (Zm + 1), ``upix``."""
-    counts = table.sum(axis=1)
-    uptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return uptr, np.nonzero(table)[1].astype(np.int64)
-
-
-def _ranges(lengths: I64) -> I64:
-    """Concatenated ``arange(n)`` for each n in ``lengths``."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.arange(total, dtype=np.int64) - starts
-
-
-def masks_to_csr(masks: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
-    """CSR membership table of bool masks (R, Zm, Y, X): ``indptr`` (Zm, Y·X + 1) and
-    ``indices`` (mask numbers), so that the masks holding pixel p of plane z are
-    ``indices[indptr[z, p]:indptr[z, p + 1]]``.
-    """
-    R, Zm = masks.shape[:2]
-    flat = masks.reshape(R, Zm, -1)
-    npix = flat.shape[2]
-    per_plane = []
-    indptr = np.zeros((Zm, npix + 1), np.int64)
-    offset = 0
-    for z in range(Zm):
-        r, p = np.nonzero(flat[:, z, :])
-        order = np.argsort(p, kind="stable")
-        r, p = r[order], p[order]
-        counts = np.bincount(p, minlength=npix)
-        indptr[z, 1:] = offset + np.cumsum(counts)
-        indptr[z, 0] = offset
-        offset += len(r)
-        per_plane.append(r.astype(np.int64))
-    indices = np.concatenate(per_plane) if per_plane else np.zeros(0, np.int64)
-    return indptr, indices
