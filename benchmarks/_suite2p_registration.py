@@ -55,7 +55,8 @@ def main() -> int:
             torch.stack((y1, x1), dim=1), size=(Lyc, Lxc), mode="bilinear", align_corners=True
         )
         up = F.pad(
-            up, (int(xb.min()), Lx - int(xb.max()), int(yb.min()), Ly - int(yb.max())),
+            up,
+            (int(xb.min()), Lx - int(xb.max()), int(yb.min()), Ly - int(yb.max())),
             mode="replicate",
         ).numpy()
         up[:, 0] += np.asarray(ymax[s : s + 20], np.float32)[:, None, None]

@@ -126,7 +126,12 @@ def end_to_end(frames: np.ndarray, reference: np.ndarray, folder: str, repeat: i
         path.parent.mkdir(parents=True, exist_ok=True)
         pages = np.clip(np.round(frames), 0, 65535).astype(np.uint16)
         write_scanimage_tiff(
-            path, channels=(1,), num_volumes=n, height=Y, width=X, dtype="uint16",
+            path,
+            channels=(1,),
+            num_volumes=n,
+            height=Y,
+            width=X,
+            dtype="uint16",
             content=lambda g: pages[g],
         )
     # the bare FFT gets the frames as float32 in memory (what FFTs take without a conversion)
@@ -179,7 +184,12 @@ def piecewise_section(size: str, folder: str, repeat: int, n: int | None, s2p: s
     tif = base.with_suffix(".tif")
     if not tif.exists():
         write_scanimage_tiff(
-            tif, channels=(1,), num_volumes=n_frames, height=side, width=side, dtype="uint16",
+            tif,
+            channels=(1,),
+            num_volumes=n_frames,
+            height=side,
+            width=side,
+            dtype="uint16",
             content=lambda g: pages[g],
         )
     times: dict[str, list[float]] = {"rigid": [], "piecewise": []}
@@ -208,8 +218,11 @@ def piecewise_section(size: str, folder: str, repeat: int, n: int | None, s2p: s
             out = Path(tmp) / "out.npz"
             runner = Path(__file__).with_name("_suite2p_registration.py")
             proc = subprocess.run(
-                [s2p, str(runner), str(movie), str(out)], capture_output=True, text=True,
-                cwd=tmp, timeout=3600,
+                [s2p, str(runner), str(movie), str(out)],
+                capture_output=True,
+                text=True,
+                cwd=tmp,
+                timeout=3600,
             )
             if proc.returncode == 0:
                 report = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -217,8 +230,9 @@ def piecewise_section(size: str, folder: str, repeat: int, n: int | None, s2p: s
                     field = z["field"]
                 s2p_fps = n_frames / report["seconds"]
                 e = interior_rms(field, truth[:, :, ::4, ::4])
-                rows.append(("suite2p register_frames(nonrigid=True), reference included",
-                             s2p_fps, e))
+                rows.append(
+                    ("suite2p register_frames(nonrigid=True), reference included", s2p_fps, e)
+                )
             else:
                 print(f"suite2p run failed: {proc.stderr.strip().splitlines()[-1:]}")
     else:

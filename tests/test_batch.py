@@ -362,7 +362,9 @@ def test_piecewise_template_registers_piecewise(project, client, tmp_path):
     data.mkdir()
     shutil.copy2(good[1][0], data / "m1.tif")
     out = tmp_path / "out"
-    result = run_batch(prepare_batch(str(data), template, out_dir=out), client, stream=io.StringIO())
+    result = run_batch(
+        prepare_batch(str(data), template, out_dir=out), client, stream=io.StringIO()
+    )
     assert result.count("ok") == 1
     with nsi.open_dataset(data / "m1.tif") as ds:
         want = nsi.register(ds, channel=1, piecewise=True, block_size=16)

@@ -458,8 +458,7 @@ def _add_analysis_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
     p.set_defaults(func=_export_nwb)
     p = sub.add_parser(
         "batch",
-        help="a template session's registration and traces for many recordings, on a dask "
-        "cluster",
+        help="a template session's registration and traces for many recordings, on a dask cluster",
     )
     p.add_argument("inputs", metavar="FOLDER|GLOB", help="folder or glob of recordings")
     p.add_argument(

@@ -66,9 +66,7 @@ def test_estimate_diameter_of_discs():
 
 
 def test_volume_per_plane(tmp_path):
-    movie = write_cell_movie(
-        tmp_path / "vol.tif", num_frames=400, size=96, num_planes=2, seed=5
-    )
+    movie = write_cell_movie(tmp_path / "vol.tif", num_frames=400, size=96, num_planes=2, seed=5)
     with nsi.open_dataset(movie.path) as ds:
         rois = detect_rois(ds)
         assert set(rois.planes) == {0, 1}

@@ -23,7 +23,12 @@ def write(path, frames):
     pages = np.clip(np.round(frames), 0, 65535).astype(np.uint16)
     n, Y, X = pages.shape
     written = write_scanimage_tiff(
-        path, channels=(1,), num_volumes=n, height=Y, width=X, dtype="uint16",
+        path,
+        channels=(1,),
+        num_volumes=n,
+        height=Y,
+        width=X,
+        dtype="uint16",
         content=lambda g: pages[g],
     )
     return written.paths[0]
@@ -126,8 +131,13 @@ def test_save_load_round_trip_and_version_1_files(warped, tmp_path):
     back = Registration.load(path)
     assert back.piecewise
     for name in (
-        "shifts", "correlation", "reference", "block_shifts", "block_centers",
-        "block_correlation", "block_flags",
+        "shifts",
+        "correlation",
+        "reference",
+        "block_shifts",
+        "block_centers",
+        "block_correlation",
+        "block_flags",
     ):
         a, b = getattr(reg, name), getattr(back, name)
         assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
@@ -137,18 +147,35 @@ def test_save_load_round_trip_and_version_1_files(warped, tmp_path):
         assert json.loads(bytes(z["header"]).decode())["version"] == 1
         assert "block_shifts" not in z.files
     # a file written by an earlier version (version 1, no block arrays)
-    header = {"format": "napari-scanimage-registration", "version": 1, "channel": "Ch1",
-              "bidi_phase": 0.5, "settings": {"method": "phase correlation"}, "source": None}
+    header = {
+        "format": "napari-scanimage-registration",
+        "version": 1,
+        "channel": "Ch1",
+        "bidi_phase": 0.5,
+        "settings": {"method": "phase correlation"},
+        "source": None,
+    }
     old = tmp_path / "old.npz"
-    np.savez(old, header=np.frombuffer(json.dumps(header).encode(), np.uint8),
-             shifts=reg.shifts, correlation=reg.correlation, reference=reg.reference)
+    np.savez(
+        old,
+        header=np.frombuffer(json.dumps(header).encode(), np.uint8),
+        shifts=reg.shifts,
+        correlation=reg.correlation,
+        reference=reg.reference,
+    )
     loaded = Registration.load(old)
     assert not loaded.piecewise and loaded.block_shifts is None and loaded.bidi_phase == 0.5
     np.testing.assert_array_equal(loaded.displacement(0)[0], reg.shifts[0, 0, 0])
     bad = tmp_path / "bad.npz"
-    np.savez(bad, header=np.frombuffer(json.dumps({**header, "version": 2}).encode(), np.uint8),
-             shifts=reg.shifts, correlation=reg.correlation, reference=reg.reference,
-             block_shifts=np.zeros((2, 2)), block_centers=reg.block_centers)
+    np.savez(
+        bad,
+        header=np.frombuffer(json.dumps({**header, "version": 2}).encode(), np.uint8),
+        shifts=reg.shifts,
+        correlation=reg.correlation,
+        reference=reg.reference,
+        block_shifts=np.zeros((2, 2)),
+        block_centers=reg.block_centers,
+    )
     with pytest.raises(FormatError, match="block_shifts must be"):
         Registration.load(bad)
 
@@ -174,14 +201,29 @@ def test_bad_block_arrays():
     ref = np.zeros((1, 32, 32), np.float32)
     centres = np.stack(np.meshgrid([8.0, 24.0], [8.0, 24.0], indexing="ij"), axis=-1)
     with pytest.raises(SelectionError, match="block_shifts must be \\(T, Z, NBY, NBX, 2\\)"):
-        Registration(shifts, np.ones((3, 1)), ref, block_shifts=np.zeros((2, 1, 2, 2, 2)),
-                     block_centers=centres)
+        Registration(
+            shifts,
+            np.ones((3, 1)),
+            ref,
+            block_shifts=np.zeros((2, 1, 2, 2, 2)),
+            block_centers=centres,
+        )
     with pytest.raises(SelectionError, match="block_centers must be"):
-        Registration(shifts, np.ones((3, 1)), ref, block_shifts=np.zeros((3, 1, 2, 2, 2)),
-                     block_centers=centres[:1])
+        Registration(
+            shifts,
+            np.ones((3, 1)),
+            ref,
+            block_shifts=np.zeros((3, 1, 2, 2, 2)),
+            block_centers=centres[:1],
+        )
     with pytest.raises(SelectionError, match="regular grid"):
-        Registration(shifts, np.ones((3, 1)), ref, block_shifts=np.zeros((3, 1, 2, 2, 2)),
-                     block_centers=centres[::-1])
+        Registration(
+            shifts,
+            np.ones((3, 1)),
+            ref,
+            block_shifts=np.zeros((3, 1, 2, 2, 2)),
+            block_centers=centres[::-1],
+        )
     with pytest.raises(SelectionError, match="without block_shifts"):
         Registration(shifts, np.ones((3, 1)), ref, block_centers=centres)
     with pytest.raises(SelectionError, match="too small for piecewise"):

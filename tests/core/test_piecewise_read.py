@@ -116,8 +116,9 @@ def test_constant_field_equals_rigid_shift(tiff):
         block_shifts=np.broadcast_to(c, R.block_shifts.shape).copy(),
         block_centers=R.block_centers,
     )
-    np.testing.assert_allclose(const.displacement(1, 1), np.broadcast_to(
-        (R.shifts[1, 1] + c)[:, None, None], (2, Y, X)))
+    np.testing.assert_allclose(
+        const.displacement(1, 1), np.broadcast_to((R.shifts[1, 1] + c)[:, None, None], (2, Y, X))
+    )
     rigid = Registration(R.shifts + c, R.correlation, R.reference)
     np.testing.assert_allclose(rigid.displacement(1, 1), const.displacement(1, 1))
     raw = tiff.read(0, slice_sample="axis")
@@ -141,7 +142,12 @@ def test_traces_of_piecewise_registered_frames(tiff):
 
 # -- .siff photons -----------------------------------------------------------------------------
 SIFF = SyntheticLayout(
-    channels=(1,), num_planes=Z, frames_per_slice=F, num_flyback=1, num_volumes=T, height=Y,
+    channels=(1,),
+    num_planes=Z,
+    frames_per_slice=F,
+    num_flyback=1,
+    num_volumes=T,
+    height=Y,
     width=X,
 )
 
@@ -227,5 +233,6 @@ def test_siff_photons_move_by_the_rounded_field(siff, p):
         expect = (arrivals[:, :, 0] * bw / counts[:, :, 0]).astype(np.float32)
     lifetime = ds.lifetime_array(0, registration=R).compute()
     np.testing.assert_allclose(lifetime, expect, rtol=1e-6)
-    assert int(counts.sum()) < sum(len(sim.photons(g)[0]) for g in range(SIFF.total_pages)
-                                   if g % SIFF.pages_per_volume < Z * F)
+    assert int(counts.sum()) < sum(
+        len(sim.photons(g)[0]) for g in range(SIFF.total_pages) if g % SIFF.pages_per_volume < Z * F
+    )

@@ -219,8 +219,13 @@ def test_piecewise_block_field_follows_the_time_slider(make_napari_viewer, qtbot
     movie = warped_movie(12, (64, 64), seed=1, rigid_max=2, field_max=1.5, mean_photons=300)
     pages = np.clip(movie.frames, 0, 65535).astype(np.uint16)
     written = write_scanimage_tiff(
-        tmp_path / "warped.tif", channels=(1,), num_volumes=12, height=64, width=64,
-        dtype="uint16", content=lambda g: pages[g],
+        tmp_path / "warped.tif",
+        channels=(1,),
+        num_volumes=12,
+        height=64,
+        width=64,
+        dtype="uint16",
+        content=lambda g: pages[g],
     )
     viewer = make_napari_viewer()
     viewer.open(str(written.paths[0]), plugin="napari-scanimage")

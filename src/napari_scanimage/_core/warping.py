@@ -127,9 +127,7 @@ def raw_targets(field: npt.ArrayLike, bidi_phase: int = 0) -> npt.NDArray[np.int
     return np.where(inside, qy * X + qx, -1).reshape(-1)
 
 
-def field_mask(
-    mask: npt.ArrayLike, field: npt.ArrayLike, bidi_phase: int = 0
-) -> npt.NDArray[Any]:
+def field_mask(mask: npt.ArrayLike, field: npt.ArrayLike, bidi_phase: int = 0) -> npt.NDArray[Any]:
     """A mask (..., Y, X) drawn on registered frames, in raw-frame coordinates: raw pixel p is
     in it when its photons land in the mask (:func:`raw_targets`); False/0 where they leave.
     """

@@ -242,8 +242,9 @@ class Correlator:
         """
         frames = np.asarray(frames)
         if frames.ndim != 3 or frames.shape[1:] != self.shape:
-            raise ValueError(f"frames must be (N, {self.shape[0]}, {self.shape[1]}), got shape "
-                             f"{frames.shape}")
+            raise ValueError(
+                f"frames must be (N, {self.shape[0]}, {self.shape[1]}), got shape {frames.shape}"
+            )
         n = len(frames)
         if n == 0:
             return np.zeros((0, 2)), np.zeros(0)

@@ -30,8 +30,11 @@ _RECONSTRUCT = np.empty(0).__reduce__()[0]
 _SCALAR = np.float64(0).__reduce__()[0]
 _NUMPY = {"_reconstruct": _RECONSTRUCT, "scalar": _SCALAR}
 ALLOWED: dict[tuple[str, str], Any] = {
-    **{(m, n): f for m in ("numpy.core.multiarray", "numpy._core.multiarray")
-       for n, f in _NUMPY.items()},  # fmt: skip
+    **{
+        (m, n): f
+        for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for n, f in _NUMPY.items()
+    },  # fmt: skip
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("builtins", "set"): set,

@@ -238,7 +238,10 @@ def iter_detect_rois(
     if neuropil_px is None:
         neuropil_px = max(41, int(4 * diameter_px) | 1) if diameter_px else 41
     images = yield from iter_detection_images(
-        dataset, channel=channel, registration=registration, tau_s=tau_s,
+        dataset,
+        channel=channel,
+        registration=registration,
+        tau_s=tau_s,
         neuropil_px=neuropil_px,
     )
     found: list[tuple[int, npt.NDArray[np.bool_], dict[str, float]]] = []

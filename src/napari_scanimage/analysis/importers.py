@@ -192,9 +192,7 @@ def read_caiman(hdf5_path: str | os.PathLike[str], *, threshold: float = 0.2) ->
     if A.shape[0] != npix or len(dims) not in (2, 3):
         raise FormatError(f"{path.name}: footprints of {A.shape[0]} pixels; dims are {dims}")
     A = A.tocsc()
-    components = (
-        np.arange(A.shape[1]) if keep is None else np.asarray(keep, np.int64).ravel()
-    )
+    components = np.arange(A.shape[1]) if keep is None else np.asarray(keep, np.int64).ravel()
     if components.size and (components.min() < 0 or components.max() >= A.shape[1]):
         raise FormatError(f"{path.name}: idx_components names components that are not in A")
     masks, names, features = [], [], []

@@ -223,9 +223,7 @@ class BlockCorrelator:
             if not (flags == 3).any():
                 break
             wider = _neighbour_mean(wider)
-            ok = (flags == 3) & (
-                _snr(wider.reshape(-1, w, w)).reshape(n, H, W) >= SNR_THRESHOLD
-            )
+            ok = (flags == 3) & (_snr(wider.reshape(-1, w, w)).reshape(n, H, W) >= SNR_THRESHOLD)
             chosen[ok] = wider[ok]
             flags[ok] = level
         shifts, _ = find_peaks(chosen.reshape(-1, w, w), subpixel)

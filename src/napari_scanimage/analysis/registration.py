@@ -256,14 +256,14 @@ class Registration:
             raise FormatError(f"{path.name}: block arrays without block_shifts; not readable")
         try:
             return cls(
-            arrays["shifts"],
-            arrays["correlation"],
-            arrays["reference"],
-            str(header.get("channel", "")),
-            float(header.get("bidi_phase", 0.0)),
-            dict(header.get("settings") or {}),
-            header.get("source"),
-            **blocks,
+                arrays["shifts"],
+                arrays["correlation"],
+                arrays["reference"],
+                str(header.get("channel", "")),
+                float(header.get("bidi_phase", 0.0)),
+                dict(header.get("settings") or {}),
+                header.get("source"),
+                **blocks,
             )
         except SelectionError as exc:  # arrays of the wrong shapes
             raise FormatError(f"{path.name}: {exc}") from None

@@ -430,9 +430,7 @@ def run_batch(
                     submit(item, f"block{a}", block_shifts, item.files, job, (a, b), ref)
                     for a, b in job.blocks
                 ]
-                item.registration = submit(
-                    item, "assemble", assemble, item.files, job, ref, *parts
-                )
+                item.registration = submit(item, "assemble", assemble, item.files, job, ref, *parts)
                 traces = submit(
                     item, "traces", recording_traces, item.files, shipped, item.registration
                 )

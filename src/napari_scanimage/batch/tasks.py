@@ -197,9 +197,7 @@ def _plan(
     c = ds.channel_index(settings.channel)
     Z = int(info.num_planes)
     Y, X = (int(n) for n in info.frame_shape or (0, 0))
-    planes = (
-        list(range(Z)) if settings.planes is None else sorted({p % Z for p in settings.planes})
-    )
+    planes = list(range(Z)) if settings.planes is None else sorted({p % Z for p in settings.planes})
     slice_sample: SliceSample = "mean" if info.frames_per_slice > 1 else 0
     T = int(ds.selection(c, slice_sample=slice_sample).num_times(ds.layout))
     max_shift = settings.max_shift
@@ -226,9 +224,7 @@ def _plan(
     )
 
 
-def reference(
-    files: RecordingFiles, job: RegistrationJob
-) -> tuple[npt.NDArray[np.float32], float]:
+def reference(files: RecordingFiles, job: RegistrationJob) -> tuple[npt.NDArray[np.float32], float]:
     """Each plane's reference (Z, Y, X) and the bidirectional phase, as ``register`` makes
     them (from the same frames, by the same functions).
     """

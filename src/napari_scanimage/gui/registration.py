@@ -536,8 +536,10 @@ class RegistrationDock(WorkerDock, QWidget):
             self.field_plot.image_layer = image
             self.field_plot.set_curves(
                 time,
-                {f"residual{' z' + str(z) if result.num_planes > 1 else ''}": rms[:, z]
-                 for z in range(result.num_planes)},
+                {
+                    f"residual{' z' + str(z) if result.num_planes > 1 else ''}": rms[:, z]
+                    for z in range(result.num_planes)
+                },
                 corr_colours,
             )
         elif at >= 0:
