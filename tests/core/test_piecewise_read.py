@@ -13,6 +13,7 @@ from napari_scanimage.analysis.piecewise import block_grid
 from napari_scanimage.analysis.registration import Registration
 from napari_scanimage.analysis.traces import traces
 from napari_scanimage.flim.lifetime import lifetime_traces
+from napari_scanimage.flim.pixels import pixel_histograms
 from napari_scanimage.testing.siff import write_siff
 from napari_scanimage.testing.tiff import SyntheticLayout, write_scanimage_tiff
 
@@ -216,6 +217,17 @@ def test_siff_photons_move_by_the_rounded_field(siff, p):
     np.testing.assert_array_equal(lt.counts, n.sum(axis=2))
     bw = ds.flim.bin_width_ns
     np.testing.assert_allclose(lt.values, s.sum(axis=2) / n.sum(axis=2) * bw, rtol=1e-9)
+    # per-pixel histograms (phasors, decay images) move the same photons
+    hist = pixel_histograms(ds, 0, registration=R)
+    expect_hist = np.zeros((Z, Y, X, hist.counts.shape[-1]), np.uint32)
+    kept = 0
+    for (_, z, _), (y, x, tau) in photons.items():
+        np.add.at(expect_hist, (z, y, x, tau), 1)
+        kept += len(y)
+    np.testing.assert_array_equal(hist.counts, expect_hist)
+    total = sum(len(sim.photons(SIFF.page_index(*k, 0))[0]) for k in photons)
+    assert int(hist.counts.sum()) == kept < total  # some photons left the frame:
+    assert hist.dropped == total - kept  # counted as dropped
     if p:
         return
     # images: counts (read) and mean arrival times (lifetime) of the moved photons

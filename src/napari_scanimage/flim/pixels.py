@@ -26,6 +26,7 @@ import numpy.typing as npt
 from numba import njit
 
 from .._core.layout import Selection, time_rows
+from .._core.warping import is_piecewise, raw_targets
 from ..errors import SelectionError
 from .fit_result import DecayFit
 
@@ -154,9 +155,16 @@ def _photon_pages(
     plane: int | None,
     registration: Registration | None,
 ) -> Iterator[_PagePhotons]:
-    """Yield (output plane, dy, dx, bidi, y, x, tau) for every selected page."""
+    """Yield (output plane, dy, dx, bidi, y, x, tau) for every selected page.
+
+    With a piecewise registration the photons come already moved (by the field rounded at
+    each photon's pixel, as the read path moves them) with dy = dx = bidi = 0; photons moved
+    out of the frame get row ``Y``, so the accumulators count them as dropped.
+    """
     pages, rows, planes = _pages(dataset, channel, times, plane)
     n, Zs, F = pages.shape
+    Y, X = dataset.spec.frame_shape
+    piecewise = is_piecewise(registration)
     if registration is not None:
         registration.check_fits(
             dataset.layout.num_volumes, dataset.layout.num_planes, dataset.spec.frame_shape
@@ -167,11 +175,23 @@ def _photon_pages(
         shifts, bidi = np.zeros((n, Zs, 2), np.int64), 0
     zs = np.broadcast_to(np.arange(Zs)[None, :, None], pages.shape).reshape(-1)
     ts = np.broadcast_to(np.arange(n)[:, None, None], pages.shape).reshape(-1)
+    targets: dict[tuple[int, int], _I64] = {}  # (time, plane): the F samples share a field
     for reader, local, sel in dataset.spec.siff_by_file(pages.reshape(-1)):
         for page, at in zip(local.tolist(), sel.tolist(), strict=True):
             y, x, tau = reader.photons(page)
-            dy, dx = shifts[ts[at], zs[at]].tolist()
-            yield int(zs[at]), dy, dx, bidi, y, x, tau
+            t, z = int(ts[at]), int(zs[at])
+            if piecewise and registration is not None:
+                key = (t, z)
+                if key not in targets:
+                    targets.clear()  # pages come in time order: one field at a time
+                    field = registration.displacement(int(rows[t]), int(planes[z]))
+                    targets[key] = raw_targets(field, bidi)
+                q = targets[key][np.asarray(y, np.int64) * X + np.asarray(x, np.int64)]
+                moved_y = np.where(q >= 0, q // X, Y)
+                yield z, 0, 0, 0, moved_y, np.where(q >= 0, q % X, 0), tau
+                continue
+            dy, dx = shifts[t, z].tolist()
+            yield z, dy, dx, bidi, y, x, tau
 
 
 def pixel_histograms(
@@ -198,7 +218,8 @@ def pixel_histograms(
         One plane (output (Y, X, L)); default every plane ((Z, Y, X, L) for volumes).
     registration : Registration, optional
         Photons move by the registration's shifts and bidirectional phase rounded to whole
-        pixels; photons moved out of the frame are dropped.
+        pixels (a piecewise registration: by its field rounded at each photon's pixel);
+        photons moved out of the frame are dropped.
     bin_factor : int
         Sum this many adjacent bins (coarse bins of ``bin_factor`` × the file's width).
     beyond_period : {"keep", "drop", "wrap"}
