@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from qtpy.QtCore import QRectF
+from qtpy.QtCore import QPointF, QRectF
 from qtpy.QtWidgets import QApplication, QTableWidget
 
 from napari_scanimage.gui._dock import dock_scroll
@@ -151,8 +151,9 @@ def _legend_and_curves(plot: pg.PlotWidget, curves) -> tuple[QRectF, QRectF]:
     for curve in curves:
         if curve.isVisible():
             x, y = curve.getData()
-            box = QRectF(float(x.min()), float(y.min()), float(np.ptp(x)), float(np.ptp(y)))
-            data = data.united(vb.mapViewToScene(box).boundingRect())
+            low = vb.mapViewToScene(QPointF(float(np.nanmin(x)), float(np.nanmin(y))))
+            high = vb.mapViewToScene(QPointF(float(np.nanmax(x)), float(np.nanmax(y))))
+            data = data.united(QRectF(low, high).normalized())
     return plot.getPlotItem().legend.sceneBoundingRect(), data.intersected(vb.sceneBoundingRect())
 
 
