@@ -88,6 +88,8 @@ def test_detect_accept_two_traces_show_those_two(cells_viewer, qtbot, tmp_path):
     assert f"{n - 2} candidate" in dock.status.text()
     # a session keeps the same ROIs
     assert traces.session().roi_set.names == ["cell 1", "cell 3"]
+    traces.save_session(tmp_path / "s.nsession.json")
+    assert f"{n - 2} candidate" in traces.status.text()
     # their traces are those of the ROIs' pixels: the accepted cells' activity
     assert all(np.isfinite(traces.curves[name].yData).all() for name in shown)
     # reject removes an ROI from the layer and the list
