@@ -109,7 +109,7 @@ class TracePlotDock(WorkerDock, PlotDock, TraceSessions):
     """Traces of the ROIs in a Shapes or Labels layer, linked to the viewer's time."""
 
     def __init__(self, napari_viewer):
-        super().__init__(napari_viewer, y_label="mean", scroll=True)
+        super().__init__(napari_viewer, y_label="mean", scroll=True, legend_beside=True)
         self.params = trace_form()
         self.export_button = QPushButton("CSV…")
         self.copy_button = QPushButton("Copy")
