@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from qtpy.QtCore import QRectF
+from qtpy.QtCore import QPointF, QRectF
 from qtpy.QtWidgets import QApplication, QTableWidget
 
 from napari_scanimage.gui._dock import dock_scroll
@@ -142,3 +142,52 @@ def test_multi_roi_recording_opens_with_every_field_in_view(make_napari_viewer, 
     lo = np.min([layer.extent.world[0, -1] for layer in viewer.layers])
     hi = np.max([layer.extent.world[1, -1] for layer in viewer.layers])
     assert (hi - lo) * viewer.scene.camera.zoom > 0.8 * width
+
+
+def _legend_and_curves(plot: pg.PlotWidget, curves) -> tuple[QRectF, QRectF]:
+    """The legend's scene rect and the scene rect the shown curves' data cover."""
+    vb = plot.getPlotItem().vb
+    data = QRectF()
+    for curve in curves:
+        if curve.isVisible():
+            x, y = curve.getData()
+            low = vb.mapViewToScene(QPointF(float(np.nanmin(x)), float(np.nanmin(y))))
+            high = vb.mapViewToScene(QPointF(float(np.nanmax(x)), float(np.nanmax(y))))
+            data = data.united(QRectF(low, high).normalized())
+    return plot.getPlotItem().legend.sceneBoundingRect(), data.intersected(vb.sceneBoundingRect())
+
+
+@pytest.mark.parametrize("count", [2, 30])
+def test_traces_legend_leaves_the_curves_readable_at_1280x800(make_napari_viewer, qtbot, count):
+    """In the demo layout at 1280x800 the Traces legend (2 or 30 ROIs) covers no curve and
+    lies whole in the plot.
+    """
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(sample_path("volume_2ch")), plugin="napari-scanimage")
+    docks = add_docks(viewer)
+    window = viewer.window._qt_window
+    window.resize(1280, 800)
+    qtbot.wait(100)
+    arrange_docks(viewer, docks)
+    layer = docks["ROIs"].new_layer()
+    z = viewer.dims.current_step[list(viewer.dims.axis_labels).index("z")]
+    lead = [0.0] * (layer.ndim - 3) + [float(z)]
+    squares = [
+        np.array([[*lead, y, x], [*lead, y, x + 6], [*lead, y + 6, x + 6], [*lead, y + 6, x]])
+        for y, x in [(4 + 8 * (k // 6), 4 + 8 * (k % 6)) for k in range(count)]
+    ]
+    layer.add(squares, shape_type="rectangle")
+    traces = docks["Traces"]
+    traces.select_layer(layer)
+    qtbot.wait(traces._timer.interval() + 50)
+    qtbot.waitUntil(lambda: not traces.busy and not traces._timer.isActive(), timeout=60000)
+    qtbot.wait(200)
+    assert len(traces.legend.items) == count
+    for stacked in (False, True):
+        traces.set_stacked(stacked)
+        qtbot.wait(100)
+        legend, data = _legend_and_curves(traces.plot, traces.curves.values())
+        assert not data.isEmpty()
+        assert not legend.intersects(data), (stacked, legend, data)
+        view = traces.plot.mapToScene(traces.plot.viewport().rect()).boundingRect()
+        assert view.adjusted(-1, -1, 1, 1).contains(legend), (legend, view)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from qtpy.QtCore import Qt
 
 from napari_scanimage.analysis.rois import RoiSet
 from napari_scanimage.gui.rois import RoiDock
@@ -21,12 +22,19 @@ def cells_viewer(make_napari_viewer, tmp_path):
     return viewer, movie
 
 
+def click_legend_sample(qtbot, traces, k):
+    sample = traces.legend.items[k][0]
+    pos = traces.plot.mapFromScene(sample.sceneBoundingRect().center())
+    qtbot.mouseClick(traces.plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    settle(qtbot, traces)
+
+
 def settle(qtbot, traces):
     qtbot.wait(traces._timer.interval() + 50)
     qtbot.waitUntil(lambda: not traces.busy and not traces._timer.isActive(), timeout=20000)
 
 
-def test_detect_accept_two_traces_show_those_two(cells_viewer, qtbot):
+def test_detect_accept_two_traces_show_those_two(cells_viewer, qtbot, tmp_path):
     viewer, movie = cells_viewer
     dock = RoiDock(viewer)
     qtbot.addWidget(dock)
@@ -60,6 +68,28 @@ def test_detect_accept_two_traces_show_those_two(cells_viewer, qtbot):
     shown = [name for name, c in traces.curves.items() if c.isVisible()]
     assert shown == ["cell 1", "cell 3"]
     assert "2 of" in panel.status.text()
+    # the legend lists the accepted ROIs only, not the candidates left
+    assert [label.text for _, label in traces.legend.items] == ["cell 1", "cell 3"]
+    # an accepted ROI hidden from the legend keeps its (greyed) entry
+    traces.resize(700, 400)
+    traces.show()
+    qtbot.waitExposed(traces)
+    qtbot.wait(50)
+    click_legend_sample(qtbot, traces, 1)
+    assert [label.text for _, label in traces.legend.items] == ["cell 1", "cell 3"]
+    assert not traces.curves["cell 3"].isVisible()
+    assert traces.legend.items[1][1].opts["color"] == "#777777"
+    click_legend_sample(qtbot, traces, 1)
+    assert traces.curves["cell 3"].isVisible()
+    # saving writes the accepted ROIs, and says the candidates were left out
+    saved = tmp_path / "rois.json"
+    dock.save(saved)
+    assert RoiSet.load(saved).names == ["cell 1", "cell 3"]
+    assert f"{n - 2} candidate" in dock.status.text()
+    # a session keeps the same ROIs
+    assert traces.session().roi_set.names == ["cell 1", "cell 3"]
+    traces.save_session(tmp_path / "s.nsession.json")
+    assert f"{n - 2} candidate" in traces.status.text()
     # their traces are those of the ROIs' pixels: the accepted cells' activity
     assert all(np.isfinite(traces.curves[name].yData).all() for name in shown)
     # reject removes an ROI from the layer and the list

@@ -1,7 +1,8 @@
 """ROIs held by a napari Labels layer: one ROI per label value.
 
 Names live in the layer's metadata (``roi_names``: {value: name}), hidden traces there too
-(``roi_hidden``: {value}); colours are the layer's own, from the ROI palette
+(``roi_hidden``: {value}), and detected ROIs not yet accepted (``roi_candidates``: {value}:
+no trace, no legend entry, not saved); colours are the layer's own, from the ROI palette
 (:func:`use_palette`: label v gets the v-th palette colour, as the v-th drawn shape would).
 """
 
@@ -11,6 +12,7 @@ import numpy as np
 
 NAMES_KEY = "roi_names"
 HIDDEN_KEY = "roi_hidden"
+CANDIDATES_KEY = "roi_candidates"
 PALETTE_KEY = "roi_palette"
 
 
@@ -47,7 +49,8 @@ def delete_labels(layer, values: list[int]) -> None:
     if gone.any():
         layer.data = np.where(gone, 0, data).astype(data.dtype)
     names = {v: n for v, n in layer.metadata.get(NAMES_KEY, {}).items() if v not in values}
-    layer.metadata = {**layer.metadata, NAMES_KEY: names}
+    candidates = set(layer.metadata.get(CANDIDATES_KEY, set())) - set(values)
+    layer.metadata = {**layer.metadata, NAMES_KEY: names, CANDIDATES_KEY: candidates}
 
 
 def mask_layer_data(rois, frame_shape, num_planes: int) -> tuple[np.ndarray, dict[int, str]]:

@@ -2,7 +2,10 @@
 
 Curves are kept by name and updated in place (``set_curves``); a vertical cursor line follows
 the viewer's time slider — moving only the line, never redrawing curves — and a click on the
-plot moves the slider to the nearest time point.
+plot moves the slider to the nearest time point.  With ``legend_beside`` the legend stands
+beside the view box (never over the curves), in as many columns as the plot's height asks, up
+to a third of its width; names that do not fit are counted ("+ 12 more").  Otherwise it sits
+in the view box's top-left corner (for a few curves with room above them).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QVBoxLayout
+from qtpy.QtWidgets import QSizePolicy, QVBoxLayout
 
 from ._dock import PLOT_MIN_HEIGHT, dock_layout
 from ._idle import IdleWhenHidden
@@ -48,7 +51,13 @@ class PlotDock(IdleWhenHidden):
     """A plot whose x axis is the recording's time (s), with a cursor at the viewer's time."""
 
     def __init__(
-        self, napari_viewer, *, y_label: str = "", x_label: str = "time (s)", scroll: bool = False
+        self,
+        napari_viewer,
+        *,
+        y_label: str = "",
+        x_label: str = "time (s)",
+        scroll: bool = False,
+        legend_beside: bool = False,
     ):
         super().__init__()
         self.viewer = napari_viewer
@@ -59,7 +68,12 @@ class PlotDock(IdleWhenHidden):
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.getAxis("left").enableAutoSIPrefix(False)  # 0.4, not "400 m"
         self.plot.setMinimumHeight(PLOT_MIN_HEIGHT)
-        self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        self.legend_beside = legend_beside
+        self._legend_grid: tuple = ()  # (entries, rows, columns) the legend is laid out for
+        if legend_beside:
+            self._legend_beside()
+        else:
+            self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.legend.sigSampleClicked.connect(self._legend_sample_clicked)
         self.offsets: dict[str, float] = {}
         self.time_cursor = pg.InfiniteLine(
@@ -122,16 +136,70 @@ class PlotDock(IdleWhenHidden):
                 self.legend.addItem(item, name)
                 label = self.legend.items[-1][1]
                 label.mouseClickEvent = lambda ev, n=name: self._legend_name_clicked(ev, n)
+            self._legend_grid = ()
         for sample, label in self.legend.items:  # hidden curves: greyed legend names
             label.setAttr("color", "#777777" if not sample.item.isVisible() else "#dddddd")
             label.setText(label.text)
         self.curves = new
+        self._lay_out_legend()
         # stacked: the names at their baselines (values are then read as offsets)
         self.plot.getAxis("left").setTicks(
             [[(lift, name) for name, lift in self.offsets.items()]] if self.offsets else None
         )
         self._set_bands(bands or {}, colours)
         self._move_cursor()
+
+    def _legend_beside(self) -> None:
+        """The legend in a fourth column of the plot's grid, right of the view box and
+        top-aligned: over the view box it would hide the curves of a short plot.
+        """
+        self.legend = pg.LegendItem(labelTextSize="8pt", horSpacing=2, verSpacing=-4)
+        self.legend.layout.setContentsMargins(4, 0, 0, 0)
+        item = self.plot.getPlotItem()
+        item.legend = self.legend  # (where pyqtgraph's plot items look for a legend)
+        item.layout.addItem(self.legend, 2, 3)
+        item.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
+        fixed = QSizePolicy.Policy.Fixed  # its entries' size, not the view box's height
+        self.legend.setSizePolicy(fixed, fixed)
+        self.more = pg.LabelItem("", size="8pt", color="#aaaaaa", justify="left")
+        self.more.setToolTip("the ROI list shows and hides every trace")
+        item.vb.sigResized.connect(lambda *_: self._lay_out_legend())
+
+    def _lay_out_legend(self) -> None:
+        """Entries column by column, as many rows as the view box is tall, at most a third
+        of the plot's width; the rest counted in a last "+ n more" line.
+        """
+        if not self.legend_beside:
+            return
+        entries = self.legend.items
+        vb = self.plot.getPlotItem().vb
+        row = max([20.0] + [label.preferredHeight() for _, label in entries]) - 4
+        column = 22 + max([0.0] + [label.preferredWidth() for _, label in entries])
+        rows = max(int((vb.height() + 4) // row), 1)
+        columns = max(int(self.plot.width() / 3 // column), 1)
+        if len(entries) <= rows * columns:
+            columns = -(-len(entries) // rows)  # all shown: only the columns needed
+        fits = len(entries) if len(entries) <= rows * columns else rows * columns - 1
+        grid = (len(entries), rows, columns)
+        if grid == self._legend_grid:
+            return
+        self._legend_grid = grid
+        layout = self.legend.layout
+        for i in range(layout.count() - 1, -1, -1):
+            layout.removeAt(i)
+        middle = Qt.AlignmentFlag.AlignVCenter
+        for k, (sample, label) in enumerate(entries):
+            sample.setVisible(k < fits)
+            label.setVisible(k < fits)
+            if k < fits:
+                layout.addItem(sample, k % rows, 2 * (k // rows), middle)
+                layout.addItem(label, k % rows, 2 * (k // rows) + 1, middle)
+        self.more.setVisible(fits < len(entries))
+        if fits < len(entries):
+            self.more.setText(f"+ {len(entries) - fits} more")
+            layout.addItem(self.more, fits % rows, 2 * (fits // rows), 1, 2)
+        layout.invalidate()
+        self.legend.updateGeometry()
 
     def stack_step(self) -> float:
         """The distance between stacked curves (0 when not stacked)."""

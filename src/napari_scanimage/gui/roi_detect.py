@@ -4,8 +4,9 @@ and Cancel; accept / reject of the ROIs found; import of suite2p, CaImAn and cel
 
 Detected ROIs arrive as a Labels layer whose labels are numbered by decreasing score (label 1
 is the best), coloured as drawn ROIs are, each listed with its score.  They start out as
-candidates: their traces are hidden.  Accepting an ROI shows its trace (the Traces dock
-follows); rejecting one removes it.  The computation is
+candidates: they have no trace, no Traces legend entry and are left out of saved ROI files
+and sessions.  Accepting an ROI shows its trace (the Traces dock follows); rejecting one
+removes it.  The computation is
 :func:`~napari_scanimage.analysis.detection.iter_detect_rois`.
 """
 
@@ -28,7 +29,7 @@ from qtpy.QtWidgets import (
 
 from ..analysis.detection import iter_detect_rois
 from ..analysis.rois import RoiSet
-from ._labels import HIDDEN_KEY, delete_labels, is_labels, label_values
+from ._labels import CANDIDATES_KEY, HIDDEN_KEY, delete_labels, is_labels, label_values
 from ._worker import WorkerDock
 
 __all__ = ["FEATURES_KEY", "DetectPanel", "IMPORTERS"]
@@ -178,6 +179,7 @@ class DetectPanel(WorkerDock):
             **layer.metadata,
             FEATURES_KEY: {k + 1: dict(r.features or {}) for k, r in enumerate(rois)},
             HIDDEN_KEY: set(range(1, len(rois) + 1)),
+            CANDIDATES_KEY: set(range(1, len(rois) + 1)),
         }
         layer.events.paint()  # listeners (ROI list, traces) refresh
         self.status.setText(
@@ -200,12 +202,14 @@ class DetectPanel(WorkerDock):
             return
         if accept:
             hidden = set(layer.metadata.get(HIDDEN_KEY, set())) - set(chosen)
-            layer.metadata = {**layer.metadata, HIDDEN_KEY: hidden}
+            candidates = set(layer.metadata.get(CANDIDATES_KEY, set())) - set(chosen)
+            layer.metadata = {**layer.metadata, HIDDEN_KEY: hidden, CANDIDATES_KEY: candidates}
             layer.events.paint()
         else:
             delete_labels(layer, chosen)
         left = label_values(layer)
-        shown = len([v for v in left if v not in layer.metadata.get(HIDDEN_KEY, set())])
+        waiting = layer.metadata.get(CANDIDATES_KEY, set())
+        shown = len([v for v in left if v not in waiting])
         self.status.setText(f"{shown} of {len(left)} ROI(s) accepted")
 
     # -- import -----------------------------------------------------------------------------

@@ -16,9 +16,10 @@ import numpy as np
 
 from ..analysis.colours import to_hex
 from ..analysis.rois import RoiSet
-from ._labels import HIDDEN_KEY, is_labels, label_colours, label_names, label_values
+from ._labels import CANDIDATES_KEY, HIDDEN_KEY, is_labels, label_colours, label_names, label_values
 
 __all__ = [
+    "accepted_rows",
     "all_planes_flags",
     "edge_colours",
     "features_table",
@@ -96,9 +97,22 @@ def trace_shown(layer) -> list[bool]:
     ]
 
 
+def accepted_rows(layer) -> list[int]:
+    """Indices (in the order of :func:`layer_rois`) of the ROIs of ``layer`` that are not
+    detected candidates awaiting review: what traces, saved ROI files and sessions hold.
+    """
+    if layer is None:
+        return []
+    if is_labels(layer):
+        candidates = layer.metadata.get(CANDIDATES_KEY, set())
+        return [k for k, v in enumerate(label_values(layer)) if v not in candidates]
+    return list(range(len(layer.data)))
+
+
 def set_trace_shown(layer, k: int, shown: bool) -> None:
     """Show or hide the trace of the ``k``-th ROI of ``layer``; the ROI and trace docks
-    follow (the layer emits its data / paint event).
+    follow (the layer emits its data / paint event).  Showing a detected candidate's trace
+    accepts it.
     """
     if trace_shown(layer)[k] == bool(shown):
         return
@@ -106,7 +120,9 @@ def set_trace_shown(layer, k: int, shown: bool) -> None:
         value = label_values(layer)[k]
         hidden = set(layer.metadata.get(HIDDEN_KEY, set()))
         hidden = hidden - {value} if shown else hidden | {value}
-        layer.metadata = {**layer.metadata, HIDDEN_KEY: hidden}
+        candidates = set(layer.metadata.get(CANDIDATES_KEY, set()))
+        candidates = candidates - {value} if shown else candidates
+        layer.metadata = {**layer.metadata, HIDDEN_KEY: hidden, CANDIDATES_KEY: candidates}
         layer.events.paint()
         return
     features = layer.features.copy()

@@ -43,6 +43,7 @@ from ._labels import (
 from ._report import report_failure
 from .roi_detect import FEATURES_KEY, DetectPanel
 from .roi_layers import (
+    accepted_rows,
     all_planes_flags,
     edge_colours,
     features_table,
@@ -443,15 +444,21 @@ class RoiDock(QWidget):
             self._layer.remove_selected()
 
     # -- files ----------------------------------------------------------------------------
-    def roi_set(self) -> RoiSet:
+    def roi_set(self, accepted_only: bool = False) -> RoiSet:
+        """The listed layer's ROIs (only those accepted — no detected candidate awaiting
+        review — with ``accepted_only``).
+        """
         if self._layer is None or self.dataset is None:
             raise ScanImageError("no ROI layer or no recording open")
         rois = layer_rois(self._layer, self.dataset, image_layer_for(self.viewer, self.dataset))
         features = self._layer.metadata.get(FEATURES_KEY) if is_labels(self._layer) else None
-        if features:  # detected / imported ROIs keep their features (in saved files too)
+        values = label_values(self._layer) if is_labels(self._layer) else []
+        rows = accepted_rows(self._layer) if accepted_only else list(range(len(rois)))
+        if features or len(rows) < len(rois):
+            # detected / imported ROIs keep their features (in saved files too)
             kept = [
-                replace(r, features=features.get(v))
-                for r, v in zip(rois, label_values(self._layer), strict=True)
+                replace(rois[k], features=features.get(values[k])) if features else rois[k]
+                for k in rows
             ]
             rois = RoiSet(
                 kept,
@@ -461,14 +468,35 @@ class RoiDock(QWidget):
             )
         return rois
 
+    def _accepted(self) -> tuple[RoiSet, str]:
+        """The ROIs a file gets (candidates left out) and a note of how many were left out."""
+        rois = self.roi_set(accepted_only=True)
+        left = len(label_values(self._layer)) - len(rois) if is_labels(self._layer) else 0
+        if left and not len(rois):
+            raise ScanImageError(
+                f"no accepted ROIs to save: {left} detected candidate(s) await review — "
+                "select rows and Accept them first"
+            )
+        return rois, f" ({left} candidate(s) not accepted left out)" if left else ""
+
+    def _left_out(self) -> str:
+        """The save dialogs' note: detected candidates not accepted are not written."""
+        layer = self._layer
+        if not is_labels(layer):
+            return ""
+        left = len(label_values(layer)) - len(accepted_rows(layer))
+        return f" — accepted ROIs only ({left} candidate(s) left out)" if left else ""
+
     def save(self, path: str | Path) -> None:
-        rois = self.roi_set()
+        """Write the accepted ROIs (drawn, imported, and detected ones accepted) to JSON."""
+        rois, note = self._accepted()
         rois.save(path)
-        self.status.setText(f"saved {len(rois)} ROI(s) to {Path(path).name}")
+        self.status.setText(f"saved {len(rois)} ROI(s) to {Path(path).name}{note}")
 
     def export_imagej(self, path: str | Path) -> None:
-        self.roi_set().to_imagej(path)
-        self.status.setText(f"exported ImageJ ROIs to {Path(path).name}")
+        rois, note = self._accepted()
+        rois.to_imagej(path)
+        self.status.setText(f"exported ImageJ ROIs to {Path(path).name}{note}")
 
     def load(self, path: str | Path):
         """Load ROIs (JSON or ImageJ) into a new ROI layer; refused with a message when they
@@ -552,13 +580,16 @@ class RoiDock(QWidget):
                     self.load(path)
             elif what == "save":
                 path, _ = QFileDialog.getSaveFileName(
-                    self, "Save ROIs", "rois.json", "ROIs (*.json)"
+                    self, f"Save ROIs{self._left_out()}", "rois.json", "ROIs (*.json)"
                 )
                 if path:
                     self.save(path)
             else:
                 path, _ = QFileDialog.getSaveFileName(
-                    self, "Export ImageJ ROIs", "rois.zip", "ImageJ ROI zip (*.zip)"
+                    self,
+                    f"Export ImageJ ROIs{self._left_out()}",
+                    "rois.zip",
+                    "ImageJ ROI zip (*.zip)",
                 )
                 if path:
                     self.export_imagej(path)

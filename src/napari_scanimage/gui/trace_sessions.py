@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from qtpy.QtWidgets import QFileDialog, QWidget
 
 from ..errors import ScanImageError
+from ._labels import is_labels, label_values
 from ._report import report_failure
 
 if TYPE_CHECKING:
@@ -77,8 +78,14 @@ class TraceSessions:
         )
 
     def save_session(self, path: str | Path) -> Path:
-        out = self.session().save(path)
-        self.status.setText(f"saved session {Path(path).name}")
+        session = self.session()
+        out = session.save(path)
+        # detected candidates not accepted are not traced, so not in the session either
+        layer = getattr(self, "_layer", None)
+        total = len(label_values(layer)) if is_labels(layer) else 0
+        left = total - len(session.roi_set) if total and session.roi_set is not None else 0
+        note = f" ({left} candidate(s) not accepted left out)" if left > 0 else ""
+        self.status.setText(f"saved session {Path(path).name}{note}")
         return out
 
     def _adopt_session(self) -> None:

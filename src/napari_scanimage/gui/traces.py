@@ -39,6 +39,7 @@ from ._report import report_failure
 from ._worker import WorkerDock
 from .plot import PlotDock
 from .roi_layers import (
+    accepted_rows,
     image_layer_for,
     layer_rois,
     on_roi_axes,
@@ -108,7 +109,7 @@ class TracePlotDock(WorkerDock, PlotDock, TraceSessions):
     """Traces of the ROIs in a Shapes or Labels layer, linked to the viewer's time."""
 
     def __init__(self, napari_viewer):
-        super().__init__(napari_viewer, y_label="mean", scroll=True)
+        super().__init__(napari_viewer, y_label="mean", scroll=True, legend_beside=True)
         self.params = trace_form()
         self.export_button = QPushButton("CSV…")
         self.copy_button = QPushButton("Copy")
@@ -140,6 +141,7 @@ class TracePlotDock(WorkerDock, PlotDock, TraceSessions):
         self._set_busy(False)
         self._layers: list = []
         self._layer = None
+        self._rows: list[int] = []  # the layer row of each traced ROI (see _request)
         self._adopted: list = []  # the trace settings of sessions already set
         self._cache: dict[tuple, dict] = {}  # key → {"values", "per_plane" or band and photons}
         self._times: dict[tuple, np.ndarray] = {}
@@ -304,6 +306,16 @@ class TracePlotDock(WorkerDock, PlotDock, TraceSessions):
             return None
         image = image_layer_for(self.viewer, ds)
         rois = layer_rois(layer, ds, image)
+        # detected candidates awaiting review get no trace (nor a legend entry, nor a place
+        # in a session); ``_rows`` maps each traced ROI to its row in the layer
+        self._rows = accepted_rows(layer)
+        if len(self._rows) < len(rois):
+            rois = RoiSet(
+                [rois[k] for k in self._rows],
+                frame_shape=rois.frame_shape,
+                num_planes=rois.num_planes,
+                source=rois.source,
+            )
         if not len(rois):
             return None
         meta = image.metadata.get("scanimage", {}) if image is not None else {}
@@ -323,7 +335,14 @@ class TracePlotDock(WorkerDock, PlotDock, TraceSessions):
         if request is None:
             self.set_curves(np.zeros(0), {})
             self.result = None
-            self.status.setText("draw ROIs in a Shapes or Labels layer over a recording")
+            waiting = self._layer is not None and len(self._rows) < len(
+                label_values(self._layer) if is_labels(self._layer) else self._layer.data
+            )
+            self.status.setText(
+                "select detected ROIs in the ROI list and Accept them to see their traces"
+                if waiting
+                else "draw ROIs in a Shapes or Labels layer over a recording"
+            )
             return
         ds, rois, channel, kind, sample, image, reg = request
         self.image_layer = image
@@ -440,6 +459,7 @@ class TracePlotDock(WorkerDock, PlotDock, TraceSessions):
             )
         layer = self._layer
         shown = trace_shown(layer)
+        shown = [shown[k] for k in self._rows if k < len(shown)]
         hidden = {n for n, s in zip(rois.names, shown, strict=False) if not s}
         self.set_curves(
             time,
@@ -457,20 +477,18 @@ class TracePlotDock(WorkerDock, PlotDock, TraceSessions):
         layer = self._layer
         if layer is None:
             return set()
+        rows = self._rows
         if is_labels(layer):
             values = label_values(layer)
             label = layer.selected_label
-            return (
-                {rois.names[values.index(label)]}
-                if label in values and len(values) == len(rois)
-                else set()
-            )
-        return {rois.names[k] for k in layer.selected_data if k < len(rois)}
+            row = values.index(label) if label in values else -1
+            return {rois.names[rows.index(row)]} if row in rows[: len(rois)] else set()
+        return {rois.names[rows.index(k)] for k in layer.selected_data if k in rows[: len(rois)]}
 
     def curve_toggled(self, name: str, visible: bool) -> None:
         """A legend click hid / showed a curve: the ROI layer (and the ROI list) follow."""
         if self.result is not None and name in self.result.names and self._layer is not None:
-            set_trace_shown(self._layer, self.result.names.index(name), visible)
+            set_trace_shown(self._layer, self._rows[self.result.names.index(name)], visible)
 
     def curve_chosen(self, name: str) -> None:
         """A click on a legend name selects that ROI in the layer (highlighted there, in the
@@ -478,7 +496,7 @@ class TracePlotDock(WorkerDock, PlotDock, TraceSessions):
         """
         if self.result is None or name not in self.result.names or self._layer is None:
             return
-        k = self.result.names.index(name)
+        k = self._rows[self.result.names.index(name)]
         if is_labels(self._layer):
             self._layer.selected_label = label_values(self._layer)[k]
         else:
