@@ -7,6 +7,7 @@ import pytest
 from qtpy.QtCore import Qt
 
 from napari_scanimage.analysis.rois import RoiSet
+from napari_scanimage.gui.roi_layers import layer_rois
 from napari_scanimage.gui.rois import RoiDock
 from napari_scanimage.gui.traces import TracePlotDock
 from napari_scanimage.testing.cells import write_cell_movie
@@ -154,3 +155,50 @@ def test_detection_panel_fits_the_roi_dock_at_1280x800(make_napari_viewer, qtbot
         "CaImAn…",
         "cellpose…",
     ]
+
+
+def test_session_holds_drawn_and_accepted_detected_rois(cells_viewer, qtbot, tmp_path):
+    """Drawn outlines and accepted detected masks live in two layers; the session saved from
+    the Traces dock holds both (a review found only the traced layer's ROIs came back) and
+    reopens them in a Shapes and a Labels layer.
+    """
+    viewer, movie = cells_viewer
+    dock = RoiDock(viewer)
+    qtbot.addWidget(dock)
+    traces = TracePlotDock(viewer)
+    qtbot.addWidget(traces)
+    drawn = dock.new_layer()
+    drawn.add(
+        [
+            np.array([[5, 5], [5, 15], [15, 15], [15, 5]]),
+            np.array([[30, 30], [30, 40], [40, 40], [40, 30]]),
+        ],
+        shape_type="rectangle",
+    )
+    with qtbot.waitSignal(dock.detection.detect().finished, timeout=60000):
+        pass
+    n = dock.table.rowCount()
+    dock.table.selectRow(0)
+    dock.detection.accept_button.click()
+    traces.select_layer(drawn)
+    settle(qtbot, traces)
+    drawn_names = layer_rois(drawn, None).names
+    path = traces.save_session(tmp_path / "both.nsession.json")
+    from napari_scanimage.session import Session
+
+    saved = Session.load(path).roi_set
+    assert saved.names == [*drawn_names, "cell 1"]
+    assert [r.vertices is None for r in saved] == [False, False, True]
+    assert f"{n - 1} candidate" in traces.status.text()
+    # reopened: outlines and the mask in layers of their own
+    viewer.layers.clear()
+    viewer.open(str(path), plugin="napari-scanimage")
+    kinds = sorted(
+        (
+            layer.__class__.__name__,
+            len(layer.data) if layer.__class__.__name__ == "Shapes" else int(layer.data.max()),
+        )
+        for layer in viewer.layers
+        if layer.__class__.__name__ in ("Shapes", "Labels")
+    )
+    assert kinds == [("Labels", 1), ("Shapes", 2)]

@@ -565,6 +565,8 @@ class RoiDock(QWidget):
             kwargs.pop("ndim")
         layer = self.viewer.add_labels(data, name=f"{name}{suffix}", **kwargs)
         layer.metadata = {**layer.metadata, "roi_names": names}
+        if self.dataset is not None:  # ROIs of this recording (sessions gather them)
+            layer.metadata["scanimage_dataset"] = self.dataset
         use_palette(layer, {k + 1: r.colour for k, r in enumerate(masks)})
         self._refresh_layers()
         self.layer_box.setCurrentIndex(self._shapes.index(layer))

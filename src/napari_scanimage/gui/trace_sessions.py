@@ -7,6 +7,7 @@ session itself (:class:`~napari_scanimage.session.Session`) does the reading and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -15,8 +16,10 @@ from qtpy.QtWidgets import QFileDialog, QWidget
 from ..errors import ScanImageError
 from ._labels import is_labels, label_values
 from ._report import report_failure
+from .roi_layers import accepted_rows, layer_rois
 
 if TYPE_CHECKING:
+    from ..analysis.rois import RoiSet
     from ..session import Session, TraceSettings
 
 __all__ = ["TraceSessions"]
@@ -47,6 +50,7 @@ class TraceSessions:
         if request is None:
             raise ScanImageError("nothing to save: open a recording and draw ROIs first")
         ds, rois, channel, kind, sample, image, reg = request
+        rois = self._recording_rois(ds, rois, image)
         fit = image.metadata.get("scanimage_decay_fit") if image is not None else None
         for layer in self.viewer.layers:  # (a fit shown on another layer of the recording)
             if fit is None and layer.metadata.get("scanimage_dataset") is ds:
@@ -77,13 +81,53 @@ class TraceSessions:
             lifetime=any(m.get("product") == "lifetime" for m in raw),
         )
 
+    def _other_roi_layers(self, ds: Any) -> list[Any]:
+        """The viewer's other Shapes / Labels layers of ROIs of recording ``ds``."""
+        traced = getattr(self, "_layer", None)
+        return [
+            layer
+            for layer in self._layers
+            if layer is not traced and layer.metadata.get("scanimage_dataset") is ds
+        ]
+
+    def _recording_rois(self, ds: Any, traced: RoiSet, image: Any) -> RoiSet:
+        """The traced layer's ROIs, then the accepted ROIs of the recording's other ROI
+        layers (drawn outlines and detected masks live in separate layers; a session holds
+        them all and reopens outlines and masks in layers of their own).  Names already
+        taken get a suffix.
+        """
+        from ..analysis.rois import RoiSet
+
+        kept = list(traced)
+        names = {r.name for r in kept}
+        for layer in self._other_roi_layers(ds):
+            try:
+                other = layer_rois(layer, ds, image)
+            except (ScanImageError, ValueError):
+                continue  # not ROIs of this recording's frames
+            for k in accepted_rows(layer):
+                roi, n = other[k], 2
+                name = roi.name
+                while name in names:
+                    name, n = f"{roi.name} ({n})", n + 1
+                names.add(name)
+                kept.append(replace(roi, name=name) if name != roi.name else roi)
+        if len(kept) == len(traced):
+            return traced
+        return RoiSet(
+            kept,
+            frame_shape=traced.frame_shape,
+            num_planes=traced.num_planes,
+            source=traced.source,
+        )
+
     def save_session(self, path: str | Path) -> Path:
         session = self.session()
         out = session.save(path)
         # detected candidates not accepted are not traced, so not in the session either
-        layer = getattr(self, "_layer", None)
-        total = len(label_values(layer)) if is_labels(layer) else 0
-        left = total - len(session.roi_set) if total and session.roi_set is not None else 0
+        layers = [getattr(self, "_layer", None)]
+        layers += self._other_roi_layers(getattr(self, "dataset", None))
+        left = sum(len(label_values(x)) - len(accepted_rows(x)) for x in layers if is_labels(x))
         note = f" ({left} candidate(s) not accepted left out)" if left > 0 else ""
         self.status.setText(f"saved session {Path(path).name}{note}")
         return out
