@@ -183,8 +183,7 @@ class DetectPanel(WorkerDock):
         }
         layer.events.paint()  # listeners (ROI list, traces) refresh
         self.status.setText(
-            f"{len(rois)} ROI(s) found{registered}, best first: select rows, then Accept or "
-            "Reject"
+            f"{len(rois)} ROI(s) found{registered}, best first: select rows, then Accept or Reject"
         )
         self.refresh()
         return layer
