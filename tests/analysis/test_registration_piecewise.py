@@ -96,6 +96,27 @@ def test_block_size_adapts_to_the_frame():
     assert list(block_grid(64, 64)) == [0]
 
 
+def test_field_stays_near_the_block_shifts_out_to_the_edges():
+    """Residuals of ±1.5 px gave displacements of up to 30 px at the frame's edges when the
+    spline went on with its end slopes; past the outer block centres the field now holds the
+    end values, and nowhere strays far from the block shifts.
+    """
+    from napari_scanimage._core.warping import block_field
+
+    size, block = 128, 32
+    starts = block_grid(size, block)
+    centre = starts + (block - 1) / 2
+    centres = np.stack(np.meshgrid(centre, centre, indexing="ij"), axis=-1)
+    b = np.random.default_rng(0).uniform(-1.5, 1.5, (50, len(centre), len(centre), 2))
+    field = block_field(b, centres, (size, size), np.float64)  # (50, 2, Y, X)
+    assert np.abs(field).max() <= 2.5 * 1.5
+    first, last = int(np.ceil(centre[0])), int(np.floor(centre[-1]))  # 16, 111
+    np.testing.assert_allclose(field[..., :first, :], np.repeat(field[..., :1, :], first, -2))
+    np.testing.assert_allclose(
+        field[..., last + 1 :], np.repeat(field[..., -1:], size - last - 1, -1)
+    )
+
+
 def test_displacement_rigid_and_piecewise():
     shifts = np.array([[[1.5, -2.0]], [[0.0, 3.0]]])
     reg = Registration(shifts, np.ones((2, 1)), np.zeros((1, 30, 40), np.float32))
@@ -103,18 +124,20 @@ def test_displacement_rigid_and_piecewise():
     assert d.shape == (2, 30, 40) and d.dtype == np.float64
     np.testing.assert_array_equal(d[0], 0.0)
     np.testing.assert_array_equal(d[1], 3.0)
-    centres = np.stack(np.meshgrid([7.5, 21.5], [9.5, 29.5], indexing="ij"), axis=-1)
+    centres = np.stack(np.meshgrid([7.0, 21.0], [9.0, 29.0], indexing="ij"), axis=-1)
     blocks = np.zeros((2, 1, 2, 2, 2))
     blocks[0, 0, 1, 0] = (1.0, -0.5)  # the lower-left block's content moved further
     pw = Registration(
         shifts, np.ones((2, 1)), reg.reference, block_shifts=blocks, block_centers=centres
     )
-    # at a block centre (between pixels: the mean of the 4 around it, exact for 2 × 2 blocks'
-    # linear interpolation): the rigid shift plus that block's residual
-    at = pw.displacement(0, 0)[:, 21:23, 9:11].mean(axis=(1, 2))
-    np.testing.assert_allclose(at, [2.5, -2.5], atol=1e-9)
-    np.testing.assert_allclose(pw.displacement(0)[:, 7:9, 9:11].mean(axis=(1, 2)), [1.5, -2.0])
-    assert pw.displacement(0)[0].min() < 1.5 < 2.5 < pw.displacement(0)[0].max()  # extended
+    # at a block centre: the rigid shift plus that block's residual
+    d = pw.displacement(0, 0)
+    np.testing.assert_allclose(d[:, 21, 9], [2.5, -2.5], atol=1e-9)
+    np.testing.assert_allclose(d[:, 7, 9], [1.5, -2.0], atol=1e-9)
+    np.testing.assert_allclose(d[:, 14, 19], [1.75, -2.125], atol=1e-9)  # bilinear between
+    # past the outer centres the values at the centres are held
+    np.testing.assert_allclose(d[:, 21:, :10], np.broadcast_to([[[2.5]], [[-2.5]]], (2, 9, 10)))
+    np.testing.assert_allclose(d[:, :8, 29:], np.broadcast_to([[[1.5]], [[-2.0]]], (2, 8, 11)))
     np.testing.assert_allclose(pw.displacement(1), reg.displacement(1))
     np.testing.assert_allclose(pw.displacement(-2), pw.displacement(0))
     with pytest.raises(SelectionError, match="time row 2"):

@@ -4,8 +4,8 @@ A piecewise registration stores, per (time, plane), the rigid shift (dy, dx) and
 shift of each block of a regular grid of blocks (``block_shifts`` (T, Z, NBY, NBX, 2) at
 ``block_centers`` (NBY, NBX, 2)).  The displacement at every pixel is the rigid shift plus the
 block residuals interpolated by a tensor-product cubic spline through the block centres
-(not-a-knot ends, continued straight with the end slope from the outer centres to the frame's
-edges; quadratic or linear with fewer than 4 blocks along an axis, constant with one).  The
+(not-a-knot ends; quadratic or linear with fewer than 4 blocks along an axis, constant with
+one), held constant from the outer centres to the frame's edges.  The
 convention is the rigid one (:mod:`.shifting`): ``registered[y, x] = frame[y + dy(y, x),
 x + dx(y, x)]``.
 
@@ -56,7 +56,7 @@ def is_piecewise(registration: object) -> bool:
 def spline_weights(centres: npt.ArrayLike, n: int) -> _F64:
     """Matrix W (n, k) with ``W @ v`` the interpolating spline through values ``v`` at
     ``centres`` (k, increasing) evaluated at pixels 0 … n-1 (cubic, not-a-knot; lower order
-    with fewer than 4 centres; continued linearly past the outer centres).
+    with fewer than 4 centres; constant past the outer centres).
     """
     from scipy.interpolate import make_interp_spline
 
@@ -66,11 +66,10 @@ def spline_weights(centres: npt.ArrayLike, n: int) -> _F64:
         return np.ones((n, 1))
     spline = make_interp_spline(c, np.eye(k), k=min(3, k - 1))
     at = np.arange(n, dtype=np.float64)
+    # past the outer centres: the end value held.  (Continuing with the end slope let
+    # residuals of ±1.5 px become displacements of tens of pixels at the frame's edges:
+    # a not-a-knot cubic's end slopes follow the noise of the outer blocks.)
     w: _F64 = spline(np.clip(at, c[0], c[-1]))
-    # past the outer centres: straight on with the end slope (a cubic's ends swing widely)
-    slope = spline.derivative()
-    for end, outside in ((c[0], at < c[0]), (c[-1], at > c[-1])):
-        w[outside] += (at[outside] - end)[:, None] * slope(end)[None, :]
     return w
 
 
