@@ -180,6 +180,7 @@ def segment(
     min_compactness: float = 0.6,
     min_contrast: float = 0.3,
     margin: int = 0,
+    edges: tuple[int, int, int, int] | None = None,
 ) -> list[tuple[npt.NDArray[np.bool_], dict[str, float]]]:
     """Cells of one plane's correlation image: [(mask (Y, X), features)], best first.
 
@@ -188,7 +189,8 @@ def segment(
     surroundings (in units of correlation); each footprint is the seed's watershed basin
     where the image exceeds ``cut`` of the way from the background to the peak; areas
     outside 0.3–2× a disc of ``diameter_px`` and compactness below ``min_compactness`` are
-    dropped, and so are seeds within half a diameter (plus ``margin``) of the frame's edge.
+    dropped, and so are seeds within half a diameter (plus ``margin``) of the frame's edge,
+    or within ``edges`` (top, bottom, left, right) pixels of it when given.
     """
     from skimage.feature import peak_local_max
     from skimage.measure import regionprops
@@ -210,9 +212,10 @@ def segment(
     # a cell centred within half a diameter of the frame's edge lies mostly outside it; and
     # content moving across the edges makes their pixels flicker together
     edge = int(np.ceil(diameter_px / 2)) + margin
+    top, bottom, left, right = (edge,) * 4 if edges is None else edges
     Y, X = img.shape
-    inner = (seeds[:, 0] >= edge) & (seeds[:, 0] < Y - edge)
-    seeds = seeds[inner & (seeds[:, 1] >= edge) & (seeds[:, 1] < X - edge)]
+    inner = (seeds[:, 0] >= top) & (seeds[:, 0] < Y - bottom)
+    seeds = seeds[inner & (seeds[:, 1] >= left) & (seeds[:, 1] < X - right)]
     markers = np.zeros(img.shape, np.int32)
     markers[seeds[:, 0], seeds[:, 1]] = np.arange(1, len(seeds) + 1)
     basins = watershed(  # type: ignore[no-untyped-call]
@@ -332,7 +335,11 @@ def iter_detect_rois(
             # contrast of cells is squeezed; Fisher's z (arctanh) gives it back
             corr = np.arctanh(np.clip(corr, -R_MAX, R_MAX))
         d = float(diameter_px) if diameter_px else estimate_diameter(corr)
-        for inner, f in segment(corr, d, threshold=threshold):
+        # seeds half a diameter from the frame's edges (a cell there lies mostly outside
+        # it), and at least a pixel from the strips left out
+        half = int(np.ceil(d / 2))
+        edges = tuple(max(half - e, 1 if e else half) for e in images.margin)
+        for inner, f in segment(corr, d, threshold=threshold, edges=edges):  # type: ignore[arg-type]
             mask = np.zeros((Y, X), bool)
             mask[filled] = inner
             found.append((int(z), mask, {**f, "diameter": d}))
