@@ -6,6 +6,10 @@ max images and a local-correlation image of the *filtered* movie: frames binned 
 average, carried from block to block), and broad spatial structure — neuropil, background —
 subtracted.  Pixels of a cell that fires then rise and fall together while their neighbours
 outside it do not, so the correlation image is bright on active cells and dark elsewhere.
+With a registration the frames are read with whole-pixel shifts, and only the part of the
+frame that every registered frame fills enters the filtered movie (:func:`valid_margin`):
+the strips brought in empty flicker together.  A plane whose correlation is high almost
+everywhere (smooth signal, little noise) is segmented on Fisher's z of it.
 
 Seeds are peaks of that image (scikit-image ``peak_local_max``); footprints are grown from
 them by watershed and cut at a fraction of each peak's height; ROIs of implausible size (from
@@ -379,7 +383,8 @@ def detect_rois(
         Planes to search (default all); each ROI belongs to the plane it was found on.
     registration : Registration, optional
         Motion registration: detection on the registered frames (on moving data detection
-        without one finds blurred or doubled cells).
+        without one finds blurred or doubled cells), shifted by whole pixels; no cell is
+        found in the strips along the edges that some registered frame leaves empty.
     diameter_px : float, optional
         Typical cell diameter in pixels; estimated from the data when not given.
     tau_s : float
@@ -395,8 +400,8 @@ def detect_rois(
     -------
     RoiSet
         Named "cell 1", "cell 2", … by decreasing score, in palette colours; features
-        ``area`` (px), ``score`` (peak local correlation), ``compactness`` and ``diameter``
-        (the diameter used).
+        ``area`` (px), ``score`` (peak local correlation above its surroundings; in Fisher's
+        z on planes segmented on it), ``compactness`` and ``diameter`` (the diameter used).
     """
     gen = iter_detect_rois(
         dataset,
