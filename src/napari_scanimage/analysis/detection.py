@@ -292,8 +292,11 @@ def valid_margin(registration: Registration | None) -> tuple[int, int, int, int]
             pos = idx[None, None, :, None] + d  # where each pixel reads the frame
             bad = (pos > n - 1) if far else (pos < 0)
             hit = bad.any(axis=(0, 1, 3))
-            out.append(int(k - np.argmax(hit) if far else np.flatnonzero(hit).max() + 1)
-                       if hit.any() else 0)
+            out.append(
+                int(k - np.argmax(hit) if far else np.flatnonzero(hit).max() + 1)
+                if hit.any()
+                else 0
+            )
     return out[0], out[1], out[2], out[3]
 
 
