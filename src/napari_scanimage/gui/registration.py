@@ -285,6 +285,8 @@ class RegistrationDock(WorkerDock, QWidget):
         for plot in (self.shift_plot, self.corr_plot, self.field_plot):
             plot.set_curves(np.zeros(0), {})
             plot.image_layer = None
+            plot.plot.enableAutoRange()
+        self.shift_plot.plot.setLabel("left", "shift (px)")  # not the per-plane legend's
         for item in getattr(self, "_flag_items", []):
             item.getViewBox() and item.getViewBox().removeItem(item)
         self._flag_items = []
