@@ -171,3 +171,46 @@ def test_last_frame_reachable_for_any_length_and_rate(make_napari_viewer, tmp_pa
             if viewer.dims.nsteps[0] != n or viewer.dims.range[0].stop < (n - 1) / rate * 0.999:
                 missed.append((rate, n))
     assert missed == []
+
+
+def test_selection_after_rigid_then_piecewise(make_napari_viewer, qtbot, notes):
+    """Register rigid, then piecewise, then show one plane and one frame of each slice: every
+    layer (registered images, QC image, block field) follows onto (t, y, x), with no
+    notification.
+    """
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-scanimage", "volume_2ch")
+    T = viewer.layers["Green"].data.shape[0]
+    reg = RegistrationDock(viewer)
+    qtbot.addWidget(reg)
+    registered(viewer, qtbot, reg)
+    reg.params.piecewise.value = True
+    reg.params.block_size.value = 32
+    registered(viewer, qtbot, reg)
+    result = reg.result
+    assert result.piecewise
+    dock = SelectionDock(viewer)
+    qtbot.addWidget(dock)
+    choose(dock, plane=1, sample=1)
+    assert axes_of(viewer, qtbot) == ("t", "y", "x")
+    assert {layer.name: layer.ndim for layer in viewer.layers} == {
+        "Green": 3,
+        "Red": 3,
+        "Green registered": 3,
+        "Red registered": 3,
+        "Green QC": 2,
+        "Green block field ×10": 3,
+    }
+    assert viewer.layers["Red registered"].data.shape == (T, 128, 128)
+    field = viewer.layers["Green block field ×10"]
+    viewer.dims.set_current_step(0, 7)
+    np.testing.assert_allclose(field._view_data[:, 1], result.block_shifts[7, 1].reshape(-1, 2))
+    choose(dock, plane=None, sample="axis")
+    assert axes_of(viewer, qtbot) == ("t", "z", "sample", "y", "x")
+    assert viewer.layers["Green block field ×10"].ndim == 5
+    viewer.dims.current_step = (7, 2, 1, 0, 0)
+    np.testing.assert_allclose(
+        viewer.layers["Green block field ×10"]._view_data[:, 1],
+        result.block_shifts[7, 2].reshape(-1, 2),
+    )
+    assert notes == []

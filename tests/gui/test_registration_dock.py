@@ -265,3 +265,86 @@ def test_piecewise_block_field_follows_the_time_slider(make_napari_viewer, qtbot
     assert not dock.result.piecewise
     assert not [layer for layer in viewer.layers if layer._type_string == "vectors"]
     assert dock.plots.indexOf(dock.field_plot) < 0
+
+
+def _registered(dock, qtbot):
+    dock.run()
+    qtbot.waitUntil(lambda: not dock.busy, timeout=120000)
+    qtbot.wait(50)  # the dock's deferred look for registered layers added by others
+    return dock.result
+
+
+def test_register_again_with_other_settings_replaces_the_result(make_napari_viewer, qtbot):
+    """Rigid, then piecewise on a recording shown with a sample axis (t, z, sample, y, x):
+    the new registration is computed and shown in the same registered layers (no duplicate),
+    and its block field is drawn on the image's axes, following every slider.
+    """
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-scanimage", "volume_2ch")
+    image = viewer.layers["Green"]
+    assert list(image.axis_labels) == ["t", "z", "sample", "y", "x"]
+    dock = RegistrationDock(viewer)
+    qtbot.addWidget(dock)
+    dock.params.reference_frames.value = 10
+    rigid = _registered(dock, qtbot)
+    assert not rigid.piecewise
+    before = {layer.name: layer for layer in viewer.layers}
+    dock.params.piecewise.value = True
+    dock.params.block_size.value = 32
+    result = _registered(dock, qtbot)
+    assert result is not rigid and result.piecewise
+    assert result.block_shifts.shape[:2] == (40, 4)
+    blocks = result.block_centers.size // 2
+    names = [layer.name for layer in viewer.layers]
+    assert names == [
+        "Green",
+        "Red",
+        "Green registered",
+        "Red registered",
+        "Green QC",
+        "Green block field ×10",
+    ]
+    for name in ("Green registered", "Red registered"):
+        layer = viewer.layers[name]
+        assert layer is before[name]  # replaced in place
+        assert layer.metadata["scanimage_registration"] is result
+        assert layer.data.shape == image.data.shape
+    assert viewer.layers["Green QC"] is before["Green QC"]
+    assert dock.plots.tabText(dock.plots.count() - 1) == "block residuals"
+    assert dock.status.text().startswith("registered on Green")
+    assert "drawn ×10" in dock.status.text()
+    field = viewer.layers["Green block field ×10"]
+    assert list(field.axis_labels) == list(image.axis_labels)
+    assert field.scale.tolist() == image.scale.tolist()
+    for t, z, s in ((0, 0, 0), (5, 2, 1), (39, 3, 0)):
+        viewer.dims.current_step = (t, z, s, 0, 0)
+        shown = field._view_data
+        assert shown.shape == (blocks, 2, 2)
+        np.testing.assert_allclose(shown[:, 0], result.block_centers.reshape(-1, 2))
+        np.testing.assert_allclose(shown[:, 1], result.block_shifts[t, z].reshape(-1, 2))
+    # and back to rigid: the field and its plot go, the registered layers stay
+    dock.params.piecewise.value = False
+    again = _registered(dock, qtbot)
+    assert not again.piecewise
+    assert [layer.name for layer in viewer.layers] == names[:-1]
+    assert viewer.layers["Red registered"].metadata["scanimage_registration"] is again
+    assert dock.plots.indexOf(dock.field_plot) < 0
+
+
+def test_closing_the_recording_resets_the_dock(viewer_and_dock, qtbot):
+    viewer, dock = viewer_and_dock
+    dock.params.reference_frames.value = 8
+    dock.params.piecewise.value = True
+    dock.params.block_size.value = 32
+    _registered(dock, qtbot)
+    assert dock.status.text() and dock.shift_plot.curves
+    dock.set_view("side by side")
+    viewer.layers.clear()
+    qtbot.wait(50)
+    assert dock.result is None and dock.layers == [] and dock.qc_images == {}
+    assert dock.status.text() == "" and dock.flags.text() == ""
+    assert dock.shift_plot.curves == {} and dock.corr_plot.curves == {}
+    assert dock.plots.indexOf(dock.field_plot) < 0
+    assert not dock.view_box.isEnabled() and not dock.summary_box.isEnabled()
+    assert not viewer.canvas.grid.enabled
+    assert not dock.isEnabled()

@@ -5,7 +5,7 @@ Functions
 ---------
 block_vectors
     The residual shift of every block of every time row as vectors (position, projection) in
-    (t, [z,] y, x) coordinates, as napari's Vectors layers take them.
+    (t, [z,] [sample,] y, x) coordinates, as napari's Vectors layers take them.
 residual_motion
     Root-mean-square length of the block residuals per (time row, plane).
 """
@@ -57,6 +57,7 @@ def block_vectors(
     *,
     plane: int | None = None,
     rows_per_time: int = 1,
+    samples: int | None = None,
 ) -> BlockVectors:
     """The block field of every time row as vectors.
 
@@ -71,6 +72,10 @@ def block_vectors(
     rows_per_time : int
         Rows of the displayed time axis per registration time row (frames per slice of an
         interleaved layer): each time row's vectors are repeated on its rows.
+    samples : int, optional
+        Length of a sample axis after the plane axis (the frames of each slice side by side):
+        positions (t, [z,] sample, y, x), each vector repeated on every sample, as the frames
+        of a slice are registered with the same shifts.  None: no sample axis.
 
     Raises
     ------
@@ -86,21 +91,27 @@ def block_vectors(
         blocks, flags = blocks[:, p : p + 1], flags[:, p : p + 1]
         Z = 1
     k = max(1, int(rows_per_time))
+    S = max(1, int(samples)) if samples is not None else 1
     rows = np.arange(T * k)
     t_of = rows // k
-    D = 3 if plane is not None else 4
-    n = len(rows) * Z * H * W
+    D = 3 + (plane is None) + (samples is not None)  # t, [z,] [sample,] y, x
+    n = len(rows) * Z * S * H * W
     data = np.zeros((n, 2, D))
-    tt, zz, yy, xx = np.meshgrid(rows, np.arange(Z), np.arange(H), np.arange(W), indexing="ij")
+    tt, zz, ss, yy, xx = np.meshgrid(
+        rows, np.arange(Z), np.arange(S), np.arange(H), np.arange(W), indexing="ij"
+    )
     data[:, 0, 0] = tt.reshape(-1)
     if plane is None:
         data[:, 0, 1] = zz.reshape(-1)
+    if samples is not None:
+        data[:, 0, D - 3] = ss.reshape(-1)  # the axis before y
     data[:, 0, -2] = centres[yy, xx, 0].reshape(-1)
     data[:, 0, -1] = centres[yy, xx, 1].reshape(-1)
-    moved = blocks[t_of]  # (rows, Z, H, W, 2)
+    moved = np.broadcast_to(blocks[t_of][:, :, None], (len(rows), Z, S, H, W, 2))
     data[:, 1, -2:] = moved.reshape(-1, 2)
     length = np.hypot(data[:, 1, -2], data[:, 1, -1])
-    return BlockVectors(data, flags[t_of].reshape(-1).astype(np.int8), length)
+    shown = np.broadcast_to(flags[t_of][:, :, None], (len(rows), Z, S, H, W))
+    return BlockVectors(data, shown.reshape(-1).astype(np.int8), length)
 
 
 def residual_motion(reg: Registration) -> npt.NDArray[np.float64]:

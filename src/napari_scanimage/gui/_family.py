@@ -8,6 +8,8 @@ Members of a recording's family:
   selection) — rebuilt here from the registration with the new selection;
 - per-plane images and label masks (``"scanimage_planes"``: summary images, lifetime
   fractions, phasor cursor labels, mask ROIs) — re-projected from the per-plane array;
+- the block field of a piecewise registration (a Vectors layer, ``"scanimage_field_of"``) —
+  redrawn from the registration on the new axes;
 - ROI shapes (``"scanimage_dataset"`` without a channel, or untagged Shapes on the old ROI
   axes) — vertices moved to the new axes, each ROI kept on its plane; ROIs of planes a
   single-plane view does not show are set aside in the layer's metadata and come back when
@@ -25,23 +27,32 @@ from contextlib import contextmanager
 import numpy as np
 
 from .._core.dataset import Dataset
+from ..analysis.block_qc import BlockVectors, block_vectors
 from ..layer_axes import full_planes, plane_of, project_planes, reproject_vertices
 from .roi_layers import features_table
 
 __all__ = [
+    "FLAG_COLOURS",
     "derived_metadata",
     "family_image",
+    "field_on_axes",
     "frozen",
     "is_registered",
     "members",
     "on_family_axes",
+    "reproject_field",
     "reproject_planes",
     "reproject_rois",
     "roi_axes_of",
+    "set_field",
     "set_layout",
 ]
 
 _OTHER_PLANES = "scanimage_other_planes"  # ROIs set aside while their plane is not shown
+# block flags: own peak, borrowed from 3 × 3 / 5 × 5 neighbours, fell back to the rigid shift
+FLAG_COLOURS = np.array(
+    [[1.0, 0.85, 0.1, 1], [1.0, 0.55, 0.1, 1], [1.0, 0.35, 0.1, 1], [1.0, 0.1, 0.1, 1]]
+)
 
 
 def is_registered(layer) -> bool:
@@ -93,10 +104,11 @@ def derived_metadata(dataset: Dataset, planes: np.ndarray, **extra) -> dict:
 
 def members(viewer, dataset: Dataset, roi_labels: list[str]) -> dict[str, list]:
     """The layers of ``dataset``'s recording other than its raw images, by kind:
-    "registered", "planes" (per-plane images and masks) and "rois" (Shapes).  Untagged
-    Shapes and Labels on the recording's ROI axes (``roi_labels``) count as its ROIs.
+    "registered", "planes" (per-plane images and masks), "fields" (block fields of piecewise
+    registrations) and "rois" (Shapes).  Untagged Shapes and Labels on the recording's ROI
+    axes (``roi_labels``) count as its ROIs.
     """
-    out: dict[str, list] = {"registered": [], "planes": [], "rois": []}
+    out: dict[str, list] = {"registered": [], "planes": [], "fields": [], "rois": []}
     whole = dataset.whole
     for layer in viewer.layers:
         if _is_raw(layer):
@@ -110,6 +122,8 @@ def members(viewer, dataset: Dataset, roi_labels: list[str]) -> dict[str, list]:
             continue
         if is_registered(layer):
             out["registered"].append(layer)
+        elif "scanimage_field_of" in layer.metadata:
+            out["fields"].append(layer)
         elif "scanimage_planes" in layer.metadata or kind == "Labels":
             out["planes"].append(layer)
         elif kind == "Shapes":
@@ -265,6 +279,78 @@ def reproject_rois(viewer, layer, old: tuple, new: tuple, image) -> str:
     if back:
         parts.append(f"{back} ROI(s) of {layer.name} set aside earlier are shown again")
     return "; ".join(parts)
+
+
+_FIELD_AXES = ([], ["z"], ["sample"], ["z", "sample"])  # between t and (y, x)
+
+
+def field_on_axes(result, image) -> tuple[BlockVectors, dict] | None:
+    """The block field of the piecewise registration ``result`` as vectors on every axis of
+    ``image`` (a raw layer on (t, [z,] [sample,] y, x)), and the scale, translate, labels and
+    units to add them with; None when the layer has other axes (no time axis first).
+
+    A sample axis gets each vector on every sample (the frames of a slice share their
+    shifts); an interleaved time axis (frames per slice × time rows) gets each time row's
+    vectors on all of its rows.
+    """
+    labels = list(image.axis_labels)
+    middle = labels[1:-2]
+    if len(labels) < 3 or labels[0] != "t" or middle not in _FIELD_AXES:
+        return None
+    shape = image.data.shape
+    plane = None if "z" in middle else (image.metadata.get("scanimage", {}).get("plane") or 0)
+    vec = block_vectors(
+        result,
+        plane=plane,
+        rows_per_time=max(1, shape[0] // max(1, result.num_times)),
+        samples=shape[labels.index("sample")] if "sample" in middle else None,
+    )
+    return vec, dict(
+        scale=list(image.scale),
+        translate=list(image.translate),
+        axis_labels=labels,
+        units=list(image.units),
+    )
+
+
+def set_field(viewer, layer, vec: BlockVectors, axes: dict):
+    """Give the block field (Vectors) ``layer`` the vectors ``vec`` on ``axes`` (scale,
+    translate, axis_labels, units); returns the layer that shows them.
+
+    napari's Vectors layers keep their number of axes: when it changes, a new layer takes
+    the old one's place, with its name and look.
+    """
+    colours = FLAG_COLOURS[np.clip(vec.flags, 0, 3)]
+    if layer.ndim == vec.data.shape[-1]:
+        set_layout(layer, vec.data, **axes)
+        layer.edge_color = colours
+        return layer
+    position = viewer.layers.index(layer)
+    look = dict(
+        name=layer.name,
+        length=layer.length,
+        edge_width=layer.edge_width,
+        vector_style=layer.vector_style,
+        opacity=layer.opacity,
+        blending=layer.blending,
+        visible=layer.visible,
+        metadata=dict(layer.metadata),
+    )
+    viewer.layers.remove(layer)  # first: the viewer never holds both axes
+    new = viewer.add_vectors(vec.data, edge_color=colours, **axes, **look)
+    viewer.layers.move(viewer.layers.index(new), position)
+    return new
+
+
+def reproject_field(viewer, layer, image) -> None:
+    """A block field (Vectors) layer redrawn from its registration on ``image``'s axes (removed
+    when those axes cannot show it).
+    """
+    placed = field_on_axes(layer.metadata["scanimage_field_of"], image)
+    if placed is None:
+        viewer.layers.remove(layer)
+        return
+    set_field(viewer, layer, *placed)
 
 
 def on_family_axes(image, planes: np.ndarray) -> tuple[np.ndarray, dict]:

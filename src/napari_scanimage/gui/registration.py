@@ -28,17 +28,25 @@ from qtpy.QtWidgets import (
 )
 
 from ..analysis import qc
-from ..analysis.block_qc import block_vectors, residual_motion
+from ..analysis.block_qc import residual_motion
 from ..analysis.registration import Registration, iter_register
 from ..errors import ScanImageError
 from ._dock import dock_layout
-from ._family import derived_metadata, is_registered, on_family_axes
+from ._family import (
+    FLAG_COLOURS,
+    derived_metadata,
+    field_on_axes,
+    is_registered,
+    on_family_axes,
+    set_field,
+    set_layout,
+)
 from ._params import Params, check, choice, float_spin, int_spin, set_choices, text
 from ._report import report_failure
 from ._worker import WorkerDock, labelled
 from .plot import PlotDock
 from .roi_layers import image_layer_for
-from .selection import layer_key
+from .selection import layer_key, recordings_in
 
 __all__ = ["RegistrationDock"]
 
@@ -55,10 +63,6 @@ PLANE_COLOURS = (
     "#f472b6",
 )
 VECTOR_GAIN = 10  # block residuals are a pixel or two: drawn this many times longer
-# block flags: own peak, borrowed from 3 × 3 / 5 × 5 neighbours, fell back to the rigid shift
-FLAG_COLOURS = np.array(
-    [[1.0, 0.85, 0.1, 1], [1.0, 0.55, 0.1, 1], [1.0, 0.35, 0.1, 1], [1.0, 0.1, 0.1, 1]]
-)
 
 
 def _stages(ds, kwargs):
@@ -225,6 +229,7 @@ class RegistrationDock(WorkerDock, QWidget):
         self.layers: list = []  # layers this dock added (registered and summary images)
         self.qc_images: dict = {}  # "raw" / "registered" → {kind: (Z, Y, X)}
         self.frame_flags: qc.FrameFlags | None = None
+        self._recording = None  # the whole recording the result is of
         self._hidden: list = []  # layers hidden by "side by side", shown again after it
         self._worker = None
         self._set_busy(False)
@@ -248,9 +253,51 @@ class RegistrationDock(WorkerDock, QWidget):
             [("all planes", None)]
             + [(f"plane {z}", z) for z in range(ds.info.num_planes if ds is not None else 0)],
         )
-        self.layers[:] = [layer for layer in self.layers if layer in self.viewer.layers]
+        # a new list: show_result may be walking the old one while a layer goes
+        self.layers = [layer for layer in self.layers if layer in self.viewer.layers]
+        self.layers += [  # a block field redrawn on new axes by a change of selection
+            layer
+            for layer in self.viewer.layers
+            if self.result is not None
+            and layer.metadata.get("scanimage_field_of") is self.result
+            and layer not in self.layers
+        ]
+        if self._recording is not None and all(
+            r is not self._recording for r in recordings_in(self.viewer)
+        ):
+            self._reset()  # the recording's layers are gone: so is its result
         if ds is not None:  # after the layers being added now (a session opened) are in
             QTimer.singleShot(0, self._adopt)
+
+    def _reset(self) -> None:
+        """Forget the result: status, plots, QC and views as before any registration."""
+        self._show_hidden()
+        for layer in self.layers:
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self.layers = []
+        self.result = None
+        self._recording = None
+        self.qc_images = {}
+        self.frame_flags = None
+        self.status.setText("")
+        self.flags.setText("")
+        for plot in (self.shift_plot, self.corr_plot, self.field_plot):
+            plot.set_curves(np.zeros(0), {})
+            plot.image_layer = None
+            plot.plot.enableAutoRange()
+        self.shift_plot.plot.setLabel("left", "shift (px)")  # not the per-plane legend's
+        for item in getattr(self, "_flag_items", []):
+            item.getViewBox() and item.getViewBox().removeItem(item)
+        self._flag_items = []
+        if (at := self.plots.indexOf(self.field_plot)) >= 0:
+            self.plots.removeTab(at)
+        self.view_box.blockSignals(True)
+        self.view_box.setCurrentText("raw")
+        self.view_box.blockSignals(False)
+        self.view_box.setEnabled(False)
+        self.summary_box.setEnabled(False)
+        self.viewer.canvas.grid.enabled = False
 
     def _adopt(self) -> None:
         """Registered layers added by others (a session opened) become this dock's result."""
@@ -269,13 +316,14 @@ class RegistrationDock(WorkerDock, QWidget):
         if result is self.result:
             return
         self.result = result
+        self._recording = ds.whole
         self.frame_flags = qc.flag_frames(
             result.shifts, result.correlation, result.settings.get("max_shift")
         )
         image = image_layer_for(self.viewer, ds)
         self._plot(ds, result, image)
         if result.piecewise and image is not None:
-            self._show_field(result, image)
+            self._show_field(ds, result, image)
         self.view_box.setEnabled(True)
         self.view_box.blockSignals(True)
         self.view_box.setCurrentText("registered")
@@ -323,9 +371,15 @@ class RegistrationDock(WorkerDock, QWidget):
             _stages,
             ds,
             self.register_kwargs(),
-            returned=lambda out: self.show_result(ds, *out),
+            returned=lambda out: self._returned(ds, out),
             what="registration",
         )
+
+    def _returned(self, ds, out: tuple) -> None:
+        if all(r is not ds.whole for r in recordings_in(self.viewer)):
+            self.status.setText("the recording was closed while registering: result dropped")
+            return
+        self.show_result(ds, *out)
 
     def cancel(self) -> None:
         """Stop the running registration; earlier results stay as they are."""
@@ -339,18 +393,50 @@ class RegistrationDock(WorkerDock, QWidget):
         self.load_button.setEnabled(not busy)
 
     # -- results ----------------------------------------------------------------------------
+    def _own_layers(self, ds) -> list:
+        """Registered, QC and block field layers of ``ds`` in the viewer (this dock's, or of a
+        session opened): what a new result replaces.
+        """
+        return [
+            layer
+            for layer in self.viewer.layers
+            if layer in self.layers
+            or (is_registered(layer) and layer.metadata.get("scanimage_dataset") is ds)
+            or (
+                "scanimage_field_of" in layer.metadata
+                and layer.metadata.get("scanimage_family") is ds
+            )
+        ]
+
     def show_result(self, ds, result: Registration, images: dict | None = None) -> None:
         """Registered layers, plots, flagged frames and (if given) one QC layer showing the
         summary image chosen in the dock, for ``result``.
+
+        The layers of an earlier result are given the new data in place (they keep their
+        place, colormap and contrast), so registering again with other settings never adds a
+        second copy; those the new result has no use for go.
         """
         active = self.viewer.layers.selection.active
         self._show_hidden()
-        for layer in self.layers:
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
-        self.layers = []
+        old = self._own_layers(ds)
         self.result = result
+        self._recording = ds.whole
         raw = self._raw_layers(ds)
+        image = image_layer_for(self.viewer, ds)
+        self.qc_images = dict(images or {})
+        registered = {x.metadata.get("scanimage_raw"): x for x in old if is_registered(x)}
+        qc_layer = next((x for x in old if "scanimage_qc" in x.metadata), None)
+        field = next((x for x in old if "scanimage_field_of" in x.metadata), None)
+        placed = field_on_axes(result, image) if result.piecewise and image is not None else None
+        keep = {id(registered.get(layer.name)) for layer in raw}
+        if self.qc_images and image is not None:
+            keep.add(id(qc_layer))
+        if placed is not None:
+            keep.add(id(field))
+        for layer in old:  # first: nothing is drawn with the old result's leftovers
+            if id(layer) not in keep and layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        layers = []
         for layer in raw:
             meta = layer.metadata["scanimage"]
             data = ds.frames(
@@ -362,44 +448,60 @@ class RegistrationDock(WorkerDock, QWidget):
             )
             data.on_error = getattr(layer.data, "on_error", None)  # failed reads: as the raw
             # the raw layer's selection: the layer is rebuilt when the selection changes
-            self.layers.append(
+            metadata = {
+                "scanimage": dict(meta),
+                "scanimage_dataset": ds,
+                "scanimage_registration": result,
+                "scanimage_raw": layer.name,
+            }
+            axes = dict(
+                scale=list(layer.scale),
+                translate=list(layer.translate),
+                axis_labels=list(layer.axis_labels),
+                units=list(layer.units),
+            )
+            same = registered.get(layer.name)
+            if same is not None:
+                set_layout(same, data, **axes)
+                same.metadata = metadata
+                layers.append(same)
+                continue
+            layers.append(
                 self.viewer.add_image(
                     data,
                     name=f"{layer.name} registered",
-                    scale=layer.scale,
-                    translate=layer.translate,
-                    axis_labels=layer.axis_labels,
-                    units=layer.units,
                     colormap=layer.colormap,
                     contrast_limits=layer.contrast_limits,
                     blending=layer.blending,
-                    metadata={
-                        "scanimage": dict(meta),
-                        "scanimage_dataset": ds,
-                        "scanimage_registration": result,
-                        "scanimage_raw": layer.name,
-                    },
+                    metadata=metadata,
+                    **axes,
                 )
             )
-        image = image_layer_for(self.viewer, ds)
-        self.qc_images = dict(images or {})
         if self.qc_images and image is not None:
             kind, label = self._summary_choice()
             planes = self.qc_images[label][kind]
             data, kw = on_family_axes(image, planes)
-            self.layers.append(
-                self.viewer.add_image(
+            metadata = derived_metadata(ds, planes, scanimage_qc=(kind, label))
+            if qc_layer is not None:
+                set_layout(qc_layer, data, **kw)
+                qc_layer.metadata = metadata
+                qc_layer.name = f"{result.channel} QC"
+            else:
+                qc_layer = self.viewer.add_image(
                     data,
                     name=f"{result.channel} QC",
                     visible=False,
                     colormap="gray",
-                    metadata=derived_metadata(ds, planes, scanimage_qc=(kind, label)),
+                    metadata=metadata,
                     **kw,
                 )
-            )
+            layers.append(qc_layer)
+        self.layers = layers
         self.summary_box.setEnabled(bool(self.qc_images))
-        if result.piecewise and image is not None:
-            self._show_field(result, image)
+        if qc_layer is not None and qc_layer in self.layers and qc_layer.visible:
+            self.set_summary()  # the new summary image's contrast
+        if placed is not None:
+            self._show_field(ds, result, image, field)
         if active is not None and active in self.viewer.layers:  # the user's layer stays active
             self.viewer.layers.selection.active = active
         self.frame_flags = qc.flag_frames(
@@ -417,45 +519,54 @@ class RegistrationDock(WorkerDock, QWidget):
         )
         if result.piecewise:
             text += (
-                f"; block residuals {np.nanmedian(residual_motion(result)):.2f} px RMS "
-                f"(median), drawn ×{VECTOR_GAIN}"
+                f"; block residuals {np.nanmedian(residual_motion(result)):.2f} px RMS (median)"
+                + (
+                    f", drawn ×{VECTOR_GAIN}"
+                    if placed is not None
+                    else " (the block field is drawn on layers with a time axis only)"
+                )
             )
         self.status.setText(text)
         self.flags.setText(self._flag_text(ds, result))
 
-    def _show_field(self, result: Registration, image) -> None:
-        """The block field as a Vectors layer on ``image``'s (t, [z,] y, x) axes, over the
-        registered mean image (the QC layer); coloured by block flag.
+    def _show_field(self, ds, result: Registration, image, layer=None) -> bool:
+        """The block field as a Vectors layer on ``image``'s axes (t, [z,] [sample,] y, x), over
+        the registered mean image (the QC layer); coloured by block flag.  ``layer``: the
+        field of an earlier result, given the new vectors in place.  False when ``image``'s
+        axes cannot show it.
         """
-        labels = list(image.axis_labels)
-        meta = image.metadata.get("scanimage", {})
-        spatial = labels[-2:]
-        middle = labels[1:-2] if labels and labels[0] == "t" else None
-        if middle is None or len(middle) > 1:  # no time axis, or a sample axis: not shown
-            return
-        plane = None if middle else (meta.get("plane") or 0)
-        rows = max(1, image.data.shape[0] // max(1, result.num_times))
-        vec = block_vectors(result, plane=plane, rows_per_time=rows)
-        axes = ["t", *middle, *spatial]
-        index = [labels.index(a) for a in axes]
-        self.layers.append(
-            self.viewer.add_vectors(
+        placed = field_on_axes(result, image)
+        if placed is None:
+            return False
+        vec, axes = placed
+        name = f"{result.channel} block field ×{VECTOR_GAIN}"
+        # the registration it draws: the field follows a change of selection (._family)
+        metadata = {
+            "scanimage_family": ds,
+            "scanimage_field_of": result,
+            "scanimage_block_field": result.channel,
+        }
+        if layer is not None and layer in self.viewer.layers:
+            layer = set_field(self.viewer, layer, vec, axes)
+            layer.metadata = metadata
+            layer.name = name
+        else:
+            layer = self.viewer.add_vectors(
                 vec.data,
-                name=f"{result.channel} block field ×{VECTOR_GAIN}",
+                name=name,
                 length=VECTOR_GAIN,
                 edge_width=max(1.0, result.frame_shape[1] / 250),
                 edge_color=FLAG_COLOURS[np.clip(vec.flags, 0, 3)],
                 vector_style="arrow",
-                scale=[image.scale[k] for k in index],
-                translate=[image.translate[k] for k in index],
-                axis_labels=axes,
-                units=[image.units[k] for k in index],
-                metadata={"scanimage_block_field": result.channel},
+                metadata=metadata,
+                **axes,
             )
-        )
+        if layer not in self.layers:
+            self.layers.append(layer)
         qc_layer = next((x for x in self.layers if "scanimage_qc" in x.metadata), None)
         if qc_layer is not None:  # the field over the registered mean image
             self.set_summary("mean (registered)")
+        return True
 
     def _summary_choice(self) -> tuple[str, str]:
         text = self.summary_box.currentText() or SUMMARIES[0]

@@ -40,6 +40,7 @@ from ._family import (
     frozen,
     is_registered,
     members,
+    reproject_field,
     reproject_planes,
     reproject_rois,
     roi_axes_of,
@@ -222,6 +223,15 @@ def _apply(
             reproject_planes(layer, old, new, image, dataset.info.num_planes)
         else:
             messages.append(reproject_rois(viewer, layer, old, new, image))
+    for layer in family["fields"]:  # block fields: drawn again on their image's axes
+        ds = layer.metadata["scanimage_family"]
+        image = next(
+            (x for x in shown if x is not None and x.metadata["scanimage_dataset"] is ds), None
+        )
+        if image is not None:
+            reproject_field(viewer, layer, image)
+        else:  # none of its images stays: its axes are unknown until they are added
+            viewer.layers.remove(layer)
     # 3. new channels (adding a layer repaints: the family is consistent by now)
     for k, (data, kwargs, _) in enumerate(specs):
         if shown[k] is not None:
