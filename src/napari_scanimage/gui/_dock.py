@@ -7,13 +7,17 @@ scrolls its contents, which keep their own minimum sizes (plots stay readable, t
 several rows).  And when a dock is first placed next to docks of the same :data:`GROUPS`
 group (as napari's Plugins menu does, one under the other), it joins them as a tab, so every
 dock gets the height of its group rather than a seventh of the screen.
+
+Docks take their room from the canvas after napari has fitted the view to the first layer, so
+the frame would be cut; :func:`fit_view_as_canvas_settles` fits it again each time the canvas
+changes size, until the user moves or zooms the view.
 """
 
 from __future__ import annotations
 
 import contextlib
 
-from qtpy.QtCore import QEvent, QSize, Qt, QTimer
+from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QDockWidget,
@@ -31,6 +35,7 @@ __all__ = [
     "DockScroll",
     "dock_layout",
     "dock_scroll",
+    "fit_view_as_canvas_settles",
     "group_of",
     "show_rows",
 ]
@@ -104,6 +109,10 @@ class DockScroll(QScrollArea):
             self._placed = True
             _add_stretch_unless_expanding(self.contents.layout())
             QTimer.singleShot(0, self._join_group)
+            viewer = getattr(self.dock, "viewer", None)
+            if viewer is not None:  # a dock opened from the Plugins menu narrows the canvas
+                with contextlib.suppress(AttributeError, RuntimeError):
+                    fit_view_as_canvas_settles(viewer)
 
     def _join_group(self) -> None:
         with contextlib.suppress(RuntimeError):  # closed before the window got round to it
@@ -202,3 +211,61 @@ def show_rows(view: QAbstractItemView, rows: int) -> None:
     if hasattr(view, "verticalHeader"):
         row = max(row, view.verticalHeader().defaultSectionSize())
     view.setMinimumHeight(head + rows * row + 2 * view.frameWidth() + 4)
+
+
+class _ViewFitter(QObject):
+    """Refits a viewer's camera to its layers after the canvas has been resized (once a burst
+    of resizes is over), as long as the camera is where the last fit put it: a view the user
+    has moved or zoomed is left alone, and the fitter then stops for good.
+    """
+
+    def __init__(self, viewer, canvas: QWidget):
+        super().__init__(canvas)
+        self.viewer = viewer
+        self.canvas = canvas
+        self.fitted: tuple | None = self._camera()
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(50)  # docks are placed and sized over several events
+        self.timer.timeout.connect(self.fit)
+        canvas.installEventFilter(self)
+
+    def _camera(self) -> tuple:
+        camera = self.viewer.scene.camera
+        return (round(float(camera.zoom), 9), *(round(float(c), 6) for c in camera.center))
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if obj is self.canvas and event.type() == QEvent.Type.Resize:
+            if self._camera() != self.fitted:
+                self.stop()  # the user has changed the view since it was fitted
+            else:
+                self.timer.start()
+        return False
+
+    def fit(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the viewer was closed meanwhile
+            if self._camera() != self.fitted:
+                self.stop()
+                return
+            if len(self.viewer.layers):
+                self.viewer.reset_view()
+            self.fitted = self._camera()
+
+    def stop(self) -> None:
+        self.timer.stop()
+        self.canvas.removeEventFilter(self)
+        self.fitted = None
+
+
+def fit_view_as_canvas_settles(viewer) -> None:
+    """Fit ``viewer``'s view to its layers whenever its canvas changes size (the docks, the
+    window being shown or maximised), until the user moves or zooms the view.
+
+    Napari fits the view to the first layer opened, for the canvas as it was then; docks
+    added afterwards make the canvas smaller and would cut the frame off.  Installed once
+    per viewer; a later call does nothing.
+    """
+    qt_viewer = viewer.window._qt_viewer
+    if getattr(qt_viewer, "_scanimage_fitter", None) is not None:
+        return
+    qt_viewer._scanimage_fitter = _ViewFitter(viewer, qt_viewer.canvas.native)
