@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 
-from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer
+from qtpy.QtCore import QCoreApplication, QEvent, QObject, QSize, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QDockWidget,
@@ -109,10 +109,6 @@ class DockScroll(QScrollArea):
             self._placed = True
             _add_stretch_unless_expanding(self.contents.layout())
             QTimer.singleShot(0, self._join_group)
-            viewer = getattr(self.dock, "viewer", None)
-            if viewer is not None:  # a dock opened from the Plugins menu narrows the canvas
-                with contextlib.suppress(AttributeError, RuntimeError):
-                    fit_view_as_canvas_settles(viewer)
 
     def _join_group(self) -> None:
         with contextlib.suppress(RuntimeError):  # closed before the window got round to it
@@ -121,17 +117,63 @@ class DockScroll(QScrollArea):
 
 class _Contents(QWidget):
     """The scrolled contents: a change of their size hints reaches the dock area (QScrollArea
-    itself only updates its scroll bars).
+    itself only updates its scroll bars).  Their minimum height counts word-wrapped labels at
+    the height they wrap to at the present width: the layout gives them that height anyway,
+    and the widgets below would otherwise be drawn over one another (a plot under its buttons).
     """
 
     def __init__(self, scroll: QScrollArea):
         super().__init__()
         self._scroll = scroll
+        self._wrapped_height = 0
+
+    def _minimum_height_for_width(self, width: int) -> int:
+        """The column's minimum height with each word-wrapped widget at its wrapped height."""
+        layout = self.layout()
+        if layout is None:
+            return 0
+        total, shown = 0, 0
+        for i in range(layout.count()):
+            item = layout.itemAt(i)
+            if item is None or item.isEmpty():
+                continue
+            shown += 1
+            widget = item.widget()
+            height = item.minimumSize().height()
+            if widget is not None and widget.hasHeightForWidth():
+                height = max(height, widget.heightForWidth(width))
+            total += height
+        margins = layout.contentsMargins()
+        spacing = max(shown - 1, 0) * max(layout.spacing(), 0)
+        return total + spacing + margins.top() + margins.bottom()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        hint = super().minimumSizeHint()
+        return QSize(hint.width(), max(hint.height(), self._wrapped_height))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._update_wrapped()
+
+    def _update_wrapped(self) -> None:
+        layout = self.layout()
+        if layout is None:
+            return
+        margins = layout.contentsMargins()
+        height = self._minimum_height_for_width(
+            max(self.width() - margins.left() - margins.right(), 1)
+        )
+        if height != self._wrapped_height:  # once per change of the wrapping: no loop
+            self._wrapped_height = height
+            self.updateGeometry()
 
     def event(self, event) -> bool:
-        if event.type() == QEvent.Type.LayoutRequest:
+        if event.type() == QEvent.Type.LayoutRequest:  # e.g. a label's new text
             with contextlib.suppress(RuntimeError):  # the dock is being deleted
+                self._update_wrapped()
                 self._scroll.updateGeometry()
+                # and the scroll area sizes the contents to their new minimum
+                QCoreApplication.postEvent(self._scroll, QEvent(QEvent.Type.LayoutRequest))
         return super().event(event)
 
 
