@@ -191,3 +191,118 @@ def test_traces_legend_leaves_the_curves_readable_at_1280x800(make_napari_viewer
         assert not legend.intersects(data), (stacked, legend, data)
         view = traces.plot.mapToScene(traces.plot.viewport().rect()).boundingRect()
         assert view.adjusted(-1, -1, 1, 1).contains(legend), (legend, view)
+
+
+def _visible_world(viewer) -> tuple[np.ndarray, np.ndarray]:
+    """The (y, x) world rectangle the canvas shows: its corners (lo, hi)."""
+    height, width = viewer.window._qt_viewer.canvas.size
+    centre = np.asarray(viewer.scene.camera.center[-2:])
+    half = np.array([height, width]) / (2 * viewer.scene.camera.zoom)
+    return centre - half, centre + half
+
+
+def _show_at(viewer, docks: dict, qtbot, size: tuple[int, int]) -> None:
+    """Show the window at ``size`` (maximised on that screen) and the demo's dock layout, as
+    ``napari-scanimage demo`` does, and let the layout settle.
+    """
+    window = viewer.window._qt_window
+    window.showMaximized()
+    window.move(0, 0)
+    window.resize(*size)  # Xvfb has no window manager to maximise it
+    qtbot.wait(300)
+    arrange_docks(viewer, docks)
+    qtbot.wait(300)
+    assert (window.width(), window.height()) == size
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
+def test_whole_frame_in_view_after_the_docks_are_added(make_napari_viewer, qtbot, size):
+    """The docks take room from the canvas; once they are placed the view is fitted again, so
+    the whole frame is on show, and fills most of the canvas.  A later zoom by the user is kept
+    when the window is resized.
+    """
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(sample_path("volume_2ch")), plugin="napari-scanimage")
+    docks = add_docks(viewer)
+    _show_at(viewer, docks, qtbot, size)
+    lo, hi = _visible_world(viewer)
+    extent = viewer.layers.extent.world[:, -2:]
+    assert np.all(extent[0] >= lo - 1e-6) and np.all(extent[1] <= hi + 1e-6), (extent, lo, hi)
+    height, width = viewer.window._qt_viewer.canvas.size
+    span = (extent[1] - extent[0]) * viewer.scene.camera.zoom
+    assert max(span[0] / height, span[1] / width) > 0.8
+    # the user zooms in: resizing the window afterwards does not undo it
+    viewer.scene.camera.zoom = 3 * viewer.scene.camera.zoom
+    zoom = viewer.scene.camera.zoom
+    viewer.window._qt_window.resize(size[0] - 100, size[1] - 50)
+    qtbot.wait(200)
+    assert viewer.scene.camera.zoom == pytest.approx(zoom)
+
+
+def _item_scene_rect(widget) -> QRectF:
+    """Where a widget of a dock lies, in the coordinates of ``plot``'s window (for overlaps)."""
+    from qtpy.QtCore import QPoint
+
+    top_left = widget.mapTo(widget.window(), QPoint(0, 0))
+    return QRectF(top_left.x(), top_left.y(), widget.width(), widget.height())
+
+
+def _axis_rect_in_window(plot: pg.PlotWidget, name: str) -> QRectF:
+    """The axis' label and ticks (its whole item), in window coordinates."""
+    from qtpy.QtCore import QPoint
+
+    axis = plot.getAxis(name)
+    scene = axis.mapRectToScene(QRectF(0, 0, axis.size().width(), axis.size().height()))
+    view = plot.mapFromScene(scene).boundingRect()
+    top_left = plot.viewport().mapTo(plot.window(), QPoint(view.x(), view.y()))
+    return QRectF(top_left.x(), top_left.y(), view.width(), view.height())
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
+def test_phasor_axis_label_whole_and_clear_of_the_buttons(make_napari_viewer, qtbot, size):
+    """After a phasor is computed the g axis carries the frequency and harmonic; the label lies
+    whole inside its axis and the cursor buttons do not cover the axis.
+    """
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(sample_path("flim_2ch")), plugin="napari-scanimage")
+    docks = add_docks(viewer)
+    _show_at(viewer, docks, qtbot, size)
+    phasor = docks["Phasor"]
+    phasor.parentWidget().raise_()
+    qtbot.wait(50)
+    phasor.run()
+    qtbot.waitUntil(lambda: phasor.image is not None and not phasor.busy, timeout=60_000)
+    qtbot.wait(200)
+    label = phasor.plot.getAxis("bottom").label.toPlainText()
+    assert "MHz" in label and "harmonic 1" in label, label
+    assert _cut_labels(phasor.plot) == []
+    axis = _axis_rect_in_window(phasor.plot, "bottom")
+    for button in (phasor.add_cursor_button, phasor.labels_button):
+        assert button.isVisible()
+        assert not _item_scene_rect(button).intersects(axis), (button.text(), axis)
+    # the plot's widgets are laid out one under the other, not drawn over one another
+    plot = _item_scene_rect(phasor.plot)
+    for widget in (phasor.status, phasor.add_cursor_button):
+        assert not _item_scene_rect(widget).intersects(plot), widget
+    if size[1] >= 1080:  # there the whole plot, axis included, is on show without scrolling
+        shown = _item_scene_rect(dock_scroll(phasor).viewport())
+        assert shown.contains(axis), (axis, shown)
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
+def test_selection_dock_controls_all_on_show(make_napari_viewer, qtbot, size):
+    """In the demo layout the Selection dock shows every control, the Auto-refresh check box
+    included, without scrolling.
+    """
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(sample_path("volume_2ch")), plugin="napari-scanimage")
+    docks = add_docks(viewer)
+    _show_at(viewer, docks, qtbot, size)
+    selection = docks["Selection"]
+    selection.parentWidget().raise_()
+    qtbot.wait(100)
+    scroll = dock_scroll(selection)
+    shown = _item_scene_rect(scroll.viewport())
+    for widget in (selection.apply_button, selection.refresh_button, selection.auto_refresh):
+        assert shown.contains(_item_scene_rect(widget)), (widget, shown)
+    assert not scroll.verticalScrollBar().isVisible(), scroll.viewport().height()

@@ -7,13 +7,17 @@ scrolls its contents, which keep their own minimum sizes (plots stay readable, t
 several rows).  And when a dock is first placed next to docks of the same :data:`GROUPS`
 group (as napari's Plugins menu does, one under the other), it joins them as a tab, so every
 dock gets the height of its group rather than a seventh of the screen.
+
+Docks take their room from the canvas after napari has fitted the view to the first layer, so
+the frame would be cut; :func:`fit_view_as_canvas_settles` fits it again each time the canvas
+changes size, until the user moves or zooms the view.
 """
 
 from __future__ import annotations
 
 import contextlib
 
-from qtpy.QtCore import QEvent, QSize, Qt, QTimer
+from qtpy.QtCore import QCoreApplication, QEvent, QObject, QSize, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QDockWidget,
@@ -31,6 +35,7 @@ __all__ = [
     "DockScroll",
     "dock_layout",
     "dock_scroll",
+    "fit_view_as_canvas_settles",
     "group_of",
     "show_rows",
 ]
@@ -112,17 +117,63 @@ class DockScroll(QScrollArea):
 
 class _Contents(QWidget):
     """The scrolled contents: a change of their size hints reaches the dock area (QScrollArea
-    itself only updates its scroll bars).
+    itself only updates its scroll bars).  Their minimum height counts word-wrapped labels at
+    the height they wrap to at the present width: the layout gives them that height anyway,
+    and the widgets below would otherwise be drawn over one another (a plot under its buttons).
     """
 
     def __init__(self, scroll: QScrollArea):
         super().__init__()
         self._scroll = scroll
+        self._wrapped_height = 0
+
+    def _minimum_height_for_width(self, width: int) -> int:
+        """The column's minimum height with each word-wrapped widget at its wrapped height."""
+        layout = self.layout()
+        if layout is None:
+            return 0
+        total, shown = 0, 0
+        for i in range(layout.count()):
+            item = layout.itemAt(i)
+            if item is None or item.isEmpty():
+                continue
+            shown += 1
+            widget = item.widget()
+            height = item.minimumSize().height()
+            if widget is not None and widget.hasHeightForWidth():
+                height = max(height, widget.heightForWidth(width))
+            total += height
+        margins = layout.contentsMargins()
+        spacing = max(shown - 1, 0) * max(layout.spacing(), 0)
+        return total + spacing + margins.top() + margins.bottom()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        hint = super().minimumSizeHint()
+        return QSize(hint.width(), max(hint.height(), self._wrapped_height))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._update_wrapped()
+
+    def _update_wrapped(self) -> None:
+        layout = self.layout()
+        if layout is None:
+            return
+        margins = layout.contentsMargins()
+        height = self._minimum_height_for_width(
+            max(self.width() - margins.left() - margins.right(), 1)
+        )
+        if height != self._wrapped_height:  # once per change of the wrapping: no loop
+            self._wrapped_height = height
+            self.updateGeometry()
 
     def event(self, event) -> bool:
-        if event.type() == QEvent.Type.LayoutRequest:
+        if event.type() == QEvent.Type.LayoutRequest:  # e.g. a label's new text
             with contextlib.suppress(RuntimeError):  # the dock is being deleted
+                self._update_wrapped()
                 self._scroll.updateGeometry()
+                # and the scroll area sizes the contents to their new minimum
+                QCoreApplication.postEvent(self._scroll, QEvent(QEvent.Type.LayoutRequest))
         return super().event(event)
 
 
@@ -202,3 +253,61 @@ def show_rows(view: QAbstractItemView, rows: int) -> None:
     if hasattr(view, "verticalHeader"):
         row = max(row, view.verticalHeader().defaultSectionSize())
     view.setMinimumHeight(head + rows * row + 2 * view.frameWidth() + 4)
+
+
+class _ViewFitter(QObject):
+    """Refits a viewer's camera to its layers after the canvas has been resized (once a burst
+    of resizes is over), as long as the camera is where the last fit put it: a view the user
+    has moved or zoomed is left alone, and the fitter then stops for good.
+    """
+
+    def __init__(self, viewer, canvas: QWidget):
+        super().__init__(canvas)
+        self.viewer = viewer
+        self.canvas = canvas
+        self.fitted: tuple | None = self._camera()
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(50)  # docks are placed and sized over several events
+        self.timer.timeout.connect(self.fit)
+        canvas.installEventFilter(self)
+
+    def _camera(self) -> tuple:
+        camera = self.viewer.scene.camera
+        return (round(float(camera.zoom), 9), *(round(float(c), 6) for c in camera.center))
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if obj is self.canvas and event.type() == QEvent.Type.Resize:
+            if self._camera() != self.fitted:
+                self.stop()  # the user has changed the view since it was fitted
+            else:
+                self.timer.start()
+        return False
+
+    def fit(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the viewer was closed meanwhile
+            if self._camera() != self.fitted:
+                self.stop()
+                return
+            if len(self.viewer.layers):
+                self.viewer.reset_view()
+            self.fitted = self._camera()
+
+    def stop(self) -> None:
+        self.timer.stop()
+        self.canvas.removeEventFilter(self)
+        self.fitted = None
+
+
+def fit_view_as_canvas_settles(viewer) -> None:
+    """Fit ``viewer``'s view to its layers whenever its canvas changes size (the docks, the
+    window being shown or maximised), until the user moves or zooms the view.
+
+    Napari fits the view to the first layer opened, for the canvas as it was then; docks
+    added afterwards make the canvas smaller and would cut the frame off.  Installed once
+    per viewer; a later call does nothing.
+    """
+    qt_viewer = viewer.window._qt_viewer
+    if getattr(qt_viewer, "_scanimage_fitter", None) is not None:
+        return
+    qt_viewer._scanimage_fitter = _ViewFitter(viewer, qt_viewer.canvas.native)

@@ -33,9 +33,10 @@ def add_docks(viewer) -> dict:
     }
     from qtpy.QtCore import Qt, QTimer
 
-    from ._dock import join_group
+    from ._dock import fit_view_as_canvas_settles, join_group
 
     window = viewer.window._qt_window
+    fit_view_as_canvas_settles(viewer)  # the docks narrow the canvas: fit the frame again
     # the right-hand docks run the full height; the traces share the canvas's width only
     window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
     window.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -64,9 +65,13 @@ def arrange_docks(viewer, docks: dict) -> None:
     analysis = "FLIM" if any(ds.is_siff for ds in datasets_in(viewer)) else "Registration"
     frames[analysis].raise_()
     height = window.height()
-    # a third of the height, or what the ROI list needs not to scroll (and its title bar)
-    scroll = dock_scroll(docks["ROIs"])
-    needed = scroll.contents.minimumSizeHint().height() if scroll is not None else 0
+    # a third of the height, or what the tallest of the ROI list and the Selection's controls
+    # needs not to scroll (and its title bar)
+    needed = 0
+    for name in ("Selection", "ROIs"):
+        scroll = dock_scroll(docks[name]) if name in docks else None
+        if scroll is not None:
+            needed = max(needed, scroll.contents.minimumSizeHint().height())
     setup = max(height // 3, needed + 60)
     window.resizeDocks(
         [frames["ROIs"], frames[analysis]], [setup, height - setup], Qt.Orientation.Vertical

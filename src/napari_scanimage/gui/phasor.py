@@ -172,6 +172,9 @@ class PhasorDock(WorkerDock, QWidget):
         self.plot.setLabel("left", "s")
         self.plot.setAspectLocked(True, ratio=1.0)
         self.plot.setMinimumHeight(180)  # below this the locked aspect squeezes the semicircle
+        self.plot.setToolTip(
+            "phasor density; dots on the semicircle: single lifetimes (ns); + the mean phasor"
+        )
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.density = pg.ImageItem()
@@ -308,10 +311,9 @@ class PhasorDock(WorkerDock, QWidget):
             else "no median filter"
         )
         mean = "" if not np.isfinite(gm) else f"; mean (+): τφ {tau_phase:.2f}, τm {tau_mod:.2f} ns"
+        # short enough for a 400-pixel dock; what the dots mean is in the plot's tooltip
         self.plot.setLabel(
-            "bottom",
-            f"g   ({image.frequency_mhz:.4g} MHz, harmonic "
-            f"{image.harmonic}; dots: lifetimes in ns)",
+            "bottom", f"g  ({image.frequency_mhz:.4g} MHz, harmonic {image.harmonic})"
         )
         self._draw_ticks(image.frequency_mhz * image.harmonic)
         self.status.setText(f"{self.calibration_note}; {median}. {self.census.describe()}{mean}")

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -323,7 +324,7 @@ class SelectionDock(QWidget):
         self.dataset_box = QComboBox()
         self.channels = QListWidget()
         self.channels.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
-        self.channels.setMaximumHeight(90)
+        self._fit_channel_rows()
         self.plane = QComboBox()
         self.sample = QComboBox()
         self.lifetime = QCheckBox("lifetime layers (mean arrival time, ns)")
@@ -337,13 +338,14 @@ class SelectionDock(QWidget):
         self.refresh_button.setToolTip(
             "read the frames written since the recordings were opened (files still being written)"
         )
-        self.auto_refresh = QCheckBox("Auto-refresh (file still being written)")
+        self.auto_refresh = QCheckBox("Auto-refresh")
         self.auto_refresh.setToolTip(
-            f"check the files every {POLL_MS / 1000:g} s and read new frames as they are written"
+            f"for files still being written: check them every {POLL_MS / 1000:g} s and read "
+            "new frames as they are written"
         )
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        form = QFormLayout()
+        form = self._form = QFormLayout()
         form.addRow("recording", self.dataset_box)
         form.addRow("channels", self.channels)
         form.addRow("plane", self.plane)
@@ -352,9 +354,12 @@ class SelectionDock(QWidget):
         form.addRow("arrival bin", self.bin_width)
         layout = dock_layout(self)
         layout.addLayout(form)
-        layout.addWidget(self.apply_button)
-        layout.addWidget(self.refresh_button)
-        layout.addWidget(self.auto_refresh)
+        # on one row: the dock shows all its controls in a third of a 1280x800 window
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.apply_button)
+        buttons.addWidget(self.refresh_button)
+        buttons.addWidget(self.auto_refresh)
+        layout.addLayout(buttons)
         layout.addWidget(self.status)
         self._datasets: list[Dataset] = []
         self.dataset_box.currentIndexChanged.connect(self._load_dataset)
@@ -370,6 +375,17 @@ class SelectionDock(QWidget):
         self._refresh()
         if not self._datasets:
             self._load_dataset()
+
+    def _fit_channel_rows(self) -> None:
+        """The channel list as tall as its channels (two to four rows; more scroll), not a
+        fixed block that pushes the controls below it out of a short dock.
+        """
+        count = self.channels.count()
+        row = self.channels.sizeHintForRow(0) if count else -1
+        if row <= 0:
+            row = self.channels.fontMetrics().height() + 4
+        rows = min(max(count, 2), 4)
+        self.channels.setFixedHeight(rows * row + 2 * self.channels.frameWidth() + 2)
 
     @property
     def dataset(self) -> Dataset | None:
@@ -405,6 +421,7 @@ class SelectionDock(QWidget):
             item = QListWidgetItem(name)
             self.channels.addItem(item)
             item.setSelected((c, "intensity") in shown or not shown)
+        self._fit_channel_rows()
         self.plane.addItem("all planes", None)
         for z in range(info.num_planes):
             self.plane.addItem(f"plane {z}", z)
@@ -421,6 +438,9 @@ class SelectionDock(QWidget):
             self.sample.setCurrentIndex(max(self.sample.findData(mode), 0))
         self.lifetime.setEnabled(ds.is_siff)
         self.bin_width.setEnabled(ds.is_siff)
+        if hasattr(self._form, "setRowVisible"):  # Qt >= 6.4; TIFF recordings have no lifetimes
+            self._form.setRowVisible(self.lifetime, ds.is_siff)
+            self._form.setRowVisible(self.bin_width, ds.is_siff)
         self.lifetime.setChecked(any(key and key[1] == "lifetime" for key in shown))
         self.bin_width.setValue(
             ds.flim.bin_width_ps or 20.0 if ds.is_siff else self.bin_width.minimum()
