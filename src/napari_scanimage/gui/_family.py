@@ -281,7 +281,12 @@ def reproject_rois(viewer, layer, old: tuple, new: tuple, image) -> str:
     return "; ".join(parts)
 
 
-_FIELD_AXES = ([], ["z"], ["sample"], ["z", "sample"])  # between t and (y, x)
+_FIELD_AXES: tuple[list[str], ...] = (
+    [],
+    ["z"],
+    ["sample"],
+    ["z", "sample"],
+)  # between t and (y, x)
 
 
 def field_on_axes(result, image) -> tuple[BlockVectors, dict] | None:

@@ -289,7 +289,7 @@ class RegistrationDock(WorkerDock, QWidget):
         self.shift_plot.plot.setLabel("left", "shift (px)")  # not the per-plane legend's
         for item in getattr(self, "_flag_items", []):
             item.getViewBox() and item.getViewBox().removeItem(item)
-        self._flag_items = []
+        self._flag_items: list = []
         if (at := self.plots.indexOf(self.field_plot)) >= 0:
             self.plots.removeTab(at)
         self.view_box.blockSignals(True)
