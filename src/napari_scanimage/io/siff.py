@@ -27,16 +27,17 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import FormatError, read_error
 from ._platform import pread_function, release_mapped
+from .siff_decode import page_photons
+from .siff_histogram import COMPRESSED, MAX_BINS_FACTOR, RAW, SiffHistograms
 from .siff_mapping import MappedPages
 from .siff_settings import FlimSettings, flim_settings
-from .siff_strips import read_strips
 from .siff_tables import masks_to_csr, pixel_lists, ranges
 from .tiff import PageIndex
 
@@ -47,8 +48,6 @@ Indices: TypeAlias = "Sequence[int] | npt.NDArray[np.integer[Any]]"  # page numb
 _Body: TypeAlias = Callable[[int, int, I64, I64], None]  # (page, row, flat pixel, arrival)
 _Kernel: TypeAlias = Callable[[slice, I64, I64, npt.NDArray[np.int8]], None]  # see _sums
 
-RAW, COMPRESSED = 0, 1
-MAX_BINS_FACTOR = 4
 PARALLEL_MIN_PHOTONS = 1 << 18
 SMALL_JOB_PHOTONS = 1 << 16
 _KERNELS = __name__.rsplit(".", 1)[0] + "._siff_kernels"
@@ -82,7 +81,7 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=min(_CPUS, 8), thread_name_prefix="scanimage-siff")
 
 
-class SiffReader:
+class SiffReader(SiffHistograms):
     """Photon-level reads of one indexed `.siff` file.
 
     Page arguments are page indices local to this file.  Not shared between threads (each
@@ -277,22 +276,13 @@ class SiffReader:
         """
         pages = np.array([page], dtype=np.int64)
         self.check_pages(pages)
-        n, start = int(self.counts[page]), int(self.starts[page])
-        H, W = self.height, self.width
-        if self.kinds[page] == RAW:
-            rec = self._buf[start : start + 8 * n].view("<u8")
-            y = (rec >> np.uint64(48)).astype(np.int64)
-            x = ((rec >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.int64)
-            tau = (rec & np.uint64(0xFFFFFFFF)).astype(np.int64)
-            if n and (y.max() >= H or x.max() >= W):
-                self.raise_for_status(pages, np.array([1]))
-            return y, x, tau
-        raster = self._buf[int(self.rasters[page]) : start].view("<u2").astype(np.int64)
-        if int(raster.sum()) != n:
-            self.raise_for_status(pages, np.array([2]))
-        pix = np.repeat(np.arange(H * W, dtype=np.int64), raster)
-        tau = self._buf[start : start + 2 * n].view("<u2").astype(np.int64)
-        return pix // W, pix % W, tau
+        at = (int(self.rasters[page]), int(self.starts[page]), int(self.counts[page]))
+        y, x, tau, status = page_photons(
+            self._buf, int(self.kinds[page]), *at, self.height, self.width
+        )
+        if status:
+            self.raise_for_status(pages, np.array([status]))
+        return y, x, tau
 
     def _numpy_loop(self, pages: I64, rows: I64, body: _Body) -> None:
         # pieces of about PIECE_BYTES, each released after use (as run_parallel's)
@@ -345,105 +335,6 @@ class SiffReader:
         self.run_parallel(pages, np.arange(len(pages)), run)
         self.raise_for_status(pages, status)
         return out
-
-    def capacity(self, num_bins: int) -> int:
-        """Histogram bins kept for ``num_bins`` bins; a later arrival time is corruption."""
-        return MAX_BINS_FACTOR * max(int(num_bins), 16)
-
-    def histogram(
-        self,
-        pages: npt.ArrayLike,
-        rows: npt.ArrayLike,
-        nrows: int,
-        num_bins: int,
-        *,
-        mask: npt.NDArray[np.bool_] | None = None,
-        planes: npt.ArrayLike | None = None,
-    ) -> I64:
-        """Arrival-time counts: int64 (nrows, L), page ``pages[i]`` adding to row ``rows[i]``.
-
-        ``mask`` is bool (Zm, Y, X): only photons in ``mask[planes[i]]`` count.  L is
-        ``num_bins`` or, when later photons arrive, the latest arrival time + 1.
-        """
-        pages, rows = self._sorted(pages, rows)
-        cap = self.capacity(num_bins)
-        planes = self._planes(pages, planes, mask)
-        if mask is None:  # the photon loop does not read the rasters: check them once
-            self._verify(pages)
-        flat_mask = (
-            np.zeros((1, 1), np.uint8)
-            if mask is None
-            else np.ascontiguousarray(mask.reshape(len(mask), -1), dtype=np.uint8)
-        )
-        uptr, upix = pixel_lists(flat_mask != 0)
-        if not self.compiled(pages):
-            out = np.zeros((nrows, cap), np.int64)
-            plane_of = dict(zip(pages.tolist(), planes.tolist(), strict=True))
-
-            def body(page: int, row: int, pix: I64, tau: I64) -> None:
-                if mask is not None:
-                    tau = tau[flat_mask[plane_of[page]][pix] != 0]
-                if tau.size and tau.max() >= cap:
-                    self.raise_for_status(
-                        np.array([page]), np.array([3]), np.array([tau.max()]), cap
-                    )
-                out[row] += np.bincount(tau, minlength=cap)
-
-            self._numpy_loop(pages, rows, body)
-            return self._trim(out, num_bins)
-        from . import _siff_kernels as K
-
-        status = np.zeros(len(pages), np.int8)
-        maxtau = np.zeros(len(pages), np.int64)
-        pooled = nrows == 1
-        outs: list[I64] = []
-        # only strips of compressed pages of a large file: read, not mapped (see siff_strips)
-        read = (
-            mask is None
-            and hasattr(os, "preadv")
-            and self.index.file_size > MAPPED_BUDGET
-            and bool((self.kinds[pages] == COMPRESSED).all())
-        )
-
-        def run(sl: slice) -> None:
-            # (shared is made below when not pooled)
-            out = np.zeros((nrows, cap), np.int64) if pooled else cast(I64, shared)
-            v16, starts = self._v16, self.starts[pages[sl]]
-            if read:
-                nbytes = self.index.byte_counts[pages[sl]]
-                v16, starts = read_strips(self.path, self._fd, starts, nbytes)
-            K.histogram(
-                self._v64,
-                v16,
-                self.kinds[pages[sl]],
-                starts,
-                self.counts[pages[sl]],
-                self.rasters[pages[sl]],
-                rows[sl],
-                planes[sl],
-                flat_mask,
-                mask is not None,
-                uptr,
-                upix,
-                self.height,
-                self.width,
-                out,
-                status[sl],
-                maxtau[sl],
-            )
-            if pooled:
-                outs.append(out)
-
-        shared = None if pooled else np.zeros((nrows, cap), np.int64)
-        touches = "none" if read else "strips" if mask is None else "all"
-        self.run_parallel(pages, rows, run, pooled, touches)
-        self.raise_for_status(pages, status, maxtau, cap)
-        out = (
-            (sum(outs[1:], outs[0]) if outs else np.zeros((1, cap), np.int64))
-            if pooled
-            else cast(I64, shared)
-        )
-        return self._trim(out, num_bins)
 
     def mask_sums(
         self,
@@ -576,6 +467,16 @@ class SiffReader:
         return out_n.reshape(shape), out_t.reshape(shape)
 
     # -- helpers --------------------------------------------------------------------------
+    def reads_strips(self, pages: I64) -> bool:
+        """Whether a histogram of ``pages`` reads their photon strips into a buffer rather
+        than through the map: compressed pages of a large file (see :mod:`.siff_strips`).
+        """
+        return (
+            hasattr(os, "preadv")
+            and self.index.file_size > MAPPED_BUDGET
+            and bool((self.kinds[pages] == COMPRESSED).all())
+        )
+
     def compiled(self, pages: I64) -> bool:
         """Use the compiled loops for ``pages``?  Small jobs (a viewer step) take the NumPy
         path until the kernels are loaded, so opening a file never waits for numba.
@@ -696,9 +597,3 @@ class SiffReader:
         if self._mm is None or hi - lo < 16 * _PAGE:
             return True
         return release_mapped(self._mm, lo, hi - lo)
-
-    @staticmethod
-    def _trim(out: I64, num_bins: int) -> I64:
-        used = np.flatnonzero(out.any(axis=0))
-        length = max(int(num_bins), int(used[-1]) + 1 if used.size else 0)
-        return out[:, :length]
